@@ -1,1 +1,17 @@
+//! Latchkey's database schema, one migration per change, run at server start
+//! on SQLite and PostgreSQL alike.
+//!
+//! Conventions: ids are text (simple-form UUIDs), times are `bigint` Unix
+//! milliseconds (UTC), hashes are lower-case hex.
 
+pub use sea_orm_migration::prelude::*;
+
+mod m0001_spine;
+
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m0001_spine::Migration)]
+    }
+}

@@ -6,6 +6,8 @@ pub mod v1 {
     tonic::include_proto!("latchkey.v1");
 }
 
+pub mod text;
+
 /// MQTT topic names, one place for server and agent.
 pub mod topics {
     /// Prefix of every per-device topic.

@@ -1,1 +1,235 @@
+//! latchkeyd: the Latchkey server. `main.rs` parses arguments and calls
+//! [`start`]; tests bind their own listeners on port 0 and do the same.
 
+pub mod api;
+pub mod ca;
+pub mod config;
+pub mod core;
+pub mod push;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Utc;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+pub use config::{Config, FileConfig, MqttMode, Overrides};
+
+use crate::ca::CertificateAuthority;
+use crate::core::{Core, CoreSettings};
+use crate::store::Store;
+
+/// The listening sockets, bound before start so tests can use port 0.
+pub struct Listeners {
+    pub grpc: TcpListener,
+    pub https: TcpListener,
+    /// Absent in external-broker mode.
+    pub mqtt: Option<TcpListener>,
+}
+
+impl Listeners {
+    pub async fn bind(config: &Config) -> anyhow::Result<Self> {
+        let bind = |addr: SocketAddr, what: &'static str| async move {
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for {what} on {addr}"))
+        };
+        Ok(Listeners {
+            grpc: bind(config.listen_grpc, "gRPC").await?,
+            https: bind(config.listen_https, "HTTPS").await?,
+            mqtt: match &config.mqtt {
+                MqttMode::Embedded { listen } => Some(bind(*listen, "MQTT").await?),
+                MqttMode::External { .. } => None,
+            },
+        })
+    }
+}
+
+/// A started server: its addresses and its tasks.
+pub struct Running {
+    pub grpc_addr: SocketAddr,
+    pub https_addr: SocketAddr,
+    pub mqtt_addr: Option<SocketAddr>,
+    pub mqtt_url: String,
+    pub ca_path: PathBuf,
+    /// Set when this start created the first owner.
+    pub admin_token_path: Option<PathBuf>,
+    pub core: Arc<Core>,
+    pub sessions: push::SessionRegistry,
+    tasks: JoinSet<()>,
+    store: Store,
+}
+
+impl Running {
+    /// Waits until every task has stopped (after the shutdown token fires).
+    pub async fn wait(mut self) {
+        while self.tasks.join_next().await.is_some() {}
+        self.store.close().await;
+    }
+}
+
+/// How often open commands are checked for redelivery, and how long an
+/// unacknowledged command waits before it is sent again.
+const REDELIVERY_PERIOD: Duration = Duration::from_secs(15);
+const REDELIVERY_AFTER: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+
+pub async fn start(
+    config: Config,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Running> {
+    let now = Utc::now();
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700));
+    }
+    let ca = Arc::new(
+        CertificateAuthority::load_or_create(&config.data_dir, now)
+            .context("cannot load the certificate authority")?,
+    );
+    let server_identity = ca
+        .tls_identity("server", &config.tls_names, now)
+        .context("cannot issue the server certificate")?;
+    let store = Store::connect(&config.database_url)
+        .await
+        .with_context(|| format!("cannot open the database {}", redact_url(&config.database_url)))?;
+
+    let grpc_addr = listeners.grpc.local_addr()?;
+    let https_addr = listeners.https.local_addr()?;
+    let mqtt_addr = listeners.mqtt.as_ref().map(TcpListener::local_addr).transpose()?;
+    let mut tasks = JoinSet::new();
+
+    let (push, uplinks, internal) = match &config.mqtt {
+        MqttMode::Embedded { .. } => {
+            let (push, uplinks, internal) = push::embedded::start(shutdown.clone()).await?;
+            (push, uplinks, Some(internal))
+        }
+        MqttMode::External { url } => {
+            let identity = ca.broker_client_identity(push::external::SERVER_CLIENT_NAME, now)?;
+            let (push, uplinks) =
+                push::external::start(url, &identity, ca.root_pem(), shutdown.clone())?;
+            (push, uplinks, None)
+        }
+    };
+    let mqtt_url = match (&config.mqtt_advertise, &config.mqtt, mqtt_addr) {
+        (Some(url), _, _) => url.clone(),
+        (None, MqttMode::External { url }, _) => url.clone(),
+        (None, MqttMode::Embedded { .. }, Some(addr)) => format!("mqtts://localhost:{}", addr.port()),
+        (None, MqttMode::Embedded { .. }, None) => anyhow::bail!("embedded MQTT needs a listener"),
+    };
+    let sessions = push.sessions().clone();
+    let core = Arc::new(Core::new(
+        store.clone(),
+        ca.clone(),
+        push,
+        CoreSettings {
+            device_certificate_validity: chrono::Duration::from_std(config.device_certificate_validity)?,
+            mqtt_url: mqtt_url.clone(),
+        },
+    ));
+
+    let admin_token_path = match core.bootstrap_owner(&config.bootstrap_email, now).await? {
+        Some(token) => {
+            let path = config.data_dir.join("admin-token");
+            ca::write_file(&path, &format!("{token}\n"), true)?;
+            Some(path)
+        }
+        None => None,
+    };
+    core.publish_crl(now).await;
+
+    {
+        let (core, identity, root, shutdown) = (
+            core.clone(),
+            server_identity.clone(),
+            ca.root_pem().to_owned(),
+            shutdown.clone(),
+        );
+        let listener = listeners.grpc;
+        tasks.spawn(async move {
+            if let Err(e) = api::grpc::serve(listener, &identity, &root, core, shutdown).await {
+                warn!(error = %e, "gRPC server stopped");
+            }
+        });
+    }
+    {
+        let tls = latchkey_certs::tls::server_config(
+            &server_identity.chain_pem,
+            &server_identity.key_pem,
+        )?;
+        tasks.spawn(api::https::serve(
+            listeners.https,
+            tls,
+            ca.root_pem().to_owned(),
+            ca.crl_path(),
+            shutdown.clone(),
+        ));
+    }
+    if let (Some(listener), Some(internal)) = (listeners.mqtt, internal) {
+        let tls = latchkey_certs::tls::mtls_server_config(
+            &server_identity.chain_pem,
+            &server_identity.key_pem,
+            ca.root_pem(),
+        )?;
+        let gateway = api::mqtt::gateway::Gateway {
+            core: core.clone(),
+            tls,
+            broker: internal,
+            sessions: sessions.clone(),
+        };
+        tasks.spawn(api::mqtt::gateway::serve(gateway, listener, shutdown.clone()));
+    }
+    tasks.spawn(api::mqtt::uplink::run(core.clone(), uplinks, shutdown.clone()));
+    {
+        let (core, shutdown) = (core.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(REDELIVERY_PERIOD);
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                match core.redeliver(REDELIVERY_AFTER, Utc::now()).await {
+                    Ok(0) => {}
+                    Ok(n) => info!(commands = n, "redelivered unacknowledged commands"),
+                    Err(e) => warn!(error = %e, "redelivery failed"),
+                }
+            }
+        });
+    }
+
+    Ok(Running {
+        grpc_addr,
+        https_addr,
+        mqtt_addr,
+        mqtt_url,
+        ca_path: ca.root_path(),
+        admin_token_path,
+        core,
+        sessions,
+        tasks,
+        store,
+    })
+}
+
+/// A database URL without its password, for messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:[redacted]{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}

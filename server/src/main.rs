@@ -1,1 +1,94 @@
-fn main() {}
+//! latchkeyd: parse arguments, load configuration, start the server and stop
+//! it cleanly on SIGTERM or Ctrl-C.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use latchkeyd::{FileConfig, Listeners, Overrides};
+use tokio_util::sync::CancellationToken;
+
+/// Latchkey server: device management and device-bound login.
+#[derive(Parser)]
+#[command(name = "latchkeyd", version)]
+struct Args {
+    /// TOML configuration file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Data directory (CA, database, admin token). Default ./latchkey-data.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// gRPC listen address (admin and device API). Default 127.0.0.1:7443.
+    #[arg(long, value_name = "ADDR")]
+    listen_grpc: Option<String>,
+    /// MQTT over TLS listen address of the embedded broker. Default 127.0.0.1:8883.
+    #[arg(long, value_name = "ADDR")]
+    listen_mqtt: Option<String>,
+    /// HTTPS listen address. Default 127.0.0.1:8443.
+    #[arg(long, value_name = "ADDR")]
+    listen_https: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LATCHKEY_LOG")
+                .unwrap_or_else(|_| "info,sqlx=warn,rumqttd=warn".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let file = match &args.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    let config = file.validate(Overrides {
+        data_dir: args.data_dir,
+        listen_grpc: args.listen_grpc,
+        listen_mqtt: args.listen_mqtt,
+        listen_https: args.listen_https,
+    })?;
+    let listeners = Listeners::bind(&config).await?;
+    let shutdown = CancellationToken::new();
+    let running = latchkeyd::start(config, listeners, shutdown.clone())
+        .await
+        .context("latchkeyd could not start")?;
+    println!("latchkeyd is running");
+    println!("  gRPC (admin + device API)  https://{}", running.grpc_addr);
+    match running.mqtt_addr {
+        Some(addr) => println!("  MQTT (embedded broker)     mqtts://{addr}"),
+        None => println!("  MQTT (external broker)     {}", running.mqtt_url),
+    }
+    println!("  HTTPS                      https://{}", running.https_addr);
+    println!("  CA certificate             {}", running.ca_path.display());
+    if let Some(path) = &running.admin_token_path {
+        println!("  owner API token written to {}", path.display());
+    }
+    wait_for_signal().await;
+    println!("latchkeyd: shutting down");
+    shutdown.cancel();
+    running.wait().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,60 @@
+//! Text forms shared by configuration files, policy documents and the CLI.
+
+use std::time::Duration;
+
+/// Parses a duration such as `90s`, `15m`, `24h` or `7d` (one number and one unit).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("duration {text:?} needs a unit: s, m, h or d (e.g. 24h)"))?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("duration {text:?} must start with a whole number (e.g. 24h)"))?;
+    let seconds_per_unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => {
+            return Err(format!(
+                "duration {text:?} has unknown unit {unit:?}; use s, m, h or d"
+            ));
+        }
+    };
+    number
+        .checked_mul(seconds_per_unit)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("duration {text:?} is too long"))
+}
+
+/// The shortest exact text for a duration, the inverse of [`parse_duration`].
+pub fn format_duration(duration: Duration) -> String {
+    let s = duration.as_secs();
+    if s != 0 && s % 86400 == 0 {
+        format!("{}d", s / 86400)
+    } else if s != 0 && s % 3600 == 0 {
+        format!("{}h", s / 3600)
+    } else if s != 0 && s % 60 == 0 {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_and_print() {
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86400)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(format_duration(Duration::from_secs(86400)), "1d");
+        assert!(parse_duration("24").unwrap_err().contains("unit"));
+        assert!(parse_duration("h").unwrap_err().contains("whole number"));
+        assert!(parse_duration("3w").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("99999999999999999999d").is_err());
+    }
+}

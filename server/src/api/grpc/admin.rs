@@ -1,0 +1,419 @@
+//! `AdminService`: what latchctl calls. Every call authenticates the bearer
+//! token to an admin; the core checks the admin's role.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use latchkey_proto::v1::{self, admin_service_server::AdminService};
+use tonic::{Request, Response, Status};
+use tracing::instrument;
+
+use super::status;
+use crate::core::auth::AuthenticatedAdmin;
+use crate::core::model::{
+    Admin, AuditEntry, AuditEvent, AuditOutcome, Command, EnrollmentToken, StoredPolicy,
+};
+use crate::core::{Core, DeviceView};
+
+pub struct AdminApi {
+    core: Arc<Core>,
+}
+
+impl AdminApi {
+    pub fn new(core: Arc<Core>) -> Self {
+        Self { core }
+    }
+
+    async fn admin<T>(&self, request: &Request<T>) -> Result<AuthenticatedAdmin, Status> {
+        let token = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        let Some(token) = token else {
+            return Err(Status::unauthenticated(
+                "no admin API token: pass --token-file or set LATCHKEY_TOKEN",
+            ));
+        };
+        match self.core.authenticate_admin(token).await.map_err(status)? {
+            Some(admin) => Ok(admin),
+            None => {
+                let entry = AuditEntry {
+                    at: Utc::now(),
+                    actor: "unknown".into(),
+                    action: "admin.authenticate",
+                    target: String::new(),
+                    outcome: AuditOutcome::Denied,
+                    detail: "unknown or revoked API token".into(),
+                };
+                self.core
+                    .store()
+                    .audit(&entry)
+                    .await
+                    .map_err(|e| status(e.into()))?;
+                Err(Status::unauthenticated("the admin API token is not valid"))
+            }
+        }
+    }
+}
+
+fn unix(t: DateTime<Utc>) -> i64 {
+    t.timestamp()
+}
+
+fn admin_msg(a: Admin) -> v1::Admin {
+    v1::Admin {
+        id: a.id.to_string(),
+        email: a.email,
+        role: a.role.as_str().to_owned(),
+        created_at: unix(a.created_at),
+    }
+}
+
+fn token_msg(t: EnrollmentToken) -> v1::EnrollmentToken {
+    v1::EnrollmentToken {
+        id: t.id.to_string(),
+        user: t.user.unwrap_or_default(),
+        group: t.group.unwrap_or_default(),
+        expires_at: unix(t.expires_at),
+        uses_allowed: t.uses_allowed,
+        uses_count: t.uses_count,
+        revoked: t.revoked_at.is_some(),
+        created_at: unix(t.created_at),
+        created_by: t.created_by,
+    }
+}
+
+fn device_msg(view: DeviceView) -> v1::Device {
+    let DeviceView {
+        device: d,
+        policy,
+        compliance,
+    } = view;
+    let posture = d.posture.as_ref();
+    let check = |f: fn(&crate::core::model::Posture) -> crate::core::model::CheckState| {
+        posture.map(|p| f(p).as_str().to_owned()).unwrap_or_default()
+    };
+    v1::Device {
+        id: d.id.to_string(),
+        hostname: d.hostname.clone(),
+        platform: d.platform.clone(),
+        os_version: d.os_version.clone(),
+        state: d.state.as_str().to_owned(),
+        user: d.user.clone().unwrap_or_default(),
+        compliance: compliance.as_str().to_owned(),
+        failed_checks: compliance
+            .failed_checks()
+            .iter()
+            .map(|f| v1::FailedCheck {
+                check: f.check.to_owned(),
+                detail: f.detail.clone(),
+            })
+            .collect(),
+        last_seen: d.last_seen.map_or(0, unix),
+        enrolled_at: unix(d.enrolled_at),
+        serial: d.serial.clone(),
+        model: d.model.clone(),
+        machine_id: d.machine_id.clone(),
+        group: d.group.clone().unwrap_or_default(),
+        policy: policy.unwrap_or_default(),
+        certificate_expires_at: d.certificate_expires_at.map_or(0, unix),
+        posture_disk_encryption: check(|p| p.disk_encryption),
+        posture_screen_lock: check(|p| p.screen_lock),
+        posture_firewall: check(|p| p.firewall),
+        posture_at: d.posture_at.map_or(0, unix),
+    }
+}
+
+fn command_msg(c: Command) -> v1::DeviceCommand {
+    v1::DeviceCommand {
+        id: c.id.to_string(),
+        device_id: c.device_id.to_string(),
+        kind: c.kind.as_str().to_owned(),
+        status: c.status.as_str().to_owned(),
+        result: c.result.unwrap_or_default(),
+        created_at: unix(c.created_at),
+        acknowledged_at: c.acked_at.map_or(0, unix),
+        created_by: c.created_by,
+    }
+}
+
+fn policy_msg(p: StoredPolicy) -> v1::Policy {
+    v1::Policy {
+        name: p.name,
+        document: p.document,
+        version: p.version,
+        updated_at: unix(p.updated_at),
+        groups: p.groups,
+        devices: p.devices,
+    }
+}
+
+fn audit_msg(e: AuditEvent) -> v1::AuditEvent {
+    v1::AuditEvent {
+        id: e.id,
+        at: unix(e.at),
+        actor: e.actor,
+        action: e.action,
+        target: e.target,
+        outcome: e.outcome,
+        detail: e.detail,
+    }
+}
+
+fn non_empty(s: String) -> Option<String> {
+    let s = s.trim().to_owned();
+    (!s.is_empty()).then_some(s)
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl AdminService for AdminApi {
+    async fn who_am_i(&self, request: Request<v1::WhoAmIRequest>) -> Reply<v1::Admin> {
+        let admin = self.admin(&request).await?;
+        Ok(Response::new(admin_msg(admin.admin().clone())))
+    }
+
+    #[instrument(skip_all)]
+    async fn create_enrollment_token(
+        &self,
+        request: Request<v1::CreateEnrollmentTokenRequest>,
+    ) -> Reply<v1::CreateEnrollmentTokenResponse> {
+        let admin = self.admin(&request).await?;
+        let r = request.into_inner();
+        let expires = if r.expires_in_seconds == 0 {
+            chrono::Duration::hours(24)
+        } else {
+            chrono::Duration::try_seconds(r.expires_in_seconds)
+                .ok_or_else(|| Status::invalid_argument("expiry out of range"))?
+        };
+        let uses = if r.uses == 0 { 1 } else { r.uses };
+        let (token, secret) = self
+            .core
+            .create_enrollment_token(
+                &admin,
+                non_empty(r.user),
+                non_empty(r.group),
+                expires,
+                uses,
+                Utc::now(),
+            )
+            .await
+            .map_err(status)?;
+        Ok(Response::new(v1::CreateEnrollmentTokenResponse {
+            token: Some(token_msg(token)),
+            secret,
+        }))
+    }
+
+    async fn list_enrollment_tokens(
+        &self,
+        request: Request<v1::ListEnrollmentTokensRequest>,
+    ) -> Reply<v1::ListEnrollmentTokensResponse> {
+        let admin = self.admin(&request).await?;
+        let tokens = self
+            .core
+            .list_enrollment_tokens(&admin, Utc::now())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(v1::ListEnrollmentTokensResponse {
+            tokens: tokens.into_iter().map(token_msg).collect(),
+        }))
+    }
+
+    async fn revoke_enrollment_token(
+        &self,
+        request: Request<v1::RevokeEnrollmentTokenRequest>,
+    ) -> Reply<v1::EnrollmentToken> {
+        let admin = self.admin(&request).await?;
+        let token = self
+            .core
+            .revoke_enrollment_token(&admin, &request.into_inner().id, Utc::now())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(token_msg(token)))
+    }
+
+    async fn list_devices(
+        &self,
+        request: Request<v1::ListDevicesRequest>,
+    ) -> Reply<v1::ListDevicesResponse> {
+        let admin = self.admin(&request).await?;
+        let devices = self
+            .core
+            .list_devices(&admin, Utc::now())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(v1::ListDevicesResponse {
+            devices: devices.into_iter().map(device_msg).collect(),
+        }))
+    }
+
+    async fn get_device(&self, request: Request<v1::GetDeviceRequest>) -> Reply<v1::Device> {
+        let admin = self.admin(&request).await?;
+        let view = self
+            .core
+            .get_device(&admin, &request.into_inner().id, Utc::now())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(device_msg(view)))
+    }
+
+    async fn lock_device(
+        &self,
+        request: Request<v1::LockDeviceRequest>,
+    ) -> Reply<v1::DeviceCommandResponse> {
+        let admin = self.admin(&request).await?;
+        let r = request.into_inner();
+        let (view, command) = self
+            .core
+            .lock_device(&admin, &r.id, &r.message, Utc::now())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(v1::DeviceCommandResponse {
+            device: Some(device_msg(view)),
+            command: Some(command_msg(command)),
+        }))
+    }
+
+    async fn unlock_device(
+        &self,
+        request: Request<v1::UnlockDeviceRequest>,
+    ) -> Reply<v1::DeviceCommandResponse> {
+        let admin = self.admin(&request).await?;
+        let (view, command) = self
+            .core
+            .unlock_device(&admin, &request.into_inner().id, Utc::now())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(v1::DeviceCommandResponse {
+            device: Some(device_msg(view)),
+            command: Some(command_msg(command)),
+        }))
+    }
+
+    async fn wipe_device(
+        &self,
+        request: Request<v1::WipeDeviceRequest>,
+    ) -> Reply<v1::DeviceCommandResponse> {
+        let admin = self.admin(&request).await?;
+        let (view, command) = self
+            .core
+            .wipe_device(&admin, &request.into_inner().id, Utc::now())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(v1::DeviceCommandResponse {
+            device: Some(device_msg(view)),
+            command: Some(command_msg(command)),
+        }))
+    }
+
+    async fn retire_device(&self, request: Request<v1::RetireDeviceRequest>) -> Reply<v1::Device> {
+        let admin = self.admin(&request).await?;
+        let view = self
+            .core
+            .retire_device(&admin, &request.into_inner().id, Utc::now())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(device_msg(view)))
+    }
+
+    async fn list_commands(
+        &self,
+        request: Request<v1::ListCommandsRequest>,
+    ) -> Reply<v1::ListCommandsResponse> {
+        let admin = self.admin(&request).await?;
+        let commands = self
+            .core
+            .list_commands(&admin, &request.into_inner().device_id, Utc::now())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(v1::ListCommandsResponse {
+            commands: commands.into_iter().map(command_msg).collect(),
+        }))
+    }
+
+    async fn set_policy(&self, request: Request<v1::SetPolicyRequest>) -> Reply<v1::Policy> {
+        let admin = self.admin(&request).await?;
+        let r = request.into_inner();
+        let policy = self
+            .core
+            .set_policy(&admin, &r.name, &r.document, Utc::now())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(policy_msg(policy)))
+    }
+
+    async fn assign_policy(&self, request: Request<v1::AssignPolicyRequest>) -> Reply<v1::Policy> {
+        let admin = self.admin(&request).await?;
+        let r = request.into_inner();
+        let (group, device) = match &r.target {
+            Some(v1::assign_policy_request::Target::Group(g)) => (Some(g.as_str()), None),
+            Some(v1::assign_policy_request::Target::DeviceId(d)) => (None, Some(d.as_str())),
+            None => (None, None),
+        };
+        let policy = self
+            .core
+            .assign_policy(&admin, &r.name, group, device, Utc::now())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(policy_msg(policy)))
+    }
+
+    async fn get_policy(&self, request: Request<v1::GetPolicyRequest>) -> Reply<v1::Policy> {
+        let admin = self.admin(&request).await?;
+        let policy = self
+            .core
+            .get_policy(&admin, &request.into_inner().name, Utc::now())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(policy_msg(policy)))
+    }
+
+    #[instrument(skip_all)]
+    async fn add_admin(&self, request: Request<v1::AddAdminRequest>) -> Reply<v1::AddAdminResponse> {
+        let admin = self.admin(&request).await?;
+        let r = request.into_inner();
+        let (added, token) = self
+            .core
+            .add_admin(&admin, &r.email, &r.role, Utc::now())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(v1::AddAdminResponse {
+            admin: Some(admin_msg(added)),
+            token,
+        }))
+    }
+
+    async fn list_admins(
+        &self,
+        request: Request<v1::ListAdminsRequest>,
+    ) -> Reply<v1::ListAdminsResponse> {
+        let admin = self.admin(&request).await?;
+        let admins = self
+            .core
+            .list_admins(&admin, Utc::now())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(v1::ListAdminsResponse {
+            admins: admins.into_iter().map(admin_msg).collect(),
+        }))
+    }
+
+    async fn list_audit(&self, request: Request<v1::ListAuditRequest>) -> Reply<v1::ListAuditResponse> {
+        let admin = self.admin(&request).await?;
+        let r = request.into_inner();
+        let since = DateTime::from_timestamp(r.since, 0).unwrap_or_default();
+        let limit = if r.limit == 0 { 1000 } else { u64::from(r.limit.min(10_000)) };
+        let events = self
+            .core
+            .list_audit(&admin, since, limit, Utc::now())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(v1::ListAuditResponse {
+            events: events.into_iter().map(audit_msg).collect(),
+        }))
+    }
+}

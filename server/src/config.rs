@@ -1,0 +1,221 @@
+//! Configuration: the TOML file (`FileConfig`, unknown keys refused) and
+//! command-line overrides, validated into the `Config` the server runs on.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub listen: FileListen,
+    #[serde(default)]
+    pub database: FileDatabase,
+    #[serde(default)]
+    pub mqtt: FileMqtt,
+    #[serde(default)]
+    pub tls: FileTls,
+    #[serde(default)]
+    pub devices: FileDevices,
+    #[serde(default)]
+    pub admin: FileAdmin,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileListen {
+    pub grpc: Option<String>,
+    pub mqtt: Option<String>,
+    pub https: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileDatabase {
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileMqtt {
+    /// `mqtts://host:port` of an external broker; the embedded one otherwise.
+    pub external: Option<String>,
+    /// The URL agents are told to connect to.
+    pub advertise: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTls {
+    /// Names in the server certificate.
+    pub names: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileDevices {
+    pub certificate_validity: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAdmin {
+    /// Email of the owner created at first start.
+    pub bootstrap_email: Option<String>,
+}
+
+/// Command-line overrides.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub listen_grpc: Option<String>,
+    pub listen_mqtt: Option<String>,
+    pub listen_https: Option<String>,
+}
+
+pub const DEFAULT_GRPC: &str = "127.0.0.1:7443";
+pub const DEFAULT_MQTT: &str = "127.0.0.1:8883";
+pub const DEFAULT_HTTPS: &str = "127.0.0.1:8443";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MqttMode {
+    Embedded { listen: SocketAddr },
+    External { url: String },
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub listen_grpc: SocketAddr,
+    pub listen_https: SocketAddr,
+    pub mqtt: MqttMode,
+    pub mqtt_advertise: Option<String>,
+    pub tls_names: Vec<String>,
+    pub device_certificate_validity: Duration,
+    pub bootstrap_email: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn addr(what: &str, text: &str) -> Result<SocketAddr, ConfigError> {
+    text.parse().map_err(|_| {
+        ConfigError::Invalid(format!(
+            "{what}: {text:?} is not an address such as 127.0.0.1:8883"
+        ))
+    })
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim().to_owned(),
+        })
+    }
+
+    pub fn validate(self, overrides: Overrides) -> Result<Config, ConfigError> {
+        let data_dir = overrides
+            .data_dir
+            .or(self.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./latchkey-data"));
+        let database_url = match self.database.url {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("sqlite:") => url,
+            Some(url) => {
+                return Err(ConfigError::Invalid(format!(
+                    "database.url {url:?} must start with postgres:// or sqlite:"
+                )));
+            }
+            None => format!("sqlite://{}?mode=rwc", data_dir.join("latchkey.db").display()),
+        };
+        let listen_grpc = addr(
+            "listen.grpc",
+            overrides.listen_grpc.as_deref().or(self.listen.grpc.as_deref()).unwrap_or(DEFAULT_GRPC),
+        )?;
+        let listen_https = addr(
+            "listen.https",
+            overrides.listen_https.as_deref().or(self.listen.https.as_deref()).unwrap_or(DEFAULT_HTTPS),
+        )?;
+        let mqtt = match self.mqtt.external {
+            Some(url) => {
+                crate::push::external::parse_url(&url).map_err(ConfigError::Invalid)?;
+                MqttMode::External { url }
+            }
+            None => MqttMode::Embedded {
+                listen: addr(
+                    "listen.mqtt",
+                    overrides.listen_mqtt.as_deref().or(self.listen.mqtt.as_deref()).unwrap_or(DEFAULT_MQTT),
+                )?,
+            },
+        };
+        let device_certificate_validity = match self.devices.certificate_validity {
+            Some(text) => latchkey_proto::text::parse_duration(&text)
+                .map_err(|e| ConfigError::Invalid(format!("devices.certificate_validity: {e}")))?,
+            None => Duration::from_secs(30 * 86400),
+        };
+        if device_certificate_validity < Duration::from_secs(3600) {
+            return Err(ConfigError::Invalid(
+                "devices.certificate_validity must be at least 1h".into(),
+            ));
+        }
+        Ok(Config {
+            data_dir,
+            database_url,
+            listen_grpc,
+            listen_https,
+            mqtt,
+            mqtt_advertise: self.mqtt.advertise,
+            tls_names: self
+                .tls
+                .names
+                .unwrap_or_else(|| vec!["localhost".into(), "127.0.0.1".into()]),
+            device_certificate_validity,
+            bootstrap_email: self
+                .admin
+                .bootstrap_email
+                .unwrap_or_else(|| "owner@localhost".into()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_local_and_embedded() {
+        let config = FileConfig::default().validate(Overrides::default()).unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("./latchkey-data"));
+        assert!(config.database_url.starts_with("sqlite://./latchkey-data/latchkey.db"));
+        assert_eq!(config.mqtt, MqttMode::Embedded { listen: DEFAULT_MQTT.parse().unwrap() });
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        assert!(toml::from_str::<FileConfig>("[listen]\ngrcp = \"x\"").is_err());
+        let bad: FileConfig = toml::from_str("[listen]\ngrpc = \"nowhere\"").unwrap();
+        assert!(bad.validate(Overrides::default()).unwrap_err().to_string().contains("listen.grpc"));
+        let bad: FileConfig = toml::from_str("[mqtt]\nexternal = \"tcp://x:1\"").unwrap();
+        assert!(bad.validate(Overrides::default()).is_err());
+    }
+}

@@ -1,0 +1,283 @@
+//! Who is calling: admins by API token, devices by certificate.
+//!
+//! [`AuthenticatedAdmin`] and [`AuthenticatedDevice`] have private fields and
+//! are constructed only here, after the checks; every operation that needs a
+//! caller demands one of them.
+
+use chrono::{DateTime, Utc};
+
+use super::ids::DeviceId;
+use super::model::{Admin, DeviceState, Role};
+use crate::store::{Store, StoreError};
+
+/// Prefix of admin API tokens, so a leaked one is recognisable.
+pub const ADMIN_TOKEN_PREFIX: &str = "lka_";
+/// Prefix of enrollment token secrets.
+pub const ENROLLMENT_TOKEN_PREFIX: &str = "lke_";
+
+/// A new random secret with `prefix`, and the hash the store keeps.
+pub fn new_secret(prefix: &str) -> Result<(String, String), latchkey_certs::CertError> {
+    let bytes = latchkey_certs::random_bytes::<32>()?;
+    let secret = format!("{prefix}{}", hex::encode(bytes));
+    let hash = secret_hash(&secret);
+    Ok((secret, hash))
+}
+
+/// Secrets are stored as SHA-256: they are 256-bit random, so a fast hash suffices.
+pub fn secret_hash(secret: &str) -> String {
+    hex::encode(latchkey_certs::sha256(secret.as_bytes()))
+}
+
+/// What an admin may do; roles map to sets of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    ReadDevices,
+    LockDevices,
+    ManageDevices,
+    ReadTokens,
+    ManageTokens,
+    ReadPolicies,
+    ManagePolicies,
+    ReadAdmins,
+    ManageAdmins,
+    ReadAudit,
+}
+
+impl Permission {
+    fn allowed_for(self, role: Role) -> bool {
+        use Permission::*;
+        match role {
+            Role::Owner | Role::Admin => true,
+            Role::Helpdesk => matches!(self, ReadDevices | LockDevices),
+            Role::Auditor => matches!(
+                self,
+                ReadDevices | ReadTokens | ReadPolicies | ReadAdmins | ReadAudit
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthenticatedAdmin {
+    admin: Admin,
+}
+
+impl AuthenticatedAdmin {
+    pub fn admin(&self) -> &Admin {
+        &self.admin
+    }
+
+    pub fn role(&self) -> Role {
+        self.admin.role
+    }
+
+    /// How the admin appears in the audit log.
+    pub fn actor(&self) -> String {
+        format!("admin:{}", self.admin.email)
+    }
+
+    pub fn may(&self, permission: Permission) -> bool {
+        permission.allowed_for(self.admin.role)
+    }
+}
+
+pub async fn authenticate_admin(
+    store: &Store,
+    token: &str,
+) -> Result<Option<AuthenticatedAdmin>, StoreError> {
+    if !token.starts_with(ADMIN_TOKEN_PREFIX) {
+        return Ok(None);
+    }
+    Ok(store
+        .admin_by_token_hash(&secret_hash(token))
+        .await?
+        .map(|admin| AuthenticatedAdmin { admin }))
+}
+
+/// Which door a device is knocking on; a device being wiped may still reach
+/// MQTT (to receive its wipe) but nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceChannel {
+    DeviceApi,
+    Mqtt,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceRefusal {
+    #[error("no client certificate was presented")]
+    NoCertificate,
+    #[error("the client certificate is malformed")]
+    MalformedCertificate,
+    #[error("the certificate is not known to this server")]
+    UnknownCertificate,
+    #[error("the certificate has been superseded by a renewal")]
+    Superseded,
+    #[error("the certificate has been revoked")]
+    Revoked,
+    #[error("the certificate has expired")]
+    Expired,
+    #[error("the device is {0}")]
+    DeviceState(&'static str),
+    #[error("the device does not exist")]
+    UnknownDevice,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceAuthError {
+    #[error("device refused: {0}")]
+    Refused(DeviceRefusal),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A device whose certificate chains to the Latchkey CA (checked by the TLS
+/// layer) and maps, by SPKI hash and serial, to a device in a state that may
+/// use the channel it came in on.
+#[derive(Debug, Clone)]
+pub struct AuthenticatedDevice {
+    id: DeviceId,
+    state: DeviceState,
+    certificate_serial: Option<String>,
+}
+
+impl AuthenticatedDevice {
+    pub fn id(&self) -> &DeviceId {
+        &self.id
+    }
+
+    pub fn state(&self) -> DeviceState {
+        self.state
+    }
+
+    /// Serial of the certificate the device authenticated with, when it came
+    /// with one (gRPC and the embedded MQTT gateway).
+    pub fn certificate_serial(&self) -> Option<&str> {
+        self.certificate_serial.as_deref()
+    }
+
+    pub fn actor(&self) -> String {
+        format!("device:{}", self.id)
+    }
+}
+
+fn state_allowed(state: DeviceState, channel: DeviceChannel) -> bool {
+    match state {
+        DeviceState::Active | DeviceState::Locked => true,
+        DeviceState::WipePending => channel == DeviceChannel::Mqtt,
+        DeviceState::Retired | DeviceState::Wiped => false,
+    }
+}
+
+/// Authenticates the leaf of a chain the TLS layer verified against the CA.
+pub async fn authenticate_device_certificate(
+    store: &Store,
+    leaf_der: Option<&[u8]>,
+    channel: DeviceChannel,
+    now: DateTime<Utc>,
+) -> Result<AuthenticatedDevice, DeviceAuthError> {
+    let refuse = |r| Err(DeviceAuthError::Refused(r));
+    let Some(leaf) = leaf_der else {
+        return refuse(DeviceRefusal::NoCertificate);
+    };
+    let Ok(info) = latchkey_certs::inspect_certificate(leaf) else {
+        return refuse(DeviceRefusal::MalformedCertificate);
+    };
+    if info.not_after <= now {
+        return refuse(DeviceRefusal::Expired);
+    }
+    let Some(record) = store
+        .certificate_by_spki(&hex::encode(info.spki_sha256))
+        .await?
+    else {
+        return refuse(DeviceRefusal::UnknownCertificate);
+    };
+    if record.serial_hex != info.serial_hex {
+        return refuse(DeviceRefusal::Superseded);
+    }
+    if record.revoked_at.is_some() {
+        return refuse(DeviceRefusal::Revoked);
+    }
+    if info.device_id.as_deref() != Some(record.device_id.as_str()) {
+        return refuse(DeviceRefusal::UnknownCertificate);
+    }
+    let Some(device) = store.device(&record.device_id).await? else {
+        return refuse(DeviceRefusal::UnknownDevice);
+    };
+    if !state_allowed(device.state, channel) {
+        return refuse(DeviceRefusal::DeviceState(device.state.as_str()));
+    }
+    Ok(AuthenticatedDevice {
+        id: device.id,
+        state: device.state,
+        certificate_serial: Some(info.serial_hex),
+    })
+}
+
+/// Authenticates a device by the topic its message arrived on. Valid only for
+/// messages from a broker that verified the device's certificate and confines
+/// each device to its own topics (the embedded gateway, or an external broker
+/// configured with the Latchkey CA, CRL and ACL).
+pub async fn authenticate_broker_device(
+    store: &Store,
+    device_id: &str,
+) -> Result<AuthenticatedDevice, DeviceAuthError> {
+    let Some(id) = DeviceId::parse(device_id) else {
+        return Err(DeviceAuthError::Refused(DeviceRefusal::UnknownDevice));
+    };
+    let Some(device) = store.device(&id).await? else {
+        return Err(DeviceAuthError::Refused(DeviceRefusal::UnknownDevice));
+    };
+    if !state_allowed(device.state, DeviceChannel::Mqtt) {
+        return Err(DeviceAuthError::Refused(DeviceRefusal::DeviceState(
+            device.state.as_str(),
+        )));
+    }
+    Ok(AuthenticatedDevice {
+        id: device.id,
+        state: device.state,
+        certificate_serial: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_grant_least_privilege() {
+        use Permission::*;
+        let all = [
+            ReadDevices,
+            LockDevices,
+            ManageDevices,
+            ReadTokens,
+            ManageTokens,
+            ReadPolicies,
+            ManagePolicies,
+            ReadAdmins,
+            ManageAdmins,
+            ReadAudit,
+        ];
+        let granted = |role| {
+            all.iter()
+                .copied()
+                .filter(|p| p.allowed_for(role))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(granted(Role::Owner), all);
+        assert_eq!(granted(Role::Admin), all);
+        assert_eq!(granted(Role::Helpdesk), [ReadDevices, LockDevices]);
+        assert_eq!(
+            granted(Role::Auditor),
+            [ReadDevices, ReadTokens, ReadPolicies, ReadAdmins, ReadAudit]
+        );
+    }
+
+    #[test]
+    fn secrets_are_prefixed_and_hashed() {
+        let (secret, hash) = new_secret(ADMIN_TOKEN_PREFIX).unwrap();
+        assert!(secret.starts_with("lka_"));
+        assert_eq!(hash, secret_hash(&secret));
+        assert_ne!(hash, secret);
+    }
+}

@@ -1,0 +1,1165 @@
+//! The domain: enrollment, devices, the command outbox, policies and
+//! compliance, admins and the audit log. It imports no transport or storage
+//! crate; front-ends in `api` decode requests, call these operations with the
+//! current time, and encode the results.
+
+pub mod auth;
+pub mod ids;
+pub mod model;
+pub mod policy;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use tracing::{info, warn};
+
+use crate::ca::CertificateAuthority;
+use crate::push::Push;
+use crate::store::{NewCertificate, Store, StoreError};
+use auth::{
+    AuthenticatedAdmin, AuthenticatedDevice, DeviceAuthError, DeviceChannel, DeviceRefusal,
+    Permission,
+};
+use ids::{AdminId, CommandId, DeviceId, TokenId};
+use model::{
+    Admin, AuditEntry, AuditEvent, AuditOutcome, Command, CommandKind, CommandStatus, Device,
+    DeviceFacts, DeviceState, EnrollmentToken, Posture, Role, StoredPolicy,
+};
+use policy::{Compliance, PolicyDocument};
+
+/// Errors of admin and device operations, named for what the caller can do.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("not permitted: your role ({role}) may not {action}")]
+    PermissionDenied { role: &'static str, action: &'static str },
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error(transparent)]
+    Enroll(#[from] EnrollError),
+    #[error(transparent)]
+    DeviceAuth(#[from] DeviceAuthError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for CoreError {
+    fn from(e: StoreError) -> Self {
+        CoreError::Internal(e.to_string())
+    }
+}
+
+impl From<crate::ca::CaError> for CoreError {
+    fn from(e: crate::ca::CaError) -> Self {
+        CoreError::Internal(e.to_string())
+    }
+}
+
+impl From<latchkey_certs::CertError> for CoreError {
+    fn from(e: latchkey_certs::CertError) -> Self {
+        CoreError::Internal(e.to_string())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnrollError {
+    #[error("the enrollment token is not known")]
+    TokenUnknown,
+    #[error("the enrollment token has expired")]
+    TokenExpired,
+    #[error("the enrollment token has been revoked")]
+    TokenRevoked,
+    #[error("the enrollment token has been used up")]
+    TokenUsedUp,
+    #[error("invalid CSR: {0}")]
+    InvalidCsr(String),
+    #[error("unsupported key: {0}")]
+    UnsupportedKey(String),
+    #[error("invalid device facts: {0}")]
+    InvalidFacts(String),
+}
+
+/// Settings of the core, from the validated configuration.
+#[derive(Debug, Clone)]
+pub struct CoreSettings {
+    pub device_certificate_validity: Duration,
+    /// Renewals are accepted only within this window before expiry.
+    pub mqtt_url: String,
+}
+
+/// A device as an admin sees it: with its policy and compliance now.
+#[derive(Debug, Clone)]
+pub struct DeviceView {
+    pub device: Device,
+    pub policy: Option<String>,
+    pub compliance: Compliance,
+}
+
+/// What the agent told us over MQTT, decoded by `api::mqtt`.
+#[derive(Debug, Clone)]
+pub enum AgentEvent {
+    Hello { policy_version: i64 },
+    Ack { command_id: String, success: bool, result: String },
+    Posture(Posture),
+}
+
+/// Result of a successful enrollment.
+#[derive(Debug, Clone)]
+pub struct Enrolled {
+    pub device_id: DeviceId,
+    pub certificate_chain_pem: String,
+    pub ca_pem: String,
+    pub mqtt_url: String,
+}
+
+const MAX_FACT_LEN: usize = 256;
+const MAX_MESSAGE_LEN: usize = 1024;
+
+pub struct Core {
+    store: Store,
+    ca: Arc<CertificateAuthority>,
+    push: Push,
+    settings: CoreSettings,
+}
+
+impl Core {
+    pub fn new(
+        store: Store,
+        ca: Arc<CertificateAuthority>,
+        push: Push,
+        settings: CoreSettings,
+    ) -> Self {
+        Core {
+            store,
+            ca,
+            push,
+            settings,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    async fn audit(&self, entry: AuditEntry) -> Result<(), CoreError> {
+        self.store.audit(&entry).await?;
+        Ok(())
+    }
+
+    /// Checks `permission`; a refusal is audited and returned.
+    async fn authorize(
+        &self,
+        admin: &AuthenticatedAdmin,
+        permission: Permission,
+        action: &'static str,
+        target: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), CoreError> {
+        if admin.may(permission) {
+            return Ok(());
+        }
+        self.audit(AuditEntry {
+            at: now,
+            actor: admin.actor(),
+            action,
+            target: target.to_owned(),
+            outcome: AuditOutcome::Denied,
+            detail: format!("role {} lacks {permission:?}", admin.role().as_str()),
+        })
+        .await?;
+        Err(CoreError::PermissionDenied {
+            role: admin.role().as_str(),
+            action,
+        })
+    }
+
+    // ---- admins ----
+
+    pub async fn authenticate_admin(
+        &self,
+        token: &str,
+    ) -> Result<Option<AuthenticatedAdmin>, CoreError> {
+        Ok(auth::authenticate_admin(&self.store, token).await?)
+    }
+
+    /// Creates the first owner when there is no admin yet; returns its token.
+    pub async fn bootstrap_owner(
+        &self,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, CoreError> {
+        if self.store.count_admins().await? > 0 {
+            return Ok(None);
+        }
+        let (token, hash) = auth::new_secret(auth::ADMIN_TOKEN_PREFIX)?;
+        let admin = Admin {
+            id: AdminId::generate(),
+            email: email.to_owned(),
+            role: Role::Owner,
+            created_at: now,
+        };
+        let tx = self.store.begin().await?;
+        tx.insert_admin(&admin, &hash).await?;
+        tx.audit(&AuditEntry {
+            at: now,
+            actor: "system".into(),
+            action: "admin.bootstrap",
+            target: email.to_owned(),
+            outcome: AuditOutcome::Ok,
+            detail: "first owner created at first start".into(),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(Some(token))
+    }
+
+    pub async fn add_admin(
+        &self,
+        caller: &AuthenticatedAdmin,
+        email: &str,
+        role: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(Admin, String), CoreError> {
+        self.authorize(caller, Permission::ManageAdmins, "add admins", email, now)
+            .await?;
+        let role = Role::parse(role).ok_or_else(|| {
+            CoreError::InvalidArgument(format!(
+                "unknown role {role:?}; use owner, admin, helpdesk or auditor"
+            ))
+        })?;
+        if role == Role::Owner && caller.role() != Role::Owner {
+            return Err(CoreError::PermissionDenied {
+                role: caller.role().as_str(),
+                action: "add owners",
+            });
+        }
+        let email = validate_email(email)?;
+        if self.store.admin_by_email(&email).await?.is_some() {
+            return Err(CoreError::AlreadyExists(format!(
+                "an admin with email {email} already exists"
+            )));
+        }
+        let (token, hash) = auth::new_secret(auth::ADMIN_TOKEN_PREFIX)?;
+        let admin = Admin {
+            id: AdminId::generate(),
+            email: email.clone(),
+            role,
+            created_at: now,
+        };
+        let tx = self.store.begin().await?;
+        tx.insert_admin(&admin, &hash).await?;
+        tx.audit(&AuditEntry {
+            at: now,
+            actor: caller.actor(),
+            action: "admin.add",
+            target: email,
+            outcome: AuditOutcome::Ok,
+            detail: format!("role {}", role.as_str()),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok((admin, token))
+    }
+
+    pub async fn list_admins(
+        &self,
+        caller: &AuthenticatedAdmin,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Admin>, CoreError> {
+        self.authorize(caller, Permission::ReadAdmins, "list admins", "", now)
+            .await?;
+        Ok(self.store.list_admins().await?)
+    }
+
+    pub async fn list_audit(
+        &self,
+        caller: &AuthenticatedAdmin,
+        since: DateTime<Utc>,
+        limit: u64,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<AuditEvent>, CoreError> {
+        self.authorize(caller, Permission::ReadAudit, "read the audit log", "", now)
+            .await?;
+        Ok(self.store.list_audit(since, limit).await?)
+    }
+
+    // ---- enrollment tokens ----
+
+    pub async fn create_enrollment_token(
+        &self,
+        caller: &AuthenticatedAdmin,
+        user: Option<String>,
+        group: Option<String>,
+        expires_in: Duration,
+        uses: u32,
+        now: DateTime<Utc>,
+    ) -> Result<(EnrollmentToken, String), CoreError> {
+        self.authorize(caller, Permission::ManageTokens, "create enrollment tokens", "", now)
+            .await?;
+        if expires_in <= Duration::zero() || expires_in > Duration::days(365) {
+            return Err(CoreError::InvalidArgument(
+                "expiry must be between 1 second and 365 days".into(),
+            ));
+        }
+        if uses == 0 || uses > 1_000_000 {
+            return Err(CoreError::InvalidArgument(
+                "uses must be between 1 and 1000000".into(),
+            ));
+        }
+        let user = user.map(|u| validate_email(&u)).transpose()?;
+        let group = group.map(|g| validate_name("group", &g)).transpose()?;
+        let (secret, hash) = auth::new_secret(auth::ENROLLMENT_TOKEN_PREFIX)?;
+        let token = EnrollmentToken {
+            id: TokenId::generate(),
+            user,
+            group,
+            expires_at: now + expires_in,
+            uses_allowed: uses,
+            uses_count: 0,
+            revoked_at: None,
+            created_by: caller.admin().email.clone(),
+            created_at: now,
+        };
+        let tx = self.store.begin().await?;
+        tx.insert_enrollment_token(&token, &hash).await?;
+        tx.audit(&AuditEntry {
+            at: now,
+            actor: caller.actor(),
+            action: "token.create",
+            target: token.id.to_string(),
+            outcome: AuditOutcome::Ok,
+            detail: format!(
+                "uses {uses}, expires {}, user {}, group {}",
+                token.expires_at.to_rfc3339(),
+                token.user.as_deref().unwrap_or("-"),
+                token.group.as_deref().unwrap_or("-")
+            ),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok((token, secret))
+    }
+
+    pub async fn list_enrollment_tokens(
+        &self,
+        caller: &AuthenticatedAdmin,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<EnrollmentToken>, CoreError> {
+        self.authorize(caller, Permission::ReadTokens, "list enrollment tokens", "", now)
+            .await?;
+        Ok(self.store.list_enrollment_tokens().await?)
+    }
+
+    pub async fn revoke_enrollment_token(
+        &self,
+        caller: &AuthenticatedAdmin,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<EnrollmentToken, CoreError> {
+        self.authorize(caller, Permission::ManageTokens, "revoke enrollment tokens", id, now)
+            .await?;
+        let not_found = || CoreError::NotFound(format!("enrollment token {id}"));
+        let token_id = TokenId::parse(id).ok_or_else(not_found)?;
+        let tx = self.store.begin().await?;
+        if !tx.revoke_enrollment_token(&token_id, now).await? {
+            return match tx.enrollment_token(&token_id).await? {
+                Some(_) => Err(CoreError::FailedPrecondition(format!(
+                    "enrollment token {id} is already revoked"
+                ))),
+                None => Err(not_found()),
+            };
+        }
+        tx.audit(&AuditEntry {
+            at: now,
+            actor: caller.actor(),
+            action: "token.revoke",
+            target: id.to_owned(),
+            outcome: AuditOutcome::Ok,
+            detail: String::new(),
+        })
+        .await?;
+        let token = tx.enrollment_token(&token_id).await?.ok_or_else(not_found)?;
+        tx.commit().await?;
+        Ok(token)
+    }
+
+    // ---- enrollment ----
+
+    fn token_refusal(token: &EnrollmentToken, now: DateTime<Utc>) -> Option<EnrollError> {
+        if token.revoked_at.is_some() {
+            Some(EnrollError::TokenRevoked)
+        } else if token.expires_at <= now {
+            Some(EnrollError::TokenExpired)
+        } else if token.uses_count >= token.uses_allowed {
+            Some(EnrollError::TokenUsedUp)
+        } else {
+            None
+        }
+    }
+
+    /// Exchanges an enrollment token and a CSR for a device certificate.
+    /// The token is checked before anything is signed, and consumed
+    /// atomically with the device's creation.
+    pub async fn enroll(
+        &self,
+        token_secret: &str,
+        csr_der: &[u8],
+        facts: DeviceFacts,
+        now: DateTime<Utc>,
+    ) -> Result<Enrolled, CoreError> {
+        let result = self.enroll_inner(token_secret, csr_der, facts, now).await;
+        if let Err(CoreError::Enroll(refusal)) = &result {
+            self.audit(AuditEntry {
+                at: now,
+                actor: "device:(enrolling)".into(),
+                action: "device.enroll",
+                target: String::new(),
+                outcome: AuditOutcome::Denied,
+                detail: refusal.to_string(),
+            })
+            .await?;
+        }
+        result
+    }
+
+    async fn enroll_inner(
+        &self,
+        token_secret: &str,
+        csr_der: &[u8],
+        facts: DeviceFacts,
+        now: DateTime<Utc>,
+    ) -> Result<Enrolled, CoreError> {
+        let facts = validate_facts(facts)?;
+        let token = if token_secret.starts_with(auth::ENROLLMENT_TOKEN_PREFIX) {
+            self.store
+                .enrollment_token_by_hash(&auth::secret_hash(token_secret))
+                .await?
+        } else {
+            None
+        };
+        let token = token.ok_or(EnrollError::TokenUnknown)?;
+        if let Some(refusal) = Self::token_refusal(&token, now) {
+            return Err(refusal.into());
+        }
+        let csr = latchkey_certs::verify_csr(csr_der).map_err(|e| match e {
+            latchkey_certs::CertError::UnsupportedKeyType(k) => EnrollError::UnsupportedKey(k),
+            other => EnrollError::InvalidCsr(other.to_string()),
+        })?;
+        let device_id = DeviceId::generate();
+        let issued = self
+            .ca
+            .issue_device(&csr, &device_id, now, self.settings.device_certificate_validity)?;
+        let device = Device {
+            id: device_id.clone(),
+            hostname: facts.hostname,
+            platform: facts.platform,
+            os_version: facts.os_version,
+            machine_id: facts.machine_id,
+            serial: facts.serial,
+            model: facts.model,
+            state: DeviceState::Active,
+            user: token.user.clone(),
+            group: token.group.clone(),
+            enrolled_at: now,
+            last_seen: Some(now),
+            posture: None,
+            posture_at: None,
+            certificate_expires_at: Some(issued.not_after),
+        };
+        let tx = self.store.begin().await?;
+        if !tx.consume_enrollment_token(&token.id, now).await? {
+            // Another enrollment took the last use between our check and now.
+            return Err(EnrollError::TokenUsedUp.into());
+        }
+        tx.insert_device(&device).await?;
+        tx.insert_certificate(&device_id, &new_certificate(&issued))
+            .await?;
+        tx.audit(&AuditEntry {
+            at: now,
+            actor: format!("device:{device_id}"),
+            action: "device.enroll",
+            target: device_id.to_string(),
+            outcome: AuditOutcome::Ok,
+            detail: format!(
+                "token {}, hostname {}, platform {}, user {}",
+                token.id,
+                device.hostname,
+                device.platform,
+                device.user.as_deref().unwrap_or("-")
+            ),
+        })
+        .await?;
+        tx.commit().await?;
+        info!(device = %device_id, hostname = %device.hostname, "device enrolled");
+        Ok(Enrolled {
+            device_id,
+            certificate_chain_pem: self.ca.chain_pem(&issued.pem),
+            ca_pem: self.ca.root_pem().to_owned(),
+            mqtt_url: self.settings.mqtt_url.clone(),
+        })
+    }
+
+    pub async fn authenticate_device(
+        &self,
+        leaf_der: Option<&[u8]>,
+        channel: DeviceChannel,
+        now: DateTime<Utc>,
+    ) -> Result<AuthenticatedDevice, CoreError> {
+        Ok(auth::authenticate_device_certificate(&self.store, leaf_der, channel, now).await?)
+    }
+
+    /// Issues a new certificate for the device's key; the old one stops working.
+    pub async fn renew(
+        &self,
+        device: &AuthenticatedDevice,
+        csr_der: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<String, CoreError> {
+        let csr = latchkey_certs::verify_csr(csr_der).map_err(|e| match e {
+            latchkey_certs::CertError::UnsupportedKeyType(k) => EnrollError::UnsupportedKey(k),
+            other => EnrollError::InvalidCsr(other.to_string()),
+        })?;
+        let Some(old_serial) = device.certificate_serial() else {
+            return Err(CoreError::FailedPrecondition(
+                "renewal needs the device certificate".into(),
+            ));
+        };
+        let current = self
+            .store
+            .certificate_by_spki(&hex::encode(csr.spki_sha256()))
+            .await?;
+        match current {
+            Some(record) if record.device_id == *device.id() && record.serial_hex == old_serial => {}
+            _ => {
+                return Err(CoreError::InvalidArgument(
+                    "the CSR must carry the key of the certificate used for this call".into(),
+                ));
+            }
+        }
+        let issued = self.ca.issue_device(
+            &csr,
+            device.id(),
+            now,
+            self.settings.device_certificate_validity,
+        )?;
+        let tx = self.store.begin().await?;
+        tx.replace_certificate(device.id(), old_serial, &new_certificate(&issued))
+            .await?;
+        tx.audit(&AuditEntry {
+            at: now,
+            actor: device.actor(),
+            action: "device.renew",
+            target: device.id().to_string(),
+            outcome: AuditOutcome::Ok,
+            detail: format!(
+                "serial {} replaces {old_serial}, valid until {}",
+                issued.serial_hex,
+                issued.not_after.to_rfc3339()
+            ),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(self.ca.chain_pem(&issued.pem))
+    }
+
+    // ---- devices ----
+
+    fn view(device: Device, policies: &[StoredPolicy], now: DateTime<Utc>) -> DeviceView {
+        let stored = policy::effective_policy(&device, policies);
+        let document = stored
+            .and_then(|p| policy::parse_policy(&p.document).ok())
+            .unwrap_or_default();
+        let compliance = policy::evaluate(&device, &document.rules, now);
+        DeviceView {
+            policy: stored.map(|p| p.name.clone()),
+            device,
+            compliance,
+        }
+    }
+
+    async fn device_view(&self, id: &DeviceId, now: DateTime<Utc>) -> Result<DeviceView, CoreError> {
+        let device = self
+            .store
+            .device(id)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("device {id}")))?;
+        let policies = self.store.all_policies().await?;
+        Ok(Self::view(device, &policies, now))
+    }
+
+    /// The device's compliance now, for checks outside the admin API.
+    pub async fn compliance_of(
+        &self,
+        id: &DeviceId,
+        now: DateTime<Utc>,
+    ) -> Result<DeviceView, CoreError> {
+        self.device_view(id, now).await
+    }
+
+    fn parse_device_id(id: &str) -> Result<DeviceId, CoreError> {
+        DeviceId::parse(id).ok_or_else(|| CoreError::NotFound(format!("device {id}")))
+    }
+
+    pub async fn list_devices(
+        &self,
+        caller: &AuthenticatedAdmin,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<DeviceView>, CoreError> {
+        self.authorize(caller, Permission::ReadDevices, "list devices", "", now)
+            .await?;
+        let policies = self.store.all_policies().await?;
+        Ok(self
+            .store
+            .list_devices()
+            .await?
+            .into_iter()
+            .map(|d| Self::view(d, &policies, now))
+            .collect())
+    }
+
+    pub async fn get_device(
+        &self,
+        caller: &AuthenticatedAdmin,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<DeviceView, CoreError> {
+        self.authorize(caller, Permission::ReadDevices, "show devices", id, now)
+            .await?;
+        self.device_view(&Self::parse_device_id(id)?, now).await
+    }
+
+    pub async fn list_commands(
+        &self,
+        caller: &AuthenticatedAdmin,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Command>, CoreError> {
+        self.authorize(caller, Permission::ReadDevices, "list commands", id, now)
+            .await?;
+        let device_id = Self::parse_device_id(id)?;
+        if self.store.device(&device_id).await?.is_none() {
+            return Err(CoreError::NotFound(format!("device {id}")));
+        }
+        Ok(self.store.list_commands(&device_id).await?)
+    }
+
+    /// Queues a command (and the state change that goes with it) in one
+    /// transaction, then hands it to the broker. The state change is in
+    /// force before delivery: a lock cuts the device off at once.
+    async fn queue_command(
+        &self,
+        caller: &AuthenticatedAdmin,
+        id: &str,
+        kind: CommandKind,
+        message: String,
+        new_state: DeviceState,
+        now: DateTime<Utc>,
+    ) -> Result<(DeviceView, Command), CoreError> {
+        let device_id = Self::parse_device_id(id)?;
+        let device = self
+            .store
+            .device(&device_id)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("device {id}")))?;
+        if device.state.is_final() || device.state == DeviceState::WipePending {
+            return Err(CoreError::FailedPrecondition(format!(
+                "device {id} is {}; it takes no more commands",
+                device.state.as_str()
+            )));
+        }
+        let command = Command {
+            id: CommandId::generate(),
+            device_id: device_id.clone(),
+            kind,
+            message,
+            status: CommandStatus::Pending,
+            result: None,
+            created_at: now,
+            sent_at: None,
+            acked_at: None,
+            created_by: caller.admin().email.clone(),
+        };
+        let tx = self.store.begin().await?;
+        tx.insert_command(&command).await?;
+        if new_state != device.state {
+            tx.set_device_state(&device_id, new_state).await?;
+        }
+        tx.audit(&AuditEntry {
+            at: now,
+            actor: caller.actor(),
+            action: match kind {
+                CommandKind::Lock => "device.lock",
+                CommandKind::Unlock => "device.unlock",
+                CommandKind::Wipe => "device.wipe",
+            },
+            target: device_id.to_string(),
+            outcome: AuditOutcome::Ok,
+            detail: format!(
+                "command {}; state {} -> {}",
+                command.id,
+                device.state.as_str(),
+                new_state.as_str()
+            ),
+        })
+        .await?;
+        tx.commit().await?;
+        self.deliver(std::slice::from_ref(&command), now).await;
+        let view = self.device_view(&device_id, now).await?;
+        let command = self
+            .store
+            .command(&command.id)
+            .await?
+            .unwrap_or(command);
+        Ok((view, command))
+    }
+
+    /// Publishes commands and records that they were sent. A broker failure
+    /// leaves them pending for redelivery; it is logged, not returned,
+    /// because the command is already safely in the outbox.
+    async fn deliver(&self, commands: &[Command], now: DateTime<Utc>) {
+        let mut sent = Vec::with_capacity(commands.len());
+        for command in commands {
+            match self.push.send_command(command) {
+                Ok(()) => sent.push(command.id.clone()),
+                Err(e) => warn!(command = %command.id, error = %e, "command stays queued"),
+            }
+        }
+        if let Err(e) = self.store.mark_commands_sent(&sent, now).await {
+            warn!(error = %e, "could not record sent commands; they will be resent");
+        }
+    }
+
+    pub async fn lock_device(
+        &self,
+        caller: &AuthenticatedAdmin,
+        id: &str,
+        message: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(DeviceView, Command), CoreError> {
+        self.authorize(caller, Permission::LockDevices, "lock devices", id, now)
+            .await?;
+        if message.len() > MAX_MESSAGE_LEN {
+            return Err(CoreError::InvalidArgument(format!(
+                "the lock message is longer than {MAX_MESSAGE_LEN} bytes"
+            )));
+        }
+        self.queue_command(
+            caller,
+            id,
+            CommandKind::Lock,
+            message.to_owned(),
+            DeviceState::Locked,
+            now,
+        )
+        .await
+    }
+
+    pub async fn unlock_device(
+        &self,
+        caller: &AuthenticatedAdmin,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(DeviceView, Command), CoreError> {
+        self.authorize(caller, Permission::LockDevices, "unlock devices", id, now)
+            .await?;
+        self.queue_command(
+            caller,
+            id,
+            CommandKind::Unlock,
+            String::new(),
+            DeviceState::Active,
+            now,
+        )
+        .await
+    }
+
+    /// Sends a wipe; the device stays reachable over MQTT only until it
+    /// acknowledges, then its certificates are revoked.
+    pub async fn wipe_device(
+        &self,
+        caller: &AuthenticatedAdmin,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(DeviceView, Command), CoreError> {
+        self.authorize(caller, Permission::ManageDevices, "wipe devices", id, now)
+            .await?;
+        self.queue_command(
+            caller,
+            id,
+            CommandKind::Wipe,
+            String::new(),
+            DeviceState::WipePending,
+            now,
+        )
+        .await
+    }
+
+    /// Ends a device's membership: certificates revoked, sessions closed,
+    /// open commands failed.
+    pub async fn retire_device(
+        &self,
+        caller: &AuthenticatedAdmin,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<DeviceView, CoreError> {
+        self.authorize(caller, Permission::ManageDevices, "retire devices", id, now)
+            .await?;
+        let device_id = Self::parse_device_id(id)?;
+        let device = self
+            .store
+            .device(&device_id)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("device {id}")))?;
+        if device.state.is_final() {
+            return Err(CoreError::FailedPrecondition(format!(
+                "device {id} is already {}",
+                device.state.as_str()
+            )));
+        }
+        self.end_device(&device_id, DeviceState::Retired, &caller.actor(), "device.retire", now)
+            .await?;
+        self.device_view(&device_id, now).await
+    }
+
+    async fn end_device(
+        &self,
+        device_id: &DeviceId,
+        state: DeviceState,
+        actor: &str,
+        action: &'static str,
+        now: DateTime<Utc>,
+    ) -> Result<(), CoreError> {
+        let tx = self.store.begin().await?;
+        tx.set_device_state(device_id, state).await?;
+        let revoked = tx.revoke_device_certificates(device_id, now).await?;
+        tx.fail_open_commands(device_id, &format!("device {}", state.as_str()), now)
+            .await?;
+        tx.audit(&AuditEntry {
+            at: now,
+            actor: actor.to_owned(),
+            action,
+            target: device_id.to_string(),
+            outcome: AuditOutcome::Ok,
+            detail: format!("state {}; {revoked} certificate(s) revoked", state.as_str()),
+        })
+        .await?;
+        tx.commit().await?;
+        self.push.disconnect_device(device_id);
+        self.publish_crl(now).await;
+        Ok(())
+    }
+
+    /// Rewrites the CRL for outside consumers (external broker, proxies).
+    pub async fn publish_crl(&self, now: DateTime<Utc>) {
+        let result = async {
+            let revoked = self.store.revoked_certificates(now).await?;
+            self.ca.write_crl(&revoked, now).map_err(CoreError::from)
+        }
+        .await;
+        if let Err(e) = result {
+            warn!(error = %e, "could not write the CRL");
+        }
+    }
+
+    // ---- policies ----
+
+    pub async fn set_policy(
+        &self,
+        caller: &AuthenticatedAdmin,
+        name: &str,
+        document: &str,
+        now: DateTime<Utc>,
+    ) -> Result<StoredPolicy, CoreError> {
+        self.authorize(caller, Permission::ManagePolicies, "change policies", name, now)
+            .await?;
+        let name = validate_name("policy", name)?;
+        policy::parse_policy(document).map_err(|e| CoreError::InvalidArgument(e.to_string()))?;
+        let tx = self.store.begin().await?;
+        let version = tx.upsert_policy(&name, document, now).await?;
+        tx.audit(&AuditEntry {
+            at: now,
+            actor: caller.actor(),
+            action: "policy.set",
+            target: name.clone(),
+            outcome: AuditOutcome::Ok,
+            detail: format!("version {version}"),
+        })
+        .await?;
+        tx.commit().await?;
+        self.push_policy_to_affected(&name, now).await?;
+        self.store
+            .policy(&name)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("policy {name}")))
+    }
+
+    pub async fn assign_policy(
+        &self,
+        caller: &AuthenticatedAdmin,
+        name: &str,
+        group: Option<&str>,
+        device: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<StoredPolicy, CoreError> {
+        self.authorize(caller, Permission::ManagePolicies, "assign policies", name, now)
+            .await?;
+        if self.store.policy(name).await?.is_none() {
+            return Err(CoreError::NotFound(format!("policy {name}")));
+        }
+        let (kind, target) = match (group, device) {
+            (Some(g), None) => ("group", validate_name("group", g)?),
+            (None, Some(d)) => {
+                let id = Self::parse_device_id(d)?;
+                if self.store.device(&id).await?.is_none() {
+                    return Err(CoreError::NotFound(format!("device {d}")));
+                }
+                ("device", id.to_string())
+            }
+            _ => {
+                return Err(CoreError::InvalidArgument(
+                    "assign a policy to exactly one group or one device".into(),
+                ));
+            }
+        };
+        let tx = self.store.begin().await?;
+        tx.assign_policy(name, kind, &target).await?;
+        tx.audit(&AuditEntry {
+            at: now,
+            actor: caller.actor(),
+            action: "policy.assign",
+            target: name.to_owned(),
+            outcome: AuditOutcome::Ok,
+            detail: format!("{kind} {target}"),
+        })
+        .await?;
+        tx.commit().await?;
+        self.push_policy_to_affected(name, now).await?;
+        self.store
+            .policy(name)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("policy {name}")))
+    }
+
+    pub async fn get_policy(
+        &self,
+        caller: &AuthenticatedAdmin,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<StoredPolicy, CoreError> {
+        self.authorize(caller, Permission::ReadPolicies, "read policies", name, now)
+            .await?;
+        self.store
+            .policy(name)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("policy {name}")))
+    }
+
+    async fn push_policy_to_affected(&self, name: &str, now: DateTime<Utc>) -> Result<(), CoreError> {
+        let policies = self.store.all_policies().await?;
+        for device in self.store.list_devices().await? {
+            if device.state.is_final() {
+                continue;
+            }
+            let effective = policy::effective_policy(&device, &policies);
+            if effective.is_some_and(|p| p.name == name) {
+                self.send_policy(&device.id, effective, now);
+            }
+        }
+        Ok(())
+    }
+
+    fn send_policy(&self, device_id: &DeviceId, stored: Option<&StoredPolicy>, _now: DateTime<Utc>) {
+        let document = stored
+            .and_then(|p| policy::parse_policy(&p.document).ok())
+            .unwrap_or_else(PolicyDocument::default);
+        let name = stored.map(|p| p.name.as_str()).unwrap_or("");
+        let version = stored.map_or(0, |p| p.version);
+        if let Err(e) = self
+            .push
+            .send_policy(device_id, name, version, document.posture_interval)
+        {
+            warn!(device = %device_id, error = %e, "policy not pushed; the agent gets it at its next hello");
+        }
+    }
+
+    // ---- agent messages ----
+
+    pub async fn authenticate_broker_device(
+        &self,
+        device_id: &str,
+    ) -> Result<AuthenticatedDevice, CoreError> {
+        Ok(auth::authenticate_broker_device(&self.store, device_id).await?)
+    }
+
+    pub async fn handle_agent_event(
+        &self,
+        device: &AuthenticatedDevice,
+        event: AgentEvent,
+        now: DateTime<Utc>,
+    ) -> Result<(), CoreError> {
+        match event {
+            AgentEvent::Hello { policy_version } => {
+                self.store.touch_device(device.id(), now).await?;
+                let open = self.store.open_commands(device.id()).await?;
+                self.deliver(&open, now).await;
+                let policies = self.store.all_policies().await?;
+                if let Some(current) = self.store.device(device.id()).await? {
+                    let effective = policy::effective_policy(&current, &policies);
+                    if effective.map_or(0, |p| p.version) != policy_version
+                        || effective.is_none()
+                    {
+                        self.send_policy(device.id(), effective, now);
+                    }
+                }
+                Ok(())
+            }
+            AgentEvent::Posture(posture) => {
+                self.store.set_posture(device.id(), &posture, now).await?;
+                Ok(())
+            }
+            AgentEvent::Ack {
+                command_id,
+                success,
+                result,
+            } => {
+                let Some(command_id) = CommandId::parse(&command_id) else {
+                    return Err(CoreError::InvalidArgument(format!(
+                        "acknowledgement for unknown command {command_id:?}"
+                    )));
+                };
+                let status = if success {
+                    CommandStatus::Acknowledged
+                } else {
+                    CommandStatus::Failed
+                };
+                let result = truncate(&result, MAX_MESSAGE_LEN);
+                let tx = self.store.begin().await?;
+                let changed = tx
+                    .acknowledge_command(&command_id, device.id(), status, &result, now)
+                    .await?;
+                if !changed {
+                    // A repeated acknowledgement (at-least-once delivery).
+                    return Ok(());
+                }
+                tx.touch_device(device.id(), now).await?;
+                tx.audit(&AuditEntry {
+                    at: now,
+                    actor: device.actor(),
+                    action: "command.acknowledge",
+                    target: command_id.to_string(),
+                    outcome: AuditOutcome::Ok,
+                    detail: format!("{}: {result}", status.as_str()),
+                })
+                .await?;
+                let command = tx.command(&command_id).await?;
+                tx.commit().await?;
+                if let Some(command) = command
+                    && command.kind == CommandKind::Wipe
+                    && success
+                {
+                    self.end_device(device.id(), DeviceState::Wiped, &device.actor(), "device.wiped", now)
+                        .await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Resends open commands last sent before `now - after`.
+    pub async fn redeliver(&self, after: Duration, now: DateTime<Utc>) -> Result<usize, CoreError> {
+        let due = self.store.commands_to_redeliver(now - after, 1000).await?;
+        self.deliver(&due, now).await;
+        Ok(due.len())
+    }
+
+    pub fn refusal_reason(error: &CoreError) -> Option<&DeviceRefusal> {
+        match error {
+            CoreError::DeviceAuth(DeviceAuthError::Refused(r)) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+fn new_certificate(issued: &latchkey_certs::IssuedCertificate) -> NewCertificate {
+    NewCertificate {
+        serial_hex: issued.serial_hex.clone(),
+        spki_sha256_hex: hex::encode(issued.spki_sha256),
+        not_before: issued.not_before,
+        not_after: issued.not_after,
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+fn validate_email(email: &str) -> Result<String, CoreError> {
+    let email = email.trim();
+    let valid = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+        })
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if valid {
+        Ok(email.to_lowercase())
+    } else {
+        Err(CoreError::InvalidArgument(format!(
+            "{email:?} is not an email address"
+        )))
+    }
+}
+
+fn validate_name(what: &str, name: &str) -> Result<String, CoreError> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if valid {
+        Ok(name.to_owned())
+    } else {
+        Err(CoreError::InvalidArgument(format!(
+            "{what} name {name:?} must be 1-64 characters of letters, digits, '-', '_' or '.'"
+        )))
+    }
+}
+
+fn validate_facts(facts: DeviceFacts) -> Result<DeviceFacts, EnrollError> {
+    let fields = [
+        ("hostname", &facts.hostname),
+        ("platform", &facts.platform),
+        ("os_version", &facts.os_version),
+        ("machine_id", &facts.machine_id),
+        ("serial", &facts.serial),
+        ("model", &facts.model),
+    ];
+    for (name, value) in fields {
+        if value.len() > MAX_FACT_LEN || value.chars().any(char::is_control) {
+            return Err(EnrollError::InvalidFacts(format!(
+                "{name} must be at most {MAX_FACT_LEN} bytes of printable text"
+            )));
+        }
+    }
+    if facts.hostname.trim().is_empty() {
+        return Err(EnrollError::InvalidFacts("hostname is empty".into()));
+    }
+    if !["linux", "macos", "windows"].contains(&facts.platform.as_str()) {
+        return Err(EnrollError::InvalidFacts(format!(
+            "platform {:?} is not one of linux, macos, windows",
+            facts.platform
+        )));
+    }
+    Ok(facts)
+}

@@ -1,0 +1,285 @@
+//! Domain types: what the core works with and hands to the front-ends.
+//! They are neither wire types nor database rows; `api` and `store` convert.
+
+use chrono::{DateTime, Utc};
+
+use super::ids::{AdminId, CommandId, DeviceId, TokenId};
+
+/// An admin's role; what each may do is in `core::auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Owner,
+    Admin,
+    Helpdesk,
+    Auditor,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Helpdesk => "helpdesk",
+            Role::Auditor => "auditor",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "owner" => Some(Role::Owner),
+            "admin" => Some(Role::Admin),
+            "helpdesk" => Some(Role::Helpdesk),
+            "auditor" => Some(Role::Auditor),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub id: AdminId,
+    pub email: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EnrollmentToken {
+    pub id: TokenId,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub expires_at: DateTime<Utc>,
+    pub uses_allowed: u32,
+    pub uses_count: u32,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Where a device stands. Only `Active` and `Locked` devices may use the
+/// device API; a `WipePending` device may still connect to MQTT to receive
+/// its wipe; `Retired` and `Wiped` are final and their certificates revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceState {
+    Active,
+    Locked,
+    WipePending,
+    Retired,
+    Wiped,
+}
+
+impl DeviceState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceState::Active => "active",
+            DeviceState::Locked => "locked",
+            DeviceState::WipePending => "wipe-pending",
+            DeviceState::Retired => "retired",
+            DeviceState::Wiped => "wiped",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "active" => Some(DeviceState::Active),
+            "locked" => Some(DeviceState::Locked),
+            "wipe-pending" => Some(DeviceState::WipePending),
+            "retired" => Some(DeviceState::Retired),
+            "wiped" => Some(DeviceState::Wiped),
+            _ => None,
+        }
+    }
+
+    /// Whether the device is gone for good (certificate revoked).
+    pub fn is_final(self) -> bool {
+        matches!(self, DeviceState::Retired | DeviceState::Wiped)
+    }
+}
+
+/// A posture check as the agent reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckState {
+    Enabled,
+    Disabled,
+    Unknown,
+}
+
+impl CheckState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckState::Enabled => "enabled",
+            CheckState::Disabled => "disabled",
+            CheckState::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(text: &str) -> Self {
+        match text {
+            "enabled" => CheckState::Enabled,
+            "disabled" => CheckState::Disabled,
+            _ => CheckState::Unknown,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posture {
+    pub os_version: String,
+    pub disk_encryption: CheckState,
+    pub screen_lock: CheckState,
+    pub firewall: CheckState,
+}
+
+#[derive(Debug, Clone)]
+pub struct Device {
+    pub id: DeviceId,
+    pub hostname: String,
+    pub platform: String,
+    pub os_version: String,
+    pub machine_id: String,
+    pub serial: String,
+    pub model: String,
+    pub state: DeviceState,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub enrolled_at: DateTime<Utc>,
+    pub last_seen: Option<DateTime<Utc>>,
+    pub posture: Option<Posture>,
+    pub posture_at: Option<DateTime<Utc>>,
+    /// Expiry of the newest unrevoked certificate.
+    pub certificate_expires_at: Option<DateTime<Utc>>,
+}
+
+/// Facts the agent reports at enrollment.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceFacts {
+    pub hostname: String,
+    pub platform: String,
+    pub os_version: String,
+    pub machine_id: String,
+    pub serial: String,
+    pub model: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandKind {
+    Lock,
+    Unlock,
+    Wipe,
+}
+
+impl CommandKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommandKind::Lock => "lock",
+            CommandKind::Unlock => "unlock",
+            CommandKind::Wipe => "wipe",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "lock" => Some(CommandKind::Lock),
+            "unlock" => Some(CommandKind::Unlock),
+            "wipe" => Some(CommandKind::Wipe),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandStatus {
+    /// Stored, not yet handed to the broker.
+    Pending,
+    /// Published at least once; waiting for the agent's acknowledgement.
+    Sent,
+    Acknowledged,
+    Failed,
+}
+
+impl CommandStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommandStatus::Pending => "pending",
+            CommandStatus::Sent => "sent",
+            CommandStatus::Acknowledged => "acknowledged",
+            CommandStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "pending" => Some(CommandStatus::Pending),
+            "sent" => Some(CommandStatus::Sent),
+            "acknowledged" => Some(CommandStatus::Acknowledged),
+            "failed" => Some(CommandStatus::Failed),
+            _ => None,
+        }
+    }
+
+    pub fn is_open(self) -> bool {
+        matches!(self, CommandStatus::Pending | CommandStatus::Sent)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Command {
+    pub id: CommandId,
+    pub device_id: DeviceId,
+    pub kind: CommandKind,
+    pub message: String,
+    pub status: CommandStatus,
+    pub result: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub acked_at: Option<DateTime<Utc>>,
+    pub created_by: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredPolicy {
+    pub name: String,
+    pub document: String,
+    pub version: i64,
+    pub updated_at: DateTime<Utc>,
+    pub groups: Vec<String>,
+    pub devices: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditOutcome {
+    Ok,
+    Denied,
+}
+
+impl AuditOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditOutcome::Ok => "ok",
+            AuditOutcome::Denied => "denied",
+        }
+    }
+}
+
+/// One line of the audit log, before it is stored.
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    pub at: DateTime<Utc>,
+    /// `admin:<email>`, `device:<id>` or `system`.
+    pub actor: String,
+    pub action: &'static str,
+    pub target: String,
+    pub outcome: AuditOutcome,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub outcome: String,
+    pub detail: String,
+}

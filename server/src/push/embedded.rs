@@ -1,0 +1,180 @@
+//! The embedded broker: rumqttd's router and a plain MQTT listener on a
+//! loopback port that only Latchkey's TLS gateway (`api::mqtt::gateway`)
+//! can log in to, plus the server's own in-process link.
+//!
+//! rumqttd's TLS listener is not used: it completes each TLS handshake inside
+//! its accept loop (one stalled client blocks every other), has no revocation
+//! check and takes identity from the subject's O. The gateway terminates TLS
+//! per connection with a deadline, authenticates the device against the store
+//! and confines it to its own topics before any byte reaches rumqttd.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use rumqttd::local::LinkBuilder;
+use rumqttd::protocol::v4::V4;
+use rumqttd::{ConnectionSettings, LinkType, Notification, Router, RouterConfig, Server, ServerSettings};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::{Channel, Push, PushError, SessionRegistry, Uplink};
+
+/// Largest MQTT payload accepted from or sent to a device.
+pub const MAX_PAYLOAD: usize = 64 * 1024;
+
+/// Where the gateway finds the internal listener and how it logs in.
+#[derive(Clone)]
+pub struct InternalBroker {
+    pub addr: SocketAddr,
+    pub password: String,
+}
+
+impl std::fmt::Debug for InternalBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InternalBroker")
+            .field("addr", &self.addr)
+            .field("password", &"[redacted]")
+            .finish()
+    }
+}
+
+fn router_config() -> RouterConfig {
+    RouterConfig {
+        max_connections: 200_000,
+        max_outgoing_packet_count: 200,
+        // Per-filter log segments; rumqttd's example (100 MB x 10) would let
+        // every device topic hold a gigabyte.
+        max_segment_size: 256 * 1024,
+        max_segment_count: 4,
+        custom_segment: None,
+        initialized_filters: None,
+        shared_subscriptions_strategy: Default::default(),
+    }
+}
+
+fn server_settings(addr: SocketAddr, password: String) -> ServerSettings {
+    let mut connections = ConnectionSettings {
+        connection_timeout_ms: 10_000,
+        max_payload_size: MAX_PAYLOAD,
+        max_inflight_count: 100,
+        auth: None,
+        external_auth: None,
+        dynamic_filters: true,
+    };
+    connections.set_auth_handler(move |client_id: String, user: String, pass: String| {
+        let ok = user == client_id && pass == password;
+        async move { ok }
+    });
+    ServerSettings {
+        name: "latchkey-internal".into(),
+        listen: addr,
+        tls: None,
+        next_connection_delay_ms: 0,
+        connections,
+    }
+}
+
+/// Starts the router, the internal listener and the server's link.
+pub async fn start(
+    shutdown: CancellationToken,
+) -> Result<(Push, mpsc::Receiver<Uplink>, InternalBroker), PushError> {
+    let password = hex::encode(
+        latchkey_certs::random_bytes::<32>().map_err(|e| PushError::Start(e.to_string()))?,
+    );
+    let router_tx = Router::new(0, router_config()).spawn();
+
+    // rumqttd binds its listener itself and cannot report a port chosen by
+    // the kernel, so reserve a free loopback port and hand it over; a lost
+    // race shows as an early exit and is retried.
+    let mut internal = None;
+    for _ in 0..5 {
+        let addr = {
+            let probe = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                .map_err(|e| PushError::Start(e.to_string()))?;
+            probe
+                .local_addr()
+                .map_err(|e| PushError::Start(e.to_string()))?
+        };
+        let mut server = Server::new(server_settings(addr, password.clone()), router_tx.clone(), V4);
+        let task = tokio::spawn(async move { server.start(LinkType::Remote).await });
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            if task.is_finished() {
+                break;
+            }
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                internal = Some((addr, task));
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                task.abort();
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        if internal.is_some() {
+            break;
+        }
+    }
+    let Some((addr, listener_task)) = internal else {
+        return Err(PushError::Start(
+            "the internal MQTT listener did not start".into(),
+        ));
+    };
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        stop.cancelled().await;
+        listener_task.abort();
+    });
+
+    let link_router = router_tx.clone();
+    let (mut link_tx, mut link_rx) = tokio::task::spawn_blocking(move || {
+        LinkBuilder::new("latchkeyd", link_router)
+            .dynamic_filters(true)
+            .build()
+    })
+    .await
+    .map_err(|e| PushError::Start(e.to_string()))?
+    .map(|(tx, rx, _ack)| (tx, rx))
+    .map_err(|e| PushError::Start(e.to_string()))?;
+    link_tx
+        .subscribe(latchkey_proto::topics::ALL_UP)
+        .map_err(|e| PushError::Start(e.to_string()))?;
+
+    let (uplink_tx, uplink_rx) = mpsc::channel(16_384);
+    tokio::spawn(async move {
+        loop {
+            let notification = tokio::select! {
+                () = shutdown.cancelled() => break,
+                n = link_rx.next() => n,
+            };
+            match notification {
+                Ok(Some(Notification::Forward(forward))) => {
+                    let Ok(topic) = std::str::from_utf8(&forward.publish.topic) else {
+                        continue;
+                    };
+                    let uplink = Uplink {
+                        topic: topic.to_owned(),
+                        payload: forward.publish.payload.clone(),
+                    };
+                    if uplink_tx.send(uplink).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(Some(other)) => debug!(?other, "broker notification"),
+                Ok(None) => {}
+                Err(e) => {
+                    warn!(error = %e, "embedded broker link closed");
+                    break;
+                }
+            }
+        }
+    });
+
+    let push = Push {
+        channel: Arc::new(Channel::Embedded(std::sync::Mutex::new(link_tx))),
+        sessions: SessionRegistry::default(),
+    };
+    Ok((push, uplink_rx, InternalBroker { addr, password }))
+}

@@ -1,0 +1,858 @@
+//! Persistence: the only module that imports `sea_orm`. Rows are converted
+//! into `core::model` types here and never leave this module as entities.
+//!
+//! [`Db`] carries every query; it wraps either the pool ([`Store`]) or an
+//! open transaction ([`Tx`]), so the core composes several writes into one
+//! atomic step without naming a database type.
+
+mod entities;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DatabaseTransaction, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    Set, TransactionTrait,
+};
+
+use crate::core::ids::{AdminId, CommandId, DeviceId, TokenId};
+use crate::core::model::{
+    Admin, AuditEntry, AuditEvent, CheckState, Command, CommandKind, CommandStatus, Device,
+    DeviceState, EnrollmentToken, Posture, Role, StoredPolicy,
+};
+use entities::{
+    admin_tokens, admins, audit_log, commands, device_certificates, devices, enrollment_tokens,
+    policies, policy_assignments,
+};
+use latchkey_migrations::{Migrator, MigratorTrait};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] DbErr),
+    #[error("the database holds a value this version does not understand: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Queries over a connection or a transaction.
+pub struct Db<C>(C);
+
+/// The connection pool.
+pub type Store = Db<DatabaseConnection>;
+/// One open transaction; dropped without `commit` it rolls back.
+pub type Tx = Db<DatabaseTransaction>;
+
+impl Clone for Store {
+    fn clone(&self) -> Self {
+        Db(self.0.clone())
+    }
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn time(ms: i64) -> StoreResult<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(ms).ok_or_else(|| StoreError::Corrupt(format!("time {ms}")))
+}
+
+fn opt_time(ms: Option<i64>) -> StoreResult<Option<DateTime<Utc>>> {
+    ms.map(time).transpose()
+}
+
+fn count(value: i32) -> u32 {
+    u32::try_from(value).unwrap_or(0)
+}
+
+impl Store {
+    /// Connects and runs the migrations. `sqlite://PATH?mode=rwc` or `postgres://…`.
+    pub async fn connect(url: &str) -> StoreResult<Store> {
+        let mut options = ConnectOptions::new(url.to_owned());
+        options.sqlx_logging(false);
+        if url.starts_with("sqlite:") {
+            // One writer: SQLite serialises writes anyway, and a single
+            // connection avoids SQLITE_BUSY on lock upgrades. WAL with
+            // synchronous=NORMAL keeps commits durable across a process crash.
+            options.max_connections(1).min_connections(1);
+            options.map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+                    .busy_timeout(std::time::Duration::from_secs(10))
+            });
+        } else {
+            options.max_connections(16).min_connections(1);
+        }
+        let db = Database::connect(options).await?;
+        Migrator::up(&db, None).await?;
+        Ok(Db(db))
+    }
+
+    pub async fn begin(&self) -> StoreResult<Tx> {
+        Ok(Db(self.0.begin().await?))
+    }
+
+    pub async fn close(self) {
+        let _ = self.0.close().await;
+    }
+}
+
+impl Tx {
+    pub async fn commit(self) -> StoreResult<()> {
+        self.0.commit().await?;
+        Ok(())
+    }
+}
+
+fn admin_from(row: admins::Model) -> StoreResult<Admin> {
+    Ok(Admin {
+        role: Role::parse(&row.role).ok_or_else(|| StoreError::Corrupt(row.role.clone()))?,
+        id: AdminId::from_store(row.id),
+        email: row.email,
+        created_at: time(row.created_at)?,
+    })
+}
+
+fn token_from(row: enrollment_tokens::Model) -> StoreResult<EnrollmentToken> {
+    Ok(EnrollmentToken {
+        id: TokenId::from_store(row.id),
+        user: row.user_email,
+        group: row.group_name,
+        expires_at: time(row.expires_at)?,
+        uses_allowed: count(row.uses_allowed),
+        uses_count: count(row.uses_count),
+        revoked_at: opt_time(row.revoked_at)?,
+        created_by: row.created_by,
+        created_at: time(row.created_at)?,
+    })
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PostureRow {
+    os_version: String,
+    disk_encryption: String,
+    screen_lock: String,
+    firewall: String,
+}
+
+fn device_from(row: devices::Model, cert_expiry: Option<i64>) -> StoreResult<Device> {
+    let posture = match row.posture_json.as_deref() {
+        Some(json) => {
+            let p: PostureRow = serde_json::from_str(json)
+                .map_err(|e| StoreError::Corrupt(format!("posture: {e}")))?;
+            Some(Posture {
+                os_version: p.os_version,
+                disk_encryption: CheckState::parse(&p.disk_encryption),
+                screen_lock: CheckState::parse(&p.screen_lock),
+                firewall: CheckState::parse(&p.firewall),
+            })
+        }
+        None => None,
+    };
+    Ok(Device {
+        state: DeviceState::parse(&row.state).ok_or_else(|| StoreError::Corrupt(row.state))?,
+        id: DeviceId::from_store(row.id),
+        hostname: row.hostname,
+        platform: row.platform,
+        os_version: row.os_version,
+        machine_id: row.machine_id,
+        serial: row.serial,
+        model: row.model,
+        user: row.user_email,
+        group: row.group_name,
+        enrolled_at: time(row.enrolled_at)?,
+        last_seen: opt_time(row.last_seen)?,
+        posture,
+        posture_at: opt_time(row.posture_at)?,
+        certificate_expires_at: opt_time(cert_expiry)?,
+    })
+}
+
+fn command_from(row: commands::Model) -> StoreResult<Command> {
+    Ok(Command {
+        kind: CommandKind::parse(&row.kind).ok_or_else(|| StoreError::Corrupt(row.kind.clone()))?,
+        status: CommandStatus::parse(&row.status)
+            .ok_or_else(|| StoreError::Corrupt(row.status.clone()))?,
+        id: CommandId::from_store(row.id),
+        device_id: DeviceId::from_store(row.device_id),
+        message: row.message,
+        result: row.result,
+        created_at: time(row.created_at)?,
+        sent_at: opt_time(row.sent_at)?,
+        acked_at: opt_time(row.acked_at)?,
+        created_by: row.created_by,
+    })
+}
+
+/// A certificate as the store knows it, found by its key's SPKI hash.
+#[derive(Debug, Clone)]
+pub struct CertificateRecord {
+    pub serial_hex: String,
+    pub device_id: DeviceId,
+    pub not_after: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A new certificate to record for a device.
+#[derive(Debug, Clone)]
+pub struct NewCertificate {
+    pub serial_hex: String,
+    pub spki_sha256_hex: String,
+    pub not_before: DateTime<Utc>,
+    pub not_after: DateTime<Utc>,
+}
+
+impl<C: ConnectionTrait> Db<C> {
+    // ---- admins ----
+
+    pub async fn count_admins(&self) -> StoreResult<u64> {
+        Ok(admins::Entity::find().count(&self.0).await?)
+    }
+
+    pub async fn insert_admin(&self, admin: &Admin, token_hash: &str) -> StoreResult<()> {
+        admins::ActiveModel {
+            id: Set(admin.id.to_string()),
+            email: Set(admin.email.clone()),
+            role: Set(admin.role.as_str().to_owned()),
+            created_at: Set(ms(admin.created_at)),
+            disabled: Set(false),
+        }
+        .insert(&self.0)
+        .await?;
+        admin_tokens::ActiveModel {
+            token_hash: Set(token_hash.to_owned()),
+            admin_id: Set(admin.id.to_string()),
+            created_at: Set(ms(admin.created_at)),
+        }
+        .insert(&self.0)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn admin_by_email(&self, email: &str) -> StoreResult<Option<Admin>> {
+        admins::Entity::find()
+            .filter(admins::Column::Email.eq(email))
+            .one(&self.0)
+            .await?
+            .map(admin_from)
+            .transpose()
+    }
+
+    pub async fn admin_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<Admin>> {
+        let Some(token) = admin_tokens::Entity::find_by_id(token_hash.to_owned())
+            .one(&self.0)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let admin = admins::Entity::find_by_id(token.admin_id)
+            .filter(admins::Column::Disabled.eq(false))
+            .one(&self.0)
+            .await?;
+        admin.map(admin_from).transpose()
+    }
+
+    pub async fn list_admins(&self) -> StoreResult<Vec<Admin>> {
+        admins::Entity::find()
+            .order_by_asc(admins::Column::CreatedAt)
+            .all(&self.0)
+            .await?
+            .into_iter()
+            .map(admin_from)
+            .collect()
+    }
+
+    // ---- enrollment tokens ----
+
+    pub async fn insert_enrollment_token(
+        &self,
+        token: &EnrollmentToken,
+        secret_hash: &str,
+    ) -> StoreResult<()> {
+        enrollment_tokens::ActiveModel {
+            id: Set(token.id.to_string()),
+            secret_hash: Set(secret_hash.to_owned()),
+            user_email: Set(token.user.clone()),
+            group_name: Set(token.group.clone()),
+            expires_at: Set(ms(token.expires_at)),
+            uses_allowed: Set(i32::try_from(token.uses_allowed).unwrap_or(i32::MAX)),
+            uses_count: Set(0),
+            revoked_at: Set(None),
+            created_by: Set(token.created_by.clone()),
+            created_at: Set(ms(token.created_at)),
+        }
+        .insert(&self.0)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn enrollment_token_by_hash(
+        &self,
+        secret_hash: &str,
+    ) -> StoreResult<Option<EnrollmentToken>> {
+        enrollment_tokens::Entity::find()
+            .filter(enrollment_tokens::Column::SecretHash.eq(secret_hash))
+            .one(&self.0)
+            .await?
+            .map(token_from)
+            .transpose()
+    }
+
+    pub async fn enrollment_token(&self, id: &TokenId) -> StoreResult<Option<EnrollmentToken>> {
+        enrollment_tokens::Entity::find_by_id(id.to_string())
+            .one(&self.0)
+            .await?
+            .map(token_from)
+            .transpose()
+    }
+
+    pub async fn list_enrollment_tokens(&self) -> StoreResult<Vec<EnrollmentToken>> {
+        enrollment_tokens::Entity::find()
+            .order_by_desc(enrollment_tokens::Column::CreatedAt)
+            .all(&self.0)
+            .await?
+            .into_iter()
+            .map(token_from)
+            .collect()
+    }
+
+    /// Counts one use of a token if it is still usable at `now`; false when
+    /// another enrollment used it up, it expired or it was revoked meanwhile.
+    pub async fn consume_enrollment_token(
+        &self,
+        id: &TokenId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let result = enrollment_tokens::Entity::update_many()
+            .col_expr(
+                enrollment_tokens::Column::UsesCount,
+                Expr::col(enrollment_tokens::Column::UsesCount).add(1),
+            )
+            .filter(enrollment_tokens::Column::Id.eq(id.to_string()))
+            .filter(enrollment_tokens::Column::RevokedAt.is_null())
+            .filter(enrollment_tokens::Column::ExpiresAt.gt(ms(now)))
+            .filter(
+                Expr::col(enrollment_tokens::Column::UsesCount)
+                    .lt(Expr::col(enrollment_tokens::Column::UsesAllowed)),
+            )
+            .exec(&self.0)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    pub async fn revoke_enrollment_token(
+        &self,
+        id: &TokenId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let result = enrollment_tokens::Entity::update_many()
+            .col_expr(enrollment_tokens::Column::RevokedAt, Expr::value(ms(now)))
+            .filter(enrollment_tokens::Column::Id.eq(id.to_string()))
+            .filter(enrollment_tokens::Column::RevokedAt.is_null())
+            .exec(&self.0)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    // ---- devices ----
+
+    pub async fn insert_device(&self, device: &Device) -> StoreResult<()> {
+        devices::ActiveModel {
+            id: Set(device.id.to_string()),
+            hostname: Set(device.hostname.clone()),
+            platform: Set(device.platform.clone()),
+            os_version: Set(device.os_version.clone()),
+            machine_id: Set(device.machine_id.clone()),
+            serial: Set(device.serial.clone()),
+            model: Set(device.model.clone()),
+            state: Set(device.state.as_str().to_owned()),
+            user_email: Set(device.user.clone()),
+            group_name: Set(device.group.clone()),
+            enrolled_at: Set(ms(device.enrolled_at)),
+            last_seen: Set(device.last_seen.map(ms)),
+            posture_json: Set(None),
+            posture_at: Set(None),
+        }
+        .insert(&self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn newest_certificate_expiry(&self, device_id: &str) -> StoreResult<Option<i64>> {
+        let row = device_certificates::Entity::find()
+            .filter(device_certificates::Column::DeviceId.eq(device_id))
+            .filter(device_certificates::Column::RevokedAt.is_null())
+            .order_by_desc(device_certificates::Column::NotAfter)
+            .one(&self.0)
+            .await?;
+        Ok(row.map(|r| r.not_after))
+    }
+
+    pub async fn device(&self, id: &DeviceId) -> StoreResult<Option<Device>> {
+        let Some(row) = devices::Entity::find_by_id(id.to_string())
+            .one(&self.0)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let expiry = self.newest_certificate_expiry(&row.id).await?;
+        device_from(row, expiry).map(Some)
+    }
+
+    pub async fn list_devices(&self) -> StoreResult<Vec<Device>> {
+        let rows = devices::Entity::find()
+            .order_by_asc(devices::Column::EnrolledAt)
+            .all(&self.0)
+            .await?;
+        let mut expiries = std::collections::HashMap::new();
+        for cert in device_certificates::Entity::find()
+            .filter(device_certificates::Column::RevokedAt.is_null())
+            .all(&self.0)
+            .await?
+        {
+            let entry = expiries.entry(cert.device_id).or_insert(cert.not_after);
+            *entry = Ord::max(*entry, cert.not_after);
+        }
+        rows.into_iter()
+            .map(|row| {
+                let expiry = expiries.get(&row.id).copied();
+                device_from(row, expiry)
+            })
+            .collect()
+    }
+
+    pub async fn set_device_state(&self, id: &DeviceId, state: DeviceState) -> StoreResult<()> {
+        devices::Entity::update_many()
+            .col_expr(devices::Column::State, Expr::value(state.as_str()))
+            .filter(devices::Column::Id.eq(id.to_string()))
+            .exec(&self.0)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn touch_device(&self, id: &DeviceId, now: DateTime<Utc>) -> StoreResult<()> {
+        devices::Entity::update_many()
+            .col_expr(devices::Column::LastSeen, Expr::value(ms(now)))
+            .filter(devices::Column::Id.eq(id.to_string()))
+            .exec(&self.0)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_posture(
+        &self,
+        id: &DeviceId,
+        posture: &Posture,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let json = serde_json::to_string(&PostureRow {
+            os_version: posture.os_version.clone(),
+            disk_encryption: posture.disk_encryption.as_str().to_owned(),
+            screen_lock: posture.screen_lock.as_str().to_owned(),
+            firewall: posture.firewall.as_str().to_owned(),
+        })
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut update = devices::Entity::update_many()
+            .col_expr(devices::Column::PostureJson, Expr::value(json))
+            .col_expr(devices::Column::PostureAt, Expr::value(ms(now)))
+            .col_expr(devices::Column::LastSeen, Expr::value(ms(now)));
+        if !posture.os_version.is_empty() {
+            update = update.col_expr(
+                devices::Column::OsVersion,
+                Expr::value(posture.os_version.clone()),
+            );
+        }
+        update
+            .filter(devices::Column::Id.eq(id.to_string()))
+            .exec(&self.0)
+            .await?;
+        Ok(())
+    }
+
+    // ---- certificates ----
+
+    pub async fn insert_certificate(
+        &self,
+        device_id: &DeviceId,
+        cert: &NewCertificate,
+    ) -> StoreResult<()> {
+        device_certificates::ActiveModel {
+            serial: Set(cert.serial_hex.clone()),
+            device_id: Set(device_id.to_string()),
+            spki_sha256: Set(cert.spki_sha256_hex.clone()),
+            not_before: Set(ms(cert.not_before)),
+            not_after: Set(ms(cert.not_after)),
+            revoked_at: Set(None),
+        }
+        .insert(&self.0)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn certificate_by_spki(
+        &self,
+        spki_sha256_hex: &str,
+    ) -> StoreResult<Option<CertificateRecord>> {
+        let row = device_certificates::Entity::find()
+            .filter(device_certificates::Column::SpkiSha256.eq(spki_sha256_hex))
+            .one(&self.0)
+            .await?;
+        row.map(|r| {
+            Ok(CertificateRecord {
+                serial_hex: r.serial,
+                device_id: DeviceId::from_store(r.device_id),
+                not_after: time(r.not_after)?,
+                revoked_at: opt_time(r.revoked_at)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Renewal keeps the device key, so the SPKI hash stays: the old row
+    /// gives way to the new certificate.
+    pub async fn replace_certificate(
+        &self,
+        device_id: &DeviceId,
+        old_serial_hex: &str,
+        cert: &NewCertificate,
+    ) -> StoreResult<()> {
+        device_certificates::Entity::delete_by_id(old_serial_hex.to_owned())
+            .exec(&self.0)
+            .await?;
+        self.insert_certificate(device_id, cert).await
+    }
+
+    pub async fn revoke_device_certificates(
+        &self,
+        device_id: &DeviceId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let result = device_certificates::Entity::update_many()
+            .col_expr(device_certificates::Column::RevokedAt, Expr::value(ms(now)))
+            .filter(device_certificates::Column::DeviceId.eq(device_id.to_string()))
+            .filter(device_certificates::Column::RevokedAt.is_null())
+            .exec(&self.0)
+            .await?;
+        Ok(result.rows_affected)
+    }
+
+    /// (serial hex, revocation time) of every revoked certificate not yet expired.
+    pub async fn revoked_certificates(
+        &self,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<(String, DateTime<Utc>)>> {
+        device_certificates::Entity::find()
+            .filter(device_certificates::Column::RevokedAt.is_not_null())
+            .filter(device_certificates::Column::NotAfter.gt(ms(now)))
+            .all(&self.0)
+            .await?
+            .into_iter()
+            .map(|r| Ok((r.serial, time(r.revoked_at.unwrap_or(r.not_before))?)))
+            .collect()
+    }
+
+    // ---- commands ----
+
+    pub async fn insert_command(&self, command: &Command) -> StoreResult<()> {
+        commands::ActiveModel {
+            id: Set(command.id.to_string()),
+            device_id: Set(command.device_id.to_string()),
+            kind: Set(command.kind.as_str().to_owned()),
+            message: Set(command.message.clone()),
+            status: Set(command.status.as_str().to_owned()),
+            result: Set(command.result.clone()),
+            created_at: Set(ms(command.created_at)),
+            sent_at: Set(command.sent_at.map(ms)),
+            acked_at: Set(command.acked_at.map(ms)),
+            created_by: Set(command.created_by.clone()),
+        }
+        .insert(&self.0)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn command(&self, id: &CommandId) -> StoreResult<Option<Command>> {
+        commands::Entity::find_by_id(id.to_string())
+            .one(&self.0)
+            .await?
+            .map(command_from)
+            .transpose()
+    }
+
+    pub async fn list_commands(&self, device_id: &DeviceId) -> StoreResult<Vec<Command>> {
+        commands::Entity::find()
+            .filter(commands::Column::DeviceId.eq(device_id.to_string()))
+            .order_by_asc(commands::Column::CreatedAt)
+            .order_by_asc(commands::Column::Id)
+            .all(&self.0)
+            .await?
+            .into_iter()
+            .map(command_from)
+            .collect()
+    }
+
+    /// Commands of a device still waiting for an acknowledgement, oldest first.
+    pub async fn open_commands(&self, device_id: &DeviceId) -> StoreResult<Vec<Command>> {
+        commands::Entity::find()
+            .filter(commands::Column::DeviceId.eq(device_id.to_string()))
+            .filter(
+                commands::Column::Status
+                    .is_in([CommandStatus::Pending.as_str(), CommandStatus::Sent.as_str()]),
+            )
+            .order_by_asc(commands::Column::CreatedAt)
+            .order_by_asc(commands::Column::Id)
+            .all(&self.0)
+            .await?
+            .into_iter()
+            .map(command_from)
+            .collect()
+    }
+
+    /// Open commands last sent before `before` (or never sent), any device.
+    pub async fn commands_to_redeliver(
+        &self,
+        before: DateTime<Utc>,
+        limit: u64,
+    ) -> StoreResult<Vec<Command>> {
+        commands::Entity::find()
+            .filter(
+                commands::Column::Status
+                    .is_in([CommandStatus::Pending.as_str(), CommandStatus::Sent.as_str()]),
+            )
+            .filter(
+                commands::Column::SentAt
+                    .is_null()
+                    .or(commands::Column::SentAt.lt(ms(before))),
+            )
+            .order_by_asc(commands::Column::CreatedAt)
+            .limit(limit)
+            .all(&self.0)
+            .await?
+            .into_iter()
+            .map(command_from)
+            .collect()
+    }
+
+    pub async fn mark_commands_sent(
+        &self,
+        ids: &[CommandId],
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        commands::Entity::update_many()
+            .col_expr(commands::Column::SentAt, Expr::value(ms(now)))
+            .col_expr(
+                commands::Column::Status,
+                Expr::value(CommandStatus::Sent.as_str()),
+            )
+            .filter(commands::Column::Id.is_in(ids.iter().map(ToString::to_string)))
+            .filter(commands::Column::Status.eq(CommandStatus::Pending.as_str()))
+            .exec(&self.0)
+            .await?;
+        // Already-sent commands only get a new send time.
+        commands::Entity::update_many()
+            .col_expr(commands::Column::SentAt, Expr::value(ms(now)))
+            .filter(commands::Column::Id.is_in(ids.iter().map(ToString::to_string)))
+            .filter(commands::Column::Status.eq(CommandStatus::Sent.as_str()))
+            .exec(&self.0)
+            .await?;
+        Ok(())
+    }
+
+    /// Records the agent's answer once; a repeated acknowledgement changes nothing.
+    pub async fn acknowledge_command(
+        &self,
+        id: &CommandId,
+        device_id: &DeviceId,
+        status: CommandStatus,
+        result: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let outcome = commands::Entity::update_many()
+            .col_expr(commands::Column::Status, Expr::value(status.as_str()))
+            .col_expr(commands::Column::Result, Expr::value(result.to_owned()))
+            .col_expr(commands::Column::AckedAt, Expr::value(ms(now)))
+            .filter(commands::Column::Id.eq(id.to_string()))
+            .filter(commands::Column::DeviceId.eq(device_id.to_string()))
+            .filter(
+                commands::Column::Status
+                    .is_in([CommandStatus::Pending.as_str(), CommandStatus::Sent.as_str()]),
+            )
+            .exec(&self.0)
+            .await?;
+        Ok(outcome.rows_affected == 1)
+    }
+
+    /// Closes every open command of a device (it was retired or wiped).
+    pub async fn fail_open_commands(
+        &self,
+        device_id: &DeviceId,
+        result: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        commands::Entity::update_many()
+            .col_expr(
+                commands::Column::Status,
+                Expr::value(CommandStatus::Failed.as_str()),
+            )
+            .col_expr(commands::Column::Result, Expr::value(result.to_owned()))
+            .col_expr(commands::Column::AckedAt, Expr::value(ms(now)))
+            .filter(commands::Column::DeviceId.eq(device_id.to_string()))
+            .filter(
+                commands::Column::Status
+                    .is_in([CommandStatus::Pending.as_str(), CommandStatus::Sent.as_str()]),
+            )
+            .exec(&self.0)
+            .await?;
+        Ok(())
+    }
+
+    // ---- policies ----
+
+    /// Creates or replaces a policy document; returns the new version.
+    pub async fn upsert_policy(
+        &self,
+        name: &str,
+        document: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<i64> {
+        let existing = policies::Entity::find_by_id(name.to_owned())
+            .one(&self.0)
+            .await?;
+        let version = existing.as_ref().map_or(1, |p| p.version + 1);
+        let model = policies::ActiveModel {
+            name: Set(name.to_owned()),
+            document: Set(document.to_owned()),
+            version: Set(version),
+            updated_at: Set(ms(now)),
+        };
+        policies::Entity::insert(model)
+            .on_conflict(
+                OnConflict::column(policies::Column::Name)
+                    .update_columns([
+                        policies::Column::Document,
+                        policies::Column::Version,
+                        policies::Column::UpdatedAt,
+                    ])
+                    .to_owned(),
+            )
+            .exec(&self.0)
+            .await?;
+        Ok(version)
+    }
+
+    pub async fn assign_policy(&self, name: &str, kind: &str, target: &str) -> StoreResult<()> {
+        let model = policy_assignments::ActiveModel {
+            target_kind: Set(kind.to_owned()),
+            target: Set(target.to_owned()),
+            policy_name: Set(name.to_owned()),
+        };
+        policy_assignments::Entity::insert(model)
+            .on_conflict(
+                OnConflict::columns([
+                    policy_assignments::Column::TargetKind,
+                    policy_assignments::Column::Target,
+                ])
+                .update_column(policy_assignments::Column::PolicyName)
+                .to_owned(),
+            )
+            .exec(&self.0)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn policy(&self, name: &str) -> StoreResult<Option<StoredPolicy>> {
+        let Some(row) = policies::Entity::find_by_id(name.to_owned())
+            .one(&self.0)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let assignments = policy_assignments::Entity::find()
+            .filter(policy_assignments::Column::PolicyName.eq(name))
+            .all(&self.0)
+            .await?;
+        Ok(Some(policy_from(row, &assignments)?))
+    }
+
+    pub async fn all_policies(&self) -> StoreResult<Vec<StoredPolicy>> {
+        let rows = policies::Entity::find().all(&self.0).await?;
+        let assignments = policy_assignments::Entity::find().all(&self.0).await?;
+        rows.into_iter()
+            .map(|row| policy_from(row, &assignments))
+            .collect()
+    }
+
+    // ---- audit ----
+
+    pub async fn audit(&self, entry: &AuditEntry) -> StoreResult<()> {
+        audit_log::ActiveModel {
+            id: sea_orm::NotSet,
+            at: Set(ms(entry.at)),
+            actor: Set(entry.actor.clone()),
+            action: Set(entry.action.to_owned()),
+            target: Set(entry.target.clone()),
+            outcome: Set(entry.outcome.as_str().to_owned()),
+            detail: Set(entry.detail.clone()),
+        }
+        .insert(&self.0)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn list_audit(
+        &self,
+        since: DateTime<Utc>,
+        limit: u64,
+    ) -> StoreResult<Vec<AuditEvent>> {
+        audit_log::Entity::find()
+            .filter(audit_log::Column::At.gte(ms(since)))
+            .order_by_desc(audit_log::Column::Id)
+            .limit(limit)
+            .all(&self.0)
+            .await?
+            .into_iter()
+            .rev()
+            .map(|r| {
+                Ok(AuditEvent {
+                    id: r.id,
+                    at: time(r.at)?,
+                    actor: r.actor,
+                    action: r.action,
+                    target: r.target,
+                    outcome: r.outcome,
+                    detail: r.detail,
+                })
+            })
+            .collect()
+    }
+}
+
+fn policy_from(
+    row: policies::Model,
+    assignments: &[policy_assignments::Model],
+) -> StoreResult<StoredPolicy> {
+    let mine = assignments.iter().filter(|a| a.policy_name == row.name);
+    let (mut groups, mut devices) = (Vec::new(), Vec::new());
+    for a in mine {
+        match a.target_kind.as_str() {
+            "group" => groups.push(a.target.clone()),
+            "device" => devices.push(a.target.clone()),
+            other => return Err(StoreError::Corrupt(format!("assignment kind {other}"))),
+        }
+    }
+    groups.sort();
+    devices.sort();
+    Ok(StoredPolicy {
+        updated_at: time(row.updated_at)?,
+        name: row.name,
+        document: row.document,
+        version: row.version,
+        groups,
+        devices,
+    })
+}
