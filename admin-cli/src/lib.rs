@@ -1,1 +1,890 @@
+//! latchctl: the admin command line over the gRPC `AdminService`.
+//! [`run`] takes parsed arguments and an [`Environment`] and returns the
+//! text to print, so tests drive exactly what an admin types.
 
+mod output;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::Utc;
+use clap::{Args, Parser, Subcommand};
+use latchkey_proto::v1::{self, admin_service_client::AdminServiceClient};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig};
+
+use output::{Table, time};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot reach the server at {url}: {detail}")]
+    Connect { url: String, detail: String },
+    #[error("{0}")]
+    Server(String),
+    #[error("{path}: {source}")]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Latchkey admin command line.
+#[derive(Debug, Parser)]
+#[command(name = "latchctl", version)]
+pub struct Cli {
+    /// gRPC URL of latchkeyd, e.g. https://localhost:7443 [env: LATCHKEY_SERVER]
+    #[arg(long, global = true)]
+    pub server: Option<String>,
+    /// The server's CA certificate (ca.pem) [env: LATCHKEY_CA]
+    #[arg(long, global = true)]
+    pub ca: Option<PathBuf>,
+    /// File holding the admin API token [env: LATCHKEY_TOKEN holds the token itself]
+    #[arg(long, global = true)]
+    pub token_file: Option<PathBuf>,
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Save the connection (server, CA, token) as the default profile.
+    Login,
+    /// Show who the token belongs to.
+    Whoami,
+    /// Enrollment tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Devices.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+    /// Commands sent to devices.
+    #[command(subcommand)]
+    Command(CommandCommand),
+    /// Policies.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Admins and their roles.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// The audit log.
+    Audit {
+        /// How far back, e.g. 1h or 7d.
+        #[arg(long, default_value = "24h")]
+        since: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an enrollment token; its secret is shown once.
+    Create {
+        /// Bind devices enrolled with it to this user.
+        #[arg(long)]
+        user: Option<String>,
+        /// Devices enrolled with it join this group.
+        #[arg(long)]
+        group: Option<String>,
+        /// Lifetime, e.g. 24h or 7d.
+        #[arg(long, default_value = "24h")]
+        expires: String,
+        /// How many devices may enroll with it.
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+    },
+    List,
+    Revoke {
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    List,
+    Show {
+        id: String,
+    },
+    /// Lock the device; it is cut off at once, before the agent acknowledges.
+    Lock {
+        id: String,
+        #[arg(long)]
+        message: Option<String>,
+    },
+    Unlock {
+        id: String,
+    },
+    /// Remove the agent's key, certificates and managed data; revokes the device.
+    Wipe {
+        id: String,
+        /// Required: wiping cannot be undone.
+        #[arg(long)]
+        confirm: bool,
+    },
+    /// Revoke the device's certificates and end its membership.
+    Retire {
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CommandCommand {
+    /// Commands of one device, oldest first.
+    List { device_id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Create or replace a policy from a TOML file.
+    Set {
+        name: String,
+        file: PathBuf,
+    },
+    /// Assign a policy to a group or a device.
+    Assign(AssignArgs),
+    Show {
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct AssignArgs {
+    pub name: String,
+    #[arg(long, group = "target")]
+    pub group: Option<String>,
+    #[arg(long, group = "target")]
+    pub device: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Add an admin; prints the new API token once.
+    Add {
+        email: String,
+        #[arg(long)]
+        role: String,
+    },
+    List,
+}
+
+/// Where connection settings come from besides flags.
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    pub server: Option<String>,
+    pub ca: Option<PathBuf>,
+    pub token: Option<String>,
+    /// Holds the saved profile.
+    pub config_dir: Option<PathBuf>,
+}
+
+impl Environment {
+    /// LATCHKEY_SERVER, LATCHKEY_CA, LATCHKEY_TOKEN and the per-user config dir.
+    pub fn from_process() -> Self {
+        let config_dir = std::env::var_os("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+            .map(|d| d.join("latchctl"));
+        Environment {
+            server: std::env::var("LATCHKEY_SERVER").ok(),
+            ca: std::env::var_os("LATCHKEY_CA").map(PathBuf::from),
+            token: std::env::var("LATCHKEY_TOKEN").ok(),
+            config_dir,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Profile {
+    server: String,
+    ca_pem: String,
+    token: String,
+}
+
+fn read(path: &Path) -> Result<String, CliError> {
+    std::fs::read_to_string(path).map_err(|source| CliError::File {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn profile_path(env: &Environment) -> Option<PathBuf> {
+    env.config_dir.as_ref().map(|d| d.join("profile.toml"))
+}
+
+struct Connection {
+    server: String,
+    ca_pem: String,
+    token: String,
+}
+
+fn resolve(cli: &Cli, env: &Environment) -> Result<Connection, CliError> {
+    let profile: Option<Profile> = profile_path(env)
+        .filter(|p| p.exists())
+        .map(|p| {
+            let text = read(&p)?;
+            toml::from_str(&text).map_err(|e| CliError::Usage(format!("{}: {e}", p.display())))
+        })
+        .transpose()?;
+    let server = cli
+        .server
+        .clone()
+        .or_else(|| env.server.clone())
+        .or_else(|| profile.as_ref().map(|p| p.server.clone()))
+        .ok_or_else(|| {
+            CliError::Usage(
+                "no server: pass --server URL, set LATCHKEY_SERVER, or run `latchctl login`".into(),
+            )
+        })?;
+    let ca_pem = match cli.ca.as_ref().or(env.ca.as_ref()) {
+        Some(path) => read(path)?,
+        None => profile.as_ref().map(|p| p.ca_pem.clone()).ok_or_else(|| {
+            CliError::Usage(
+                "no CA: pass --ca FILE (the server's ca.pem), set LATCHKEY_CA, or run `latchctl login`"
+                    .into(),
+            )
+        })?,
+    };
+    let token = match &cli.token_file {
+        Some(path) => read(path)?.trim().to_owned(),
+        None => env
+            .token
+            .clone()
+            .or_else(|| profile.as_ref().map(|p| p.token.clone()))
+            .ok_or_else(|| {
+                CliError::Usage(
+                    "no API token: pass --token-file FILE, set LATCHKEY_TOKEN, or run `latchctl login`"
+                        .into(),
+                )
+            })?,
+    };
+    let server = if server.contains("://") {
+        server
+    } else {
+        format!("https://{server}")
+    };
+    Ok(Connection {
+        server,
+        ca_pem,
+        token,
+    })
+}
+
+type Client = AdminServiceClient<
+    tonic::service::interceptor::InterceptedService<
+        Channel,
+        Box<dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send>,
+    >,
+>;
+
+async fn connect(connection: &Connection) -> Result<Client, CliError> {
+    let err = |detail: String| CliError::Connect {
+        url: connection.server.clone(),
+        detail,
+    };
+    let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&connection.ca_pem));
+    let channel = Channel::from_shared(connection.server.clone())
+        .map_err(|e| err(e.to_string()))?
+        .tls_config(tls)
+        .map_err(|e| err(e.to_string()))?
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(60))
+        .connect()
+        .await
+        .map_err(|e| err(chain(&e)))?;
+    let header: MetadataValue<_> =
+        format!("Bearer {}", connection.token)
+            .parse()
+            .map_err(|_| {
+                CliError::Usage("the API token contains characters a header cannot carry".into())
+            })?;
+    let interceptor: Box<
+        dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send,
+    > = Box::new(move |mut request: tonic::Request<()>| {
+        request
+            .metadata_mut()
+            .insert("authorization", header.clone());
+        Ok(request)
+    });
+    Ok(AdminServiceClient::with_interceptor(channel, interceptor))
+}
+
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+fn server_error(status: tonic::Status) -> CliError {
+    use tonic::Code;
+    let what = match status.code() {
+        Code::PermissionDenied => "permission denied",
+        Code::Unauthenticated => "not authenticated",
+        Code::NotFound => "not found",
+        Code::InvalidArgument => "invalid argument",
+        Code::FailedPrecondition => "not possible now",
+        Code::AlreadyExists => "already exists",
+        Code::Unavailable => "server unavailable",
+        Code::DeadlineExceeded => "timed out",
+        _ => "server error",
+    };
+    CliError::Server(format!("{what}: {}", status.message()))
+}
+
+fn pretty(value: &serde_json::Value) -> String {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+fn device_json(d: &v1::Device) -> serde_json::Value {
+    json!({
+        "id": d.id,
+        "hostname": d.hostname,
+        "platform": d.platform,
+        "os_version": d.os_version,
+        "state": d.state,
+        "user": (!d.user.is_empty()).then_some(&d.user),
+        "group": (!d.group.is_empty()).then_some(&d.group),
+        "compliant": match d.compliance.as_str() { "compliant" => Some(true), "noncompliant" => Some(false), _ => None },
+        "compliance": d.compliance,
+        "failed_checks": d.failed_checks.iter().map(|f| json!({"check": f.check, "detail": f.detail})).collect::<Vec<_>>(),
+        "policy": (!d.policy.is_empty()).then_some(&d.policy),
+        "last_seen": output::rfc3339(d.last_seen),
+        "enrolled_at": output::rfc3339(d.enrolled_at),
+        "serial": d.serial,
+        "model": d.model,
+        "machine_id": d.machine_id,
+        "certificate_expires_at": output::rfc3339(d.certificate_expires_at),
+        "posture": {
+            "disk_encryption": d.posture_disk_encryption,
+            "screen_lock": d.posture_screen_lock,
+            "firewall": d.posture_firewall,
+            "reported_at": output::rfc3339(d.posture_at),
+        },
+    })
+}
+
+fn command_json(c: &v1::DeviceCommand) -> serde_json::Value {
+    json!({
+        "id": c.id,
+        "device_id": c.device_id,
+        "kind": c.kind,
+        "status": c.status,
+        "result": (!c.result.is_empty()).then_some(&c.result),
+        "created_at": output::rfc3339(c.created_at),
+        "acknowledged_at": output::rfc3339(c.acknowledged_at),
+        "created_by": c.created_by,
+    })
+}
+
+fn token_json(t: &v1::EnrollmentToken) -> serde_json::Value {
+    json!({
+        "id": t.id,
+        "user": (!t.user.is_empty()).then_some(&t.user),
+        "group": (!t.group.is_empty()).then_some(&t.group),
+        "expires_at": output::rfc3339(t.expires_at),
+        "uses_allowed": t.uses_allowed,
+        "uses_count": t.uses_count,
+        "revoked": t.revoked,
+        "created_by": t.created_by,
+    })
+}
+
+fn policy_json(p: &v1::Policy) -> serde_json::Value {
+    json!({
+        "name": p.name, "version": p.version, "updated_at": output::rfc3339(p.updated_at),
+        "groups": p.groups, "devices": p.devices, "document": p.document,
+    })
+}
+
+fn admin_json(a: &v1::Admin) -> serde_json::Value {
+    json!({"id": a.id, "email": a.email, "role": a.role, "created_at": output::rfc3339(a.created_at)})
+}
+
+fn device_text(d: &v1::Device) -> String {
+    let mut t = output::Fields::default();
+    t.add("id", &d.id);
+    t.add("hostname", &d.hostname);
+    t.add("platform", &format!("{} {}", d.platform, d.os_version));
+    t.add("state", &d.state);
+    t.add("user", output::or_dash(&d.user));
+    t.add("group", output::or_dash(&d.group));
+    t.add(
+        "policy",
+        if d.policy.is_empty() {
+            "(default rules)"
+        } else {
+            &d.policy
+        },
+    );
+    t.add("compliance", &d.compliance);
+    for f in &d.failed_checks {
+        t.add("  failing", &format!("{}: {}", f.check, f.detail));
+    }
+    t.add(
+        "posture",
+        &if d.posture_at == 0 {
+            "not reported yet".to_owned()
+        } else {
+            format!(
+                "disk encryption {}, screen lock {}, firewall {} (reported {})",
+                d.posture_disk_encryption,
+                d.posture_screen_lock,
+                d.posture_firewall,
+                time(d.posture_at)
+            )
+        },
+    );
+    t.add("last seen", &time(d.last_seen));
+    t.add("enrolled", &time(d.enrolled_at));
+    t.add(
+        "certificate",
+        &format!("expires {}", time(d.certificate_expires_at)),
+    );
+    t.add("serial", output::or_dash(&d.serial));
+    t.add("model", output::or_dash(&d.model));
+    t.render()
+}
+
+fn commands_table(commands: &[v1::DeviceCommand]) -> String {
+    let mut table = Table::new(&["ID", "KIND", "STATUS", "CREATED", "BY", "RESULT"]);
+    for c in commands {
+        table.row(vec![
+            c.id.clone(),
+            c.kind.clone(),
+            c.status.clone(),
+            time(c.created_at),
+            c.created_by.clone(),
+            c.result.clone(),
+        ]);
+    }
+    table.render()
+}
+
+/// Executes one latchctl invocation and returns what it prints.
+pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
+    let connection = resolve(&cli, env)?;
+    if let Command::Login = cli.command {
+        return login(&connection, env).await;
+    }
+    let mut client = connect(&connection).await?;
+    let json = cli.json;
+    let now = Utc::now();
+    let out = match cli.command {
+        Command::Login => String::new(),
+        Command::Whoami => {
+            let me = client
+                .who_am_i(v1::WhoAmIRequest {})
+                .await
+                .map_err(server_error)?
+                .into_inner();
+            if json {
+                pretty(&admin_json(&me))
+            } else {
+                format!("{} ({})\n", me.email, me.role)
+            }
+        }
+        Command::Token(TokenCommand::Create {
+            user,
+            group,
+            expires,
+            uses,
+        }) => {
+            let expires = latchkey_proto::text::parse_duration(&expires)
+                .map_err(|e| CliError::Usage(format!("--expires: {e}")))?;
+            let response = client
+                .create_enrollment_token(v1::CreateEnrollmentTokenRequest {
+                    user: user.unwrap_or_default(),
+                    group: group.unwrap_or_default(),
+                    expires_in_seconds: i64::try_from(expires.as_secs()).unwrap_or(i64::MAX),
+                    uses,
+                })
+                .await
+                .map_err(server_error)?
+                .into_inner();
+            let token = response.token.unwrap_or_default();
+            if json {
+                let mut value = token_json(&token);
+                value["secret"] = json!(response.secret);
+                pretty(&value)
+            } else {
+                format!(
+                    "{}\n\ntoken id {} · {} use(s) · expires {}\nThe secret above is shown only once. Enroll a device with:\n  latchkey-agent enroll --server {} --ca ca.pem --token {}\n",
+                    response.secret,
+                    token.id,
+                    token.uses_allowed,
+                    time(token.expires_at),
+                    connection.server,
+                    response.secret
+                )
+            }
+        }
+        Command::Token(TokenCommand::List) => {
+            let tokens = client
+                .list_enrollment_tokens(v1::ListEnrollmentTokensRequest {})
+                .await
+                .map_err(server_error)?
+                .into_inner()
+                .tokens;
+            if json {
+                pretty(&json!(tokens.iter().map(token_json).collect::<Vec<_>>()))
+            } else {
+                let mut table = Table::new(&[
+                    "ID",
+                    "USES",
+                    "EXPIRES",
+                    "STATUS",
+                    "USER",
+                    "GROUP",
+                    "CREATED BY",
+                ]);
+                for t in &tokens {
+                    let status = if t.revoked {
+                        "revoked"
+                    } else if t.expires_at <= now.timestamp() {
+                        "expired"
+                    } else if t.uses_count >= t.uses_allowed {
+                        "used up"
+                    } else {
+                        "usable"
+                    };
+                    table.row(vec![
+                        t.id.clone(),
+                        format!("{}/{}", t.uses_count, t.uses_allowed),
+                        time(t.expires_at),
+                        status.to_owned(),
+                        output::or_dash(&t.user).to_owned(),
+                        output::or_dash(&t.group).to_owned(),
+                        t.created_by.clone(),
+                    ]);
+                }
+                table.render()
+            }
+        }
+        Command::Token(TokenCommand::Revoke { id }) => {
+            let token = client
+                .revoke_enrollment_token(v1::RevokeEnrollmentTokenRequest { id })
+                .await
+                .map_err(server_error)?
+                .into_inner();
+            if json {
+                pretty(&token_json(&token))
+            } else {
+                format!("token {} revoked\n", token.id)
+            }
+        }
+        Command::Device(DeviceCommand::List) => {
+            let devices = client
+                .list_devices(v1::ListDevicesRequest {})
+                .await
+                .map_err(server_error)?
+                .into_inner()
+                .devices;
+            if json {
+                pretty(&json!(devices.iter().map(device_json).collect::<Vec<_>>()))
+            } else {
+                let mut table = Table::new(&[
+                    "ID",
+                    "HOSTNAME",
+                    "PLATFORM",
+                    "OS",
+                    "STATE",
+                    "USER",
+                    "COMPLIANCE",
+                    "LAST SEEN",
+                ]);
+                for d in &devices {
+                    table.row(vec![
+                        d.id.clone(),
+                        d.hostname.clone(),
+                        d.platform.clone(),
+                        d.os_version.clone(),
+                        d.state.clone(),
+                        output::or_dash(&d.user).to_owned(),
+                        d.compliance.clone(),
+                        output::ago(d.last_seen, now),
+                    ]);
+                }
+                table.render()
+            }
+        }
+        Command::Device(DeviceCommand::Show { id }) => {
+            let device = client
+                .get_device(v1::GetDeviceRequest { id })
+                .await
+                .map_err(server_error)?
+                .into_inner();
+            if json {
+                pretty(&device_json(&device))
+            } else {
+                device_text(&device)
+            }
+        }
+        Command::Device(DeviceCommand::Lock { id, message }) => {
+            let r = client
+                .lock_device(v1::LockDeviceRequest {
+                    id,
+                    message: message.unwrap_or_default(),
+                })
+                .await
+                .map_err(server_error)?
+                .into_inner();
+            command_result(json, "locked", r)
+        }
+        Command::Device(DeviceCommand::Unlock { id }) => {
+            let r = client
+                .unlock_device(v1::UnlockDeviceRequest { id })
+                .await
+                .map_err(server_error)?
+                .into_inner();
+            command_result(json, "unlocked", r)
+        }
+        Command::Device(DeviceCommand::Wipe { id, confirm }) => {
+            if !confirm {
+                return Err(CliError::Usage(format!(
+                    "wiping removes the agent's key, certificates and managed data and cannot be undone; run `latchctl device wipe {id} --confirm`"
+                )));
+            }
+            let r = client
+                .wipe_device(v1::WipeDeviceRequest { id })
+                .await
+                .map_err(server_error)?
+                .into_inner();
+            command_result(json, "being wiped", r)
+        }
+        Command::Device(DeviceCommand::Retire { id }) => {
+            let device = client
+                .retire_device(v1::RetireDeviceRequest { id })
+                .await
+                .map_err(server_error)?
+                .into_inner();
+            if json {
+                pretty(&device_json(&device))
+            } else {
+                format!(
+                    "device {} ({}) retired; its certificates are revoked\n",
+                    device.id, device.hostname
+                )
+            }
+        }
+        Command::Command(CommandCommand::List { device_id }) => {
+            let commands = client
+                .list_commands(v1::ListCommandsRequest { device_id })
+                .await
+                .map_err(server_error)?
+                .into_inner()
+                .commands;
+            if json {
+                pretty(&json!(
+                    commands.iter().map(command_json).collect::<Vec<_>>()
+                ))
+            } else {
+                commands_table(&commands)
+            }
+        }
+        Command::Policy(PolicyCommand::Set { name, file }) => {
+            let document = read(&file)?;
+            let policy = client
+                .set_policy(v1::SetPolicyRequest { name, document })
+                .await
+                .map_err(server_error)?
+                .into_inner();
+            if json {
+                pretty(&policy_json(&policy))
+            } else {
+                format!(
+                    "policy {} saved (version {})\n",
+                    policy.name, policy.version
+                )
+            }
+        }
+        Command::Policy(PolicyCommand::Assign(args)) => {
+            let target = match (args.group, args.device) {
+                (Some(g), _) => v1::assign_policy_request::Target::Group(g),
+                (None, Some(d)) => v1::assign_policy_request::Target::DeviceId(d),
+                (None, None) => {
+                    return Err(CliError::Usage("pass --group G or --device ID".into()));
+                }
+            };
+            let policy = client
+                .assign_policy(v1::AssignPolicyRequest {
+                    name: args.name,
+                    target: Some(target),
+                })
+                .await
+                .map_err(server_error)?
+                .into_inner();
+            if json {
+                pretty(&policy_json(&policy))
+            } else {
+                format!(
+                    "policy {} now applies to groups [{}] and devices [{}]\n",
+                    policy.name,
+                    policy.groups.join(", "),
+                    policy.devices.join(", ")
+                )
+            }
+        }
+        Command::Policy(PolicyCommand::Show { name }) => {
+            let p = client
+                .get_policy(v1::GetPolicyRequest { name })
+                .await
+                .map_err(server_error)?
+                .into_inner();
+            if json {
+                pretty(&policy_json(&p))
+            } else {
+                let mut f = output::Fields::default();
+                f.add("name", &p.name);
+                f.add("version", &p.version.to_string());
+                f.add("updated", &time(p.updated_at));
+                f.add("groups", &p.groups.join(", "));
+                f.add("devices", &p.devices.join(", "));
+                format!("{}\n{}", f.render(), p.document.trim_end()) + "\n"
+            }
+        }
+        Command::Admin(AdminCommand::Add { email, role }) => {
+            let r = client
+                .add_admin(v1::AddAdminRequest { email, role })
+                .await
+                .map_err(server_error)?
+                .into_inner();
+            let admin = r.admin.unwrap_or_default();
+            if json {
+                let mut value = admin_json(&admin);
+                value["token"] = json!(r.token);
+                pretty(&value)
+            } else {
+                format!(
+                    "{}\n\nadmin {} added with role {}; the API token above is shown only once\n",
+                    r.token, admin.email, admin.role
+                )
+            }
+        }
+        Command::Admin(AdminCommand::List) => {
+            let admins = client
+                .list_admins(v1::ListAdminsRequest {})
+                .await
+                .map_err(server_error)?
+                .into_inner()
+                .admins;
+            if json {
+                pretty(&json!(admins.iter().map(admin_json).collect::<Vec<_>>()))
+            } else {
+                let mut table = Table::new(&["EMAIL", "ROLE", "ADDED"]);
+                for a in &admins {
+                    table.row(vec![a.email.clone(), a.role.clone(), time(a.created_at)]);
+                }
+                table.render()
+            }
+        }
+        Command::Audit { since } => {
+            let since = latchkey_proto::text::parse_duration(&since)
+                .map_err(|e| CliError::Usage(format!("--since: {e}")))?;
+            let from = now.timestamp() - i64::try_from(since.as_secs()).unwrap_or(i64::MAX / 2);
+            let events = client
+                .list_audit(v1::ListAuditRequest {
+                    since: from,
+                    limit: 0,
+                })
+                .await
+                .map_err(server_error)?
+                .into_inner()
+                .events;
+            if json {
+                pretty(&json!(events.iter().map(|e| json!({
+                    "id": e.id, "at": output::rfc3339(e.at), "actor": e.actor, "action": e.action,
+                    "target": e.target, "outcome": e.outcome, "detail": e.detail,
+                })).collect::<Vec<_>>()))
+            } else {
+                let mut table =
+                    Table::new(&["TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME", "DETAIL"]);
+                for e in &events {
+                    table.row(vec![
+                        time(e.at),
+                        e.actor.clone(),
+                        e.action.clone(),
+                        e.target.clone(),
+                        e.outcome.clone(),
+                        e.detail.clone(),
+                    ]);
+                }
+                table.render()
+            }
+        }
+    };
+    Ok(out)
+}
+
+fn command_result(json: bool, verb: &str, r: v1::DeviceCommandResponse) -> String {
+    let device = r.device.unwrap_or_default();
+    let command = r.command.unwrap_or_default();
+    if json {
+        pretty(&json!({"device": device_json(&device), "command": command_json(&command)}))
+    } else {
+        format!(
+            "device {} ({}) {verb}; state is now {}\ncommand {} is {}; follow it with `latchctl command list {}`\n",
+            device.id, device.hostname, device.state, command.id, command.status, device.id
+        )
+    }
+}
+
+async fn login(connection: &Connection, env: &Environment) -> Result<String, CliError> {
+    let mut client = connect(connection).await?;
+    let me = client
+        .who_am_i(v1::WhoAmIRequest {})
+        .await
+        .map_err(server_error)?
+        .into_inner();
+    let path = profile_path(env).ok_or_else(|| {
+        CliError::Usage("no config directory (set HOME or XDG_CONFIG_HOME)".into())
+    })?;
+    let profile = Profile {
+        server: connection.server.clone(),
+        ca_pem: connection.ca_pem.clone(),
+        token: connection.token.clone(),
+    };
+    let text = toml::to_string(&profile).map_err(|e| CliError::Usage(e.to_string()))?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| CliError::File {
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    write_private(&path, &text)?;
+    Ok(format!(
+        "logged in to {} as {} ({}); profile saved in {}\n",
+        connection.server,
+        me.email,
+        me.role,
+        path.display()
+    ))
+}
+
+fn write_private(path: &Path, text: &str) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let err = |source| CliError::File {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = options.open(path).map_err(err)?;
+    file.write_all(text.as_bytes()).map_err(err)
+}

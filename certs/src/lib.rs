@@ -546,10 +546,7 @@ mod tests {
     #[test]
     fn csr_with_tampered_subject_fails_signature_check() {
         let (_key, mut csr_der) = new_key_and_csr("hostA").unwrap();
-        let pos = csr_der
-            .windows(5)
-            .position(|w| w == b"hostA")
-            .unwrap();
+        let pos = csr_der.windows(5).position(|w| w == b"hostA").unwrap();
         csr_der[pos + 4] = b'B';
         let result = verify_csr(&csr_der);
         assert!(matches!(result, Err(CertError::CsrSignature)), "{result:?}");

@@ -3,8 +3,8 @@
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::{
-    big_integer, big_integer_null, big_pk_auto, boolean, integer, string, string_null,
-    string_uniq, text, text_null,
+    big_integer, big_integer_null, big_pk_auto, boolean, integer, string, string_null, string_uniq,
+    text, text_null,
 };
 
 pub struct Migration;

@@ -43,9 +43,38 @@ pub fn format_duration(duration: Duration) -> String {
     }
 }
 
+/// `mqtts://host:port` -> (host, port).
+pub fn parse_mqtts_url(url: &str) -> Result<(String, u16), String> {
+    let rest = url
+        .strip_prefix("mqtts://")
+        .ok_or_else(|| format!("{url:?}: an MQTT URL must start with mqtts://"))?;
+    let (host, port) = rest
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{url:?}: the MQTT URL needs a port"))?;
+    let port = port
+        .parse()
+        .map_err(|_| format!("{url:?}: {port:?} is not a port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("{url:?}: the MQTT URL needs a host"));
+    }
+    Ok((host.to_owned(), port))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mqtts_urls_parse() {
+        assert_eq!(
+            parse_mqtts_url("mqtts://mq.example:8883"),
+            Ok(("mq.example".into(), 8883))
+        );
+        assert!(parse_mqtts_url("mqtt://mq:1883").is_err());
+        assert!(parse_mqtts_url("mqtts://mq").is_err());
+        assert!(parse_mqtts_url("mqtts://:1").is_err());
+    }
 
     #[test]
     fn durations_parse_and_print() {

@@ -140,31 +140,52 @@ impl FileConfig {
             .or(self.data_dir)
             .unwrap_or_else(|| PathBuf::from("./latchkey-data"));
         let database_url = match self.database.url {
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("sqlite:") => url,
+            Some(url)
+                if url.starts_with("postgres://")
+                    || url.starts_with("postgresql://")
+                    || url.starts_with("sqlite:") =>
+            {
+                url
+            }
             Some(url) => {
                 return Err(ConfigError::Invalid(format!(
                     "database.url {url:?} must start with postgres:// or sqlite:"
                 )));
             }
-            None => format!("sqlite://{}?mode=rwc", data_dir.join("latchkey.db").display()),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.join("latchkey.db").display()
+            ),
         };
         let listen_grpc = addr(
             "listen.grpc",
-            overrides.listen_grpc.as_deref().or(self.listen.grpc.as_deref()).unwrap_or(DEFAULT_GRPC),
+            overrides
+                .listen_grpc
+                .as_deref()
+                .or(self.listen.grpc.as_deref())
+                .unwrap_or(DEFAULT_GRPC),
         )?;
         let listen_https = addr(
             "listen.https",
-            overrides.listen_https.as_deref().or(self.listen.https.as_deref()).unwrap_or(DEFAULT_HTTPS),
+            overrides
+                .listen_https
+                .as_deref()
+                .or(self.listen.https.as_deref())
+                .unwrap_or(DEFAULT_HTTPS),
         )?;
         let mqtt = match self.mqtt.external {
             Some(url) => {
-                crate::push::external::parse_url(&url).map_err(ConfigError::Invalid)?;
+                latchkey_proto::text::parse_mqtts_url(&url).map_err(ConfigError::Invalid)?;
                 MqttMode::External { url }
             }
             None => MqttMode::Embedded {
                 listen: addr(
                     "listen.mqtt",
-                    overrides.listen_mqtt.as_deref().or(self.listen.mqtt.as_deref()).unwrap_or(DEFAULT_MQTT),
+                    overrides
+                        .listen_mqtt
+                        .as_deref()
+                        .or(self.listen.mqtt.as_deref())
+                        .unwrap_or(DEFAULT_MQTT),
                 )?,
             },
         };
@@ -204,17 +225,33 @@ mod tests {
 
     #[test]
     fn defaults_are_local_and_embedded() {
-        let config = FileConfig::default().validate(Overrides::default()).unwrap();
+        let config = FileConfig::default()
+            .validate(Overrides::default())
+            .unwrap();
         assert_eq!(config.data_dir, PathBuf::from("./latchkey-data"));
-        assert!(config.database_url.starts_with("sqlite://./latchkey-data/latchkey.db"));
-        assert_eq!(config.mqtt, MqttMode::Embedded { listen: DEFAULT_MQTT.parse().unwrap() });
+        assert!(
+            config
+                .database_url
+                .starts_with("sqlite://./latchkey-data/latchkey.db")
+        );
+        assert_eq!(
+            config.mqtt,
+            MqttMode::Embedded {
+                listen: DEFAULT_MQTT.parse().unwrap()
+            }
+        );
     }
 
     #[test]
     fn unknown_keys_and_bad_values_are_refused() {
         assert!(toml::from_str::<FileConfig>("[listen]\ngrcp = \"x\"").is_err());
         let bad: FileConfig = toml::from_str("[listen]\ngrpc = \"nowhere\"").unwrap();
-        assert!(bad.validate(Overrides::default()).unwrap_err().to_string().contains("listen.grpc"));
+        assert!(
+            bad.validate(Overrides::default())
+                .unwrap_err()
+                .to_string()
+                .contains("listen.grpc")
+        );
         let bad: FileConfig = toml::from_str("[mqtt]\nexternal = \"tcp://x:1\"").unwrap();
         assert!(bad.validate(Overrides::default()).is_err());
     }

@@ -102,11 +102,20 @@ pub async fn start(
         .context("cannot issue the server certificate")?;
     let store = Store::connect(&config.database_url)
         .await
-        .with_context(|| format!("cannot open the database {}", redact_url(&config.database_url)))?;
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                redact_url(&config.database_url)
+            )
+        })?;
 
     let grpc_addr = listeners.grpc.local_addr()?;
     let https_addr = listeners.https.local_addr()?;
-    let mqtt_addr = listeners.mqtt.as_ref().map(TcpListener::local_addr).transpose()?;
+    let mqtt_addr = listeners
+        .mqtt
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
     let mut tasks = JoinSet::new();
 
     let (push, uplinks, internal) = match &config.mqtt {
@@ -124,7 +133,9 @@ pub async fn start(
     let mqtt_url = match (&config.mqtt_advertise, &config.mqtt, mqtt_addr) {
         (Some(url), _, _) => url.clone(),
         (None, MqttMode::External { url }, _) => url.clone(),
-        (None, MqttMode::Embedded { .. }, Some(addr)) => format!("mqtts://localhost:{}", addr.port()),
+        (None, MqttMode::Embedded { .. }, Some(addr)) => {
+            format!("mqtts://localhost:{}", addr.port())
+        }
         (None, MqttMode::Embedded { .. }, None) => anyhow::bail!("embedded MQTT needs a listener"),
     };
     let sessions = push.sessions().clone();
@@ -133,7 +144,9 @@ pub async fn start(
         ca.clone(),
         push,
         CoreSettings {
-            device_certificate_validity: chrono::Duration::from_std(config.device_certificate_validity)?,
+            device_certificate_validity: chrono::Duration::from_std(
+                config.device_certificate_validity,
+            )?,
             mqtt_url: mqtt_url.clone(),
         },
     ));
@@ -187,9 +200,17 @@ pub async fn start(
             broker: internal,
             sessions: sessions.clone(),
         };
-        tasks.spawn(api::mqtt::gateway::serve(gateway, listener, shutdown.clone()));
+        tasks.spawn(api::mqtt::gateway::serve(
+            gateway,
+            listener,
+            shutdown.clone(),
+        ));
     }
-    tasks.spawn(api::mqtt::uplink::run(core.clone(), uplinks, shutdown.clone()));
+    tasks.spawn(api::mqtt::uplink::run(
+        core.clone(),
+        uplinks,
+        shutdown.clone(),
+    ));
     {
         let (core, shutdown) = (core.clone(), shutdown.clone());
         tasks.spawn(async move {

@@ -59,7 +59,10 @@ async fn main() -> anyhow::Result<()> {
         Some(addr) => println!("  MQTT (embedded broker)     mqtts://{addr}"),
         None => println!("  MQTT (external broker)     {}", running.mqtt_url),
     }
-    println!("  HTTPS                      https://{}", running.https_addr);
+    println!(
+        "  HTTPS                      https://{}",
+        running.https_addr
+    );
     println!("  CA certificate             {}", running.ca_path.display());
     if let Some(path) = &running.admin_token_path {
         println!("  owner API token written to {}", path.display());

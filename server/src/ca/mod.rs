@@ -81,7 +81,11 @@ impl CertificateAuthority {
             let generated = latchkey_certs::generate_authority("Latchkey", now)?;
             // Keys first: a crash between files leaves no root without its key.
             write_file(&dir.join(ROOT_KEY), generated.root_key_pem.expose(), true)?;
-            write_file(&dir.join(ISSUING_KEY), generated.issuing_key_pem.expose(), true)?;
+            write_file(
+                &dir.join(ISSUING_KEY),
+                generated.issuing_key_pem.expose(),
+                true,
+            )?;
             write_file(&dir.join(ISSUING_CERT), &generated.issuing_cert_pem, false)?;
             write_file(&root_path, &generated.root_cert_pem, false)?;
         }
@@ -141,7 +145,9 @@ impl CertificateAuthority {
                 });
             }
         }
-        let (issued, key_pem) = self.authority.issue_server(names, now, Duration::days(397))?;
+        let (issued, key_pem) = self
+            .authority
+            .issue_server(names, now, Duration::days(397))?;
         let chain_pem = self.chain_pem(&issued.pem);
         write_file(&key_path, key_pem.expose(), true)?;
         write_file(&cert_path, &chain_pem, false)?;
@@ -155,9 +161,9 @@ impl CertificateAuthority {
         common_name: &str,
         now: DateTime<Utc>,
     ) -> Result<TlsIdentity, CaError> {
-        let (issued, key_pem) = self
-            .authority
-            .issue_client(common_name, now, Duration::days(397))?;
+        let (issued, key_pem) =
+            self.authority
+                .issue_client(common_name, now, Duration::days(397))?;
         Ok(TlsIdentity {
             chain_pem: self.chain_pem(&issued.pem),
             key_pem,

@@ -31,7 +31,10 @@ use policy::{Compliance, PolicyDocument};
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
     #[error("not permitted: your role ({role}) may not {action}")]
-    PermissionDenied { role: &'static str, action: &'static str },
+    PermissionDenied {
+        role: &'static str,
+        action: &'static str,
+    },
     #[error("{0} not found")]
     NotFound(String),
     #[error("{0}")]
@@ -103,8 +106,14 @@ pub struct DeviceView {
 /// What the agent told us over MQTT, decoded by `api::mqtt`.
 #[derive(Debug, Clone)]
 pub enum AgentEvent {
-    Hello { policy_version: i64 },
-    Ack { command_id: String, success: bool, result: String },
+    Hello {
+        policy_version: i64,
+    },
+    Ack {
+        command_id: String,
+        success: bool,
+        result: String,
+    },
     Posture(Posture),
 }
 
@@ -299,8 +308,14 @@ impl Core {
         uses: u32,
         now: DateTime<Utc>,
     ) -> Result<(EnrollmentToken, String), CoreError> {
-        self.authorize(caller, Permission::ManageTokens, "create enrollment tokens", "", now)
-            .await?;
+        self.authorize(
+            caller,
+            Permission::ManageTokens,
+            "create enrollment tokens",
+            "",
+            now,
+        )
+        .await?;
         if expires_in <= Duration::zero() || expires_in > Duration::days(365) {
             return Err(CoreError::InvalidArgument(
                 "expiry must be between 1 second and 365 days".into(),
@@ -350,8 +365,14 @@ impl Core {
         caller: &AuthenticatedAdmin,
         now: DateTime<Utc>,
     ) -> Result<Vec<EnrollmentToken>, CoreError> {
-        self.authorize(caller, Permission::ReadTokens, "list enrollment tokens", "", now)
-            .await?;
+        self.authorize(
+            caller,
+            Permission::ReadTokens,
+            "list enrollment tokens",
+            "",
+            now,
+        )
+        .await?;
         Ok(self.store.list_enrollment_tokens().await?)
     }
 
@@ -361,8 +382,14 @@ impl Core {
         id: &str,
         now: DateTime<Utc>,
     ) -> Result<EnrollmentToken, CoreError> {
-        self.authorize(caller, Permission::ManageTokens, "revoke enrollment tokens", id, now)
-            .await?;
+        self.authorize(
+            caller,
+            Permission::ManageTokens,
+            "revoke enrollment tokens",
+            id,
+            now,
+        )
+        .await?;
         let not_found = || CoreError::NotFound(format!("enrollment token {id}"));
         let token_id = TokenId::parse(id).ok_or_else(not_found)?;
         let tx = self.store.begin().await?;
@@ -383,7 +410,10 @@ impl Core {
             detail: String::new(),
         })
         .await?;
-        let token = tx.enrollment_token(&token_id).await?.ok_or_else(not_found)?;
+        let token = tx
+            .enrollment_token(&token_id)
+            .await?
+            .ok_or_else(not_found)?;
         tx.commit().await?;
         Ok(token)
     }
@@ -451,9 +481,12 @@ impl Core {
             other => EnrollError::InvalidCsr(other.to_string()),
         })?;
         let device_id = DeviceId::generate();
-        let issued = self
-            .ca
-            .issue_device(&csr, &device_id, now, self.settings.device_certificate_validity)?;
+        let issued = self.ca.issue_device(
+            &csr,
+            &device_id,
+            now,
+            self.settings.device_certificate_validity,
+        )?;
         let device = Device {
             id: device_id.clone(),
             hostname: facts.hostname,
@@ -534,7 +567,8 @@ impl Core {
             .certificate_by_spki(&hex::encode(csr.spki_sha256()))
             .await?;
         match current {
-            Some(record) if record.device_id == *device.id() && record.serial_hex == old_serial => {}
+            Some(record) if record.device_id == *device.id() && record.serial_hex == old_serial => {
+            }
             _ => {
                 return Err(CoreError::InvalidArgument(
                     "the CSR must carry the key of the certificate used for this call".into(),
@@ -582,7 +616,11 @@ impl Core {
         }
     }
 
-    async fn device_view(&self, id: &DeviceId, now: DateTime<Utc>) -> Result<DeviceView, CoreError> {
+    async fn device_view(
+        &self,
+        id: &DeviceId,
+        now: DateTime<Utc>,
+    ) -> Result<DeviceView, CoreError> {
         let device = self
             .store
             .device(id)
@@ -710,11 +748,7 @@ impl Core {
         tx.commit().await?;
         self.deliver(std::slice::from_ref(&command), now).await;
         let view = self.device_view(&device_id, now).await?;
-        let command = self
-            .store
-            .command(&command.id)
-            .await?
-            .unwrap_or(command);
+        let command = self.store.command(&command.id).await?.unwrap_or(command);
         Ok((view, command))
     }
 
@@ -821,8 +855,14 @@ impl Core {
                 device.state.as_str()
             )));
         }
-        self.end_device(&device_id, DeviceState::Retired, &caller.actor(), "device.retire", now)
-            .await?;
+        self.end_device(
+            &device_id,
+            DeviceState::Retired,
+            &caller.actor(),
+            "device.retire",
+            now,
+        )
+        .await?;
         self.device_view(&device_id, now).await
     }
 
@@ -875,8 +915,14 @@ impl Core {
         document: &str,
         now: DateTime<Utc>,
     ) -> Result<StoredPolicy, CoreError> {
-        self.authorize(caller, Permission::ManagePolicies, "change policies", name, now)
-            .await?;
+        self.authorize(
+            caller,
+            Permission::ManagePolicies,
+            "change policies",
+            name,
+            now,
+        )
+        .await?;
         let name = validate_name("policy", name)?;
         policy::parse_policy(document).map_err(|e| CoreError::InvalidArgument(e.to_string()))?;
         let tx = self.store.begin().await?;
@@ -906,8 +952,14 @@ impl Core {
         device: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<StoredPolicy, CoreError> {
-        self.authorize(caller, Permission::ManagePolicies, "assign policies", name, now)
-            .await?;
+        self.authorize(
+            caller,
+            Permission::ManagePolicies,
+            "assign policies",
+            name,
+            now,
+        )
+        .await?;
         if self.store.policy(name).await?.is_none() {
             return Err(CoreError::NotFound(format!("policy {name}")));
         }
@@ -959,7 +1011,11 @@ impl Core {
             .ok_or_else(|| CoreError::NotFound(format!("policy {name}")))
     }
 
-    async fn push_policy_to_affected(&self, name: &str, now: DateTime<Utc>) -> Result<(), CoreError> {
+    async fn push_policy_to_affected(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), CoreError> {
         let policies = self.store.all_policies().await?;
         for device in self.store.list_devices().await? {
             if device.state.is_final() {
@@ -973,7 +1029,12 @@ impl Core {
         Ok(())
     }
 
-    fn send_policy(&self, device_id: &DeviceId, stored: Option<&StoredPolicy>, _now: DateTime<Utc>) {
+    fn send_policy(
+        &self,
+        device_id: &DeviceId,
+        stored: Option<&StoredPolicy>,
+        _now: DateTime<Utc>,
+    ) {
         let document = stored
             .and_then(|p| policy::parse_policy(&p.document).ok())
             .unwrap_or_else(PolicyDocument::default);
@@ -1010,9 +1071,7 @@ impl Core {
                 let policies = self.store.all_policies().await?;
                 if let Some(current) = self.store.device(device.id()).await? {
                     let effective = policy::effective_policy(&current, &policies);
-                    if effective.map_or(0, |p| p.version) != policy_version
-                        || effective.is_none()
-                    {
+                    if effective.map_or(0, |p| p.version) != policy_version || effective.is_none() {
                         self.send_policy(device.id(), effective, now);
                     }
                 }
@@ -1062,8 +1121,14 @@ impl Core {
                     && command.kind == CommandKind::Wipe
                     && success
                 {
-                    self.end_device(device.id(), DeviceState::Wiped, &device.actor(), "device.wiped", now)
-                        .await?;
+                    self.end_device(
+                        device.id(),
+                        DeviceState::Wiped,
+                        &device.actor(),
+                        "device.wiped",
+                        now,
+                    )
+                    .await?;
                 }
                 Ok(())
             }

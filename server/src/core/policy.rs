@@ -154,7 +154,9 @@ pub fn effective_policy<'a>(
         .find(|p| p.devices.iter().any(|d| d == id))
         .or_else(|| {
             let group = device.group.as_deref()?;
-            policies.iter().find(|p| p.groups.iter().any(|g| g == group))
+            policies
+                .iter()
+                .find(|p| p.groups.iter().any(|g| g == group))
         })
 }
 
@@ -263,7 +265,11 @@ pub fn evaluate(device: &Device, rules: &ComplianceRules, now: DateTime<Utc>) ->
         ));
     }
     if rules.screen_lock {
-        failed.extend(required_enabled("screen_lock", "screen lock", posture.screen_lock));
+        failed.extend(required_enabled(
+            "screen_lock",
+            "screen lock",
+            posture.screen_lock,
+        ));
     }
     if rules.firewall {
         failed.extend(required_enabled("firewall", "firewall", posture.firewall));
@@ -329,10 +335,12 @@ posture_interval = "5m"
                 .contains("beos")
         );
         assert!(
-            parse_policy("[compliance]\nmax_posture_age = \"10m\"\n[settings]\nposture_interval = \"15m\"")
-                .unwrap_err()
-                .to_string()
-                .contains("shorter")
+            parse_policy(
+                "[compliance]\nmax_posture_age = \"10m\"\n[settings]\nposture_interval = \"15m\""
+            )
+            .unwrap_err()
+            .to_string()
+            .contains("shorter")
         );
     }
 
@@ -355,10 +363,16 @@ posture_interval = "5m"
             disk_encryption: CheckState::Enabled,
             ..posture
         };
-        assert_eq!(evaluate(&device(now, Some(good.clone())), &rules, now), Compliance::Compliant);
+        assert_eq!(
+            evaluate(&device(now, Some(good.clone())), &rules, now),
+            Compliance::Compliant
+        );
         let later = now + chrono::Duration::hours(2);
         let stale = evaluate(&device(now, Some(good)), &rules, later);
         assert_eq!(stale.failed_checks()[0].check, "posture_age");
-        assert_eq!(evaluate(&device(now, None), &rules, now), Compliance::Unknown);
+        assert_eq!(
+            evaluate(&device(now, None), &rules, now),
+            Compliance::Unknown
+        );
     }
 }

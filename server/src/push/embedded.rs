@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use rumqttd::local::LinkBuilder;
 use rumqttd::protocol::v4::V4;
-use rumqttd::{ConnectionSettings, LinkType, Notification, Router, RouterConfig, Server, ServerSettings};
+use rumqttd::{
+    ConnectionSettings, LinkType, Notification, Router, RouterConfig, Server, ServerSettings,
+};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -96,7 +98,11 @@ pub async fn start(
                 .local_addr()
                 .map_err(|e| PushError::Start(e.to_string()))?
         };
-        let mut server = Server::new(server_settings(addr, password.clone()), router_tx.clone(), V4);
+        let mut server = Server::new(
+            server_settings(addr, password.clone()),
+            router_tx.clone(),
+            V4,
+        );
         let task = tokio::spawn(async move { server.start(LinkType::Remote).await });
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
         loop {

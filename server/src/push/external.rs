@@ -18,30 +18,13 @@ use crate::ca::TlsIdentity;
 /// every device topic.
 pub const SERVER_CLIENT_NAME: &str = "latchkeyd";
 
-/// `mqtts://host:port` -> (host, port).
-pub fn parse_url(url: &str) -> Result<(String, u16), String> {
-    let rest = url
-        .strip_prefix("mqtts://")
-        .ok_or_else(|| format!("{url:?}: the external broker URL must start with mqtts://"))?;
-    let (host, port) = rest
-        .rsplit_once(':')
-        .ok_or_else(|| format!("{url:?}: the external broker URL needs a port"))?;
-    let port = port
-        .parse()
-        .map_err(|_| format!("{url:?}: {port:?} is not a port"))?;
-    if host.is_empty() {
-        return Err(format!("{url:?}: the external broker URL needs a host"));
-    }
-    Ok((host.trim_start_matches('[').trim_end_matches(']').to_owned(), port))
-}
-
 pub fn start(
     url: &str,
     identity: &TlsIdentity,
     ca_pem: &str,
     shutdown: CancellationToken,
 ) -> Result<(Push, mpsc::Receiver<Uplink>), PushError> {
-    let (host, port) = parse_url(url).map_err(PushError::Start)?;
+    let (host, port) = latchkey_proto::text::parse_mqtts_url(url).map_err(PushError::Start)?;
     let tls = latchkey_certs::tls::client_config(
         ca_pem,
         Some((identity.chain_pem.as_str(), &identity.key_pem)),
@@ -49,13 +32,18 @@ pub fn start(
     .map_err(|e| PushError::Start(e.to_string()))?;
     let client_id = format!(
         "{SERVER_CLIENT_NAME}-{}",
-        hex::encode(latchkey_certs::random_bytes::<6>().map_err(|e| PushError::Start(e.to_string()))?)
+        hex::encode(
+            latchkey_certs::random_bytes::<6>().map_err(|e| PushError::Start(e.to_string()))?
+        )
     );
     let mut options = MqttOptions::new(client_id, host, port);
     options
         .set_keep_alive(Duration::from_secs(30))
         .set_clean_session(true)
-        .set_max_packet_size(super::embedded::MAX_PAYLOAD + 1024, super::embedded::MAX_PAYLOAD + 1024)
+        .set_max_packet_size(
+            super::embedded::MAX_PAYLOAD + 1024,
+            super::embedded::MAX_PAYLOAD + 1024,
+        )
         .set_transport(Transport::Tls(TlsConfiguration::Rustls(tls)));
     let (client, mut eventloop) = AsyncClient::new(options, 65_536);
     let (uplink_tx, uplink_rx) = mpsc::channel(16_384);
@@ -70,7 +58,7 @@ pub fn start(
             match event {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     backoff = Duration::from_millis(100);
-                    info!(url = %url_for_log(&subscriber), "connected to the external MQTT broker");
+                    info!("connected to the external MQTT broker");
                     if let Err(e) =
                         subscriber.try_subscribe(latchkey_proto::topics::ALL_UP, QoS::AtLeastOnce)
                     {
@@ -104,21 +92,4 @@ pub fn start(
         sessions: SessionRegistry::default(),
     };
     Ok((push, uplink_rx))
-}
-
-fn url_for_log(_client: &AsyncClient) -> &'static str {
-    "external"
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_url;
-
-    #[test]
-    fn broker_urls_parse() {
-        assert_eq!(parse_url("mqtts://mq.example:8883"), Ok(("mq.example".into(), 8883)));
-        assert!(parse_url("mqtt://mq:1883").is_err());
-        assert!(parse_url("mqtts://mq").is_err());
-        assert!(parse_url("mqtts://:1").is_err());
-    }
 }

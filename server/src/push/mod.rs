@@ -57,11 +57,11 @@ pub struct SessionGuard {
 
 impl SessionRegistry {
     pub fn register(&self, device: &DeviceId, token: CancellationToken) -> SessionGuard {
-        let key = self
-            .next
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let key = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Ok(mut map) = self.sessions.lock() {
-            map.entry(device.to_string()).or_default().push((key, token));
+            map.entry(device.to_string())
+                .or_default()
+                .push((key, token));
         }
         SessionGuard {
             registry: self.clone(),

@@ -597,10 +597,10 @@ impl<C: ConnectionTrait> Db<C> {
     pub async fn open_commands(&self, device_id: &DeviceId) -> StoreResult<Vec<Command>> {
         commands::Entity::find()
             .filter(commands::Column::DeviceId.eq(device_id.to_string()))
-            .filter(
-                commands::Column::Status
-                    .is_in([CommandStatus::Pending.as_str(), CommandStatus::Sent.as_str()]),
-            )
+            .filter(commands::Column::Status.is_in([
+                CommandStatus::Pending.as_str(),
+                CommandStatus::Sent.as_str(),
+            ]))
             .order_by_asc(commands::Column::CreatedAt)
             .order_by_asc(commands::Column::Id)
             .all(&self.0)
@@ -617,10 +617,10 @@ impl<C: ConnectionTrait> Db<C> {
         limit: u64,
     ) -> StoreResult<Vec<Command>> {
         commands::Entity::find()
-            .filter(
-                commands::Column::Status
-                    .is_in([CommandStatus::Pending.as_str(), CommandStatus::Sent.as_str()]),
-            )
+            .filter(commands::Column::Status.is_in([
+                CommandStatus::Pending.as_str(),
+                CommandStatus::Sent.as_str(),
+            ]))
             .filter(
                 commands::Column::SentAt
                     .is_null()
@@ -678,10 +678,10 @@ impl<C: ConnectionTrait> Db<C> {
             .col_expr(commands::Column::AckedAt, Expr::value(ms(now)))
             .filter(commands::Column::Id.eq(id.to_string()))
             .filter(commands::Column::DeviceId.eq(device_id.to_string()))
-            .filter(
-                commands::Column::Status
-                    .is_in([CommandStatus::Pending.as_str(), CommandStatus::Sent.as_str()]),
-            )
+            .filter(commands::Column::Status.is_in([
+                CommandStatus::Pending.as_str(),
+                CommandStatus::Sent.as_str(),
+            ]))
             .exec(&self.0)
             .await?;
         Ok(outcome.rows_affected == 1)
@@ -702,10 +702,10 @@ impl<C: ConnectionTrait> Db<C> {
             .col_expr(commands::Column::Result, Expr::value(result.to_owned()))
             .col_expr(commands::Column::AckedAt, Expr::value(ms(now)))
             .filter(commands::Column::DeviceId.eq(device_id.to_string()))
-            .filter(
-                commands::Column::Status
-                    .is_in([CommandStatus::Pending.as_str(), CommandStatus::Sent.as_str()]),
-            )
+            .filter(commands::Column::Status.is_in([
+                CommandStatus::Pending.as_str(),
+                CommandStatus::Sent.as_str(),
+            ]))
             .exec(&self.0)
             .await?;
         Ok(())

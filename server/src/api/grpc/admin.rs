@@ -93,7 +93,9 @@ fn device_msg(view: DeviceView) -> v1::Device {
     } = view;
     let posture = d.posture.as_ref();
     let check = |f: fn(&crate::core::model::Posture) -> crate::core::model::CheckState| {
-        posture.map(|p| f(p).as_str().to_owned()).unwrap_or_default()
+        posture
+            .map(|p| f(p).as_str().to_owned())
+            .unwrap_or_default()
     };
     v1::Device {
         id: d.id.to_string(),
@@ -373,7 +375,10 @@ impl AdminService for AdminApi {
     }
 
     #[instrument(skip_all)]
-    async fn add_admin(&self, request: Request<v1::AddAdminRequest>) -> Reply<v1::AddAdminResponse> {
+    async fn add_admin(
+        &self,
+        request: Request<v1::AddAdminRequest>,
+    ) -> Reply<v1::AddAdminResponse> {
         let admin = self.admin(&request).await?;
         let r = request.into_inner();
         let (added, token) = self
@@ -402,11 +407,18 @@ impl AdminService for AdminApi {
         }))
     }
 
-    async fn list_audit(&self, request: Request<v1::ListAuditRequest>) -> Reply<v1::ListAuditResponse> {
+    async fn list_audit(
+        &self,
+        request: Request<v1::ListAuditRequest>,
+    ) -> Reply<v1::ListAuditResponse> {
         let admin = self.admin(&request).await?;
         let r = request.into_inner();
         let since = DateTime::from_timestamp(r.since, 0).unwrap_or_default();
-        let limit = if r.limit == 0 { 1000 } else { u64::from(r.limit.min(10_000)) };
+        let limit = if r.limit == 0 {
+            1000
+        } else {
+            u64::from(r.limit.min(10_000))
+        };
         let events = self
             .core
             .list_audit(&admin, since, limit, Utc::now())

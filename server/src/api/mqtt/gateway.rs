@@ -26,8 +26,8 @@ use tracing::{debug, info, warn};
 use crate::core::Core;
 use crate::core::auth::{AuthenticatedDevice, DeviceChannel};
 use crate::core::model::{AuditEntry, AuditOutcome};
-use crate::push::embedded::{InternalBroker, MAX_PAYLOAD};
 use crate::push::SessionRegistry;
+use crate::push::embedded::{InternalBroker, MAX_PAYLOAD};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -135,7 +135,9 @@ impl Gateway {
             .await
             .map_err(|_| GatewayError::ConnectTimeout)??;
         let Some(Packet::Connect(connect)) = first else {
-            return Err(GatewayError::Malformed("the first packet must be CONNECT".into()));
+            return Err(GatewayError::Malformed(
+                "the first packet must be CONNECT".into(),
+            ));
         };
         let device = match device {
             Ok(device) => device,
@@ -163,7 +165,9 @@ impl Gateway {
         };
         let mut broker = TcpStream::connect(self.broker.addr).await?;
         broker.set_nodelay(true)?;
-        broker.write_all(&encode(&Packet::Connect(rewritten))?).await?;
+        broker
+            .write_all(&encode(&Packet::Connect(rewritten))?)
+            .await?;
 
         let kick = CancellationToken::new();
         let _session = self.sessions.register(device.id(), kick.clone());
@@ -190,7 +194,10 @@ impl Gateway {
         let who = leaf
             .and_then(|der| latchkey_certs::inspect_certificate(der).ok())
             .and_then(|info| info.device_id)
-            .map_or_else(|| "device:(unknown)".to_owned(), |id| format!("device:{id}"));
+            .map_or_else(
+                || "device:(unknown)".to_owned(),
+                |id| format!("device:{id}"),
+            );
         info!(actor = %who, %reason, "MQTT connection refused");
         let entry = AuditEntry {
             at: Utc::now(),
@@ -232,9 +239,9 @@ impl Gateway {
                 }
             }
             Packet::Connect(_) => Err(GatewayError::Malformed("second CONNECT".into())),
-            Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
-                Err(GatewayError::Malformed("server packet sent by a client".into()))
-            }
+            Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => Err(
+                GatewayError::Malformed("server packet sent by a client".into()),
+            ),
             _ => Ok(()),
         }
     }

@@ -69,7 +69,11 @@ async fn handle(core: &Core, uplink: Uplink) {
 }
 
 /// Handles uplink messages, up to 64 at a time.
-pub async fn run(core: Arc<Core>, mut uplinks: mpsc::Receiver<Uplink>, shutdown: CancellationToken) {
+pub async fn run(
+    core: Arc<Core>,
+    mut uplinks: mpsc::Receiver<Uplink>,
+    shutdown: CancellationToken,
+) {
     let limit = Arc::new(Semaphore::new(64));
     loop {
         let uplink = tokio::select! {

@@ -1,0 +1,105 @@
+//! Human-readable output: aligned tables, key-value blocks and times.
+
+use chrono::{DateTime, Utc};
+
+pub fn rfc3339(unix: i64) -> Option<String> {
+    (unix != 0)
+        .then(|| DateTime::from_timestamp(unix, 0).map(|t| t.to_rfc3339()))
+        .flatten()
+}
+
+pub fn time(unix: i64) -> String {
+    if unix == 0 {
+        return "-".to_owned();
+    }
+    DateTime::from_timestamp(unix, 0).map_or_else(
+        || "-".to_owned(),
+        |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    )
+}
+
+pub fn ago(unix: i64, now: DateTime<Utc>) -> String {
+    if unix == 0 {
+        return "never".to_owned();
+    }
+    let seconds = (now.timestamp() - unix).max(0);
+    match seconds {
+        0..60 => format!("{seconds}s ago"),
+        60..3600 => format!("{}m ago", seconds / 60),
+        3600..86400 => format!("{}h ago", seconds / 3600),
+        _ => format!("{}d ago", seconds / 86400),
+    }
+}
+
+pub fn or_dash(text: &str) -> &str {
+    if text.is_empty() { "-" } else { text }
+}
+
+pub struct Table {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(header: &[&str]) -> Self {
+        Table {
+            header: header.iter().map(|h| (*h).to_owned()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn row(&mut self, row: Vec<String>) {
+        self.rows.push(row);
+    }
+
+    pub fn render(&self) -> String {
+        let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (i, cell) in row.iter().enumerate() {
+                if let Some(w) = widths.get_mut(i) {
+                    *w = (*w).max(cell.chars().count());
+                }
+            }
+        }
+        let line = |cells: &[String]| {
+            let mut out = String::new();
+            for (i, cell) in cells.iter().enumerate() {
+                let last = i + 1 == cells.len();
+                if last {
+                    out.push_str(cell);
+                } else {
+                    let width = widths.get(i).copied().unwrap_or(0);
+                    out.push_str(&format!("{cell:<width$}  "));
+                }
+            }
+            out.trim_end().to_owned() + "\n"
+        };
+        let mut out = line(&self.header);
+        for row in &self.rows {
+            out.push_str(&line(row));
+        }
+        if self.rows.is_empty() {
+            out.push_str("(none)\n");
+        }
+        out
+    }
+}
+
+#[derive(Default)]
+pub struct Fields {
+    pairs: Vec<(String, String)>,
+}
+
+impl Fields {
+    pub fn add(&mut self, key: &str, value: &str) {
+        self.pairs.push((key.to_owned(), value.to_owned()));
+    }
+
+    pub fn render(&self) -> String {
+        let width = self.pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        self.pairs
+            .iter()
+            .map(|(k, v)| format!("{k:<width$}  {v}\n"))
+            .collect()
+    }
+}
