@@ -153,12 +153,13 @@ pub enum PolicyCommand {
 }
 
 #[derive(Debug, Args)]
-#[group(required = true, multiple = false)]
 pub struct AssignArgs {
     pub name: String,
-    #[arg(long, group = "target")]
+    /// Every device in this group (set by the enrollment token).
+    #[arg(long, conflicts_with = "device", required_unless_present = "device")]
     pub group: Option<String>,
-    #[arg(long, group = "target")]
+    /// One device; a device assignment wins over its group's.
+    #[arg(long)]
     pub device: Option<String>,
 }
 

@@ -34,7 +34,7 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LATCHKEY_LOG")
-                .unwrap_or_else(|_| "info,sqlx=warn,rumqttd=warn".into()),
+                .unwrap_or_else(|_| "info,sqlx=warn,sea_orm_migration=warn,rumqttd=off".into()),
         )
         .init();
     let args = Args::parse();

@@ -1,1 +1,340 @@
+//! The whole-system test harness: the real latchkeyd, the real agent library
+//! and the real latchctl library in one process, on port 0, with a fresh
+//! SQLite database per system or, when `LATCHKEY_TEST_DATABASE_URL` is set,
+//! a fresh PostgreSQL database created on that server and dropped at stop.
 
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap_free::parse_cli;
+use latchkey_agent::run::{RunOptions, RunOutcome};
+use latchkey_agent::state::StateDir;
+use latchkeyd::{Config, FileConfig, Listeners, Overrides, Running};
+use sea_orm::{ConnectionTrait, Database};
+use tempfile::TempDir;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Polls `check` until it returns `Some`, failing after `deadline`.
+pub async fn wait_until<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let end = tokio::time::Instant::now() + deadline;
+    loop {
+        if let Some(value) = check().await {
+            return Ok(value);
+        }
+        if tokio::time::Instant::now() > end {
+            bail!("timed out after {deadline:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The default deadline for eventual state in tests.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Which database a system runs on.
+#[derive(Debug, Clone)]
+enum Db {
+    Sqlite,
+    /// (maintenance URL, database name)
+    Postgres {
+        base: String,
+        name: String,
+    },
+}
+
+fn pick_database() -> Db {
+    match std::env::var("LATCHKEY_TEST_DATABASE_URL") {
+        Ok(base) if !base.is_empty() => Db::Postgres {
+            base,
+            name: format!("latchkey_t_{}", uuid::Uuid::new_v4().simple()),
+        },
+        _ => Db::Sqlite,
+    }
+}
+
+fn with_database(base: &str, name: &str) -> String {
+    match base.rfind('/') {
+        Some(slash) if base[..slash].ends_with('/') || base[slash..].contains('@') => {
+            format!("{base}/{name}")
+        }
+        Some(slash) => format!("{}/{name}", &base[..slash]),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// How the system reaches devices over MQTT.
+#[derive(Debug, Clone)]
+pub enum MqttSetup {
+    Embedded,
+    External { url: String },
+}
+
+pub struct System {
+    pub dir: TempDir,
+    pub running: Option<Running>,
+    shutdown: CancellationToken,
+    db: Db,
+    mqtt: MqttSetup,
+    pub owner_token: String,
+    pub ca_pem: String,
+    pub grpc_url: String,
+}
+
+impl System {
+    pub async fn start() -> Result<System> {
+        Self::start_with(MqttSetup::Embedded).await
+    }
+
+    pub async fn start_with(mqtt: MqttSetup) -> Result<System> {
+        let dir = tempfile::tempdir()?;
+        let db = pick_database();
+        if let Db::Postgres { base, name } = &db {
+            let admin = Database::connect(base.as_str())
+                .await
+                .with_context(|| format!("connect to {base}"))?;
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await?;
+            admin.close().await?;
+        }
+        let mut system = System {
+            dir,
+            running: None,
+            shutdown: CancellationToken::new(),
+            db,
+            mqtt,
+            owner_token: String::new(),
+            ca_pem: String::new(),
+            grpc_url: String::new(),
+        };
+        system.boot().await?;
+        system.owner_token = std::fs::read_to_string(system.data_dir().join("admin-token"))?
+            .trim()
+            .to_owned();
+        system.ca_pem = std::fs::read_to_string(system.data_dir().join("ca.pem"))?;
+        Ok(system)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn config(&self) -> Result<Config> {
+        let mut file = FileConfig::default();
+        file.database.url = match &self.db {
+            Db::Sqlite => None,
+            Db::Postgres { base, name } => Some(with_database(base, name)),
+        };
+        if let MqttSetup::External { url } = &self.mqtt {
+            file.mqtt.external = Some(url.clone());
+        }
+        let config = file.validate(Overrides {
+            data_dir: Some(self.data_dir()),
+            listen_grpc: Some("127.0.0.1:0".into()),
+            listen_mqtt: Some("127.0.0.1:0".into()),
+            listen_https: Some("127.0.0.1:0".into()),
+        })?;
+        Ok(config)
+    }
+
+    async fn boot(&mut self) -> Result<()> {
+        let config = self.config()?;
+        let listeners = Listeners::bind(&config).await?;
+        self.shutdown = CancellationToken::new();
+        let running = latchkeyd::start(config, listeners, self.shutdown.clone()).await?;
+        self.grpc_url = format!("https://localhost:{}", running.grpc_addr.port());
+        self.running = Some(running);
+        Ok(())
+    }
+
+    pub fn running(&self) -> &Running {
+        self.running.as_ref().expect("system is running")
+    }
+
+    /// Stops the server and starts it again on the same data and database.
+    pub async fn restart(&mut self) -> Result<()> {
+        self.halt().await;
+        self.boot().await
+    }
+
+    async fn halt(&mut self) {
+        self.shutdown.cancel();
+        if let Some(running) = self.running.take() {
+            running.wait().await;
+        }
+    }
+
+    /// Stops the server and drops its PostgreSQL database.
+    pub async fn stop(mut self) -> Result<()> {
+        self.halt().await;
+        if let Db::Postgres { base, name } = &self.db {
+            let admin = Database::connect(base.as_str()).await?;
+            admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await?;
+            admin.close().await?;
+        }
+        Ok(())
+    }
+
+    pub fn ca_path(&self) -> PathBuf {
+        self.data_dir().join("ca.pem")
+    }
+
+    /// Runs latchctl as the owner; returns what it prints.
+    pub async fn ctl(&self, args: &[&str]) -> Result<String, latchctl::CliError> {
+        self.ctl_as(&self.owner_token, args).await
+    }
+
+    pub async fn ctl_as(&self, token: &str, args: &[&str]) -> Result<String, latchctl::CliError> {
+        let cli = parse_cli(args);
+        let env = latchctl::Environment {
+            server: Some(self.grpc_url.clone()),
+            ca: Some(self.ca_path()),
+            token: Some(token.to_owned()),
+            config_dir: Some(self.dir.path().join("latchctl")),
+        };
+        latchctl::run(cli, &env).await
+    }
+
+    /// latchctl with `--json`, parsed.
+    pub async fn ctl_json(&self, args: &[&str]) -> Result<serde_json::Value> {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.ctl(&all).await?;
+        Ok(serde_json::from_str(&out)?)
+    }
+
+    /// Creates an enrollment token and returns its secret.
+    pub async fn enrollment_token(&self, extra: &[&str]) -> Result<String> {
+        let mut args = vec!["token", "create"];
+        args.extend_from_slice(extra);
+        let created = self.ctl_json(&args).await?;
+        Ok(created["secret"].as_str().context("secret")?.to_owned())
+    }
+
+    /// Enrolls a new agent (own state dir) with `token`.
+    pub async fn enroll(&self, token: &str) -> Result<Agent, latchkey_agent::enroll::EnrollError> {
+        let dir = tempfile::tempdir()
+            .map_err(|e| latchkey_agent::enroll::EnrollError::Usage(e.to_string()))?;
+        let state = StateDir::new(dir.path().join("agent"));
+        let enrollment =
+            latchkey_agent::enroll::enroll(&state, &self.grpc_url, token, &self.ca_pem).await?;
+        Ok(Agent {
+            _dir: dir,
+            state,
+            device_id: enrollment.device_id,
+            task: None,
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    pub async fn device(&self, id: &str) -> Result<serde_json::Value> {
+        self.ctl_json(&["device", "show", id]).await
+    }
+
+    pub async fn commands(&self, id: &str) -> Result<Vec<serde_json::Value>> {
+        let list = self.ctl_json(&["command", "list", id]).await?;
+        Ok(list.as_array().cloned().unwrap_or_default())
+    }
+
+    /// Waits until command `command_id` of `device` has `status`.
+    pub async fn wait_for_command(
+        &self,
+        device: &str,
+        command_id: &str,
+        status: &str,
+    ) -> Result<serde_json::Value> {
+        wait_until(
+            &format!("command {command_id} to be {status}"),
+            DEADLINE,
+            || async {
+                let commands = self.commands(device).await.ok()?;
+                commands
+                    .into_iter()
+                    .find(|c| c["id"] == command_id && c["status"] == status)
+            },
+        )
+        .await
+    }
+
+    /// Waits until the device's agent has said hello (posture reported).
+    pub async fn wait_for_posture(&self, device: &str) -> Result<serde_json::Value> {
+        wait_until("the agent's first posture report", DEADLINE, || async {
+            let d = self.device(device).await.ok()?;
+            d["posture"]["reported_at"].is_string().then_some(d)
+        })
+        .await
+    }
+}
+
+pub struct Agent {
+    _dir: TempDir,
+    pub state: StateDir,
+    pub device_id: String,
+    task: Option<JoinHandle<Result<RunOutcome, latchkey_agent::run::RunError>>>,
+    shutdown: CancellationToken,
+}
+
+impl Agent {
+    pub fn start(&mut self, options: RunOptions) {
+        self.shutdown = CancellationToken::new();
+        let state = self.state.clone();
+        let shutdown = self.shutdown.clone();
+        self.task = Some(tokio::spawn(async move {
+            latchkey_agent::run::run(&state, &options, shutdown).await
+        }));
+    }
+
+    /// `run --dry-run`.
+    pub fn start_dry_run(&mut self) {
+        self.start(RunOptions {
+            dry_run: true,
+            ..RunOptions::default()
+        });
+    }
+
+    pub async fn stop(&mut self) -> Result<RunOutcome> {
+        self.shutdown.cancel();
+        match self.task.take() {
+            Some(task) => Ok(task.await??),
+            None => Ok(RunOutcome::Stopped),
+        }
+    }
+
+    /// Waits for the agent's run loop to end on its own (a wipe).
+    pub async fn finished(&mut self) -> Result<RunOutcome> {
+        let task = self.task.take().context("agent not running")?;
+        Ok(tokio::time::timeout(DEADLINE, task).await???)
+    }
+
+    pub fn connection_state(&self) -> String {
+        self.state
+            .status()
+            .ok()
+            .flatten()
+            .map(|s| s.state)
+            .unwrap_or_default()
+    }
+
+    pub fn path(&self) -> &Path {
+        self.state.path()
+    }
+}
+
+mod clap_free {
+    use clap::Parser;
+
+    pub fn parse_cli(args: &[&str]) -> latchctl::Cli {
+        let mut all = vec!["latchctl"];
+        all.extend_from_slice(args);
+        latchctl::Cli::parse_from(all)
+    }
+}

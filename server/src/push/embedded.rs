@@ -77,6 +77,45 @@ fn server_settings(addr: SocketAddr, password: String) -> ServerSettings {
     }
 }
 
+/// Logs in to the internal listener as the gateway would: true once it
+/// answers with a successful CONNACK, which also proves the port is ours.
+async fn probe(addr: SocketAddr, password: &str) -> bool {
+    use rumqttc::mqttbytes::v4::{Connect, ConnectReturnCode, Login, Packet};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
+        return false;
+    };
+    let client_id = "latchkeyd-probe";
+    let mut connect = Connect::new(client_id);
+    connect.login = Some(Login::new(client_id, password));
+    let mut out = bytes::BytesMut::new();
+    if Packet::Connect(connect).write(&mut out, 1024).is_err()
+        || stream.write_all(&out).await.is_err()
+    {
+        return false;
+    }
+    let mut buffer = bytes::BytesMut::new();
+    loop {
+        match Packet::read(&mut buffer, 1024) {
+            Ok(Packet::ConnAck(ack)) => {
+                let ok = ack.code == ConnectReturnCode::Success;
+                let mut bye = bytes::BytesMut::new();
+                if Packet::Disconnect.write(&mut bye, 16).is_ok() {
+                    let _ = stream.write_all(&bye).await;
+                }
+                return ok;
+            }
+            Ok(_) => return false,
+            Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => {}
+            Err(_) => return false,
+        }
+        match stream.read_buf(&mut buffer).await {
+            Ok(0) | Err(_) => return false,
+            Ok(_) => {}
+        }
+    }
+}
+
 /// Starts the router, the internal listener and the server's link.
 pub async fn start(
     shutdown: CancellationToken,
@@ -109,7 +148,7 @@ pub async fn start(
             if task.is_finished() {
                 break;
             }
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            if probe(addr, &password).await {
                 internal = Some((addr, task));
                 break;
             }
