@@ -17,6 +17,19 @@ use tempfile::TempDir;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// Logs to the test output when `LATCHKEY_LOG` is set (e.g. `debug`).
+pub fn init_logging() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Ok(filter) = std::env::var("LATCHKEY_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
 /// Polls `check` until it returns `Some`, failing after `deadline`.
 pub async fn wait_until<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> Result<T>
 where
@@ -93,6 +106,7 @@ impl System {
     }
 
     pub async fn start_with(mqtt: MqttSetup) -> Result<System> {
+        init_logging();
         let dir = tempfile::tempdir()?;
         let db = pick_database();
         if let Db::Postgres { base, name } = &db {

@@ -98,12 +98,10 @@ async fn probe(addr: SocketAddr, password: &str) -> bool {
     loop {
         match Packet::read(&mut buffer, 1024) {
             Ok(Packet::ConnAck(ack)) => {
-                let ok = ack.code == ConnectReturnCode::Success;
-                let mut bye = bytes::BytesMut::new();
-                if Packet::Disconnect.write(&mut bye, 16).is_ok() {
-                    let _ = stream.write_all(&bye).await;
-                }
-                return ok;
+                // Closing without DISCONNECT: rumqttd handles a DISCONNECT
+                // and the following close as two disconnections of the same
+                // connection slot, and the second can hit a newer client.
+                return ack.code == ConnectReturnCode::Success;
             }
             Ok(_) => return false,
             Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => {}
@@ -124,6 +122,23 @@ pub async fn start(
         latchkey_certs::random_bytes::<32>().map_err(|e| PushError::Start(e.to_string()))?,
     );
     let router_tx = Router::new(0, router_config()).spawn();
+
+    // The server's own link is registered first: the router reuses the
+    // connection slot of a closed connection, and a late disconnect of the
+    // readiness probe must not land on the link.
+    let link_router = router_tx.clone();
+    let (mut link_tx, mut link_rx) = tokio::task::spawn_blocking(move || {
+        LinkBuilder::new("latchkeyd", link_router)
+            .dynamic_filters(true)
+            .build()
+    })
+    .await
+    .map_err(|e| PushError::Start(e.to_string()))?
+    .map(|(tx, rx, _ack)| (tx, rx))
+    .map_err(|e| PushError::Start(e.to_string()))?;
+    link_tx
+        .subscribe(latchkey_proto::topics::ALL_UP)
+        .map_err(|e| PushError::Start(e.to_string()))?;
 
     // rumqttd binds its listener itself and cannot report a port chosen by
     // the kernel, so reserve a free loopback port and hand it over; a lost
@@ -172,20 +187,6 @@ pub async fn start(
         stop.cancelled().await;
         listener_task.abort();
     });
-
-    let link_router = router_tx.clone();
-    let (mut link_tx, mut link_rx) = tokio::task::spawn_blocking(move || {
-        LinkBuilder::new("latchkeyd", link_router)
-            .dynamic_filters(true)
-            .build()
-    })
-    .await
-    .map_err(|e| PushError::Start(e.to_string()))?
-    .map(|(tx, rx, _ack)| (tx, rx))
-    .map_err(|e| PushError::Start(e.to_string()))?;
-    link_tx
-        .subscribe(latchkey_proto::topics::ALL_UP)
-        .map_err(|e| PushError::Start(e.to_string()))?;
 
     let (uplink_tx, uplink_rx) = mpsc::channel(16_384);
     tokio::spawn(async move {

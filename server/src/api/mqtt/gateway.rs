@@ -263,11 +263,15 @@ impl Gateway {
                     return Ok(());
                 };
                 Self::allowed(device, &packet)?;
-                let disconnect = matches!(packet, Packet::Disconnect);
-                broker_tx.write_all(&encode(&packet)?).await?;
-                if disconnect {
+                if matches!(packet, Packet::Disconnect) {
+                    // Not forwarded: closing the broker connection ends the
+                    // session once. rumqttd would count a DISCONNECT and the
+                    // close as two disconnections of one connection slot,
+                    // and the second could cut off a device that took the
+                    // slot in between. Devices have no will to discard.
                     return Ok(());
                 }
+                broker_tx.write_all(&encode(&packet)?).await?;
             }
         };
         let downstream = async {
