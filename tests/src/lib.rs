@@ -352,3 +352,86 @@ mod clap_free {
         latchctl::Cli::parse_from(all)
     }
 }
+
+/// A raw MQTT client with an agent's credentials, for tests that misbehave.
+pub fn device_mqtt_client(
+    sys: &System,
+    agent: &Agent,
+    client_id: &str,
+) -> Result<(rumqttc::AsyncClient, rumqttc::EventLoop)> {
+    let key = latchkey_agent::keystore::load(&agent.state)?;
+    let chain = agent.state.certificate_chain()?;
+    mqtt_client_with(sys, Some((chain.as_str(), &key)), client_id)
+}
+
+/// A raw MQTT client presenting `identity` (or no certificate).
+pub fn mqtt_client_with(
+    sys: &System,
+    identity: Option<(&str, &latchkey_certs::PrivateKeyPem)>,
+    client_id: &str,
+) -> Result<(rumqttc::AsyncClient, rumqttc::EventLoop)> {
+    let (host, port) = latchkey_proto::text::parse_mqtts_url(&sys.running().mqtt_url)
+        .map_err(anyhow::Error::msg)?;
+    let tls = latchkey_certs::tls::client_config(&sys.ca_pem, identity)?;
+    let mut options = rumqttc::MqttOptions::new(client_id, host, port);
+    options
+        .set_keep_alive(Duration::from_secs(30))
+        .set_max_packet_size(1024 * 1024, 1024 * 1024)
+        .set_transport(rumqttc::Transport::Tls(rumqttc::TlsConfiguration::Rustls(tls)));
+    Ok(rumqttc::AsyncClient::new(options, 16))
+}
+
+/// Polls an event loop until the connection ends; returns how it ended.
+pub async fn until_disconnected(eventloop: &mut rumqttc::EventLoop) -> Result<String> {
+    let end = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        match tokio::time::timeout_at(end, eventloop.poll()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Ok(e.to_string()),
+            Err(_) => bail!("the connection stayed open"),
+        }
+    }
+}
+
+/// Polls an event loop until the broker accepts the connection.
+pub async fn until_connected(eventloop: &mut rumqttc::EventLoop) -> Result<()> {
+    let end = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        match tokio::time::timeout_at(end, eventloop.poll()).await {
+            Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_)))) => return Ok(()),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => bail!("connection failed: {e}"),
+            Err(_) => bail!("no CONNACK"),
+        }
+    }
+}
+
+/// A certificate and key from a CA that is not the server's.
+pub fn foreign_identity() -> Result<(String, latchkey_certs::PrivateKeyPem)> {
+    let now = chrono::Utc::now();
+    let generated = latchkey_certs::generate_authority("Intruder", now)?;
+    let authority = latchkey_certs::Authority::load(
+        &generated.root_cert_pem,
+        &generated.issuing_cert_pem,
+        &generated.issuing_key_pem,
+    )?;
+    let (key, csr) = latchkey_certs::new_key_and_csr("intruder")?;
+    let csr = latchkey_certs::verify_csr(&csr)?;
+    let cert = authority.issue_device(&csr, "00000000000000000000000000000000", now, chrono::Duration::days(1))?;
+    Ok((authority.chain_pem(&cert.pem), key))
+}
+
+/// A certificate from the server's own CA for `agent`'s key that expired yesterday.
+pub fn expired_identity(sys: &System, agent: &Agent) -> Result<(String, latchkey_certs::PrivateKeyPem)> {
+    let dir = sys.data_dir();
+    let authority = latchkey_certs::Authority::load(
+        &std::fs::read_to_string(dir.join("ca.pem"))?,
+        &std::fs::read_to_string(dir.join("issuing-ca.pem"))?,
+        &latchkey_certs::PrivateKeyPem::new(std::fs::read_to_string(dir.join("issuing-ca-key.pem"))?),
+    )?;
+    let key = latchkey_agent::keystore::load(&agent.state)?;
+    let csr = latchkey_certs::verify_csr(&latchkey_certs::csr_for_key(&key, &agent.device_id)?)?;
+    let past = chrono::Utc::now() - chrono::Duration::days(10);
+    let cert = authority.issue_device(&csr, &agent.device_id, past, chrono::Duration::days(2))?;
+    Ok((authority.chain_pem(&cert.pem), key))
+}

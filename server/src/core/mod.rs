@@ -81,7 +81,7 @@ pub enum EnrollError {
     TokenUsedUp,
     #[error("invalid CSR: {0}")]
     InvalidCsr(String),
-    #[error("unsupported key: {0}")]
+    #[error("unsupported key {0}: devices must use ECDSA P-256")]
     UnsupportedKey(String),
     #[error("invalid device facts: {0}")]
     InvalidFacts(String),
