@@ -377,7 +377,9 @@ pub fn mqtt_client_with(
     options
         .set_keep_alive(Duration::from_secs(30))
         .set_max_packet_size(1024 * 1024, 1024 * 1024)
-        .set_transport(rumqttc::Transport::Tls(rumqttc::TlsConfiguration::Rustls(tls)));
+        .set_transport(rumqttc::Transport::Tls(rumqttc::TlsConfiguration::Rustls(
+            tls,
+        )));
     Ok(rumqttc::AsyncClient::new(options, 16))
 }
 
@@ -417,17 +419,27 @@ pub fn foreign_identity() -> Result<(String, latchkey_certs::PrivateKeyPem)> {
     )?;
     let (key, csr) = latchkey_certs::new_key_and_csr("intruder")?;
     let csr = latchkey_certs::verify_csr(&csr)?;
-    let cert = authority.issue_device(&csr, "00000000000000000000000000000000", now, chrono::Duration::days(1))?;
+    let cert = authority.issue_device(
+        &csr,
+        "00000000000000000000000000000000",
+        now,
+        chrono::Duration::days(1),
+    )?;
     Ok((authority.chain_pem(&cert.pem), key))
 }
 
 /// A certificate from the server's own CA for `agent`'s key that expired yesterday.
-pub fn expired_identity(sys: &System, agent: &Agent) -> Result<(String, latchkey_certs::PrivateKeyPem)> {
+pub fn expired_identity(
+    sys: &System,
+    agent: &Agent,
+) -> Result<(String, latchkey_certs::PrivateKeyPem)> {
     let dir = sys.data_dir();
     let authority = latchkey_certs::Authority::load(
         &std::fs::read_to_string(dir.join("ca.pem"))?,
         &std::fs::read_to_string(dir.join("issuing-ca.pem"))?,
-        &latchkey_certs::PrivateKeyPem::new(std::fs::read_to_string(dir.join("issuing-ca-key.pem"))?),
+        &latchkey_certs::PrivateKeyPem::new(std::fs::read_to_string(
+            dir.join("issuing-ca-key.pem"),
+        )?),
     )?;
     let key = latchkey_agent::keystore::load(&agent.state)?;
     let csr = latchkey_certs::verify_csr(&latchkey_certs::csr_for_key(&key, &agent.device_id)?)?;

@@ -28,7 +28,10 @@ async fn refused_enrollment_tokens_say_why_and_enroll_nothing() -> anyhow::Resul
     let sys = System::start().await?;
 
     let unknown = sys.enroll("lke_0000").await.err().unwrap().to_string();
-    assert!(unknown.contains("the enrollment token is not known"), "{unknown}");
+    assert!(
+        unknown.contains("the enrollment token is not known"),
+        "{unknown}"
+    );
 
     let once = sys.enrollment_token(&["--uses", "1"]).await?;
     let mut first = sys.enroll(&once).await?;
@@ -36,7 +39,8 @@ async fn refused_enrollment_tokens_say_why_and_enroll_nothing() -> anyhow::Resul
     assert!(used_up.contains("used up"), "{used_up}");
 
     let revoked = sys.ctl_json(&["token", "create"]).await?;
-    sys.ctl(&["token", "revoke", revoked["id"].as_str().unwrap()]).await?;
+    sys.ctl(&["token", "revoke", revoked["id"].as_str().unwrap()])
+        .await?;
     let refused = sys
         .enroll(revoked["secret"].as_str().unwrap())
         .await
@@ -49,10 +53,18 @@ async fn refused_enrollment_tokens_say_why_and_enroll_nothing() -> anyhow::Resul
     let secret = sys.enrollment_token(&["--expires", "24h"]).await?;
     let (_, csr) = latchkey_certs::new_key_and_csr("h")?;
     let later = Utc::now() + chrono::Duration::hours(25);
-    let expired = sys.running().core.enroll(&secret, &csr, facts(), later).await;
+    let expired = sys
+        .running()
+        .core
+        .enroll(&secret, &csr, facts(), later)
+        .await;
     assert!(expired.unwrap_err().to_string().contains("expired"));
 
-    assert_eq!(device_count(&sys).await, 1, "only the first enrollment created a device");
+    assert_eq!(
+        device_count(&sys).await,
+        1,
+        "only the first enrollment created a device"
+    );
     let listed = sys.ctl(&["token", "list"]).await?;
     for status in ["used up", "revoked", "usable"] {
         assert!(listed.contains(status), "{listed}");
@@ -86,25 +98,46 @@ async fn malformed_forged_and_unsupported_csrs_are_refused() -> anyhow::Result<(
         }),
     };
 
-    let garbage = client.enroll(enroll(b"not a CSR".to_vec())).await.unwrap_err();
+    let garbage = client
+        .enroll(enroll(b"not a CSR".to_vec()))
+        .await
+        .unwrap_err();
     assert_eq!(garbage.code(), tonic::Code::InvalidArgument);
-    assert!(garbage.message().contains("malformed"), "{}", garbage.message());
+    assert!(
+        garbage.message().contains("malformed"),
+        "{}",
+        garbage.message()
+    );
 
     let (_, mut forged) = latchkey_certs::new_key_and_csr("hostA")?;
     let at = forged.windows(5).position(|w| w == b"hostA").unwrap();
     forged[at + 4] = b'B';
     let forged = client.enroll(enroll(forged)).await.unwrap_err();
     assert_eq!(forged.code(), tonic::Code::InvalidArgument);
-    assert!(forged.message().contains("signature does not verify"), "{}", forged.message());
+    assert!(
+        forged.message().contains("signature does not verify"),
+        "{}",
+        forged.message()
+    );
 
     let ed25519 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
     let csr = rcgen::CertificateParams::new(vec!["h".to_owned()])?.serialize_request(&ed25519)?;
     let unsupported = client.enroll(enroll(csr.der().to_vec())).await.unwrap_err();
-    assert!(unsupported.message().contains("P-256"), "{}", unsupported.message());
-
-    let oversized = client.enroll(enroll(vec![0x30; 200 * 1024])).await.unwrap_err();
     assert!(
-        matches!(oversized.code(), tonic::Code::OutOfRange | tonic::Code::ResourceExhausted),
+        unsupported.message().contains("P-256"),
+        "{}",
+        unsupported.message()
+    );
+
+    let oversized = client
+        .enroll(enroll(vec![0x30; 200 * 1024]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            oversized.code(),
+            tonic::Code::OutOfRange | tonic::Code::ResourceExhausted
+        ),
         "{oversized:?}"
     );
 
@@ -120,7 +153,10 @@ async fn malformed_forged_and_unsupported_csrs_are_refused() -> anyhow::Result<(
 
     assert_eq!(device_count(&sys).await, 0);
     let tokens = sys.ctl_json(&["token", "list"]).await?;
-    assert_eq!(tokens[0]["uses_count"], 0, "refused requests use no token: {tokens}");
+    assert_eq!(
+        tokens[0]["uses_count"], 0,
+        "refused requests use no token: {tokens}"
+    );
     sys.stop().await
 }
 
@@ -128,12 +164,27 @@ async fn malformed_forged_and_unsupported_csrs_are_refused() -> anyhow::Result<(
 async fn latchctl_reports_one_clear_line_for_bad_requests() -> anyhow::Result<()> {
     let sys = System::start().await?;
     let cases: [(&[&str], &str); 6] = [
-        (&["device", "show", "nope"], "not found: device nope not found"),
-        (&["device", "lock", "0123456789abcdef0123456789abcdef"], "not found"),
+        (
+            &["device", "show", "nope"],
+            "not found: device nope not found",
+        ),
+        (
+            &["device", "lock", "0123456789abcdef0123456789abcdef"],
+            "not found",
+        ),
         (&["token", "create", "--expires", "soon"], "--expires"),
-        (&["admin", "add", "x@example.com", "--role", "root"], "unknown role"),
-        (&["policy", "assign", "missing", "--group", "g"], "policy missing not found"),
-        (&["token", "revoke", "0123456789abcdef0123456789abcdef"], "not found"),
+        (
+            &["admin", "add", "x@example.com", "--role", "root"],
+            "unknown role",
+        ),
+        (
+            &["policy", "assign", "missing", "--group", "g"],
+            "policy missing not found",
+        ),
+        (
+            &["token", "revoke", "0123456789abcdef0123456789abcdef"],
+            "not found",
+        ),
     ];
     for (args, expected) in cases {
         let error = sys.ctl(args).await.unwrap_err().to_string();
@@ -149,9 +200,18 @@ async fn latchctl_reports_one_clear_line_for_bad_requests() -> anyhow::Result<()
         .unwrap_err()
         .to_string();
     assert!(error.contains("disk_encrypton"), "{error}");
-    assert!(sys.ctl(&["policy", "show", "p"]).await.is_err(), "nothing half-written");
+    assert!(
+        sys.ctl(&["policy", "show", "p"]).await.is_err(),
+        "nothing half-written"
+    );
 
-    let bad_token = sys.ctl_as("lka_forged", &["device", "list"]).await.unwrap_err();
-    assert!(bad_token.to_string().contains("not authenticated"), "{bad_token}");
+    let bad_token = sys
+        .ctl_as("lka_forged", &["device", "list"])
+        .await
+        .unwrap_err();
+    assert!(
+        bad_token.to_string().contains("not authenticated"),
+        "{bad_token}"
+    );
     sys.stop().await
 }

@@ -11,7 +11,10 @@ async fn offline_agent_receives_queued_command_on_reconnect() -> anyhow::Result<
     let mut agent = sys.enroll(&token).await?;
     // Never started: the agent is offline when the lock is issued.
     let locked = sys.ctl_json(&["device", "lock", &agent.device_id]).await?;
-    assert_eq!(locked["device"]["state"], "locked", "the lock is in force before delivery");
+    assert_eq!(
+        locked["device"]["state"], "locked",
+        "the lock is in force before delivery"
+    );
     let id = locked["command"]["id"].as_str().unwrap().to_owned();
     let pending = sys.commands(&agent.device_id).await?;
     assert!(
@@ -20,7 +23,9 @@ async fn offline_agent_receives_queued_command_on_reconnect() -> anyhow::Result<
     );
 
     agent.start_dry_run();
-    let acked = sys.wait_for_command(&agent.device_id, &id, "acknowledged").await?;
+    let acked = sys
+        .wait_for_command(&agent.device_id, &id, "acknowledged")
+        .await?;
     assert_eq!(acked["result"], "dry-run");
     agent.stop().await?;
     sys.stop().await
@@ -32,7 +37,9 @@ async fn commands_queued_before_a_server_restart_are_delivered_after_it() -> any
     let token = sys.enrollment_token(&[]).await?;
     let mut agent = sys.enroll(&token).await?;
     let lock = sys.ctl_json(&["device", "lock", &agent.device_id]).await?;
-    let unlock = sys.ctl_json(&["device", "unlock", &agent.device_id]).await?;
+    let unlock = sys
+        .ctl_json(&["device", "unlock", &agent.device_id])
+        .await?;
 
     sys.restart().await?;
     // The restarted server listens on new ports: the agent must be told.
@@ -44,7 +51,8 @@ async fn commands_queued_before_a_server_restart_are_delivered_after_it() -> any
     agent.start_dry_run();
     for command in [&lock, &unlock] {
         let id = command["command"]["id"].as_str().unwrap();
-        sys.wait_for_command(&agent.device_id, id, "acknowledged").await?;
+        sys.wait_for_command(&agent.device_id, id, "acknowledged")
+            .await?;
     }
     assert_eq!(sys.device(&agent.device_id).await?["state"], "active");
     agent.stop().await?;
@@ -69,15 +77,22 @@ async fn agent_renews_its_certificate_and_the_old_one_stops_working() -> anyhow:
         (info.serial_hex != first.serial_hex).then_some(info)
     })
     .await?;
-    assert_eq!(renewed.spki_sha256, first.spki_sha256, "renewal keeps the device key");
+    assert_eq!(
+        renewed.spki_sha256, first.spki_sha256,
+        "renewal keeps the device key"
+    );
     assert_eq!(renewed.device_id, first.device_id);
     agent.stop().await?;
 
     // The renewed certificate works on MQTT: a lock is acknowledged.
     agent.start_dry_run();
     let lock = sys.ctl_json(&["device", "lock", &agent.device_id]).await?;
-    sys.wait_for_command(&agent.device_id, lock["command"]["id"].as_str().unwrap(), "acknowledged")
-        .await?;
+    sys.wait_for_command(
+        &agent.device_id,
+        lock["command"]["id"].as_str().unwrap(),
+        "acknowledged",
+    )
+    .await?;
     agent.stop().await?;
 
     let audit = sys.ctl(&["audit"]).await?;
@@ -93,21 +108,32 @@ async fn wipe_removes_the_enrollment_and_revokes_the_device() -> anyhow::Result<
     agent.start(RunOptions::default());
     sys.wait_for_posture(&agent.device_id).await?;
 
-    let refused = sys.ctl(&["device", "wipe", &agent.device_id]).await.unwrap_err();
+    let refused = sys
+        .ctl(&["device", "wipe", &agent.device_id])
+        .await
+        .unwrap_err();
     assert!(refused.to_string().contains("--confirm"), "{refused}");
 
-    let wiped = sys.ctl_json(&["device", "wipe", &agent.device_id, "--confirm"]).await?;
+    let wiped = sys
+        .ctl_json(&["device", "wipe", &agent.device_id, "--confirm"])
+        .await?;
     assert_eq!(wiped["device"]["state"], "wipe-pending");
     assert_eq!(agent.finished().await?, RunOutcome::Wiped);
     assert!(agent.state.enrollment().is_err(), "enrollment removed");
-    assert!(!agent.path().join("device.key").exists(), "device key removed");
+    assert!(
+        !agent.path().join("device.key").exists(),
+        "device key removed"
+    );
 
     let device = wait_until("the device to be wiped", DEADLINE, || async {
         let d = sys.device(&agent.device_id).await.ok()?;
         (d["state"] == "wiped").then_some(d)
     })
     .await?;
-    assert!(device["certificate_expires_at"].is_null(), "certificates revoked: {device}");
+    assert!(
+        device["certificate_expires_at"].is_null(),
+        "certificates revoked: {device}"
+    );
     let crl = std::fs::read_to_string(sys.data_dir().join("crl.pem"))?;
     assert!(crl.contains("BEGIN X509 CRL"));
     sys.stop().await
