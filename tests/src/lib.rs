@@ -106,8 +106,12 @@ impl System {
     }
 
     pub async fn start_with(mqtt: MqttSetup) -> Result<System> {
+        Self::start_in(tempfile::tempdir()?, mqtt).await
+    }
+
+    /// Starts in `dir` (its `data` subdirectory may already hold a CA).
+    pub async fn start_in(dir: TempDir, mqtt: MqttSetup) -> Result<System> {
         init_logging();
-        let dir = tempfile::tempdir()?;
         let db = pick_database();
         if let Db::Postgres { base, name } = &db {
             let admin = Database::connect(base.as_str())
@@ -446,4 +450,80 @@ pub fn expired_identity(
     let past = chrono::Utc::now() - chrono::Duration::days(10);
     let cert = authority.issue_device(&csr, &agent.device_id, past, chrono::Duration::days(2))?;
     Ok((authority.chain_pem(&cert.pem), key))
+}
+
+/// A Mosquitto broker started for one test, with TLS and the Latchkey CA,
+/// CRL and per-device ACL, on a free loopback port. Killed when dropped.
+pub struct Mosquitto {
+    pub port: u16,
+    child: tokio::process::Child,
+}
+
+impl Mosquitto {
+    /// Prepares the CA in `data_dir` (as latchkeyd would at first start),
+    /// issues the broker's certificate and starts Mosquitto.
+    pub async fn start(data_dir: &Path) -> Result<Mosquitto> {
+        let now = chrono::Utc::now();
+        std::fs::create_dir_all(data_dir)?;
+        let ca = latchkeyd::ca::CertificateAuthority::load_or_create(data_dir, now)?;
+        ca.tls_identity("mosquitto", &["localhost".into(), "127.0.0.1".into()], now)?;
+        ca.write_crl(&[], now)?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let d = data_dir.display();
+        std::fs::write(
+            data_dir.join("mosquitto.acl"),
+            format!(
+                "user {server}\ntopic readwrite latchkey/v1/#\n\npattern read latchkey/v1/d/%u/cmd\npattern read latchkey/v1/d/%u/auth\npattern write latchkey/v1/d/%u/up\n",
+                server = latchkeyd::push::external::SERVER_CLIENT_NAME
+            ),
+        )?;
+        let config = data_dir.join("mosquitto.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "per_listener_settings false\nuser root\nallow_anonymous false\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n\
+                 acl_file {d}/mosquitto.acl\n\
+                 listener {port} 127.0.0.1\ncafile {d}/ca.pem\ncertfile {d}/mosquitto.pem\nkeyfile {d}/mosquitto-key.pem\n\
+                 require_certificate true\nuse_identity_as_username true\ncrlfile {d}/crl.pem\n"
+            ),
+        )?;
+        let program = ["/usr/sbin/mosquitto", "mosquitto"]
+            .into_iter()
+            .find(|p| !p.starts_with('/') || Path::new(p).exists())
+            .unwrap_or("mosquitto");
+        let log = std::fs::File::create(data_dir.join("mosquitto.log"))?;
+        let child = tokio::process::Command::new(program)
+            .arg("-c")
+            .arg(&config)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start {program} (install the mosquitto package)"))?;
+        let mut broker = Mosquitto { port, child };
+        let end = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            if let Ok(Some(status)) = broker.child.try_wait() {
+                bail!(
+                    "mosquitto exited at start ({status}): {}",
+                    std::fs::read_to_string(data_dir.join("mosquitto.log")).unwrap_or_default()
+                );
+            }
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Ok(broker);
+            }
+            if tokio::time::Instant::now() > end {
+                bail!("mosquitto did not listen on port {port}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("mqtts://localhost:{}", self.port)
+    }
 }
