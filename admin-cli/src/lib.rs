@@ -276,12 +276,10 @@ fn resolve(cli: &Cli, env: &Environment) -> Result<Connection, CliError> {
     })
 }
 
-type Client = AdminServiceClient<
-    tonic::service::interceptor::InterceptedService<
-        Channel,
-        Box<dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send>,
-    >,
->;
+type AuthInterceptor =
+    Box<dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send>;
+type Client =
+    AdminServiceClient<tonic::service::interceptor::InterceptedService<Channel, AuthInterceptor>>;
 
 async fn connect(connection: &Connection) -> Result<Client, CliError> {
     let err = |detail: String| CliError::Connect {
@@ -304,9 +302,7 @@ async fn connect(connection: &Connection) -> Result<Client, CliError> {
             .map_err(|_| {
                 CliError::Usage("the API token contains characters a header cannot carry".into())
             })?;
-    let interceptor: Box<
-        dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send,
-    > = Box::new(move |mut request: tonic::Request<()>| {
+    let interceptor: AuthInterceptor = Box::new(move |mut request: tonic::Request<()>| {
         request
             .metadata_mut()
             .insert("authorization", header.clone());
@@ -517,7 +513,9 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
             let token = response.token.unwrap_or_default();
             if json {
                 let mut value = token_json(&token);
-                value["secret"] = json!(response.secret);
+                if let Some(object) = value.as_object_mut() {
+                    object.insert("secret".into(), json!(response.secret));
+                }
                 pretty(&value)
             } else {
                 format!(
@@ -764,7 +762,9 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
             let admin = r.admin.unwrap_or_default();
             if json {
                 let mut value = admin_json(&admin);
-                value["token"] = json!(r.token);
+                if let Some(object) = value.as_object_mut() {
+                    object.insert("token".into(), json!(r.token));
+                }
                 pretty(&value)
             } else {
                 format!(

@@ -442,10 +442,10 @@ pub fn inspect_certificate(der: &[u8]) -> Result<CertificateInfo, CertError> {
     let mut device_id = None;
     if let Ok(Some(san)) = tbs.subject_alternative_name() {
         for general_name in &san.value.general_names {
-            if let x509_parser::extensions::GeneralName::URI(uri) = general_name {
-                if let Some(id) = uri.strip_prefix("urn:latchkey:device:") {
-                    device_id = Some(id.to_owned());
-                }
+            if let x509_parser::extensions::GeneralName::URI(uri) = general_name
+                && let Some(id) = uri.strip_prefix("urn:latchkey:device:")
+            {
+                device_id = Some(id.to_owned());
             }
         }
     }

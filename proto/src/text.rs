@@ -32,11 +32,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// The shortest exact text for a duration, the inverse of [`parse_duration`].
 pub fn format_duration(duration: Duration) -> String {
     let s = duration.as_secs();
-    if s != 0 && s % 86400 == 0 {
+    if s != 0 && s.is_multiple_of(86400) {
         format!("{}d", s / 86400)
-    } else if s != 0 && s % 3600 == 0 {
+    } else if s != 0 && s.is_multiple_of(3600) {
         format!("{}h", s / 3600)
-    } else if s != 0 && s % 60 == 0 {
+    } else if s != 0 && s.is_multiple_of(60) {
         format!("{}m", s / 60)
     } else {
         format!("{s}s")

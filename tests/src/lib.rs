@@ -3,6 +3,9 @@
 //! SQLite database per system or, when `LATCHKEY_TEST_DATABASE_URL` is set,
 //! a fresh PostgreSQL database created on that server and dropped at stop.
 
+// A harness: a panic here is a failed test, which is what it should be.
+#![allow(clippy::expect_used, clippy::indexing_slicing, clippy::unwrap_used)]
+
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

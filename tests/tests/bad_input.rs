@@ -15,12 +15,12 @@ fn facts() -> DeviceFacts {
     }
 }
 
-async fn device_count(sys: &System) -> usize {
-    sys.ctl_json(&["device", "list"])
-        .await
-        .unwrap()
+async fn device_count(sys: &System) -> anyhow::Result<usize> {
+    Ok(sys
+        .ctl_json(&["device", "list"])
+        .await?
         .as_array()
-        .map_or(0, Vec::len)
+        .map_or(0, Vec::len))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,7 +61,7 @@ async fn refused_enrollment_tokens_say_why_and_enroll_nothing() -> anyhow::Resul
     assert!(expired.unwrap_err().to_string().contains("expired"));
 
     assert_eq!(
-        device_count(&sys).await,
+        device_count(&sys).await?,
         1,
         "only the first enrollment created a device"
     );
@@ -151,7 +151,7 @@ async fn malformed_forged_and_unsupported_csrs_are_refused() -> anyhow::Result<(
     let facts_refused = client.enroll(bad_facts).await.unwrap_err();
     assert_eq!(facts_refused.code(), tonic::Code::InvalidArgument);
 
-    assert_eq!(device_count(&sys).await, 0);
+    assert_eq!(device_count(&sys).await?, 0);
     let tokens = sys.ctl_json(&["token", "list"]).await?;
     assert_eq!(
         tokens[0]["uses_count"], 0,

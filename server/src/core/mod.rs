@@ -25,7 +25,7 @@ use model::{
     Admin, AuditEntry, AuditEvent, AuditOutcome, Command, CommandKind, CommandStatus, Device,
     DeviceFacts, DeviceState, EnrollmentToken, Posture, Role, StoredPolicy,
 };
-use policy::{Compliance, PolicyDocument};
+use policy::Compliance;
 
 /// Errors of admin and device operations, named for what the caller can do.
 #[derive(Debug, thiserror::Error)]
@@ -1037,7 +1037,7 @@ impl Core {
     ) {
         let document = stored
             .and_then(|p| policy::parse_policy(&p.document).ok())
-            .unwrap_or_else(PolicyDocument::default);
+            .unwrap_or_default();
         let name = stored.map(|p| p.name.as_str()).unwrap_or("");
         let version = stored.map_or(0, |p| p.version);
         if let Err(e) = self

@@ -131,11 +131,12 @@ pub async fn start(
         LinkBuilder::new("latchkeyd", link_router)
             .dynamic_filters(true)
             .build()
+            .map_err(|e| e.to_string())
     })
     .await
     .map_err(|e| PushError::Start(e.to_string()))?
     .map(|(tx, rx, _ack)| (tx, rx))
-    .map_err(|e| PushError::Start(e.to_string()))?;
+    .map_err(PushError::Start)?;
     link_tx
         .subscribe(latchkey_proto::topics::ALL_UP)
         .map_err(|e| PushError::Start(e.to_string()))?;

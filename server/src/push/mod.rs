@@ -42,9 +42,12 @@ enum Channel {
 
 /// Open device sessions on the embedded gateway, so a retired device can be
 /// cut off at once.
+/// Open sessions per device id: (session key, the token that ends it).
+type Sessions = HashMap<String, Vec<(u64, CancellationToken)>>;
+
 #[derive(Clone, Default)]
 pub struct SessionRegistry {
-    sessions: Arc<Mutex<HashMap<String, Vec<(u64, CancellationToken)>>>>,
+    sessions: Arc<Mutex<Sessions>>,
     next: Arc<std::sync::atomic::AtomicU64>,
 }
 

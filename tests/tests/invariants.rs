@@ -1,0 +1,131 @@
+//! The architecture's invariants (ARCHITECTURE.md), checked by reading the
+//! source tree.
+
+// Helpers of a test file: a panic is the failed check.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn rust_files(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                out.push((path, text));
+            }
+        }
+    }
+    assert!(!out.is_empty(), "no sources under {}", dir.display());
+    out
+}
+
+/// Source lines outside `#[cfg(test)]` modules and comments.
+fn code_lines(text: &str) -> impl Iterator<Item = &str> {
+    let end = text.find("#[cfg(test)]").unwrap_or(text.len());
+    text[..end]
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with("//"))
+}
+
+fn offenders(dir: &Path, allowed: &[&str], needles: &[&str]) -> Vec<String> {
+    let mut found = Vec::new();
+    for (path, text) in rust_files(dir) {
+        let relative = path
+            .strip_prefix(dir)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        if allowed.iter().any(|a| relative.starts_with(a)) {
+            continue;
+        }
+        for line in code_lines(&text) {
+            if needles.iter().any(|n| line.contains(n)) {
+                found.push(format!("{relative}: {line}"));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn core_imports_no_transport_or_storage_crate() {
+    let core = root().join("server/src/core");
+    let found = offenders(
+        &core,
+        &[],
+        &[
+            "axum", "tonic", "rumqttd", "rumqttc", "sea_orm", "hyper", "prost",
+        ],
+    );
+    assert!(found.is_empty(), "{found:#?}");
+}
+
+#[test]
+fn only_store_imports_sea_orm() {
+    let found = offenders(
+        &root().join("server/src"),
+        &["store/"],
+        &["sea_orm::", "use sea_orm"],
+    );
+    assert!(found.is_empty(), "{found:#?}");
+}
+
+#[test]
+fn only_core_auth_constructs_authenticated_callers() {
+    let found = offenders(
+        &root().join("server/src"),
+        &["core/auth.rs"],
+        &["AuthenticatedDevice {", "AuthenticatedAdmin {"],
+    );
+    assert!(found.is_empty(), "{found:#?}");
+}
+
+#[test]
+fn protocol_error_dialects_live_in_api() {
+    // `push/` may read a broker's CONNACK; only `api/` answers clients.
+    let found = offenders(
+        &root().join("server/src"),
+        &["api/", "push/"],
+        &["tonic::", "ConnectReturnCode", "StatusCode"],
+    );
+    assert!(found.is_empty(), "{found:#?}");
+}
+
+#[test]
+fn server_touches_private_keys_only_in_ca() {
+    let found = offenders(
+        &root().join("server/src"),
+        &["ca/"],
+        &["PrivateKeyPem::new", "KeyPair::", "rcgen"],
+    );
+    assert!(found.is_empty(), "{found:#?}");
+}
+
+#[test]
+fn server_has_no_global_state() {
+    let found: Vec<_> = offenders(&root().join("server/src"), &[], &["static "])
+        .into_iter()
+        .filter(|l| !l.contains("&'static") && !l.contains("'static>"))
+        .collect();
+    assert!(found.is_empty(), "{found:#?}");
+}
+
+#[test]
+fn core_operations_take_the_time_as_a_parameter() {
+    let found = offenders(
+        &root().join("server/src/core"),
+        &[],
+        &["Utc::now()", "SystemTime::now"],
+    );
+    assert!(found.is_empty(), "{found:#?}");
+}
