@@ -345,6 +345,17 @@ posture_interval = "5m"
     }
 
     #[test]
+    fn the_example_policy_in_the_docs_parses() {
+        let doc =
+            parse_policy(include_str!("../../../docs/examples/baseline-policy.toml")).unwrap();
+        assert_eq!(
+            doc.rules.min_os_version.get("linux").map(String::as_str),
+            Some("12")
+        );
+        assert_eq!(doc.posture_interval, Duration::from_secs(900));
+    }
+
+    #[test]
     fn failing_checks_are_named() {
         let now = Utc::now();
         let rules = parse_policy(POLICY).unwrap().rules;

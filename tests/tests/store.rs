@@ -1,0 +1,134 @@
+//! Core and store with a fixed clock, on the real migrated database (SQLite,
+//! or PostgreSQL when LATCHKEY_TEST_DATABASE_URL is set).
+
+use chrono::{Duration, Utc};
+use latchkey_tests::System;
+use latchkeyd::core::AgentEvent;
+use latchkeyd::core::ids::{CommandId, DeviceId};
+use latchkeyd::core::model::{CommandStatus, DeviceFacts};
+
+fn facts(n: usize) -> DeviceFacts {
+    DeviceFacts {
+        hostname: format!("host-{n}"),
+        platform: "linux".into(),
+        os_version: "12".into(),
+        ..DeviceFacts::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_with_three_uses_enrolls_exactly_three_of_ten_racing_devices() -> anyhow::Result<()>
+{
+    let sys = System::start().await?;
+    let secret = sys.enrollment_token(&["--uses", "3"]).await?;
+    let core = sys.running().core.clone();
+    let now = Utc::now();
+    let mut tasks = Vec::new();
+    for n in 0..10 {
+        let (core, secret) = (core.clone(), secret.clone());
+        tasks.push(tokio::spawn(async move {
+            let (_, csr) = latchkey_certs::new_key_and_csr("h").unwrap();
+            core.enroll(&secret, &csr, facts(n), now).await
+        }));
+    }
+    let mut enrolled = 0;
+    for task in tasks {
+        match task.await? {
+            Ok(_) => enrolled += 1,
+            Err(e) => assert!(e.to_string().contains("used up"), "{e}"),
+        }
+    }
+    assert_eq!(enrolled, 3);
+    assert_eq!(
+        sys.ctl_json(&["device", "list"])
+            .await?
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    let tokens = sys.ctl_json(&["token", "list"]).await?;
+    assert_eq!(tokens[0]["uses_count"], 3);
+    sys.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledgements_count_once_and_posture_ages_with_the_clock() -> anyhow::Result<()> {
+    let sys = System::start().await?;
+    let secret = sys.enrollment_token(&[]).await?;
+    let core = sys.running().core.clone();
+    let now = Utc::now();
+    let (_, csr) = latchkey_certs::new_key_and_csr("h")?;
+    let enrolled = core.enroll(&secret, &csr, facts(0), now).await?;
+    let device = core
+        .authenticate_broker_device(enrolled.device_id.as_str())
+        .await?;
+
+    let locked = sys
+        .ctl_json(&["device", "lock", enrolled.device_id.as_str()])
+        .await?;
+    let command_id = locked["command"]["id"].as_str().unwrap().to_owned();
+    for result in ["first", "second"] {
+        core.handle_agent_event(
+            &device,
+            AgentEvent::Ack {
+                command_id: command_id.clone(),
+                success: true,
+                result: result.into(),
+            },
+            now,
+        )
+        .await?;
+    }
+    let command = core
+        .store()
+        .command(&CommandId::parse(&command_id).unwrap())
+        .await?
+        .unwrap();
+    assert_eq!(command.status, CommandStatus::Acknowledged);
+    assert_eq!(
+        command.result.as_deref(),
+        Some("first"),
+        "a repeated ack changes nothing"
+    );
+
+    core.handle_agent_event(
+        &device,
+        AgentEvent::Posture(latchkeyd::core::model::Posture {
+            os_version: "12".into(),
+            disk_encryption: latchkeyd::core::model::CheckState::Enabled,
+            screen_lock: latchkeyd::core::model::CheckState::Enabled,
+            firewall: latchkeyd::core::model::CheckState::Unknown,
+        }),
+        now,
+    )
+    .await?;
+    let id = DeviceId::parse(enrolled.device_id.as_str()).unwrap();
+    let fresh = core.compliance_of(&id, now + Duration::hours(23)).await?;
+    assert_eq!(fresh.compliance.as_str(), "compliant");
+    let stale = core.compliance_of(&id, now + Duration::hours(25)).await?;
+    assert_eq!(stale.compliance.failed_checks()[0].check, "posture_age");
+    sys.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unacknowledged_commands_are_redelivered_after_a_minute() -> anyhow::Result<()> {
+    let sys = System::start().await?;
+    let secret = sys.enrollment_token(&[]).await?;
+    let core = sys.running().core.clone();
+    let now = Utc::now();
+    let (_, csr) = latchkey_certs::new_key_and_csr("h")?;
+    let enrolled = core.enroll(&secret, &csr, facts(0), now).await?;
+    sys.ctl(&["device", "lock", enrolled.device_id.as_str()])
+        .await?;
+
+    let soon = core
+        .redeliver(Duration::seconds(60), Utc::now() + Duration::seconds(30))
+        .await?;
+    assert_eq!(soon, 0, "sent 30 s ago: not yet");
+    let later = core
+        .redeliver(Duration::seconds(60), Utc::now() + Duration::seconds(61))
+        .await?;
+    assert_eq!(later, 1);
+    sys.stop().await
+}
