@@ -1,0 +1,564 @@
+//! latchkey-bench: the benchmarks behind docs/PERFORMANCE.md. Each starts the
+//! release `latchkeyd` (and `latchkey-agent`) from the same target directory
+//! as a separate process, so the figures for the server are its own CPU time
+//! (from /proc), not the load generator's.
+//!
+//!   cargo build --release -p latchkeyd -p latchkey-agent -p latchkey-tests
+//!   target/release/latchkey-bench enroll --agents 2000
+//!   target/release/latchkey-bench lock-fanout --devices 2000
+//!   target/release/latchkey-bench lock-fanout --devices 2000 --external
+//!   target/release/latchkey-bench idle-agent --seconds 60
+
+// A measuring tool: a panic is a failed run with its reason.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use latchkey_proto::v1::{
+    self, admin_service_client::AdminServiceClient, device_service_client::DeviceServiceClient,
+};
+use prost::Message;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::Semaphore;
+
+#[derive(Parser)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Agents enrolling over gRPC (each its own TLS connection) on SQLite.
+    Enroll {
+        #[arg(long, default_value_t = 2000)]
+        agents: usize,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+    },
+    /// Connected MQTT device sessions, one lock to each; latency from
+    /// `device lock` to the acknowledgement, as the server recorded both.
+    LockFanout {
+        #[arg(long, default_value_t = 2000)]
+        devices: usize,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Through a Mosquitto broker instead of the embedded one.
+        #[arg(long)]
+        external: bool,
+    },
+    /// A real agent connected and idle: resident memory and CPU.
+    IdleAgent {
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
+}
+
+struct Server {
+    child: tokio::process::Child,
+    pid: u32,
+    grpc_url: String,
+    ca_pem: String,
+    token: String,
+    data_dir: PathBuf,
+}
+
+fn sibling(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let path = exe.parent().context("exe dir")?.join(name);
+    if !path.exists() {
+        bail!(
+            "{} not found: cargo build --release -p latchkeyd -p latchkey-agent",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// (user+system CPU seconds, resident set in KiB) of a process.
+fn usage(pid: u32) -> Result<(f64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after = stat.rsplit_once(')').context("stat")?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // Fields 14 and 15 of stat (utime, stime) are the 12th and 13th after the name.
+    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let rss = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Ok((ticks as f64 / 100.0, rss))
+}
+
+impl Server {
+    async fn start(data_dir: &Path, config: Option<&Path>) -> Result<Server> {
+        let mut command = tokio::process::Command::new(sibling("latchkeyd")?);
+        command
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args([
+                "--listen-grpc",
+                "127.0.0.1:0",
+                "--listen-mqtt",
+                "127.0.0.1:0",
+                "--listen-https",
+                "127.0.0.1:0",
+            ])
+            .env("LATCHKEY_LOG", "warn,rumqttd=off")
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        let mut child = command.spawn()?;
+        let pid = child.id().context("pid")?;
+        let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+        let mut grpc = None;
+        while let Some(line) = lines.next_line().await? {
+            if let Some(rest) = line.trim().strip_prefix("gRPC (admin + device API)") {
+                grpc = Some(
+                    rest.trim()
+                        .replace("https://127.0.0.1", "https://localhost"),
+                );
+            }
+            if line.trim().starts_with("HTTPS") {
+                break;
+            }
+        }
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Server {
+            child,
+            pid,
+            grpc_url: grpc.context("no gRPC address printed")?,
+            ca_pem: std::fs::read_to_string(data_dir.join("ca.pem"))?,
+            token: std::fs::read_to_string(data_dir.join("admin-token"))?
+                .trim()
+                .to_owned(),
+            data_dir: data_dir.to_owned(),
+        })
+    }
+
+    async fn admin(
+        &self,
+    ) -> Result<
+        AdminServiceClient<
+            tonic::service::interceptor::InterceptedService<
+                tonic::transport::Channel,
+                impl tonic::service::Interceptor + use<>,
+            >,
+        >,
+    > {
+        let channel = latchkey_agent::enroll::channel(&self.grpc_url, &self.ca_pem, None).await?;
+        let header: tonic::metadata::MetadataValue<_> = format!("Bearer {}", self.token).parse()?;
+        Ok(AdminServiceClient::with_interceptor(
+            channel,
+            move |mut r: tonic::Request<()>| {
+                r.metadata_mut().insert("authorization", header.clone());
+                Ok(r)
+            },
+        ))
+    }
+
+    async fn stop(mut self) -> Result<()> {
+        let pid = self.pid.to_string();
+        tokio::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await?;
+        self.child.wait().await?;
+        Ok(())
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+struct Enrolled {
+    device_id: String,
+    mqtt_url: String,
+    chain_pem: String,
+    key: latchkey_certs::PrivateKeyPem,
+}
+
+/// Enrolls `n` devices with `concurrency` in flight, each on a new TLS
+/// connection; returns them and the wall time of the enrollments alone.
+async fn enroll_many(
+    server: &Server,
+    n: usize,
+    concurrency: usize,
+) -> Result<(Vec<Enrolled>, Duration)> {
+    let mut admin = server.admin().await?;
+    let token = admin
+        .create_enrollment_token(v1::CreateEnrollmentTokenRequest {
+            uses: u32::try_from(n)?,
+            expires_in_seconds: 3600,
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .secret;
+    let mut prepared = Vec::with_capacity(n);
+    for _ in 0..n {
+        prepared.push(latchkey_certs::new_key_and_csr("bench")?);
+    }
+    let limit = Arc::new(Semaphore::new(concurrency));
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(n);
+    for (i, (key, csr)) in prepared.into_iter().enumerate() {
+        let permit = limit.clone().acquire_owned().await?;
+        let (url, ca, token) = (
+            server.grpc_url.clone(),
+            server.ca_pem.clone(),
+            token.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let channel = latchkey_agent::enroll::channel(&url, &ca, None).await?;
+            let response = DeviceServiceClient::new(channel)
+                .enroll(v1::EnrollRequest {
+                    token,
+                    csr_der: csr,
+                    facts: Some(v1::DeviceFacts {
+                        hostname: format!("bench-{i}"),
+                        platform: "linux".into(),
+                        os_version: "12".into(),
+                        ..Default::default()
+                    }),
+                })
+                .await?
+                .into_inner();
+            drop(permit);
+            anyhow::Ok(Enrolled {
+                device_id: response.device_id,
+                mqtt_url: response.mqtt_url,
+                chain_pem: response.certificate_chain_pem,
+                key,
+            })
+        }));
+    }
+    let mut enrolled = Vec::with_capacity(n);
+    for task in tasks {
+        enrolled.push(task.await??);
+    }
+    Ok((enrolled, started.elapsed()))
+}
+
+async fn bench_enroll(agents: usize, concurrency: usize) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(&dir.path().join("data"), None).await?;
+    let (cpu_before, _) = usage(server.pid)?;
+    let (enrolled, wall) = enroll_many(&server, agents, concurrency).await?;
+    let (cpu_after, rss) = usage(server.pid)?;
+    let cpu = cpu_after - cpu_before;
+    println!(
+        "enroll: {} agents, {concurrency} in flight, each a new TLS connection, SQLite",
+        enrolled.len()
+    );
+    println!("  wall time            {:.2} s", wall.as_secs_f64());
+    println!(
+        "  throughput           {:.0} enrollments/s",
+        enrolled.len() as f64 / wall.as_secs_f64()
+    );
+    println!(
+        "  server CPU           {:.2} s ({:.0} µs per enrollment)",
+        cpu,
+        cpu * 1e6 / enrolled.len() as f64
+    );
+    println!("  server RSS after     {} MiB", rss / 1024);
+    server.stop().await
+}
+
+async fn bench_lock_fanout(devices: usize, concurrency: usize, external: bool) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let _broker;
+    let config = if external {
+        let broker = latchkey_tests::Mosquitto::start(&data).await?;
+        let path = dir.path().join("latchkeyd.toml");
+        std::fs::write(&path, format!("[mqtt]\nexternal = \"{}\"\n", broker.url()))?;
+        _broker = Some(broker);
+        Some(path)
+    } else {
+        _broker = None;
+        None
+    };
+    let server = Server::start(&data, config.as_deref()).await?;
+    let (enrolled, _) = enroll_many(&server, devices, concurrency).await?;
+
+    // Connect every device as a light MQTT client that acknowledges commands.
+    let mqtt_url = enrolled.first().context("no devices")?.mqtt_url.clone();
+    let (host, port) =
+        latchkey_proto::text::parse_mqtts_url(&mqtt_url).map_err(anyhow::Error::msg)?;
+    let connected = Arc::new(AtomicUsize::new(0));
+    let connect_started = Instant::now();
+    let (cpu_connect_before, _) = usage(server.pid)?;
+    for device in &enrolled {
+        let tls = latchkey_certs::tls::client_config(
+            &server.ca_pem,
+            Some((device.chain_pem.as_str(), &device.key)),
+        )?;
+        let mut options = rumqttc::MqttOptions::new(device.device_id.clone(), host.clone(), port);
+        options
+            .set_keep_alive(Duration::from_secs(60))
+            .set_transport(rumqttc::Transport::Tls(rumqttc::TlsConfiguration::Rustls(
+                tls,
+            )));
+        let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 16);
+        let id = device.device_id.clone();
+        let connected = connected.clone();
+        tokio::spawn(async move {
+            let cmd = latchkey_proto::topics::command(&id);
+            let up = latchkey_proto::topics::up(&id);
+            loop {
+                match eventloop.poll().await {
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
+                        connected.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => {
+                        let _ = client.try_subscribe(&cmd, rumqttc::QoS::AtLeastOnce);
+                    }
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                        if let Ok(v1::ServerMessage {
+                            body: Some(v1::server_message::Body::Command(c)),
+                        }) = v1::ServerMessage::decode(p.payload.as_ref())
+                        {
+                            let ack = v1::AgentMessage {
+                                id: c.id.clone(),
+                                body: Some(v1::agent_message::Body::Ack(v1::CommandAck {
+                                    command_id: c.id,
+                                    success: true,
+                                    result: "bench".into(),
+                                })),
+                            };
+                            let _ = client.try_publish(
+                                &up,
+                                rumqttc::QoS::AtLeastOnce,
+                                false,
+                                ack.encode_to_vec(),
+                            );
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+                }
+            }
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while connected.load(Ordering::Relaxed) < devices {
+        if Instant::now() > deadline {
+            bail!(
+                "only {} of {devices} sessions subscribed",
+                connected.load(Ordering::Relaxed)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let connect_wall = connect_started.elapsed();
+    let (cpu_connect_after, rss_connected) = usage(server.pid)?;
+
+    // One lock to each device.
+    let (cpu_before, _) = usage(server.pid)?;
+    let admin = server.admin().await?;
+    let limit = Arc::new(Semaphore::new(concurrency));
+    let started = Instant::now();
+    let since = chrono::Utc::now().timestamp() - 1;
+    let mut tasks = Vec::with_capacity(devices);
+    for device in &enrolled {
+        let permit = limit.clone().acquire_owned().await?;
+        let mut admin = admin.clone();
+        let id = device.device_id.clone();
+        tasks.push(tokio::spawn(async move {
+            admin
+                .lock_device(v1::LockDeviceRequest {
+                    id,
+                    message: String::new(),
+                })
+                .await?;
+            drop(permit);
+            anyhow::Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let issued = started.elapsed();
+    let mut admin_poll = admin.clone();
+    loop {
+        let events = admin_poll
+            .list_audit(v1::ListAuditRequest {
+                since,
+                limit: 10_000,
+            })
+            .await?
+            .into_inner()
+            .events;
+        let acked = events
+            .iter()
+            .filter(|e| e.action == "command.acknowledge")
+            .count();
+        if acked >= devices {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(300) {
+            bail!("only {acked} of {devices} locks acknowledged");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let all_acked = started.elapsed();
+    let (cpu_after, rss) = usage(server.pid)?;
+    let data_dir = server.data_dir.clone();
+    server.stop().await?;
+
+    // The server's own record of each command: created and acknowledged (ms).
+    let store = latchkeyd::store::Store::connect(&format!(
+        "sqlite://{}?mode=rw",
+        data_dir.join("latchkey.db").display()
+    ))
+    .await?;
+    let mut latencies = Vec::with_capacity(devices);
+    for device in &enrolled {
+        let id = latchkeyd::core::ids::DeviceId::parse(&device.device_id).context("id")?;
+        for command in store.list_commands(&id).await? {
+            let acked = command.acked_at.context("unacknowledged")?;
+            latencies
+                .push((acked - command.created_at).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+        }
+    }
+    store.close().await;
+    latencies.sort_by(f64::total_cmp);
+    let mode = if external {
+        "external Mosquitto"
+    } else {
+        "embedded broker"
+    };
+    println!(
+        "lock-fanout: {devices} connected device sessions, {mode}, {concurrency} lock calls in flight"
+    );
+    println!(
+        "  sessions connected   {:.2} s ({:.0}/s), server CPU {:.0} µs per session, server RSS {} MiB",
+        connect_wall.as_secs_f64(),
+        devices as f64 / connect_wall.as_secs_f64(),
+        (cpu_connect_after - cpu_connect_before) * 1e6 / devices as f64,
+        rss_connected / 1024
+    );
+    println!("  locks issued in      {:.2} s", issued.as_secs_f64());
+    println!("  all acknowledged in  {:.2} s", all_acked.as_secs_f64());
+    println!(
+        "  lock -> ack latency  p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (n = {})",
+        percentile(&latencies, 50.0),
+        percentile(&latencies, 99.0),
+        latencies.last().copied().unwrap_or(f64::NAN),
+        latencies.len()
+    );
+    println!(
+        "  server CPU           {:.0} µs per lock (lock call + publish + ack), RSS {} MiB",
+        (cpu_after - cpu_before) * 1e6 / devices as f64,
+        rss / 1024
+    );
+    Ok(())
+}
+
+async fn bench_idle_agent(seconds: u64) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(&dir.path().join("data"), None).await?;
+    let mut admin = server.admin().await?;
+    let token = admin
+        .create_enrollment_token(v1::CreateEnrollmentTokenRequest {
+            uses: 1,
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .secret;
+    let state = dir.path().join("agent");
+    let ca = server.data_dir.join("ca.pem");
+    let agent = sibling("latchkey-agent")?;
+    let status = tokio::process::Command::new(&agent)
+        .arg("--state-dir")
+        .arg(&state)
+        .args([
+            "enroll",
+            "--server",
+            &server.grpc_url,
+            "--token",
+            &token,
+            "--ca",
+        ])
+        .arg(&ca)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .await?;
+    if !status.success() {
+        bail!("enroll failed");
+    }
+    let mut child = tokio::process::Command::new(&agent)
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["run", "--dry-run"])
+        .env("LATCHKEY_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().context("pid")?;
+    // Wait for the session, then a short settle for the first posture report.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = std::fs::read_to_string(state.join("status.json")).unwrap_or_default();
+        if status.contains("\"connected\"") {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("agent did not connect");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (cpu_before, rss_before) = usage(pid)?;
+    let mut samples = vec![rss_before];
+    for _ in 0..seconds {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        samples.push(usage(pid)?.1);
+    }
+    let (cpu_after, _) = usage(pid)?;
+    samples.sort_unstable();
+    println!("idle-agent: release latchkey-agent run, connected over mTLS MQTT, {seconds} s idle");
+    println!(
+        "  RSS                  median {:.1} MiB, max {:.1} MiB",
+        samples[samples.len() / 2] as f64 / 1024.0,
+        samples[samples.len() - 1] as f64 / 1024.0
+    );
+    println!(
+        "  CPU while idle       {:.2} s over {seconds} s ({:.3} %)",
+        cpu_after - cpu_before,
+        (cpu_after - cpu_before) * 100.0 / seconds as f64
+    );
+    child.kill().await?;
+    server.stop().await
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    match Args::parse().command {
+        Command::Enroll {
+            agents,
+            concurrency,
+        } => bench_enroll(agents, concurrency).await,
+        Command::LockFanout {
+            devices,
+            concurrency,
+            external,
+        } => bench_lock_fanout(devices, concurrency, external).await,
+        Command::IdleAgent { seconds } => bench_idle_agent(seconds).await,
+    }
+}
