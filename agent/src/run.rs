@@ -167,7 +167,12 @@ pub async fn run(
             }
         }
         let (mqtt, device_id) = mqtt_options(state)?;
-        let (client, eventloop) = AsyncClient::new(mqtt, 64);
+        let (client, mut eventloop) = AsyncClient::new(mqtt, 64);
+        // A server restart brings every agent back at once; a generous
+        // connect deadline keeps the queue from turning into a retry storm.
+        let mut network = rumqttc::NetworkOptions::new();
+        network.set_connection_timeout(30).set_tcp_nodelay(true);
+        eventloop.set_network_options(network);
         let end = session(state, options, &device_id, &client, eventloop, &shutdown).await;
         match end {
             SessionEnd::Shutdown => {
@@ -191,12 +196,19 @@ pub async fn run(
                         set_status(state, "stopped", "");
                         return Ok(RunOutcome::Stopped);
                     }
-                    () = tokio::time::sleep(backoff) => {}
+                    () = tokio::time::sleep(jittered(backoff)) => {}
                 }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
     }
+}
+
+/// `backoff` plus up to half again, so agents that lost the server together
+/// do not come back together.
+fn jittered(backoff: Duration) -> Duration {
+    let random = latchkey_certs::random_bytes::<2>().map_or(0, u16::from_le_bytes);
+    backoff + backoff.mul_f64(f64::from(random) / f64::from(u16::MAX) / 2.0)
 }
 
 fn failed(error: &ConnectionError) -> SessionEnd {

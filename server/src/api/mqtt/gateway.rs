@@ -279,6 +279,7 @@ impl Gateway {
             loop {
                 let n = broker_rx.read(&mut buffer).await?;
                 if n == 0 {
+                    debug!(device = %device.id(), "the broker ended the session");
                     return Ok::<(), GatewayError>(());
                 }
                 let chunk = buffer.get(..n).unwrap_or_default();
