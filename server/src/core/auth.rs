@@ -200,15 +200,15 @@ pub async fn authenticate_device_certificate(
     if info.device_id.as_deref() != Some(record.device_id.as_str()) {
         return refuse(DeviceRefusal::UnknownCertificate);
     }
-    let Some(device) = store.device(&record.device_id).await? else {
+    let Some(state) = store.device_state(&record.device_id).await? else {
         return refuse(DeviceRefusal::UnknownDevice);
     };
-    if !state_allowed(device.state, channel) {
-        return refuse(DeviceRefusal::DeviceState(device.state.as_str()));
+    if !state_allowed(state, channel) {
+        return refuse(DeviceRefusal::DeviceState(state.as_str()));
     }
     Ok(AuthenticatedDevice {
-        id: device.id,
-        state: device.state,
+        id: record.device_id,
+        state,
         certificate_serial: Some(info.serial_hex),
     })
 }
@@ -224,17 +224,17 @@ pub async fn authenticate_broker_device(
     let Some(id) = DeviceId::parse(device_id) else {
         return Err(DeviceAuthError::Refused(DeviceRefusal::UnknownDevice));
     };
-    let Some(device) = store.device(&id).await? else {
+    let Some(state) = store.device_state(&id).await? else {
         return Err(DeviceAuthError::Refused(DeviceRefusal::UnknownDevice));
     };
-    if !state_allowed(device.state, DeviceChannel::Mqtt) {
+    if !state_allowed(state, DeviceChannel::Mqtt) {
         return Err(DeviceAuthError::Refused(DeviceRefusal::DeviceState(
-            device.state.as_str(),
+            state.as_str(),
         )));
     }
     Ok(AuthenticatedDevice {
-        id: device.id,
-        state: device.state,
+        id,
+        state,
         certificate_serial: None,
     })
 }

@@ -465,21 +465,26 @@ impl Core {
         now: DateTime<Utc>,
     ) -> Result<Enrolled, CoreError> {
         let facts = validate_facts(facts)?;
-        let token = if token_secret.starts_with(auth::ENROLLMENT_TOKEN_PREFIX) {
-            self.store
-                .enrollment_token_by_hash(&auth::secret_hash(token_secret))
-                .await?
-        } else {
-            None
-        };
-        let token = token.ok_or(EnrollError::TokenUnknown)?;
-        if let Some(refusal) = Self::token_refusal(&token, now) {
-            return Err(refusal.into());
+        if !token_secret.starts_with(auth::ENROLLMENT_TOKEN_PREFIX) {
+            return Err(EnrollError::TokenUnknown.into());
         }
         let csr = latchkey_certs::verify_csr(csr_der).map_err(|e| match e {
             latchkey_certs::CertError::UnsupportedKeyType(k) => EnrollError::UnsupportedKey(k),
             other => EnrollError::InvalidCsr(other.to_string()),
         })?;
+        // The token is consumed first, in the transaction that creates the
+        // device: nothing is signed for a token that cannot be used, and a
+        // token's last use goes to exactly one device.
+        let secret_hash = auth::secret_hash(token_secret);
+        let tx = self.store.begin().await?;
+        let Some(token) = tx.consume_enrollment_token(&secret_hash, now).await? else {
+            drop(tx);
+            let refusal = match self.store.enrollment_token_by_hash(&secret_hash).await? {
+                Some(token) => Self::token_refusal(&token, now).unwrap_or(EnrollError::TokenUsedUp),
+                None => EnrollError::TokenUnknown,
+            };
+            return Err(refusal.into());
+        };
         let device_id = DeviceId::generate();
         let issued = self.ca.issue_device(
             &csr,
@@ -504,11 +509,6 @@ impl Core {
             posture_at: None,
             certificate_expires_at: Some(issued.not_after),
         };
-        let tx = self.store.begin().await?;
-        if !tx.consume_enrollment_token(&token.id, now).await? {
-            // Another enrollment took the last use between our check and now.
-            return Err(EnrollError::TokenUsedUp.into());
-        }
         tx.insert_device(&device).await?;
         tx.insert_certificate(&device_id, &new_certificate(&issued))
             .await?;
@@ -746,16 +746,23 @@ impl Core {
         })
         .await?;
         tx.commit().await?;
-        self.deliver(std::slice::from_ref(&command), now).await;
-        let view = self.device_view(&device_id, now).await?;
-        let command = self.store.command(&command.id).await?.unwrap_or(command);
-        Ok((view, command))
+        let mut command = command;
+        if self.deliver(std::slice::from_ref(&command), now).await == 1 {
+            command.status = CommandStatus::Sent;
+            command.sent_at = Some(now);
+        }
+        let policies = self.store.all_policies().await?;
+        let device = Device {
+            state: new_state,
+            ..device
+        };
+        Ok((Self::view(device, &policies, now), command))
     }
 
     /// Publishes commands and records that they were sent. A broker failure
     /// leaves them pending for redelivery; it is logged, not returned,
     /// because the command is already safely in the outbox.
-    async fn deliver(&self, commands: &[Command], now: DateTime<Utc>) {
+    async fn deliver(&self, commands: &[Command], now: DateTime<Utc>) -> usize {
         let mut sent = Vec::with_capacity(commands.len());
         for command in commands {
             match self.push.send_command(command) {
@@ -766,6 +773,7 @@ impl Core {
         if let Err(e) = self.store.mark_commands_sent(&sent, now).await {
             warn!(error = %e, "could not record sent commands; they will be resent");
         }
+        sent.len()
     }
 
     pub async fn lock_device(

@@ -10,7 +10,7 @@ mod entities;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
     DatabaseTransaction, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
     Set, TransactionTrait,
 };
@@ -212,21 +212,21 @@ impl<C: ConnectionTrait> Db<C> {
     }
 
     pub async fn insert_admin(&self, admin: &Admin, token_hash: &str) -> StoreResult<()> {
-        admins::ActiveModel {
+        admins::Entity::insert(admins::ActiveModel {
             id: Set(admin.id.to_string()),
             email: Set(admin.email.clone()),
             role: Set(admin.role.as_str().to_owned()),
             created_at: Set(ms(admin.created_at)),
             disabled: Set(false),
-        }
-        .insert(&self.0)
+        })
+        .exec_without_returning(&self.0)
         .await?;
-        admin_tokens::ActiveModel {
+        admin_tokens::Entity::insert(admin_tokens::ActiveModel {
             token_hash: Set(token_hash.to_owned()),
             admin_id: Set(admin.id.to_string()),
             created_at: Set(ms(admin.created_at)),
-        }
-        .insert(&self.0)
+        })
+        .exec_without_returning(&self.0)
         .await?;
         Ok(())
     }
@@ -271,7 +271,7 @@ impl<C: ConnectionTrait> Db<C> {
         token: &EnrollmentToken,
         secret_hash: &str,
     ) -> StoreResult<()> {
-        enrollment_tokens::ActiveModel {
+        enrollment_tokens::Entity::insert(enrollment_tokens::ActiveModel {
             id: Set(token.id.to_string()),
             secret_hash: Set(secret_hash.to_owned()),
             user_email: Set(token.user.clone()),
@@ -282,8 +282,8 @@ impl<C: ConnectionTrait> Db<C> {
             revoked_at: Set(None),
             created_by: Set(token.created_by.clone()),
             created_at: Set(ms(token.created_at)),
-        }
-        .insert(&self.0)
+        })
+        .exec_without_returning(&self.0)
         .await?;
         Ok(())
     }
@@ -318,28 +318,29 @@ impl<C: ConnectionTrait> Db<C> {
             .collect()
     }
 
-    /// Counts one use of a token if it is still usable at `now`; false when
-    /// another enrollment used it up, it expired or it was revoked meanwhile.
+    /// Counts one use of the token with this secret hash if it is still
+    /// usable at `now`, and returns it; `None` when it is unknown, expired,
+    /// revoked or used up (the caller reads it again to say which).
     pub async fn consume_enrollment_token(
         &self,
-        id: &TokenId,
+        secret_hash: &str,
         now: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        let result = enrollment_tokens::Entity::update_many()
+    ) -> StoreResult<Option<EnrollmentToken>> {
+        let rows = enrollment_tokens::Entity::update_many()
             .col_expr(
                 enrollment_tokens::Column::UsesCount,
                 Expr::col(enrollment_tokens::Column::UsesCount).add(1),
             )
-            .filter(enrollment_tokens::Column::Id.eq(id.to_string()))
+            .filter(enrollment_tokens::Column::SecretHash.eq(secret_hash))
             .filter(enrollment_tokens::Column::RevokedAt.is_null())
             .filter(enrollment_tokens::Column::ExpiresAt.gt(ms(now)))
             .filter(
                 Expr::col(enrollment_tokens::Column::UsesCount)
                     .lt(Expr::col(enrollment_tokens::Column::UsesAllowed)),
             )
-            .exec(&self.0)
+            .exec_with_returning(&self.0)
             .await?;
-        Ok(result.rows_affected == 1)
+        rows.into_iter().next().map(token_from).transpose()
     }
 
     pub async fn revoke_enrollment_token(
@@ -359,7 +360,7 @@ impl<C: ConnectionTrait> Db<C> {
     // ---- devices ----
 
     pub async fn insert_device(&self, device: &Device) -> StoreResult<()> {
-        devices::ActiveModel {
+        devices::Entity::insert(devices::ActiveModel {
             id: Set(device.id.to_string()),
             hostname: Set(device.hostname.clone()),
             platform: Set(device.platform.clone()),
@@ -374,8 +375,8 @@ impl<C: ConnectionTrait> Db<C> {
             last_seen: Set(device.last_seen.map(ms)),
             posture_json: Set(None),
             posture_at: Set(None),
-        }
-        .insert(&self.0)
+        })
+        .exec_without_returning(&self.0)
         .await?;
         Ok(())
     }
@@ -399,6 +400,18 @@ impl<C: ConnectionTrait> Db<C> {
         };
         let expiry = self.newest_certificate_expiry(&row.id).await?;
         device_from(row, expiry).map(Some)
+    }
+
+    /// Just the state of a device: the check made for every device message.
+    pub async fn device_state(&self, id: &DeviceId) -> StoreResult<Option<DeviceState>> {
+        let row = devices::Entity::find_by_id(id.to_string())
+            .select_only()
+            .column(devices::Column::State)
+            .into_tuple::<String>()
+            .one(&self.0)
+            .await?;
+        row.map(|state| DeviceState::parse(&state).ok_or(StoreError::Corrupt(state)))
+            .transpose()
     }
 
     pub async fn list_devices(&self) -> StoreResult<Vec<Device>> {
@@ -478,15 +491,15 @@ impl<C: ConnectionTrait> Db<C> {
         device_id: &DeviceId,
         cert: &NewCertificate,
     ) -> StoreResult<()> {
-        device_certificates::ActiveModel {
+        device_certificates::Entity::insert(device_certificates::ActiveModel {
             serial: Set(cert.serial_hex.clone()),
             device_id: Set(device_id.to_string()),
             spki_sha256: Set(cert.spki_sha256_hex.clone()),
             not_before: Set(ms(cert.not_before)),
             not_after: Set(ms(cert.not_after)),
             revoked_at: Set(None),
-        }
-        .insert(&self.0)
+        })
+        .exec_without_returning(&self.0)
         .await?;
         Ok(())
     }
@@ -556,7 +569,7 @@ impl<C: ConnectionTrait> Db<C> {
     // ---- commands ----
 
     pub async fn insert_command(&self, command: &Command) -> StoreResult<()> {
-        commands::ActiveModel {
+        commands::Entity::insert(commands::ActiveModel {
             id: Set(command.id.to_string()),
             device_id: Set(command.device_id.to_string()),
             kind: Set(command.kind.as_str().to_owned()),
@@ -567,8 +580,8 @@ impl<C: ConnectionTrait> Db<C> {
             sent_at: Set(command.sent_at.map(ms)),
             acked_at: Set(command.acked_at.map(ms)),
             created_by: Set(command.created_by.clone()),
-        }
-        .insert(&self.0)
+        })
+        .exec_without_returning(&self.0)
         .await?;
         Ok(())
     }
@@ -650,14 +663,10 @@ impl<C: ConnectionTrait> Db<C> {
                 Expr::value(CommandStatus::Sent.as_str()),
             )
             .filter(commands::Column::Id.is_in(ids.iter().map(ToString::to_string)))
-            .filter(commands::Column::Status.eq(CommandStatus::Pending.as_str()))
-            .exec(&self.0)
-            .await?;
-        // Already-sent commands only get a new send time.
-        commands::Entity::update_many()
-            .col_expr(commands::Column::SentAt, Expr::value(ms(now)))
-            .filter(commands::Column::Id.is_in(ids.iter().map(ToString::to_string)))
-            .filter(commands::Column::Status.eq(CommandStatus::Sent.as_str()))
+            .filter(commands::Column::Status.is_in([
+                CommandStatus::Pending.as_str(),
+                CommandStatus::Sent.as_str(),
+            ]))
             .exec(&self.0)
             .await?;
         Ok(())
@@ -790,7 +799,7 @@ impl<C: ConnectionTrait> Db<C> {
     // ---- audit ----
 
     pub async fn audit(&self, entry: &AuditEntry) -> StoreResult<()> {
-        audit_log::ActiveModel {
+        audit_log::Entity::insert(audit_log::ActiveModel {
             id: sea_orm::NotSet,
             at: Set(ms(entry.at)),
             actor: Set(entry.actor.clone()),
@@ -798,8 +807,8 @@ impl<C: ConnectionTrait> Db<C> {
             target: Set(entry.target.clone()),
             outcome: Set(entry.outcome.as_str().to_owned()),
             detail: Set(entry.detail.clone()),
-        }
-        .insert(&self.0)
+        })
+        .exec_without_returning(&self.0)
         .await?;
         Ok(())
     }

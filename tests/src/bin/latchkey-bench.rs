@@ -43,6 +43,10 @@ enum Command {
         /// A latchkeyd configuration file (e.g. a PostgreSQL database.url).
         #[arg(long)]
         server_config: Option<PathBuf>,
+        /// Send a token the server refuses before any database or CA work:
+        /// the cost of the connection and the gRPC call alone.
+        #[arg(long)]
+        refused: bool,
     },
     /// Connected MQTT device sessions, one lock to each; latency from
     /// `device lock` to the acknowledgement, as the server recorded both.
@@ -273,9 +277,53 @@ async fn enroll_many(
     Ok((enrolled, started.elapsed()))
 }
 
-async fn bench_enroll(agents: usize, concurrency: usize, config: Option<PathBuf>) -> Result<()> {
+async fn bench_enroll(
+    agents: usize,
+    concurrency: usize,
+    config: Option<PathBuf>,
+    refused: bool,
+) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let server = Server::start(&dir.path().join("data"), config.as_deref()).await?;
+    if refused {
+        let (cpu_before, _) = usage(server.pid)?;
+        let started = Instant::now();
+        let limit = Arc::new(Semaphore::new(concurrency));
+        let mut tasks = Vec::with_capacity(agents);
+        for _ in 0..agents {
+            let permit = limit.clone().acquire_owned().await?;
+            let (url, ca) = (server.grpc_url.clone(), server.ca_pem.clone());
+            tasks.push(tokio::spawn(async move {
+                let channel = latchkey_agent::enroll::channel(&url, &ca, None).await?;
+                let refused = DeviceServiceClient::new(channel)
+                    .enroll(v1::EnrollRequest {
+                        token: "not-a-token".into(),
+                        ..Default::default()
+                    })
+                    .await;
+                drop(permit);
+                anyhow::ensure!(refused.is_err(), "the server accepted a bogus token");
+                anyhow::Ok(())
+            }));
+        }
+        for task in tasks {
+            task.await??;
+        }
+        let wall = started.elapsed();
+        let (cpu_after, _) = usage(server.pid)?;
+        println!(
+            "enroll --refused: {agents} calls refused before any database or CA work, {concurrency} in flight, each a new TLS connection"
+        );
+        println!(
+            "  throughput           {:.0} calls/s",
+            agents as f64 / wall.as_secs_f64()
+        );
+        println!(
+            "  server CPU           {:.0} µs per call",
+            (cpu_after - cpu_before) * 1e6 / agents as f64
+        );
+        return server.stop().await;
+    }
     let (cpu_before, _) = usage(server.pid)?;
     let (enrolled, wall) = enroll_many(&server, agents, concurrency).await?;
     let (cpu_after, rss) = usage(server.pid)?;
@@ -639,7 +687,8 @@ async fn main() -> Result<()> {
             agents,
             concurrency,
             server_config,
-        } => bench_enroll(agents, concurrency, server_config).await,
+            refused,
+        } => bench_enroll(agents, concurrency, server_config, refused).await,
         Command::LockFanout {
             devices,
             concurrency,
