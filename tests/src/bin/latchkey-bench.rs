@@ -372,8 +372,7 @@ async fn bench_lock_fanout(devices: usize, concurrency: usize, external: bool) -
     let errors = Arc::new(AtomicUsize::new(0));
     let connect_started = Instant::now();
     let (cpu_connect_before, _) = usage(server.pid)?;
-    let mut started_sessions = 0usize;
-    for device in &enrolled {
+    for (started_sessions, device) in enrolled.iter().enumerate() {
         let tls = latchkey_certs::tls::client_config(
             &server.ca_pem,
             Some((device.chain_pem.as_str(), &device.key)),
@@ -392,7 +391,6 @@ async fn bench_lock_fanout(devices: usize, concurrency: usize, external: bool) -
         while connected.load(Ordering::Relaxed) + 64 <= started_sessions {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        started_sessions += 1;
         let id = device.device_id.clone();
         let connected = connected.clone();
         let received = received.clone();
