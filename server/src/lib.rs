@@ -139,7 +139,7 @@ pub async fn start(
         (None, MqttMode::Embedded { .. }, None) => anyhow::bail!("embedded MQTT needs a listener"),
     };
     let sessions = push.sessions().clone();
-    let core = Arc::new(Core::new(
+    let (core, enrollment_writer) = Core::new(
         store.clone(),
         ca.clone(),
         push,
@@ -149,7 +149,9 @@ pub async fn start(
             )?,
             mqtt_url: mqtt_url.clone(),
         },
-    ));
+    );
+    let core = Arc::new(core);
+    tasks.spawn(enrollment_writer.run(shutdown.clone()));
 
     let admin_token_path = match core.bootstrap_owner(&config.bootstrap_email, now).await? {
         Some(token) => {

@@ -7,6 +7,9 @@ pub mod auth;
 pub mod ids;
 pub mod model;
 pub mod policy;
+mod writer;
+
+pub use writer::EnrollmentWriter;
 
 use std::sync::Arc;
 
@@ -131,24 +134,29 @@ const MAX_MESSAGE_LEN: usize = 1024;
 
 pub struct Core {
     store: Store,
+    enrollments: tokio::sync::mpsc::Sender<writer::PendingEnrollment>,
     ca: Arc<CertificateAuthority>,
     push: Push,
     settings: CoreSettings,
 }
 
 impl Core {
+    /// The core and its enrollment writer, which the caller must run.
     pub fn new(
         store: Store,
         ca: Arc<CertificateAuthority>,
         push: Push,
         settings: CoreSettings,
-    ) -> Self {
-        Core {
+    ) -> (Self, EnrollmentWriter) {
+        let (enrollments, writer) = writer::channel(store.clone());
+        let core = Core {
             store,
+            enrollments,
             ca,
             push,
             settings,
-        }
+        };
+        (core, writer)
     }
 
     pub fn store(&self) -> &Store {
@@ -472,19 +480,18 @@ impl Core {
             latchkey_certs::CertError::UnsupportedKeyType(k) => EnrollError::UnsupportedKey(k),
             other => EnrollError::InvalidCsr(other.to_string()),
         })?;
-        // The token is consumed first, in the transaction that creates the
-        // device: nothing is signed for a token that cannot be used, and a
-        // token's last use goes to exactly one device.
+        // The token is checked before anything is signed, and consumed in
+        // the transaction that creates the device (a token's last use goes
+        // to exactly one device).
         let secret_hash = auth::secret_hash(token_secret);
-        let tx = self.store.begin().await?;
-        let Some(token) = tx.consume_enrollment_token(&secret_hash, now).await? else {
-            drop(tx);
-            let refusal = match self.store.enrollment_token_by_hash(&secret_hash).await? {
-                Some(token) => Self::token_refusal(&token, now).unwrap_or(EnrollError::TokenUsedUp),
-                None => EnrollError::TokenUnknown,
-            };
+        let token = self
+            .store
+            .enrollment_token_by_hash(&secret_hash)
+            .await?
+            .ok_or(EnrollError::TokenUnknown)?;
+        if let Some(refusal) = Self::token_refusal(&token, now) {
             return Err(refusal.into());
-        };
+        }
         let device_id = DeviceId::generate();
         let issued = self.ca.issue_device(
             &csr,
@@ -509,10 +516,7 @@ impl Core {
             posture_at: None,
             certificate_expires_at: Some(issued.not_after),
         };
-        tx.insert_device(&device).await?;
-        tx.insert_certificate(&device_id, &new_certificate(&issued))
-            .await?;
-        tx.audit(&AuditEntry {
+        let audit = AuditEntry {
             at: now,
             actor: format!("device:{device_id}"),
             action: "device.enroll",
@@ -525,9 +529,25 @@ impl Core {
                 device.platform,
                 device.user.as_deref().unwrap_or("-")
             ),
-        })
-        .await?;
-        tx.commit().await?;
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let pending = writer::PendingEnrollment {
+            token: token.id.clone(),
+            device: device.clone(),
+            certificate: new_certificate(&issued),
+            audit,
+            now,
+            reply,
+        };
+        let stopped = || CoreError::Internal("the enrollment writer has stopped".into());
+        self.enrollments
+            .send(pending)
+            .await
+            .map_err(|_| stopped())?;
+        if !answer.await.map_err(|_| stopped())?? {
+            // Other enrollments took the token's last uses meanwhile.
+            return Err(EnrollError::TokenUsedUp.into());
+        }
         info!(device = %device_id, hostname = %device.hostname, "device enrolled");
         Ok(Enrolled {
             device_id,

@@ -318,29 +318,31 @@ impl<C: ConnectionTrait> Db<C> {
             .collect()
     }
 
-    /// Counts one use of the token with this secret hash if it is still
-    /// usable at `now`, and returns it; `None` when it is unknown, expired,
-    /// revoked or used up (the caller reads it again to say which).
-    pub async fn consume_enrollment_token(
+    /// Counts `uses` uses of a token at once if all fit and the token is
+    /// still usable at `now`; false otherwise (nothing is counted then).
+    pub async fn consume_enrollment_uses(
         &self,
-        secret_hash: &str,
+        id: &TokenId,
+        uses: u32,
         now: DateTime<Utc>,
-    ) -> StoreResult<Option<EnrollmentToken>> {
-        let rows = enrollment_tokens::Entity::update_many()
+    ) -> StoreResult<bool> {
+        let uses = i32::try_from(uses).unwrap_or(i32::MAX);
+        let result = enrollment_tokens::Entity::update_many()
             .col_expr(
                 enrollment_tokens::Column::UsesCount,
-                Expr::col(enrollment_tokens::Column::UsesCount).add(1),
+                Expr::col(enrollment_tokens::Column::UsesCount).add(uses),
             )
-            .filter(enrollment_tokens::Column::SecretHash.eq(secret_hash))
+            .filter(enrollment_tokens::Column::Id.eq(id.to_string()))
             .filter(enrollment_tokens::Column::RevokedAt.is_null())
             .filter(enrollment_tokens::Column::ExpiresAt.gt(ms(now)))
             .filter(
                 Expr::col(enrollment_tokens::Column::UsesCount)
-                    .lt(Expr::col(enrollment_tokens::Column::UsesAllowed)),
+                    .add(uses)
+                    .lte(Expr::col(enrollment_tokens::Column::UsesAllowed)),
             )
-            .exec_with_returning(&self.0)
+            .exec(&self.0)
             .await?;
-        rows.into_iter().next().map(token_from).transpose()
+        Ok(result.rows_affected == 1)
     }
 
     pub async fn revoke_enrollment_token(
@@ -359,8 +361,12 @@ impl<C: ConnectionTrait> Db<C> {
 
     // ---- devices ----
 
-    pub async fn insert_device(&self, device: &Device) -> StoreResult<()> {
-        devices::Entity::insert(devices::ActiveModel {
+    /// Inserts devices in one statement.
+    pub async fn insert_devices(&self, devices: &[Device]) -> StoreResult<()> {
+        if devices.is_empty() {
+            return Ok(());
+        }
+        devices::Entity::insert_many(devices.iter().map(|device| devices::ActiveModel {
             id: Set(device.id.to_string()),
             hostname: Set(device.hostname.clone()),
             platform: Set(device.platform.clone()),
@@ -375,7 +381,7 @@ impl<C: ConnectionTrait> Db<C> {
             last_seen: Set(device.last_seen.map(ms)),
             posture_json: Set(None),
             posture_at: Set(None),
-        })
+        }))
         .exec_without_returning(&self.0)
         .await?;
         Ok(())
@@ -491,14 +497,28 @@ impl<C: ConnectionTrait> Db<C> {
         device_id: &DeviceId,
         cert: &NewCertificate,
     ) -> StoreResult<()> {
-        device_certificates::Entity::insert(device_certificates::ActiveModel {
-            serial: Set(cert.serial_hex.clone()),
-            device_id: Set(device_id.to_string()),
-            spki_sha256: Set(cert.spki_sha256_hex.clone()),
-            not_before: Set(ms(cert.not_before)),
-            not_after: Set(ms(cert.not_after)),
-            revoked_at: Set(None),
-        })
+        self.insert_certificates(&[(device_id.clone(), cert.clone())])
+            .await
+    }
+
+    /// Inserts certificates in one statement.
+    pub async fn insert_certificates(
+        &self,
+        certificates: &[(DeviceId, NewCertificate)],
+    ) -> StoreResult<()> {
+        if certificates.is_empty() {
+            return Ok(());
+        }
+        device_certificates::Entity::insert_many(certificates.iter().map(|(device_id, cert)| {
+            device_certificates::ActiveModel {
+                serial: Set(cert.serial_hex.clone()),
+                device_id: Set(device_id.to_string()),
+                spki_sha256: Set(cert.spki_sha256_hex.clone()),
+                not_before: Set(ms(cert.not_before)),
+                not_after: Set(ms(cert.not_after)),
+                revoked_at: Set(None),
+            }
+        }))
         .exec_without_returning(&self.0)
         .await?;
         Ok(())
@@ -799,7 +819,15 @@ impl<C: ConnectionTrait> Db<C> {
     // ---- audit ----
 
     pub async fn audit(&self, entry: &AuditEntry) -> StoreResult<()> {
-        audit_log::Entity::insert(audit_log::ActiveModel {
+        self.audit_many(std::slice::from_ref(entry)).await
+    }
+
+    /// Appends audit entries in one statement.
+    pub async fn audit_many(&self, entries: &[AuditEntry]) -> StoreResult<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        audit_log::Entity::insert_many(entries.iter().map(|entry| audit_log::ActiveModel {
             id: sea_orm::NotSet,
             at: Set(ms(entry.at)),
             actor: Set(entry.actor.clone()),
@@ -807,7 +835,7 @@ impl<C: ConnectionTrait> Db<C> {
             target: Set(entry.target.clone()),
             outcome: Set(entry.outcome.as_str().to_owned()),
             detail: Set(entry.detail.clone()),
-        })
+        }))
         .exec_without_returning(&self.0)
         .await?;
         Ok(())
