@@ -90,7 +90,9 @@ impl EnrollmentWriter {
             let count = u32::try_from(indexes.len()).unwrap_or(u32::MAX);
             if tx.consume_enrollment_uses(token, count, now).await? {
                 for index in indexes {
-                    accepted[index] = true;
+                    if let Some(slot) = accepted.get_mut(index) {
+                        *slot = true;
+                    }
                 }
                 continue;
             }
@@ -99,7 +101,9 @@ impl EnrollmentWriter {
                 if !tx.consume_enrollment_uses(token, 1, now).await? {
                     break;
                 }
-                accepted[index] = true;
+                if let Some(slot) = accepted.get_mut(index) {
+                    *slot = true;
+                }
             }
         }
         let written = || {
