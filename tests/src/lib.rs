@@ -529,4 +529,9 @@ impl Mosquitto {
     pub fn url(&self) -> String {
         format!("mqtts://localhost:{}", self.port)
     }
+
+    /// The broker's process id, for measuring it.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
 }

@@ -371,6 +371,9 @@ async fn bench_lock_fanout(devices: usize, concurrency: usize, external: bool) -
     let received = Arc::new(AtomicUsize::new(0));
     let errors = Arc::new(AtomicUsize::new(0));
     let connect_started = Instant::now();
+    let broker_pid = _broker.as_ref().and_then(latchkey_tests::Mosquitto::pid);
+    let broker_cpu = || broker_pid.map_or(Ok(0.0), |pid| usage(pid).map(|(cpu, _)| cpu));
+    let broker_connect_before = broker_cpu()?;
     let (cpu_connect_before, _) = usage(server.pid)?;
     for (started_sessions, device) in enrolled.iter().enumerate() {
         let tls = latchkey_certs::tls::client_config(
@@ -467,9 +470,11 @@ async fn bench_lock_fanout(devices: usize, concurrency: usize, external: bool) -
     let connect_wall = connect_started.elapsed();
     let errors_while_connecting = errors.load(Ordering::Relaxed);
     let (cpu_connect_after, rss_connected) = usage(server.pid)?;
+    let broker_connect = broker_cpu()? - broker_connect_before;
 
     // One lock to each device.
     let (cpu_before, _) = usage(server.pid)?;
+    let broker_before = broker_cpu()?;
     let admin = server.admin().await?;
     let limit = Arc::new(Semaphore::new(concurrency));
     let started = Instant::now();
@@ -519,6 +524,7 @@ async fn bench_lock_fanout(devices: usize, concurrency: usize, external: bool) -
     let all_acked = started.elapsed();
     let errors_after_connecting = errors.load(Ordering::Relaxed) - errors_while_connecting;
     let (cpu_after, rss) = usage(server.pid)?;
+    let broker_locks = broker_cpu()? - broker_before;
     let data_dir = server.data_dir.clone();
     server.stop().await?;
 
@@ -557,6 +563,13 @@ async fn bench_lock_fanout(devices: usize, concurrency: usize, external: bool) -
     println!(
         "  session errors       {errors_while_connecting} while connecting, {errors_after_connecting} during the locks (each followed by a reconnect and hello)"
     );
+    if broker_pid.is_some() {
+        println!(
+            "  Mosquitto CPU        {:.0} µs per session connect, {:.0} µs per lock",
+            broker_connect * 1e6 / devices as f64,
+            broker_locks * 1e6 / devices as f64
+        );
+    }
     println!("  locks issued in      {:.2} s", issued.as_secs_f64());
     println!("  all acknowledged in  {:.2} s", all_acked.as_secs_f64());
     println!(
