@@ -295,7 +295,7 @@ async fn connect(connection: &Connection) -> Result<Client, CliError> {
         .timeout(Duration::from_secs(60))
         .connect()
         .await
-        .map_err(|e| err(chain(&e)))?;
+        .map_err(|e| err(latchkey_proto::text::error_chain(&e)))?;
     let header: MetadataValue<_> =
         format!("Bearer {}", connection.token)
             .parse()
@@ -309,17 +309,6 @@ async fn connect(connection: &Connection) -> Result<Client, CliError> {
         Ok(request)
     });
     Ok(AdminServiceClient::with_interceptor(channel, interceptor))
-}
-
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 fn server_error(status: tonic::Status) -> CliError {
@@ -874,18 +863,13 @@ async fn login(connection: &Connection, env: &Environment) -> Result<String, Cli
 }
 
 fn write_private(path: &Path, text: &str) -> Result<(), CliError> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let err = |source| CliError::File {
+    latchkey_certs::files::write_atomic(
+        path,
+        text.as_bytes(),
+        latchkey_certs::files::Access::OwnerOnly,
+    )
+    .map_err(|source| CliError::File {
         path: path.to_owned(),
         source,
-    };
-    let mut file = options.open(path).map_err(err)?;
-    file.write_all(text.as_bytes()).map_err(err)
+    })
 }

@@ -52,19 +52,7 @@ pub async fn channel(
         .timeout(Duration::from_secs(30))
         .connect()
         .await
-        .map_err(|e| connect_error(source_chain(&e)))
-}
-
-/// An error with its causes, which tonic keeps out of its Display.
-pub fn source_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
+        .map_err(|e| connect_error(latchkey_proto::text::error_chain(&e)))
 }
 
 /// Accepts `https://host:port` and bare `host:port`.

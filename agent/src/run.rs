@@ -223,7 +223,7 @@ fn failed(error: &ConnectionError) -> SessionEnd {
         detail: if refused {
             "the server refused this device (retired, wiped or revoked)".to_owned()
         } else {
-            enroll::source_chain(error)
+            latchkey_proto::text::error_chain(error)
         },
     }
 }

@@ -2,7 +2,6 @@
 //! server's CA, the last policy, handled commands and the connection status.
 //! Files holding secrets are written 0600; every write is atomic.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -117,20 +116,12 @@ impl StateDir {
             path: path.clone(),
             source,
         };
-        let tmp = path.with_extension("tmp");
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(if private { 0o600 } else { 0o644 });
-        }
-        #[cfg(not(unix))]
-        let _ = private;
-        let mut file = options.open(&tmp).map_err(io)?;
-        file.write_all(contents.as_bytes()).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)
+        let access = if private {
+            latchkey_certs::files::Access::OwnerOnly
+        } else {
+            latchkey_certs::files::Access::Public
+        };
+        latchkey_certs::files::write_atomic(&path, contents.as_bytes(), access).map_err(io)
     }
 
     pub fn read(&self, name: &str) -> Result<Option<String>, StateError> {

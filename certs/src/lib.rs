@@ -6,6 +6,7 @@
 //! the server; key material is carried in [`PrivateKeyPem`], which redacts
 //! itself in `Debug`. Randomness (serials, secrets) comes from [`random_bytes`].
 
+pub mod files;
 pub mod tls;
 
 use std::fmt;

@@ -43,6 +43,22 @@ pub fn format_duration(duration: Duration) -> String {
     }
 }
 
+/// An error and its causes on one line ("a: b: c"); transport errors keep
+/// the useful part (connection refused, certificate unknown) in a cause.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// `mqtts://host:port` -> (host, port).
 pub fn parse_mqtts_url(url: &str) -> Result<(String, u16), String> {
     let rest = url

@@ -2,7 +2,6 @@
 //! directory, generating it at first start (keys 0600), the server's TLS
 //! identities, device certificates and the CRL file.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, Utc};
@@ -50,27 +49,19 @@ fn read(path: &Path) -> Result<String, CaError> {
     })
 }
 
-/// Writes a file atomically (temp file + rename) with `mode` on Unix.
+/// Writes a file atomically; `private` files are readable by the owner only.
 pub fn write_file(path: &Path, contents: &str, private: bool) -> Result<(), CaError> {
-    let io = |source| CaError::Io {
-        path: path.to_owned(),
-        source,
+    let access = if private {
+        latchkey_certs::files::Access::OwnerOnly
+    } else {
+        latchkey_certs::files::Access::Public
     };
-    let tmp = path.with_extension("tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(if private { 0o600 } else { 0o644 });
-    }
-    #[cfg(not(unix))]
-    let _ = private;
-    let mut file = options.open(&tmp).map_err(io)?;
-    file.write_all(contents.as_bytes()).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)?;
-    Ok(())
+    latchkey_certs::files::write_atomic(path, contents.as_bytes(), access).map_err(|source| {
+        CaError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    })
 }
 
 impl CertificateAuthority {

@@ -476,10 +476,7 @@ impl Core {
         if !token_secret.starts_with(auth::ENROLLMENT_TOKEN_PREFIX) {
             return Err(EnrollError::TokenUnknown.into());
         }
-        let csr = latchkey_certs::verify_csr(csr_der).map_err(|e| match e {
-            latchkey_certs::CertError::UnsupportedKeyType(k) => EnrollError::UnsupportedKey(k),
-            other => EnrollError::InvalidCsr(other.to_string()),
-        })?;
+        let csr = verify_csr(csr_der)?;
         // The token is checked before anything is signed, and consumed in
         // the transaction that creates the device (a token's last use goes
         // to exactly one device).
@@ -573,10 +570,7 @@ impl Core {
         csr_der: &[u8],
         now: DateTime<Utc>,
     ) -> Result<String, CoreError> {
-        let csr = latchkey_certs::verify_csr(csr_der).map_err(|e| match e {
-            latchkey_certs::CertError::UnsupportedKeyType(k) => EnrollError::UnsupportedKey(k),
-            other => EnrollError::InvalidCsr(other.to_string()),
-        })?;
+        let csr = verify_csr(csr_der)?;
         let Some(old_serial) = device.certificate_serial() else {
             return Err(CoreError::FailedPrecondition(
                 "renewal needs the device certificate".into(),
@@ -1185,6 +1179,14 @@ fn new_certificate(issued: &latchkey_certs::IssuedCertificate) -> NewCertificate
         not_before: issued.not_before,
         not_after: issued.not_after,
     }
+}
+
+/// A device's CSR: signature verified, ECDSA P-256.
+fn verify_csr(csr_der: &[u8]) -> Result<latchkey_certs::VerifiedCsr, EnrollError> {
+    latchkey_certs::verify_csr(csr_der).map_err(|e| match e {
+        latchkey_certs::CertError::UnsupportedKeyType(k) => EnrollError::UnsupportedKey(k),
+        other => EnrollError::InvalidCsr(other.to_string()),
+    })
 }
 
 fn truncate(text: &str, max: usize) -> String {
