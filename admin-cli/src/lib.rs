@@ -175,13 +175,24 @@ pub enum AdminCommand {
 }
 
 /// Where connection settings come from besides flags.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Environment {
     pub server: Option<String>,
     pub ca: Option<PathBuf>,
     pub token: Option<String>,
     /// Holds the saved profile.
     pub config_dir: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Environment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Environment")
+            .field("server", &self.server)
+            .field("ca", &self.ca)
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .field("config_dir", &self.config_dir)
+            .finish()
+    }
 }
 
 impl Environment {
@@ -200,7 +211,8 @@ impl Environment {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// The saved connection; written 0600, never printed.
+#[derive(Serialize, Deserialize)]
 struct Profile {
     server: String,
     ca_pem: String,

@@ -304,10 +304,9 @@ async fn session(
                             warn!(error = %e, "acknowledgement not queued; the server will resend");
                         }
                         if outcome.wipe {
+                            // The files are gone already; the session lives on
+                            // in memory just long enough to deliver the answer.
                             flush(&mut eventloop).await;
-                            if let Err(e) = state.remove_enrollment() {
-                                warn!(error = %e, "wipe could not remove every file");
-                            }
                             info!("device wiped: key, certificates and enrollment removed");
                             return SessionEnd::Wiped;
                         }
@@ -339,13 +338,18 @@ async fn session(
     }
 }
 
-/// Drives the event loop until the broker acknowledges what was queued
-/// (at most five seconds), so the wipe's acknowledgement leaves the device.
+/// Drives the event loop until the broker acknowledges the next publish
+/// that leaves (the wipe's answer), at most five seconds.
 async fn flush(eventloop: &mut EventLoop) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut ours = None;
     while let Ok(Ok(event)) = tokio::time::timeout_at(deadline, eventloop.poll()).await {
-        if let Event::Incoming(Packet::PubAck(_)) = event {
-            return;
+        match event {
+            Event::Outgoing(rumqttc::Outgoing::Publish(pkid)) if ours.is_none() => {
+                ours = Some(pkid)
+            }
+            Event::Incoming(Packet::PubAck(ack)) if Some(ack.pkid) == ours => return,
+            _ => {}
         }
     }
 }
@@ -377,12 +381,25 @@ async fn handle_command(state: &StateDir, options: &RunOptions, command: &v1::Co
         match kind {
             v1::CommandKind::Lock => {
                 let message = (!command.message.is_empty()).then(|| command.message.clone());
-                let result = tokio::task::spawn_blocking(move || actions::lock_screen(message.as_deref()))
-                    .await;
+                let result =
+                    tokio::task::spawn_blocking(move || actions::lock_screen(message.as_deref()))
+                        .await;
                 match result {
-                    Ok(Ok(done)) => Outcome { success: true, result: done, wipe: false },
-                    Ok(Err(e)) => Outcome { success: false, result: e.to_string(), wipe: false },
-                    Err(e) => Outcome { success: false, result: e.to_string(), wipe: false },
+                    Ok(Ok(done)) => Outcome {
+                        success: true,
+                        result: done,
+                        wipe: false,
+                    },
+                    Ok(Err(e)) => Outcome {
+                        success: false,
+                        result: e.to_string(),
+                        wipe: false,
+                    },
+                    Err(e) => Outcome {
+                        success: false,
+                        result: e.to_string(),
+                        wipe: false,
+                    },
                 }
             }
             v1::CommandKind::Unlock => Outcome {
@@ -390,10 +407,22 @@ async fn handle_command(state: &StateDir, options: &RunOptions, command: &v1::Co
                 result: "unlocked: the device may sign in again".to_owned(),
                 wipe: false,
             },
-            v1::CommandKind::Wipe => Outcome {
-                success: true,
-                result: "wiped: agent key, certificates and managed data removed; the disk was not erased".to_owned(),
-                wipe: true,
+            // A desktop wipe removes what the agent holds and unenrolls;
+            // it never erases the disk. Removal comes first, so "wiped" is
+            // only ever said of a device that is.
+            v1::CommandKind::Wipe => match state.remove_enrollment() {
+                Ok(()) => {
+                    return Outcome {
+                        success: true,
+                        result: "wiped: agent key, certificates and managed data removed; the disk was not erased".to_owned(),
+                        wipe: true,
+                    };
+                }
+                Err(e) => Outcome {
+                    success: false,
+                    result: format!("wipe failed: {e}"),
+                    wipe: false,
+                },
             },
             v1::CommandKind::Unspecified => Outcome {
                 success: false,

@@ -16,9 +16,14 @@ pub enum Access {
 /// Replaces `path` with `contents`; a crash leaves the old or the new file,
 /// never a torn one.
 pub fn write_atomic(path: &Path, contents: &[u8], access: Access) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
+    // A temporary name of its own per write: concurrent writers and a
+    // leftover from a crash never share (or lend their mode to) it.
+    let suffix = crate::random_bytes::<8>().map_err(std::io::Error::other)?;
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(format!(".{}.tmp", hex::encode(suffix)));
+    let tmp = path.with_file_name(tmp_name);
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
@@ -29,10 +34,16 @@ pub fn write_atomic(path: &Path, contents: &[u8], access: Access) -> std::io::Re
     }
     #[cfg(not(unix))]
     let _ = access;
-    let mut file = options.open(&tmp)?;
-    file.write_all(contents)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
+    let written = (|| {
+        let mut file = options.open(&tmp)?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 #[cfg(all(test, unix))]
@@ -50,7 +61,8 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        assert!(!path.with_extension("tmp").exists());
+        let leftovers = std::fs::read_dir(&dir).unwrap().count();
+        assert_eq!(leftovers, 1, "no temporary file is left behind");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

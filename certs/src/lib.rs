@@ -460,6 +460,19 @@ pub fn inspect_certificate(der: &[u8]) -> Result<CertificateInfo, CertError> {
     })
 }
 
+/// Serials (lower-case hex) listed in a PEM CRL.
+pub fn revoked_serials(crl_pem: &str) -> Result<Vec<String>, CertError> {
+    use rustls_pki_types::pem::PemObject;
+    let der = rustls_pki_types::CertificateRevocationListDer::from_pem_slice(crl_pem.as_bytes())
+        .map_err(|e| CertError::MalformedCertificate(e.to_string()))?;
+    let (_, crl) = x509_parser::parse_x509_crl(&der)
+        .map_err(|e| CertError::MalformedCertificate(e.to_string()))?;
+    Ok(crl
+        .iter_revoked_certificates()
+        .map(|revoked| hex::encode(revoked.raw_serial()))
+        .collect())
+}
+
 /// DER blocks of every `CERTIFICATE` in a PEM text, in order.
 pub fn pem_certificates(pem: &str) -> Result<Vec<Vec<u8>>, CertError> {
     use rustls_pki_types::pem::PemObject;
@@ -585,5 +598,6 @@ mod tests {
             .crl_pem(&[("01ab".into(), now)], 7, now, now + Duration::days(1))
             .unwrap();
         assert!(pem.contains("BEGIN X509 CRL"));
+        assert_eq!(revoked_serials(&pem).unwrap(), ["01ab"]);
     }
 }

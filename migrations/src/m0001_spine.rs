@@ -196,7 +196,7 @@ impl MigrationTrait for Migration {
                     .table(DeviceCertificates::Table)
                     .col(string(DeviceCertificates::Serial).primary_key())
                     .col(string(DeviceCertificates::DeviceId))
-                    .col(string_uniq(DeviceCertificates::SpkiSha256))
+                    .col(string(DeviceCertificates::SpkiSha256))
                     .col(big_integer(DeviceCertificates::NotBefore))
                     .col(big_integer(DeviceCertificates::NotAfter))
                     .col(big_integer_null(DeviceCertificates::RevokedAt))
@@ -205,6 +205,17 @@ impl MigrationTrait for Migration {
                             .from(DeviceCertificates::Table, DeviceCertificates::DeviceId)
                             .to(Devices::Table, Devices::Id),
                     )
+                    .to_owned(),
+            )
+            .await?;
+        // A renewal keeps the device key: several certificates (the
+        // superseded ones revoked) share one SPKI hash.
+        manager
+            .create_index(
+                Index::create()
+                    .name("device_certificates_spki")
+                    .table(DeviceCertificates::Table)
+                    .col(DeviceCertificates::SpkiSha256)
                     .to_owned(),
             )
             .await?;

@@ -87,11 +87,42 @@ pub enum MqttMode {
     External { url: String },
 }
 
+/// A database URL; `Debug` hides its password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = &self.0;
+        match (url.find("://"), url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                let userinfo = url.get(scheme + 3..at).unwrap_or("");
+                let user = userinfo.split(':').next().unwrap_or("");
+                let (head, tail) = (
+                    url.get(..scheme + 3).unwrap_or(""),
+                    url.get(at..).unwrap_or(""),
+                );
+                write!(f, "{head}{user}:[redacted]{tail}")
+            }
+            _ => f.write_str(url),
+        }
+    }
+}
+
+/// Longest device certificate lifetime: well inside the issuing CA's.
+const MAX_CERTIFICATE_VALIDITY: Duration = Duration::from_secs(397 * 86400);
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub data_dir: PathBuf,
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
     pub listen_grpc: SocketAddr,
     pub listen_https: SocketAddr,
     pub mqtt: MqttMode,
@@ -194,14 +225,16 @@ impl FileConfig {
                 .map_err(|e| ConfigError::Invalid(format!("devices.certificate_validity: {e}")))?,
             None => Duration::from_secs(30 * 86400),
         };
-        if device_certificate_validity < Duration::from_secs(3600) {
+        if device_certificate_validity < Duration::from_secs(3600)
+            || device_certificate_validity > MAX_CERTIFICATE_VALIDITY
+        {
             return Err(ConfigError::Invalid(
-                "devices.certificate_validity must be at least 1h".into(),
+                "devices.certificate_validity must be between 1h and 397d".into(),
             ));
         }
         Ok(Config {
             data_dir,
-            database_url,
+            database_url: DatabaseUrl(database_url),
             listen_grpc,
             listen_https,
             mqtt,
@@ -232,6 +265,7 @@ mod tests {
         assert!(
             config
                 .database_url
+                .expose()
                 .starts_with("sqlite://./latchkey-data/latchkey.db")
         );
         assert_eq!(
@@ -239,6 +273,19 @@ mod tests {
             MqttMode::Embedded {
                 listen: DEFAULT_MQTT.parse().unwrap()
             }
+        );
+    }
+
+    #[test]
+    fn database_passwords_do_not_print() {
+        let file: FileConfig =
+            toml::from_str("[database]\nurl = \"postgres://lk:s3cret@db:5432/lk\"").unwrap();
+        let config = file.validate(Overrides::default()).unwrap();
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("s3cret"), "{printed}");
+        assert!(
+            printed.contains("postgres://lk:[redacted]@db:5432/lk"),
+            "{printed}"
         );
     }
 
@@ -253,6 +300,9 @@ mod tests {
                 .contains("listen.grpc")
         );
         let bad: FileConfig = toml::from_str("[mqtt]\nexternal = \"tcp://x:1\"").unwrap();
+        assert!(bad.validate(Overrides::default()).is_err());
+        let bad: FileConfig =
+            toml::from_str("[devices]\ncertificate_validity = \"100000000d\"").unwrap();
         assert!(bad.validate(Overrides::default()).is_err());
     }
 }

@@ -79,6 +79,7 @@ impl Running {
 /// unacknowledged command waits before it is sent again.
 const REDELIVERY_PERIOD: Duration = Duration::from_secs(15);
 const REDELIVERY_AFTER: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+const CRL_REFRESH: Duration = Duration::from_secs(24 * 3600);
 
 pub async fn start(
     config: Config,
@@ -100,14 +101,9 @@ pub async fn start(
     let server_identity = ca
         .tls_identity("server", &config.tls_names, now)
         .context("cannot issue the server certificate")?;
-    let store = Store::connect(&config.database_url)
+    let store = Store::connect(config.database_url.expose())
         .await
-        .with_context(|| {
-            format!(
-                "cannot open the database {}",
-                redact_url(&config.database_url)
-            )
-        })?;
+        .with_context(|| format!("cannot open the database {:?}", config.database_url))?;
 
     let grpc_addr = listeners.grpc.local_addr()?;
     let https_addr = listeners.https.local_addr()?;
@@ -217,9 +213,17 @@ pub async fn start(
         let (core, shutdown) = (core.clone(), shutdown.clone());
         tasks.spawn(async move {
             let mut tick = tokio::time::interval(REDELIVERY_PERIOD);
+            // The CRL says when the next one comes (7 days); brokers refuse
+            // every device once it is past, so it is renewed daily.
+            let mut crl_tick = tokio::time::interval(CRL_REFRESH);
+            crl_tick.reset();
             loop {
                 tokio::select! {
                     () = shutdown.cancelled() => break,
+                    _ = crl_tick.tick() => {
+                        core.publish_crl(Utc::now()).await;
+                        continue;
+                    }
                     _ = tick.tick() => {}
                 }
                 match core.redeliver(REDELIVERY_AFTER, Utc::now()).await {
@@ -243,16 +247,4 @@ pub async fn start(
         tasks,
         store,
     })
-}
-
-/// A database URL without its password, for messages.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{user}:[redacted]{}", &url[..scheme + 3], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
 }

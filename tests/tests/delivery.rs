@@ -64,7 +64,8 @@ async fn agent_renews_its_certificate_and_the_old_one_stops_working() -> anyhow:
     let sys = System::start().await?;
     let token = sys.enrollment_token(&[]).await?;
     let mut agent = sys.enroll(&token).await?;
-    let first = latchkey_certs::inspect_pem(&agent.state.certificate_chain()?)?;
+    let first_chain = agent.state.certificate_chain()?;
+    let first = latchkey_certs::inspect_pem(&first_chain)?;
 
     // Renew whenever less than 31 days are left: at once, for a 30-day certificate.
     agent.start(RunOptions {
@@ -83,6 +84,25 @@ async fn agent_renews_its_certificate_and_the_old_one_stops_working() -> anyhow:
     );
     assert_eq!(renewed.device_id, first.device_id);
     agent.stop().await?;
+
+    // The superseded certificate is refused and listed in the CRL.
+    let key = latchkey_agent::keystore::load(&agent.state)?;
+    let channel =
+        latchkey_agent::enroll::channel(&sys.grpc_url, &sys.ca_pem, Some((&first_chain, &key)))
+            .await?;
+    let refused = latchkey_proto::v1::device_service_client::DeviceServiceClient::new(channel)
+        .renew(latchkey_proto::v1::RenewRequest {
+            csr_der: latchkey_certs::csr_for_key(&key, &agent.device_id)?,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        refused.message().contains("superseded"),
+        "{}",
+        refused.message()
+    );
+    let crl = std::fs::read_to_string(sys.data_dir().join("crl.pem"))?;
+    assert!(latchkey_certs::revoked_serials(&crl)?.contains(&first.serial_hex));
 
     // The renewed certificate works on MQTT: a lock is acknowledged.
     agent.start_dry_run();

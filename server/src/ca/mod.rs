@@ -40,6 +40,8 @@ pub struct TlsIdentity {
 pub struct CertificateAuthority {
     authority: Authority,
     dir: PathBuf,
+    /// One CRL writer at a time, so an older list never replaces a newer one.
+    crl: std::sync::Mutex<()>,
 }
 
 fn read(path: &Path) -> Result<String, CaError> {
@@ -93,6 +95,7 @@ impl CertificateAuthority {
         Ok(Self {
             authority,
             dir: dir.to_owned(),
+            crl: std::sync::Mutex::new(()),
         })
     }
 
@@ -178,6 +181,10 @@ impl CertificateAuthority {
         revoked: &[(String, DateTime<Utc>)],
         now: DateTime<Utc>,
     ) -> Result<(), CaError> {
+        let _one_writer = self
+            .crl
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let number = u64::try_from(now.timestamp_millis()).unwrap_or(0);
         let pem = self
             .authority

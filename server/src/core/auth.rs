@@ -110,9 +110,7 @@ pub enum DeviceRefusal {
     MalformedCertificate,
     #[error("the certificate is not known to this server")]
     UnknownCertificate,
-    #[error("the certificate has been superseded by a renewal")]
-    Superseded,
-    #[error("the certificate has been revoked")]
+    #[error("the certificate has been revoked or superseded by a renewal")]
     Revoked,
     #[error("the certificate has expired")]
     Expired,
@@ -130,9 +128,12 @@ pub enum DeviceAuthError {
     Store(#[from] StoreError),
 }
 
-/// A device whose certificate chains to the Latchkey CA (checked by the TLS
-/// layer) and maps, by SPKI hash and serial, to a device in a state that may
-/// use the channel it came in on.
+/// A device allowed to use the channel it came in on. Built in one of two
+/// ways: from a certificate that chains to the Latchkey CA (TLS layer) and is
+/// an unrevoked certificate of the device in the store (same serial, same
+/// key); or, for MQTT messages, from the topic a broker that verified the
+/// certificate confines the device to. Either way the device's state is read
+/// from the store.
 #[derive(Debug, Clone)]
 pub struct AuthenticatedDevice {
     id: DeviceId,
@@ -185,14 +186,11 @@ pub async fn authenticate_device_certificate(
     if info.not_after <= now {
         return refuse(DeviceRefusal::Expired);
     }
-    let Some(record) = store
-        .certificate_by_spki(&hex::encode(info.spki_sha256))
-        .await?
-    else {
+    let Some(record) = store.certificate(&info.serial_hex).await? else {
         return refuse(DeviceRefusal::UnknownCertificate);
     };
-    if record.serial_hex != info.serial_hex {
-        return refuse(DeviceRefusal::Superseded);
+    if record.spki_sha256_hex != hex::encode(info.spki_sha256) {
+        return refuse(DeviceRefusal::UnknownCertificate);
     }
     if record.revoked_at.is_some() {
         return refuse(DeviceRefusal::Revoked);

@@ -18,7 +18,7 @@ use tracing::{info, warn};
 
 use crate::ca::CertificateAuthority;
 use crate::push::Push;
-use crate::store::{NewCertificate, Store, StoreError};
+use crate::store::{NewCertificate, Store, StoreError, Tx};
 use auth::{
     AuthenticatedAdmin, AuthenticatedDevice, DeviceAuthError, DeviceChannel, DeviceRefusal,
     Permission,
@@ -94,7 +94,7 @@ pub enum EnrollError {
 #[derive(Debug, Clone)]
 pub struct CoreSettings {
     pub device_certificate_validity: Duration,
-    /// Renewals are accepted only within this window before expiry.
+    /// The MQTT URL agents are told at enrollment.
     pub mqtt_url: String,
 }
 
@@ -576,18 +576,11 @@ impl Core {
                 "renewal needs the device certificate".into(),
             ));
         };
-        let current = self
-            .store
-            .certificate_by_spki(&hex::encode(csr.spki_sha256()))
-            .await?;
-        match current {
-            Some(record) if record.device_id == *device.id() && record.serial_hex == old_serial => {
-            }
-            _ => {
-                return Err(CoreError::InvalidArgument(
-                    "the CSR must carry the key of the certificate used for this call".into(),
-                ));
-            }
+        let current = self.store.certificate(old_serial).await?;
+        if current.is_none_or(|c| c.spki_sha256_hex != hex::encode(csr.spki_sha256())) {
+            return Err(CoreError::InvalidArgument(
+                "the CSR must carry the key of the certificate used for this call".into(),
+            ));
         }
         let issued = self.ca.issue_device(
             &csr,
@@ -596,7 +589,17 @@ impl Core {
             self.settings.device_certificate_validity,
         )?;
         let tx = self.store.begin().await?;
-        tx.replace_certificate(device.id(), old_serial, &new_certificate(&issued))
+        // The old certificate is revoked (it lands in the CRL) in the same
+        // transaction; if a retire or another renewal revoked it first, this
+        // renewal loses.
+        let still_allowed = tx
+            .device_state(device.id())
+            .await?
+            .is_some_and(|s| matches!(s, DeviceState::Active | DeviceState::Locked));
+        if !still_allowed || !tx.revoke_certificate(device.id(), old_serial, now).await? {
+            return Err(DeviceAuthError::Refused(DeviceRefusal::Revoked).into());
+        }
+        tx.insert_certificate(device.id(), &new_certificate(&issued))
             .await?;
         tx.audit(&AuditEntry {
             at: now,
@@ -612,6 +615,7 @@ impl Core {
         })
         .await?;
         tx.commit().await?;
+        self.publish_crl(now).await;
         Ok(self.ca.chain_pem(&issued.pem))
     }
 
@@ -738,8 +742,14 @@ impl Core {
         };
         let tx = self.store.begin().await?;
         tx.insert_command(&command).await?;
-        if new_state != device.state {
-            tx.set_device_state(&device_id, new_state).await?;
+        let open_states = [DeviceState::Active, DeviceState::Locked];
+        if !tx
+            .change_device_state(&device_id, &open_states, new_state)
+            .await?
+        {
+            return Err(CoreError::FailedPrecondition(format!(
+                "device {id} was retired or wiped meanwhile; it takes no more commands"
+            )));
         }
         tx.audit(&AuditEntry {
             at: now,
@@ -877,7 +887,9 @@ impl Core {
                 device.state.as_str()
             )));
         }
-        self.end_device(
+        let tx = self.store.begin().await?;
+        Self::end_device_in(
+            &tx,
             &device_id,
             DeviceState::Retired,
             &caller.actor(),
@@ -885,19 +897,32 @@ impl Core {
             now,
         )
         .await?;
+        tx.commit().await?;
+        self.after_device_ended(&device_id, now).await;
         self.device_view(&device_id, now).await
     }
 
-    async fn end_device(
-        &self,
+    /// Ends a device inside `tx`: final state, certificates revoked, open
+    /// commands failed, audited. The caller commits, then calls
+    /// [`Core::after_device_ended`].
+    async fn end_device_in(
+        tx: &Tx,
         device_id: &DeviceId,
         state: DeviceState,
         actor: &str,
         action: &'static str,
         now: DateTime<Utc>,
     ) -> Result<(), CoreError> {
-        let tx = self.store.begin().await?;
-        tx.set_device_state(device_id, state).await?;
+        let live = [
+            DeviceState::Active,
+            DeviceState::Locked,
+            DeviceState::WipePending,
+        ];
+        if !tx.change_device_state(device_id, &live, state).await? {
+            return Err(CoreError::FailedPrecondition(format!(
+                "device {device_id} is already retired or wiped"
+            )));
+        }
         let revoked = tx.revoke_device_certificates(device_id, now).await?;
         tx.fail_open_commands(device_id, &format!("device {}", state.as_str()), now)
             .await?;
@@ -910,10 +935,13 @@ impl Core {
             detail: format!("state {}; {revoked} certificate(s) revoked", state.as_str()),
         })
         .await?;
-        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Closes the device's sessions and republishes the CRL.
+    async fn after_device_ended(&self, device_id: &DeviceId, now: DateTime<Utc>) {
         self.push.disconnect_device(device_id);
         self.publish_crl(now).await;
-        Ok(())
     }
 
     /// Rewrites the CRL for outside consumers (external broker, proxies).
@@ -1118,7 +1146,7 @@ impl Core {
                 } else {
                     CommandStatus::Failed
                 };
-                let result = truncate(&result, MAX_MESSAGE_LEN);
+                let result = printable(&result, MAX_MESSAGE_LEN);
                 let tx = self.store.begin().await?;
                 let changed = tx
                     .acknowledge_command(&command_id, device.id(), status, &result, now)
@@ -1138,12 +1166,10 @@ impl Core {
                 })
                 .await?;
                 let command = tx.command(&command_id).await?;
-                tx.commit().await?;
-                if let Some(command) = command
-                    && command.kind == CommandKind::Wipe
-                    && success
-                {
-                    self.end_device(
+                let wiped = command.is_some_and(|c| c.kind == CommandKind::Wipe) && success;
+                if wiped {
+                    Self::end_device_in(
+                        &tx,
                         device.id(),
                         DeviceState::Wiped,
                         &device.actor(),
@@ -1151,6 +1177,10 @@ impl Core {
                         now,
                     )
                     .await?;
+                }
+                tx.commit().await?;
+                if wiped {
+                    self.after_device_ended(device.id(), now).await;
                 }
                 Ok(())
             }
@@ -1189,15 +1219,17 @@ fn verify_csr(csr_der: &[u8]) -> Result<latchkey_certs::VerifiedCsr, EnrollError
     })
 }
 
-fn truncate(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
+/// Device-supplied text as it may be stored and shown: control characters
+/// (terminal escapes) dropped, at most `max` bytes.
+pub(crate) fn printable(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max));
+    for c in text.chars().filter(|c| !c.is_control()) {
+        if out.len() + c.len_utf8() > max {
+            break;
+        }
+        out.push(c);
     }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_owned()
+    out
 }
 
 fn validate_email(email: &str) -> Result<String, CoreError> {
@@ -1257,4 +1289,15 @@ fn validate_facts(facts: DeviceFacts) -> Result<DeviceFacts, EnrollError> {
         )));
     }
     Ok(facts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn device_text_loses_control_characters_and_stays_short() {
+        assert_eq!(printable("ok\u{1b}[31m red\n", 100), "ok[31m red");
+        assert_eq!(printable("日本語", 7), "日本");
+    }
 }

@@ -63,6 +63,13 @@ impl EnrollmentWriter {
     }
 
     async fn write(&self, batch: Vec<PendingEnrollment>) {
+        // A caller that gave up (timeout, disconnect) would never receive its
+        // certificate: write nothing for it, and keep its token's use.
+        let batch: Vec<PendingEnrollment> =
+            batch.into_iter().filter(|p| !p.reply.is_closed()).collect();
+        if batch.is_empty() {
+            return;
+        }
         match self.try_write(&batch).await {
             Ok(accepted) => {
                 for (pending, accepted) in batch.into_iter().zip(accepted) {
@@ -79,7 +86,9 @@ impl EnrollmentWriter {
     }
 
     async fn try_write(&self, batch: &[PendingEnrollment]) -> StoreResult<Vec<bool>> {
-        let now = batch.iter().map(|p| p.now).max().unwrap_or_else(Utc::now);
+        let Some(now) = batch.iter().map(|p| p.now).max() else {
+            return Ok(Vec::new());
+        };
         let mut per_token: HashMap<&TokenId, Vec<usize>> = HashMap::new();
         for (index, pending) in batch.iter().enumerate() {
             per_token.entry(&pending.token).or_default().push(index);

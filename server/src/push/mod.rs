@@ -116,7 +116,9 @@ impl Push {
                 let mut link = link
                     .lock()
                     .map_err(|_| PushError::Broker("link poisoned".into()))?;
-                link.publish(topic, payload)
+                // Never block a runtime thread on the router: a full queue
+                // leaves the command in the outbox for redelivery.
+                link.try_publish(topic, payload)
                     .map(|_| ())
                     .map_err(|e| PushError::Broker(e.to_string()))
             }

@@ -191,6 +191,7 @@ fn command_from(row: commands::Model) -> StoreResult<Command> {
 pub struct CertificateRecord {
     pub serial_hex: String,
     pub device_id: DeviceId,
+    pub spki_sha256_hex: String,
     pub not_after: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
@@ -442,13 +443,21 @@ impl<C: ConnectionTrait> Db<C> {
             .collect()
     }
 
-    pub async fn set_device_state(&self, id: &DeviceId, state: DeviceState) -> StoreResult<()> {
-        devices::Entity::update_many()
-            .col_expr(devices::Column::State, Expr::value(state.as_str()))
+    /// Moves a device from one of `from` to `to`; false when its state was
+    /// none of them (another change came first).
+    pub async fn change_device_state(
+        &self,
+        id: &DeviceId,
+        from: &[DeviceState],
+        to: DeviceState,
+    ) -> StoreResult<bool> {
+        let result = devices::Entity::update_many()
+            .col_expr(devices::Column::State, Expr::value(to.as_str()))
             .filter(devices::Column::Id.eq(id.to_string()))
+            .filter(devices::Column::State.is_in(from.iter().map(|s| s.as_str())))
             .exec(&self.0)
             .await?;
-        Ok(())
+        Ok(result.rows_affected == 1)
     }
 
     pub async fn touch_device(&self, id: &DeviceId, now: DateTime<Utc>) -> StoreResult<()> {
@@ -524,18 +533,16 @@ impl<C: ConnectionTrait> Db<C> {
         Ok(())
     }
 
-    pub async fn certificate_by_spki(
-        &self,
-        spki_sha256_hex: &str,
-    ) -> StoreResult<Option<CertificateRecord>> {
-        let row = device_certificates::Entity::find()
-            .filter(device_certificates::Column::SpkiSha256.eq(spki_sha256_hex))
+    /// A certificate by its serial: how a presented certificate is found.
+    pub async fn certificate(&self, serial_hex: &str) -> StoreResult<Option<CertificateRecord>> {
+        let row = device_certificates::Entity::find_by_id(serial_hex.to_owned())
             .one(&self.0)
             .await?;
         row.map(|r| {
             Ok(CertificateRecord {
                 serial_hex: r.serial,
                 device_id: DeviceId::from_store(r.device_id),
+                spki_sha256_hex: r.spki_sha256,
                 not_after: time(r.not_after)?,
                 revoked_at: opt_time(r.revoked_at)?,
             })
@@ -543,18 +550,22 @@ impl<C: ConnectionTrait> Db<C> {
         .transpose()
     }
 
-    /// Renewal keeps the device key, so the SPKI hash stays: the old row
-    /// gives way to the new certificate.
-    pub async fn replace_certificate(
+    /// Revokes one certificate of a device if it is still valid; false when
+    /// it was revoked meanwhile (the device retired or renewed already).
+    pub async fn revoke_certificate(
         &self,
         device_id: &DeviceId,
-        old_serial_hex: &str,
-        cert: &NewCertificate,
-    ) -> StoreResult<()> {
-        device_certificates::Entity::delete_by_id(old_serial_hex.to_owned())
+        serial_hex: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let result = device_certificates::Entity::update_many()
+            .col_expr(device_certificates::Column::RevokedAt, Expr::value(ms(now)))
+            .filter(device_certificates::Column::Serial.eq(serial_hex))
+            .filter(device_certificates::Column::DeviceId.eq(device_id.to_string()))
+            .filter(device_certificates::Column::RevokedAt.is_null())
             .exec(&self.0)
             .await?;
-        self.insert_certificate(device_id, cert).await
+        Ok(result.rows_affected == 1)
     }
 
     pub async fn revoke_device_certificates(
@@ -749,7 +760,10 @@ impl<C: ConnectionTrait> Db<C> {
         document: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<i64> {
+        // Locked so two concurrent changes get two versions (PostgreSQL;
+        // SQLite serialises writers anyway).
         let existing = policies::Entity::find_by_id(name.to_owned())
+            .lock_exclusive()
             .one(&self.0)
             .await?;
         let version = existing.as_ref().map_or(1, |p| p.version + 1);

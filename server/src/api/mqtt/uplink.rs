@@ -40,7 +40,7 @@ pub fn decode(payload: &[u8]) -> Option<AgentEvent> {
             result: a.result,
         },
         Body::Posture(p) => AgentEvent::Posture(Posture {
-            os_version: p.os_version.chars().take(64).collect(),
+            os_version: crate::core::printable(&p.os_version, 64),
             disk_encryption: check(p.disk_encryption),
             screen_lock: check(p.screen_lock),
             firewall: check(p.firewall),
