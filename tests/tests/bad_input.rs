@@ -215,3 +215,79 @@ async fn latchctl_reports_one_clear_line_for_bad_requests() -> anyhow::Result<()
     );
     sys.stop().await
 }
+
+/// Sends raw bytes as a gRPC message, for requests the generated client
+/// cannot express.
+#[derive(Clone, Copy)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        use bytes::BufMut;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, tonic::Status> {
+        use bytes::Buf;
+        let mut out = vec![0; src.remaining()];
+        src.copy_to_slice(&mut out);
+        Ok(Some(out))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_grpc_messages_are_refused_and_the_server_carries_on() -> anyhow::Result<()> {
+    let sys = System::start().await?;
+    let channel = latchkey_agent::enroll::channel(&sys.grpc_url, &sys.ca_pem, None).await?;
+    for garbage in [
+        vec![0xff; 32],
+        vec![0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f],
+        vec![0x12],
+    ] {
+        let mut grpc = tonic::client::Grpc::new(channel.clone());
+        grpc.ready().await?;
+        let path = http::uri::PathAndQuery::from_static("/latchkey.v1.DeviceService/Enroll");
+        let refused = grpc
+            .unary::<Vec<u8>, Vec<u8>, _>(tonic::Request::new(garbage), path, RawCodec)
+            .await
+            .unwrap_err();
+        assert_ne!(refused.code(), tonic::Code::Ok);
+        assert!(refused.message().contains("decode"), "{refused:?}");
+    }
+    // Still serving: a proper enrollment goes through on the same connection.
+    let token = sys.enrollment_token(&[]).await?;
+    let agent = sys.enroll(&token).await?;
+    assert_eq!(sys.device(&agent.device_id).await?["state"], "active");
+    sys.stop().await
+}
