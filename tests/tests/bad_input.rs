@@ -291,3 +291,49 @@ async fn malformed_grpc_messages_are_refused_and_the_server_carries_on() -> anyh
     assert_eq!(sys.device(&agent.device_id).await?["state"], "active");
     sys.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latchctl_login_saves_a_profile_that_later_calls_use() -> anyhow::Result<()> {
+    use clap::Parser;
+    let sys = System::start().await?;
+    let config_dir = sys.dir.path().join("profile-home");
+    let token_file = sys.dir.path().join("token");
+    std::fs::write(&token_file, format!("{}\n", sys.owner_token))?;
+    let ca = sys.ca_path();
+    let login = latchctl::Cli::parse_from([
+        "latchctl",
+        "--server",
+        &sys.grpc_url,
+        "--ca",
+        ca.to_str().unwrap(),
+        "--token-file",
+        token_file.to_str().unwrap(),
+        "login",
+    ]);
+    let bare = latchctl::Environment {
+        config_dir: Some(config_dir.clone()),
+        ..latchctl::Environment::default()
+    };
+    let said = latchctl::run(login, &bare).await?;
+    assert!(said.contains("logged in") && said.contains("owner@localhost"), "{said}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(config_dir.join("profile.toml"))?.permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // No flags, no environment: the profile is enough.
+    let whoami = latchctl::run(latchctl::Cli::parse_from(["latchctl", "whoami"]), &bare).await?;
+    assert_eq!(whoami, "owner@localhost (owner)\n");
+    // Without a profile, the error says what to do.
+    let nothing = latchctl::Environment {
+        config_dir: Some(sys.dir.path().join("empty")),
+        ..latchctl::Environment::default()
+    };
+    let error = latchctl::run(latchctl::Cli::parse_from(["latchctl", "whoami"]), &nothing)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("latchctl login"), "{error}");
+    sys.stop().await
+}
