@@ -315,11 +315,16 @@ async fn latchctl_login_saves_a_profile_that_later_calls_use() -> anyhow::Result
         ..latchctl::Environment::default()
     };
     let said = latchctl::run(login, &bare).await?;
-    assert!(said.contains("logged in") && said.contains("owner@localhost"), "{said}");
+    assert!(
+        said.contains("logged in") && said.contains("owner@localhost"),
+        "{said}"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(config_dir.join("profile.toml"))?.permissions().mode();
+        let mode = std::fs::metadata(config_dir.join("profile.toml"))?
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
     // No flags, no environment: the profile is enough.

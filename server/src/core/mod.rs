@@ -4,6 +4,7 @@
 //! current time, and encode the results.
 
 pub mod auth;
+mod flood;
 pub mod ids;
 pub mod model;
 pub mod policy;
@@ -134,6 +135,7 @@ const MAX_MESSAGE_LEN: usize = 1024;
 
 pub struct Core {
     store: Store,
+    unauthenticated_denials: flood::FloodGate,
     enrollments: tokio::sync::mpsc::Sender<writer::PendingEnrollment>,
     ca: Arc<CertificateAuthority>,
     push: Push,
@@ -151,6 +153,7 @@ impl Core {
         let (enrollments, writer) = writer::channel(store.clone());
         let core = Core {
             store,
+            unauthenticated_denials: flood::FloodGate::default(),
             enrollments,
             ca,
             push,
@@ -452,17 +455,29 @@ impl Core {
     ) -> Result<Enrolled, CoreError> {
         let result = self.enroll_inner(token_secret, csr_der, facts, now).await;
         if let Err(CoreError::Enroll(refusal)) = &result {
-            self.audit(AuditEntry {
+            let entry = AuditEntry {
                 at: now,
                 actor: "device:(enrolling)".into(),
                 action: "device.enroll",
                 target: String::new(),
                 outcome: AuditOutcome::Denied,
                 detail: refusal.to_string(),
-            })
-            .await?;
+            };
+            self.audit_unauthenticated(entry, now).await?;
         }
         result
+    }
+
+    /// Records a refusal of a caller nobody authenticated, within the
+    /// flood gate's bound.
+    pub async fn audit_unauthenticated(
+        &self,
+        entry: AuditEntry,
+        now: DateTime<Utc>,
+    ) -> Result<(), CoreError> {
+        let rows = self.unauthenticated_denials.admit(entry, now);
+        self.store.audit_many(&rows).await?;
+        Ok(())
     }
 
     async fn enroll_inner(

@@ -39,8 +39,9 @@ impl AdminApi {
         match self.core.authenticate_admin(token).await.map_err(status)? {
             Some(admin) => Ok(admin),
             None => {
+                let now = Utc::now();
                 let entry = AuditEntry {
-                    at: Utc::now(),
+                    at: now,
                     actor: "unknown".into(),
                     action: "admin.authenticate",
                     target: String::new(),
@@ -48,10 +49,9 @@ impl AdminApi {
                     detail: "unknown or revoked API token".into(),
                 };
                 self.core
-                    .store()
-                    .audit(&entry)
+                    .audit_unauthenticated(entry, now)
                     .await
-                    .map_err(|e| status(e.into()))?;
+                    .map_err(status)?;
                 Err(Status::unauthenticated("the admin API token is not valid"))
             }
         }
