@@ -286,6 +286,17 @@ impl System {
         .await
     }
 
+    /// `device lock ID`, then waits for the agent's acknowledgement; returns
+    /// the acknowledged command as `command list --json` shows it.
+    pub async fn lock_acknowledged(&self, device: &str) -> Result<serde_json::Value> {
+        let lock = self.ctl_json(&["device", "lock", device]).await?;
+        let id = lock["command"]["id"]
+            .as_str()
+            .context("command id")?
+            .to_owned();
+        self.wait_for_command(device, &id, "acknowledged").await
+    }
+
     /// Waits until the device's agent has said hello (posture reported).
     pub async fn wait_for_posture(&self, device: &str) -> Result<serde_json::Value> {
         wait_until("the agent's first posture report", DEADLINE, || async {

@@ -106,13 +106,7 @@ async fn agent_renews_its_certificate_and_the_old_one_stops_working() -> anyhow:
 
     // The renewed certificate works on MQTT: a lock is acknowledged.
     agent.start_dry_run();
-    let lock = sys.ctl_json(&["device", "lock", &agent.device_id]).await?;
-    sys.wait_for_command(
-        &agent.device_id,
-        lock["command"]["id"].as_str().unwrap(),
-        "acknowledged",
-    )
-    .await?;
+    sys.lock_acknowledged(&agent.device_id).await?;
     agent.stop().await?;
 
     let audit = sys.ctl(&["audit"]).await?;

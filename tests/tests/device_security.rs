@@ -200,13 +200,7 @@ async fn oversized_and_malformed_mqtt_packets_close_only_that_connection() -> an
 
     // The same device still works normally.
     agent.start_dry_run();
-    let lock = sys.ctl_json(&["device", "lock", &agent.device_id]).await?;
-    sys.wait_for_command(
-        &agent.device_id,
-        lock["command"]["id"].as_str().unwrap(),
-        "acknowledged",
-    )
-    .await?;
+    sys.lock_acknowledged(&agent.device_id).await?;
     agent.stop().await?;
     sys.stop().await
 }
@@ -226,13 +220,7 @@ async fn a_stalled_tls_handshake_does_not_delay_other_agents() -> anyhow::Result
     let mut agent = sys.enroll(&token).await?;
     agent.start_dry_run();
     let started = tokio::time::Instant::now();
-    let lock = sys.ctl_json(&["device", "lock", &agent.device_id]).await?;
-    sys.wait_for_command(
-        &agent.device_id,
-        lock["command"]["id"].as_str().unwrap(),
-        "acknowledged",
-    )
-    .await?;
+    sys.lock_acknowledged(&agent.device_id).await?;
     // The handshake deadline is 10 s; the agent got through well before it.
     assert!(
         started.elapsed() < Duration::from_secs(5),

@@ -20,11 +20,7 @@ async fn lock_is_acknowledged_through_mosquitto() -> anyhow::Result<()> {
     assert_eq!(agent.state.enrollment()?.mqtt_url, broker.url());
     agent.start_dry_run();
     sys.wait_for_posture(&agent.device_id).await?;
-    let lock = sys.ctl_json(&["device", "lock", &agent.device_id]).await?;
-    let id = lock["command"]["id"].as_str().unwrap();
-    let acked = sys
-        .wait_for_command(&agent.device_id, id, "acknowledged")
-        .await?;
+    let acked = sys.lock_acknowledged(&agent.device_id).await?;
     assert_eq!(acked["result"], "dry-run");
 
     agent.stop().await?;
