@@ -70,6 +70,12 @@ pub enum Command {
     /// Policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Users who log in through Latchkey.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Groups of users (and of devices, through enrollment tokens).
+    #[command(subcommand)]
+    Group(GroupCommand),
     /// Admins and their roles.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -130,6 +136,53 @@ pub enum DeviceCommand {
     Retire {
         id: String,
     },
+    /// Bind the device to the one user it belongs to.
+    Assign {
+        id: String,
+        #[arg(long)]
+        user: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user.
+    Add {
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// A group to join; repeat for more.
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// A break-glass account: skips the device requirement, loudly audited.
+        #[arg(long)]
+        break_glass: bool,
+    },
+    /// Add users from a CSV file (header: email,name,groups,role).
+    Import {
+        file: PathBuf,
+    },
+    List,
+    Show {
+        email: String,
+    },
+    /// The user can no longer log in; `activate` undoes it.
+    Suspend {
+        email: String,
+    },
+    Activate {
+        email: String,
+    },
+    /// The user can no longer log in; kept for the audit trail.
+    Delete {
+        email: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    Add { name: String },
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -343,6 +396,26 @@ fn pretty(value: &serde_json::Value) -> String {
     let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
     text.push('\n');
     text
+}
+
+fn user_json(u: &v1::User) -> serde_json::Value {
+    json!({
+        "id": u.id, "email": u.email, "name": u.name, "kind": u.kind, "status": u.status,
+        "groups": u.groups, "created_at": output::rfc3339(u.created_at),
+        "updated_at": output::rfc3339(u.updated_at),
+    })
+}
+
+fn user_text(u: &v1::User) -> String {
+    let mut f = output::Fields::default();
+    f.add("email", &u.email);
+    f.add("name", &u.name);
+    f.add("kind", &u.kind);
+    f.add("status", &u.status);
+    f.add("groups", &u.groups.join(", "));
+    f.add("added", &time(u.created_at));
+    f.add("changed", &time(u.updated_at));
+    f.render()
 }
 
 fn device_json(d: &v1::Device) -> serde_json::Value {
@@ -752,6 +825,170 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
                 f.add("groups", &p.groups.join(", "));
                 f.add("devices", &p.devices.join(", "));
                 format!("{}\n{}", f.render(), p.document.trim_end()) + "\n"
+            }
+        }
+        Command::Device(DeviceCommand::Assign { id, user }) => {
+            let device = client
+                .assign_device(v1::AssignDeviceRequest { id, user })
+                .await
+                .map_err(server_error)?
+                .into_inner();
+            if json {
+                pretty(&device_json(&device))
+            } else {
+                format!(
+                    "device {} ({}) now belongs to {}\n",
+                    device.id, device.hostname, device.user
+                )
+            }
+        }
+        Command::User(UserCommand::Add {
+            email,
+            name,
+            groups,
+            break_glass,
+        }) => {
+            let user = client
+                .add_user(v1::AddUserRequest {
+                    email,
+                    name,
+                    groups,
+                    kind: if break_glass { "break-glass" } else { "user" }.to_owned(),
+                })
+                .await
+                .map_err(server_error)?
+                .into_inner();
+            if json {
+                pretty(&user_json(&user))
+            } else {
+                format!("user {} added\n", user.email)
+            }
+        }
+        Command::User(UserCommand::Import { file }) => {
+            let csv = read(&file)?;
+            let report = client
+                .import_users(v1::ImportUsersRequest { csv })
+                .await
+                .map_err(server_error)?
+                .into_inner();
+            if json {
+                pretty(&json!({
+                    "added": report.added,
+                    "rejected": report.rejected.iter().map(|r| json!({"line": r.line, "email": r.email, "reason": r.reason})).collect::<Vec<_>>(),
+                }))
+            } else {
+                let mut out = format!(
+                    "{} user(s) added, {} row(s) rejected\n",
+                    report.added.len(),
+                    report.rejected.len()
+                );
+                if !report.rejected.is_empty() {
+                    let mut table = Table::new(&["LINE", "EMAIL", "REASON"]);
+                    for r in &report.rejected {
+                        table.row(vec![
+                            r.line.to_string(),
+                            output::or_dash(&r.email).to_owned(),
+                            r.reason.clone(),
+                        ]);
+                    }
+                    out.push_str(&table.render());
+                }
+                out
+            }
+        }
+        Command::User(UserCommand::List) => {
+            let users = client
+                .list_users(v1::ListUsersRequest {})
+                .await
+                .map_err(server_error)?
+                .into_inner()
+                .users;
+            if json {
+                pretty(&json!(users.iter().map(user_json).collect::<Vec<_>>()))
+            } else {
+                let mut table = Table::new(&["EMAIL", "NAME", "KIND", "STATUS", "GROUPS"]);
+                for u in &users {
+                    table.row(vec![
+                        u.email.clone(),
+                        u.name.clone(),
+                        u.kind.clone(),
+                        u.status.clone(),
+                        u.groups.join(", "),
+                    ]);
+                }
+                table.render()
+            }
+        }
+        Command::User(UserCommand::Show { email }) => {
+            let user = client
+                .get_user(v1::GetUserRequest { email })
+                .await
+                .map_err(server_error)?
+                .into_inner();
+            if json {
+                pretty(&user_json(&user))
+            } else {
+                user_text(&user)
+            }
+        }
+        Command::User(
+            command @ (UserCommand::Suspend { .. }
+            | UserCommand::Activate { .. }
+            | UserCommand::Delete { .. }),
+        ) => {
+            let (email, status, verb) = match command {
+                UserCommand::Suspend { email } => (email, "suspended", "suspended"),
+                UserCommand::Activate { email } => (email, "active", "activated"),
+                UserCommand::Delete { email } => (email, "deleted", "deleted"),
+                _ => return Err(CliError::Usage("unexpected user command".into())),
+            };
+            let user = client
+                .set_user_status(v1::SetUserStatusRequest {
+                    email,
+                    status: status.to_owned(),
+                })
+                .await
+                .map_err(server_error)?
+                .into_inner();
+            if json {
+                pretty(&user_json(&user))
+            } else {
+                format!("user {} {verb}\n", user.email)
+            }
+        }
+        Command::Group(GroupCommand::Add { name }) => {
+            let group = client
+                .add_group(v1::AddGroupRequest { name })
+                .await
+                .map_err(server_error)?
+                .into_inner();
+            if json {
+                pretty(
+                    &json!({"name": group.name, "members": group.members, "created_at": output::rfc3339(group.created_at)}),
+                )
+            } else {
+                format!("group {} added\n", group.name)
+            }
+        }
+        Command::Group(GroupCommand::List) => {
+            let groups = client
+                .list_groups(v1::ListGroupsRequest {})
+                .await
+                .map_err(server_error)?
+                .into_inner()
+                .groups;
+            if json {
+                pretty(&json!(groups.iter().map(|g| json!({"name": g.name, "members": g.members, "created_at": output::rfc3339(g.created_at)})).collect::<Vec<_>>()))
+            } else {
+                let mut table = Table::new(&["GROUP", "MEMBERS", "ADDED"]);
+                for g in &groups {
+                    table.row(vec![
+                        g.name.clone(),
+                        g.members.to_string(),
+                        time(g.created_at),
+                    ]);
+                }
+                table.render()
             }
         }
         Command::Admin(AdminCommand::Add { email, role }) => {

@@ -7,11 +7,15 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m0001_spine;
+mod m0002_users;
 
 pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_spine::Migration)]
+        vec![
+            Box::new(m0001_spine::Migration),
+            Box::new(m0002_users::Migration),
+        ]
     }
 }

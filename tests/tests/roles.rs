@@ -1,5 +1,5 @@
 //! The roles matrix: owner and admin may do everything, helpdesk may read
-//! devices and lock or unlock them, auditor may only read. A refusal is
+//! devices and users and lock or unlock devices, auditor may only read. A refusal is
 //! PermissionDenied and lands in the audit log.
 
 use latchkey_tests::System;
@@ -38,6 +38,7 @@ async fn each_role_may_do_exactly_what_it_is_for() -> anyhow::Result<()> {
             .unwrap()
             .to_owned();
         let new_admin = format!("new-{role}@example.com");
+        let new_user = format!("user-{role}@example.com");
 
         let actions: Vec<(&str, Vec<&str>)> = vec![
             ("device list", vec!["device", "list"]),
@@ -49,6 +50,8 @@ async fn each_role_may_do_exactly_what_it_is_for() -> anyhow::Result<()> {
             ("policy show", vec!["policy", "show", &policy_name]),
             ("admin list", vec!["admin", "list"]),
             ("audit", vec!["audit"]),
+            ("user list", vec!["user", "list"]),
+            ("user add", vec!["user", "add", &new_user, "--name", "New"]),
             ("token create", vec!["token", "create"]),
             ("token revoke", vec!["token", "revoke", &revocable]),
             ("policy set", vec!["policy", "set", &policy_name, &policy]),
@@ -71,6 +74,7 @@ async fn each_role_may_do_exactly_what_it_is_for() -> anyhow::Result<()> {
             "policy show",
             "admin list",
             "audit",
+            "user list",
         ];
         for (name, args) in actions {
             let allowed = match *role {
@@ -81,6 +85,7 @@ async fn each_role_may_do_exactly_what_it_is_for() -> anyhow::Result<()> {
                     "command list",
                     "device lock",
                     "device unlock",
+                    "user list",
                 ]
                 .contains(&name),
                 "auditor" => reads.contains(&name),
@@ -108,14 +113,14 @@ async fn each_role_may_do_exactly_what_it_is_for() -> anyhow::Result<()> {
             .iter()
             .filter(|a| *a == "admin:helpdesk@example.com")
             .count(),
-        11
+        12
     );
     assert_eq!(
         denied
             .iter()
             .filter(|a| *a == "admin:auditor@example.com")
             .count(),
-        9
+        10
     );
 
     // Only an owner may create owners.

@@ -41,6 +41,8 @@ pub enum Permission {
     ReadAdmins,
     ManageAdmins,
     ReadAudit,
+    ReadUsers,
+    ManageUsers,
 }
 
 impl Permission {
@@ -48,10 +50,11 @@ impl Permission {
         use Permission::*;
         match role {
             Role::Owner | Role::Admin => true,
-            Role::Helpdesk => matches!(self, ReadDevices | LockDevices),
+            // The helpdesk finds a user's devices to lock them.
+            Role::Helpdesk => matches!(self, ReadDevices | LockDevices | ReadUsers),
             Role::Auditor => matches!(
                 self,
-                ReadDevices | ReadTokens | ReadPolicies | ReadAdmins | ReadAudit
+                ReadDevices | ReadTokens | ReadPolicies | ReadAdmins | ReadAudit | ReadUsers
             ),
         }
     }
@@ -255,6 +258,8 @@ mod tests {
             ReadAdmins,
             ManageAdmins,
             ReadAudit,
+            ReadUsers,
+            ManageUsers,
         ];
         let granted = |role| {
             all.iter()
@@ -264,10 +269,20 @@ mod tests {
         };
         assert_eq!(granted(Role::Owner), all);
         assert_eq!(granted(Role::Admin), all);
-        assert_eq!(granted(Role::Helpdesk), [ReadDevices, LockDevices]);
+        assert_eq!(
+            granted(Role::Helpdesk),
+            [ReadDevices, LockDevices, ReadUsers]
+        );
         assert_eq!(
             granted(Role::Auditor),
-            [ReadDevices, ReadTokens, ReadPolicies, ReadAdmins, ReadAudit]
+            [
+                ReadDevices,
+                ReadTokens,
+                ReadPolicies,
+                ReadAdmins,
+                ReadAudit,
+                ReadUsers
+            ]
         );
     }
 

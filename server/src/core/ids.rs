@@ -58,6 +58,10 @@ id_type!(
     /// An enrollment token (the public id, not the secret).
     TokenId
 );
+id_type!(
+    /// A user of the SSO layer (an employee).
+    UserId
+);
 
 #[cfg(test)]
 mod tests {

@@ -8,6 +8,7 @@ mod flood;
 pub mod ids;
 pub mod model;
 pub mod policy;
+pub mod users;
 mod writer;
 
 pub use writer::EnrollmentWriter;
@@ -172,7 +173,7 @@ impl Core {
     }
 
     /// Checks `permission`; a refusal is audited and returned.
-    async fn authorize(
+    pub(crate) async fn authorize(
         &self,
         admin: &AuthenticatedAdmin,
         permission: Permission,
@@ -672,7 +673,7 @@ impl Core {
         self.device_view(id, now).await
     }
 
-    fn parse_device_id(id: &str) -> Result<DeviceId, CoreError> {
+    pub(crate) fn parse_device_id(id: &str) -> Result<DeviceId, CoreError> {
         DeviceId::parse(id).ok_or_else(|| CoreError::NotFound(format!("device {id}")))
     }
 
@@ -1247,7 +1248,7 @@ pub(crate) fn printable(text: &str, max: usize) -> String {
     out
 }
 
-fn validate_email(email: &str) -> Result<String, CoreError> {
+pub(crate) fn validate_email(email: &str) -> Result<String, CoreError> {
     let email = email.trim();
     let valid = email.len() <= 254
         && email.split_once('@').is_some_and(|(local, domain)| {
@@ -1263,7 +1264,7 @@ fn validate_email(email: &str) -> Result<String, CoreError> {
     }
 }
 
-fn validate_name(what: &str, name: &str) -> Result<String, CoreError> {
+pub(crate) fn validate_name(what: &str, name: &str) -> Result<String, CoreError> {
     let valid = !name.is_empty()
         && name.len() <= 64
         && name

@@ -15,14 +15,14 @@ use sea_orm::{
     Set, TransactionTrait,
 };
 
-use crate::core::ids::{AdminId, CommandId, DeviceId, TokenId};
+use crate::core::ids::{AdminId, CommandId, DeviceId, TokenId, UserId};
 use crate::core::model::{
     Admin, AuditEntry, AuditEvent, CheckState, Command, CommandKind, CommandStatus, Device,
-    DeviceState, EnrollmentToken, Posture, Role, StoredPolicy,
+    DeviceState, EnrollmentToken, Group, Posture, Role, StoredPolicy, User, UserKind, UserStatus,
 };
 use entities::{
     admin_tokens, admins, audit_log, commands, device_certificates, devices, enrollment_tokens,
-    policies, policy_assignments,
+    groups, policies, policy_assignments, user_groups, users,
 };
 use latchkey_migrations::{Migrator, MigratorTrait};
 
@@ -828,6 +828,170 @@ impl<C: ConnectionTrait> Db<C> {
         rows.into_iter()
             .map(|row| policy_from(row, &assignments))
             .collect()
+    }
+
+    // ---- users and groups ----
+
+    /// Creates the groups in `names` that do not exist yet.
+    pub async fn ensure_groups(&self, names: &[String], now: DateTime<Utc>) -> StoreResult<()> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        groups::Entity::insert_many(names.iter().map(|name| groups::ActiveModel {
+            name: Set(name.clone()),
+            created_at: Set(ms(now)),
+        }))
+        .on_conflict(
+            OnConflict::column(groups::Column::Name)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(&self.0)
+        .await?;
+        Ok(())
+    }
+
+    /// Creates a group; false when it exists already.
+    pub async fn insert_group(&self, name: &str, now: DateTime<Utc>) -> StoreResult<bool> {
+        let inserted = groups::Entity::insert(groups::ActiveModel {
+            name: Set(name.to_owned()),
+            created_at: Set(ms(now)),
+        })
+        .on_conflict(
+            OnConflict::column(groups::Column::Name)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(&self.0)
+        .await?;
+        Ok(inserted == 1)
+    }
+
+    pub async fn list_groups(&self) -> StoreResult<Vec<Group>> {
+        let memberships = user_groups::Entity::find().all(&self.0).await?;
+        groups::Entity::find()
+            .order_by_asc(groups::Column::Name)
+            .all(&self.0)
+            .await?
+            .into_iter()
+            .map(|g| {
+                let members = memberships
+                    .iter()
+                    .filter(|m| m.group_name == g.name)
+                    .count();
+                Ok(Group {
+                    created_at: time(g.created_at)?,
+                    members: u64::try_from(members).unwrap_or(u64::MAX),
+                    name: g.name,
+                })
+            })
+            .collect()
+    }
+
+    /// Inserts a user and its group memberships (the groups must exist).
+    pub async fn insert_user(&self, user: &User) -> StoreResult<()> {
+        users::Entity::insert(users::ActiveModel {
+            id: Set(user.id.to_string()),
+            email: Set(user.email.clone()),
+            name: Set(user.name.clone()),
+            kind: Set(user.kind.as_str().to_owned()),
+            status: Set(user.status.as_str().to_owned()),
+            locale: Set(user.locale.clone()),
+            created_at: Set(ms(user.created_at)),
+            updated_at: Set(ms(user.updated_at)),
+        })
+        .exec_without_returning(&self.0)
+        .await?;
+        if !user.groups.is_empty() {
+            user_groups::Entity::insert_many(user.groups.iter().map(|g| {
+                user_groups::ActiveModel {
+                    user_id: Set(user.id.to_string()),
+                    group_name: Set(g.clone()),
+                }
+            }))
+            .exec_without_returning(&self.0)
+            .await?;
+        }
+        Ok(())
+    }
+
+    fn user_from(row: users::Model, memberships: &[user_groups::Model]) -> StoreResult<User> {
+        let mut groups: Vec<String> = memberships
+            .iter()
+            .filter(|m| m.user_id == row.id)
+            .map(|m| m.group_name.clone())
+            .collect();
+        groups.sort();
+        Ok(User {
+            kind: UserKind::parse(&row.kind)
+                .ok_or_else(|| StoreError::Corrupt(row.kind.clone()))?,
+            status: UserStatus::parse(&row.status)
+                .ok_or_else(|| StoreError::Corrupt(row.status.clone()))?,
+            id: UserId::from_store(row.id),
+            email: row.email,
+            name: row.name,
+            locale: row.locale,
+            groups,
+            created_at: time(row.created_at)?,
+            updated_at: time(row.updated_at)?,
+        })
+    }
+
+    pub async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        let Some(row) = users::Entity::find()
+            .filter(users::Column::Email.eq(email))
+            .one(&self.0)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let memberships = user_groups::Entity::find()
+            .filter(user_groups::Column::UserId.eq(row.id.clone()))
+            .all(&self.0)
+            .await?;
+        Self::user_from(row, &memberships).map(Some)
+    }
+
+    pub async fn list_users(&self) -> StoreResult<Vec<User>> {
+        let memberships = user_groups::Entity::find().all(&self.0).await?;
+        users::Entity::find()
+            .order_by_asc(users::Column::Email)
+            .all(&self.0)
+            .await?
+            .into_iter()
+            .map(|row| Self::user_from(row, &memberships))
+            .collect()
+    }
+
+    /// Moves a user from one of `from` to `to`; false when it was in none.
+    pub async fn change_user_status(
+        &self,
+        id: &UserId,
+        from: &[UserStatus],
+        to: UserStatus,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let result = users::Entity::update_many()
+            .col_expr(users::Column::Status, Expr::value(to.as_str()))
+            .col_expr(users::Column::UpdatedAt, Expr::value(ms(now)))
+            .filter(users::Column::Id.eq(id.to_string()))
+            .filter(users::Column::Status.is_in(from.iter().map(|s| s.as_str())))
+            .exec(&self.0)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    /// Binds a device to a user (by email), or unbinds it.
+    pub async fn set_device_user(&self, id: &DeviceId, email: Option<&str>) -> StoreResult<()> {
+        devices::Entity::update_many()
+            .col_expr(
+                devices::Column::UserEmail,
+                Expr::value(email.map(str::to_owned)),
+            )
+            .filter(devices::Column::Id.eq(id.to_string()))
+            .exec(&self.0)
+            .await?;
+        Ok(())
     }
 
     // ---- audit ----

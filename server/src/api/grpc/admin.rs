@@ -11,8 +11,10 @@ use tracing::instrument;
 use super::status;
 use crate::core::auth::AuthenticatedAdmin;
 use crate::core::model::{
-    Admin, AuditEntry, AuditEvent, AuditOutcome, Command, EnrollmentToken, StoredPolicy,
+    Admin, AuditEntry, AuditEvent, AuditOutcome, Command, EnrollmentToken, Group, StoredPolicy,
+    User, UserKind, UserStatus,
 };
+use crate::core::users::NewUser;
 use crate::core::{Core, DeviceView};
 
 pub struct AdminApi {
@@ -161,6 +163,27 @@ fn audit_msg(e: AuditEvent) -> v1::AuditEvent {
         target: e.target,
         outcome: e.outcome,
         detail: e.detail,
+    }
+}
+
+fn user_msg(u: User) -> v1::User {
+    v1::User {
+        id: u.id.to_string(),
+        email: u.email,
+        name: u.name,
+        kind: u.kind.as_str().to_owned(),
+        status: u.status.as_str().to_owned(),
+        groups: u.groups,
+        created_at: unix(u.created_at),
+        updated_at: unix(u.updated_at),
+    }
+}
+
+fn group_msg(g: Group) -> v1::Group {
+    v1::Group {
+        name: g.name,
+        members: g.members,
+        created_at: unix(g.created_at),
     }
 }
 
@@ -427,5 +450,132 @@ impl AdminService for AdminApi {
         Ok(Response::new(v1::ListAuditResponse {
             events: events.into_iter().map(audit_msg).collect(),
         }))
+    }
+
+    #[instrument(skip_all)]
+    async fn add_user(&self, request: Request<v1::AddUserRequest>) -> Reply<v1::User> {
+        let admin = self.admin(&request).await?;
+        let r = request.into_inner();
+        let kind = UserKind::parse(&r.kind).ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "unknown kind {:?}; use user or break-glass",
+                r.kind
+            ))
+        })?;
+        let new = NewUser {
+            email: r.email,
+            name: r.name,
+            groups: r.groups,
+            kind,
+        };
+        let user = self
+            .core
+            .add_user(&admin, new, Utc::now())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(user_msg(user)))
+    }
+
+    #[instrument(skip_all)]
+    async fn import_users(
+        &self,
+        request: Request<v1::ImportUsersRequest>,
+    ) -> Reply<v1::ImportUsersResponse> {
+        let admin = self.admin(&request).await?;
+        let report = self
+            .core
+            .import_users(&admin, &request.into_inner().csv, Utc::now())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(v1::ImportUsersResponse {
+            added: report.added,
+            rejected: report
+                .rejected
+                .into_iter()
+                .map(|r| v1::RejectedRow {
+                    line: r.line,
+                    email: r.email,
+                    reason: r.reason,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn list_users(
+        &self,
+        request: Request<v1::ListUsersRequest>,
+    ) -> Reply<v1::ListUsersResponse> {
+        let admin = self.admin(&request).await?;
+        let users = self
+            .core
+            .list_users(&admin, Utc::now())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(v1::ListUsersResponse {
+            users: users.into_iter().map(user_msg).collect(),
+        }))
+    }
+
+    async fn get_user(&self, request: Request<v1::GetUserRequest>) -> Reply<v1::User> {
+        let admin = self.admin(&request).await?;
+        let user = self
+            .core
+            .get_user(&admin, &request.into_inner().email, Utc::now())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(user_msg(user)))
+    }
+
+    async fn set_user_status(&self, request: Request<v1::SetUserStatusRequest>) -> Reply<v1::User> {
+        let admin = self.admin(&request).await?;
+        let r = request.into_inner();
+        let to = UserStatus::parse(&r.status).ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "unknown status {:?}; use active, suspended or deleted",
+                r.status
+            ))
+        })?;
+        let user = self
+            .core
+            .set_user_status(&admin, &r.email, to, Utc::now())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(user_msg(user)))
+    }
+
+    async fn add_group(&self, request: Request<v1::AddGroupRequest>) -> Reply<v1::Group> {
+        let admin = self.admin(&request).await?;
+        let group = self
+            .core
+            .add_group(&admin, &request.into_inner().name, Utc::now())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(group_msg(group)))
+    }
+
+    async fn list_groups(
+        &self,
+        request: Request<v1::ListGroupsRequest>,
+    ) -> Reply<v1::ListGroupsResponse> {
+        let admin = self.admin(&request).await?;
+        let groups = self
+            .core
+            .list_groups(&admin, Utc::now())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(v1::ListGroupsResponse {
+            groups: groups.into_iter().map(group_msg).collect(),
+        }))
+    }
+
+    async fn assign_device(&self, request: Request<v1::AssignDeviceRequest>) -> Reply<v1::Device> {
+        let admin = self.admin(&request).await?;
+        let r = request.into_inner();
+        let view = self
+            .core
+            .assign_device(&admin, &r.id, &r.user, Utc::now())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(device_msg(view)))
     }
 }

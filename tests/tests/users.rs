@@ -1,0 +1,220 @@
+//! Users and groups, CSV import with a per-row report, and binding a device
+//! to its user, as an admin does them through latchctl.
+
+use latchkey_tests::System;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_are_added_suspended_activated_and_deleted() -> anyhow::Result<()> {
+    let sys = System::start().await?;
+    let said = sys
+        .ctl(&[
+            "user",
+            "add",
+            "Alice@Example.com",
+            "--name",
+            "鈴木 アリス",
+            "--group",
+            "staff",
+            "--group",
+            "sales",
+        ])
+        .await?;
+    assert_eq!(said, "user alice@example.com added\n");
+    let alice = sys.ctl_json(&["user", "show", "alice@example.com"]).await?;
+    assert_eq!(alice["name"], "鈴木 アリス");
+    assert_eq!(alice["groups"], serde_json::json!(["sales", "staff"]));
+    assert_eq!(alice["status"], "active");
+    assert_eq!(alice["kind"], "user");
+
+    let twice = sys
+        .ctl(&["user", "add", "alice@example.com", "--name", "A"])
+        .await
+        .unwrap_err();
+    assert!(twice.to_string().contains("already exists"), "{twice}");
+
+    sys.ctl(&["user", "suspend", "alice@example.com"]).await?;
+    assert_eq!(
+        sys.ctl_json(&["user", "show", "alice@example.com"]).await?["status"],
+        "suspended"
+    );
+    let again = sys
+        .ctl(&["user", "suspend", "alice@example.com"])
+        .await
+        .unwrap_err();
+    assert!(again.to_string().contains("is suspended"), "{again}");
+    sys.ctl(&["user", "activate", "alice@example.com"]).await?;
+    sys.ctl(&["user", "delete", "alice@example.com"]).await?;
+    assert_eq!(
+        sys.ctl_json(&["user", "show", "alice@example.com"]).await?["status"],
+        "deleted"
+    );
+    let revived = sys
+        .ctl(&["user", "activate", "alice@example.com"])
+        .await
+        .unwrap_err();
+    assert!(revived.to_string().contains("is deleted"), "{revived}");
+
+    let groups = sys.ctl(&["group", "list"]).await?;
+    assert!(
+        groups.contains("sales") && groups.contains("staff"),
+        "{groups}"
+    );
+    let audit = sys.ctl(&["audit"]).await?;
+    for action in ["user.add", "user.suspend", "user.activate", "user.delete"] {
+        assert!(audit.contains(action), "{action} missing:\n{audit}");
+    }
+
+    // The helpdesk may look users up, not change them.
+    let desk = sys
+        .ctl_json(&["admin", "add", "desk@example.com", "--role", "helpdesk"])
+        .await?;
+    let desk = desk["token"].as_str().unwrap().to_owned();
+    assert!(
+        sys.ctl_as(&desk, &["user", "list"])
+            .await?
+            .contains("alice@example.com")
+    );
+    let refused = sys
+        .ctl_as(&desk, &["user", "add", "x@example.com", "--name", "X"])
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().starts_with("permission denied"),
+        "{refused}"
+    );
+    sys.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_adds_the_valid_rows_and_names_the_bad_ones() -> anyhow::Result<()> {
+    let sys = System::start().await?;
+    sys.ctl(&["user", "add", "taken@example.com", "--name", "Taken"])
+        .await?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("users.csv");
+    std::fs::write(
+        &file,
+        "email,name,groups,role\n\
+         hanako@example.co.jp,\"Yamada, Hanako\",staff;tokyo,\n\
+         not-an-email,Nobody,,\n\
+         taken@example.com,Again,,\n\
+         ken@example.co.jp,Ken,staff,break-glass\n\
+         ken@example.co.jp,Ken Twice,,\n\
+         eve@example.com,Eve,,root\n\
+         blank@example.com,,,\n",
+    )?;
+    let report = sys
+        .ctl_json(&["user", "import", file.to_str().unwrap()])
+        .await?;
+    assert_eq!(
+        report["added"],
+        serde_json::json!(["hanako@example.co.jp", "ken@example.co.jp"])
+    );
+    let rejected: Vec<(u64, String)> = report["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["line"].as_u64().unwrap(),
+                r["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let lines: Vec<u64> = rejected.iter().map(|(l, _)| *l).collect();
+    assert_eq!(lines, [3, 4, 6, 7, 8], "{rejected:?}");
+    assert!(rejected[0].1.contains("not an email address"));
+    assert!(rejected[1].1.contains("already exists"));
+    assert!(rejected[2].1.contains("earlier in the file"));
+    assert!(rejected[3].1.contains("unknown role"));
+    assert!(rejected[4].1.contains("name"));
+
+    let text = sys.ctl(&["user", "import", file.to_str().unwrap()]).await?;
+    assert!(
+        text.starts_with("0 user(s) added, 7 row(s) rejected"),
+        "{text}"
+    );
+
+    let ken = sys.ctl_json(&["user", "show", "ken@example.co.jp"]).await?;
+    assert_eq!(ken["kind"], "break-glass");
+    let groups = sys.ctl_json(&["group", "list"]).await?;
+    let staff = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "staff")
+        .unwrap();
+    assert_eq!(staff["members"], 2);
+
+    let bad_header = dir.path().join("bad.csv");
+    std::fs::write(&bad_header, "mail,name\nx@example.com,X\n")?;
+    let error = sys
+        .ctl(&["user", "import", bad_header.to_str().unwrap()])
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("email and name"), "{error}");
+    sys.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_is_bound_to_exactly_one_user() -> anyhow::Result<()> {
+    let sys = System::start().await?;
+    sys.ctl(&["user", "add", "taro@example.co.jp", "--name", "Taro"])
+        .await?;
+    sys.ctl(&["user", "add", "jiro@example.co.jp", "--name", "Jiro"])
+        .await?;
+    let token = sys
+        .enrollment_token(&["--user", "taro@example.co.jp"])
+        .await?;
+    let agent = sys.enroll(&token).await?;
+    assert_eq!(
+        sys.device(&agent.device_id).await?["user"],
+        "taro@example.co.jp"
+    );
+
+    let said = sys
+        .ctl(&[
+            "device",
+            "assign",
+            &agent.device_id,
+            "--user",
+            "jiro@example.co.jp",
+        ])
+        .await?;
+    assert!(said.contains("now belongs to jiro@example.co.jp"), "{said}");
+    assert_eq!(
+        sys.device(&agent.device_id).await?["user"],
+        "jiro@example.co.jp"
+    );
+
+    let unknown = sys
+        .ctl(&[
+            "device",
+            "assign",
+            &agent.device_id,
+            "--user",
+            "nobody@example.com",
+        ])
+        .await
+        .unwrap_err();
+    assert!(
+        unknown
+            .to_string()
+            .contains("user nobody@example.com not found"),
+        "{unknown}"
+    );
+    sys.ctl(&["user", "delete", "taro@example.co.jp"]).await?;
+    let deleted = sys
+        .ctl(&[
+            "device",
+            "assign",
+            &agent.device_id,
+            "--user",
+            "taro@example.co.jp",
+        ])
+        .await
+        .unwrap_err();
+    assert!(deleted.to_string().contains("is deleted"), "{deleted}");
+    assert!(sys.ctl(&["audit"]).await?.contains("device.assign"));
+    sys.stop().await
+}
