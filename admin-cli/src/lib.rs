@@ -76,6 +76,9 @@ pub enum Command {
     /// Groups of users (and of devices, through enrollment tokens).
     #[command(subcommand)]
     Group(GroupCommand),
+    /// SSO apps (OpenID Connect clients) and their access policy.
+    #[command(subcommand)]
+    App(AppCommand),
     /// Admins and their roles.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -176,6 +179,44 @@ pub enum UserCommand {
     /// The user can no longer log in; kept for the audit trail.
     Delete {
         email: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppCommand {
+    /// Register an app; prints its client id (and secret, once).
+    Add {
+        name: String,
+        /// An exact redirect URI; repeat for more.
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// A public client (SPA, native app): no secret, PKCE required.
+        #[arg(long)]
+        public: bool,
+        /// Which device a login must come from: none, confirm or bound.
+        #[arg(long, default_value = "bound")]
+        device: String,
+        /// Second factor: none, totp or email.
+        #[arg(long, default_value = "none")]
+        mfa: String,
+    },
+    List,
+    /// Change an app; options left out keep their value.
+    Update {
+        name: String,
+        /// Replaces all redirect URIs; repeat for more.
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        #[arg(long)]
+        device: Option<String>,
+        #[arg(long)]
+        mfa: Option<String>,
+        /// Issue a new client secret (shown once); the old one stops working.
+        #[arg(long)]
+        rotate_secret: bool,
+    },
+    Remove {
+        name: String,
     },
 }
 
@@ -416,6 +457,38 @@ fn user_text(u: &v1::User) -> String {
     f.add("added", &time(u.created_at));
     f.add("changed", &time(u.updated_at));
     f.render()
+}
+
+fn app_json(a: &v1::App) -> serde_json::Value {
+    json!({
+        "name": a.name, "client_id": a.client_id, "public": a.public,
+        "redirect_uris": a.redirect_uris, "device": a.device, "mfa": a.mfa,
+        "created_at": output::rfc3339(a.created_at), "updated_at": output::rfc3339(a.updated_at),
+    })
+}
+
+fn app_with_secret_out(json: bool, verb: &str, r: v1::AppWithSecret) -> String {
+    let app = r.app.unwrap_or_default();
+    if json {
+        let mut value = app_json(&app);
+        if !r.client_secret.is_empty()
+            && let Some(object) = value.as_object_mut()
+        {
+            object.insert("client_secret".into(), json!(r.client_secret));
+        }
+        return pretty(&value);
+    }
+    let mut out = format!(
+        "app {} {verb}\nclient id      {}\n",
+        app.name, app.client_id
+    );
+    if !r.client_secret.is_empty() {
+        out.push_str(&format!(
+            "client secret  {}\n(the secret is shown only once)\n",
+            r.client_secret
+        ));
+    }
+    out
 }
 
 fn device_json(d: &v1::Device) -> serde_json::Value {
@@ -989,6 +1062,89 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
                     ]);
                 }
                 table.render()
+            }
+        }
+        Command::App(AppCommand::Add {
+            name,
+            redirect_uris,
+            public,
+            device,
+            mfa,
+        }) => {
+            let r = client
+                .add_app(v1::AddAppRequest {
+                    name,
+                    redirect_uris,
+                    public,
+                    device,
+                    mfa,
+                })
+                .await
+                .map_err(server_error)?
+                .into_inner();
+            app_with_secret_out(json, "registered", r)
+        }
+        Command::App(AppCommand::List) => {
+            let apps = client
+                .list_apps(v1::ListAppsRequest {})
+                .await
+                .map_err(server_error)?
+                .into_inner()
+                .apps;
+            if json {
+                pretty(&json!(apps.iter().map(app_json).collect::<Vec<_>>()))
+            } else {
+                let mut table = Table::new(&[
+                    "NAME",
+                    "CLIENT ID",
+                    "TYPE",
+                    "DEVICE",
+                    "MFA",
+                    "REDIRECT URIS",
+                ]);
+                for a in &apps {
+                    table.row(vec![
+                        a.name.clone(),
+                        a.client_id.clone(),
+                        if a.public { "public" } else { "confidential" }.to_owned(),
+                        a.device.clone(),
+                        a.mfa.clone(),
+                        a.redirect_uris.join(" "),
+                    ]);
+                }
+                table.render()
+            }
+        }
+        Command::App(AppCommand::Update {
+            name,
+            redirect_uris,
+            device,
+            mfa,
+            rotate_secret,
+        }) => {
+            let r = client
+                .update_app(v1::UpdateAppRequest {
+                    name,
+                    redirect_uris,
+                    device: device.unwrap_or_default(),
+                    mfa: mfa.unwrap_or_default(),
+                    rotate_secret,
+                })
+                .await
+                .map_err(server_error)?
+                .into_inner();
+            app_with_secret_out(json, "updated", r)
+        }
+        Command::App(AppCommand::Remove { name }) => {
+            let app = client
+                .remove_app(v1::RemoveAppRequest { name })
+                .await
+                .map_err(server_error)?
+                .into_inner();
+            if json {
+                pretty(&app_json(&app))
+            } else {
+                format!("app {} removed\n", app.name)
             }
         }
         Command::Admin(AdminCommand::Add { email, role }) => {

@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m0001_spine;
 mod m0002_users;
+mod m0003_apps;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_spine::Migration),
             Box::new(m0002_users::Migration),
+            Box::new(m0003_apps::Migration),
         ]
     }
 }

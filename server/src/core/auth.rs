@@ -14,6 +14,8 @@ use crate::store::{Store, StoreError};
 pub const ADMIN_TOKEN_PREFIX: &str = "lka_";
 /// Prefix of enrollment token secrets.
 pub const ENROLLMENT_TOKEN_PREFIX: &str = "lke_";
+/// Prefix of app client secrets.
+pub const CLIENT_SECRET_PREFIX: &str = "lkc_";
 
 /// A new random secret with `prefix`, and the hash the store keeps.
 pub fn new_secret(prefix: &str) -> Result<(String, String), latchkey_certs::CertError> {
@@ -43,6 +45,8 @@ pub enum Permission {
     ReadAudit,
     ReadUsers,
     ManageUsers,
+    ReadApps,
+    ManageApps,
 }
 
 impl Permission {
@@ -54,7 +58,13 @@ impl Permission {
             Role::Helpdesk => matches!(self, ReadDevices | LockDevices | ReadUsers),
             Role::Auditor => matches!(
                 self,
-                ReadDevices | ReadTokens | ReadPolicies | ReadAdmins | ReadAudit | ReadUsers
+                ReadDevices
+                    | ReadTokens
+                    | ReadPolicies
+                    | ReadAdmins
+                    | ReadAudit
+                    | ReadUsers
+                    | ReadApps
             ),
         }
     }
@@ -260,6 +270,8 @@ mod tests {
             ReadAudit,
             ReadUsers,
             ManageUsers,
+            ReadApps,
+            ManageApps,
         ];
         let granted = |role| {
             all.iter()
@@ -281,7 +293,8 @@ mod tests {
                 ReadPolicies,
                 ReadAdmins,
                 ReadAudit,
-                ReadUsers
+                ReadUsers,
+                ReadApps
             ]
         );
     }

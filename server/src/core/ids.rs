@@ -62,6 +62,10 @@ id_type!(
     /// A user of the SSO layer (an employee).
     UserId
 );
+id_type!(
+    /// An SSO app: its OAuth 2.0 client id.
+    ClientId
+);
 
 #[cfg(test)]
 mod tests {

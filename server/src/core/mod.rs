@@ -3,6 +3,7 @@
 //! crate; front-ends in `api` decode requests, call these operations with the
 //! current time, and encode the results.
 
+pub mod apps;
 pub mod auth;
 mod flood;
 pub mod ids;

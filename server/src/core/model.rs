@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::ids::{AdminId, CommandId, DeviceId, TokenId, UserId};
+use super::ids::{AdminId, ClientId, CommandId, DeviceId, TokenId, UserId};
 
 /// An admin's role; what each may do is in `core::auth`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -355,4 +355,75 @@ pub struct Group {
     pub name: String,
     pub members: u64,
     pub created_at: DateTime<Utc>,
+}
+
+/// What an app demands of the device a login comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DevicePolicy {
+    /// Any device.
+    None,
+    /// A managed device of the user confirms the login (second factor).
+    Confirm,
+    /// The login must come from the managed device itself.
+    Bound,
+}
+
+impl DevicePolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DevicePolicy::None => "none",
+            DevicePolicy::Confirm => "confirm",
+            DevicePolicy::Bound => "bound",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "none" => Some(DevicePolicy::None),
+            "confirm" => Some(DevicePolicy::Confirm),
+            "bound" => Some(DevicePolicy::Bound),
+            _ => None,
+        }
+    }
+}
+
+/// The second factor an app demands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MfaPolicy {
+    None,
+    Totp,
+    Email,
+}
+
+impl MfaPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MfaPolicy::None => "none",
+            MfaPolicy::Totp => "totp",
+            MfaPolicy::Email => "email",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "none" => Some(MfaPolicy::None),
+            "totp" => Some(MfaPolicy::Totp),
+            "email" => Some(MfaPolicy::Email),
+            _ => None,
+        }
+    }
+}
+
+/// An SSO app (OpenID Connect relying party).
+#[derive(Debug, Clone)]
+pub struct App {
+    pub client_id: ClientId,
+    pub name: String,
+    /// Public clients (SPAs, native apps) have no secret and must use PKCE.
+    pub public: bool,
+    pub redirect_uris: Vec<String>,
+    pub device_policy: DevicePolicy,
+    pub mfa_policy: MfaPolicy,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }

@@ -255,3 +255,27 @@ pub mod user_groups {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod apps {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "apps")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub client_id: String,
+        pub name: String,
+        pub secret_hash: Option<String>,
+        pub public: bool,
+        pub redirect_uris: String,
+        pub device_policy: String,
+        pub mfa_policy: String,
+        pub created_at: i64,
+        pub updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

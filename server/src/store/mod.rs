@@ -15,14 +15,15 @@ use sea_orm::{
     Set, TransactionTrait,
 };
 
-use crate::core::ids::{AdminId, CommandId, DeviceId, TokenId, UserId};
+use crate::core::ids::{AdminId, ClientId, CommandId, DeviceId, TokenId, UserId};
 use crate::core::model::{
-    Admin, AuditEntry, AuditEvent, CheckState, Command, CommandKind, CommandStatus, Device,
-    DeviceState, EnrollmentToken, Group, Posture, Role, StoredPolicy, User, UserKind, UserStatus,
+    Admin, App, AuditEntry, AuditEvent, CheckState, Command, CommandKind, CommandStatus, Device,
+    DevicePolicy, DeviceState, EnrollmentToken, Group, MfaPolicy, Posture, Role, StoredPolicy,
+    User, UserKind, UserStatus,
 };
 use entities::{
-    admin_tokens, admins, audit_log, commands, device_certificates, devices, enrollment_tokens,
-    groups, policies, policy_assignments, user_groups, users,
+    admin_tokens, admins, apps, audit_log, commands, device_certificates, devices,
+    enrollment_tokens, groups, policies, policy_assignments, user_groups, users,
 };
 use latchkey_migrations::{Migrator, MigratorTrait};
 
@@ -992,6 +993,103 @@ impl<C: ConnectionTrait> Db<C> {
             .exec(&self.0)
             .await?;
         Ok(())
+    }
+
+    // ---- apps ----
+
+    fn app_from(row: apps::Model) -> StoreResult<App> {
+        let redirect_uris: Vec<String> = serde_json::from_str(&row.redirect_uris)
+            .map_err(|e| StoreError::Corrupt(format!("redirect URIs: {e}")))?;
+        Ok(App {
+            device_policy: DevicePolicy::parse(&row.device_policy)
+                .ok_or_else(|| StoreError::Corrupt(row.device_policy.clone()))?,
+            mfa_policy: MfaPolicy::parse(&row.mfa_policy)
+                .ok_or_else(|| StoreError::Corrupt(row.mfa_policy.clone()))?,
+            client_id: ClientId::from_store(row.client_id),
+            name: row.name,
+            public: row.public,
+            redirect_uris,
+            created_at: time(row.created_at)?,
+            updated_at: time(row.updated_at)?,
+        })
+    }
+
+    fn app_model(app: &App, secret_hash: Option<String>) -> StoreResult<apps::ActiveModel> {
+        Ok(apps::ActiveModel {
+            client_id: Set(app.client_id.to_string()),
+            name: Set(app.name.clone()),
+            secret_hash: Set(secret_hash),
+            public: Set(app.public),
+            redirect_uris: Set(serde_json::to_string(&app.redirect_uris)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?),
+            device_policy: Set(app.device_policy.as_str().to_owned()),
+            mfa_policy: Set(app.mfa_policy.as_str().to_owned()),
+            created_at: Set(ms(app.created_at)),
+            updated_at: Set(ms(app.updated_at)),
+        })
+    }
+
+    pub async fn insert_app(&self, app: &App, secret_hash: Option<&str>) -> StoreResult<()> {
+        apps::Entity::insert(Self::app_model(app, secret_hash.map(str::to_owned))?)
+            .exec_without_returning(&self.0)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn app_by_name(&self, name: &str) -> StoreResult<Option<App>> {
+        apps::Entity::find()
+            .filter(apps::Column::Name.eq(name))
+            .one(&self.0)
+            .await?
+            .map(Self::app_from)
+            .transpose()
+    }
+
+    pub async fn list_apps(&self) -> StoreResult<Vec<App>> {
+        apps::Entity::find()
+            .order_by_asc(apps::Column::Name)
+            .all(&self.0)
+            .await?
+            .into_iter()
+            .map(Self::app_from)
+            .collect()
+    }
+
+    /// Replaces an app's settings; with `secret_hash`, its secret too.
+    pub async fn update_app(&self, app: &App, secret_hash: Option<&str>) -> StoreResult<()> {
+        let mut update = apps::Entity::update_many()
+            .col_expr(
+                apps::Column::RedirectUris,
+                Expr::value(
+                    serde_json::to_string(&app.redirect_uris)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                ),
+            )
+            .col_expr(
+                apps::Column::DevicePolicy,
+                Expr::value(app.device_policy.as_str()),
+            )
+            .col_expr(
+                apps::Column::MfaPolicy,
+                Expr::value(app.mfa_policy.as_str()),
+            )
+            .col_expr(apps::Column::UpdatedAt, Expr::value(ms(app.updated_at)));
+        if let Some(hash) = secret_hash {
+            update = update.col_expr(apps::Column::SecretHash, Expr::value(hash.to_owned()));
+        }
+        update
+            .filter(apps::Column::ClientId.eq(app.client_id.to_string()))
+            .exec(&self.0)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_app(&self, client_id: &ClientId) -> StoreResult<bool> {
+        let result = apps::Entity::delete_many()
+            .filter(apps::Column::ClientId.eq(client_id.to_string()))
+            .exec(&self.0)
+            .await?;
+        Ok(result.rows_affected == 1)
     }
 
     // ---- audit ----

@@ -9,11 +9,13 @@ use tonic::{Request, Response, Status};
 use tracing::instrument;
 
 use super::status;
+use crate::core::apps::{AppChanges, ClientSecret, NewApp};
 use crate::core::auth::AuthenticatedAdmin;
 use crate::core::model::{
     Admin, AuditEntry, AuditEvent, AuditOutcome, Command, EnrollmentToken, Group, StoredPolicy,
     User, UserKind, UserStatus,
 };
+use crate::core::model::{App, DevicePolicy, MfaPolicy};
 use crate::core::users::NewUser;
 use crate::core::{Core, DeviceView};
 
@@ -185,6 +187,48 @@ fn group_msg(g: Group) -> v1::Group {
         members: g.members,
         created_at: unix(g.created_at),
     }
+}
+
+fn app_msg(a: App) -> v1::App {
+    v1::App {
+        name: a.name,
+        client_id: a.client_id.to_string(),
+        public: a.public,
+        redirect_uris: a.redirect_uris,
+        device: a.device_policy.as_str().to_owned(),
+        mfa: a.mfa_policy.as_str().to_owned(),
+        created_at: unix(a.created_at),
+        updated_at: unix(a.updated_at),
+    }
+}
+
+fn app_with_secret(app: App, secret: Option<ClientSecret>) -> v1::AppWithSecret {
+    v1::AppWithSecret {
+        app: Some(app_msg(app)),
+        client_secret: secret.map(|s| s.0).unwrap_or_default(),
+    }
+}
+
+fn device_policy(text: &str) -> Result<Option<DevicePolicy>, Status> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    DevicePolicy::parse(text).map(Some).ok_or_else(|| {
+        Status::invalid_argument(format!(
+            "unknown device policy {text:?}; use none, confirm or bound"
+        ))
+    })
+}
+
+fn mfa_policy(text: &str) -> Result<Option<MfaPolicy>, Status> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    MfaPolicy::parse(text).map(Some).ok_or_else(|| {
+        Status::invalid_argument(format!(
+            "unknown second factor {text:?}; use none, totp or email"
+        ))
+    })
 }
 
 fn non_empty(s: String) -> Option<String> {
@@ -577,5 +621,67 @@ impl AdminService for AdminApi {
             .await
             .map_err(status)?;
         Ok(Response::new(device_msg(view)))
+    }
+
+    #[instrument(skip_all)]
+    async fn add_app(&self, request: Request<v1::AddAppRequest>) -> Reply<v1::AppWithSecret> {
+        let admin = self.admin(&request).await?;
+        let r = request.into_inner();
+        let new = NewApp {
+            name: r.name,
+            redirect_uris: r.redirect_uris,
+            public: r.public,
+            device_policy: device_policy(&r.device)?.unwrap_or(DevicePolicy::Bound),
+            mfa_policy: mfa_policy(&r.mfa)?.unwrap_or(MfaPolicy::None),
+        };
+        let (app, secret) = self
+            .core
+            .add_app(&admin, new, Utc::now())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(app_with_secret(app, secret)))
+    }
+
+    async fn list_apps(
+        &self,
+        request: Request<v1::ListAppsRequest>,
+    ) -> Reply<v1::ListAppsResponse> {
+        let admin = self.admin(&request).await?;
+        let apps = self
+            .core
+            .list_apps(&admin, Utc::now())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(v1::ListAppsResponse {
+            apps: apps.into_iter().map(app_msg).collect(),
+        }))
+    }
+
+    #[instrument(skip_all)]
+    async fn update_app(&self, request: Request<v1::UpdateAppRequest>) -> Reply<v1::AppWithSecret> {
+        let admin = self.admin(&request).await?;
+        let r = request.into_inner();
+        let changes = AppChanges {
+            redirect_uris: (!r.redirect_uris.is_empty()).then_some(r.redirect_uris),
+            device_policy: device_policy(&r.device)?,
+            mfa_policy: mfa_policy(&r.mfa)?,
+            rotate_secret: r.rotate_secret,
+        };
+        let (app, secret) = self
+            .core
+            .update_app(&admin, &r.name, changes, Utc::now())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(app_with_secret(app, secret)))
+    }
+
+    async fn remove_app(&self, request: Request<v1::RemoveAppRequest>) -> Reply<v1::App> {
+        let admin = self.admin(&request).await?;
+        let app = self
+            .core
+            .remove_app(&admin, &request.into_inner().name, Utc::now())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(app_msg(app)))
     }
 }

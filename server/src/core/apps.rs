@@ -1,0 +1,284 @@
+//! SSO apps: OpenID Connect relying parties, their exact redirect URIs and
+//! their access policy (which device, which second factor).
+
+use chrono::{DateTime, Utc};
+
+use super::auth::{self, AuthenticatedAdmin, Permission};
+use super::ids::ClientId;
+use super::model::{App, AuditEntry, AuditOutcome, DevicePolicy, MfaPolicy};
+use super::{Core, CoreError, validate_name};
+
+/// Most redirect URIs one app may register.
+const MAX_REDIRECT_URIS: usize = 20;
+
+/// An app as an admin describes it.
+#[derive(Debug, Clone)]
+pub struct NewApp {
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    pub public: bool,
+    pub device_policy: DevicePolicy,
+    pub mfa_policy: MfaPolicy,
+}
+
+/// Changes to an app; `None` keeps the current value.
+#[derive(Debug, Clone, Default)]
+pub struct AppChanges {
+    pub redirect_uris: Option<Vec<String>>,
+    pub device_policy: Option<DevicePolicy>,
+    pub mfa_policy: Option<MfaPolicy>,
+    pub rotate_secret: bool,
+}
+
+/// A client secret, shown once. `Debug` hides it.
+pub struct ClientSecret(pub String);
+
+impl std::fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientSecret([redacted])")
+    }
+}
+
+/// Redirect URIs are compared exactly at /authorize (RFC 9700 §4.1.3), so
+/// they are checked strictly here: absolute, no fragment (RFC 6749 §3.1.2),
+/// https except for loopback addresses of native apps (RFC 8252 §7.3).
+pub fn validate_redirect_uri(uri: &str) -> Result<String, CoreError> {
+    let bad = |why: &str| CoreError::InvalidArgument(format!("redirect URI {uri:?} {why}"));
+    if uri.len() > 2000 || uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad("must be at most 2000 characters without spaces"));
+    }
+    if uri.contains('#') {
+        return Err(bad("must not contain a fragment (#)"));
+    }
+    let (scheme, rest) = uri
+        .split_once("://")
+        .ok_or_else(|| bad("must be an absolute URI such as https://app.example.com/callback"))?;
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        // An IPv6 literal: [::1]:8080.
+        Some(bracketed) => bracketed.split(']').next().unwrap_or(""),
+        None => host_port.split(':').next().unwrap_or(""),
+    };
+    if host.is_empty() {
+        return Err(bad("needs a host"));
+    }
+    let loopback = host == "localhost" || host == "127.0.0.1" || host == "::1";
+    match scheme {
+        "https" => Ok(uri.to_owned()),
+        "http" if loopback => Ok(uri.to_owned()),
+        "http" => Err(bad("must use https (http only for localhost)")),
+        _ => Err(bad("must use https")),
+    }
+}
+
+fn validate_redirect_uris(uris: &[String]) -> Result<Vec<String>, CoreError> {
+    if uris.is_empty() {
+        return Err(CoreError::InvalidArgument(
+            "an app needs at least one --redirect-uri".into(),
+        ));
+    }
+    if uris.len() > MAX_REDIRECT_URIS {
+        return Err(CoreError::InvalidArgument(format!(
+            "an app may register at most {MAX_REDIRECT_URIS} redirect URIs"
+        )));
+    }
+    let mut out = Vec::with_capacity(uris.len());
+    for uri in uris {
+        let uri = validate_redirect_uri(uri)?;
+        if !out.contains(&uri) {
+            out.push(uri);
+        }
+    }
+    Ok(out)
+}
+
+fn describe(app: &App) -> String {
+    format!(
+        "{}, device {}, mfa {}, redirect URIs [{}]",
+        if app.public { "public" } else { "confidential" },
+        app.device_policy.as_str(),
+        app.mfa_policy.as_str(),
+        app.redirect_uris.join(" ")
+    )
+}
+
+impl Core {
+    /// Registers an app; a confidential app gets a client secret, shown once.
+    pub async fn add_app(
+        &self,
+        caller: &AuthenticatedAdmin,
+        new: NewApp,
+        now: DateTime<Utc>,
+    ) -> Result<(App, Option<ClientSecret>), CoreError> {
+        self.authorize(
+            caller,
+            Permission::ManageApps,
+            "register apps",
+            &new.name,
+            now,
+        )
+        .await?;
+        let name = validate_name("app", &new.name)?;
+        let redirect_uris = validate_redirect_uris(&new.redirect_uris)?;
+        if self.store().app_by_name(&name).await?.is_some() {
+            return Err(CoreError::AlreadyExists(format!(
+                "app {name} already exists"
+            )));
+        }
+        let secret = if new.public {
+            None
+        } else {
+            Some(auth::new_secret(auth::CLIENT_SECRET_PREFIX)?)
+        };
+        let app = App {
+            client_id: ClientId::generate(),
+            name,
+            public: new.public,
+            redirect_uris,
+            device_policy: new.device_policy,
+            mfa_policy: new.mfa_policy,
+            created_at: now,
+            updated_at: now,
+        };
+        let tx = self.store().begin().await?;
+        tx.insert_app(&app, secret.as_ref().map(|(_, hash)| hash.as_str()))
+            .await?;
+        tx.audit(&AuditEntry {
+            at: now,
+            actor: caller.actor(),
+            action: "app.add",
+            target: app.name.clone(),
+            outcome: AuditOutcome::Ok,
+            detail: format!("client {}; {}", app.client_id, describe(&app)),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok((app, secret.map(|(secret, _)| ClientSecret(secret))))
+    }
+
+    pub async fn list_apps(
+        &self,
+        caller: &AuthenticatedAdmin,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<App>, CoreError> {
+        self.authorize(caller, Permission::ReadApps, "list apps", "", now)
+            .await?;
+        Ok(self.store().list_apps().await?)
+    }
+
+    async fn existing_app(&self, name: &str) -> Result<App, CoreError> {
+        self.store()
+            .app_by_name(name)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("app {name}")))
+    }
+
+    pub async fn update_app(
+        &self,
+        caller: &AuthenticatedAdmin,
+        name: &str,
+        changes: AppChanges,
+        now: DateTime<Utc>,
+    ) -> Result<(App, Option<ClientSecret>), CoreError> {
+        self.authorize(caller, Permission::ManageApps, "change apps", name, now)
+            .await?;
+        let mut app = self.existing_app(name).await?;
+        if let Some(uris) = &changes.redirect_uris {
+            app.redirect_uris = validate_redirect_uris(uris)?;
+        }
+        if let Some(device) = changes.device_policy {
+            app.device_policy = device;
+        }
+        if let Some(mfa) = changes.mfa_policy {
+            app.mfa_policy = mfa;
+        }
+        if changes.rotate_secret && app.public {
+            return Err(CoreError::FailedPrecondition(format!(
+                "app {name} is a public client; it has no secret"
+            )));
+        }
+        let secret = if changes.rotate_secret {
+            Some(auth::new_secret(auth::CLIENT_SECRET_PREFIX)?)
+        } else {
+            None
+        };
+        app.updated_at = now;
+        let tx = self.store().begin().await?;
+        tx.update_app(&app, secret.as_ref().map(|(_, hash)| hash.as_str()))
+            .await?;
+        tx.audit(&AuditEntry {
+            at: now,
+            actor: caller.actor(),
+            action: "app.update",
+            target: app.name.clone(),
+            outcome: AuditOutcome::Ok,
+            detail: format!(
+                "{}{}",
+                describe(&app),
+                if secret.is_some() {
+                    "; secret rotated"
+                } else {
+                    ""
+                }
+            ),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok((app, secret.map(|(secret, _)| ClientSecret(secret))))
+    }
+
+    pub async fn remove_app(
+        &self,
+        caller: &AuthenticatedAdmin,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<App, CoreError> {
+        self.authorize(caller, Permission::ManageApps, "remove apps", name, now)
+            .await?;
+        let app = self.existing_app(name).await?;
+        let tx = self.store().begin().await?;
+        if !tx.delete_app(&app.client_id).await? {
+            return Err(CoreError::NotFound(format!("app {name}")));
+        }
+        tx.audit(&AuditEntry {
+            at: now,
+            actor: caller.actor(),
+            action: "app.remove",
+            target: app.name.clone(),
+            outcome: AuditOutcome::Ok,
+            detail: format!("client {}", app.client_id),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(app)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate_redirect_uri;
+
+    #[test]
+    fn redirect_uris_are_absolute_https_or_loopback_without_fragments() {
+        for good in [
+            "https://app.example.com/callback",
+            "https://app.example.com:8443/cb?x=1",
+            "http://localhost:8080/cb",
+            "http://127.0.0.1/cb",
+            "http://[::1]:9000/cb",
+        ] {
+            assert!(validate_redirect_uri(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://app.example.com/cb",
+            "https://app.example.com/cb#frag",
+            "/callback",
+            "https:///cb",
+            "javascript://alert(1)",
+            "https://app.example.com/a b",
+        ] {
+            assert!(validate_redirect_uri(bad).is_err(), "{bad}");
+        }
+    }
+}
