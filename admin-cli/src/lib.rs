@@ -180,6 +180,10 @@ pub enum UserCommand {
     Delete {
         email: String,
     },
+    /// Set a temporary password (valid 7 days, changed at first sign-in).
+    ResetPassword {
+        email: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -1027,6 +1031,28 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
                 pretty(&user_json(&user))
             } else {
                 format!("user {} {verb}\n", user.email)
+            }
+        }
+        Command::User(UserCommand::ResetPassword { email }) => {
+            let r = client
+                .reset_password(v1::ResetPasswordRequest { email })
+                .await
+                .map_err(server_error)?
+                .into_inner();
+            let user = r.user.unwrap_or_default();
+            if json {
+                pretty(&json!({
+                    "email": user.email,
+                    "temporary_password": r.temporary_password,
+                    "expires_at": output::rfc3339(r.expires_at),
+                }))
+            } else {
+                format!(
+                    "{}\n\ntemporary password for {}, valid until {}; it must be changed at the first sign-in and is shown only once\n",
+                    r.temporary_password,
+                    user.email,
+                    time(r.expires_at)
+                )
             }
         }
         Command::Group(GroupCommand::Add { name }) => {

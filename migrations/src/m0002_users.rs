@@ -2,7 +2,9 @@
 //! policies and apps refer to.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::schema::{big_integer, string, string_null, string_uniq};
+use sea_orm_migration::schema::{
+    big_integer, big_integer_null, boolean, string, string_null, string_uniq,
+};
 
 pub struct Migration;
 
@@ -21,6 +23,9 @@ enum Users {
     Kind,
     Status,
     Locale,
+    PasswordHash,
+    PasswordExpiresAt,
+    PasswordMustChange,
     CreatedAt,
     UpdatedAt,
 }
@@ -52,6 +57,11 @@ impl MigrationTrait for Migration {
                     .col(string(Users::Kind))
                     .col(string(Users::Status))
                     .col(string_null(Users::Locale))
+                    // Argon2id PHC string; none until a password is set.
+                    .col(string_null(Users::PasswordHash))
+                    // Temporary passwords expire; chosen ones do not.
+                    .col(big_integer_null(Users::PasswordExpiresAt))
+                    .col(boolean(Users::PasswordMustChange))
                     .col(big_integer(Users::CreatedAt))
                     .col(big_integer(Users::UpdatedAt))
                     .to_owned(),

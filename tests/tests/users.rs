@@ -218,3 +218,50 @@ async fn a_device_is_bound_to_exactly_one_user() -> anyhow::Result<()> {
     assert!(sys.ctl(&["audit"]).await?.contains("device.assign"));
     sys.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_password_is_temporary_and_hashed() -> anyhow::Result<()> {
+    use latchkeyd::core::passwords::Password;
+    use latchkeyd::core::users::PasswordCheck;
+    let sys = System::start().await?;
+    sys.ctl(&["user", "add", "mika@example.co.jp", "--name", "Mika"])
+        .await?;
+    let reset = sys
+        .ctl_json(&["user", "reset-password", "mika@example.co.jp"])
+        .await?;
+    let temporary = reset["temporary_password"].as_str().unwrap().to_owned();
+    assert_eq!(temporary.len(), 16);
+
+    let core = sys.running().core.clone();
+    let now = chrono::Utc::now();
+    let check = |password: &str, at| {
+        let core = core.clone();
+        let password = Password::new(password.to_owned());
+        async move {
+            core.check_password("mika@example.co.jp", &password, at)
+                .await
+        }
+    };
+    assert_eq!(
+        check(&temporary, now).await?,
+        PasswordCheck::Valid { must_change: true }
+    );
+    assert_eq!(check("guess", now).await?, PasswordCheck::Wrong);
+    let next_week = now + chrono::Duration::days(8);
+    assert_eq!(check(&temporary, next_week).await?, PasswordCheck::Expired);
+    sys.ctl(&["user", "suspend", "mika@example.co.jp"]).await?;
+    assert_eq!(check(&temporary, now).await?, PasswordCheck::Unusable);
+    let refused = sys
+        .ctl(&["user", "reset-password", "mika@example.co.jp"])
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("is suspended"), "{refused}");
+
+    let audit = sys.ctl(&["audit"]).await?;
+    assert!(audit.contains("user.reset-password"));
+    assert!(
+        !audit.contains(&temporary),
+        "the password stays out of the audit log"
+    );
+    sys.stop().await
+}

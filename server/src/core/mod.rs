@@ -8,6 +8,7 @@ pub mod auth;
 mod flood;
 pub mod ids;
 pub mod model;
+pub mod passwords;
 pub mod policy;
 pub mod users;
 mod writer;
@@ -138,6 +139,7 @@ const MAX_MESSAGE_LEN: usize = 1024;
 pub struct Core {
     store: Store,
     unauthenticated_denials: flood::FloodGate,
+    passwords: passwords::Passwords,
     enrollments: tokio::sync::mpsc::Sender<writer::PendingEnrollment>,
     ca: Arc<CertificateAuthority>,
     push: Push,
@@ -156,12 +158,17 @@ impl Core {
         let core = Core {
             store,
             unauthenticated_denials: flood::FloodGate::default(),
+            passwords: passwords::Passwords::default(),
             enrollments,
             ca,
             push,
             settings,
         };
         (core, writer)
+    }
+
+    pub fn passwords(&self) -> &passwords::Passwords {
+        &self.passwords
     }
 
     pub fn store(&self) -> &Store {

@@ -6,7 +6,30 @@ use chrono::{DateTime, Utc};
 use super::auth::{AuthenticatedAdmin, Permission};
 use super::ids::UserId;
 use super::model::{AuditEntry, AuditOutcome, Group, User, UserKind, UserStatus};
+use super::passwords::{Password, TEMPORARY_PASSWORD_DAYS, temporary_password};
 use super::{Core, CoreError, DeviceView, validate_email, validate_name};
+use crate::store::PasswordRecord;
+
+/// A temporary password, shown to the admin once.
+#[derive(Debug)]
+pub struct TemporaryPassword {
+    pub password: Password,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What a password check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordCheck {
+    Valid {
+        must_change: bool,
+    },
+    Wrong,
+    /// A temporary password past its 7 days.
+    Expired,
+    /// No such user, not active, or no password set: the caller must not
+    /// tell these apart from `Wrong` to the person signing in.
+    Unusable,
+}
 
 /// Longest display name accepted.
 const MAX_NAME_LEN: usize = 200;
@@ -439,6 +462,88 @@ impl Core {
         .await?;
         tx.commit().await?;
         self.compliance_of(&device_id, now).await
+    }
+
+    /// Sets a temporary password (valid 7 days, to be changed at the first
+    /// sign-in) and returns it once.
+    pub async fn reset_password(
+        &self,
+        caller: &AuthenticatedAdmin,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(User, TemporaryPassword), CoreError> {
+        self.authorize(
+            caller,
+            Permission::ManageUsers,
+            "reset passwords",
+            email,
+            now,
+        )
+        .await?;
+        let user = self.existing_user(email).await?;
+        if user.status != UserStatus::Active {
+            return Err(CoreError::FailedPrecondition(format!(
+                "user {} is {}",
+                user.email,
+                user.status.as_str()
+            )));
+        }
+        let password = temporary_password()?;
+        let expires_at = now + chrono::Duration::days(TEMPORARY_PASSWORD_DAYS);
+        let record = PasswordRecord {
+            hash: self.passwords().hash(&password).await?,
+            expires_at: Some(expires_at),
+            must_change: true,
+        };
+        let tx = self.store().begin().await?;
+        tx.set_password(&user.id, &record, now).await?;
+        tx.audit(&AuditEntry {
+            at: now,
+            actor: caller.actor(),
+            action: "user.reset-password",
+            target: user.email.clone(),
+            outcome: AuditOutcome::Ok,
+            detail: format!("temporary password valid until {}", expires_at.to_rfc3339()),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok((
+            user,
+            TemporaryPassword {
+                password,
+                expires_at,
+            },
+        ))
+    }
+
+    /// Checks a user's password at `now` (the first step of a sign-in).
+    pub async fn check_password(
+        &self,
+        email: &str,
+        password: &Password,
+        now: DateTime<Utc>,
+    ) -> Result<PasswordCheck, CoreError> {
+        let Ok(email) = validate_email(email) else {
+            return Ok(PasswordCheck::Unusable);
+        };
+        let Some(user) = self.store().user_by_email(&email).await? else {
+            return Ok(PasswordCheck::Unusable);
+        };
+        let Some(record) = self.store().password(&user.id).await? else {
+            return Ok(PasswordCheck::Unusable);
+        };
+        if user.status != UserStatus::Active {
+            return Ok(PasswordCheck::Unusable);
+        }
+        if !self.passwords().verify(password, &record.hash).await? {
+            return Ok(PasswordCheck::Wrong);
+        }
+        if record.expires_at.is_some_and(|at| at <= now) {
+            return Ok(PasswordCheck::Expired);
+        }
+        Ok(PasswordCheck::Valid {
+            must_change: record.must_change,
+        })
     }
 }
 

@@ -211,6 +211,9 @@ pub mod users {
         pub kind: String,
         pub status: String,
         pub locale: Option<String>,
+        pub password_hash: Option<String>,
+        pub password_expires_at: Option<i64>,
+        pub password_must_change: bool,
         pub created_at: i64,
         pub updated_at: i64,
     }

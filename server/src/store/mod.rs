@@ -197,6 +197,24 @@ pub struct CertificateRecord {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+/// A user's stored password. `Debug` hides the hash.
+#[derive(Clone)]
+pub struct PasswordRecord {
+    pub hash: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub must_change: bool,
+}
+
+impl std::fmt::Debug for PasswordRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordRecord")
+            .field("hash", &"[redacted]")
+            .field("expires_at", &self.expires_at)
+            .field("must_change", &self.must_change)
+            .finish()
+    }
+}
+
 /// A new certificate to record for a device.
 #[derive(Debug, Clone)]
 pub struct NewCertificate {
@@ -898,6 +916,9 @@ impl<C: ConnectionTrait> Db<C> {
             kind: Set(user.kind.as_str().to_owned()),
             status: Set(user.status.as_str().to_owned()),
             locale: Set(user.locale.clone()),
+            password_hash: Set(None),
+            password_expires_at: Set(None),
+            password_must_change: Set(false),
             created_at: Set(ms(user.created_at)),
             updated_at: Set(ms(user.updated_at)),
         })
@@ -980,6 +1001,50 @@ impl<C: ConnectionTrait> Db<C> {
             .exec(&self.0)
             .await?;
         Ok(result.rows_affected == 1)
+    }
+
+    /// Stores a user's password hash (Argon2id PHC string).
+    pub async fn set_password(
+        &self,
+        id: &UserId,
+        password: &PasswordRecord,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        users::Entity::update_many()
+            .col_expr(
+                users::Column::PasswordHash,
+                Expr::value(password.hash.clone()),
+            )
+            .col_expr(
+                users::Column::PasswordExpiresAt,
+                Expr::value(password.expires_at.map(ms)),
+            )
+            .col_expr(
+                users::Column::PasswordMustChange,
+                Expr::value(password.must_change),
+            )
+            .col_expr(users::Column::UpdatedAt, Expr::value(ms(now)))
+            .filter(users::Column::Id.eq(id.to_string()))
+            .exec(&self.0)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn password(&self, id: &UserId) -> StoreResult<Option<PasswordRecord>> {
+        let Some(row) = users::Entity::find_by_id(id.to_string())
+            .one(&self.0)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some(hash) = row.password_hash else {
+            return Ok(None);
+        };
+        Ok(Some(PasswordRecord {
+            hash,
+            expires_at: opt_time(row.password_expires_at)?,
+            must_change: row.password_must_change,
+        }))
     }
 
     /// Binds a device to a user (by email), or unbinds it.

@@ -684,4 +684,22 @@ impl AdminService for AdminApi {
             .map_err(status)?;
         Ok(Response::new(app_msg(app)))
     }
+
+    #[instrument(skip_all)]
+    async fn reset_password(
+        &self,
+        request: Request<v1::ResetPasswordRequest>,
+    ) -> Reply<v1::ResetPasswordResponse> {
+        let admin = self.admin(&request).await?;
+        let (user, temporary) = self
+            .core
+            .reset_password(&admin, &request.into_inner().email, Utc::now())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(v1::ResetPasswordResponse {
+            user: Some(user_msg(user)),
+            temporary_password: temporary.password.expose().to_owned(),
+            expires_at: unix(temporary.expires_at),
+        }))
+    }
 }
