@@ -247,6 +247,14 @@ async fn a_reset_password_is_temporary_and_hashed() -> anyhow::Result<()> {
         PasswordCheck::Valid { must_change: true }
     );
     assert_eq!(check("guess", now).await?, PasswordCheck::Wrong);
+    let nobody = core
+        .check_password(
+            "nobody@example.co.jp",
+            &Password::new(temporary.clone()),
+            now,
+        )
+        .await?;
+    assert_eq!(nobody, PasswordCheck::Unusable);
     let next_week = now + chrono::Duration::days(8);
     assert_eq!(check(&temporary, next_week).await?, PasswordCheck::Expired);
     sys.ctl(&["user", "suspend", "mika@example.co.jp"]).await?;
@@ -262,6 +270,35 @@ async fn a_reset_password_is_temporary_and_hashed() -> anyhow::Result<()> {
     assert!(
         !audit.contains(&temporary),
         "the password stays out of the audit log"
+    );
+    sys.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_import_goes_through() -> anyhow::Result<()> {
+    let sys = System::start().await?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("many.csv");
+    let mut csv = String::from("email,name,groups\n");
+    for n in 0..6000 {
+        csv.push_str(&format!(
+            "user{n}@example.co.jp,User {n},group{}\n",
+            n % 700
+        ));
+    }
+    std::fs::write(&file, csv)?;
+    let said = sys.ctl(&["user", "import", file.to_str().unwrap()]).await?;
+    assert!(
+        said.starts_with("6000 user(s) added, 0 row(s) rejected"),
+        "{said}"
+    );
+    assert_eq!(
+        sys.ctl_json(&["group", "list"])
+            .await?
+            .as_array()
+            .unwrap()
+            .len(),
+        700
     );
     sys.stop().await
 }

@@ -40,36 +40,51 @@ impl std::fmt::Debug for ClientSecret {
 }
 
 /// Redirect URIs are compared exactly at /authorize (RFC 9700 §4.1.3), so
-/// they are checked strictly here: absolute, no fragment (RFC 6749 §3.1.2),
-/// https except for loopback addresses of native apps (RFC 8252 §7.3).
+/// they are checked strictly here: absolute and in the normal form a URL
+/// parser gives them, no fragment (RFC 6749 §3.1.2), no user name or
+/// password, https except for the loopback addresses of native apps
+/// (RFC 8252 §7.3; `localhost` is not accepted, §8.3).
 pub fn validate_redirect_uri(uri: &str) -> Result<String, CoreError> {
     let bad = |why: &str| CoreError::InvalidArgument(format!("redirect URI {uri:?} {why}"));
-    if uri.len() > 2000 || uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(bad("must be at most 2000 characters without spaces"));
+    if uri.len() > 2000
+        || uri
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '\\')
+    {
+        return Err(bad(
+            "must be at most 2000 characters without spaces or backslashes",
+        ));
     }
+    let parsed = url::Url::parse(uri)
+        .map_err(|_| bad("must be an absolute URI such as https://app.example.com/callback"))?;
     if uri.contains('#') {
         return Err(bad("must not contain a fragment (#)"));
     }
-    let (scheme, rest) = uri
-        .split_once("://")
-        .ok_or_else(|| bad("must be an absolute URI such as https://app.example.com/callback"))?;
-    let authority = rest.split(['/', '?']).next().unwrap_or("");
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = match host_port.strip_prefix('[') {
-        // An IPv6 literal: [::1]:8080.
-        Some(bracketed) => bracketed.split(']').next().unwrap_or(""),
-        None => host_port.split(':').next().unwrap_or(""),
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(bad("must not carry a user name or password"));
+    }
+    let loopback = match parsed.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(_)) => false,
+        None => return Err(bad("needs a host")),
     };
-    if host.is_empty() {
-        return Err(bad("needs a host"));
+    match parsed.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => {
+            return Err(bad(
+                "must use https (http only for the loopback addresses 127.0.0.1 and [::1])",
+            ));
+        }
+        _ => return Err(bad("must use https")),
     }
-    let loopback = host == "localhost" || host == "127.0.0.1" || host == "::1";
-    match scheme {
-        "https" => Ok(uri.to_owned()),
-        "http" if loopback => Ok(uri.to_owned()),
-        "http" => Err(bad("must use https (http only for localhost)")),
-        _ => Err(bad("must use https")),
+    if parsed.as_str() != uri {
+        return Err(bad(&format!(
+            "is not in its normal form; write it as {parsed}"
+        )));
     }
+    Ok(uri.to_owned())
 }
 
 fn validate_redirect_uris(uris: &[String]) -> Result<Vec<String>, CoreError> {
@@ -264,8 +279,8 @@ mod tests {
         for good in [
             "https://app.example.com/callback",
             "https://app.example.com:8443/cb?x=1",
-            "http://localhost:8080/cb",
             "http://127.0.0.1/cb",
+            "http://127.0.0.1:8400/cb",
             "http://[::1]:9000/cb",
         ] {
             assert!(validate_redirect_uri(good).is_ok(), "{good}");
@@ -277,6 +292,13 @@ mod tests {
             "https:///cb",
             "javascript://alert(1)",
             "https://app.example.com/a b",
+            "http://localhost:8080/cb",
+            "http://evil.example\\@127.0.0.1/cb",
+            "https://user:pass@app.example.com/cb",
+            "http://[::1/cb",
+            "https://app.example.com:port/cb",
+            "https://app.example.com",
+            "https://APP.example.com/cb",
         ] {
             assert!(validate_redirect_uri(bad).is_err(), "{bad}");
         }

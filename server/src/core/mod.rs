@@ -60,7 +60,14 @@ pub enum CoreError {
 
 impl From<StoreError> for CoreError {
     fn from(e: StoreError) -> Self {
-        CoreError::Internal(e.to_string())
+        match e {
+            // Two writers raced for one name; the loser hears what a
+            // sequential caller would have.
+            StoreError::Conflict(_) => CoreError::AlreadyExists(
+                "it was created by another request at the same moment".into(),
+            ),
+            other => CoreError::Internal(other.to_string()),
+        }
     }
 }
 

@@ -496,7 +496,12 @@ impl Core {
             must_change: true,
         };
         let tx = self.store().begin().await?;
-        tx.set_password(&user.id, &record, now).await?;
+        if !tx.set_password(&user.id, &record, now).await? {
+            return Err(CoreError::FailedPrecondition(format!(
+                "user {} was suspended or deleted meanwhile",
+                user.email
+            )));
+        }
         tx.audit(&AuditEntry {
             at: now,
             actor: caller.actor(),
@@ -523,19 +528,25 @@ impl Core {
         password: &Password,
         now: DateTime<Utc>,
     ) -> Result<PasswordCheck, CoreError> {
-        let Ok(email) = validate_email(email) else {
+        // Every path runs one Argon2 verification, so the time taken does
+        // not tell a live account from an unknown or disabled one.
+        let user = match validate_email(email) {
+            Ok(email) => self.store().user_by_email(&email).await?,
+            Err(_) => None,
+        };
+        let record = match &user {
+            Some(user) => self.store().password(&user.id).await?,
+            None => None,
+        };
+        let Some(record) = record else {
+            self.passwords().verify_dummy(password).await?;
             return Ok(PasswordCheck::Unusable);
         };
-        let Some(user) = self.store().user_by_email(&email).await? else {
-            return Ok(PasswordCheck::Unusable);
-        };
-        let Some(record) = self.store().password(&user.id).await? else {
-            return Ok(PasswordCheck::Unusable);
-        };
-        if user.status != UserStatus::Active {
+        let matches = self.passwords().verify(password, &record.hash).await?;
+        if user.is_none_or(|u| u.status != UserStatus::Active) {
             return Ok(PasswordCheck::Unusable);
         }
-        if !self.passwords().verify(password, &record.hash).await? {
+        if !matches {
             return Ok(PasswordCheck::Wrong);
         }
         if record.expires_at.is_some_and(|at| at <= now) {

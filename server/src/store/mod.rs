@@ -30,12 +30,28 @@ use latchkey_migrations::{Migrator, MigratorTrait};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Database(#[from] DbErr),
+    Database(DbErr),
+    /// A unique key is taken (two writers raced for the same name).
+    #[error("already exists: {0}")]
+    Conflict(String),
     #[error("the database holds a value this version does not understand: {0}")]
     Corrupt(String),
 }
 
+impl From<DbErr> for StoreError {
+    fn from(e: DbErr) -> Self {
+        match e.sql_err() {
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(what)) => StoreError::Conflict(what),
+            _ => StoreError::Database(e),
+        }
+    }
+}
+
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Rows per multi-row insert: well inside SQLite's 32,766 and PostgreSQL's
+/// 65,535 bound values for every table here.
+const INSERT_CHUNK: usize = 500;
 
 /// Queries over a connection or a transaction.
 pub struct Db<C>(C);
@@ -993,9 +1009,23 @@ impl<C: ConnectionTrait> Db<C> {
         to: UserStatus,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let result = users::Entity::update_many()
+        let mut update = users::Entity::update_many()
             .col_expr(users::Column::Status, Expr::value(to.as_str()))
-            .col_expr(users::Column::UpdatedAt, Expr::value(ms(now)))
+            .col_expr(users::Column::UpdatedAt, Expr::value(ms(now)));
+        if to == UserStatus::Deleted {
+            // A deleted user never signs in again: keep no password.
+            update = update
+                .col_expr(
+                    users::Column::PasswordHash,
+                    Expr::value(Option::<String>::None),
+                )
+                .col_expr(
+                    users::Column::PasswordExpiresAt,
+                    Expr::value(Option::<i64>::None),
+                )
+                .col_expr(users::Column::PasswordMustChange, Expr::value(false));
+        }
+        let result = update
             .filter(users::Column::Id.eq(id.to_string()))
             .filter(users::Column::Status.is_in(from.iter().map(|s| s.as_str())))
             .exec(&self.0)
@@ -1003,14 +1033,15 @@ impl<C: ConnectionTrait> Db<C> {
         Ok(result.rows_affected == 1)
     }
 
-    /// Stores a user's password hash (Argon2id PHC string).
+    /// Stores an active user's password hash (Argon2id PHC string); false
+    /// when the user is no longer active.
     pub async fn set_password(
         &self,
         id: &UserId,
         password: &PasswordRecord,
         now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        users::Entity::update_many()
+    ) -> StoreResult<bool> {
+        let result = users::Entity::update_many()
             .col_expr(
                 users::Column::PasswordHash,
                 Expr::value(password.hash.clone()),
@@ -1025,9 +1056,10 @@ impl<C: ConnectionTrait> Db<C> {
             )
             .col_expr(users::Column::UpdatedAt, Expr::value(ms(now)))
             .filter(users::Column::Id.eq(id.to_string()))
+            .filter(users::Column::Status.eq(UserStatus::Active.as_str()))
             .exec(&self.0)
             .await?;
-        Ok(())
+        Ok(result.rows_affected == 1)
     }
 
     pub async fn password(&self, id: &UserId) -> StoreResult<Option<PasswordRecord>> {
@@ -1168,17 +1200,19 @@ impl<C: ConnectionTrait> Db<C> {
         if entries.is_empty() {
             return Ok(());
         }
-        audit_log::Entity::insert_many(entries.iter().map(|entry| audit_log::ActiveModel {
-            id: sea_orm::NotSet,
-            at: Set(ms(entry.at)),
-            actor: Set(entry.actor.clone()),
-            action: Set(entry.action.to_owned()),
-            target: Set(entry.target.clone()),
-            outcome: Set(entry.outcome.as_str().to_owned()),
-            detail: Set(entry.detail.clone()),
-        }))
-        .exec_without_returning(&self.0)
-        .await?;
+        for chunk in entries.chunks(INSERT_CHUNK) {
+            audit_log::Entity::insert_many(chunk.iter().map(|entry| audit_log::ActiveModel {
+                id: sea_orm::NotSet,
+                at: Set(ms(entry.at)),
+                actor: Set(entry.actor.clone()),
+                action: Set(entry.action.to_owned()),
+                target: Set(entry.target.clone()),
+                outcome: Set(entry.outcome.as_str().to_owned()),
+                detail: Set(entry.detail.clone()),
+            }))
+            .exec_without_returning(&self.0)
+            .await?;
+        }
         Ok(())
     }
 
