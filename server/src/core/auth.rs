@@ -150,17 +150,12 @@ pub enum DeviceAuthError {
 #[derive(Debug, Clone)]
 pub struct AuthenticatedDevice {
     id: DeviceId,
-    state: DeviceState,
     certificate_serial: Option<String>,
 }
 
 impl AuthenticatedDevice {
     pub fn id(&self) -> &DeviceId {
         &self.id
-    }
-
-    pub fn state(&self) -> DeviceState {
-        self.state
     }
 
     /// Serial of the certificate the device authenticated with, when it came
@@ -219,7 +214,6 @@ pub async fn authenticate_device_certificate(
     }
     Ok(AuthenticatedDevice {
         id: record.device_id,
-        state,
         certificate_serial: Some(info.serial_hex),
     })
 }
@@ -245,7 +239,6 @@ pub async fn authenticate_broker_device(
     }
     Ok(AuthenticatedDevice {
         id,
-        state,
         certificate_serial: None,
     })
 }

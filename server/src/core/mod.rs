@@ -1224,13 +1224,6 @@ impl Core {
         self.deliver(&due, now).await;
         Ok(due.len())
     }
-
-    pub fn refusal_reason(error: &CoreError) -> Option<&DeviceRefusal> {
-        match error {
-            CoreError::DeviceAuth(DeviceAuthError::Refused(r)) => Some(r),
-            _ => None,
-        }
-    }
 }
 
 fn new_certificate(issued: &latchkey_certs::IssuedCertificate) -> NewCertificate {
