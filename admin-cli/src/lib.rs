@@ -79,6 +79,9 @@ pub enum Command {
     /// SSO apps (OpenID Connect clients) and their access policy.
     #[command(subcommand)]
     App(AppCommand),
+    /// The SSO layer's token-signing keys (published at /jwks.json).
+    #[command(subcommand)]
+    SigningKey(SigningKeyCommand),
     /// Admins and their roles.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -222,6 +225,13 @@ pub enum AppCommand {
     Remove {
         name: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SigningKeyCommand {
+    /// Sign with a new key from now on; the old one stays published for 24h.
+    Rotate,
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -1171,6 +1181,52 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
                 pretty(&app_json(&app))
             } else {
                 format!("app {} removed\n", app.name)
+            }
+        }
+        Command::SigningKey(SigningKeyCommand::Rotate) => {
+            let key = client
+                .rotate_signing_key(v1::RotateSigningKeyRequest {})
+                .await
+                .map_err(server_error)?
+                .into_inner();
+            if json {
+                pretty(&json!({"kid": key.kid, "created_at": output::rfc3339(key.created_at)}))
+            } else {
+                format!(
+                    "signing key {} is now active; the previous key stays published for 24h\n",
+                    key.kid
+                )
+            }
+        }
+        Command::SigningKey(SigningKeyCommand::List) => {
+            let keys = client
+                .list_signing_keys(v1::ListSigningKeysRequest {})
+                .await
+                .map_err(server_error)?
+                .into_inner()
+                .keys;
+            if json {
+                pretty(&json!(
+                    keys.iter()
+                        .map(|k| json!({
+                            "kid": k.kid,
+                            "created_at": output::rfc3339(k.created_at),
+                            "retired_at": output::rfc3339(k.retired_at),
+                            "active": k.retired_at == 0,
+                        }))
+                        .collect::<Vec<_>>()
+                ))
+            } else {
+                let mut table = Table::new(&["KID", "CREATED", "STATE"]);
+                for k in &keys {
+                    let state = if k.retired_at == 0 {
+                        "active".to_owned()
+                    } else {
+                        format!("retired {}", time(k.retired_at))
+                    };
+                    table.row(vec![k.kid.clone(), time(k.created_at), state]);
+                }
+                table.render()
             }
         }
         Command::Admin(AdminCommand::Add { email, role }) => {

@@ -7,6 +7,7 @@
 //! itself in `Debug`. Randomness (serials, secrets) comes from [`random_bytes`].
 
 pub mod files;
+pub mod jose;
 pub mod tls;
 
 use std::fmt;

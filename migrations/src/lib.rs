@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 mod m0001_spine;
 mod m0002_users;
 mod m0003_apps;
+mod m0004_signing_keys;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_spine::Migration),
             Box::new(m0002_users::Migration),
             Box::new(m0003_apps::Migration),
+            Box::new(m0004_signing_keys::Migration),
         ]
     }
 }

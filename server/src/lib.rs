@@ -158,6 +158,7 @@ pub async fn start(
         None => None,
     };
     core.publish_crl(now).await;
+    core.ensure_signing_key(now).await?;
 
     {
         let (core, identity, root, shutdown) = (
@@ -183,6 +184,7 @@ pub async fn start(
             tls,
             ca.root_pem().to_owned(),
             ca.crl_path(),
+            core.clone(),
             shutdown.clone(),
         ));
     }

@@ -546,3 +546,35 @@ impl Mosquitto {
         self.child.id()
     }
 }
+
+impl System {
+    /// GET over HTTPS from the server's HTTPS listener, trusting only its
+    /// CA; returns the status code and the body.
+    pub async fn https_get(&self, path: &str) -> Result<(u16, String)> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self.running().https_addr;
+        let tls = latchkey_certs::tls::client_config(&self.ca_pem, None)?;
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        let name = rustls_pki_types::ServerName::try_from("localhost")?;
+        let mut stream = tokio_rustls::TlsConnector::from(tls)
+            .connect(name, tcp)
+            .await?;
+        stream
+            .write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await?;
+        let mut response = Vec::new();
+        // The server may close without close_notify; what arrived is the answer.
+        let _ = stream.read_to_end(&mut response).await;
+        let text = String::from_utf8(response)?;
+        let (head, body) = text.split_once("\r\n\r\n").context("no HTTP header")?;
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .context("no status")?
+            .parse()?;
+        Ok((status, body.to_owned()))
+    }
+}

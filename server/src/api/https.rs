@@ -1,6 +1,7 @@
-//! The HTTPS listener. For now it serves what outside parties fetch: the CA
-//! certificate, the CRL (for an external broker or a reverse proxy) and a
-//! health check. The login pages join it with the SSO layer.
+//! The HTTPS listener. It serves what outside parties fetch: the CA
+//! certificate, the CRL (for an external broker or a reverse proxy), the
+//! JWKS with the SSO layer's token-signing keys, and a health check. The
+//! OpenID Connect endpoints and login pages join it with the SSO layer.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use tracing::{debug, warn};
 struct Files {
     ca_pem: Arc<str>,
     crl_path: PathBuf,
+    core: Arc<crate::core::Core>,
 }
 
 async fn ca(State(files): State<Files>) -> impl IntoResponse {
@@ -37,6 +39,37 @@ async fn crl(State(files): State<Files>) -> impl IntoResponse {
     }
 }
 
+/// RFC 7517 §5: the public keys ID tokens are signed with.
+async fn jwks(State(files): State<Files>) -> axum::response::Response {
+    match files.core.jwks(chrono::Utc::now()).await {
+        Ok(keys) => {
+            let body = format!(
+                r#"{{"keys":[{}]}}"#,
+                keys.iter()
+                    .map(|k| k.to_json())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            (
+                [
+                    (header::CONTENT_TYPE, "application/jwk-set+json"),
+                    (header::CACHE_CONTROL, "public, max-age=300"),
+                ],
+                body,
+            )
+                .into_response()
+        }
+        Err(e) => {
+            warn!(error = %e, "JWKS unavailable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "signing keys unavailable\n",
+            )
+                .into_response()
+        }
+    }
+}
+
 async fn health() -> &'static str {
     "ok\n"
 }
@@ -46,15 +79,18 @@ pub async fn serve(
     tls: Arc<rustls::ServerConfig>,
     ca_pem: String,
     crl_path: PathBuf,
+    core: Arc<crate::core::Core>,
     shutdown: CancellationToken,
 ) {
     let app = Router::new()
         .route("/healthz", get(health))
         .route("/ca.pem", get(ca))
         .route("/crl.pem", get(crl))
+        .route("/jwks.json", get(jwks))
         .with_state(Files {
             ca_pem: ca_pem.into(),
             crl_path,
+            core,
         });
     let acceptor = TlsAcceptor::from(tls);
     loop {

@@ -192,3 +192,33 @@ impl CertificateAuthority {
         write_file(&self.crl_path(), &pem, false)
     }
 }
+
+/// A freshly generated token-signing key, ready to store: the private key
+/// as an opaque string only `ca` reads back.
+#[derive(Clone)]
+pub struct NewSigningKey {
+    pub kid: String,
+    pub stored_private_key: String,
+    pub x: String,
+    pub y: String,
+}
+
+impl std::fmt::Debug for NewSigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewSigningKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Generates an ES256 token-signing key.
+pub fn new_signing_key() -> Result<NewSigningKey, CertError> {
+    let key = latchkey_certs::jose::SigningKey::generate()?;
+    let jwk = key.public_jwk()?;
+    Ok(NewSigningKey {
+        kid: jwk.kid,
+        stored_private_key: key.to_stored(),
+        x: jwk.x,
+        y: jwk.y,
+    })
+}

@@ -10,6 +10,7 @@ pub mod ids;
 pub mod model;
 pub mod passwords;
 pub mod policy;
+pub mod signing_keys;
 pub mod totp;
 pub mod users;
 mod writer;

@@ -702,4 +702,43 @@ impl AdminService for AdminApi {
             expires_at: unix(temporary.expires_at),
         }))
     }
+
+    async fn rotate_signing_key(
+        &self,
+        request: Request<v1::RotateSigningKeyRequest>,
+    ) -> Reply<v1::SigningKey> {
+        let admin = self.admin(&request).await?;
+        let key = self
+            .core
+            .rotate_signing_key(&admin, Utc::now())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(v1::SigningKey {
+            kid: key.kid,
+            created_at: unix(key.created_at),
+            retired_at: key.retired_at.map_or(0, unix),
+        }))
+    }
+
+    async fn list_signing_keys(
+        &self,
+        request: Request<v1::ListSigningKeysRequest>,
+    ) -> Reply<v1::ListSigningKeysResponse> {
+        let admin = self.admin(&request).await?;
+        let keys = self
+            .core
+            .list_signing_keys(&admin, Utc::now())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(v1::ListSigningKeysResponse {
+            keys: keys
+                .into_iter()
+                .map(|k| v1::SigningKey {
+                    kid: k.kid,
+                    created_at: unix(k.created_at),
+                    retired_at: k.retired_at.map_or(0, unix),
+                })
+                .collect(),
+        }))
+    }
 }

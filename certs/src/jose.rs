@@ -1,0 +1,146 @@
+//! Token-signing keys for the SSO layer: ES256 (ECDSA P-256 with SHA-256,
+//! RFC 7518 §3.4) key pairs, their public JWK (RFC 7517) with the RFC 7638
+//! thumbprint as key id, and signing and verifying JWS signing inputs.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::rand::SystemRandom;
+use ring::signature::{
+    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair,
+    UnparsedPublicKey,
+};
+
+use crate::CertError;
+
+/// The public half of a signing key, as published in the JWKS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicJwk {
+    /// RFC 7638 thumbprint (SHA-256, base64url).
+    pub kid: String,
+    /// Base64url of the 32-byte X coordinate.
+    pub x: String,
+    /// Base64url of the 32-byte Y coordinate.
+    pub y: String,
+}
+
+impl PublicJwk {
+    fn from_point(point: &[u8]) -> Result<Self, CertError> {
+        // An uncompressed SEC1 point: 0x04 || X || Y.
+        let (Some(0x04), Some(x), Some(y)) = (point.first(), point.get(1..33), point.get(33..65))
+        else {
+            return Err(CertError::MalformedKey(
+                "not an uncompressed P-256 point".into(),
+            ));
+        };
+        let (x, y) = (URL_SAFE_NO_PAD.encode(x), URL_SAFE_NO_PAD.encode(y));
+        // RFC 7638 §3.2: the required members in lexicographic order, no spaces.
+        let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
+        let kid = URL_SAFE_NO_PAD.encode(crate::sha256(canonical.as_bytes()));
+        Ok(PublicJwk { kid, x, y })
+    }
+
+    /// The JWK as JSON text for a JWKS document.
+    pub fn to_json(&self) -> String {
+        format!(
+            r#"{{"kty":"EC","crv":"P-256","use":"sig","alg":"ES256","kid":"{}","x":"{}","y":"{}"}}"#,
+            self.kid, self.x, self.y
+        )
+    }
+
+    /// Verifies an ES256 signature (64 bytes, R || S) over `signing_input`.
+    pub fn verify(&self, signing_input: &[u8], signature: &[u8]) -> bool {
+        let (Ok(x), Ok(y)) = (
+            URL_SAFE_NO_PAD.decode(&self.x),
+            URL_SAFE_NO_PAD.decode(&self.y),
+        ) else {
+            return false;
+        };
+        let mut point = Vec::with_capacity(65);
+        point.push(0x04);
+        point.extend_from_slice(&x);
+        point.extend_from_slice(&y);
+        UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
+            .verify(signing_input, signature)
+            .is_ok()
+    }
+}
+
+/// A private signing key (PKCS#8). `Debug` hides it.
+#[derive(Clone)]
+pub struct SigningKey {
+    pkcs8: Vec<u8>,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningKey([redacted])")
+    }
+}
+
+impl SigningKey {
+    pub fn generate() -> Result<Self, CertError> {
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+                .map_err(|_| CertError::Random)?;
+        Ok(SigningKey {
+            pkcs8: pkcs8.as_ref().to_vec(),
+        })
+    }
+
+    /// From the base64url PKCS#8 that [`SigningKey::to_stored`] gives.
+    pub fn from_stored(stored: &str) -> Result<Self, CertError> {
+        let pkcs8 = URL_SAFE_NO_PAD
+            .decode(stored)
+            .map_err(|e| CertError::MalformedKey(e.to_string()))?;
+        let key = SigningKey { pkcs8 };
+        key.pair()?;
+        Ok(key)
+    }
+
+    /// Base64url PKCS#8, for storage.
+    pub fn to_stored(&self) -> String {
+        URL_SAFE_NO_PAD.encode(&self.pkcs8)
+    }
+
+    fn pair(&self) -> Result<EcdsaKeyPair, CertError> {
+        EcdsaKeyPair::from_pkcs8(
+            &ECDSA_P256_SHA256_FIXED_SIGNING,
+            &self.pkcs8,
+            &SystemRandom::new(),
+        )
+        .map_err(|e| CertError::MalformedKey(e.to_string()))
+    }
+
+    pub fn public_jwk(&self) -> Result<PublicJwk, CertError> {
+        PublicJwk::from_point(self.pair()?.public_key().as_ref())
+    }
+
+    /// An ES256 signature (R || S) over `signing_input`.
+    pub fn sign(&self, signing_input: &[u8]) -> Result<Vec<u8>, CertError> {
+        self.pair()?
+            .sign(&SystemRandom::new(), signing_input)
+            .map(|s| s.as_ref().to_vec())
+            .map_err(|_| CertError::Signing("ES256".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_sign_verify_and_survive_storage() {
+        let key = SigningKey::generate().unwrap();
+        let jwk = key.public_jwk().unwrap();
+        assert_eq!(jwk.kid.len(), 43, "SHA-256 in base64url");
+        let signature = key.sign(b"header.payload").unwrap();
+        assert_eq!(signature.len(), 64);
+        assert!(jwk.verify(b"header.payload", &signature));
+        assert!(!jwk.verify(b"header.payload2", &signature));
+        let stored = SigningKey::from_stored(&key.to_stored()).unwrap();
+        assert_eq!(stored.public_jwk().unwrap(), jwk);
+        assert!(SigningKey::from_stored("bm90IGEga2V5").is_err());
+        assert_eq!(format!("{key:?}"), "SigningKey([redacted])");
+        assert!(jwk.to_json().contains(r#""alg":"ES256""#));
+    }
+}
