@@ -431,6 +431,13 @@ async fn connect(connection: &Connection) -> Result<Client, CliError> {
     Ok(AdminServiceClient::with_interceptor(channel, interceptor))
 }
 
+/// Awaits an admin API call and unwraps its answer, or says what failed.
+async fn call<T>(
+    response: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T, CliError> {
+    Ok(response.await.map_err(server_error)?.into_inner())
+}
+
 fn server_error(status: tonic::Status) -> CliError {
     use tonic::Code;
     let what = match status.code() {
@@ -642,11 +649,7 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
     let out = match cli.command {
         Command::Login => String::new(),
         Command::Whoami => {
-            let me = client
-                .who_am_i(v1::WhoAmIRequest {})
-                .await
-                .map_err(server_error)?
-                .into_inner();
+            let me = call(client.who_am_i(v1::WhoAmIRequest {})).await?;
             if json {
                 pretty(&admin_json(&me))
             } else {
@@ -661,16 +664,15 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
         }) => {
             let expires = latchkey_proto::text::parse_duration(&expires)
                 .map_err(|e| CliError::Usage(format!("--expires: {e}")))?;
-            let response = client
-                .create_enrollment_token(v1::CreateEnrollmentTokenRequest {
+            let response = call(
+                client.create_enrollment_token(v1::CreateEnrollmentTokenRequest {
                     user: user.unwrap_or_default(),
                     group: group.unwrap_or_default(),
                     expires_in_seconds: i64::try_from(expires.as_secs()).unwrap_or(i64::MAX),
                     uses,
-                })
-                .await
-                .map_err(server_error)?
-                .into_inner();
+                }),
+            )
+            .await?;
             let token = response.token.unwrap_or_default();
             if json {
                 let mut value = token_json(&token);
@@ -691,11 +693,8 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
             }
         }
         Command::Token(TokenCommand::List) => {
-            let tokens = client
-                .list_enrollment_tokens(v1::ListEnrollmentTokensRequest {})
-                .await
-                .map_err(server_error)?
-                .into_inner()
+            let tokens = call(client.list_enrollment_tokens(v1::ListEnrollmentTokensRequest {}))
+                .await?
                 .tokens;
             if json {
                 pretty(&json!(tokens.iter().map(token_json).collect::<Vec<_>>()))
@@ -733,11 +732,9 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
             }
         }
         Command::Token(TokenCommand::Revoke { id }) => {
-            let token = client
-                .revoke_enrollment_token(v1::RevokeEnrollmentTokenRequest { id })
-                .await
-                .map_err(server_error)?
-                .into_inner();
+            let token =
+                call(client.revoke_enrollment_token(v1::RevokeEnrollmentTokenRequest { id }))
+                    .await?;
             if json {
                 pretty(&token_json(&token))
             } else {
@@ -745,11 +742,8 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
             }
         }
         Command::Device(DeviceCommand::List) => {
-            let devices = client
-                .list_devices(v1::ListDevicesRequest {})
-                .await
-                .map_err(server_error)?
-                .into_inner()
+            let devices = call(client.list_devices(v1::ListDevicesRequest {}))
+                .await?
                 .devices;
             if json {
                 pretty(&json!(devices.iter().map(device_json).collect::<Vec<_>>()))
@@ -780,11 +774,7 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
             }
         }
         Command::Device(DeviceCommand::Show { id }) => {
-            let device = client
-                .get_device(v1::GetDeviceRequest { id })
-                .await
-                .map_err(server_error)?
-                .into_inner();
+            let device = call(client.get_device(v1::GetDeviceRequest { id })).await?;
             if json {
                 pretty(&device_json(&device))
             } else {
@@ -792,22 +782,15 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
             }
         }
         Command::Device(DeviceCommand::Lock { id, message }) => {
-            let r = client
-                .lock_device(v1::LockDeviceRequest {
-                    id,
-                    message: message.unwrap_or_default(),
-                })
-                .await
-                .map_err(server_error)?
-                .into_inner();
+            let r = call(client.lock_device(v1::LockDeviceRequest {
+                id,
+                message: message.unwrap_or_default(),
+            }))
+            .await?;
             command_result(json, "locked", r)
         }
         Command::Device(DeviceCommand::Unlock { id }) => {
-            let r = client
-                .unlock_device(v1::UnlockDeviceRequest { id })
-                .await
-                .map_err(server_error)?
-                .into_inner();
+            let r = call(client.unlock_device(v1::UnlockDeviceRequest { id })).await?;
             command_result(json, "unlocked", r)
         }
         Command::Device(DeviceCommand::Wipe { id, confirm }) => {
@@ -816,19 +799,11 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
                     "wiping removes the agent's key, certificates and managed data and cannot be undone; run `latchctl device wipe {id} --confirm`"
                 )));
             }
-            let r = client
-                .wipe_device(v1::WipeDeviceRequest { id })
-                .await
-                .map_err(server_error)?
-                .into_inner();
+            let r = call(client.wipe_device(v1::WipeDeviceRequest { id })).await?;
             command_result(json, "being wiped", r)
         }
         Command::Device(DeviceCommand::Retire { id }) => {
-            let device = client
-                .retire_device(v1::RetireDeviceRequest { id })
-                .await
-                .map_err(server_error)?
-                .into_inner();
+            let device = call(client.retire_device(v1::RetireDeviceRequest { id })).await?;
             if json {
                 pretty(&device_json(&device))
             } else {
@@ -839,11 +814,8 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
             }
         }
         Command::Command(CommandCommand::List { device_id }) => {
-            let commands = client
-                .list_commands(v1::ListCommandsRequest { device_id })
-                .await
-                .map_err(server_error)?
-                .into_inner()
+            let commands = call(client.list_commands(v1::ListCommandsRequest { device_id }))
+                .await?
                 .commands;
             if json {
                 pretty(&json!(
@@ -855,11 +827,7 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
         }
         Command::Policy(PolicyCommand::Set { name, file }) => {
             let document = read(&file)?;
-            let policy = client
-                .set_policy(v1::SetPolicyRequest { name, document })
-                .await
-                .map_err(server_error)?
-                .into_inner();
+            let policy = call(client.set_policy(v1::SetPolicyRequest { name, document })).await?;
             if json {
                 pretty(&policy_json(&policy))
             } else {
@@ -877,14 +845,11 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
                     return Err(CliError::Usage("pass --group G or --device ID".into()));
                 }
             };
-            let policy = client
-                .assign_policy(v1::AssignPolicyRequest {
-                    name: args.name,
-                    target: Some(target),
-                })
-                .await
-                .map_err(server_error)?
-                .into_inner();
+            let policy = call(client.assign_policy(v1::AssignPolicyRequest {
+                name: args.name,
+                target: Some(target),
+            }))
+            .await?;
             if json {
                 pretty(&policy_json(&policy))
             } else {
@@ -897,11 +862,7 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
             }
         }
         Command::Policy(PolicyCommand::Show { name }) => {
-            let p = client
-                .get_policy(v1::GetPolicyRequest { name })
-                .await
-                .map_err(server_error)?
-                .into_inner();
+            let p = call(client.get_policy(v1::GetPolicyRequest { name })).await?;
             if json {
                 pretty(&policy_json(&p))
             } else {
@@ -915,11 +876,7 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
             }
         }
         Command::Device(DeviceCommand::Assign { id, user }) => {
-            let device = client
-                .assign_device(v1::AssignDeviceRequest { id, user })
-                .await
-                .map_err(server_error)?
-                .into_inner();
+            let device = call(client.assign_device(v1::AssignDeviceRequest { id, user })).await?;
             if json {
                 pretty(&device_json(&device))
             } else {
@@ -935,16 +892,13 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
             groups,
             break_glass,
         }) => {
-            let user = client
-                .add_user(v1::AddUserRequest {
-                    email,
-                    name,
-                    groups,
-                    kind: if break_glass { "break-glass" } else { "user" }.to_owned(),
-                })
-                .await
-                .map_err(server_error)?
-                .into_inner();
+            let user = call(client.add_user(v1::AddUserRequest {
+                email,
+                name,
+                groups,
+                kind: if break_glass { "break-glass" } else { "user" }.to_owned(),
+            }))
+            .await?;
             if json {
                 pretty(&user_json(&user))
             } else {
@@ -953,11 +907,7 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
         }
         Command::User(UserCommand::Import { file }) => {
             let csv = read(&file)?;
-            let report = client
-                .import_users(v1::ImportUsersRequest { csv })
-                .await
-                .map_err(server_error)?
-                .into_inner();
+            let report = call(client.import_users(v1::ImportUsersRequest { csv })).await?;
             if json {
                 pretty(&json!({
                     "added": report.added,
@@ -984,11 +934,8 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
             }
         }
         Command::User(UserCommand::List) => {
-            let users = client
-                .list_users(v1::ListUsersRequest {})
-                .await
-                .map_err(server_error)?
-                .into_inner()
+            let users = call(client.list_users(v1::ListUsersRequest {}))
+                .await?
                 .users;
             if json {
                 pretty(&json!(users.iter().map(user_json).collect::<Vec<_>>()))
@@ -1007,11 +954,7 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
             }
         }
         Command::User(UserCommand::Show { email }) => {
-            let user = client
-                .get_user(v1::GetUserRequest { email })
-                .await
-                .map_err(server_error)?
-                .into_inner();
+            let user = call(client.get_user(v1::GetUserRequest { email })).await?;
             if json {
                 pretty(&user_json(&user))
             } else {
@@ -1029,14 +972,11 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
                 UserCommand::Delete { email } => (email, "deleted", "deleted"),
                 _ => return Err(CliError::Usage("unexpected user command".into())),
             };
-            let user = client
-                .set_user_status(v1::SetUserStatusRequest {
-                    email,
-                    status: status.to_owned(),
-                })
-                .await
-                .map_err(server_error)?
-                .into_inner();
+            let user = call(client.set_user_status(v1::SetUserStatusRequest {
+                email,
+                status: status.to_owned(),
+            }))
+            .await?;
             if json {
                 pretty(&user_json(&user))
             } else {
@@ -1044,11 +984,7 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
             }
         }
         Command::User(UserCommand::ResetPassword { email }) => {
-            let r = client
-                .reset_password(v1::ResetPasswordRequest { email })
-                .await
-                .map_err(server_error)?
-                .into_inner();
+            let r = call(client.reset_password(v1::ResetPasswordRequest { email })).await?;
             let user = r.user.unwrap_or_default();
             if json {
                 pretty(&json!({
@@ -1066,11 +1002,7 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
             }
         }
         Command::Group(GroupCommand::Add { name }) => {
-            let group = client
-                .add_group(v1::AddGroupRequest { name })
-                .await
-                .map_err(server_error)?
-                .into_inner();
+            let group = call(client.add_group(v1::AddGroupRequest { name })).await?;
             if json {
                 pretty(
                     &json!({"name": group.name, "members": group.members, "created_at": output::rfc3339(group.created_at)}),
@@ -1080,11 +1012,8 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
             }
         }
         Command::Group(GroupCommand::List) => {
-            let groups = client
-                .list_groups(v1::ListGroupsRequest {})
-                .await
-                .map_err(server_error)?
-                .into_inner()
+            let groups = call(client.list_groups(v1::ListGroupsRequest {}))
+                .await?
                 .groups;
             if json {
                 pretty(&json!(groups.iter().map(|g| json!({"name": g.name, "members": g.members, "created_at": output::rfc3339(g.created_at)})).collect::<Vec<_>>()))
@@ -1107,26 +1036,18 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
             device,
             mfa,
         }) => {
-            let r = client
-                .add_app(v1::AddAppRequest {
-                    name,
-                    redirect_uris,
-                    public,
-                    device,
-                    mfa,
-                })
-                .await
-                .map_err(server_error)?
-                .into_inner();
+            let r = call(client.add_app(v1::AddAppRequest {
+                name,
+                redirect_uris,
+                public,
+                device,
+                mfa,
+            }))
+            .await?;
             app_with_secret_out(json, "registered", r)
         }
         Command::App(AppCommand::List) => {
-            let apps = client
-                .list_apps(v1::ListAppsRequest {})
-                .await
-                .map_err(server_error)?
-                .into_inner()
-                .apps;
+            let apps = call(client.list_apps(v1::ListAppsRequest {})).await?.apps;
             if json {
                 pretty(&json!(apps.iter().map(app_json).collect::<Vec<_>>()))
             } else {
@@ -1158,25 +1079,18 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
             mfa,
             rotate_secret,
         }) => {
-            let r = client
-                .update_app(v1::UpdateAppRequest {
-                    name,
-                    redirect_uris,
-                    device: device.unwrap_or_default(),
-                    mfa: mfa.unwrap_or_default(),
-                    rotate_secret,
-                })
-                .await
-                .map_err(server_error)?
-                .into_inner();
+            let r = call(client.update_app(v1::UpdateAppRequest {
+                name,
+                redirect_uris,
+                device: device.unwrap_or_default(),
+                mfa: mfa.unwrap_or_default(),
+                rotate_secret,
+            }))
+            .await?;
             app_with_secret_out(json, "updated", r)
         }
         Command::App(AppCommand::Remove { name }) => {
-            let app = client
-                .remove_app(v1::RemoveAppRequest { name })
-                .await
-                .map_err(server_error)?
-                .into_inner();
+            let app = call(client.remove_app(v1::RemoveAppRequest { name })).await?;
             if json {
                 pretty(&app_json(&app))
             } else {
@@ -1184,11 +1098,7 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
             }
         }
         Command::SigningKey(SigningKeyCommand::Rotate) => {
-            let key = client
-                .rotate_signing_key(v1::RotateSigningKeyRequest {})
-                .await
-                .map_err(server_error)?
-                .into_inner();
+            let key = call(client.rotate_signing_key(v1::RotateSigningKeyRequest {})).await?;
             if json {
                 pretty(&json!({"kid": key.kid, "created_at": output::rfc3339(key.created_at)}))
             } else {
@@ -1199,11 +1109,8 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
             }
         }
         Command::SigningKey(SigningKeyCommand::List) => {
-            let keys = client
-                .list_signing_keys(v1::ListSigningKeysRequest {})
-                .await
-                .map_err(server_error)?
-                .into_inner()
+            let keys = call(client.list_signing_keys(v1::ListSigningKeysRequest {}))
+                .await?
                 .keys;
             if json {
                 pretty(&json!(
@@ -1230,11 +1137,7 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
             }
         }
         Command::Admin(AdminCommand::Add { email, role }) => {
-            let r = client
-                .add_admin(v1::AddAdminRequest { email, role })
-                .await
-                .map_err(server_error)?
-                .into_inner();
+            let r = call(client.add_admin(v1::AddAdminRequest { email, role })).await?;
             let admin = r.admin.unwrap_or_default();
             if json {
                 let mut value = admin_json(&admin);
@@ -1250,11 +1153,8 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
             }
         }
         Command::Admin(AdminCommand::List) => {
-            let admins = client
-                .list_admins(v1::ListAdminsRequest {})
-                .await
-                .map_err(server_error)?
-                .into_inner()
+            let admins = call(client.list_admins(v1::ListAdminsRequest {}))
+                .await?
                 .admins;
             if json {
                 pretty(&json!(admins.iter().map(admin_json).collect::<Vec<_>>()))
@@ -1270,15 +1170,12 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
             let since = latchkey_proto::text::parse_duration(&since)
                 .map_err(|e| CliError::Usage(format!("--since: {e}")))?;
             let from = now.timestamp() - i64::try_from(since.as_secs()).unwrap_or(i64::MAX / 2);
-            let events = client
-                .list_audit(v1::ListAuditRequest {
-                    since: from,
-                    limit: 0,
-                })
-                .await
-                .map_err(server_error)?
-                .into_inner()
-                .events;
+            let events = call(client.list_audit(v1::ListAuditRequest {
+                since: from,
+                limit: 0,
+            }))
+            .await?
+            .events;
             if json {
                 pretty(&json!(events.iter().map(|e| json!({
                     "id": e.id, "at": output::rfc3339(e.at), "actor": e.actor, "action": e.action,
@@ -1319,11 +1216,7 @@ fn command_result(json: bool, verb: &str, r: v1::DeviceCommandResponse) -> Strin
 
 async fn login(connection: &Connection, env: &Environment) -> Result<String, CliError> {
     let mut client = connect(connection).await?;
-    let me = client
-        .who_am_i(v1::WhoAmIRequest {})
-        .await
-        .map_err(server_error)?
-        .into_inner();
+    let me = call(client.who_am_i(v1::WhoAmIRequest {})).await?;
     let path = profile_path(env).ok_or_else(|| {
         CliError::Usage("no config directory (set HOME or XDG_CONFIG_HOME)".into())
     })?;
