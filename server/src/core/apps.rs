@@ -87,6 +87,43 @@ pub fn validate_redirect_uri(uri: &str) -> Result<String, CoreError> {
     Ok(uri.to_owned())
 }
 
+/// Whether a redirect URI presented at /authorize matches a registered one:
+/// character for character (RFC 9700 §4.1.3), except that for http
+/// redirects to a loopback IP address the port may differ, since native
+/// apps listen on whatever port is free at sign-in (RFC 8252 §7.3).
+pub fn redirect_uri_matches(registered: &str, presented: &str) -> bool {
+    if registered == presented {
+        return true;
+    }
+    let (Ok(registered), Ok(presented)) = (url::Url::parse(registered), url::Url::parse(presented))
+    else {
+        return false;
+    };
+    let loopback = |u: &url::Url| match u.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        _ => false,
+    };
+    registered.scheme() == "http"
+        && presented.scheme() == "http"
+        && loopback(&registered)
+        && registered.host() == presented.host()
+        && registered.path() == presented.path()
+        && registered.query() == presented.query()
+        && presented.fragment().is_none()
+        && presented.username().is_empty()
+        && presented.password().is_none()
+}
+
+impl App {
+    /// Whether this app registered `uri` (see [`redirect_uri_matches`]).
+    pub fn allows_redirect(&self, uri: &str) -> bool {
+        self.redirect_uris
+            .iter()
+            .any(|registered| redirect_uri_matches(registered, uri))
+    }
+}
+
 fn validate_redirect_uris(uris: &[String]) -> Result<Vec<String>, CoreError> {
     if uris.is_empty() {
         return Err(CoreError::InvalidArgument(
@@ -272,7 +309,38 @@ impl Core {
 
 #[cfg(test)]
 mod tests {
-    use super::validate_redirect_uri;
+    use super::{redirect_uri_matches, validate_redirect_uri};
+
+    #[test]
+    fn redirects_match_exactly_but_loopback_ports_may_differ() {
+        let web = "https://crm.example.co.jp/cb";
+        assert!(redirect_uri_matches(web, web));
+        for other in [
+            "https://crm.example.co.jp/cb/",
+            "https://crm.example.co.jp/cb?x=1",
+            "https://crm.example.co.jp:8443/cb",
+            "https://CRM.example.co.jp/cb",
+            "http://crm.example.co.jp/cb",
+        ] {
+            assert!(!redirect_uri_matches(web, other), "{other}");
+        }
+        let native = "http://127.0.0.1/cb";
+        assert!(redirect_uri_matches(native, "http://127.0.0.1:49152/cb"));
+        assert!(redirect_uri_matches(
+            "http://[::1]:8400/cb",
+            "http://[::1]:50000/cb"
+        ));
+        for other in [
+            "http://127.0.0.1:49152/other",
+            "http://127.0.0.2:49152/cb",
+            "http://localhost:49152/cb",
+            "https://127.0.0.1:49152/cb",
+            "http://127.0.0.1:49152/cb#x",
+            "http://u@127.0.0.1:49152/cb",
+        ] {
+            assert!(!redirect_uri_matches(native, other), "{other}");
+        }
+    }
 
     #[test]
     fn redirect_uris_are_absolute_https_or_loopback_without_fragments() {
