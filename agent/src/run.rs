@@ -157,6 +157,19 @@ pub async fn run(
     state.enrollment()?;
     let mut backoff = Duration::from_millis(250);
     loop {
+        // An expired certificate cannot be renewed (renewal is over mTLS
+        // with it) and no server will take it: say so instead of retrying.
+        let chain = state.certificate_chain()?;
+        if let Ok(info) = latchkey_certs::inspect_pem(&chain)
+            && info.not_after <= Utc::now()
+        {
+            let detail = format!(
+                "the device certificate expired at {}; enroll this device again with a new token",
+                info.not_after.to_rfc3339()
+            );
+            set_status(state, "refused", &detail);
+            return Err(RunError::Config(detail));
+        }
         if needs_renewal(state, options)? {
             match enroll::renew(state).await {
                 Ok(_) => info!("device certificate renewed"),

@@ -230,3 +230,24 @@ async fn a_stalled_tls_handshake_does_not_delay_other_agents() -> anyhow::Result
     agent.stop().await?;
     sys.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_with_an_expired_certificate_says_to_enroll_again() -> anyhow::Result<()> {
+    let sys = System::start().await?;
+    let token = sys.enrollment_token(&[]).await?;
+    let mut agent = sys.enroll(&token).await?;
+    let (expired_chain, _) = expired_identity(&sys, &agent)?;
+    agent.state.save_certificate_chain(&expired_chain)?;
+    agent.start_dry_run();
+    let error = agent.finished().await.unwrap_err().to_string();
+    assert!(
+        error.contains("expired") && error.contains("enroll this device again"),
+        "{error}"
+    );
+    let status = latchkey_agent::status_report(&agent.state, chrono::Utc::now())?;
+    assert!(
+        status.contains("EXPIRED") && status.contains("refused"),
+        "{status}"
+    );
+    sys.stop().await
+}
