@@ -124,6 +124,45 @@ impl SigningKey {
     }
 }
 
+/// A compact JWS (RFC 7515 §7.1) over `payload`, signed with ES256; the
+/// header names the key: `{"alg":"ES256","typ":"JWT","kid":…}`.
+pub fn compact_jws(key: &SigningKey, kid: &str, payload: &[u8]) -> Result<String, CertError> {
+    if kid.contains(['"', '\\']) {
+        return Err(CertError::InvalidName(kid.to_owned()));
+    }
+    let header = format!(r#"{{"alg":"ES256","typ":"JWT","kid":"{kid}"}}"#);
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(payload)
+    );
+    let signature = key.sign(signing_input.as_bytes())?;
+    Ok(format!(
+        "{signing_input}.{}",
+        URL_SAFE_NO_PAD.encode(signature)
+    ))
+}
+
+/// Checks a compact JWS against `jwk`; returns (header, payload) as bytes
+/// when the signature verifies. The caller checks the header's members.
+pub fn verify_compact(jwk: &PublicJwk, token: &str) -> Option<(Vec<u8>, Vec<u8>)> {
+    let mut parts = token.split('.');
+    let (Some(header), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+    let signing_input = format!("{header}.{payload}");
+    if !jwk.verify(signing_input.as_bytes(), &signature) {
+        return None;
+    }
+    Some((
+        URL_SAFE_NO_PAD.decode(header).ok()?,
+        URL_SAFE_NO_PAD.decode(payload).ok()?,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,5 +181,22 @@ mod tests {
         assert!(SigningKey::from_stored("bm90IGEga2V5").is_err());
         assert_eq!(format!("{key:?}"), "SigningKey([redacted])");
         assert!(jwk.to_json().contains(r#""alg":"ES256""#));
+    }
+
+    #[test]
+    fn compact_tokens_verify_only_unchanged() {
+        let key = SigningKey::generate().unwrap();
+        let jwk = key.public_jwk().unwrap();
+        let token = compact_jws(&key, &jwk.kid, br#"{"sub":"u1"}"#).unwrap();
+        let (header, payload) = verify_compact(&jwk, &token).unwrap();
+        assert_eq!(payload, br#"{"sub":"u1"}"#);
+        assert!(String::from_utf8(header).unwrap().contains(&jwk.kid));
+        let mut parts: Vec<&str> = token.split('.').collect();
+        let forged = URL_SAFE_NO_PAD.encode(br#"{"sub":"admin"}"#);
+        parts[1] = &forged;
+        assert!(verify_compact(&jwk, &parts.join(".")).is_none());
+        let other = SigningKey::generate().unwrap().public_jwk().unwrap();
+        assert!(verify_compact(&other, &token).is_none());
+        assert!(verify_compact(&jwk, "a.b").is_none());
     }
 }

@@ -69,3 +69,39 @@ async fn the_jwks_publishes_the_signing_keys_across_rotation_and_restart() -> an
     assert!(sys.ctl(&["audit"]).await?.contains("signing-key.rotate"));
     sys.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_signed_before_a_rotation_still_verify_with_the_jwks() -> anyhow::Result<()> {
+    let sys = System::start().await?;
+    let core = sys.running().core.clone();
+    let before = core.sign_jws(br#"{"sub":"before"}"#).await?;
+    sys.ctl(&["signing-key", "rotate"]).await?;
+    let after = core.sign_jws(br#"{"sub":"after"}"#).await?;
+
+    let (_, body) = sys.https_get("/jwks.json").await?;
+    let published = keys(&body)?;
+    for (token, sub) in [(&before, "before"), (&after, "after")] {
+        let header: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap())?)?;
+        assert_eq!(header["alg"], "ES256");
+        let jwk = published
+            .iter()
+            .find(|k| k["kid"] == header["kid"])
+            .expect("the token's key is published");
+        let public = latchkey_certs::jose::PublicJwk {
+            kid: jwk["kid"].as_str().unwrap().to_owned(),
+            x: jwk["x"].as_str().unwrap().to_owned(),
+            y: jwk["y"].as_str().unwrap().to_owned(),
+        };
+        let (_, payload) = latchkey_certs::jose::verify_compact(&public, token).expect("verifies");
+        let claims: serde_json::Value = serde_json::from_slice(&payload)?;
+        assert_eq!(claims["sub"], sub);
+    }
+    let kid = |t: &str| t.split('.').next().unwrap().to_owned();
+    assert_ne!(
+        kid(&before),
+        kid(&after),
+        "a rotation changes the signing key"
+    );
+    sys.stop().await
+}

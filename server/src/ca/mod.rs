@@ -222,3 +222,9 @@ pub fn new_signing_key() -> Result<NewSigningKey, CertError> {
         y: jwk.y,
     })
 }
+
+/// Signs `payload` as a compact JWS with a stored token-signing key.
+pub fn sign_jws(stored_private_key: &str, kid: &str, payload: &[u8]) -> Result<String, CertError> {
+    let key = latchkey_certs::jose::SigningKey::from_stored(stored_private_key)?;
+    latchkey_certs::jose::compact_jws(&key, kid, payload)
+}

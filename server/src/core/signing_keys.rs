@@ -116,4 +116,15 @@ impl Core {
             })
             .collect())
     }
+
+    /// Signs `payload` (the JSON claims of a token) with the active key.
+    pub async fn sign_jws(&self, payload: &[u8]) -> Result<String, CoreError> {
+        let keys = self.store().signing_keys().await?;
+        // Newest first; the newest unretired key signs.
+        let key = keys
+            .iter()
+            .find(|k| k.retired_at.is_none())
+            .ok_or_else(|| CoreError::Internal("no active signing key".into()))?;
+        Ok(crate::ca::sign_jws(&key.private_key, &key.kid, payload)?)
+    }
 }
