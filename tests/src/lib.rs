@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap_free::parse_cli;
+use cli::parse_cli;
 use latchkey_agent::run::{RunOptions, RunOutcome};
 use latchkey_agent::state::StateDir;
 use latchkeyd::{Config, FileConfig, Listeners, Overrides, Running};
@@ -361,7 +361,8 @@ impl Agent {
     }
 }
 
-mod clap_free {
+/// latchctl's argument parsing, as the binary does it.
+mod cli {
     use clap::Parser;
 
     pub fn parse_cli(args: &[&str]) -> latchctl::Cli {
