@@ -42,6 +42,7 @@ pub struct CertificateAuthority {
     dir: PathBuf,
     /// One CRL writer at a time, so an older list never replaces a newer one.
     crl: std::sync::Mutex<()>,
+    token_keys: KeyWrapper,
 }
 
 fn read(path: &Path) -> Result<String, CaError> {
@@ -96,11 +97,17 @@ impl CertificateAuthority {
             authority,
             dir: dir.to_owned(),
             crl: std::sync::Mutex::new(()),
+            token_keys: KeyWrapper::load_or_create(dir)?,
         })
     }
 
     pub fn root_pem(&self) -> &str {
         self.authority.root_pem()
+    }
+
+    /// The SSO layer's token-signing keys, sealed for the database.
+    pub fn token_keys(&self) -> &KeyWrapper {
+        &self.token_keys
     }
 
     pub fn root_path(&self) -> PathBuf {
@@ -211,20 +218,153 @@ impl std::fmt::Debug for NewSigningKey {
     }
 }
 
-/// Generates an ES256 token-signing key.
-pub fn new_signing_key() -> Result<NewSigningKey, CertError> {
-    let key = latchkey_certs::jose::SigningKey::generate()?;
-    let jwk = key.public_jwk()?;
-    Ok(NewSigningKey {
-        kid: jwk.kid,
-        stored_private_key: key.to_stored(),
-        x: jwk.x,
-        y: jwk.y,
-    })
+/// File of the key that encrypts token-signing keys in the database.
+const TOKEN_KEY_KEK: &str = "token-signing-kek";
+
+/// Seals token-signing keys for the database with AES-256-GCM under a key
+/// kept beside the CA in the data directory (0600): a database backup alone
+/// cannot forge tokens. Replicas share it as they share the CA.
+pub struct KeyWrapper {
+    key: ring::aead::LessSafeKey,
 }
 
-/// Signs `payload` as a compact JWS with a stored token-signing key.
-pub fn sign_jws(stored_private_key: &str, kid: &str, payload: &[u8]) -> Result<String, CertError> {
-    let key = latchkey_certs::jose::SigningKey::from_stored(stored_private_key)?;
-    latchkey_certs::jose::compact_jws(&key, kid, payload)
+impl std::fmt::Debug for KeyWrapper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyWrapper([redacted])")
+    }
+}
+
+const SEALED_PREFIX: &str = "a256gcm.";
+
+impl KeyWrapper {
+    /// Loads the wrapping key from `dir`, creating it at first start.
+    pub fn load_or_create(dir: &Path) -> Result<Self, CaError> {
+        let path = dir.join(TOKEN_KEY_KEK);
+        if !path.exists() {
+            let fresh = hex::encode(latchkey_certs::random_bytes::<32>()?);
+            write_file(&path, &fresh, true)?;
+        }
+        let text = read(&path)?;
+        let bytes = hex::decode(text.trim()).map_err(|_| CaError::Certificate {
+            path: path.clone(),
+            source: CertError::MalformedKey("not 64 hex digits".into()),
+        })?;
+        let unbound =
+            ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, &bytes).map_err(|_| {
+                CaError::Certificate {
+                    path: path.clone(),
+                    source: CertError::MalformedKey("not a 256-bit key".into()),
+                }
+            })?;
+        Ok(KeyWrapper {
+            key: ring::aead::LessSafeKey::new(unbound),
+        })
+    }
+
+    fn seal(&self, kid: &str, plain: &str) -> Result<String, CertError> {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let nonce_bytes = latchkey_certs::random_bytes::<12>()?;
+        let mut data = plain.as_bytes().to_vec();
+        // The key id is bound in as associated data: a sealed key cannot be
+        // moved to another row.
+        self.key
+            .seal_in_place_append_tag(
+                ring::aead::Nonce::assume_unique_for_key(nonce_bytes),
+                ring::aead::Aad::from(kid.as_bytes()),
+                &mut data,
+            )
+            .map_err(|_| CertError::Signing("sealing".into()))?;
+        Ok(format!(
+            "{SEALED_PREFIX}{}.{}",
+            b64.encode(nonce_bytes),
+            b64.encode(data)
+        ))
+    }
+
+    fn open(&self, kid: &str, sealed: &str) -> Result<String, CertError> {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let malformed =
+            || CertError::MalformedKey(format!("stored signing key {kid} cannot be opened"));
+        let (nonce, data) = sealed
+            .strip_prefix(SEALED_PREFIX)
+            .and_then(|rest| rest.split_once('.'))
+            .ok_or_else(malformed)?;
+        let nonce: [u8; 12] = b64
+            .decode(nonce)
+            .ok()
+            .and_then(|n| n.try_into().ok())
+            .ok_or_else(malformed)?;
+        let mut data = b64.decode(data).map_err(|_| malformed())?;
+        let plain = self
+            .key
+            .open_in_place(
+                ring::aead::Nonce::assume_unique_for_key(nonce),
+                ring::aead::Aad::from(kid.as_bytes()),
+                &mut data,
+            )
+            .map_err(|_| malformed())?;
+        String::from_utf8(plain.to_vec()).map_err(|_| malformed())
+    }
+
+    /// Generates an ES256 token-signing key, its private half sealed.
+    pub fn new_signing_key(&self) -> Result<NewSigningKey, CertError> {
+        let key = latchkey_certs::jose::SigningKey::generate()?;
+        let jwk = key.public_jwk()?;
+        Ok(NewSigningKey {
+            stored_private_key: self.seal(&jwk.kid, &key.to_stored())?,
+            kid: jwk.kid,
+            x: jwk.x,
+            y: jwk.y,
+        })
+    }
+
+    /// Signs `payload` as a compact JWS with a sealed token-signing key.
+    pub fn sign_jws(
+        &self,
+        sealed_private_key: &str,
+        kid: &str,
+        payload: &[u8],
+    ) -> Result<String, CertError> {
+        let key =
+            latchkey_certs::jose::SigningKey::from_stored(&self.open(kid, sealed_private_key)?)?;
+        latchkey_certs::jose::compact_jws(&key, kid, payload)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_signing_keys_open_only_under_their_key_and_kid() {
+        let dir = tempfile::tempdir().unwrap();
+        let wrapper = KeyWrapper::load_or_create(dir.path()).unwrap();
+        let key = wrapper.new_signing_key().unwrap();
+        assert!(key.stored_private_key.starts_with(SEALED_PREFIX));
+        let token = wrapper
+            .sign_jws(&key.stored_private_key, &key.kid, b"{}")
+            .unwrap();
+        assert_eq!(token.split('.').count(), 3);
+        assert!(
+            wrapper
+                .sign_jws(&key.stored_private_key, "another-kid", b"{}")
+                .is_err()
+        );
+        let other_dir = tempfile::tempdir().unwrap();
+        let other = KeyWrapper::load_or_create(other_dir.path()).unwrap();
+        assert!(
+            other
+                .sign_jws(&key.stored_private_key, &key.kid, b"{}")
+                .is_err()
+        );
+        // The same directory gives the same wrapping key.
+        let again = KeyWrapper::load_or_create(dir.path()).unwrap();
+        assert!(
+            again
+                .sign_jws(&key.stored_private_key, &key.kid, b"{}")
+                .is_ok()
+        );
+    }
 }

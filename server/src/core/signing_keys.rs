@@ -21,26 +21,28 @@ pub struct SigningKeyInfo {
     pub retired_at: Option<DateTime<Utc>>,
 }
 
-fn stored(now: DateTime<Utc>) -> Result<StoredSigningKey, CoreError> {
-    let key = crate::ca::new_signing_key()?;
-    Ok(StoredSigningKey {
-        kid: key.kid,
-        private_key: key.stored_private_key,
-        x: key.x,
-        y: key.y,
-        created_at: now,
-        retired_at: None,
-    })
-}
-
 impl Core {
+    fn new_signing_key(&self, now: DateTime<Utc>) -> Result<StoredSigningKey, CoreError> {
+        let key = self.ca.token_keys().new_signing_key()?;
+        Ok(StoredSigningKey {
+            kid: key.kid,
+            private_key: key.stored_private_key,
+            x: key.x,
+            y: key.y,
+            created_at: now,
+            retired_at: None,
+        })
+    }
+
     /// Creates the first signing key when there is none (first start).
     pub async fn ensure_signing_key(&self, now: DateTime<Utc>) -> Result<(), CoreError> {
         let keys = self.store().signing_keys().await?;
         if keys.iter().any(|k| k.retired_at.is_none()) {
             return Ok(());
         }
-        self.store().insert_signing_key(&stored(now)?).await?;
+        self.store()
+            .insert_signing_key(&self.new_signing_key(now)?)
+            .await?;
         Ok(())
     }
 
@@ -59,7 +61,7 @@ impl Core {
             now,
         )
         .await?;
-        let key = stored(now)?;
+        let key = self.new_signing_key(now)?;
         let tx = self.store().begin().await?;
         tx.retire_signing_keys(now, now - KEEP_RETIRED).await?;
         tx.insert_signing_key(&key).await?;
@@ -125,6 +127,9 @@ impl Core {
             .iter()
             .find(|k| k.retired_at.is_none())
             .ok_or_else(|| CoreError::Internal("no active signing key".into()))?;
-        Ok(crate::ca::sign_jws(&key.private_key, &key.kid, payload)?)
+        Ok(self
+            .ca
+            .token_keys()
+            .sign_jws(&key.private_key, &key.kid, payload)?)
     }
 }
