@@ -3,6 +3,7 @@
 //! reports posture and renews its certificate. `main.rs` only parses
 //! arguments; tests drive these functions in-process.
 
+pub mod device_auth;
 pub mod enroll;
 pub mod keystore;
 pub mod platform;

@@ -39,7 +39,14 @@ enum Command {
         /// Execute nothing; acknowledge every command with result "dry-run".
         #[arg(long)]
         dry_run: bool,
+        /// Approve `confirm`-mode sign-ins without asking (tests, kiosks).
+        /// Answers are still signed with the device key.
+        #[arg(long, env = "LATCHKEY_AGENT_AUTO_APPROVE")]
+        auto_approve: bool,
     },
+    /// Hand a `latchkey://device-auth?txn=…` sign-in link to the running
+    /// agent (the URL handler the browser calls).
+    OpenUrl { url: String },
     /// Show enrollment, certificate expiry and connection state.
     Status,
     /// Install and start the agent as a system service (systemd, launchd, Windows service).
@@ -85,7 +92,25 @@ async fn main() -> anyhow::Result<()> {
                 state.path().display()
             );
         }
-        Command::Run { dry_run } => {
+        Command::OpenUrl { url } => {
+            #[cfg(unix)]
+            {
+                let report = latchkey_agent::device_auth::open_url(&state, &url).await?;
+                println!("{}", report.message);
+                if !report.confirmed {
+                    std::process::exit(1);
+                }
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = url;
+                anyhow::bail!("open-url needs the local channel, which this platform lacks yet");
+            }
+        }
+        Command::Run {
+            dry_run,
+            auto_approve,
+        } => {
             let shutdown = CancellationToken::new();
             let signal = shutdown.clone();
             tokio::spawn(async move {
@@ -94,6 +119,11 @@ async fn main() -> anyhow::Result<()> {
             });
             let options = RunOptions {
                 dry_run,
+                approval: if auto_approve {
+                    latchkey_agent::device_auth::Approval::Auto
+                } else {
+                    latchkey_agent::device_auth::Approval::Ask
+                },
                 ..RunOptions::default()
             };
             match latchkey_agent::run::run(&state, &options, shutdown).await? {

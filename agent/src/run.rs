@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::device_auth;
 use crate::enroll::{self, EnrollError};
 use crate::keystore;
 use crate::platform::{actions, posture};
@@ -37,6 +38,8 @@ pub struct RunOptions {
     /// Renew when the certificate has less than this left; by default a
     /// third of its lifetime.
     pub renew_before: Option<Duration>,
+    /// How `confirm`-mode sign-ins are approved.
+    pub approval: crate::device_auth::Approval,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +158,17 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<RunOutcome, RunError> {
     state.enrollment()?;
+    let answerer = device_auth::Answerer::new(state.clone(), options.approval);
+    #[cfg(unix)]
+    {
+        let path = device_auth::socket_path(state);
+        let (answerer, shutdown) = (answerer.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(e) = device_auth::serve_local(&path, answerer, shutdown).await {
+                warn!(error = %e, path = %path.display(), "sign-in links cannot reach this agent");
+            }
+        });
+    }
     let mut backoff = Duration::from_millis(250);
     loop {
         // An expired certificate cannot be renewed (renewal is over mTLS
@@ -186,7 +200,10 @@ pub async fn run(
         let mut network = rumqttc::NetworkOptions::new();
         network.set_connection_timeout(30).set_tcp_nodelay(true);
         eventloop.set_network_options(network);
-        let end = session(state, options, &device_id, &client, eventloop, &shutdown).await;
+        let end = session(
+            state, options, &answerer, &device_id, &client, eventloop, &shutdown,
+        )
+        .await;
         match end {
             SessionEnd::Shutdown => {
                 set_status(state, "stopped", "");
@@ -244,6 +261,7 @@ fn failed(error: &ConnectionError) -> SessionEnd {
 async fn session(
     state: &StateDir,
     options: &RunOptions,
+    answerer: &device_auth::Answerer,
     device_id: &str,
     client: &AsyncClient,
     mut eventloop: EventLoop,
@@ -341,6 +359,17 @@ async fn session(
                             posture_tick.reset();
                         }
                         info!(policy = %applied.name, version = applied.version, "policy applied");
+                    }
+                    Some(server_message::Body::DeviceAuth(request)) => {
+                        let answerer = answerer.clone();
+                        tokio::spawn(async move {
+                            match answerer.answer(&request.txn_id, true).await {
+                                Ok(report) => {
+                                    info!(confirmed = report.confirmed, failure = %report.failure, "sign-in answered");
+                                }
+                                Err(e) => warn!(error = %e, "sign-in not answered"),
+                            }
+                        });
                     }
                     None => {}
                 }

@@ -59,10 +59,16 @@ impl PublicJwk {
         point.push(0x04);
         point.extend_from_slice(&x);
         point.extend_from_slice(&y);
-        UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
-            .verify(signing_input, signature)
-            .is_ok()
+        verify_p256(&point, signing_input, signature)
     }
+}
+
+/// Verifies an ES256 signature (R || S) against an uncompressed SEC1 P-256
+/// point, as found in a certificate's subject public key.
+pub fn verify_p256(point: &[u8], signing_input: &[u8], signature: &[u8]) -> bool {
+    UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
+        .verify(signing_input, signature)
+        .is_ok()
 }
 
 /// A private signing key (PKCS#8). `Debug` hides it.
@@ -97,6 +103,21 @@ impl SigningKey {
         Ok(key)
     }
 
+    /// From a PEM `PRIVATE KEY` (PKCS#8), as the agent keeps its device key.
+    pub fn from_pkcs8_pem(pem: &str) -> Result<Self, CertError> {
+        let body: String = pem
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        let pkcs8 = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .map_err(|e| CertError::MalformedKey(e.to_string()))?;
+        let key = SigningKey { pkcs8 };
+        key.pair()?;
+        Ok(key)
+    }
+
     /// Base64url PKCS#8, for storage.
     pub fn to_stored(&self) -> String {
         URL_SAFE_NO_PAD.encode(&self.pkcs8)
@@ -125,12 +146,19 @@ impl SigningKey {
 }
 
 /// A compact JWS (RFC 7515 §7.1) over `payload`, signed with ES256; the
-/// header names the key: `{"alg":"ES256","typ":"JWT","kid":…}`.
-pub fn compact_jws(key: &SigningKey, kid: &str, payload: &[u8]) -> Result<String, CertError> {
-    if kid.contains(['"', '\\']) {
-        return Err(CertError::InvalidName(kid.to_owned()));
+/// header names the type and the key: `{"alg":"ES256","typ":…,"kid":…}`.
+pub fn compact_jws(
+    key: &SigningKey,
+    typ: &str,
+    kid: &str,
+    payload: &[u8],
+) -> Result<String, CertError> {
+    for value in [typ, kid] {
+        if value.contains(['"', '\\']) || value.chars().any(char::is_control) {
+            return Err(CertError::InvalidName(value.to_owned()));
+        }
     }
-    let header = format!(r#"{{"alg":"ES256","typ":"JWT","kid":"{kid}"}}"#);
+    let header = format!(r#"{{"alg":"ES256","typ":"{typ}","kid":"{kid}"}}"#);
     let signing_input = format!(
         "{}.{}",
         URL_SAFE_NO_PAD.encode(header),
@@ -143,9 +171,12 @@ pub fn compact_jws(key: &SigningKey, kid: &str, payload: &[u8]) -> Result<String
     ))
 }
 
-/// Checks a compact JWS against `jwk`; returns (header, payload) as bytes
-/// when the signature verifies. The caller checks the header's members.
-pub fn verify_compact(jwk: &PublicJwk, token: &str) -> Option<(Vec<u8>, Vec<u8>)> {
+/// Splits a compact JWS and checks its signature with `verify`; returns
+/// (header, payload) as bytes when it verifies.
+fn verify_compact_with(
+    token: &str,
+    verify: impl FnOnce(&[u8], &[u8]) -> bool,
+) -> Option<(Vec<u8>, Vec<u8>)> {
     let mut parts = token.split('.');
     let (Some(header), Some(payload), Some(signature), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -154,13 +185,27 @@ pub fn verify_compact(jwk: &PublicJwk, token: &str) -> Option<(Vec<u8>, Vec<u8>)
     };
     let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
     let signing_input = format!("{header}.{payload}");
-    if !jwk.verify(signing_input.as_bytes(), &signature) {
+    if !verify(signing_input.as_bytes(), &signature) {
         return None;
     }
     Some((
         URL_SAFE_NO_PAD.decode(header).ok()?,
         URL_SAFE_NO_PAD.decode(payload).ok()?,
     ))
+}
+
+/// Checks a compact ES256 JWS against an uncompressed P-256 point (a device
+/// certificate's key); returns (header, payload) when the signature verifies.
+pub fn verify_compact_p256(point: &[u8], token: &str) -> Option<(Vec<u8>, Vec<u8>)> {
+    verify_compact_with(token, |input, signature| {
+        verify_p256(point, input, signature)
+    })
+}
+
+/// Checks a compact JWS against `jwk`; returns (header, payload) as bytes
+/// when the signature verifies. The caller checks the header's members.
+pub fn verify_compact(jwk: &PublicJwk, token: &str) -> Option<(Vec<u8>, Vec<u8>)> {
+    verify_compact_with(token, |input, signature| jwk.verify(input, signature))
 }
 
 #[cfg(test)]
@@ -187,7 +232,7 @@ mod tests {
     fn compact_tokens_verify_only_unchanged() {
         let key = SigningKey::generate().unwrap();
         let jwk = key.public_jwk().unwrap();
-        let token = compact_jws(&key, &jwk.kid, br#"{"sub":"u1"}"#).unwrap();
+        let token = compact_jws(&key, "JWT", &jwk.kid, br#"{"sub":"u1"}"#).unwrap();
         let (header, payload) = verify_compact(&jwk, &token).unwrap();
         assert_eq!(payload, br#"{"sub":"u1"}"#);
         assert!(String::from_utf8(header).unwrap().contains(&jwk.kid));

@@ -424,6 +424,8 @@ pub struct CertificateInfo {
     pub common_name: Option<String>,
     /// The id in a `urn:latchkey:device:<id>` SAN URI, if present.
     pub device_id: Option<String>,
+    /// The subject public key's bits (for P-256, the uncompressed point).
+    pub public_key: Vec<u8>,
 }
 
 /// Reads serial, SPKI hash, validity and device id from a DER certificate.
@@ -458,6 +460,7 @@ pub fn inspect_certificate(der: &[u8]) -> Result<CertificateInfo, CertError> {
         not_after,
         common_name,
         device_id,
+        public_key: tbs.subject_pki.subject_public_key.data.to_vec(),
     })
 }
 

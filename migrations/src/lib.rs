@@ -10,6 +10,7 @@ mod m0001_spine;
 mod m0002_users;
 mod m0003_apps;
 mod m0004_signing_keys;
+mod m0005_sso;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_users::Migration),
             Box::new(m0003_apps::Migration),
             Box::new(m0004_signing_keys::Migration),
+            Box::new(m0005_sso::Migration),
         ]
     }
 }

@@ -23,6 +23,20 @@ pub struct FileConfig {
     pub devices: FileDevices,
     #[serde(default)]
     pub admin: FileAdmin,
+    #[serde(default)]
+    pub sso: FileSso,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSso {
+    /// The issuer URL relying parties see, e.g. `https://id.example.com`.
+    pub issuer: Option<String>,
+    pub access_token_ttl: Option<String>,
+    /// In `bound` mode, require the agent's answer to come from the
+    /// browser's IP address (default true; turn off behind proxies that
+    /// hide it).
+    pub bound_requires_same_ip: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -130,6 +144,10 @@ pub struct Config {
     pub tls_names: Vec<String>,
     pub device_certificate_validity: Duration,
     pub bootstrap_email: String,
+    /// `None`: `https://localhost:<HTTPS port>`.
+    pub sso_issuer: Option<String>,
+    pub access_token_ttl: Duration,
+    pub bound_requires_same_ip: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -232,6 +250,31 @@ impl FileConfig {
                 "devices.certificate_validity must be between 1h and 397d".into(),
             ));
         }
+        let sso_issuer = match self.sso.issuer {
+            Some(issuer) => {
+                let url = url::Url::parse(&issuer)
+                    .map_err(|e| ConfigError::Invalid(format!("sso.issuer {issuer:?}: {e}")))?;
+                if url.scheme() != "https" || url.query().is_some() || url.fragment().is_some() {
+                    return Err(ConfigError::Invalid(format!(
+                        "sso.issuer {issuer:?} must be an https URL without query or fragment"
+                    )));
+                }
+                Some(issuer.trim_end_matches('/').to_owned())
+            }
+            None => None,
+        };
+        let access_token_ttl = match self.sso.access_token_ttl {
+            Some(text) => latchkey_proto::text::parse_duration(&text)
+                .map_err(|e| ConfigError::Invalid(format!("sso.access_token_ttl: {e}")))?,
+            None => Duration::from_secs(15 * 60),
+        };
+        if access_token_ttl < Duration::from_secs(60)
+            || access_token_ttl > Duration::from_secs(86400)
+        {
+            return Err(ConfigError::Invalid(
+                "sso.access_token_ttl must be between 1m and 24h".into(),
+            ));
+        }
         Ok(Config {
             data_dir,
             database_url: DatabaseUrl(database_url),
@@ -248,6 +291,9 @@ impl FileConfig {
                 .admin
                 .bootstrap_email
                 .unwrap_or_else(|| "owner@localhost".into()),
+            sso_issuer,
+            access_token_ttl,
+            bound_requires_same_ip: self.sso.bound_requires_same_ip.unwrap_or(true),
         })
     }
 }

@@ -23,6 +23,7 @@ use tracing::{info, warn};
 pub use config::{Config, FileConfig, MqttMode, Overrides};
 
 use crate::ca::CertificateAuthority;
+use crate::core::sso::SsoSettings;
 use crate::core::{Core, CoreSettings};
 use crate::store::Store;
 
@@ -144,6 +145,14 @@ pub async fn start(
                 config.device_certificate_validity,
             )?,
             mqtt_url: mqtt_url.clone(),
+            sso: SsoSettings {
+                issuer: config
+                    .sso_issuer
+                    .clone()
+                    .unwrap_or_else(|| format!("https://localhost:{}", https_addr.port())),
+                access_token_ttl: chrono::Duration::from_std(config.access_token_ttl)?,
+                bound_requires_same_ip: config.bound_requires_same_ip,
+            },
         },
     );
     let core = Arc::new(core);

@@ -20,6 +20,8 @@ use tempfile::TempDir;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub mod web;
+
 /// Logs to the test output when `LATCHKEY_LOG` is set (e.g. `debug`).
 pub fn init_logging() {
     static ONCE: std::sync::Once = std::sync::Once::new();

@@ -71,6 +71,7 @@ async fn agent_renews_its_certificate_and_the_old_one_stops_working() -> anyhow:
     agent.start(RunOptions {
         dry_run: true,
         renew_before: Some(std::time::Duration::from_secs(31 * 86400)),
+        ..RunOptions::default()
     });
     let renewed = wait_until("a renewed certificate", DEADLINE, || async {
         let chain = agent.state.certificate_chain().ok()?;

@@ -74,9 +74,13 @@ async fn the_jwks_publishes_the_signing_keys_across_rotation_and_restart() -> an
 async fn tokens_signed_before_a_rotation_still_verify_with_the_jwks() -> anyhow::Result<()> {
     let sys = System::start().await?;
     let core = sys.running().core.clone();
-    let before = core.sign_jws(br#"{"sub":"before"}"#).await?;
+    let before = core
+        .sign_jws("JWT", br#"{"sub":"before"}"#, chrono::Utc::now())
+        .await?;
     sys.ctl(&["signing-key", "rotate"]).await?;
-    let after = core.sign_jws(br#"{"sub":"after"}"#).await?;
+    let after = core
+        .sign_jws("JWT", br#"{"sub":"after"}"#, chrono::Utc::now())
+        .await?;
 
     let (_, body) = sys.https_get("/jwks.json").await?;
     let published = keys(&body)?;

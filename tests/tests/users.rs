@@ -242,10 +242,13 @@ async fn a_reset_password_is_temporary_and_hashed() -> anyhow::Result<()> {
                 .await
         }
     };
-    assert_eq!(
-        check(&temporary, now).await?,
-        PasswordCheck::Valid { must_change: true }
-    );
+    match check(&temporary, now).await? {
+        PasswordCheck::Valid { user, must_change } => {
+            assert!(must_change);
+            assert_eq!(user.email, "mika@example.co.jp");
+        }
+        other => panic!("expected a valid temporary password, got {other:?}"),
+    }
     assert_eq!(check("guess", now).await?, PasswordCheck::Wrong);
     let nobody = core
         .check_password(

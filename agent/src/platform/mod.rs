@@ -10,6 +10,7 @@
 pub mod actions;
 pub mod facts;
 pub mod posture;
+pub mod prompt;
 pub mod service;
 
 use std::io::Read;

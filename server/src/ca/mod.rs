@@ -320,6 +320,15 @@ impl KeyWrapper {
         })
     }
 
+    /// Unseals a token-signing key stored under `kid`.
+    pub fn open_signing_key(
+        &self,
+        sealed_private_key: &str,
+        kid: &str,
+    ) -> Result<latchkey_certs::jose::SigningKey, CertError> {
+        latchkey_certs::jose::SigningKey::from_stored(&self.open(kid, sealed_private_key)?)
+    }
+
     /// Signs `payload` as a compact JWS with a sealed token-signing key.
     pub fn sign_jws(
         &self,
@@ -327,9 +336,8 @@ impl KeyWrapper {
         kid: &str,
         payload: &[u8],
     ) -> Result<String, CertError> {
-        let key =
-            latchkey_certs::jose::SigningKey::from_stored(&self.open(kid, sealed_private_key)?)?;
-        latchkey_certs::jose::compact_jws(&key, kid, payload)
+        let key = self.open_signing_key(sealed_private_key, kid)?;
+        latchkey_certs::jose::compact_jws(&key, "JWT", kid, payload)
     }
 }
 

@@ -7,10 +7,12 @@ pub mod apps;
 pub mod auth;
 mod flood;
 pub mod ids;
+mod limits;
 pub mod model;
 pub mod passwords;
 pub mod policy;
 pub mod signing_keys;
+pub mod sso;
 pub mod totp;
 pub mod users;
 mod writer;
@@ -109,6 +111,7 @@ pub struct CoreSettings {
     pub device_certificate_validity: Duration,
     /// The MQTT URL agents are told at enrollment.
     pub mqtt_url: String,
+    pub sso: sso::SsoSettings,
 }
 
 /// A device as an admin sees it: with its policy and compliance now.
@@ -153,6 +156,10 @@ pub struct Core {
     ca: Arc<CertificateAuthority>,
     push: Push,
     settings: CoreSettings,
+    signing_key_cache: std::sync::Mutex<Option<signing_keys::CachedSigningKey>>,
+    /// Wakes browsers waiting on a device-auth transaction in this process.
+    device_auth_waiters: sso::Waiters,
+    login_limits: limits::LoginLimits,
 }
 
 impl Core {
@@ -172,6 +179,9 @@ impl Core {
             ca,
             push,
             settings,
+            signing_key_cache: std::sync::Mutex::new(None),
+            device_auth_waiters: sso::Waiters::default(),
+            login_limits: limits::LoginLimits::default(),
         };
         (core, writer)
     }
@@ -784,6 +794,12 @@ impl Core {
                 "device {id} was retired or wiped meanwhile; it takes no more commands"
             )));
         }
+        if new_state != DeviceState::Active {
+            // Locking or wiping cuts off SSO from the device in the same
+            // transaction: its sessions and grants end now.
+            tx.end_device_sso(&device_id, &format!("device {}", new_state.as_str()), now)
+                .await?;
+        }
         tx.audit(&AuditEntry {
             at: now,
             actor: caller.actor(),
@@ -958,6 +974,8 @@ impl Core {
         }
         let revoked = tx.revoke_device_certificates(device_id, now).await?;
         tx.fail_open_commands(device_id, &format!("device {}", state.as_str()), now)
+            .await?;
+        tx.end_device_sso(device_id, &format!("device {}", state.as_str()), now)
             .await?;
         tx.audit(&AuditEntry {
             at: now,

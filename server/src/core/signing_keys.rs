@@ -75,6 +75,7 @@ impl Core {
         })
         .await?;
         tx.commit().await?;
+        self.forget_signing_key();
         Ok(SigningKeyInfo {
             kid: key.kid,
             created_at: now,
@@ -119,17 +120,71 @@ impl Core {
             .collect())
     }
 
-    /// Signs `payload` (the JSON claims of a token) with the active key.
-    pub async fn sign_jws(&self, payload: &[u8]) -> Result<String, CoreError> {
-        let keys = self.store().signing_keys().await?;
-        // Newest first; the newest unretired key signs.
-        let key = keys
-            .iter()
-            .find(|k| k.retired_at.is_none())
-            .ok_or_else(|| CoreError::Internal("no active signing key".into()))?;
-        Ok(self
-            .ca
-            .token_keys()
-            .sign_jws(&key.private_key, &key.kid, payload)?)
+    /// Signs `payload` (the JSON claims of a token) with the active key, as
+    /// a compact JWS whose header carries `typ`.
+    ///
+    /// The unsealed active key is cached for [`SIGNING_KEY_CACHE`]: a
+    /// rotation (on this replica or another) takes effect within that time,
+    /// and tokens signed meanwhile by the retired key still verify because it
+    /// stays published.
+    pub async fn sign_jws(
+        &self,
+        typ: &str,
+        payload: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<String, CoreError> {
+        let cached = self
+            .signing_key_cache
+            .lock()
+            .ok()
+            .and_then(|c| c.clone())
+            .filter(|c| now - c.fetched_at < SIGNING_KEY_CACHE);
+        let active = match cached {
+            Some(active) => active,
+            None => {
+                let keys = self.store().signing_keys().await?;
+                // Newest first; the newest unretired key signs.
+                let key = keys
+                    .iter()
+                    .find(|k| k.retired_at.is_none())
+                    .ok_or_else(|| CoreError::Internal("no active signing key".into()))?;
+                let active = CachedSigningKey {
+                    kid: key.kid.clone(),
+                    key: self
+                        .ca
+                        .token_keys()
+                        .open_signing_key(&key.private_key, &key.kid)?,
+                    fetched_at: now,
+                };
+                if let Ok(mut cache) = self.signing_key_cache.lock() {
+                    *cache = Some(active.clone());
+                }
+                active
+            }
+        };
+        Ok(latchkey_certs::jose::compact_jws(
+            &active.key,
+            typ,
+            &active.kid,
+            payload,
+        )?)
     }
+
+    /// Forgets the cached signing key (after a rotation on this replica).
+    pub(crate) fn forget_signing_key(&self) {
+        if let Ok(mut cache) = self.signing_key_cache.lock() {
+            *cache = None;
+        }
+    }
+}
+
+/// How long an unsealed signing key is reused before the store is asked again.
+const SIGNING_KEY_CACHE: Duration = Duration::seconds(60);
+
+/// The active signing key, unsealed.
+#[derive(Clone, Debug)]
+pub(crate) struct CachedSigningKey {
+    kid: String,
+    key: latchkey_certs::jose::SigningKey,
+    fetched_at: DateTime<Utc>,
 }

@@ -18,9 +18,10 @@ pub struct TemporaryPassword {
 }
 
 /// What a password check found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PasswordCheck {
     Valid {
+        user: Box<User>,
         must_change: bool,
     },
     Wrong,
@@ -361,13 +362,25 @@ impl Core {
                 user.status.as_str()
             )));
         }
+        // A suspended or deleted user's sessions and tokens end with the
+        // change, in the same transaction.
+        let ended = if to == UserStatus::Active {
+            0
+        } else {
+            tx.end_user_sso(&user.id, &format!("user {}", to.as_str()), now)
+                .await?
+        };
         tx.audit(&AuditEntry {
             at: now,
             actor: caller.actor(),
             action,
             target: user.email.clone(),
             outcome: AuditOutcome::Ok,
-            detail: format!("status {} -> {}", user.status.as_str(), to.as_str()),
+            detail: format!(
+                "status {} -> {}; {ended} session(s) and grant(s) ended",
+                user.status.as_str(),
+                to.as_str()
+            ),
         })
         .await?;
         tx.commit().await?;
@@ -447,6 +460,11 @@ impl Core {
         }
         let tx = self.store().begin().await?;
         tx.set_device_user(&device_id, Some(&user.email)).await?;
+        if device.user.as_deref() != Some(user.email.as_str()) {
+            // Logins the device confirmed for its previous user end.
+            tx.end_device_sso(&device_id, "device reassigned", now)
+                .await?;
+        }
         tx.audit(&AuditEntry {
             at: now,
             actor: caller.actor(),
@@ -543,9 +561,9 @@ impl Core {
             return Ok(PasswordCheck::Unusable);
         };
         let matches = self.passwords().verify(password, &record.hash).await?;
-        if user.is_none_or(|u| u.status != UserStatus::Active) {
+        let Some(user) = user.filter(|u| u.status == UserStatus::Active) else {
             return Ok(PasswordCheck::Unusable);
-        }
+        };
         if !matches {
             return Ok(PasswordCheck::Wrong);
         }
@@ -553,6 +571,7 @@ impl Core {
             return Ok(PasswordCheck::Expired);
         }
         Ok(PasswordCheck::Valid {
+            user: Box::new(user),
             must_change: record.must_change,
         })
     }

@@ -165,6 +165,22 @@ impl Push {
         self.publish(topics::command(device.as_str()), message.encode_to_vec())
     }
 
+    /// Asks a device to confirm a sign-in (`confirm` mode). A device that is
+    /// offline misses it; the sign-in page then times out with "the agent
+    /// did not answer".
+    pub fn device_auth_request(&self, device: &DeviceId, txn_id: &str) {
+        let message = v1::ServerMessage {
+            body: Some(v1::server_message::Body::DeviceAuth(
+                v1::DeviceAuthRequest {
+                    txn_id: txn_id.to_owned(),
+                },
+            )),
+        };
+        if let Err(e) = self.publish(topics::command(device.as_str()), message.encode_to_vec()) {
+            tracing::warn!(device = %device, error = %e, "device-auth request not sent");
+        }
+    }
+
     /// Closes the device's MQTT sessions on the embedded gateway. With an
     /// external broker the CRL and the store's device state refuse it.
     pub fn disconnect_device(&self, device: &DeviceId) {

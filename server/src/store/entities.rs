@@ -216,6 +216,9 @@ pub mod users {
         pub password_must_change: bool,
         pub created_at: i64,
         pub updated_at: i64,
+        pub totp_secret: Option<String>,
+        pub totp_last_step: Option<i64>,
+        pub mfa_setting: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -296,6 +299,173 @@ pub mod signing_keys {
         pub y: String,
         pub created_at: i64,
         pub retired_at: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod sso_sessions {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "sso_sessions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub secret_hash: String,
+        pub user_id: Option<String>,
+        pub ip: String,
+        pub user_agent: String,
+        pub created_at: i64,
+        pub expires_at: i64,
+        pub auth_time: Option<i64>,
+        pub amr: Option<String>,
+        pub device_id: Option<String>,
+        pub ended_at: Option<i64>,
+        pub end_reason: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod auth_requests {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "auth_requests")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub session_id: String,
+        pub client_id: String,
+        pub redirect_uri: String,
+        pub scope: String,
+        pub state: Option<String>,
+        pub nonce: Option<String>,
+        pub code_challenge: Option<String>,
+        pub prompt_login: bool,
+        pub max_age: Option<i64>,
+        pub created_at: i64,
+        pub expires_at: i64,
+        pub finished_at: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod device_auth_txns {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "device_auth_txns")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub nonce: String,
+        pub short_code: String,
+        pub mode: String,
+        pub request_id: String,
+        pub session_id: String,
+        pub user_id: String,
+        pub client_id: String,
+        pub expected_devices: String,
+        pub browser_ip: String,
+        pub browser_ua: String,
+        pub created_at: i64,
+        pub expires_at: i64,
+        pub device_id: Option<String>,
+        pub answered_at: Option<i64>,
+        pub outcome: String,
+        pub failure: Option<String>,
+        pub redeemed_at: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod grants {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "grants")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub session_id: String,
+        pub user_id: String,
+        pub client_id: String,
+        pub device_id: Option<String>,
+        pub scope: String,
+        pub nonce: Option<String>,
+        pub redirect_uri: String,
+        pub code_hash: String,
+        pub code_challenge: Option<String>,
+        pub code_expires_at: i64,
+        pub code_used_at: Option<i64>,
+        pub auth_time: i64,
+        pub amr: String,
+        pub acr: String,
+        pub created_at: i64,
+        pub ended_at: Option<i64>,
+        pub end_reason: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod refresh_tokens {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "refresh_tokens")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub token_hash: String,
+        pub grant_id: String,
+        pub created_at: i64,
+        pub expires_at: i64,
+        pub used_at: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod login_events {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "login_events")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub at: i64,
+        pub user_id: Option<String>,
+        pub login: String,
+        pub ip: String,
+        pub user_agent: String,
+        pub client_id: Option<String>,
+        pub device_id: Option<String>,
+        pub method: String,
+        pub result: String,
+        pub reason: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

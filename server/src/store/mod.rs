@@ -6,6 +6,9 @@
 //! atomic step without naming a database type.
 
 mod entities;
+mod sso;
+
+pub use sso::TxnUpdate;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
@@ -960,6 +963,9 @@ impl<C: ConnectionTrait> Db<C> {
             password_must_change: Set(false),
             created_at: Set(ms(user.created_at)),
             updated_at: Set(ms(user.updated_at)),
+            totp_secret: Set(None),
+            totp_last_step: Set(None),
+            mfa_setting: Set(None),
         })
         .exec_without_returning(&self.0)
         .await?;
@@ -1001,6 +1007,20 @@ impl<C: ConnectionTrait> Db<C> {
     pub async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
         let Some(row) = users::Entity::find()
             .filter(users::Column::Email.eq(email))
+            .one(&self.0)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let memberships = user_groups::Entity::find()
+            .filter(user_groups::Column::UserId.eq(row.id.clone()))
+            .all(&self.0)
+            .await?;
+        Self::user_from(row, &memberships).map(Some)
+    }
+
+    pub async fn user_by_id(&self, id: &UserId) -> StoreResult<Option<User>> {
+        let Some(row) = users::Entity::find_by_id(id.to_string())
             .one(&self.0)
             .await?
         else {
@@ -1163,6 +1183,21 @@ impl<C: ConnectionTrait> Db<C> {
             .await?
             .map(Self::app_from)
             .transpose()
+    }
+
+    /// An app and its client secret hash (none for public clients).
+    pub async fn app_by_client_id(
+        &self,
+        client_id: &ClientId,
+    ) -> StoreResult<Option<(App, Option<String>)>> {
+        let Some(row) = apps::Entity::find_by_id(client_id.to_string())
+            .one(&self.0)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let secret_hash = row.secret_hash.clone();
+        Ok(Some((Self::app_from(row)?, secret_hash)))
     }
 
     pub async fn list_apps(&self) -> StoreResult<Vec<App>> {

@@ -1,10 +1,12 @@
-//! `DeviceService`: enrollment and certificate renewal.
+//! `DeviceService`: enrollment, certificate renewal, and the device's side
+//! of device-bound login.
 
 use std::sync::Arc;
 
 use chrono::Utc;
 use latchkey_proto::v1::{
-    self, EnrollRequest, EnrollResponse, RenewRequest, RenewResponse,
+    self, AnswerDeviceAuthRequest, AnswerDeviceAuthResponse, DeviceAuthChallenge, EnrollRequest,
+    EnrollResponse, GetDeviceAuthRequest, RenewRequest, RenewResponse,
     device_service_server::DeviceService,
 };
 use tonic::{Request, Response, Status};
@@ -12,8 +14,10 @@ use tracing::instrument;
 
 use super::status;
 use crate::core::Core;
+use crate::core::auth::AuthenticatedDevice;
 use crate::core::auth::DeviceChannel;
 use crate::core::model::DeviceFacts;
+use crate::core::sso::{DeviceAuthFailure, TxnOutcome};
 
 pub struct DeviceApi {
     core: Arc<Core>,
@@ -34,6 +38,46 @@ fn facts(facts: Option<v1::DeviceFacts>) -> DeviceFacts {
         machine_id: f.machine_id,
         serial: f.serial,
         model: f.model,
+    }
+}
+
+impl DeviceApi {
+    async fn device<T>(&self, request: &Request<T>) -> Result<AuthenticatedDevice, Status> {
+        let certs = request.peer_certs();
+        let leaf = certs.as_ref().and_then(|c| c.first()).map(|c| c.as_ref());
+        self.core
+            .authenticate_device(leaf, DeviceChannel::DeviceApi, Utc::now())
+            .await
+            .map_err(status)
+    }
+}
+
+/// What the agent tells the person at the device about a refused answer.
+fn failure_message(failure: &DeviceAuthFailure) -> String {
+    match failure {
+        DeviceAuthFailure::NoDevice => "no device is bound to this user".into(),
+        DeviceAuthFailure::NotAnswered => "the sign-in expired before this device answered".into(),
+        DeviceAuthFailure::DeviceLocked { .. } => {
+            "this device is locked by your IT department; sign-in refused".into()
+        }
+        DeviceAuthFailure::DeviceRetired { .. } => "this device is no longer managed".into(),
+        DeviceAuthFailure::NotCompliant { checks, .. } => format!(
+            "this device is not compliant: {}",
+            checks
+                .iter()
+                .map(|c| c.detail.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        DeviceAuthFailure::OtherUser { .. } => {
+            "this device is bound to another user; sign-in refused".into()
+        }
+        DeviceAuthFailure::WrongNetwork { .. } => {
+            "the browser that started this sign-in is not on this device".into()
+        }
+        DeviceAuthFailure::BadSignature { .. } => {
+            "the answer's signature did not verify; sign-in refused".into()
+        }
     }
 }
 
@@ -83,6 +127,70 @@ impl DeviceService for DeviceApi {
             .map_err(status)?;
         Ok(Response::new(RenewResponse {
             certificate_chain_pem: chain,
+        }))
+    }
+
+    #[instrument(skip_all)]
+    async fn get_device_auth(
+        &self,
+        request: Request<GetDeviceAuthRequest>,
+    ) -> Result<Response<DeviceAuthChallenge>, Status> {
+        let device = self.device(&request).await?;
+        let challenge = self
+            .core
+            .device_auth_challenge(&device, &request.into_inner().txn_id, Utc::now())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(DeviceAuthChallenge {
+            txn_id: challenge.txn_id,
+            nonce: challenge.nonce,
+            audience: challenge.audience,
+            app_name: challenge.app_name,
+            user_email: challenge.user_email,
+            short_code: challenge.short_code,
+            mode: challenge.mode.as_str().to_owned(),
+            expires_at: challenge.expires_at.timestamp(),
+        }))
+    }
+
+    #[instrument(skip_all)]
+    async fn answer_device_auth(
+        &self,
+        request: Request<AnswerDeviceAuthRequest>,
+    ) -> Result<Response<AnswerDeviceAuthResponse>, Status> {
+        let device = self.device(&request).await?;
+        let certs = request.peer_certs();
+        let leaf = certs.as_ref().and_then(|c| c.first()).map(|c| c.as_ref());
+        // authenticate_device parsed this certificate already.
+        let public_key = leaf
+            .and_then(|der| latchkey_certs::inspect_certificate(der).ok())
+            .map(|info| info.public_key)
+            .ok_or_else(|| Status::unauthenticated("no device certificate"))?;
+        let peer_ip = request
+            .remote_addr()
+            .map(|a| a.ip().to_canonical().to_string());
+        let outcome = self
+            .core
+            .answer_device_auth(
+                &device,
+                &public_key,
+                peer_ip.as_deref(),
+                &request.into_inner().signed,
+                Utc::now(),
+            )
+            .await
+            .map_err(status)?;
+        Ok(Response::new(match outcome {
+            TxnOutcome::Confirmed | TxnOutcome::Pending => AnswerDeviceAuthResponse {
+                confirmed: true,
+                failure: String::new(),
+                message: "sign-in confirmed; return to your browser".into(),
+            },
+            TxnOutcome::Failed(failure) => AnswerDeviceAuthResponse {
+                confirmed: false,
+                failure: failure.code().to_owned(),
+                message: failure_message(&failure),
+            },
         }))
     }
 }

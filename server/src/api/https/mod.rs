@@ -1,7 +1,12 @@
-//! The HTTPS listener. It serves what outside parties fetch: the CA
-//! certificate, the CRL (for an external broker or a reverse proxy), the
-//! JWKS with the SSO layer's token-signing keys, and a health check. The
-//! OpenID Connect endpoints and login pages join it with the SSO layer.
+//! The HTTPS listener: the OpenID Connect provider (discovery, authorize,
+//! token, userinfo, revoke, introspect, logout, JWKS), the sign-in pages,
+//! and what outside parties fetch: the CA certificate, the CRL (for an
+//! external broker or a reverse proxy) and a health check.
+
+mod i18n;
+mod login;
+mod oidc;
+mod pages;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,7 +15,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
@@ -19,20 +24,24 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 #[derive(Clone)]
-struct Files {
+struct Web {
     ca_pem: Arc<str>,
     crl_path: PathBuf,
     core: Arc<crate::core::Core>,
 }
 
-async fn ca(State(files): State<Files>) -> impl IntoResponse {
+/// The TCP peer of a request (the browser's or client's address).
+#[derive(Debug, Clone, Copy)]
+struct Peer(std::net::SocketAddr);
+
+async fn ca(State(files): State<Web>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/x-pem-file")],
         files.ca_pem.to_string(),
     )
 }
 
-async fn crl(State(files): State<Files>) -> impl IntoResponse {
+async fn crl(State(files): State<Web>) -> impl IntoResponse {
     match tokio::fs::read_to_string(&files.crl_path).await {
         Ok(pem) => ([(header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response(),
         Err(_) => (StatusCode::NOT_FOUND, "no CRL has been published yet\n").into_response(),
@@ -40,7 +49,7 @@ async fn crl(State(files): State<Files>) -> impl IntoResponse {
 }
 
 /// RFC 7517 §5: the public keys ID tokens are signed with.
-async fn jwks(State(files): State<Files>) -> axum::response::Response {
+async fn jwks(State(files): State<Web>) -> axum::response::Response {
     match files.core.jwks(chrono::Utc::now()).await {
         Ok(keys) => {
             let body = format!(
@@ -87,7 +96,25 @@ pub async fn serve(
         .route("/ca.pem", get(ca))
         .route("/crl.pem", get(crl))
         .route("/jwks.json", get(jwks))
-        .with_state(Files {
+        .route("/.well-known/openid-configuration", get(oidc::discovery))
+        .route("/authorize", get(login::authorize))
+        .route("/token", post(oidc::token))
+        .route("/userinfo", get(oidc::userinfo).post(oidc::userinfo))
+        .route("/revoke", post(oidc::revoke))
+        .route("/introspect", post(oidc::introspect))
+        .route("/logout", get(login::logout).post(login::logout))
+        .route(
+            "/login",
+            get(login::login_page).post(login::submit_password),
+        )
+        .route("/login/password", post(login::change_password))
+        .route("/login/device", post(login::choose_device))
+        .route("/login/wait", get(login::wait))
+        .route("/", get(login::home))
+        .route("/static/latchkey.css", get(login::stylesheet))
+        .route("/static/device-auth.js", get(login::device_auth_script))
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        .with_state(Web {
             ca_pem: ca_pem.into(),
             crl_path,
             core,
@@ -118,7 +145,7 @@ pub async fn serve(
                     return;
                 }
             };
-            let service = TowerToHyperService::new(app);
+            let service = TowerToHyperService::new(app.layer(axum::Extension(Peer(peer))));
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             let connection = builder.serve_connection(TokioIo::new(tls), service);
             tokio::select! {

@@ -1,0 +1,149 @@
+//! The sign-in pages' words in English and Japanese.
+
+/// A page language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    En,
+    Ja,
+}
+
+impl Lang {
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Ja => "ja",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Lang> {
+        match code {
+            "en" => Some(Lang::En),
+            "ja" => Some(Lang::Ja),
+            _ => None,
+        }
+    }
+
+    /// The best of ours for an `Accept-Language` header (RFC 9110 §12.5.4);
+    /// English when it names neither.
+    pub fn negotiate(header: &str) -> Lang {
+        let mut best: Option<(f32, Lang)> = None;
+        for item in header.split(',') {
+            let mut parts = item.split(';');
+            let tag = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            let primary = tag.split('-').next().unwrap_or("");
+            let Some(lang) = Lang::parse(primary) else {
+                continue;
+            };
+            if q > 0.0 && best.is_none_or(|(bq, _)| q > bq) {
+                best = Some((q, lang));
+            }
+        }
+        best.map_or(Lang::En, |(_, lang)| lang)
+    }
+
+    /// The other language, for the switcher link.
+    pub fn other(self) -> Lang {
+        match self {
+            Lang::En => Lang::Ja,
+            Lang::Ja => Lang::En,
+        }
+    }
+
+    /// The language's own name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Lang::En => "English",
+            Lang::Ja => "日本語",
+        }
+    }
+}
+
+/// A text in both languages.
+pub struct Text {
+    pub en: &'static str,
+    pub ja: &'static str,
+}
+
+impl Text {
+    pub fn get(&self, lang: Lang) -> &'static str {
+        match lang {
+            Lang::En => self.en,
+            Lang::Ja => self.ja,
+        }
+    }
+}
+
+macro_rules! texts {
+    ($($name:ident = $en:literal, $ja:literal;)*) => {
+        $(pub const $name: Text = Text { en: $en, ja: $ja };)*
+    };
+}
+
+texts! {
+    PRODUCT = "Latchkey", "Latchkey";
+    SIGN_IN_TITLE = "Sign in", "サインイン";
+    SIGN_IN_TO = "to continue to", "次のアプリにサインイン:";
+    EMAIL = "Email address", "メールアドレス";
+    PASSWORD = "Password", "パスワード";
+    SIGN_IN_BUTTON = "Sign in", "サインイン";
+    BAD_CREDENTIALS = "The email address or password is not correct.", "メールアドレスまたはパスワードが正しくありません。";
+    TEMPORARY_EXPIRED = "This temporary password has expired. Ask your IT department for a new one.", "この仮パスワードは有効期限が切れています。IT 部門に新しいパスワードを依頼してください。";
+    LOCKED_OUT = "Too many attempts. Wait a moment and try again in (seconds):", "試行回数が多すぎます。しばらく待ってから再度お試しください。待ち時間（秒）:";
+    CHANGE_PASSWORD_TITLE = "Choose a new password", "新しいパスワードの設定";
+    CHANGE_PASSWORD_INTRO = "You signed in with a temporary password. Choose your own password to continue.", "仮パスワードでサインインしました。続行するには新しいパスワードを設定してください。";
+    NEW_PASSWORD = "New password (at least 12 characters)", "新しいパスワード（12 文字以上）";
+    CONFIRM_PASSWORD = "New password again", "新しいパスワード（確認）";
+    SAVE_PASSWORD = "Save password", "パスワードを保存";
+    PW_MISMATCH = "The two passwords differ.", "2 つのパスワードが一致しません。";
+    PW_TOO_SHORT = "The password needs at least 12 characters.", "パスワードは 12 文字以上にしてください。";
+    PW_TOO_LONG = "The password is too long (at most 256 characters).", "パスワードが長すぎます（最大 256 文字）。";
+    CHOOSE_DEVICE_TITLE = "Choose this device", "このデバイスを選択";
+    CHOOSE_DEVICE_INTRO = "You have several managed devices. Choose the one you are using now.", "管理対象のデバイスが複数あります。現在お使いのデバイスを選択してください。";
+    USE_THIS_DEVICE = "Use this device", "このデバイスを使う";
+    DEVICE_AUTH_TITLE = "Authenticate with this device", "このデバイスで認証";
+    DEVICE_AUTH_BOUND = "This app can be opened only from your managed device. Press the button: the Latchkey agent on this computer confirms the sign-in.", "このアプリは管理対象のデバイスからのみ利用できます。ボタンを押すと、このコンピューターの Latchkey エージェントがサインインを確認します。";
+    DEVICE_AUTH_CONFIRM = "Confirm the sign-in on your device. Check that it shows this code:", "デバイスでサインインを承認してください。デバイスに次のコードが表示されていることを確認してください:";
+    DEVICE_AUTH_BUTTON = "Authenticate with this device", "このデバイスで認証";
+    DEVICE_WAITING = "Waiting for the device…", "デバイスの応答を待っています…";
+    DEVICE_CONTINUE = "Continue", "続行";
+    DEVICE_EXPIRES = "This attempt expires at", "この認証の有効期限:";
+    DEVICE_LABEL = "Device", "デバイス";
+    FAILED_NO_DEVICE_TITLE = "No managed device", "管理対象デバイスがありません";
+    FAILED_NO_DEVICE = "This app can be used only from a device your company manages, and no managed device is assigned to you. Ask your IT department to enroll your device.", "このアプリは会社が管理するデバイスからのみ利用できますが、あなたに割り当てられた管理対象デバイスがありません。IT 部門にデバイスの登録を依頼してください。";
+    FAILED_NOT_ANSWERED_TITLE = "The device did not answer", "デバイスが応答しませんでした";
+    FAILED_NOT_ANSWERED = "The Latchkey agent did not answer in time. Check that the agent is running on this device and try again.", "Latchkey エージェントが時間内に応答しませんでした。このデバイスでエージェントが動作していることを確認して、もう一度お試しください。";
+    FAILED_LOCKED_TITLE = "This device is locked", "このデバイスはロックされています";
+    FAILED_LOCKED = "Your IT department has locked this device, so it cannot be used to sign in. If you did not expect this, contact your helpdesk.", "このデバイスは IT 部門によってロックされているため、サインインに使用できません。心当たりがない場合はヘルプデスクに連絡してください。";
+    FAILED_RETIRED_TITLE = "This device is no longer managed", "このデバイスは管理対象外です";
+    FAILED_RETIRED = "This device has been retired or wiped and can no longer be used to sign in.", "このデバイスは廃止またはワイプされたため、サインインに使用できません。";
+    FAILED_NOT_COMPLIANT_TITLE = "This device does not meet the security policy", "このデバイスはセキュリティポリシーを満たしていません";
+    FAILED_NOT_COMPLIANT = "Fix the following, wait for the agent to report again (or restart it), then try again:", "次の項目を修正し、エージェントが再度報告するまで待ってから（またはエージェントを再起動してから）、もう一度お試しください:";
+    FAILED_OTHER_USER_TITLE = "This device belongs to someone else", "このデバイスは別のユーザーのものです";
+    FAILED_OTHER_USER = "The device that answered is assigned to another user. Sign in from your own managed device.", "応答したデバイスは別のユーザーに割り当てられています。ご自身の管理対象デバイスからサインインしてください。";
+    FAILED_WRONG_NETWORK_TITLE = "Sign in from the device itself", "デバイス本体からサインインしてください";
+    FAILED_WRONG_NETWORK = "The device answered, but this browser is not running on it. Open the app in a browser on your managed device.", "デバイスは応答しましたが、このブラウザーはそのデバイス上で動作していません。管理対象デバイスのブラウザーでアプリを開いてください。";
+    FAILED_BAD_SIGNATURE_TITLE = "The device's answer was not valid", "デバイスの応答が無効です";
+    FAILED_BAD_SIGNATURE = "The answer could not be verified, so the sign-in was refused. Contact your helpdesk if this happens again.", "応答を検証できなかったため、サインインを拒否しました。繰り返し発生する場合はヘルプデスクに連絡してください。";
+    FAILED_EXPIRED_TITLE = "This sign-in has expired", "このサインインは期限切れです";
+    FAILED_EXPIRED = "The sign-in took too long or was already finished. Go back to the app and start again.", "サインインに時間がかかりすぎたか、すでに完了しています。アプリに戻ってもう一度やり直してください。";
+    FAILED_MFA_TITLE = "Second factor required", "二要素認証が必要です";
+    FAILED_MFA = "This app requires a second factor that is not set up for your account. Contact your IT department.", "このアプリには、あなたのアカウントで設定されていない二要素認証が必要です。IT 部門に連絡してください。";
+    TRY_AGAIN = "Try again", "もう一度試す";
+    BAD_REQUEST_TITLE = "This sign-in link is not valid", "このサインインリンクは無効です";
+    UNKNOWN_CLIENT = "The app that sent you here is not registered with Latchkey. Contact the app's administrator.", "このページに移動したアプリは Latchkey に登録されていません。アプリの管理者に連絡してください。";
+    BAD_REDIRECT = "The app asked to send you to an address it has not registered, so Latchkey stopped here to protect you.", "アプリが未登録のアドレスへの移動を要求したため、安全のためここで停止しました。";
+    TOO_LARGE = "The request is too large.", "リクエストが大きすぎます。";
+    UNAVAILABLE = "The sign-in service is unavailable right now. Try again in a moment.", "サインインサービスは現在利用できません。しばらくしてからお試しください。";
+    BAD_CSRF_TITLE = "The form expired", "フォームの有効期限が切れました";
+    BAD_CSRF = "This form was not sent from the page Latchkey showed you, or it is too old. Go back to the app and start again.", "このフォームは Latchkey が表示したページから送信されていないか、古くなっています。アプリに戻ってもう一度やり直してください。";
+    SIGNED_OUT_TITLE = "Signed out", "サインアウトしました";
+    SIGNED_OUT = "You have signed out of Latchkey.", "Latchkey からサインアウトしました。";
+    SKIP_TO_CONTENT = "Skip to content", "本文へ移動";
+    HOME_TITLE = "Your apps", "アプリ一覧";
+    HOME_SIGNED_OUT = "Open an app from your company to sign in.", "サインインするには会社のアプリを開いてください。";
+    SIGN_OUT = "Sign out", "サインアウト";
+}

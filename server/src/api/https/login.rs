@@ -1,0 +1,820 @@
+//! The browser's side of sign-in: `/authorize`, the sign-in pages, the
+//! device-auth wait, sign-out and the home page.
+
+use std::time::Duration;
+
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::Utc;
+use serde::Deserialize;
+use tracing::warn;
+
+use super::i18n::{self as t, Lang, Text};
+use super::{Peer, Web, pages};
+use crate::core::passwords::Password;
+use crate::core::sso::{
+    AuthorizeParams, AuthorizeRefusal, BrowserContext, LoginFailure, PasswordOutcome, SsoSession,
+    Step, TxnOutcome, validate_new_password,
+};
+use crate::core::{Core, CoreError};
+
+/// The session cookie. `__Host-` pins it to this host, path `/`, Secure.
+pub const SESSION_COOKIE: &str = "__Host-latchkey-session";
+const LANG_COOKIE: &str = "latchkey-lang";
+/// How long one `/login/wait` request waits before answering "pending".
+const WAIT: Duration = Duration::from_secs(25);
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn session_cookie(secret: &str) -> String {
+    format!(
+        "{SESSION_COOKIE}={secret}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={}",
+        crate::core::sso::SESSION_TTL.num_seconds()
+    )
+}
+
+fn clear_session_cookie() -> String {
+    format!("{SESSION_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0")
+}
+
+/// The page language: `?lang=`, then the language cookie, then
+/// `Accept-Language`.
+fn language(headers: &HeaderMap, explicit: Option<&str>) -> Lang {
+    explicit
+        .and_then(Lang::parse)
+        .or_else(|| cookie(headers, LANG_COOKIE).and_then(Lang::parse))
+        .unwrap_or_else(|| {
+            Lang::negotiate(
+                headers
+                    .get(header::ACCEPT_LANGUAGE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or(""),
+            )
+        })
+}
+
+fn browser(headers: &HeaderMap, peer: &Peer) -> BrowserContext {
+    BrowserContext::new(
+        peer.0.ip().to_canonical().to_string(),
+        headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
+    )
+}
+
+/// Headers every page carries: no caching, no framing, only our own
+/// script and stylesheet.
+fn page_headers(response: &mut Response) {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+}
+
+struct Page {
+    lang: Lang,
+    status: StatusCode,
+    title: &'static Text,
+    body: String,
+    switch: String,
+    set_cookie: Vec<String>,
+}
+
+impl IntoResponse for Page {
+    fn into_response(self) -> Response {
+        let html = pages::layout(self.lang, self.title, &self.body, &self.switch);
+        let mut response = (
+            self.status,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            html,
+        )
+            .into_response();
+        page_headers(&mut response);
+        for c in self.set_cookie {
+            if let Ok(value) = HeaderValue::from_str(&c) {
+                response.headers_mut().append(header::SET_COOKIE, value);
+            }
+        }
+        response
+    }
+}
+
+fn page(lang: Lang, status: StatusCode, title: &'static Text, body: String, here: &str) -> Page {
+    let separator = if here.contains('?') { '&' } else { '?' };
+    Page {
+        lang,
+        status,
+        title,
+        body,
+        switch: format!("{here}{separator}lang={}", lang.other().code()),
+        set_cookie: Vec::new(),
+    }
+}
+
+fn see_other(location: &str, cookies: &[String]) -> Response {
+    let mut response = Redirect::to(location).into_response();
+    page_headers(&mut response);
+    for c in cookies {
+        if let Ok(value) = HeaderValue::from_str(c) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    response
+}
+
+fn unavailable(lang: Lang, error: &CoreError) -> Response {
+    warn!(error = %error, "sign-in page failed");
+    page(
+        lang,
+        StatusCode::SERVICE_UNAVAILABLE,
+        &t::BAD_REQUEST_TITLE,
+        pages::message(lang, &t::UNAVAILABLE),
+        "/",
+    )
+    .into_response()
+}
+
+fn login_url(request_id: &str) -> String {
+    format!("/login?req={}", pages::q(request_id))
+}
+
+/// `GET /authorize`.
+pub async fn authorize(
+    State(web): State<Web>,
+    axum::Extension(peer): axum::Extension<Peer>,
+    headers: HeaderMap,
+    Query(params): Query<AuthorizeParams>,
+) -> Response {
+    let now = Utc::now();
+    let lang = language(&headers, None);
+    let valid = match web.core.validate_authorize(&params).await {
+        Ok(valid) => valid,
+        Err(AuthorizeRefusal::Redirect(url)) => return see_other(&url, &[]),
+        Err(AuthorizeRefusal::Page(code)) => {
+            let text = match code {
+                "unknown_client" => &t::UNKNOWN_CLIENT,
+                "bad_redirect_uri" => &t::BAD_REDIRECT,
+                "request_too_large" => &t::TOO_LARGE,
+                _ => &t::UNAVAILABLE,
+            };
+            let mut page = page(
+                lang,
+                StatusCode::BAD_REQUEST,
+                &t::BAD_REQUEST_TITLE,
+                pages::message(lang, text),
+                "/",
+            );
+            page.body.push_str(&format!(
+                r#"<p class="muted" data-error="{code}">{code}</p>"#
+            ));
+            return page.into_response();
+        }
+    };
+    let existing = match web
+        .core
+        .session_from_cookie(cookie(&headers, SESSION_COOKIE), now)
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => return unavailable(lang, &e),
+    };
+    let reusable = existing.filter(|s| Core::session_satisfies(s, &valid, now));
+    if valid.prompt_none && reusable.as_ref().is_none_or(|s| s.auth_time.is_none()) {
+        let mut pairs = vec![("error", "login_required"), ("iss", web.core.issuer())];
+        if let Some(state) = &valid.state {
+            pairs.push(("state", state));
+        }
+        return see_other(
+            &crate::core::sso::redirect_with(&valid.redirect_uri, &pairs),
+            &[],
+        );
+    }
+    let (session, cookies) = match reusable {
+        Some(session) => (session, Vec::new()),
+        None => match web.core.start_session(&browser(&headers, &peer), now).await {
+            Ok((session, secret)) => (session, vec![session_cookie(&secret)]),
+            Err(e) => return unavailable(lang, &e),
+        },
+    };
+    match web.core.create_auth_request(&session, &valid, now).await {
+        Ok(request) => see_other(&login_url(&request.id), &cookies),
+        Err(e) => unavailable(lang, &e),
+    }
+}
+
+/// The live session and its cookie secret, if the browser has one.
+async fn current_session(
+    web: &Web,
+    headers: &HeaderMap,
+) -> Result<Option<(SsoSession, String)>, CoreError> {
+    let Some(secret) = cookie(headers, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    Ok(web
+        .core
+        .session_from_cookie(Some(secret), Utc::now())
+        .await?
+        .map(|s| (s, secret.to_owned())))
+}
+
+fn expired_page(lang: Lang, here: &str) -> Response {
+    page(
+        lang,
+        StatusCode::BAD_REQUEST,
+        &t::FAILED_EXPIRED_TITLE,
+        pages::failure(lang, &LoginFailure::Expired, "", ""),
+        here,
+    )
+    .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginQuery {
+    req: Option<String>,
+    lang: Option<String>,
+}
+
+/// Renders whatever step the sign-in is at.
+#[allow(clippy::too_many_arguments)]
+async fn render_step(
+    web: &Web,
+    lang: Lang,
+    session: &SsoSession,
+    secret: &str,
+    request_id: &str,
+    step: Step,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let here = login_url(request_id);
+    let csrf = Core::csrf_token(secret);
+    let app = web
+        .core
+        .request_app(session, request_id, Utc::now())
+        .await
+        .ok()
+        .flatten();
+    match step {
+        Step::Redirect(url) => see_other(&url, &[]),
+        Step::Password => page(
+            lang,
+            status,
+            &t::SIGN_IN_TITLE,
+            pages::password_form(lang, app.as_ref(), request_id, &csrf, "", error),
+            &here,
+        )
+        .into_response(),
+        Step::ChangePassword => page(
+            lang,
+            status,
+            &t::CHANGE_PASSWORD_TITLE,
+            pages::change_password_form(lang, request_id, &csrf, error),
+            &here,
+        )
+        .into_response(),
+        Step::ChooseDevice(devices) => page(
+            lang,
+            status,
+            &t::CHOOSE_DEVICE_TITLE,
+            pages::choose_device(lang, app.as_ref(), request_id, &csrf, &devices),
+            &here,
+        )
+        .into_response(),
+        Step::DeviceAuth { txn, devices } => page(
+            lang,
+            status,
+            &t::DEVICE_AUTH_TITLE,
+            pages::device_auth(lang, app.as_ref(), request_id, &txn, &devices),
+            &here,
+        )
+        .into_response(),
+        Step::Failed(failure) => {
+            let (title, _) = pages::failure_text(&failure);
+            let status = match failure {
+                LoginFailure::Expired => StatusCode::BAD_REQUEST,
+                _ => StatusCode::FORBIDDEN,
+            };
+            page(
+                lang,
+                status,
+                title,
+                pages::failure(lang, &failure, request_id, &csrf),
+                &here,
+            )
+            .into_response()
+        }
+    }
+}
+
+fn with_lang_cookie(mut response: Response, explicit: Option<&str>) -> Response {
+    if let Some(lang) = explicit.and_then(Lang::parse)
+        && let Ok(value) = HeaderValue::from_str(&format!(
+            "{LANG_COOKIE}={}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=31536000",
+            lang.code()
+        ))
+    {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// `GET /login?req=…`: the current step of a sign-in.
+pub async fn login_page(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    Query(query): Query<LoginQuery>,
+) -> Response {
+    let lang = language(&headers, query.lang.as_deref());
+    let request_id = query.req.unwrap_or_default();
+    let response = match current_session(&web, &headers).await {
+        Err(e) => unavailable(lang, &e),
+        Ok(None) => expired_page(lang, &login_url(&request_id)),
+        Ok(Some((session, secret))) => {
+            match web.core.next_step(&session, &request_id, Utc::now()).await {
+                Ok(step) => {
+                    render_step(
+                        &web,
+                        lang,
+                        &session,
+                        &secret,
+                        &request_id,
+                        step,
+                        None,
+                        StatusCode::OK,
+                    )
+                    .await
+                }
+                Err(e) => unavailable(lang, &e),
+            }
+        }
+    };
+    with_lang_cookie(response, query.lang.as_deref())
+}
+
+/// A form post's session, after its CSRF token checked out.
+async fn form_session(
+    web: &Web,
+    headers: &HeaderMap,
+    csrf: &str,
+    lang: Lang,
+) -> Result<(SsoSession, String), Response> {
+    let session = match current_session(web, headers).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return Err(expired_page(lang, "/")),
+        Err(e) => return Err(unavailable(lang, &e)),
+    };
+    if !crate::core::sso::constant_eq(&Core::csrf_token(&session.1), csrf) {
+        return Err(page(
+            lang,
+            StatusCode::FORBIDDEN,
+            &t::BAD_CSRF_TITLE,
+            pages::message(lang, &t::BAD_CSRF),
+            "/",
+        )
+        .into_response());
+    }
+    Ok(session)
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    req: String,
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// `POST /login`: the sign-in form.
+pub async fn submit_password(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    Form(form): Form<PasswordForm>,
+) -> Response {
+    let lang = language(&headers, None);
+    let (session, secret) = match form_session(&web, &headers, &form.csrf, lang).await {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    let password = Password::new(form.password);
+    let outcome = match web
+        .core
+        .submit_password(&session, &form.email, &password, Utc::now())
+        .await
+    {
+        Ok(outcome) => outcome,
+        Err(e) => return unavailable(lang, &e),
+    };
+    let (error, status) = match outcome {
+        PasswordOutcome::Accepted => return see_other(&login_url(&form.req), &[]),
+        PasswordOutcome::Rejected => (
+            t::BAD_CREDENTIALS.get(lang).to_owned(),
+            StatusCode::UNAUTHORIZED,
+        ),
+        PasswordOutcome::TemporaryExpired => (
+            t::TEMPORARY_EXPIRED.get(lang).to_owned(),
+            StatusCode::UNAUTHORIZED,
+        ),
+        PasswordOutcome::LockedOut(seconds) => (
+            format!("{} {seconds}", t::LOCKED_OUT.get(lang)),
+            StatusCode::TOO_MANY_REQUESTS,
+        ),
+    };
+    let csrf = Core::csrf_token(&secret);
+    let app = web
+        .core
+        .request_app(&session, &form.req, Utc::now())
+        .await
+        .ok()
+        .flatten();
+    let mut response = page(
+        lang,
+        status,
+        &t::SIGN_IN_TITLE,
+        pages::password_form(
+            lang,
+            app.as_ref(),
+            &form.req,
+            &csrf,
+            &form.email,
+            Some(&error),
+        ),
+        &login_url(&form.req),
+    )
+    .into_response();
+    if let PasswordOutcome::LockedOut(seconds) = outcome
+        && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+#[derive(Deserialize)]
+pub struct ChangePasswordForm {
+    #[serde(default)]
+    req: String,
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+/// `POST /login/password`: a new password after a temporary one.
+pub async fn change_password(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    Form(form): Form<ChangePasswordForm>,
+) -> Response {
+    let lang = language(&headers, None);
+    let (session, secret) = match form_session(&web, &headers, &form.csrf, lang).await {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    if let Err(problem) = validate_new_password(&form.password, &form.confirm) {
+        let text = match problem {
+            "mismatch" => &t::PW_MISMATCH,
+            "too_long" => &t::PW_TOO_LONG,
+            _ => &t::PW_TOO_SHORT,
+        };
+        return render_step(
+            &web,
+            lang,
+            &session,
+            &secret,
+            &form.req,
+            Step::ChangePassword,
+            Some(text.get(lang)),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    }
+    match web
+        .core
+        .change_password(&session, &Password::new(form.password), Utc::now())
+        .await
+    {
+        Ok(true) => see_other(&login_url(&form.req), &[]),
+        Ok(false) => expired_page(lang, "/"),
+        Err(e) => unavailable(lang, &e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct DeviceForm {
+    #[serde(default)]
+    req: String,
+    #[serde(default)]
+    csrf: String,
+    device: Option<String>,
+}
+
+/// `POST /login/device`: "use this device", or "try again".
+pub async fn choose_device(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    Form(form): Form<DeviceForm>,
+) -> Response {
+    let lang = language(&headers, None);
+    let (session, secret) = match form_session(&web, &headers, &form.csrf, lang).await {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    match web
+        .core
+        .choose_device(&session, &form.req, form.device.as_deref(), Utc::now())
+        .await
+    {
+        Ok(Step::DeviceAuth { .. }) => see_other(&login_url(&form.req), &[]),
+        Ok(step) => {
+            render_step(
+                &web,
+                lang,
+                &session,
+                &secret,
+                &form.req,
+                step,
+                None,
+                StatusCode::OK,
+            )
+            .await
+        }
+        Err(e) => unavailable(lang, &e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct WaitQuery {
+    txn: Option<String>,
+}
+
+/// `GET /login/wait?txn=…`: answers when the device has answered, or after
+/// a while with "pending" (the page asks again).
+pub async fn wait(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    Query(query): Query<WaitQuery>,
+) -> Response {
+    let status = match current_session(&web, &headers).await {
+        Ok(Some((session, _))) => {
+            let txn = query.txn.unwrap_or_default();
+            match wait_for_answer(&web, &session, &txn).await {
+                Ok(Some(TxnOutcome::Pending)) => "pending",
+                Ok(Some(TxnOutcome::Confirmed)) => "confirmed",
+                Ok(Some(TxnOutcome::Failed(_))) => "failed",
+                Ok(None) => "unknown",
+                Err(e) => {
+                    warn!(error = %e, "device-auth wait failed");
+                    return (StatusCode::SERVICE_UNAVAILABLE, "unavailable\n").into_response();
+                }
+            }
+        }
+        Ok(None) => "unknown",
+        Err(_) => return (StatusCode::SERVICE_UNAVAILABLE, "unavailable\n").into_response(),
+    };
+    let mut response = (
+        [(header::CONTENT_TYPE, "application/json")],
+        format!(r#"{{"status":"{status}"}}"#),
+    )
+        .into_response();
+    page_headers(&mut response);
+    response
+}
+
+/// Waits until the transaction is answered or expires, or [`WAIT`] passes.
+/// An answer taken in this process wakes the wait at once; one taken by
+/// another replica is seen within a second.
+async fn wait_for_answer(
+    web: &Web,
+    session: &SsoSession,
+    txn_id: &str,
+) -> Result<Option<TxnOutcome>, CoreError> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let outcome = loop {
+        let waiter = web.core.device_auth_waiter(txn_id);
+        let notified = waiter.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        match web
+            .core
+            .device_auth_state(session, txn_id, Utc::now())
+            .await?
+        {
+            Some(TxnOutcome::Pending) => {}
+            other => break other,
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            break Some(TxnOutcome::Pending);
+        }
+        let wake = (now + Duration::from_secs(1)).min(deadline);
+        tokio::select! {
+            () = &mut notified => {}
+            () = tokio::time::sleep_until(wake) => {}
+        }
+    };
+    web.core.release_device_auth_waiter(txn_id);
+    Ok(outcome)
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct LogoutParams {
+    id_token_hint: Option<String>,
+    post_logout_redirect_uri: Option<String>,
+    state: Option<String>,
+    client_id: Option<String>,
+    csrf: Option<String>,
+}
+
+/// `GET|POST /logout`: RP-initiated logout (OpenID Connect RP-Initiated
+/// Logout 1.0) and the home page's sign-out button. A GET without an ID
+/// token of this session asks the user to confirm with a POST, so a link
+/// elsewhere cannot sign anyone out.
+pub async fn logout(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    method: axum::http::Method,
+    params: Result<Form<LogoutParams>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let lang = language(&headers, None);
+    // `Form` reads the query string of a GET and the body of a POST.
+    let params = params.map(|Form(p)| p).unwrap_or_default();
+    let now = Utc::now();
+    let session = match current_session(&web, &headers).await {
+        Ok(s) => s,
+        Err(e) => return unavailable(lang, &e),
+    };
+    let hint = match &params.id_token_hint {
+        Some(token) => web.core.id_token_hint(token, now).await.ok().flatten(),
+        None => None,
+    };
+    let client = hint
+        .as_ref()
+        .map(|h| h.client_id.clone())
+        .or(params.client_id.clone());
+    let redirect = match (&params.post_logout_redirect_uri, &client) {
+        (Some(uri), Some(client)) => web
+            .core
+            .post_logout_redirect(client, uri)
+            .await
+            .ok()
+            .flatten()
+            .map(|uri| {
+                let mut pairs = Vec::new();
+                if let Some(state) = &params.state {
+                    pairs.push(("state", state.as_str()));
+                }
+                crate::core::sso::redirect_with(&uri, &pairs)
+            }),
+        _ => None,
+    };
+    if let Some((session, secret)) = &session {
+        let confirmed = method == axum::http::Method::POST
+            && params
+                .csrf
+                .as_deref()
+                .is_some_and(|c| crate::core::sso::constant_eq(&Core::csrf_token(secret), c));
+        let hinted = hint.as_ref().is_some_and(|h| {
+            h.session_id == session.id || session.user_id.as_ref().is_some_and(|u| *u == h.user_id)
+        });
+        if !(confirmed || hinted) {
+            let csrf = Core::csrf_token(secret);
+            let mut body = format!(
+                r#"<form method="post" action="/logout"><input type="hidden" name="csrf" value="{}">"#,
+                pages::esc(&csrf)
+            );
+            for (name, value) in [
+                ("id_token_hint", &params.id_token_hint),
+                ("post_logout_redirect_uri", &params.post_logout_redirect_uri),
+                ("state", &params.state),
+                ("client_id", &params.client_id),
+            ] {
+                if let Some(value) = value {
+                    body.push_str(&format!(
+                        r#"<input type="hidden" name="{name}" value="{}">"#,
+                        pages::esc(value)
+                    ));
+                }
+            }
+            body.push_str(&format!(
+                r#"<button type="submit">{}</button></form>"#,
+                t::SIGN_OUT.get(lang)
+            ));
+            return page(lang, StatusCode::OK, &t::SIGN_OUT, body, "/logout").into_response();
+        }
+        if let Err(e) = web.core.end_session(session, "signed out", now).await {
+            return unavailable(lang, &e);
+        }
+    }
+    let cookies = [clear_session_cookie()];
+    match redirect {
+        Some(url) => see_other(&url, &cookies),
+        None => {
+            let mut page = page(
+                lang,
+                StatusCode::OK,
+                &t::SIGNED_OUT_TITLE,
+                pages::message(lang, &t::SIGNED_OUT),
+                "/logout",
+            );
+            page.set_cookie = cookies.to_vec();
+            page.into_response()
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct HomeQuery {
+    lang: Option<String>,
+}
+
+/// `GET /`: the signed-in user's apps.
+pub async fn home(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    Query(query): Query<HomeQuery>,
+) -> Response {
+    let lang = language(&headers, query.lang.as_deref());
+    let session = match current_session(&web, &headers).await {
+        Ok(s) => s,
+        Err(e) => return unavailable(lang, &e),
+    };
+    let signed_in = match &session {
+        Some((s, _)) if s.auth_time.is_some() => match &s.user_id {
+            Some(id) => web.core.store().user_by_id(id).await.ok().flatten(),
+            None => None,
+        },
+        _ => None,
+    };
+    let apps = if signed_in.is_some() {
+        web.core.apps_for_home().await.unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let csrf = session
+        .as_ref()
+        .map(|(_, secret)| Core::csrf_token(secret))
+        .unwrap_or_default();
+    let body = pages::home(
+        lang,
+        signed_in.as_ref().map(|u| u.email.as_str()),
+        &apps,
+        &csrf,
+    );
+    with_lang_cookie(
+        page(lang, StatusCode::OK, &t::HOME_TITLE, body, "/").into_response(),
+        query.lang.as_deref(),
+    )
+}
+
+pub async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        pages::STYLESHEET,
+    )
+        .into_response()
+}
+
+pub async fn device_auth_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        pages::DEVICE_AUTH_SCRIPT,
+    )
+        .into_response()
+}

@@ -1,0 +1,1419 @@
+//! The OpenID Connect provider's core: sign-in steps, device-auth
+//! transactions and the authorization codes and tokens they lead to.
+//!
+//! A login moves through steps that [`Core::next_step`] works out afresh on
+//! every page load from what the database holds (session, request,
+//! transaction), so any replica can serve any step and a reload never
+//! skips a check. Device checks run again on every authorization and every
+//! refresh: locking a device ends its sessions and grants in the locking
+//! transaction, and a device that is no longer fit fails the next check.
+
+pub mod model;
+mod tokens;
+mod waiters;
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+
+use super::auth::{AuthenticatedDevice, secret_hash};
+use super::ids::{ClientId, DeviceId};
+use super::model::{
+    App, AuditEntry, AuditOutcome, Device, DevicePolicy, DeviceState, MfaPolicy, User, UserKind,
+    UserStatus,
+};
+use super::passwords::Password;
+use super::policy::Compliance;
+use super::users::PasswordCheck;
+use super::{Core, CoreError};
+use crate::store::{PasswordRecord, TxnUpdate};
+pub use model::{
+    AuthRequest, DeviceAuthFailure, DeviceAuthTxn, FailedCheckView, Grant, LoginEvent, SsoSession,
+    TxnOutcome,
+};
+pub use tokens::{ClientAuth, IdTokenHint, IntrospectedToken, TokenError, TokenSet, UserInfo, put};
+pub use waiters::Waiters;
+
+/// Settings of the OpenID Connect provider.
+#[derive(Debug, Clone)]
+pub struct SsoSettings {
+    /// The issuer URL (`iss`), e.g. `https://id.example.com`; endpoints are
+    /// under it.
+    pub issuer: String,
+    pub access_token_ttl: Duration,
+    /// In `bound` mode, require the agent's answer to come from the
+    /// browser's IP address (the same machine, seen from the server).
+    pub bound_requires_same_ip: bool,
+}
+
+impl SsoSettings {
+    pub fn new(issuer: String) -> Self {
+        SsoSettings {
+            issuer,
+            access_token_ttl: Duration::minutes(15),
+            bound_requires_same_ip: true,
+        }
+    }
+}
+
+/// How long a browser session lasts after sign-in.
+pub const SESSION_TTL: Duration = Duration::hours(12);
+/// How long a user has to finish signing in.
+const REQUEST_TTL: Duration = Duration::minutes(10);
+/// How long a device has to answer a device-auth transaction.
+pub const TXN_TTL: Duration = Duration::seconds(120);
+/// Clock skew tolerated on the `iat` a device signs.
+const DEVICE_CLOCK_SKEW: Duration = Duration::seconds(150);
+const CODE_TTL: Duration = Duration::seconds(60);
+const REFRESH_TTL: Duration = Duration::hours(12);
+/// Bounds on what a browser or client may send.
+const MAX_PARAM: usize = 2048;
+const MAX_LOGIN: usize = 320;
+const MAX_USER_AGENT: usize = 512;
+/// Scopes the provider knows; others are dropped from the granted scope.
+const KNOWN_SCOPES: &[&str] = &["openid", "profile", "email", "groups", "offline_access"];
+/// The `typ` of the statement an agent signs.
+pub const DEVICE_AUTH_TYP: &str = "latchkey-device-auth+jwt";
+
+/// Who is at the browser, as the HTTP layer saw it.
+#[derive(Debug, Clone)]
+pub struct BrowserContext {
+    pub ip: String,
+    pub user_agent: String,
+}
+
+impl BrowserContext {
+    pub fn new(ip: String, user_agent: &str) -> Self {
+        BrowserContext {
+            ip,
+            user_agent: truncate(user_agent, MAX_USER_AGENT),
+        }
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.get(..end).unwrap_or("").to_owned()
+}
+
+fn random_hex<const N: usize>() -> Result<String, CoreError> {
+    Ok(hex::encode(latchkey_certs::random_bytes::<N>()?))
+}
+
+/// A six-digit code the browser and the agent both show in `confirm` mode.
+fn short_code() -> Result<String, CoreError> {
+    let bytes = latchkey_certs::random_bytes::<4>()?;
+    Ok(format!("{:06}", u32::from_be_bytes(bytes) % 1_000_000))
+}
+
+/// The query parameters of `/authorize`, as received.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AuthorizeParams {
+    pub response_type: Option<String>,
+    pub client_id: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub scope: Option<String>,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+    pub prompt: Option<String>,
+    pub max_age: Option<String>,
+    pub request: Option<String>,
+    pub request_uri: Option<String>,
+}
+
+/// Why `/authorize` refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthorizeRefusal {
+    /// The client or its redirect URI cannot be trusted, so the user sees a
+    /// page instead of being sent anywhere (RFC 6749 §4.1.2.1).
+    Page(&'static str),
+    /// Sent back to the client: the redirect URI with `error`.
+    Redirect(String),
+}
+
+/// A checked authorization request, before it is tied to a session.
+#[derive(Debug, Clone)]
+pub struct ValidAuthorize {
+    pub app: App,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub prompt_login: bool,
+    pub prompt_none: bool,
+    pub max_age: Option<i64>,
+}
+
+/// The URL a code or an error goes back to the client on.
+pub fn redirect_with(redirect_uri: &str, params: &[(&str, &str)]) -> String {
+    let mut url = match url::Url::parse(redirect_uri) {
+        Ok(url) => url,
+        Err(_) => return redirect_uri.to_owned(),
+    };
+    {
+        let mut query = url.query_pairs_mut();
+        for (k, v) in params {
+            query.append_pair(k, v);
+        }
+    }
+    url.to_string()
+}
+
+/// A device as the chooser page shows it.
+#[derive(Debug, Clone)]
+pub struct DeviceChoice {
+    pub id: DeviceId,
+    pub hostname: String,
+    pub platform: String,
+    pub model: String,
+    pub state: DeviceState,
+}
+
+/// What the browser must see next in a sign-in.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// The sign-in form.
+    Password,
+    /// A temporary password was used: choose a new one.
+    ChangePassword,
+    /// Choose which of several devices confirms the login.
+    ChooseDevice(Vec<DeviceChoice>),
+    /// Waiting for a device to answer.
+    DeviceAuth {
+        txn: Box<DeviceAuthTxn>,
+        devices: Vec<DeviceChoice>,
+    },
+    /// The sign-in cannot go on; the page says why.
+    Failed(LoginFailure),
+    /// Done: send the browser here (the client's redirect URI with a code).
+    Redirect(String),
+}
+
+/// Why a sign-in stopped, each with its own page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginFailure {
+    Device(DeviceAuthFailure),
+    /// The attempt (request or transaction) is too old or was finished.
+    Expired,
+    /// The app requires a second factor this server cannot offer the user.
+    SecondFactorUnavailable,
+}
+
+/// Outcome of the sign-in form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordOutcome {
+    Accepted,
+    /// The same message whatever was wrong (unknown user, wrong password,
+    /// suspended), so the form tells nobody which accounts exist.
+    Rejected,
+    TemporaryExpired,
+    /// Too many failures; try again after this many seconds.
+    LockedOut(i64),
+}
+
+/// What an agent is shown and signs for a transaction.
+#[derive(Debug, Clone)]
+pub struct DeviceChallenge {
+    pub txn_id: String,
+    pub nonce: String,
+    pub audience: String,
+    pub app_name: String,
+    pub user_email: String,
+    pub short_code: String,
+    pub mode: DevicePolicy,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The statement an agent signs (JWS payload).
+#[derive(Debug, Clone, Deserialize)]
+struct DeviceStatement {
+    txn: String,
+    nonce: String,
+    device_id: String,
+    aud: String,
+    iat: i64,
+}
+
+/// A password's acceptable shape: the length NIST SP 800-63B asks for,
+/// nothing else imposed.
+pub fn validate_new_password(password: &str, confirm: &str) -> Result<(), &'static str> {
+    if password != confirm {
+        return Err("mismatch");
+    }
+    let chars = password.chars().count();
+    if chars < 12 {
+        return Err("too_short");
+    }
+    if chars > 256 {
+        return Err("too_long");
+    }
+    Ok(())
+}
+
+impl Core {
+    pub fn issuer(&self) -> &str {
+        &self.settings.sso.issuer
+    }
+
+    // ---- sessions ----
+
+    /// The live session a cookie names, if any.
+    pub async fn session_from_cookie(
+        &self,
+        secret: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SsoSession>, CoreError> {
+        let Some(secret) = secret.filter(|s| s.len() <= 128) else {
+            return Ok(None);
+        };
+        Ok(self
+            .store()
+            .session_by_secret_hash(&secret_hash(secret))
+            .await?
+            .filter(|s| s.is_live(now)))
+    }
+
+    /// A new, unauthenticated session and the secret for its cookie.
+    pub async fn start_session(
+        &self,
+        browser: &BrowserContext,
+        now: DateTime<Utc>,
+    ) -> Result<(SsoSession, String), CoreError> {
+        let secret = random_hex::<32>()?;
+        let session = SsoSession {
+            id: random_hex::<16>()?,
+            user_id: None,
+            ip: browser.ip.clone(),
+            user_agent: browser.user_agent.clone(),
+            created_at: now,
+            expires_at: now + SESSION_TTL,
+            auth_time: None,
+            amr: Vec::new(),
+            device_id: None,
+            ended_at: None,
+        };
+        self.store()
+            .insert_session(&session, &secret_hash(&secret))
+            .await?;
+        Ok((session, secret))
+    }
+
+    /// The CSRF token of a session's forms, derived from its cookie secret
+    /// (which never appears in a page).
+    pub fn csrf_token(cookie_secret: &str) -> String {
+        let digest = latchkey_certs::sha256(format!("latchkey-csrf:{cookie_secret}").as_bytes());
+        hex::encode(digest.get(..16).unwrap_or(&digest))
+    }
+
+    /// Ends a session (sign-out) and the grants issued in it.
+    pub async fn end_session(
+        &self,
+        session: &SsoSession,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), CoreError> {
+        self.store().end_session(&session.id, reason, now).await?;
+        Ok(())
+    }
+
+    // ---- /authorize ----
+
+    /// Checks an authorization request (RFC 6749 §4.1.1, OIDC Core §3.1.2).
+    pub async fn validate_authorize(
+        &self,
+        params: &AuthorizeParams,
+    ) -> Result<ValidAuthorize, AuthorizeRefusal> {
+        let too_long = [
+            &params.client_id,
+            &params.redirect_uri,
+            &params.scope,
+            &params.state,
+            &params.nonce,
+            &params.code_challenge,
+        ]
+        .iter()
+        .any(|p| p.as_ref().is_some_and(|v| v.len() > MAX_PARAM));
+        if too_long {
+            return Err(AuthorizeRefusal::Page("request_too_large"));
+        }
+        let client_id = params
+            .client_id
+            .as_deref()
+            .and_then(ClientId::parse)
+            .ok_or(AuthorizeRefusal::Page("unknown_client"))?;
+        let (app, _) = self
+            .store()
+            .app_by_client_id(&client_id)
+            .await
+            .map_err(|_| AuthorizeRefusal::Page("unavailable"))?
+            .ok_or(AuthorizeRefusal::Page("unknown_client"))?;
+        let redirect_uri = params
+            .redirect_uri
+            .clone()
+            .ok_or(AuthorizeRefusal::Page("bad_redirect_uri"))?;
+        if !app.allows_redirect(&redirect_uri) {
+            return Err(AuthorizeRefusal::Page("bad_redirect_uri"));
+        }
+        let issuer = self.issuer().to_owned();
+        let refuse = |error: &str, description: &str| {
+            let mut pairs = vec![
+                ("error", error),
+                ("error_description", description),
+                ("iss", issuer.as_str()),
+            ];
+            if let Some(state) = &params.state {
+                pairs.push(("state", state));
+            }
+            AuthorizeRefusal::Redirect(redirect_with(&redirect_uri, &pairs))
+        };
+        if params.request.is_some() {
+            return Err(refuse(
+                "request_not_supported",
+                "request objects are not supported",
+            ));
+        }
+        if params.request_uri.is_some() {
+            return Err(refuse(
+                "request_uri_not_supported",
+                "request_uri is not supported",
+            ));
+        }
+        if params.response_type.as_deref() != Some("code") {
+            return Err(refuse(
+                "unsupported_response_type",
+                "only response_type=code is supported",
+            ));
+        }
+        let code_challenge = match (
+            &params.code_challenge,
+            params.code_challenge_method.as_deref(),
+        ) {
+            (Some(challenge), Some("S256")) => {
+                let ok = challenge.len() == 43
+                    && challenge
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                if !ok {
+                    return Err(refuse(
+                        "invalid_request",
+                        "code_challenge is not an S256 challenge",
+                    ));
+                }
+                Some(challenge.clone())
+            }
+            (Some(_), _) => {
+                return Err(refuse(
+                    "invalid_request",
+                    "code_challenge_method must be S256",
+                ));
+            }
+            (None, _) if app.public => {
+                return Err(refuse(
+                    "invalid_request",
+                    "public clients must use PKCE (S256)",
+                ));
+            }
+            (None, _) => None,
+        };
+        let requested: Vec<&str> = params
+            .scope
+            .as_deref()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        if !requested.contains(&"openid") {
+            return Err(refuse("invalid_scope", "the openid scope is required"));
+        }
+        let mut scope: Vec<&str> = KNOWN_SCOPES
+            .iter()
+            .copied()
+            .filter(|s| requested.contains(s))
+            .collect();
+        scope.dedup();
+        let prompts: Vec<&str> = params
+            .prompt
+            .as_deref()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        let prompt_none = prompts.contains(&"none");
+        if prompt_none && prompts.len() > 1 {
+            return Err(refuse("invalid_request", "prompt=none cannot be combined"));
+        }
+        let max_age = match params.max_age.as_deref() {
+            None | Some("") => None,
+            Some(text) => match text.parse::<i64>() {
+                Ok(v) if v >= 0 => Some(v),
+                _ => {
+                    return Err(refuse(
+                        "invalid_request",
+                        "max_age must be a number of seconds",
+                    ));
+                }
+            },
+        };
+        Ok(ValidAuthorize {
+            redirect_uri,
+            scope: scope.join(" "),
+            state: params.state.clone(),
+            nonce: params.nonce.clone(),
+            code_challenge,
+            prompt_login: prompts.contains(&"login"),
+            prompt_none,
+            max_age,
+            app,
+        })
+    }
+
+    /// Whether a session may be reused for `request` or the user must sign
+    /// in again (`prompt=login`, `max_age` passed).
+    pub fn session_satisfies(
+        session: &SsoSession,
+        request: &ValidAuthorize,
+        now: DateTime<Utc>,
+    ) -> bool {
+        if request.prompt_login {
+            return false;
+        }
+        match (request.max_age, session.auth_time) {
+            (Some(max_age), Some(auth_time)) => now - auth_time <= Duration::seconds(max_age),
+            _ => true,
+        }
+    }
+
+    /// Ties a checked request to a session; the browser continues at the
+    /// sign-in page with the request's id.
+    pub async fn create_auth_request(
+        &self,
+        session: &SsoSession,
+        valid: &ValidAuthorize,
+        now: DateTime<Utc>,
+    ) -> Result<AuthRequest, CoreError> {
+        let request = AuthRequest {
+            id: random_hex::<16>()?,
+            session_id: session.id.clone(),
+            client_id: valid.app.client_id.clone(),
+            redirect_uri: valid.redirect_uri.clone(),
+            scope: valid.scope.clone(),
+            state: valid.state.clone(),
+            nonce: valid.nonce.clone(),
+            code_challenge: valid.code_challenge.clone(),
+            prompt_login: valid.prompt_login,
+            max_age: valid.max_age,
+            created_at: now,
+            expires_at: now + REQUEST_TTL,
+            finished_at: None,
+        };
+        self.store().insert_auth_request(&request).await?;
+        Ok(request)
+    }
+
+    /// The request a page names, if it belongs to this session and is open.
+    async fn open_request(
+        &self,
+        session: &SsoSession,
+        request_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(AuthRequest, App)>, CoreError> {
+        if request_id.len() > 64 {
+            return Ok(None);
+        }
+        let Some(request) = self.store().auth_request(request_id).await? else {
+            return Ok(None);
+        };
+        if request.session_id != session.id
+            || request.finished_at.is_some()
+            || request.expires_at <= now
+        {
+            return Ok(None);
+        }
+        let Some((app, _)) = self.store().app_by_client_id(&request.client_id).await? else {
+            return Ok(None);
+        };
+        Ok(Some((request, app)))
+    }
+
+    /// The app a pending request is for (for page titles).
+    pub async fn request_app(
+        &self,
+        session: &SsoSession,
+        request_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<App>, CoreError> {
+        Ok(self
+            .open_request(session, request_id, now)
+            .await?
+            .map(|(_, app)| app))
+    }
+
+    async fn login_event(
+        &self,
+        session: &SsoSession,
+        client: Option<&ClientId>,
+        event: (&str, &str, Option<String>),
+        user: Option<&User>,
+        device: Option<&DeviceId>,
+        now: DateTime<Utc>,
+    ) -> Result<(), CoreError> {
+        let (method, result, reason) = event;
+        self.store()
+            .insert_login_event(&LoginEvent {
+                at: now,
+                user_id: user.map(|u| u.id.clone()),
+                login: user.map(|u| u.email.clone()).unwrap_or_default(),
+                ip: session.ip.clone(),
+                user_agent: session.user_agent.clone(),
+                client_id: client.cloned(),
+                device_id: device.cloned(),
+                method: method.to_owned(),
+                result: result.to_owned(),
+                reason,
+            })
+            .await?;
+        Ok(())
+    }
+
+    // ---- sign-in steps ----
+
+    /// Works out what the browser must see next for `request_id`.
+    pub async fn next_step(
+        &self,
+        session: &SsoSession,
+        request_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Step, CoreError> {
+        let Some((request, app)) = self.open_request(session, request_id, now).await? else {
+            return Ok(Step::Failed(LoginFailure::Expired));
+        };
+        let (Some(user_id), Some(_)) = (&session.user_id, session.auth_time) else {
+            return Ok(Step::Password);
+        };
+        let Some(user) = self
+            .store()
+            .user_by_id(user_id)
+            .await?
+            .filter(|u| u.status == UserStatus::Active)
+        else {
+            self.end_session(session, "user not active", now).await?;
+            return Ok(Step::Failed(LoginFailure::Expired));
+        };
+        if self
+            .store()
+            .password(&user.id)
+            .await?
+            .is_some_and(|p: PasswordRecord| p.must_change)
+        {
+            return Ok(Step::ChangePassword);
+        }
+        if app.mfa_policy != MfaPolicy::None && !session.amr.iter().any(|m| m == "otp") {
+            // Second factors arrive with their enrollment pages; until then
+            // an app that demands one cannot be signed in to.
+            return Ok(Step::Failed(LoginFailure::SecondFactorUnavailable));
+        }
+        let mut session = session.clone();
+        let device = if app.device_policy == DevicePolicy::None {
+            None
+        } else if user.kind == UserKind::BreakGlass {
+            self.audit(AuditEntry {
+                at: now,
+                actor: format!("user:{}", user.email),
+                action: "sso.break-glass",
+                target: app.name.clone(),
+                outcome: AuditOutcome::Ok,
+                detail: format!(
+                    "BREAK-GLASS sign-in skipped the device requirement ({}) from {}",
+                    app.device_policy.as_str(),
+                    session.ip
+                ),
+            })
+            .await?;
+            None
+        } else {
+            match self
+                .device_step(&mut session, &request, &app, &user, now)
+                .await?
+            {
+                Ok(device) => Some(device),
+                Err(step) => return Ok(step),
+            }
+        };
+        self.issue_code(&session, &request, &app, &user, device.as_ref(), now)
+            .await
+    }
+
+    /// Settles the device requirement: `Ok` with the confirming device, or
+    /// the step the browser must see instead.
+    async fn device_step(
+        &self,
+        session: &mut SsoSession,
+        request: &AuthRequest,
+        app: &App,
+        user: &User,
+        now: DateTime<Utc>,
+    ) -> Result<Result<Device, Step>, CoreError> {
+        // A device that confirmed a login in this session still counts if
+        // it still passes every check.
+        if let Some(device_id) = session.device_id.clone() {
+            let view = self.compliance_of(&device_id, now).await?;
+            if device_fitness(&view.device, &view.compliance, user).is_none() {
+                return Ok(Ok(view.device));
+            }
+            session.device_id = None;
+            session.amr.retain(|m| m != "swk" && m != "hwk");
+            self.store().update_session_auth(session).await?;
+        }
+        let devices: Vec<Device> = self
+            .store()
+            .devices_of_user(&user.email)
+            .await?
+            .into_iter()
+            .filter(|d| !d.state.is_final())
+            .collect();
+        let choices: Vec<DeviceChoice> = devices.iter().map(choice).collect();
+        match self.store().latest_txn(&request.id).await? {
+            Some(txn) if txn.session_id == session.id => match &txn.outcome {
+                TxnOutcome::Confirmed => {
+                    if !self.store().redeem_txn(&txn.id, &session.id, now).await? {
+                        return Ok(Err(Step::Failed(LoginFailure::Expired)));
+                    }
+                    let Some(device_id) = txn.device_id.clone() else {
+                        return Ok(Err(Step::Failed(LoginFailure::Expired)));
+                    };
+                    // The checks ran when the device answered; run them
+                    // again, since a lock may have landed in between.
+                    let view = self.compliance_of(&device_id, now).await?;
+                    if let Some(failure) = device_fitness(&view.device, &view.compliance, user) {
+                        return Ok(Err(Step::Failed(LoginFailure::Device(failure))));
+                    }
+                    session.device_id = Some(device_id);
+                    session.amr.retain(|m| m != "swk" && m != "hwk");
+                    session.amr.push("swk".to_owned());
+                    if !self.store().update_session_auth(session).await? {
+                        return Ok(Err(Step::Failed(LoginFailure::Expired)));
+                    }
+                    return Ok(Ok(view.device));
+                }
+                TxnOutcome::Failed(failure) => {
+                    return Ok(Err(Step::Failed(LoginFailure::Device(failure.clone()))));
+                }
+                TxnOutcome::Pending if txn.expires_at > now => {
+                    let devices = choices
+                        .into_iter()
+                        .filter(|c| txn.expected_devices.contains(&c.id))
+                        .collect();
+                    return Ok(Err(Step::DeviceAuth {
+                        txn: Box::new(txn),
+                        devices,
+                    }));
+                }
+                TxnOutcome::Pending => {
+                    let failure = DeviceAuthFailure::NotAnswered;
+                    self.fail_txn(&txn, None, failure.clone(), now).await?;
+                    return Ok(Err(Step::Failed(LoginFailure::Device(failure))));
+                }
+            },
+            _ => {}
+        }
+        match devices.as_slice() {
+            [] => {
+                let failure = DeviceAuthFailure::NoDevice;
+                self.login_event(
+                    session,
+                    Some(&app.client_id),
+                    ("device", "failed", Some(failure.code().to_owned())),
+                    Some(user),
+                    None,
+                    now,
+                )
+                .await?;
+                Ok(Err(Step::Failed(LoginFailure::Device(failure))))
+            }
+            [only] => {
+                let txn = self
+                    .start_txn(session, request, app, user, vec![only.id.clone()], now)
+                    .await?;
+                Ok(Err(Step::DeviceAuth {
+                    txn: Box::new(txn),
+                    devices: choices,
+                }))
+            }
+            _ => Ok(Err(Step::ChooseDevice(choices))),
+        }
+    }
+
+    /// Starts a device-auth transaction for the device the user chose (or,
+    /// with `None`, for all of their devices again after a failure).
+    pub async fn choose_device(
+        &self,
+        session: &SsoSession,
+        request_id: &str,
+        device: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Step, CoreError> {
+        let Some((request, app)) = self.open_request(session, request_id, now).await? else {
+            return Ok(Step::Failed(LoginFailure::Expired));
+        };
+        let Some(user) = (match &session.user_id {
+            Some(id) => self.store().user_by_id(id).await?,
+            None => None,
+        }) else {
+            return Ok(Step::Password);
+        };
+        let devices: Vec<Device> = self
+            .store()
+            .devices_of_user(&user.email)
+            .await?
+            .into_iter()
+            .filter(|d| !d.state.is_final())
+            .collect();
+        let expected: Vec<DeviceId> = match device {
+            Some(id) => devices
+                .iter()
+                .filter(|d| d.id.as_str() == id)
+                .map(|d| d.id.clone())
+                .collect(),
+            None if devices.len() == 1 => devices.iter().map(|d| d.id.clone()).collect(),
+            None => return Ok(Step::ChooseDevice(devices.iter().map(choice).collect())),
+        };
+        if expected.is_empty() {
+            return Ok(Step::ChooseDevice(devices.iter().map(choice).collect()));
+        }
+        let txn = self
+            .start_txn(session, &request, &app, &user, expected, now)
+            .await?;
+        let devices = devices
+            .iter()
+            .filter(|d| txn.expected_devices.contains(&d.id))
+            .map(choice)
+            .collect();
+        Ok(Step::DeviceAuth {
+            txn: Box::new(txn),
+            devices,
+        })
+    }
+
+    async fn start_txn(
+        &self,
+        session: &SsoSession,
+        request: &AuthRequest,
+        app: &App,
+        user: &User,
+        expected: Vec<DeviceId>,
+        now: DateTime<Utc>,
+    ) -> Result<DeviceAuthTxn, CoreError> {
+        let txn = DeviceAuthTxn {
+            id: random_hex::<16>()?,
+            nonce: random_hex::<32>()?,
+            short_code: short_code()?,
+            mode: app.device_policy,
+            request_id: request.id.clone(),
+            session_id: session.id.clone(),
+            user_id: user.id.clone(),
+            client_id: app.client_id.clone(),
+            expected_devices: expected,
+            browser_ip: session.ip.clone(),
+            browser_ua: session.user_agent.clone(),
+            created_at: now,
+            expires_at: now + TXN_TTL,
+            device_id: None,
+            answered_at: None,
+            outcome: TxnOutcome::Pending,
+            redeemed_at: None,
+        };
+        self.store().insert_txn(&txn).await?;
+        if txn.mode == DevicePolicy::Confirm {
+            for device in &txn.expected_devices {
+                self.push.device_auth_request(device, &txn.id);
+            }
+        }
+        Ok(txn)
+    }
+
+    async fn fail_txn(
+        &self,
+        txn: &DeviceAuthTxn,
+        device: Option<&DeviceId>,
+        failure: DeviceAuthFailure,
+        now: DateTime<Utc>,
+    ) -> Result<bool, CoreError> {
+        let outcome = TxnOutcome::Failed(failure.clone());
+        let recorded = self
+            .store()
+            .answer_txn(
+                &txn.id,
+                TxnUpdate {
+                    device_id: device,
+                    outcome: &outcome,
+                },
+                now,
+            )
+            .await?;
+        if recorded {
+            self.store()
+                .insert_login_event(&LoginEvent {
+                    at: now,
+                    user_id: Some(txn.user_id.clone()),
+                    login: String::new(),
+                    ip: txn.browser_ip.clone(),
+                    user_agent: txn.browser_ua.clone(),
+                    client_id: Some(txn.client_id.clone()),
+                    device_id: device.cloned(),
+                    method: "device".into(),
+                    result: "failed".into(),
+                    reason: Some(failure.code().to_owned()),
+                })
+                .await?;
+            self.device_auth_waiters.wake(&txn.id);
+        }
+        Ok(recorded)
+    }
+
+    /// The sign-in form was submitted.
+    pub async fn submit_password(
+        &self,
+        session: &SsoSession,
+        login: &str,
+        password: &Password,
+        now: DateTime<Utc>,
+    ) -> Result<PasswordOutcome, CoreError> {
+        let login = truncate(login.trim(), MAX_LOGIN);
+        if let Some(left) = self.login_limits.locked_for(&login, &session.ip, now) {
+            self.store()
+                .insert_login_event(&LoginEvent {
+                    at: now,
+                    user_id: None,
+                    login: login.clone(),
+                    ip: session.ip.clone(),
+                    user_agent: session.user_agent.clone(),
+                    client_id: None,
+                    device_id: None,
+                    method: "password".into(),
+                    result: "failed".into(),
+                    reason: Some("locked_out".into()),
+                })
+                .await?;
+            return Ok(PasswordOutcome::LockedOut(left.num_seconds().max(1)));
+        }
+        let check = self.check_password(&login, password, now).await?;
+        let (user, outcome) = match check {
+            PasswordCheck::Valid { user, .. } => (Some(user), PasswordOutcome::Accepted),
+            PasswordCheck::Expired => (None, PasswordOutcome::TemporaryExpired),
+            PasswordCheck::Wrong | PasswordCheck::Unusable => (None, PasswordOutcome::Rejected),
+        };
+        let failed = outcome != PasswordOutcome::Accepted;
+        if failed {
+            self.login_limits.record_failure(&login, &session.ip, now);
+        }
+        let known = match &user {
+            Some(user) => Some(user.id.clone()),
+            None => self
+                .store()
+                .user_by_email(&login.to_lowercase())
+                .await?
+                .map(|u| u.id),
+        };
+        self.store()
+            .insert_login_event(&LoginEvent {
+                at: now,
+                user_id: known,
+                login: login.clone(),
+                ip: session.ip.clone(),
+                user_agent: session.user_agent.clone(),
+                client_id: None,
+                device_id: None,
+                method: "password".into(),
+                result: if failed { "failed" } else { "ok" }.into(),
+                reason: match outcome {
+                    PasswordOutcome::Rejected => Some("bad_credentials".into()),
+                    PasswordOutcome::TemporaryExpired => Some("temporary_password_expired".into()),
+                    _ => None,
+                },
+            })
+            .await?;
+        if let Some(user) = user {
+            let mut session = session.clone();
+            if session.user_id.as_ref() != Some(&user.id) {
+                session.device_id = None;
+            }
+            session.user_id = Some(user.id.clone());
+            session.auth_time = Some(now);
+            session.amr = vec!["pwd".to_owned()];
+            if let Some(device) = session.device_id.clone() {
+                // Keep a device the same user confirmed earlier in this session.
+                session.amr.push("swk".to_owned());
+                session.device_id = Some(device);
+            }
+            if !self.store().update_session_auth(&session).await? {
+                return Ok(PasswordOutcome::Rejected);
+            }
+            self.login_limits.record_success(&login);
+        }
+        Ok(outcome)
+    }
+
+    /// A user who signed in with a temporary password chose a new one.
+    pub async fn change_password(
+        &self,
+        session: &SsoSession,
+        new_password: &Password,
+        now: DateTime<Utc>,
+    ) -> Result<bool, CoreError> {
+        let (Some(user_id), Some(_)) = (&session.user_id, session.auth_time) else {
+            return Ok(false);
+        };
+        let hash = self.passwords().hash(new_password).await?;
+        let tx = self.store().begin().await?;
+        let set = tx
+            .set_password(
+                user_id,
+                &PasswordRecord {
+                    hash,
+                    expires_at: None,
+                    must_change: false,
+                },
+                now,
+            )
+            .await?;
+        if !set {
+            return Ok(false);
+        }
+        tx.audit(&AuditEntry {
+            at: now,
+            actor: format!("user:{user_id}"),
+            action: "user.password-change",
+            target: user_id.to_string(),
+            outcome: AuditOutcome::Ok,
+            detail: "password changed at sign-in".into(),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// All factors passed: record the grant and hand out a code.
+    async fn issue_code(
+        &self,
+        session: &SsoSession,
+        request: &AuthRequest,
+        app: &App,
+        user: &User,
+        device: Option<&Device>,
+        now: DateTime<Utc>,
+    ) -> Result<Step, CoreError> {
+        let code = random_hex::<32>()?;
+        let acr = if device.is_some() {
+            "urn:latchkey:acr:device"
+        } else if session.amr.iter().any(|m| m == "otp") {
+            "urn:latchkey:acr:mfa"
+        } else {
+            "urn:latchkey:acr:pwd"
+        };
+        let grant = Grant {
+            id: random_hex::<16>()?,
+            session_id: session.id.clone(),
+            user_id: user.id.clone(),
+            client_id: app.client_id.clone(),
+            device_id: device.map(|d| d.id.clone()),
+            scope: request.scope.clone(),
+            nonce: request.nonce.clone(),
+            redirect_uri: request.redirect_uri.clone(),
+            code_challenge: request.code_challenge.clone(),
+            code_expires_at: now + CODE_TTL,
+            code_used_at: None,
+            auth_time: session.auth_time.unwrap_or(now),
+            amr: session.amr.clone(),
+            acr: acr.to_owned(),
+            created_at: now,
+            ended_at: None,
+        };
+        let tx = self.store().begin().await?;
+        if !tx.finish_auth_request(&request.id, now).await? {
+            return Ok(Step::Failed(LoginFailure::Expired));
+        }
+        tx.insert_grant(&grant, &secret_hash(&code)).await?;
+        tx.commit().await?;
+        let method = if device.is_some() {
+            "device"
+        } else if user.kind == UserKind::BreakGlass && app.device_policy != DevicePolicy::None {
+            "break-glass"
+        } else {
+            "password"
+        };
+        self.login_event(
+            session,
+            Some(&app.client_id),
+            (method, "ok", None),
+            Some(user),
+            device.map(|d| &d.id),
+            now,
+        )
+        .await?;
+        let mut params = vec![("code", code.as_str()), ("iss", self.issuer())];
+        if let Some(state) = &request.state {
+            params.push(("state", state));
+        }
+        Ok(Step::Redirect(redirect_with(
+            &request.redirect_uri,
+            &params,
+        )))
+    }
+
+    // ---- the device's side ----
+
+    /// What a device must sign for `txn_id`. Only a device the transaction
+    /// expects is told; any other device fails the transaction with the
+    /// reason, so the browser shows it at once.
+    pub async fn device_auth_challenge(
+        &self,
+        device: &AuthenticatedDevice,
+        txn_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<DeviceChallenge, CoreError> {
+        let txn = self.pending_txn(txn_id, now).await?;
+        if !txn.expected_devices.contains(device.id()) {
+            let view = self.compliance_of(device.id(), now).await?;
+            self.fail_txn(
+                &txn,
+                Some(device.id()),
+                DeviceAuthFailure::OtherUser {
+                    device: view.device.hostname,
+                },
+                now,
+            )
+            .await?;
+            return Err(CoreError::FailedPrecondition(
+                "this device is not one the sign-in expects (it belongs to another user)".into(),
+            ));
+        }
+        let user = self
+            .store()
+            .user_by_id(&txn.user_id)
+            .await?
+            .ok_or_else(|| CoreError::NotFound("user".into()))?;
+        let (app, _) = self
+            .store()
+            .app_by_client_id(&txn.client_id)
+            .await?
+            .ok_or_else(|| CoreError::NotFound("app".into()))?;
+        Ok(DeviceChallenge {
+            txn_id: txn.id,
+            nonce: txn.nonce,
+            audience: self.issuer().to_owned(),
+            app_name: app.name,
+            user_email: user.email,
+            short_code: txn.short_code,
+            mode: txn.mode,
+            expires_at: txn.expires_at,
+        })
+    }
+
+    async fn pending_txn(
+        &self,
+        txn_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<DeviceAuthTxn, CoreError> {
+        let txn = if txn_id.len() == 32 {
+            self.store().txn(txn_id).await?
+        } else {
+            None
+        }
+        .ok_or_else(|| CoreError::NotFound("no such sign-in (device-auth transaction)".into()))?;
+        if txn.outcome != TxnOutcome::Pending {
+            return Err(CoreError::FailedPrecondition(
+                "this sign-in was answered already".into(),
+            ));
+        }
+        if txn.expires_at <= now {
+            self.fail_txn(&txn, None, DeviceAuthFailure::NotAnswered, now)
+                .await?;
+            return Err(CoreError::FailedPrecondition(
+                "this sign-in has expired".into(),
+            ));
+        }
+        Ok(txn)
+    }
+
+    /// A device's signed answer. `public_key` is the key of the certificate
+    /// the device authenticated with (its current one), `peer_ip` where the
+    /// answer came from. Returns the outcome the agent reports.
+    pub async fn answer_device_auth(
+        &self,
+        device: &AuthenticatedDevice,
+        public_key: &[u8],
+        peer_ip: Option<&str>,
+        signed: &str,
+        now: DateTime<Utc>,
+    ) -> Result<TxnOutcome, CoreError> {
+        if signed.len() > 4096 {
+            return Err(CoreError::InvalidArgument(
+                "the signed answer is too long".into(),
+            ));
+        }
+        // The transaction id is read from the payload before the signature
+        // is checked, only to find the transaction; nothing else is trusted
+        // until the signature verifies.
+        let statement = signed
+            .split('.')
+            .nth(1)
+            .and_then(base64_url)
+            .and_then(|p| serde_json::from_slice::<DeviceStatement>(&p).ok())
+            .ok_or_else(|| {
+                CoreError::InvalidArgument("the answer is not a signed statement".into())
+            })?;
+        let txn = self.pending_txn(&statement.txn, now).await?;
+        let view = self.compliance_of(device.id(), now).await?;
+        let hostname = view.device.hostname.clone();
+        let verified = latchkey_certs::jose::verify_compact_p256(public_key, signed)
+            .and_then(|(header, payload)| {
+                let header: serde_json::Value = serde_json::from_slice(&header).ok()?;
+                let typ_ok = header.get("alg")?.as_str()? == "ES256"
+                    && header.get("typ")?.as_str()? == DEVICE_AUTH_TYP;
+                let statement: DeviceStatement = serde_json::from_slice(&payload).ok()?;
+                typ_ok.then_some(statement)
+            })
+            .filter(|s| {
+                s.txn == txn.id
+                    && constant_eq(&s.nonce, &txn.nonce)
+                    && s.device_id == device.id().as_str()
+                    && s.aud == self.issuer()
+                    && (now - DateTime::from_timestamp(s.iat, 0).unwrap_or_default()).abs()
+                        <= DEVICE_CLOCK_SKEW
+            });
+        let failure = if verified.is_none() {
+            Some(DeviceAuthFailure::BadSignature {
+                device: hostname.clone(),
+            })
+        } else if !txn.expected_devices.contains(device.id()) {
+            Some(DeviceAuthFailure::OtherUser {
+                device: hostname.clone(),
+            })
+        } else {
+            let user = self.store().user_by_id(&txn.user_id).await?;
+            match user.filter(|u| u.status == UserStatus::Active) {
+                None => Some(DeviceAuthFailure::OtherUser {
+                    device: hostname.clone(),
+                }),
+                Some(user) => device_fitness(&view.device, &view.compliance, &user),
+            }
+        };
+        let failure = failure.or_else(|| {
+            let same_ip = peer_ip.is_some_and(|ip| ip == txn.browser_ip);
+            (txn.mode == DevicePolicy::Bound
+                && self.settings.sso.bound_requires_same_ip
+                && !same_ip)
+                .then(|| DeviceAuthFailure::WrongNetwork {
+                    device: hostname.clone(),
+                })
+        });
+        if let Some(failure) = failure {
+            self.fail_txn(&txn, Some(device.id()), failure.clone(), now)
+                .await?;
+            return Ok(TxnOutcome::Failed(failure));
+        }
+        let confirmed = self
+            .store()
+            .answer_txn(
+                &txn.id,
+                TxnUpdate {
+                    device_id: Some(device.id()),
+                    outcome: &TxnOutcome::Confirmed,
+                },
+                now,
+            )
+            .await?;
+        if !confirmed {
+            return Err(CoreError::FailedPrecondition(
+                "this sign-in was answered already".into(),
+            ));
+        }
+        self.device_auth_waiters.wake(&txn.id);
+        Ok(TxnOutcome::Confirmed)
+    }
+
+    /// The state of a transaction as its own session sees it (`None` for
+    /// any other session). A pending transaction past its expiry reads as
+    /// failed: nobody answered.
+    pub async fn device_auth_state(
+        &self,
+        session: &SsoSession,
+        txn_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<TxnOutcome>, CoreError> {
+        if txn_id.len() != 32 {
+            return Ok(None);
+        }
+        let Some(txn) = self
+            .store()
+            .txn(txn_id)
+            .await?
+            .filter(|t| t.session_id == session.id)
+        else {
+            return Ok(None);
+        };
+        if txn.outcome == TxnOutcome::Pending && txn.expires_at <= now {
+            return Ok(Some(TxnOutcome::Failed(DeviceAuthFailure::NotAnswered)));
+        }
+        Ok(Some(txn.outcome))
+    }
+
+    /// Woken when an answer to `txn_id` is taken in this process. Register
+    /// (enable the `notified` future) before reading the state, so an
+    /// answer in between is not missed.
+    pub fn device_auth_waiter(&self, txn_id: &str) -> std::sync::Arc<tokio::sync::Notify> {
+        self.device_auth_waiters.waiter(txn_id)
+    }
+
+    /// Forgets a transaction's waiter once nobody holds it.
+    pub fn release_device_auth_waiter(&self, txn_id: &str) {
+        self.device_auth_waiters.prune(txn_id);
+    }
+
+    /// Recent sign-ins of the session's user, newest first.
+    pub async fn login_history(
+        &self,
+        session: &SsoSession,
+        limit: u64,
+    ) -> Result<Vec<LoginEvent>, CoreError> {
+        match &session.user_id {
+            Some(user) => Ok(self.store().login_events(user, limit).await?),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Apps the session's user may open from the home page.
+    pub async fn apps_for_home(&self) -> Result<Vec<App>, CoreError> {
+        Ok(self.store().list_apps().await?)
+    }
+
+    /// The hostnames of devices, for the login history.
+    pub async fn device_names(
+        &self,
+        ids: &[DeviceId],
+    ) -> Result<HashMap<DeviceId, String>, CoreError> {
+        let mut names = HashMap::new();
+        for id in ids {
+            if names.contains_key(id) {
+                continue;
+            }
+            if let Some(device) = self.store().device(id).await? {
+                names.insert(id.clone(), device.hostname);
+            }
+        }
+        Ok(names)
+    }
+}
+
+fn base64_url(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .ok()
+}
+
+/// Compares two secrets in time independent of where they differ.
+pub fn constant_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+fn choice(device: &Device) -> DeviceChoice {
+    DeviceChoice {
+        id: device.id.clone(),
+        hostname: device.hostname.clone(),
+        platform: device.platform.clone(),
+        model: device.model.clone(),
+        state: device.state,
+    }
+}
+
+/// Why a device may not confirm a login for `user` now, if it may not.
+pub(crate) fn device_fitness(
+    device: &Device,
+    compliance: &Compliance,
+    user: &User,
+) -> Option<DeviceAuthFailure> {
+    let name = device.hostname.clone();
+    if device.user.as_deref() != Some(user.email.as_str()) {
+        return Some(DeviceAuthFailure::OtherUser { device: name });
+    }
+    match device.state {
+        DeviceState::Active => {}
+        DeviceState::Locked | DeviceState::WipePending => {
+            return Some(DeviceAuthFailure::DeviceLocked { device: name });
+        }
+        DeviceState::Retired | DeviceState::Wiped => {
+            return Some(DeviceAuthFailure::DeviceRetired { device: name });
+        }
+    }
+    match compliance {
+        Compliance::Compliant => None,
+        Compliance::NonCompliant(failed) => Some(DeviceAuthFailure::NotCompliant {
+            device: name,
+            checks: failed
+                .iter()
+                .map(|f| FailedCheckView {
+                    check: f.check.to_owned(),
+                    detail: f.detail.clone(),
+                })
+                .collect(),
+        }),
+        Compliance::Unknown => Some(DeviceAuthFailure::NotCompliant {
+            device: name,
+            checks: vec![FailedCheckView {
+                check: "posture".into(),
+                detail: "the device has not reported its posture yet".into(),
+            }],
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_passwords_need_twelve_characters_and_a_match() {
+        assert_eq!(validate_new_password("short", "short"), Err("too_short"));
+        assert_eq!(
+            validate_new_password("long enough pass", "long enough pas"),
+            Err("mismatch")
+        );
+        assert_eq!(
+            validate_new_password(
+                "パスワードは十二文字以上です",
+                "パスワードは十二文字以上です"
+            ),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn redirects_keep_the_registered_query() {
+        assert_eq!(
+            redirect_with(
+                "https://rp.example/cb?x=1",
+                &[("code", "a b"), ("state", "s&t")]
+            ),
+            "https://rp.example/cb?x=1&code=a+b&state=s%26t"
+        );
+    }
+
+    #[test]
+    fn short_codes_have_six_digits() {
+        for _ in 0..100 {
+            let code = short_code().unwrap();
+            assert_eq!(code.len(), 6);
+            assert!(code.bytes().all(|b| b.is_ascii_digit()));
+        }
+    }
+}

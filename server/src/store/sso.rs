@@ -1,0 +1,583 @@
+//! Queries of the OpenID Connect provider. Every state change that must
+//! happen once (a code used, a transaction answered or redeemed, a refresh
+//! token rotated) is a compare-and-set that reports whether it won, so two
+//! replicas or two racing requests cannot both succeed.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
+
+use super::entities::{
+    auth_requests, device_auth_txns, devices, grants, login_events, refresh_tokens, sso_sessions,
+};
+use super::{Db, StoreError, StoreResult, device_from, ms, opt_time, time};
+use crate::core::ids::{ClientId, DeviceId, UserId};
+use crate::core::model::{Device, DevicePolicy};
+use crate::core::sso::model::{
+    AuthRequest, DeviceAuthFailure, DeviceAuthTxn, Grant, LoginEvent, RefreshTokenRecord,
+    SsoSession, TxnOutcome,
+};
+
+fn amr_from(text: Option<&str>) -> Vec<String> {
+    text.unwrap_or("")
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn session_from(row: sso_sessions::Model) -> StoreResult<SsoSession> {
+    Ok(SsoSession {
+        user_id: row.user_id.map(UserId::from_store),
+        amr: amr_from(row.amr.as_deref()),
+        device_id: row.device_id.map(DeviceId::from_store),
+        created_at: time(row.created_at)?,
+        expires_at: time(row.expires_at)?,
+        auth_time: opt_time(row.auth_time)?,
+        ended_at: opt_time(row.ended_at)?,
+        id: row.id,
+        ip: row.ip,
+        user_agent: row.user_agent,
+    })
+}
+
+fn request_from(row: auth_requests::Model) -> StoreResult<AuthRequest> {
+    Ok(AuthRequest {
+        client_id: ClientId::from_store(row.client_id),
+        created_at: time(row.created_at)?,
+        expires_at: time(row.expires_at)?,
+        finished_at: opt_time(row.finished_at)?,
+        id: row.id,
+        session_id: row.session_id,
+        redirect_uri: row.redirect_uri,
+        scope: row.scope,
+        state: row.state,
+        nonce: row.nonce,
+        code_challenge: row.code_challenge,
+        prompt_login: row.prompt_login,
+        max_age: row.max_age,
+    })
+}
+
+fn txn_from(row: device_auth_txns::Model) -> StoreResult<DeviceAuthTxn> {
+    let outcome = match row.outcome.as_str() {
+        "pending" => TxnOutcome::Pending,
+        "confirmed" => TxnOutcome::Confirmed,
+        "failed" => {
+            let failure: DeviceAuthFailure =
+                serde_json::from_str(row.failure.as_deref().unwrap_or(""))
+                    .map_err(|e| StoreError::Corrupt(format!("device-auth failure: {e}")))?;
+            TxnOutcome::Failed(failure)
+        }
+        other => return Err(StoreError::Corrupt(format!("device-auth outcome {other}"))),
+    };
+    let expected: Vec<String> = serde_json::from_str(&row.expected_devices)
+        .map_err(|e| StoreError::Corrupt(format!("expected devices: {e}")))?;
+    Ok(DeviceAuthTxn {
+        mode: DevicePolicy::parse(&row.mode)
+            .ok_or_else(|| StoreError::Corrupt(row.mode.clone()))?,
+        user_id: UserId::from_store(row.user_id),
+        client_id: ClientId::from_store(row.client_id),
+        expected_devices: expected.into_iter().map(DeviceId::from_store).collect(),
+        device_id: row.device_id.map(DeviceId::from_store),
+        created_at: time(row.created_at)?,
+        expires_at: time(row.expires_at)?,
+        answered_at: opt_time(row.answered_at)?,
+        redeemed_at: opt_time(row.redeemed_at)?,
+        outcome,
+        id: row.id,
+        nonce: row.nonce,
+        short_code: row.short_code,
+        request_id: row.request_id,
+        session_id: row.session_id,
+        browser_ip: row.browser_ip,
+        browser_ua: row.browser_ua,
+    })
+}
+
+fn grant_from(row: grants::Model) -> StoreResult<Grant> {
+    Ok(Grant {
+        user_id: UserId::from_store(row.user_id),
+        client_id: ClientId::from_store(row.client_id),
+        device_id: row.device_id.map(DeviceId::from_store),
+        amr: amr_from(Some(&row.amr)),
+        code_expires_at: time(row.code_expires_at)?,
+        code_used_at: opt_time(row.code_used_at)?,
+        auth_time: time(row.auth_time)?,
+        created_at: time(row.created_at)?,
+        ended_at: opt_time(row.ended_at)?,
+        id: row.id,
+        session_id: row.session_id,
+        scope: row.scope,
+        nonce: row.nonce,
+        redirect_uri: row.redirect_uri,
+        code_challenge: row.code_challenge,
+        acr: row.acr,
+    })
+}
+
+/// What answering a device-auth transaction records.
+#[derive(Debug, Clone)]
+pub struct TxnUpdate<'a> {
+    pub device_id: Option<&'a DeviceId>,
+    pub outcome: &'a TxnOutcome,
+}
+
+impl<C: ConnectionTrait> Db<C> {
+    // ---- sessions ----
+
+    pub async fn insert_session(&self, session: &SsoSession, secret_hash: &str) -> StoreResult<()> {
+        sso_sessions::Entity::insert(sso_sessions::ActiveModel {
+            id: Set(session.id.clone()),
+            secret_hash: Set(secret_hash.to_owned()),
+            user_id: Set(session.user_id.as_ref().map(ToString::to_string)),
+            ip: Set(session.ip.clone()),
+            user_agent: Set(session.user_agent.clone()),
+            created_at: Set(ms(session.created_at)),
+            expires_at: Set(ms(session.expires_at)),
+            auth_time: Set(session.auth_time.map(ms)),
+            amr: Set(None),
+            device_id: Set(None),
+            ended_at: Set(None),
+            end_reason: Set(None),
+        })
+        .exec_without_returning(&self.0)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn session_by_secret_hash(&self, hash: &str) -> StoreResult<Option<SsoSession>> {
+        sso_sessions::Entity::find()
+            .filter(sso_sessions::Column::SecretHash.eq(hash))
+            .one(&self.0)
+            .await?
+            .map(session_from)
+            .transpose()
+    }
+
+    pub async fn session(&self, id: &str) -> StoreResult<Option<SsoSession>> {
+        sso_sessions::Entity::find_by_id(id.to_owned())
+            .one(&self.0)
+            .await?
+            .map(session_from)
+            .transpose()
+    }
+
+    /// Records what the session has proved so far; false when it ended.
+    pub async fn update_session_auth(&self, session: &SsoSession) -> StoreResult<bool> {
+        let result = sso_sessions::Entity::update_many()
+            .col_expr(
+                sso_sessions::Column::UserId,
+                Expr::value(session.user_id.as_ref().map(ToString::to_string)),
+            )
+            .col_expr(
+                sso_sessions::Column::AuthTime,
+                Expr::value(session.auth_time.map(ms)),
+            )
+            .col_expr(
+                sso_sessions::Column::Amr,
+                Expr::value(session.amr.join(" ")),
+            )
+            .col_expr(
+                sso_sessions::Column::DeviceId,
+                Expr::value(session.device_id.as_ref().map(ToString::to_string)),
+            )
+            .filter(sso_sessions::Column::Id.eq(session.id.clone()))
+            .filter(sso_sessions::Column::EndedAt.is_null())
+            .exec(&self.0)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    async fn end_sessions_where(
+        &self,
+        column: sso_sessions::Column,
+        value: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let result = sso_sessions::Entity::update_many()
+            .col_expr(sso_sessions::Column::EndedAt, Expr::value(ms(now)))
+            .col_expr(sso_sessions::Column::EndReason, Expr::value(reason))
+            .filter(column.eq(value))
+            .filter(sso_sessions::Column::EndedAt.is_null())
+            .exec(&self.0)
+            .await?;
+        Ok(result.rows_affected)
+    }
+
+    async fn end_grants_where(
+        &self,
+        column: grants::Column,
+        value: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let result = grants::Entity::update_many()
+            .col_expr(grants::Column::EndedAt, Expr::value(ms(now)))
+            .col_expr(grants::Column::EndReason, Expr::value(reason))
+            .filter(column.eq(value))
+            .filter(grants::Column::EndedAt.is_null())
+            .exec(&self.0)
+            .await?;
+        Ok(result.rows_affected)
+    }
+
+    /// Ends one session and every grant issued in it.
+    pub async fn end_session(&self, id: &str, reason: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        self.end_sessions_where(sso_sessions::Column::Id, id, reason, now)
+            .await?;
+        self.end_grants_where(grants::Column::SessionId, id, reason, now)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends the sessions and grants a device confirmed; returns how many.
+    pub async fn end_device_sso(
+        &self,
+        device: &DeviceId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let sessions = self
+            .end_sessions_where(sso_sessions::Column::DeviceId, device.as_str(), reason, now)
+            .await?;
+        let grants = self
+            .end_grants_where(grants::Column::DeviceId, device.as_str(), reason, now)
+            .await?;
+        Ok(sessions + grants)
+    }
+
+    /// Ends every session and grant of a user; returns how many.
+    pub async fn end_user_sso(
+        &self,
+        user: &UserId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let sessions = self
+            .end_sessions_where(sso_sessions::Column::UserId, user.as_str(), reason, now)
+            .await?;
+        let grants = self
+            .end_grants_where(grants::Column::UserId, user.as_str(), reason, now)
+            .await?;
+        Ok(sessions + grants)
+    }
+
+    // ---- authorization requests ----
+
+    pub async fn insert_auth_request(&self, request: &AuthRequest) -> StoreResult<()> {
+        auth_requests::Entity::insert(auth_requests::ActiveModel {
+            id: Set(request.id.clone()),
+            session_id: Set(request.session_id.clone()),
+            client_id: Set(request.client_id.to_string()),
+            redirect_uri: Set(request.redirect_uri.clone()),
+            scope: Set(request.scope.clone()),
+            state: Set(request.state.clone()),
+            nonce: Set(request.nonce.clone()),
+            code_challenge: Set(request.code_challenge.clone()),
+            prompt_login: Set(request.prompt_login),
+            max_age: Set(request.max_age),
+            created_at: Set(ms(request.created_at)),
+            expires_at: Set(ms(request.expires_at)),
+            finished_at: Set(None),
+        })
+        .exec_without_returning(&self.0)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn auth_request(&self, id: &str) -> StoreResult<Option<AuthRequest>> {
+        auth_requests::Entity::find_by_id(id.to_owned())
+            .one(&self.0)
+            .await?
+            .map(request_from)
+            .transpose()
+    }
+
+    /// Marks a request answered; false when it already was or has expired.
+    pub async fn finish_auth_request(&self, id: &str, now: DateTime<Utc>) -> StoreResult<bool> {
+        let result = auth_requests::Entity::update_many()
+            .col_expr(auth_requests::Column::FinishedAt, Expr::value(ms(now)))
+            .filter(auth_requests::Column::Id.eq(id))
+            .filter(auth_requests::Column::FinishedAt.is_null())
+            .filter(auth_requests::Column::ExpiresAt.gt(ms(now)))
+            .exec(&self.0)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    // ---- device-auth transactions ----
+
+    pub async fn insert_txn(&self, txn: &DeviceAuthTxn) -> StoreResult<()> {
+        let expected: Vec<&str> = txn.expected_devices.iter().map(DeviceId::as_str).collect();
+        device_auth_txns::Entity::insert(device_auth_txns::ActiveModel {
+            id: Set(txn.id.clone()),
+            nonce: Set(txn.nonce.clone()),
+            short_code: Set(txn.short_code.clone()),
+            mode: Set(txn.mode.as_str().to_owned()),
+            request_id: Set(txn.request_id.clone()),
+            session_id: Set(txn.session_id.clone()),
+            user_id: Set(txn.user_id.to_string()),
+            client_id: Set(txn.client_id.to_string()),
+            expected_devices: Set(
+                serde_json::to_string(&expected).map_err(|e| StoreError::Corrupt(e.to_string()))?
+            ),
+            browser_ip: Set(txn.browser_ip.clone()),
+            browser_ua: Set(txn.browser_ua.clone()),
+            created_at: Set(ms(txn.created_at)),
+            expires_at: Set(ms(txn.expires_at)),
+            device_id: Set(None),
+            answered_at: Set(None),
+            outcome: Set("pending".to_owned()),
+            failure: Set(None),
+            redeemed_at: Set(None),
+        })
+        .exec_without_returning(&self.0)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn txn(&self, id: &str) -> StoreResult<Option<DeviceAuthTxn>> {
+        device_auth_txns::Entity::find_by_id(id.to_owned())
+            .one(&self.0)
+            .await?
+            .map(txn_from)
+            .transpose()
+    }
+
+    /// The newest transaction started for an authorization request.
+    pub async fn latest_txn(&self, request_id: &str) -> StoreResult<Option<DeviceAuthTxn>> {
+        device_auth_txns::Entity::find()
+            .filter(device_auth_txns::Column::RequestId.eq(request_id))
+            .order_by_desc(device_auth_txns::Column::CreatedAt)
+            .limit(1)
+            .one(&self.0)
+            .await?
+            .map(txn_from)
+            .transpose()
+    }
+
+    /// Records the answer to a pending transaction; false when it was
+    /// answered already.
+    pub async fn answer_txn(
+        &self,
+        id: &str,
+        update: TxnUpdate<'_>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let (outcome, failure) = match update.outcome {
+            TxnOutcome::Pending => ("pending", None),
+            TxnOutcome::Confirmed => ("confirmed", None),
+            TxnOutcome::Failed(f) => (
+                "failed",
+                Some(serde_json::to_string(f).map_err(|e| StoreError::Corrupt(e.to_string()))?),
+            ),
+        };
+        let result = device_auth_txns::Entity::update_many()
+            .col_expr(device_auth_txns::Column::Outcome, Expr::value(outcome))
+            .col_expr(device_auth_txns::Column::Failure, Expr::value(failure))
+            .col_expr(
+                device_auth_txns::Column::DeviceId,
+                Expr::value(update.device_id.map(ToString::to_string)),
+            )
+            .col_expr(device_auth_txns::Column::AnsweredAt, Expr::value(ms(now)))
+            .filter(device_auth_txns::Column::Id.eq(id))
+            .filter(device_auth_txns::Column::Outcome.eq("pending"))
+            .exec(&self.0)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    /// Redeems a confirmed transaction for the session that started it;
+    /// false when it is not confirmed, was redeemed, or belongs to another
+    /// session.
+    pub async fn redeem_txn(
+        &self,
+        id: &str,
+        session_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let result = device_auth_txns::Entity::update_many()
+            .col_expr(device_auth_txns::Column::RedeemedAt, Expr::value(ms(now)))
+            .filter(device_auth_txns::Column::Id.eq(id))
+            .filter(device_auth_txns::Column::SessionId.eq(session_id))
+            .filter(device_auth_txns::Column::Outcome.eq("confirmed"))
+            .filter(device_auth_txns::Column::RedeemedAt.is_null())
+            .exec(&self.0)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    // ---- grants, codes, refresh tokens ----
+
+    pub async fn insert_grant(&self, grant: &Grant, code_hash: &str) -> StoreResult<()> {
+        grants::Entity::insert(grants::ActiveModel {
+            id: Set(grant.id.clone()),
+            session_id: Set(grant.session_id.clone()),
+            user_id: Set(grant.user_id.to_string()),
+            client_id: Set(grant.client_id.to_string()),
+            device_id: Set(grant.device_id.as_ref().map(ToString::to_string)),
+            scope: Set(grant.scope.clone()),
+            nonce: Set(grant.nonce.clone()),
+            redirect_uri: Set(grant.redirect_uri.clone()),
+            code_hash: Set(code_hash.to_owned()),
+            code_challenge: Set(grant.code_challenge.clone()),
+            code_expires_at: Set(ms(grant.code_expires_at)),
+            code_used_at: Set(None),
+            auth_time: Set(ms(grant.auth_time)),
+            amr: Set(grant.amr.join(" ")),
+            acr: Set(grant.acr.clone()),
+            created_at: Set(ms(grant.created_at)),
+            ended_at: Set(None),
+            end_reason: Set(None),
+        })
+        .exec_without_returning(&self.0)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn grant_by_code_hash(&self, code_hash: &str) -> StoreResult<Option<Grant>> {
+        grants::Entity::find()
+            .filter(grants::Column::CodeHash.eq(code_hash))
+            .one(&self.0)
+            .await?
+            .map(grant_from)
+            .transpose()
+    }
+
+    pub async fn grant(&self, id: &str) -> StoreResult<Option<Grant>> {
+        grants::Entity::find_by_id(id.to_owned())
+            .one(&self.0)
+            .await?
+            .map(grant_from)
+            .transpose()
+    }
+
+    /// Marks a grant's code used; false when it was used before.
+    pub async fn use_code(&self, grant_id: &str, now: DateTime<Utc>) -> StoreResult<bool> {
+        let result = grants::Entity::update_many()
+            .col_expr(grants::Column::CodeUsedAt, Expr::value(ms(now)))
+            .filter(grants::Column::Id.eq(grant_id))
+            .filter(grants::Column::CodeUsedAt.is_null())
+            .exec(&self.0)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    pub async fn end_grant(&self, id: &str, reason: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        self.end_grants_where(grants::Column::Id, id, reason, now)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn insert_refresh_token(
+        &self,
+        token_hash: &str,
+        grant_id: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        refresh_tokens::Entity::insert(refresh_tokens::ActiveModel {
+            token_hash: Set(token_hash.to_owned()),
+            grant_id: Set(grant_id.to_owned()),
+            created_at: Set(ms(now)),
+            expires_at: Set(ms(expires_at)),
+            used_at: Set(None),
+        })
+        .exec_without_returning(&self.0)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn refresh_token(&self, token_hash: &str) -> StoreResult<Option<RefreshTokenRecord>> {
+        let Some(row) = refresh_tokens::Entity::find_by_id(token_hash.to_owned())
+            .one(&self.0)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(RefreshTokenRecord {
+            grant_id: row.grant_id,
+            expires_at: time(row.expires_at)?,
+            used_at: opt_time(row.used_at)?,
+        }))
+    }
+
+    /// Marks a refresh token used (rotated); false when it was used before.
+    pub async fn use_refresh_token(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let result = refresh_tokens::Entity::update_many()
+            .col_expr(refresh_tokens::Column::UsedAt, Expr::value(ms(now)))
+            .filter(refresh_tokens::Column::TokenHash.eq(token_hash))
+            .filter(refresh_tokens::Column::UsedAt.is_null())
+            .exec(&self.0)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    // ---- login history ----
+
+    pub async fn insert_login_event(&self, event: &LoginEvent) -> StoreResult<()> {
+        login_events::Entity::insert(login_events::ActiveModel {
+            id: Set(uuid::Uuid::new_v4().simple().to_string()),
+            at: Set(ms(event.at)),
+            user_id: Set(event.user_id.as_ref().map(ToString::to_string)),
+            login: Set(event.login.clone()),
+            ip: Set(event.ip.clone()),
+            user_agent: Set(event.user_agent.clone()),
+            client_id: Set(event.client_id.as_ref().map(ToString::to_string)),
+            device_id: Set(event.device_id.as_ref().map(ToString::to_string)),
+            method: Set(event.method.clone()),
+            result: Set(event.result.clone()),
+            reason: Set(event.reason.clone()),
+        })
+        .exec_without_returning(&self.0)
+        .await?;
+        Ok(())
+    }
+
+    /// A user's login history, newest first.
+    pub async fn login_events(&self, user: &UserId, limit: u64) -> StoreResult<Vec<LoginEvent>> {
+        login_events::Entity::find()
+            .filter(login_events::Column::UserId.eq(user.as_str()))
+            .order_by_desc(login_events::Column::At)
+            .limit(limit)
+            .all(&self.0)
+            .await?
+            .into_iter()
+            .map(|row| {
+                Ok(LoginEvent {
+                    at: time(row.at)?,
+                    user_id: row.user_id.map(UserId::from_store),
+                    client_id: row.client_id.map(ClientId::from_store),
+                    device_id: row.device_id.map(DeviceId::from_store),
+                    login: row.login,
+                    ip: row.ip,
+                    user_agent: row.user_agent,
+                    method: row.method,
+                    result: row.result,
+                    reason: row.reason,
+                })
+            })
+            .collect()
+    }
+
+    // ---- users and devices as the login sees them ----
+
+    /// Devices bound to a user, oldest enrollment first.
+    pub async fn devices_of_user(&self, email: &str) -> StoreResult<Vec<Device>> {
+        devices::Entity::find()
+            .filter(devices::Column::UserEmail.eq(email))
+            .order_by_asc(devices::Column::EnrolledAt)
+            .all(&self.0)
+            .await?
+            .into_iter()
+            .map(|row| device_from(row, None))
+            .collect()
+    }
+}

@@ -1,0 +1,584 @@
+//! Device-bound login end to end: a real OpenID Connect relying party (the
+//! `openidconnect` crate) runs the code + PKCE flow against latchkeyd while a
+//! browser-like client signs in and a real enrolled agent answers the
+//! device-auth over its mTLS channel.
+
+// A test: a panic here is a failed test.
+#![allow(clippy::expect_used, clippy::indexing_slicing, clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use latchkey_agent::device_auth::{Approval, open_url};
+use latchkey_agent::run::RunOptions;
+use latchkey_tests::web::{Browser, WebResponse, request};
+use latchkey_tests::{Agent, System};
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata,
+};
+use openidconnect::{
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
+    PkceCodeChallenge, RedirectUrl, Scope, TokenResponse,
+};
+
+const RP_CALLBACK: &str = "http://127.0.0.1:9/callback";
+
+/// The relying party's HTTP client: every request goes to latchkeyd's
+/// HTTPS listener, trusting only the Latchkey CA.
+fn rp_http(
+    sys: &System,
+) -> impl Fn(
+    openidconnect::HttpRequest,
+) -> std::pin::Pin<
+    Box<dyn Future<Output = Result<openidconnect::HttpResponse, std::io::Error>> + Send>,
+> + use<> {
+    let addr = sys.running().https_addr;
+    let tls = latchkey_certs::tls::client_config(&sys.ca_pem, None).expect("tls");
+    move |req: openidconnect::HttpRequest| {
+        let tls = Arc::clone(&tls);
+        Box::pin(async move {
+            let uri = req.uri().clone();
+            let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+            let headers: Vec<(String, String)> = req
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+                .collect();
+            let response = request(
+                addr,
+                tls,
+                req.method().as_str(),
+                &path,
+                &headers,
+                req.body(),
+            )
+            .await
+            .map_err(std::io::Error::other)?;
+            let mut builder = http::Response::builder().status(response.status);
+            for (k, v) in &response.headers {
+                builder = builder.header(k, v);
+            }
+            builder
+                .body(response.body.into_bytes())
+                .map_err(std::io::Error::other)
+        })
+    }
+}
+
+struct Setup {
+    sys: System,
+    agent: Agent,
+    client_id: String,
+    client_secret: String,
+    password: String,
+}
+
+/// An app with `--device bound`, a user with a password, and the user's
+/// enrolled agent running (auto-approve off: bound mode needs no prompt).
+async fn setup(device: &str) -> Result<Setup> {
+    let sys = System::start().await?;
+    let app = sys
+        .ctl_json(&[
+            "app",
+            "add",
+            "Payroll",
+            "--redirect-uri",
+            RP_CALLBACK,
+            "--device",
+            device,
+        ])
+        .await?;
+    let client_id = app["client_id"].as_str().context("client id")?.to_owned();
+    let client_secret = app["client_secret"].as_str().context("secret")?.to_owned();
+    sys.ctl(&["group", "add", "staff"]).await?;
+    sys.ctl(&[
+        "user",
+        "add",
+        "alice@example.com",
+        "--name",
+        "Alice Suzuki",
+        "--group",
+        "staff",
+    ])
+    .await?;
+    let reset = sys
+        .ctl_json(&["user", "reset-password", "alice@example.com"])
+        .await?;
+    let temporary = reset["temporary_password"]
+        .as_str()
+        .context("temporary password")?
+        .to_owned();
+    let token = sys
+        .enrollment_token(&["--user", "alice@example.com"])
+        .await?;
+    let mut agent = sys.enroll(&token).await?;
+    agent.start(RunOptions {
+        approval: Approval::Ask,
+        ..RunOptions::default()
+    });
+    sys.wait_for_posture(&agent.device_id).await?;
+    Ok(Setup {
+        sys,
+        agent,
+        client_id,
+        client_secret,
+        password: temporary,
+    })
+}
+
+/// Signs in up to the page after the password (changing a temporary one).
+async fn sign_in(
+    browser: &mut Browser,
+    authorize_url: &str,
+    email: &str,
+    password: &str,
+) -> Result<WebResponse> {
+    let page = browser.get(authorize_url).await?;
+    let page = browser.follow(page).await?;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("name=\"password\""), "{}", page.body);
+    assert!(page.body.contains("Payroll"), "{}", page.body);
+    let req = page.input("req").context("req")?;
+    let csrf = page.input("csrf").context("csrf")?;
+    let after = browser
+        .post(
+            "/login",
+            &[
+                ("req", &req),
+                ("csrf", &csrf),
+                ("email", email),
+                ("password", password),
+            ],
+        )
+        .await?;
+    let mut page = browser.follow(after).await?;
+    if page.body.contains("name=\"confirm\"") {
+        let csrf = page.input("csrf").context("csrf")?;
+        let after = browser
+            .post(
+                "/login/password",
+                &[
+                    ("req", &req),
+                    ("csrf", &csrf),
+                    ("password", "correct horse battery staple"),
+                    ("confirm", "correct horse battery staple"),
+                ],
+            )
+            .await?;
+        page = browser.follow(after).await?;
+    }
+    Ok(page)
+}
+
+/// On the "authenticate with this device" page: opens the link the button
+/// carries the way the browser would (through the URL handler), waits as the
+/// page's script does, and continues.
+async fn authenticate_with_device(
+    browser: &mut Browser,
+    agent: &Agent,
+    page: &WebResponse,
+) -> Result<(latchkey_agent::device_auth::Report, WebResponse)> {
+    assert!(
+        page.body.contains("Authenticate with this device"),
+        "{}",
+        page.body
+    );
+    let txn = page.attr("data-txn").context("txn")?;
+    let link = format!("latchkey://device-auth?txn={txn}");
+    assert!(
+        page.body.contains(&format!("href=\"{link}\"")),
+        "{}",
+        page.body
+    );
+    let next = page.attr("data-next").context("next")?;
+    let report = open_url(&agent.state, &link).await?;
+    let waited = browser.get(&format!("/login/wait?txn={txn}")).await?;
+    assert_eq!(waited.status, 200);
+    let status = waited.json()?["status"].as_str().unwrap_or("").to_owned();
+    assert_ne!(
+        status, "pending",
+        "the answer is in before the wait returns"
+    );
+    let after = browser.get(&next).await?;
+    Ok((report, browser.follow(after).await?))
+}
+
+fn query_param(url: &str, name: &str) -> Option<String> {
+    url::Url::parse(url)
+        .ok()?
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relying_party_signs_in_only_through_the_bound_device() -> Result<()> {
+    let mut s = setup("bound").await?;
+    let http = rp_http(&s.sys);
+    let issuer = format!("https://localhost:{}", s.sys.running().https_addr.port());
+    let metadata =
+        CoreProviderMetadata::discover_async(IssuerUrl::new(issuer.clone())?, &http).await?;
+    let client = CoreClient::from_provider_metadata(
+        metadata,
+        ClientId::new(s.client_id.clone()),
+        Some(ClientSecret::new(s.client_secret.clone())),
+    )
+    .set_redirect_uri(RedirectUrl::new(RP_CALLBACK.to_owned())?);
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (auth_url, state, nonce) = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("email".into()))
+        .add_scope(Scope::new("profile".into()))
+        .add_scope(Scope::new("groups".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+
+    let mut browser = Browser::new(s.sys.running().https_addr, &s.sys.ca_pem)?;
+    let page = sign_in(
+        &mut browser,
+        auth_url.as_str(),
+        "alice@example.com",
+        &s.password,
+    )
+    .await?;
+    let (report, landed) = authenticate_with_device(&mut browser, &s.agent, &page).await?;
+    assert!(report.confirmed, "{report:?}");
+    assert_eq!(landed.status, 303, "{}", landed.body);
+    let callback = landed.location().context("redirect to the RP")?.to_owned();
+    assert!(callback.starts_with(RP_CALLBACK), "{callback}");
+    assert_eq!(
+        query_param(&callback, "state").as_deref(),
+        Some(state.secret().as_str())
+    );
+    assert_eq!(
+        query_param(&callback, "iss").as_deref(),
+        Some(issuer.as_str())
+    );
+    let code = query_param(&callback, "code").context("code")?;
+
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(code.clone()))?
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await?;
+    let id_token = tokens.id_token().context("an ID token")?;
+    let verifier = client
+        .id_token_verifier()
+        .set_allowed_algs(vec![CoreJwsSigningAlgorithm::EcdsaP256Sha256]);
+    let claims = id_token.claims(&verifier, &nonce)?;
+    assert_eq!(claims.issuer().as_str(), issuer);
+    assert_eq!(
+        claims.email().map(|e| e.as_str()),
+        Some("alice@example.com")
+    );
+    assert_eq!(
+        claims.name().and_then(|n| n.get(None)).map(|n| n.as_str()),
+        Some("Alice Suzuki")
+    );
+    let amr: Vec<String> = claims
+        .auth_method_refs()
+        .context("amr")?
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    assert_eq!(amr, ["pwd", "swk"]);
+    assert_eq!(
+        claims.auth_context_ref().map(|a| a.as_str()),
+        Some("urn:latchkey:acr:device")
+    );
+    assert!(claims.auth_time().is_some());
+    // device_id and groups are Latchkey's own claims: read them from the
+    // payload the library just verified.
+    let payload = id_token.to_string();
+    let payload = payload.split('.').nth(1).context("payload")?;
+    let payload: serde_json::Value = serde_json::from_slice(&base64::Engine::decode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        payload,
+    )?)?;
+    assert_eq!(payload["device_id"], s.agent.device_id.as_str());
+    assert_eq!(payload["groups"], serde_json::json!(["staff"]));
+
+    // The access token works at userinfo.
+    let info = userinfo(&s.sys, tokens.access_token().secret()).await?;
+    assert_eq!(info.status, 200, "{}", info.body);
+    assert_eq!(info.json()?["email"], "alice@example.com");
+
+    // A second use of the code fails and revokes what the first issued.
+    let again = client
+        .exchange_code(AuthorizationCode::new(code))?
+        .set_pkce_verifier(openidconnect::PkceCodeVerifier::new("x".repeat(43)))
+        .request_async(&http)
+        .await;
+    assert!(again.is_err(), "a code works once");
+    let info = userinfo(&s.sys, tokens.access_token().secret()).await?;
+    assert_eq!(info.status, 401, "code reuse revoked the first tokens");
+    let refresh = tokens.refresh_token().context("refresh token")?;
+    assert!(
+        client
+            .exchange_refresh_token(refresh)?
+            .request_async(&http)
+            .await
+            .is_err()
+    );
+
+    s.agent.stop().await?;
+    s.sys.stop().await
+}
+
+async fn userinfo(sys: &System, token: &str) -> Result<WebResponse> {
+    let tls = latchkey_certs::tls::client_config(&sys.ca_pem, None)?;
+    request(
+        sys.running().https_addr,
+        tls,
+        "GET",
+        "/userinfo",
+        &[("Authorization".into(), format!("Bearer {token}"))],
+        b"",
+    )
+    .await
+}
+
+async fn token_request(sys: &System, form: &[(&str, &str)]) -> Result<WebResponse> {
+    let tls = latchkey_certs::tls::client_config(&sys.ca_pem, None)?;
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
+    request(
+        sys.running().https_addr,
+        tls,
+        "POST",
+        "/token",
+        &[(
+            "Content-Type".into(),
+            "application/x-www-form-urlencoded".into(),
+        )],
+        body.as_bytes(),
+    )
+    .await
+}
+
+/// The authorize URL a confidential client without PKCE would send.
+fn authorize_url(s: &Setup, state: &str) -> String {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("response_type", "code"),
+            ("client_id", s.client_id.as_str()),
+            ("redirect_uri", RP_CALLBACK),
+            ("scope", "openid email"),
+            ("state", state),
+            ("nonce", "n-0S6_WzA2Mj"),
+        ])
+        .finish();
+    format!("/authorize?{query}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locking_the_device_ends_its_tokens_and_the_next_login_shows_it_locked() -> Result<()> {
+    let mut s = setup("bound").await?;
+    let mut browser = Browser::new(s.sys.running().https_addr, &s.sys.ca_pem)?;
+    let page = sign_in(
+        &mut browser,
+        &authorize_url(&s, "first"),
+        "alice@example.com",
+        &s.password,
+    )
+    .await?;
+    let (report, landed) = authenticate_with_device(&mut browser, &s.agent, &page).await?;
+    assert!(report.confirmed, "{report:?}");
+    let code = query_param(landed.location().context("redirect")?, "code").context("code")?;
+    let tokens = token_request(
+        &s.sys,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", RP_CALLBACK),
+            ("client_id", &s.client_id),
+            ("client_secret", &s.client_secret),
+        ],
+    )
+    .await?;
+    assert_eq!(tokens.status, 200, "{}", tokens.body);
+    let tokens = tokens.json()?;
+    let refresh = tokens["refresh_token"]
+        .as_str()
+        .context("refresh")?
+        .to_owned();
+
+    // Refresh rotates: the new token works, the old one is spent.
+    let rotated = token_request(
+        &s.sys,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("client_id", &s.client_id),
+            ("client_secret", &s.client_secret),
+        ],
+    )
+    .await?;
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    let refresh = rotated.json()?["refresh_token"]
+        .as_str()
+        .context("refresh")?
+        .to_owned();
+
+    // The helpdesk locks the device.
+    let locked_at = std::time::Instant::now();
+    s.sys.ctl(&["device", "lock", &s.agent.device_id]).await?;
+    let refused = token_request(
+        &s.sys,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("client_id", &s.client_id),
+            ("client_secret", &s.client_secret),
+        ],
+    )
+    .await?;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert_eq!(refused.json()?["error"], "invalid_grant");
+
+    // The same browser tries again: its session ended with the lock, so it
+    // signs in again, and the device's answer is refused as locked.
+    let page = browser.get(&authorize_url(&s, "second")).await?;
+    let page = browser.follow(page).await?;
+    assert!(
+        page.body.contains("Sign in"),
+        "the session ended with the lock"
+    );
+    let req = page.input("req").context("req")?;
+    let csrf = page.input("csrf").context("csrf")?;
+    let after = browser
+        .post(
+            "/login",
+            &[
+                ("req", &req),
+                ("csrf", &csrf),
+                ("email", "alice@example.com"),
+                ("password", "correct horse battery staple"),
+            ],
+        )
+        .await?;
+    let page = browser.follow(after).await?;
+    let (report, page) = authenticate_with_device(&mut browser, &s.agent, &page).await?;
+    assert!(!report.confirmed);
+    assert_eq!(report.failure, "device_locked");
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(page.body.contains("This device is locked"), "{}", page.body);
+    assert!(page.body.contains("data-failure=\"device_locked\""));
+    assert!(
+        locked_at.elapsed() < std::time::Duration::from_secs(1),
+        "refused within a second of the lock: {:?}",
+        locked_at.elapsed()
+    );
+
+    s.agent.stop().await?;
+    s.sys.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_without_an_enrolled_device_is_refused() -> Result<()> {
+    let mut s = setup("bound").await?;
+    // Bob has no device.
+    s.sys
+        .ctl(&["user", "add", "bob@example.com", "--name", "Bob"])
+        .await?;
+    let reset = s
+        .sys
+        .ctl_json(&["user", "reset-password", "bob@example.com"])
+        .await?;
+    let bob_password = reset["temporary_password"]
+        .as_str()
+        .context("pw")?
+        .to_owned();
+    let mut browser = Browser::new(s.sys.running().https_addr, &s.sys.ca_pem)?;
+    let page = sign_in(
+        &mut browser,
+        &authorize_url(&s, "bob"),
+        "bob@example.com",
+        &bob_password,
+    )
+    .await?;
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(page.body.contains("No managed device"), "{}", page.body);
+
+    // Alice's sign-in in Japanese reaches the device step.
+    let mut alice = Browser::new(s.sys.running().https_addr, &s.sys.ca_pem)?;
+    alice.accept_language = "ja-JP,ja;q=0.9".into();
+    let page = sign_in(
+        &mut alice,
+        &authorize_url(&s, "alice"),
+        "alice@example.com",
+        &s.password,
+    )
+    .await?;
+    assert!(page.body.contains("このデバイスで認証"), "{}", page.body);
+    let txn = page.attr("data-txn").context("txn")?;
+
+    // A wrong password is refused with the same words whether or not the
+    // account exists.
+    let mut eve = Browser::new(s.sys.running().https_addr, &s.sys.ca_pem)?;
+    let page = eve.get(&authorize_url(&s, "eve")).await?;
+    let page = eve.follow(page).await?;
+    let req = page.input("req").context("req")?;
+    let csrf = page.input("csrf").context("csrf")?;
+    let known = eve
+        .post(
+            "/login",
+            &[
+                ("req", &req),
+                ("csrf", &csrf),
+                ("email", "alice@example.com"),
+                ("password", "wrong-password"),
+            ],
+        )
+        .await?;
+    let unknown = eve
+        .post(
+            "/login",
+            &[
+                ("req", &req),
+                ("csrf", &csrf),
+                ("email", "nobody@example.com"),
+                ("password", "wrong-password"),
+            ],
+        )
+        .await?;
+    assert_eq!(known.status, 401);
+    assert_eq!(unknown.status, 401);
+    assert!(
+        known
+            .body
+            .contains("The email address or password is not correct.")
+    );
+    assert!(
+        unknown
+            .body
+            .contains("The email address or password is not correct.")
+    );
+    // A form without the session's CSRF token is refused.
+    let forged = eve
+        .post(
+            "/login",
+            &[
+                ("req", &req),
+                ("csrf", "0000"),
+                ("email", "alice@example.com"),
+                ("password", "x"),
+            ],
+        )
+        .await?;
+    assert_eq!(forged.status, 403);
+    assert!(forged.body.contains("The form expired"));
+
+    // The transaction is Alice's, redeemable only by her browser session:
+    // Eve's browser waiting on it learns nothing.
+    let waited = eve.get(&format!("/login/wait?txn={txn}")).await?;
+    assert_eq!(waited.json()?["status"], "unknown");
+
+    s.agent.stop().await?;
+    s.sys.stop().await
+}
