@@ -267,6 +267,43 @@ fn windows_quote_argument(argument: &str) -> String {
     quoted
 }
 
+/// Where the `latchkey://` URL handler is registered on Linux.
+pub const URL_HANDLER_DESKTOP_FILE: &str = "/usr/share/applications/latchkey-agent-url.desktop";
+
+/// The freedesktop entry that makes `latchkey-agent open-url` the handler of
+/// `latchkey://` links (x-scheme-handler), so a sign-in page's "authenticate
+/// with this device" button reaches the running agent.
+pub fn url_handler_desktop_entry(spec: &ServiceSpec) -> String {
+    format!(
+        "[Desktop Entry]\nType=Application\nName=Latchkey sign-in\nName[ja]=Latchkey サインイン\nComment=Confirms sign-ins with this managed device\nExec={} --state-dir {} open-url %u\nTerminal=false\nNoDisplay=true\nMimeType=x-scheme-handler/latchkey;\n",
+        desktop_word(&spec.executable.to_string_lossy()),
+        desktop_word(&spec.state_dir.to_string_lossy()),
+    )
+}
+
+/// Quotes an argument of a desktop entry's `Exec` key (Desktop Entry
+/// Specification, "The Exec key"): reserved characters inside double quotes
+/// are backslash-escaped, and `%` is doubled.
+fn desktop_word(word: &str) -> String {
+    let reserved = |c: char| c.is_whitespace() || "\"'\\><~|&;$*?#()`".contains(c);
+    let mut escaped = String::with_capacity(word.len().saturating_add(2));
+    for c in word.chars().filter(|c| !c.is_control()) {
+        match c {
+            '%' => escaped.push_str("%%"),
+            '"' | '`' | '$' | '\\' => {
+                escaped.push('\\');
+                escaped.push(c);
+            }
+            c => escaped.push(c),
+        }
+    }
+    if word.is_empty() || word.chars().any(reserved) {
+        format!("\"{escaped}\"")
+    } else {
+        escaped
+    }
+}
+
 /// Writes the systemd unit for `spec` into `unit_dir` with mode 0644 and returns its path.
 /// It neither reloads nor starts anything, which is what [`install`] adds.
 pub fn install_to(spec: &ServiceSpec, unit_dir: &Path) -> Result<PathBuf, InstallError> {
@@ -386,9 +423,15 @@ mod imp {
         let unit = install_to(&spec, Path::new(SYSTEMD_UNIT_DIR))?;
         run_step("systemctl", &["daemon-reload"])?;
         run_step("systemctl", &["enable", "--now", SYSTEMD_UNIT_NAME])?;
+        let handler = Path::new(super::URL_HANDLER_DESKTOP_FILE);
+        super::write_service_file(handler, super::url_handler_desktop_entry(&spec).as_bytes())?;
+        // Desktops read the MIME cache; a system without the tool still
+        // finds the entry when it rescans.
+        let _ = run_step("update-desktop-database", &["/usr/share/applications"]);
         Ok(format!(
-            "wrote {}, reloaded systemd, enabled and started {SYSTEMD_UNIT_NAME}",
-            unit.display()
+            "wrote {}, reloaded systemd, enabled and started {SYSTEMD_UNIT_NAME}; registered latchkey:// links in {}",
+            unit.display(),
+            handler.display()
         ))
     }
 }
@@ -477,6 +520,31 @@ mod tests {
             executable: PathBuf::from(executable),
             state_dir: PathBuf::from(state_dir),
         }
+    }
+
+    #[test]
+    fn the_url_handler_entry_registers_the_latchkey_scheme() {
+        let entry = url_handler_desktop_entry(&spec(
+            "/usr/local/bin/latchkey-agent",
+            "/var/lib/latchkey-agent",
+        ));
+        assert!(
+            entry.contains("MimeType=x-scheme-handler/latchkey;"),
+            "{entry}"
+        );
+        assert!(
+            entry.contains(
+                "Exec=/usr/local/bin/latchkey-agent --state-dir /var/lib/latchkey-agent open-url %u"
+            ),
+            "{entry}"
+        );
+        assert!(entry.contains("NoDisplay=true"));
+        let spaced =
+            url_handler_desktop_entry(&spec("/opt/Latchkey Agent/latchkey-agent", "/var/lib/a$b"));
+        assert!(
+            spaced.contains(r#"Exec="/opt/Latchkey Agent/latchkey-agent" --state-dir "/var/lib/a\$b" open-url %u"#),
+            "{spaced}"
+        );
     }
 
     #[test]
