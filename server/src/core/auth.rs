@@ -151,6 +151,8 @@ pub enum DeviceAuthError {
 pub struct AuthenticatedDevice {
     id: DeviceId,
     certificate_serial: Option<String>,
+    /// The certificate's public key (uncompressed P-256 point).
+    public_key: Option<Vec<u8>>,
 }
 
 impl AuthenticatedDevice {
@@ -162,6 +164,12 @@ impl AuthenticatedDevice {
     /// with one (gRPC and the embedded MQTT gateway).
     pub fn certificate_serial(&self) -> Option<&str> {
         self.certificate_serial.as_deref()
+    }
+
+    /// The key of the certificate the device authenticated with, when it
+    /// came with one; device-auth answers are verified with it.
+    pub fn public_key(&self) -> Option<&[u8]> {
+        self.public_key.as_deref()
     }
 
     pub fn actor(&self) -> String {
@@ -215,6 +223,7 @@ pub async fn authenticate_device_certificate(
     Ok(AuthenticatedDevice {
         id: record.device_id,
         certificate_serial: Some(info.serial_hex),
+        public_key: Some(info.public_key),
     })
 }
 
@@ -240,6 +249,7 @@ pub async fn authenticate_broker_device(
     Ok(AuthenticatedDevice {
         id,
         certificate_serial: None,
+        public_key: None,
     })
 }
 

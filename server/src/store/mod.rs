@@ -1004,12 +1004,9 @@ impl<C: ConnectionTrait> Db<C> {
         })
     }
 
-    pub async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
-        let Some(row) = users::Entity::find()
-            .filter(users::Column::Email.eq(email))
-            .one(&self.0)
-            .await?
-        else {
+    /// A user row with its group memberships.
+    async fn user_with_groups(&self, row: Option<users::Model>) -> StoreResult<Option<User>> {
+        let Some(row) = row else {
             return Ok(None);
         };
         let memberships = user_groups::Entity::find()
@@ -1019,18 +1016,19 @@ impl<C: ConnectionTrait> Db<C> {
         Self::user_from(row, &memberships).map(Some)
     }
 
-    pub async fn user_by_id(&self, id: &UserId) -> StoreResult<Option<User>> {
-        let Some(row) = users::Entity::find_by_id(id.to_string())
+    pub async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        let row = users::Entity::find()
+            .filter(users::Column::Email.eq(email))
             .one(&self.0)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let memberships = user_groups::Entity::find()
-            .filter(user_groups::Column::UserId.eq(row.id.clone()))
-            .all(&self.0)
             .await?;
-        Self::user_from(row, &memberships).map(Some)
+        self.user_with_groups(row).await
+    }
+
+    pub async fn user_by_id(&self, id: &UserId) -> StoreResult<Option<User>> {
+        let row = users::Entity::find_by_id(id.to_string())
+            .one(&self.0)
+            .await?;
+        self.user_with_groups(row).await
     }
 
     pub async fn list_users(&self) -> StoreResult<Vec<User>> {

@@ -113,13 +113,7 @@ impl DeviceService for DeviceApi {
         request: Request<RenewRequest>,
     ) -> Result<Response<RenewResponse>, Status> {
         let now = Utc::now();
-        let certs = request.peer_certs();
-        let leaf = certs.as_ref().and_then(|c| c.first()).map(|c| c.as_ref());
-        let device = self
-            .core
-            .authenticate_device(leaf, DeviceChannel::DeviceApi, now)
-            .await
-            .map_err(status)?;
+        let device = self.device(&request).await?;
         let chain = self
             .core
             .renew(&device, &request.into_inner().csr_der, now)
@@ -159,13 +153,6 @@ impl DeviceService for DeviceApi {
         request: Request<AnswerDeviceAuthRequest>,
     ) -> Result<Response<AnswerDeviceAuthResponse>, Status> {
         let device = self.device(&request).await?;
-        let certs = request.peer_certs();
-        let leaf = certs.as_ref().and_then(|c| c.first()).map(|c| c.as_ref());
-        // authenticate_device parsed this certificate already.
-        let public_key = leaf
-            .and_then(|der| latchkey_certs::inspect_certificate(der).ok())
-            .map(|info| info.public_key)
-            .ok_or_else(|| Status::unauthenticated("no device certificate"))?;
         let peer_ip = request
             .remote_addr()
             .map(|a| a.ip().to_canonical().to_string());
@@ -173,7 +160,6 @@ impl DeviceService for DeviceApi {
             .core
             .answer_device_auth(
                 &device,
-                &public_key,
                 peer_ip.as_deref(),
                 &request.into_inner().signed,
                 Utc::now(),

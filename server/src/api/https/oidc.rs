@@ -245,20 +245,33 @@ pub async fn userinfo(State(web): State<Web>, headers: HeaderMap) -> Response {
     }
 }
 
+/// The client credentials and the `token` of a revocation or
+/// introspection request, or the error to answer with.
+fn token_form(
+    headers: &HeaderMap,
+    form: Result<Form<TokenForm>, axum::extract::rejection::FormRejection>,
+) -> Result<(ClientAuth, bool, String), (TokenError, bool)> {
+    let Ok(Form(form)) = form else {
+        return Err((TokenError::InvalidRequest("send a form body"), false));
+    };
+    let (auth, basic) = client_auth(headers, &form);
+    match form.token {
+        Some(token) => Ok((auth, basic, token)),
+        None => Err((TokenError::InvalidRequest("token is missing"), basic)),
+    }
+}
+
 /// `POST /revoke` (RFC 7009): 200 whether or not the token was known.
 pub async fn revoke(
     State(web): State<Web>,
     headers: HeaderMap,
     form: Result<Form<TokenForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return token_error(TokenError::InvalidRequest("send a form body"), false);
+    let (auth, basic, token) = match token_form(&headers, form) {
+        Ok(parts) => parts,
+        Err((e, basic)) => return token_error(e, basic),
     };
-    let (auth, basic) = client_auth(&headers, &form);
-    let Some(token) = &form.token else {
-        return token_error(TokenError::InvalidRequest("token is missing"), basic);
-    };
-    match web.core.revoke_token(&auth, token, Utc::now()).await {
+    match web.core.revoke_token(&auth, &token, Utc::now()).await {
         Ok(()) => json_response(StatusCode::OK, &json!({})),
         Err(e) => token_error(e, basic),
     }
@@ -270,14 +283,11 @@ pub async fn introspect(
     headers: HeaderMap,
     form: Result<Form<TokenForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return token_error(TokenError::InvalidRequest("send a form body"), false);
+    let (auth, basic, token) = match token_form(&headers, form) {
+        Ok(parts) => parts,
+        Err((e, basic)) => return token_error(e, basic),
     };
-    let (auth, basic) = client_auth(&headers, &form);
-    let Some(token) = &form.token else {
-        return token_error(TokenError::InvalidRequest("token is missing"), basic);
-    };
-    match web.core.introspect(&auth, token, Utc::now()).await {
+    match web.core.introspect(&auth, &token, Utc::now()).await {
         Ok(result) => json_response(StatusCode::OK, &result.0),
         Err(e) => token_error(e, basic),
     }

@@ -12,8 +12,6 @@ pub mod model;
 mod tokens;
 mod waiters;
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 
@@ -945,10 +943,10 @@ impl Core {
             session.user_id = Some(user.id.clone());
             session.auth_time = Some(now);
             session.amr = vec!["pwd".to_owned()];
-            if let Some(device) = session.device_id.clone() {
-                // Keep a device the same user confirmed earlier in this session.
+            if session.device_id.is_some() {
+                // A device the same user confirmed earlier in this session
+                // still counts (and is checked again at the next step).
                 session.amr.push("swk".to_owned());
-                session.device_id = Some(device);
             }
             if !self.store().update_session_auth(&session).await? {
                 return Ok(PasswordOutcome::Rejected);
@@ -1140,13 +1138,12 @@ impl Core {
         Ok(txn)
     }
 
-    /// A device's signed answer. `public_key` is the key of the certificate
-    /// the device authenticated with (its current one), `peer_ip` where the
-    /// answer came from. Returns the outcome the agent reports.
+    /// A device's signed answer, verified with the key of the certificate
+    /// the device authenticated with (its current one); `peer_ip` is where
+    /// the answer came from. Returns the outcome the agent reports.
     pub async fn answer_device_auth(
         &self,
         device: &AuthenticatedDevice,
-        public_key: &[u8],
         peer_ip: Option<&str>,
         signed: &str,
         now: DateTime<Utc>,
@@ -1170,6 +1167,11 @@ impl Core {
         let txn = self.pending_txn(&statement.txn, now).await?;
         let view = self.compliance_of(device.id(), now).await?;
         let hostname = view.device.hostname.clone();
+        let public_key = device.public_key().ok_or_else(|| {
+            CoreError::InvalidArgument(
+                "answers come over a connection with a device certificate".into(),
+            )
+        })?;
         let verified = latchkey_certs::jose::verify_compact_p256(public_key, signed)
             .and_then(|(header, payload)| {
                 let header: serde_json::Value = serde_json::from_slice(&header).ok()?;
@@ -1275,38 +1277,9 @@ impl Core {
         self.device_auth_waiters.prune(txn_id);
     }
 
-    /// Recent sign-ins of the session's user, newest first.
-    pub async fn login_history(
-        &self,
-        session: &SsoSession,
-        limit: u64,
-    ) -> Result<Vec<LoginEvent>, CoreError> {
-        match &session.user_id {
-            Some(user) => Ok(self.store().login_events(user, limit).await?),
-            None => Ok(Vec::new()),
-        }
-    }
-
     /// Apps the session's user may open from the home page.
     pub async fn apps_for_home(&self) -> Result<Vec<App>, CoreError> {
         Ok(self.store().list_apps().await?)
-    }
-
-    /// The hostnames of devices, for the login history.
-    pub async fn device_names(
-        &self,
-        ids: &[DeviceId],
-    ) -> Result<HashMap<DeviceId, String>, CoreError> {
-        let mut names = HashMap::new();
-        for id in ids {
-            if names.contains_key(id) {
-                continue;
-            }
-            if let Some(device) = self.store().device(id).await? {
-                names.insert(id.clone(), device.hostname);
-            }
-        }
-        Ok(names)
     }
 }
 
