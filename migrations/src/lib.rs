@@ -11,6 +11,7 @@ mod m0002_users;
 mod m0003_apps;
 mod m0004_signing_keys;
 mod m0005_sso;
+mod m0006_second_factor;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_apps::Migration),
             Box::new(m0004_signing_keys::Migration),
             Box::new(m0005_sso::Migration),
+            Box::new(m0006_second_factor::Migration),
         ]
     }
 }

@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::core::sso::MfaSetting;
+use crate::mail::{SmtpSettings, SmtpTls};
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
@@ -25,6 +28,24 @@ pub struct FileConfig {
     pub admin: FileAdmin,
     #[serde(default)]
     pub sso: FileSso,
+    /// Outgoing mail for emailed sign-in codes; none without it.
+    pub smtp: Option<FileSmtp>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSmtp {
+    pub host: String,
+    pub port: Option<u16>,
+    /// `starttls` (default), `tls` or `none`.
+    pub tls: Option<String>,
+    /// The From address, e.g. `Latchkey <no-reply@example.com>`.
+    pub sender: String,
+    pub username: Option<String>,
+    /// A file holding the password (the configuration never does).
+    pub password_file: Option<PathBuf>,
+    /// A PEM file with the CA of a server whose certificate is private.
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -37,6 +58,9 @@ pub struct FileSso {
     /// browser's IP address (default true; turn off behind proxies that
     /// hide it).
     pub bound_requires_same_ip: Option<bool>,
+    /// The least second factor users may choose: `off` (default), `risk`
+    /// or `always`.
+    pub user_mfa_minimum: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -148,6 +172,8 @@ pub struct Config {
     pub sso_issuer: Option<String>,
     pub access_token_ttl: Duration,
     pub bound_requires_same_ip: bool,
+    pub user_mfa_minimum: MfaSetting,
+    pub smtp: Option<SmtpSettings>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -275,6 +301,15 @@ impl FileConfig {
                 "sso.access_token_ttl must be between 1m and 24h".into(),
             ));
         }
+        let user_mfa_minimum = match self.sso.user_mfa_minimum.as_deref() {
+            None => MfaSetting::Off,
+            Some(text) => MfaSetting::parse(text).ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "sso.user_mfa_minimum {text:?}: use off, risk or always"
+                ))
+            })?,
+        };
+        let smtp = self.smtp.map(FileSmtp::validate).transpose()?;
         Ok(Config {
             data_dir,
             database_url: DatabaseUrl(database_url),
@@ -294,6 +329,53 @@ impl FileConfig {
             sso_issuer,
             access_token_ttl,
             bound_requires_same_ip: self.sso.bound_requires_same_ip.unwrap_or(true),
+            user_mfa_minimum,
+            smtp,
+        })
+    }
+}
+
+impl FileSmtp {
+    fn validate(self) -> Result<SmtpSettings, ConfigError> {
+        let tls = match self.tls.as_deref() {
+            None => SmtpTls::StartTls,
+            Some(text) => SmtpTls::parse(text).ok_or_else(|| {
+                ConfigError::Invalid(format!("smtp.tls {text:?}: use starttls, tls or none"))
+            })?,
+        };
+        if self.host.trim().is_empty() {
+            return Err(ConfigError::Invalid("smtp.host is empty".into()));
+        }
+        let password = match &self.password_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read {
+                        path: path.clone(),
+                        source,
+                    })?
+                    .trim_end_matches(['\r', '\n'])
+                    .to_owned(),
+            ),
+            None => None,
+        };
+        if password.is_some() != self.username.is_some() {
+            return Err(ConfigError::Invalid(
+                "smtp.username and smtp.password_file go together".into(),
+            ));
+        }
+        if password.is_some() && tls == SmtpTls::None {
+            return Err(ConfigError::Invalid(
+                "smtp: a password is never sent without TLS; set smtp.tls".into(),
+            ));
+        }
+        Ok(SmtpSettings {
+            port: self.port.unwrap_or(tls.default_port()),
+            host: self.host,
+            tls,
+            sender: self.sender,
+            username: self.username,
+            password,
+            ca_file: self.ca_file,
         })
     }
 }

@@ -5,6 +5,7 @@ pub mod api;
 pub mod ca;
 pub mod config;
 pub mod core;
+pub mod mail;
 pub mod push;
 pub mod store;
 
@@ -136,10 +137,12 @@ pub async fn start(
         (None, MqttMode::Embedded { .. }, None) => anyhow::bail!("embedded MQTT needs a listener"),
     };
     let sessions = push.sessions().clone();
+    let mailer = config.smtp.as_ref().map(mail::Mailer::new).transpose()?;
     let (core, enrollment_writer) = Core::new(
         store.clone(),
         ca.clone(),
         push,
+        mailer,
         CoreSettings {
             device_certificate_validity: chrono::Duration::from_std(
                 config.device_certificate_validity,
@@ -152,6 +155,7 @@ pub async fn start(
                     .unwrap_or_else(|| format!("https://localhost:{}", https_addr.port())),
                 access_token_ttl: chrono::Duration::from_std(config.access_token_ttl)?,
                 bound_requires_same_ip: config.bound_requires_same_ip,
+                user_mfa_minimum: config.user_mfa_minimum,
             },
         },
     );

@@ -20,6 +20,8 @@ use tempfile::TempDir;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub mod login;
+pub mod smtp;
 pub mod web;
 
 /// Logs to the test output when `LATCHKEY_LOG` is set (e.g. `debug`).
@@ -103,7 +105,12 @@ pub struct System {
     pub owner_token: String,
     pub ca_pem: String,
     pub grpc_url: String,
+    /// Changes to the configuration file every boot applies.
+    configure: Option<Configure>,
 }
+
+/// A change to the server's configuration file.
+pub type Configure = std::sync::Arc<dyn Fn(&mut FileConfig) + Send + Sync>;
 
 impl System {
     pub async fn start() -> Result<System> {
@@ -116,6 +123,19 @@ impl System {
 
     /// Starts in `dir` (its `data` subdirectory may already hold a CA).
     pub async fn start_in(dir: TempDir, mqtt: MqttSetup) -> Result<System> {
+        Self::start_full(dir, mqtt, None).await
+    }
+
+    /// Starts with changes to the configuration file (SMTP, SSO settings).
+    pub async fn start_configured(configure: Configure) -> Result<System> {
+        Self::start_full(tempfile::tempdir()?, MqttSetup::Embedded, Some(configure)).await
+    }
+
+    async fn start_full(
+        dir: TempDir,
+        mqtt: MqttSetup,
+        configure: Option<Configure>,
+    ) -> Result<System> {
         init_logging();
         let db = pick_database();
         if let Db::Postgres { base, name } = &db {
@@ -136,6 +156,7 @@ impl System {
             owner_token: String::new(),
             ca_pem: String::new(),
             grpc_url: String::new(),
+            configure,
         };
         system.boot().await?;
         system.owner_token = std::fs::read_to_string(system.data_dir().join("admin-token"))?
@@ -157,6 +178,9 @@ impl System {
         };
         if let MqttSetup::External { url } = &self.mqtt {
             file.mqtt.external = Some(url.clone());
+        }
+        if let Some(configure) = &self.configure {
+            configure(&mut file);
         }
         let config = file.validate(Overrides {
             data_dir: Some(self.data_dir()),

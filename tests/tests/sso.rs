@@ -11,6 +11,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use latchkey_agent::device_auth::{Approval, open_url};
 use latchkey_agent::run::RunOptions;
+use latchkey_tests::login::{self, CHOSEN_PASSWORD, query_param, token_request};
 use latchkey_tests::web::{Browser, WebResponse, request};
 use latchkey_tests::{Agent, System};
 use openidconnect::core::{
@@ -126,50 +127,6 @@ async fn setup(device: &str) -> Result<Setup> {
     })
 }
 
-/// Signs in up to the page after the password (changing a temporary one).
-async fn sign_in(
-    browser: &mut Browser,
-    authorize_url: &str,
-    email: &str,
-    password: &str,
-) -> Result<WebResponse> {
-    let page = browser.get(authorize_url).await?;
-    let page = browser.follow(page).await?;
-    assert_eq!(page.status, 200, "{}", page.body);
-    assert!(page.body.contains("name=\"password\""), "{}", page.body);
-    assert!(page.body.contains("Payroll"), "{}", page.body);
-    let req = page.input("req").context("req")?;
-    let csrf = page.input("csrf").context("csrf")?;
-    let after = browser
-        .post(
-            "/login",
-            &[
-                ("req", &req),
-                ("csrf", &csrf),
-                ("email", email),
-                ("password", password),
-            ],
-        )
-        .await?;
-    let mut page = browser.follow(after).await?;
-    if page.body.contains("name=\"confirm\"") {
-        let csrf = page.input("csrf").context("csrf")?;
-        let after = browser
-            .post(
-                "/login/password",
-                &[
-                    ("req", &req),
-                    ("csrf", &csrf),
-                    ("password", "correct horse battery staple"),
-                    ("confirm", "correct horse battery staple"),
-                ],
-            )
-            .await?;
-        page = browser.follow(after).await?;
-    }
-    Ok(page)
-}
-
 /// On the "authenticate with this device" page: opens the link the button
 /// carries the way the browser would (through the URL handler), waits as the
 /// page's script does, and continues.
@@ -203,14 +160,6 @@ async fn authenticate_with_device(
     Ok((report, browser.follow(after).await?))
 }
 
-fn query_param(url: &str, name: &str) -> Option<String> {
-    url::Url::parse(url)
-        .ok()?
-        .query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relying_party_signs_in_only_through_the_bound_device() -> Result<()> {
     let mut s = setup("bound").await?;
@@ -238,9 +187,10 @@ async fn a_relying_party_signs_in_only_through_the_bound_device() -> Result<()> 
         .url();
 
     let mut browser = Browser::new(s.sys.running().https_addr, &s.sys.ca_pem)?;
-    let page = sign_in(
+    let page = login::sign_in(
         &mut browser,
         auth_url.as_str(),
+        "Payroll",
         "alice@example.com",
         &s.password,
     )
@@ -342,47 +292,18 @@ async fn userinfo(sys: &System, token: &str) -> Result<WebResponse> {
     .await
 }
 
-async fn token_request(sys: &System, form: &[(&str, &str)]) -> Result<WebResponse> {
-    let tls = latchkey_certs::tls::client_config(&sys.ca_pem, None)?;
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(form)
-        .finish();
-    request(
-        sys.running().https_addr,
-        tls,
-        "POST",
-        "/token",
-        &[(
-            "Content-Type".into(),
-            "application/x-www-form-urlencoded".into(),
-        )],
-        body.as_bytes(),
-    )
-    .await
-}
-
-/// The authorize URL a confidential client without PKCE would send.
 fn authorize_url(s: &Setup, state: &str) -> String {
-    let query = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs([
-            ("response_type", "code"),
-            ("client_id", s.client_id.as_str()),
-            ("redirect_uri", RP_CALLBACK),
-            ("scope", "openid email"),
-            ("state", state),
-            ("nonce", "n-0S6_WzA2Mj"),
-        ])
-        .finish();
-    format!("/authorize?{query}")
+    login::authorize_url(&s.client_id, RP_CALLBACK, state)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn locking_the_device_ends_its_tokens_and_the_next_login_shows_it_locked() -> Result<()> {
     let mut s = setup("bound").await?;
     let mut browser = Browser::new(s.sys.running().https_addr, &s.sys.ca_pem)?;
-    let page = sign_in(
+    let page = login::sign_in(
         &mut browser,
         &authorize_url(&s, "first"),
+        "Payroll",
         "alice@example.com",
         &s.password,
     )
@@ -458,7 +379,7 @@ async fn locking_the_device_ends_its_tokens_and_the_next_login_shows_it_locked()
                 ("req", &req),
                 ("csrf", &csrf),
                 ("email", "alice@example.com"),
-                ("password", "correct horse battery staple"),
+                ("password", CHOSEN_PASSWORD),
             ],
         )
         .await?;
@@ -495,9 +416,10 @@ async fn a_browser_without_an_enrolled_device_is_refused() -> Result<()> {
         .context("pw")?
         .to_owned();
     let mut browser = Browser::new(s.sys.running().https_addr, &s.sys.ca_pem)?;
-    let page = sign_in(
+    let page = login::sign_in(
         &mut browser,
         &authorize_url(&s, "bob"),
+        "Payroll",
         "bob@example.com",
         &bob_password,
     )
@@ -508,9 +430,10 @@ async fn a_browser_without_an_enrolled_device_is_refused() -> Result<()> {
     // Alice's sign-in in Japanese reaches the device step.
     let mut alice = Browser::new(s.sys.running().https_addr, &s.sys.ca_pem)?;
     alice.accept_language = "ja-JP,ja;q=0.9".into();
-    let page = sign_in(
+    let page = login::sign_in(
         &mut alice,
         &authorize_url(&s, "alice"),
+        "Payroll",
         "alice@example.com",
         &s.password,
     )

@@ -261,7 +261,9 @@ impl KeyWrapper {
         })
     }
 
-    fn seal(&self, kid: &str, plain: &str) -> Result<String, CertError> {
+    /// Seals `plain` under the data-dir key, bound to `kid` (a sealed value
+    /// opens only under the same `kid`).
+    pub fn seal(&self, kid: &str, plain: &str) -> Result<String, CertError> {
         use base64::Engine;
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let nonce_bytes = latchkey_certs::random_bytes::<12>()?;
@@ -282,11 +284,10 @@ impl KeyWrapper {
         ))
     }
 
-    fn open(&self, kid: &str, sealed: &str) -> Result<String, CertError> {
+    pub fn open(&self, kid: &str, sealed: &str) -> Result<String, CertError> {
         use base64::Engine;
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let malformed =
-            || CertError::MalformedKey(format!("stored signing key {kid} cannot be opened"));
+        let malformed = || CertError::MalformedKey(format!("sealed value {kid} cannot be opened"));
         let (nonce, data) = sealed
             .strip_prefix(SEALED_PREFIX)
             .and_then(|rest| rest.split_once('.'))

@@ -160,6 +160,8 @@ pub struct Core {
     /// Wakes browsers waiting on a device-auth transaction in this process.
     device_auth_waiters: sso::Waiters,
     login_limits: limits::LoginLimits,
+    /// Sends emailed sign-in codes; `None` without `[smtp]`.
+    mail: Option<crate::mail::Mailer>,
 }
 
 impl Core {
@@ -168,6 +170,7 @@ impl Core {
         store: Store,
         ca: Arc<CertificateAuthority>,
         push: Push,
+        mail: Option<crate::mail::Mailer>,
         settings: CoreSettings,
     ) -> (Self, EnrollmentWriter) {
         let (enrollments, writer) = writer::channel(store.clone());
@@ -182,6 +185,7 @@ impl Core {
             signing_key_cache: std::sync::Mutex::new(None),
             device_auth_waiters: sso::Waiters::default(),
             login_limits: limits::LoginLimits::default(),
+            mail,
         };
         (core, writer)
     }

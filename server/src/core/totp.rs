@@ -34,6 +34,23 @@ impl TotpSecret {
         Self(bytes)
     }
 
+    /// Reads the key as an authenticator app takes it typed in: base32,
+    /// case and spaces ignored, padding optional.
+    pub fn from_base32(text: &str) -> Option<Self> {
+        let (mut buffer, mut bits, mut out) = (0u32, 0u32, Vec::new());
+        for c in text.chars().filter(|c| !c.is_whitespace() && *c != '=') {
+            let upper = c.to_ascii_uppercase();
+            let value = BASE32.iter().position(|b| char::from(*b) == upper)?;
+            buffer = (buffer << 5) | u32::try_from(value).ok()?;
+            bits += 5;
+            if bits >= 8 {
+                bits -= 8;
+                out.push(u8::try_from((buffer >> bits) & 0xff).ok()?);
+            }
+        }
+        (!out.is_empty()).then_some(Self(out))
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
@@ -194,6 +211,20 @@ mod tests {
         assert_eq!(verify(&secret, &too_old, now, None), None);
         assert_eq!(verify(&secret, "12345", now, None), None);
         assert_eq!(verify(&secret, "abcdef", now, None), None);
+    }
+
+    #[test]
+    fn base32_keys_read_back_as_typed() {
+        let secret = TotpSecret::generate().unwrap();
+        let typed = secret.base32().to_lowercase();
+        let spaced: String = typed
+            .chars()
+            .enumerate()
+            .flat_map(|(i, c)| (i % 4 == 0 && i > 0).then_some(' ').into_iter().chain([c]))
+            .collect();
+        assert_eq!(TotpSecret::from_base32(&spaced), Some(secret));
+        assert_eq!(TotpSecret::from_base32("not base32!"), None);
+        assert_eq!(TotpSecret::from_base32(""), None);
     }
 
     #[test]

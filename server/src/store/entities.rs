@@ -473,3 +473,25 @@ pub mod login_events {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod second_factor_challenges {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "second_factor_challenges")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub session_id: String,
+        pub kind: String,
+        pub pending_secret: Option<String>,
+        pub code_hash: Option<String>,
+        pub sent_at: i64,
+        pub expires_at: i64,
+        pub attempts: i32,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -6,8 +6,10 @@
 //! atomic step without naming a database type.
 
 mod entities;
+mod second_factor;
 mod sso;
 
+pub use second_factor::{Challenge, SecondFactorRecord};
 pub use sso::TxnUpdate;
 
 use chrono::{DateTime, Utc};

@@ -15,8 +15,8 @@ use super::i18n::{self as t, Lang, Text};
 use super::{Peer, Web, pages};
 use crate::core::passwords::Password;
 use crate::core::sso::{
-    AuthorizeParams, AuthorizeRefusal, BrowserContext, LoginFailure, PasswordOutcome, SsoSession,
-    Step, TxnOutcome, validate_new_password,
+    AuthorizeParams, AuthorizeRefusal, BrowserContext, CodeOutcome, LoginFailure, PasswordOutcome,
+    SsoSession, Step, TxnOutcome, validate_new_password,
 };
 use crate::core::{Core, CoreError};
 
@@ -26,7 +26,7 @@ const LANG_COOKIE: &str = "latchkey-lang";
 /// How long one `/login/wait` request waits before answering "pending".
 const WAIT: Duration = Duration::from_secs(25);
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(super) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -50,10 +50,21 @@ fn clear_session_cookie() -> String {
 
 /// The page language: `?lang=`, then the language cookie, then
 /// `Accept-Language`.
-fn language(headers: &HeaderMap, explicit: Option<&str>) -> Lang {
+pub(super) fn language(headers: &HeaderMap, explicit: Option<&str>) -> Lang {
+    language_for(headers, explicit, None)
+}
+
+/// The page language for a signed-in user: `?lang=`, the language cookie,
+/// the user's saved choice, then `Accept-Language`.
+pub(super) fn language_for(
+    headers: &HeaderMap,
+    explicit: Option<&str>,
+    saved: Option<&str>,
+) -> Lang {
     explicit
         .and_then(Lang::parse)
         .or_else(|| cookie(headers, LANG_COOKIE).and_then(Lang::parse))
+        .or_else(|| saved.and_then(Lang::parse))
         .unwrap_or_else(|| {
             Lang::negotiate(
                 headers
@@ -96,18 +107,20 @@ fn page_headers(response: &mut Response) {
     );
 }
 
-struct Page {
-    lang: Lang,
-    status: StatusCode,
-    title: &'static Text,
-    body: String,
-    switch: String,
-    set_cookie: Vec<String>,
+pub(super) struct Page {
+    pub lang: Lang,
+    pub status: StatusCode,
+    pub title: &'static Text,
+    pub body: String,
+    pub switch: String,
+    pub set_cookie: Vec<String>,
+    /// Room for tables (the account page).
+    pub wide: bool,
 }
 
 impl IntoResponse for Page {
     fn into_response(self) -> Response {
-        let html = pages::layout(self.lang, self.title, &self.body, &self.switch);
+        let html = pages::layout(self.lang, self.title, &self.body, &self.switch, self.wide);
         let mut response = (
             self.status,
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
@@ -124,7 +137,13 @@ impl IntoResponse for Page {
     }
 }
 
-fn page(lang: Lang, status: StatusCode, title: &'static Text, body: String, here: &str) -> Page {
+pub(super) fn page(
+    lang: Lang,
+    status: StatusCode,
+    title: &'static Text,
+    body: String,
+    here: &str,
+) -> Page {
     let separator = if here.contains('?') { '&' } else { '?' };
     Page {
         lang,
@@ -133,10 +152,11 @@ fn page(lang: Lang, status: StatusCode, title: &'static Text, body: String, here
         body,
         switch: format!("{here}{separator}lang={}", lang.other().code()),
         set_cookie: Vec::new(),
+        wide: false,
     }
 }
 
-fn see_other(location: &str, cookies: &[String]) -> Response {
+pub(super) fn see_other(location: &str, cookies: &[String]) -> Response {
     let mut response = Redirect::to(location).into_response();
     page_headers(&mut response);
     for c in cookies {
@@ -147,7 +167,7 @@ fn see_other(location: &str, cookies: &[String]) -> Response {
     response
 }
 
-fn unavailable(lang: Lang, error: &CoreError) -> Response {
+pub(super) fn unavailable(lang: Lang, error: &CoreError) -> Response {
     warn!(error = %error, "sign-in page failed");
     page(
         lang,
@@ -159,7 +179,7 @@ fn unavailable(lang: Lang, error: &CoreError) -> Response {
     .into_response()
 }
 
-fn login_url(request_id: &str) -> String {
+pub(super) fn login_url(request_id: &str) -> String {
     format!("/login?req={}", pages::q(request_id))
 }
 
@@ -228,7 +248,7 @@ pub async fn authorize(
 }
 
 /// The live session and its cookie secret, if the browser has one.
-async fn current_session(
+pub(super) async fn current_session(
     web: &Web,
     headers: &HeaderMap,
 ) -> Result<Option<(SsoSession, String)>, CoreError> {
@@ -242,7 +262,7 @@ async fn current_session(
         .map(|s| (s, secret.to_owned())))
 }
 
-fn expired_page(lang: Lang, here: &str) -> Response {
+pub(super) fn expired_page(lang: Lang, here: &str) -> Response {
     page(
         lang,
         StatusCode::BAD_REQUEST,
@@ -297,6 +317,33 @@ async fn render_step(
             &here,
         )
         .into_response(),
+        Step::Totp(enrollment) => page(
+            lang,
+            status,
+            if enrollment.is_some() {
+                &t::TOTP_ENROLL_TITLE
+            } else {
+                &t::TOTP_TITLE
+            },
+            pages::totp_form(
+                lang,
+                app.as_ref(),
+                request_id,
+                &csrf,
+                enrollment.as_ref(),
+                error,
+            ),
+            &here,
+        )
+        .into_response(),
+        Step::EmailCode { to } => page(
+            lang,
+            status,
+            &t::EMAIL_CODE_TITLE,
+            pages::email_code_form(lang, app.as_ref(), request_id, &csrf, &to, error),
+            &here,
+        )
+        .into_response(),
         Step::ChooseDevice(devices) => page(
             lang,
             status,
@@ -331,12 +378,16 @@ async fn render_step(
     }
 }
 
-fn with_lang_cookie(mut response: Response, explicit: Option<&str>) -> Response {
+pub(super) fn lang_cookie(lang: Lang) -> String {
+    format!(
+        "{LANG_COOKIE}={}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=31536000",
+        lang.code()
+    )
+}
+
+pub(super) fn with_lang_cookie(mut response: Response, explicit: Option<&str>) -> Response {
     if let Some(lang) = explicit.and_then(Lang::parse)
-        && let Ok(value) = HeaderValue::from_str(&format!(
-            "{LANG_COOKIE}={}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=31536000",
-            lang.code()
-        ))
+        && let Ok(value) = HeaderValue::from_str(&lang_cookie(lang))
     {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
@@ -355,6 +406,12 @@ pub async fn login_page(
         Err(e) => unavailable(lang, &e),
         Ok(None) => expired_page(lang, &login_url(&request_id)),
         Ok(Some((session, secret))) => {
+            let saved = match &session.user_id {
+                Some(id) => web.core.store().user_by_id(id).await.ok().flatten(),
+                None => None,
+            }
+            .and_then(|u| u.locale);
+            let lang = language_for(&headers, query.lang.as_deref(), saved.as_deref());
             match web.core.next_step(&session, &request_id, Utc::now()).await {
                 Ok(step) => {
                     render_step(
@@ -377,7 +434,7 @@ pub async fn login_page(
 }
 
 /// A form post's session, after its CSRF token checked out.
-async fn form_session(
+pub(super) async fn form_session(
     web: &Web,
     headers: &HeaderMap,
     csrf: &str,
@@ -526,6 +583,84 @@ pub async fn change_password(
     {
         Ok(true) => see_other(&login_url(&form.req), &[]),
         Ok(false) => expired_page(lang, "/"),
+        Err(e) => unavailable(lang, &e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    #[serde(default)]
+    req: String,
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    code: String,
+}
+
+/// `POST /login/code`: a one-time code (authenticator app or email).
+pub async fn submit_code(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    Form(form): Form<CodeForm>,
+) -> Response {
+    let lang = language(&headers, None);
+    let (session, secret) = match form_session(&web, &headers, &form.csrf, lang).await {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    let now = Utc::now();
+    let (error, status, retry_after) = match web.core.submit_code(&session, &form.code, now).await {
+        Ok(CodeOutcome::Accepted) => return see_other(&login_url(&form.req), &[]),
+        Ok(CodeOutcome::Expired) => return expired_page(lang, &login_url(&form.req)),
+        Ok(CodeOutcome::Rejected) => (
+            t::BAD_CODE.get(lang).to_owned(),
+            StatusCode::UNAUTHORIZED,
+            None,
+        ),
+        Ok(CodeOutcome::LockedOut(seconds)) => (
+            format!("{} {seconds}", t::LOCKED_OUT.get(lang)),
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(seconds),
+        ),
+        Err(e) => return unavailable(lang, &e),
+    };
+    // The same step again, with the error.
+    let step = match web.core.next_step(&session, &form.req, now).await {
+        Ok(step) => step,
+        Err(e) => return unavailable(lang, &e),
+    };
+    let mut response = render_step(
+        &web,
+        lang,
+        &session,
+        &secret,
+        &form.req,
+        step,
+        Some(&error),
+        status,
+    )
+    .await;
+    if let Some(seconds) = retry_after
+        && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+/// `POST /login/code/resend`: another emailed code.
+pub async fn resend_code(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    Form(form): Form<CodeForm>,
+) -> Response {
+    let lang = language(&headers, None);
+    let (session, _) = match form_session(&web, &headers, &form.csrf, lang).await {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    match web.core.resend_email_code(&session, Utc::now()).await {
+        Ok(_) => see_other(&login_url(&form.req), &[]),
         Err(e) => unavailable(lang, &e),
     }
 }
@@ -764,10 +899,9 @@ pub async fn home(
     headers: HeaderMap,
     Query(query): Query<HomeQuery>,
 ) -> Response {
-    let lang = language(&headers, query.lang.as_deref());
     let session = match current_session(&web, &headers).await {
         Ok(s) => s,
-        Err(e) => return unavailable(lang, &e),
+        Err(e) => return unavailable(language(&headers, None), &e),
     };
     let signed_in = match &session {
         Some((s, _)) if s.auth_time.is_some() => match &s.user_id {
@@ -776,6 +910,11 @@ pub async fn home(
         },
         _ => None,
     };
+    let lang = language_for(
+        &headers,
+        query.lang.as_deref(),
+        signed_in.as_ref().and_then(|u| u.locale.as_deref()),
+    );
     let apps = if signed_in.is_some() {
         web.core.apps_for_home().await.unwrap_or_default()
     } else {

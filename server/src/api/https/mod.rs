@@ -3,6 +3,7 @@
 //! and what outside parties fetch: the CA certificate, the CRL (for an
 //! external broker or a reverse proxy) and a health check.
 
+mod account;
 mod i18n;
 mod login;
 mod oidc;
@@ -110,6 +111,14 @@ pub async fn serve(
         .route("/login/password", post(login::change_password))
         .route("/login/device", post(login::choose_device))
         .route("/login/wait", get(login::wait))
+        .route("/login/code", post(login::submit_code))
+        .route("/login/code/resend", post(login::resend_code))
+        .route("/account", get(account::account))
+        .route("/account/mfa", post(account::set_mfa))
+        .route("/account/totp", post(account::start_totp))
+        .route("/account/totp/confirm", post(account::confirm_totp))
+        .route("/account/totp/remove", post(account::remove_totp))
+        .route("/account/language", post(account::set_language))
         .route("/", get(login::home))
         .route("/static/latchkey.css", get(login::stylesheet))
         .route("/static/device-auth.js", get(login::device_auth_script))

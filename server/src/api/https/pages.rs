@@ -6,8 +6,12 @@ use std::fmt::Write as _;
 
 use super::i18n::{self as t, Lang, Text};
 use crate::core::model::DevicePolicy;
+use crate::core::model::User;
 use crate::core::model::{App, DeviceState};
-use crate::core::sso::{DeviceAuthFailure, DeviceAuthTxn, DeviceChoice, LoginFailure};
+use crate::core::sso::{
+    DeviceAuthFailure, DeviceAuthTxn, DeviceChoice, HistoryRow, LoginFailure, MfaSetting,
+    SecondFactorView, TotpEnrollment,
+};
 
 /// Escapes text for HTML element content and quoted attribute values.
 pub fn esc(text: &str) -> String {
@@ -32,7 +36,7 @@ pub fn q(value: &str) -> String {
 
 /// The page frame. `switch` is this page's URL with `lang=` for the other
 /// language.
-pub fn layout(lang: Lang, title: &Text, body: &str, switch: &str) -> String {
+pub fn layout(lang: Lang, title: &Text, body: &str, switch: &str, wide: bool) -> String {
     let other = lang.other();
     format!(
         r##"<!doctype html>
@@ -47,7 +51,7 @@ pub fn layout(lang: Lang, title: &Text, body: &str, switch: &str) -> String {
 <body>
 <a class="skip" href="#main">{skip}</a>
 <header><span class="brand">{product}</span> <a class="lang" href="{switch}" hreflang="{other_code}" lang="{other_code}">{other_name}</a></header>
-<main id="main">
+<main id="main"{wide}>
 <h1>{title}</h1>
 {body}
 </main>
@@ -61,6 +65,7 @@ pub fn layout(lang: Lang, title: &Text, body: &str, switch: &str) -> String {
         switch = esc(switch),
         other_code = other.code(),
         other_name = other.name(),
+        wide = if wide { r#" class="wide""# } else { "" },
     )
 }
 
@@ -333,6 +338,326 @@ pub fn failure(lang: Lang, failure: &LoginFailure, request_id: &str, csrf: &str)
     body
 }
 
+/// A QR code for `text` as an `<img>` with an SVG data URL (the page's
+/// content policy allows `data:` images and nothing inline).
+pub fn qr_image(lang: Lang, text: &str) -> String {
+    use base64::Engine;
+    let Ok(code) = qrcode::QrCode::new(text.as_bytes()) else {
+        return String::new();
+    };
+    let svg = code
+        .render::<qrcode::render::svg::Color>()
+        .min_dimensions(200, 200)
+        .build();
+    format!(
+        r#"<img class="qr" width="200" height="200" alt="{}" src="data:image/svg+xml;base64,{}">"#,
+        t::TOTP_QR_ALT.get(lang),
+        base64::engine::general_purpose::STANDARD.encode(svg)
+    )
+}
+
+/// The authenticator enrollment block: QR code, then the key in groups of
+/// four for typing.
+fn enrollment_block(lang: Lang, enrollment: &TotpEnrollment) -> String {
+    let grouped: Vec<String> = enrollment
+        .secret
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    format!(
+        r#"<p>{intro}</p><p class="center">{qr}</p><p>{manual}</p><p class="secret" data-secret="{secret}"><code>{grouped}</code></p>"#,
+        intro = t::TOTP_ENROLL_INTRO.get(lang),
+        qr = qr_image(lang, &enrollment.uri),
+        manual = t::TOTP_MANUAL.get(lang),
+        secret = esc(&enrollment.secret),
+        grouped = esc(&grouped.join(" ")),
+    )
+}
+
+fn code_field(lang: Lang, id: &str, autofocus: bool) -> String {
+    format!(
+        r#"<label for="{id}">{label}</label>
+<input id="{id}" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{{6}}" maxlength="6" required{focus}>"#,
+        label = t::CODE_LABEL.get(lang),
+        focus = if autofocus { " autofocus" } else { "" },
+    )
+}
+
+/// The second-factor step: a TOTP code, with the enrollment first when
+/// the user has no authenticator yet.
+pub fn totp_form(
+    lang: Lang,
+    app: Option<&App>,
+    request_id: &str,
+    csrf: &str,
+    enrollment: Option<&TotpEnrollment>,
+    error: Option<&str>,
+) -> String {
+    let intro = match enrollment {
+        Some(enrollment) => enrollment_block(lang, enrollment),
+        None => format!("<p>{}</p>", t::TOTP_INTRO.get(lang)),
+    };
+    format!(
+        r#"{app}{intro}{error}<form method="post" action="/login/code">
+<input type="hidden" name="req" value="{req}">
+<input type="hidden" name="csrf" value="{csrf}">
+{field}
+<button type="submit">{button}</button>
+</form>"#,
+        app = app_line(lang, app),
+        error = error.map(alert).unwrap_or_default(),
+        req = esc(request_id),
+        csrf = esc(csrf),
+        field = code_field(lang, "code", true),
+        button = t::VERIFY_BUTTON.get(lang),
+    )
+}
+
+/// The emailed-code step.
+pub fn email_code_form(
+    lang: Lang,
+    app: Option<&App>,
+    request_id: &str,
+    csrf: &str,
+    to: &str,
+    error: Option<&str>,
+) -> String {
+    format!(
+        r#"{app}<p>{intro} <strong>{to}</strong></p>{error}<form method="post" action="/login/code">
+<input type="hidden" name="req" value="{req}">
+<input type="hidden" name="csrf" value="{csrf}">
+{field}
+<button type="submit">{button}</button>
+</form>
+<form method="post" action="/login/code/resend">
+<input type="hidden" name="req" value="{req}">
+<input type="hidden" name="csrf" value="{csrf}">
+<button type="submit" class="secondary">{resend}</button>
+</form>"#,
+        app = app_line(lang, app),
+        intro = t::EMAIL_CODE_INTRO.get(lang),
+        to = esc(to),
+        error = error.map(alert).unwrap_or_default(),
+        req = esc(request_id),
+        csrf = esc(csrf),
+        field = code_field(lang, "code", true),
+        button = t::VERIFY_BUTTON.get(lang),
+        resend = t::EMAIL_CODE_RESEND.get(lang),
+    )
+}
+
+/// "Chrome 156 · Linux" from a User-Agent header, or the header itself
+/// (shortened) when it names nothing familiar.
+pub fn browser_summary(user_agent: &str) -> String {
+    let version_of = |name: &str| {
+        user_agent.split_whitespace().find_map(|token| {
+            let version = token.strip_prefix(name)?.strip_prefix('/')?;
+            Some(version.split('.').next().unwrap_or(version).to_owned())
+        })
+    };
+    let browser = [
+        ("Edg", "Edge"),
+        ("OPR", "Opera"),
+        ("Firefox", "Firefox"),
+        ("Chrome", "Chrome"),
+    ]
+    .iter()
+    .find_map(|(token, name)| version_of(token).map(|v| format!("{name} {v}")))
+    .or_else(|| {
+        (user_agent.contains("Safari/") && user_agent.contains("Version/"))
+            .then(|| format!("Safari {}", version_of("Version").unwrap_or_default()))
+    });
+    let os = [
+        ("Windows", "Windows"),
+        ("iPhone", "iOS"),
+        ("iPad", "iPadOS"),
+        ("Android", "Android"),
+        ("Mac OS X", "macOS"),
+        ("CrOS", "ChromeOS"),
+        ("Linux", "Linux"),
+    ]
+    .iter()
+    .find(|(token, _)| user_agent.contains(token))
+    .map(|(_, name)| *name);
+    match (browser, os) {
+        (Some(b), Some(o)) => format!("{b} · {o}"),
+        (Some(b), None) => b,
+        (None, Some(o)) => o.to_owned(),
+        (None, None) => user_agent.chars().take(60).collect(),
+    }
+}
+
+/// What the account page shows besides the user: their second factors,
+/// the enrollment in progress, a notice, and the history.
+pub struct AccountPage<'a> {
+    pub user: &'a User,
+    pub factors: &'a SecondFactorView,
+    pub enrollment: Option<&'a TotpEnrollment>,
+    pub notice: Option<&'a str>,
+    pub error: Option<&'a str>,
+    pub history: &'a [HistoryRow],
+    pub newest_first: bool,
+    pub csrf: &'a str,
+}
+
+pub fn account(lang: Lang, view: &AccountPage<'_>) -> String {
+    let csrf = esc(view.csrf);
+    let hidden = format!(r#"<input type="hidden" name="csrf" value="{csrf}">"#);
+    let mut body = format!(
+        r#"<p class="muted">{} &lt;{}&gt;</p>"#,
+        esc(&view.user.name),
+        esc(&view.user.email)
+    );
+    if let Some(notice) = view.notice {
+        let _ = write!(
+            body,
+            r#"<p class="notice" role="status">{}</p>"#,
+            esc(notice)
+        );
+    }
+    if let Some(error) = view.error {
+        body.push_str(&alert(error));
+    }
+    // Second factor.
+    let _ = write!(body, "<h2>{}</h2>", t::MFA_HEADING.get(lang));
+    if let Some(enrollment) = view.enrollment {
+        let _ = write!(
+            body,
+            r#"{block}<form method="post" action="/account/totp/confirm">{hidden}{field}<button type="submit">{button}</button></form>"#,
+            block = enrollment_block(lang, enrollment),
+            field = code_field(lang, "code", true),
+            button = t::VERIFY_BUTTON.get(lang),
+        );
+    } else if view.factors.totp_enrolled {
+        let _ = write!(
+            body,
+            r#"<p data-totp="enrolled">{enrolled}</p><form method="post" action="/account/totp/remove">{hidden}<p class="muted">{hint}</p>{field}<button type="submit" class="secondary">{remove}</button></form>"#,
+            enrolled = t::TOTP_ENROLLED.get(lang),
+            hint = t::TOTP_REMOVE_HINT.get(lang),
+            field = code_field(lang, "remove-code", false),
+            remove = t::TOTP_REMOVE.get(lang),
+        );
+    } else {
+        let _ = write!(
+            body,
+            r#"<p data-totp="none">{none}</p><form method="post" action="/account/totp">{hidden}<button type="submit">{add}</button></form>"#,
+            none = t::TOTP_NOT_ENROLLED.get(lang),
+            add = t::TOTP_ADD.get(lang),
+        );
+    }
+    if view.factors.email_available {
+        let _ = write!(
+            body,
+            r#"<p class="muted">{}</p>"#,
+            t::EMAIL_FACTOR_AVAILABLE.get(lang)
+        );
+    }
+    let _ = write!(
+        body,
+        r#"<form method="post" action="/account/mfa">{hidden}<fieldset><legend>{when}</legend>"#,
+        when = t::MFA_WHEN.get(lang)
+    );
+    for setting in MfaSetting::ALL {
+        let label = match setting {
+            MfaSetting::Always => &t::MFA_ALWAYS,
+            MfaSetting::Risk => &t::MFA_RISK,
+            MfaSetting::Off => &t::MFA_OFF,
+        };
+        let allowed = setting >= view.factors.minimum;
+        let _ = write!(
+            body,
+            r#"<label class="choice"><input type="radio" name="setting" value="{value}"{checked}{disabled}> {label}</label>"#,
+            value = setting.as_str(),
+            checked = if setting == view.factors.setting {
+                " checked"
+            } else {
+                ""
+            },
+            disabled = if allowed { "" } else { " disabled" },
+            label = label.get(lang),
+        );
+    }
+    let _ = write!(
+        body,
+        r#"</fieldset><button type="submit">{}</button></form>"#,
+        t::MFA_SAVE.get(lang)
+    );
+    // Language.
+    let _ = write!(
+        body,
+        r#"<h2>{heading}</h2><form method="post" action="/account/language">{hidden}<input type="hidden" name="lang" value="{other}"><button type="submit" class="secondary" lang="{other}">{other_name}</button></form>"#,
+        heading = t::LANGUAGE_HEADING.get(lang),
+        other = lang.other().code(),
+        other_name = lang.other().name(),
+    );
+    // History.
+    let (sort_label, sort_value) = if view.newest_first {
+        (t::HISTORY_SORT_OLDEST.get(lang), "oldest")
+    } else {
+        (t::HISTORY_SORT_NEWEST.get(lang), "newest")
+    };
+    let _ = write!(
+        body,
+        r#"<h2 id="history">{heading}</h2>"#,
+        heading = t::HISTORY_HEADING.get(lang)
+    );
+    if view.history.is_empty() {
+        let _ = write!(body, "<p>{}</p>", t::HISTORY_EMPTY.get(lang));
+        return body;
+    }
+    let _ = write!(
+        body,
+        r##"<div class="scroll"><table class="history" data-order="{order}"><thead><tr>
+<th scope="col" aria-sort="{aria}"><a href="/account?sort={sort_value}#history">{time} {arrow}</a><span class="sr">{sort_label}</span></th>
+<th scope="col">{ip}</th><th scope="col">{browser}</th><th scope="col">{app}</th><th scope="col">{device}</th><th scope="col">{method}</th><th scope="col">{result}</th>
+</tr></thead><tbody>"##,
+        order = if view.newest_first {
+            "newest"
+        } else {
+            "oldest"
+        },
+        aria = if view.newest_first {
+            "descending"
+        } else {
+            "ascending"
+        },
+        time = t::HISTORY_TIME.get(lang),
+        arrow = if view.newest_first { "↓" } else { "↑" },
+        ip = t::HISTORY_IP.get(lang),
+        browser = t::HISTORY_BROWSER.get(lang),
+        app = t::HISTORY_APP.get(lang),
+        device = t::DEVICE_LABEL.get(lang),
+        method = t::HISTORY_METHOD.get(lang),
+        result = t::HISTORY_RESULT.get(lang),
+    );
+    for row in view.history {
+        let result = if row.ok {
+            t::RESULT_OK.get(lang).to_owned()
+        } else {
+            match &row.reason {
+                Some(reason) => format!("{} ({reason})", t::RESULT_FAILED.get(lang)),
+                None => t::RESULT_FAILED.get(lang).to_owned(),
+            }
+        };
+        let _ = write!(
+            body,
+            r#"<tr class="{class}"><td><time datetime="{iso}">{when}</time></td><td>{ip}</td><td>{browser}</td><td>{app}</td><td>{device}</td><td>{method}</td><td>{result}</td></tr>"#,
+            class = if row.ok { "ok" } else { "failed" },
+            iso = row.at.to_rfc3339(),
+            when = row.at.format("%Y-%m-%d %H:%M:%S"),
+            ip = esc(&row.ip),
+            browser = esc(&browser_summary(&row.user_agent)),
+            app = esc(row.app.as_deref().unwrap_or("–")),
+            device = esc(row.device.as_deref().unwrap_or("–")),
+            method = esc(&row.method),
+            result = esc(&result),
+        );
+    }
+    body.push_str("</tbody></table></div>");
+    body
+}
+
 pub fn message(lang: Lang, text: &Text) -> String {
     format!("<p>{}</p>", text.get(lang))
 }
@@ -360,7 +685,12 @@ pub fn home(lang: Lang, signed_in_as: Option<&str>, apps: &[App], csrf: &str) ->
     }
     let _ = write!(
         body,
-        r#"</ul><form method="post" action="/logout"><input type="hidden" name="csrf" value="{}"><button type="submit" class="secondary">{}</button></form>"#,
+        r#"</ul><p><a href="/account">{}</a></p>"#,
+        t::ACCOUNT_LINK.get(lang)
+    );
+    let _ = write!(
+        body,
+        r#"<form method="post" action="/logout"><input type="hidden" name="csrf" value="{}"><button type="submit" class="secondary">{}</button></form>"#,
         esc(csrf),
         t::SIGN_OUT.get(lang)
     );
@@ -386,6 +716,20 @@ button.secondary{background:transparent;color:var(--accent);border:1px solid var
 .devices,.apps,.checks{padding-left:1.2rem}
 .devices li{margin:.75rem 0}
 .skip{position:absolute;left:-999px}.skip:focus{left:1rem;top:1rem}
+.sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
+h2{font-size:1.1rem;margin-top:2rem}
+.center{text-align:center}
+.qr{background:#fff;padding:.5rem;border-radius:.4rem}
+.secret code{font-size:1.1rem;word-spacing:.3em}
+.notice{color:var(--accent);font-weight:600}
+fieldset{border:0;padding:0;margin:1rem 0 0}
+legend{font-weight:600}
+label.choice{font-weight:400;margin:.5rem 0}
+.scroll{overflow-x:auto}
+table.history{border-collapse:collapse;font-size:.85rem;width:100%}
+.history th,.history td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid var(--muted);white-space:nowrap}
+.history tr.failed td:last-child{color:var(--err)}
+main.wide{max-width:60rem}
 "#;
 
 pub const DEVICE_AUTH_SCRIPT: &str = r#"(function () {

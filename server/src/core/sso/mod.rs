@@ -8,6 +8,7 @@
 //! refresh: locking a device ends its sessions and grants in the locking
 //! transaction, and a device that is no longer fit fails the next check.
 
+mod mfa;
 pub mod model;
 mod tokens;
 mod waiters;
@@ -18,14 +19,16 @@ use serde::Deserialize;
 use super::auth::{AuthenticatedDevice, secret_hash};
 use super::ids::{ClientId, DeviceId};
 use super::model::{
-    App, AuditEntry, AuditOutcome, Device, DevicePolicy, DeviceState, MfaPolicy, User, UserKind,
-    UserStatus,
+    App, AuditEntry, AuditOutcome, Device, DevicePolicy, DeviceState, User, UserKind, UserStatus,
 };
 use super::passwords::Password;
 use super::policy::Compliance;
 use super::users::PasswordCheck;
 use super::{Core, CoreError};
 use crate::store::{PasswordRecord, TxnUpdate};
+pub use mfa::{
+    CodeOutcome, Factor, HistoryRow, MfaSetting, SecondFactorView, TotpEnrollment, mask_email,
+};
 pub use model::{
     AuthRequest, DeviceAuthFailure, DeviceAuthTxn, FailedCheckView, Grant, LoginEvent, SsoSession,
     TxnOutcome,
@@ -43,6 +46,8 @@ pub struct SsoSettings {
     /// In `bound` mode, require the agent's answer to come from the
     /// browser's IP address (the same machine, seen from the server).
     pub bound_requires_same_ip: bool,
+    /// The least a user may choose for their own second factor.
+    pub user_mfa_minimum: MfaSetting,
 }
 
 impl SsoSettings {
@@ -51,6 +56,7 @@ impl SsoSettings {
             issuer,
             access_token_ttl: Duration::minutes(15),
             bound_requires_same_ip: true,
+            user_mfa_minimum: MfaSetting::Off,
         }
     }
 }
@@ -181,6 +187,11 @@ pub enum Step {
     Password,
     /// A temporary password was used: choose a new one.
     ChangePassword,
+    /// A code from the authenticator app; with an enrollment when the user
+    /// has none yet (scan the QR code, then type a code).
+    Totp(Option<TotpEnrollment>),
+    /// A code was emailed to this (masked) address.
+    EmailCode { to: String },
     /// Choose which of several devices confirms the login.
     ChooseDevice(Vec<DeviceChoice>),
     /// Waiting for a device to answer.
@@ -610,10 +621,10 @@ impl Core {
         {
             return Ok(Step::ChangePassword);
         }
-        if app.mfa_policy != MfaPolicy::None && !session.amr.iter().any(|m| m == "otp") {
-            // Second factors arrive with their enrollment pages; until then
-            // an app that demands one cannot be signed in to.
-            return Ok(Step::Failed(LoginFailure::SecondFactorUnavailable));
+        if !session.amr.iter().any(|m| m == "otp")
+            && let Some(factor) = self.factor_needed(session, &app, &user, now).await?
+        {
+            return self.factor_step(session, &user, factor, now).await;
         }
         let mut session = session.clone();
         let device = if app.device_policy == DevicePolicy::None {
@@ -951,6 +962,8 @@ impl Core {
             if !self.store().update_session_auth(&session).await? {
                 return Ok(PasswordOutcome::Rejected);
             }
+            // A second factor started for someone else in this browser is void.
+            self.store().delete_challenge(&session.id).await?;
             self.login_limits.record_success(&login);
         }
         Ok(outcome)
@@ -1041,6 +1054,8 @@ impl Core {
             "device"
         } else if user.kind == UserKind::BreakGlass && app.device_policy != DevicePolicy::None {
             "break-glass"
+        } else if session.amr.iter().any(|m| m == "otp") {
+            "otp"
         } else {
             "password"
         };

@@ -1,0 +1,300 @@
+//! The account page: second-factor settings (authenticator app, when to be
+//! asked), the page language and the sign-in history.
+
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde::Deserialize;
+
+use super::i18n::{self as t, Lang};
+use super::login::{
+    current_session, expired_page, form_session, lang_cookie, language, language_for, page,
+    see_other, unavailable,
+};
+use super::{Web, pages};
+use crate::core::Core;
+use crate::core::model::{User, UserStatus};
+use crate::core::sso::{CodeOutcome, MfaSetting, SsoSession, TotpEnrollment};
+
+/// The signed-in session and its user, or the page to show instead.
+async fn signed_in(
+    web: &Web,
+    headers: &HeaderMap,
+    csrf: Option<&str>,
+) -> Result<(SsoSession, String, User), Response> {
+    let lang = language(headers, None);
+    let (session, secret) = match csrf {
+        Some(csrf) => form_session(web, headers, csrf, lang).await?,
+        None => match current_session(web, headers).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return Err(see_other("/", &[])),
+            Err(e) => return Err(unavailable(lang, &e)),
+        },
+    };
+    let user = match &session.user_id {
+        Some(id) if session.auth_time.is_some() => match web.core.store().user_by_id(id).await {
+            Ok(user) => user.filter(|u| u.status == UserStatus::Active),
+            Err(e) => return Err(unavailable(lang, &e.into())),
+        },
+        _ => None,
+    };
+    match user {
+        Some(user) => Ok((session, secret, user)),
+        None => Err(see_other("/", &[])),
+    }
+}
+
+/// What to show besides the stored state.
+#[derive(Default)]
+struct Extra<'a> {
+    enrollment: Option<TotpEnrollment>,
+    notice: Option<&'a t::Text>,
+    error: Option<&'a t::Text>,
+    status: Option<StatusCode>,
+    newest_first: Option<bool>,
+    explicit_lang: Option<&'a str>,
+}
+
+async fn render(
+    web: &Web,
+    headers: &HeaderMap,
+    (session, secret, user): (SsoSession, String, User),
+    extra: Extra<'_>,
+) -> Response {
+    let lang = language_for(headers, extra.explicit_lang, user.locale.as_deref());
+    let now = Utc::now();
+    let newest_first = extra.newest_first.unwrap_or(true);
+    let enrollment = match extra.enrollment {
+        Some(e) => Some(e),
+        // An enrollment started on this page stays on screen until done.
+        None => match web.core.enrollment_open(&session, now).await {
+            Ok(true) => match web.core.start_totp_enrollment(&session, &user, now).await {
+                Ok(e) => Some(e),
+                Err(e) => return unavailable(lang, &e),
+            },
+            Ok(false) => None,
+            Err(e) => return unavailable(lang, &e),
+        },
+    };
+    let (factors, history) = match (
+        web.core.second_factor_view(&user).await,
+        web.core.account_history(&user, newest_first).await,
+    ) {
+        (Ok(f), Ok(h)) => (f, h),
+        (Err(e), _) | (_, Err(e)) => return unavailable(lang, &e),
+    };
+    let body = pages::account(
+        lang,
+        &pages::AccountPage {
+            user: &user,
+            factors: &factors,
+            enrollment: enrollment.as_ref(),
+            notice: extra.notice.map(|n| n.get(lang)),
+            error: extra.error.map(|e| e.get(lang)),
+            history: &history,
+            newest_first,
+            csrf: &Core::csrf_token(&secret),
+        },
+    );
+    let mut page = page(
+        lang,
+        extra.status.unwrap_or(StatusCode::OK),
+        &t::ACCOUNT_TITLE,
+        body,
+        "/account",
+    );
+    page.wide = true;
+    if let Some(explicit) = extra.explicit_lang.and_then(Lang::parse) {
+        page.set_cookie.push(lang_cookie(explicit));
+    }
+    page.into_response()
+}
+
+#[derive(Deserialize)]
+pub struct AccountQuery {
+    sort: Option<String>,
+    lang: Option<String>,
+}
+
+/// `GET /account`.
+pub async fn account(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    Query(query): Query<AccountQuery>,
+) -> Response {
+    let signed_in = match signed_in(&web, &headers, None).await {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    let extra = Extra {
+        newest_first: Some(query.sort.as_deref() != Some("oldest")),
+        explicit_lang: query.lang.as_deref(),
+        ..Extra::default()
+    };
+    render(&web, &headers, signed_in, extra).await
+}
+
+#[derive(Deserialize)]
+pub struct AccountForm {
+    #[serde(default)]
+    csrf: String,
+    setting: Option<String>,
+    code: Option<String>,
+    lang: Option<String>,
+}
+
+/// `POST /account/mfa`: when to be asked for a second factor.
+pub async fn set_mfa(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    Form(form): Form<AccountForm>,
+) -> Response {
+    let signed_in = match signed_in(&web, &headers, Some(&form.csrf)).await {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    let Some(setting) = form.setting.as_deref().and_then(MfaSetting::parse) else {
+        let extra = Extra {
+            error: Some(&t::MFA_BELOW_MINIMUM),
+            status: Some(StatusCode::BAD_REQUEST),
+            ..Extra::default()
+        };
+        return render(&web, &headers, signed_in, extra).await;
+    };
+    let extra = match web
+        .core
+        .set_mfa_setting(&signed_in.2, setting, Utc::now())
+        .await
+    {
+        Ok(true) => Extra {
+            notice: Some(&t::MFA_SAVED),
+            ..Extra::default()
+        },
+        Ok(false) => Extra {
+            error: Some(&t::MFA_BELOW_MINIMUM),
+            status: Some(StatusCode::FORBIDDEN),
+            ..Extra::default()
+        },
+        Err(e) => return unavailable(language(&headers, None), &e),
+    };
+    render(&web, &headers, signed_in, extra).await
+}
+
+/// `POST /account/totp`: start adding an authenticator app.
+pub async fn start_totp(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    Form(form): Form<AccountForm>,
+) -> Response {
+    let signed_in = match signed_in(&web, &headers, Some(&form.csrf)).await {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    match web
+        .core
+        .start_totp_enrollment(&signed_in.0, &signed_in.2, Utc::now())
+        .await
+    {
+        Ok(enrollment) => {
+            let extra = Extra {
+                enrollment: Some(enrollment),
+                ..Extra::default()
+            };
+            render(&web, &headers, signed_in, extra).await
+        }
+        Err(e) => unavailable(language(&headers, None), &e),
+    }
+}
+
+fn code_outcome_extra(outcome: CodeOutcome, done: &'static t::Text) -> Extra<'static> {
+    match outcome {
+        CodeOutcome::Accepted => Extra {
+            notice: Some(done),
+            ..Extra::default()
+        },
+        CodeOutcome::LockedOut(_) => Extra {
+            error: Some(&t::LOCKED_OUT_SHORT),
+            status: Some(StatusCode::TOO_MANY_REQUESTS),
+            ..Extra::default()
+        },
+        CodeOutcome::Rejected | CodeOutcome::Expired => Extra {
+            error: Some(&t::BAD_CODE),
+            status: Some(StatusCode::UNAUTHORIZED),
+            ..Extra::default()
+        },
+    }
+}
+
+/// `POST /account/totp/confirm`: the first code from the new app.
+pub async fn confirm_totp(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    Form(form): Form<AccountForm>,
+) -> Response {
+    let signed_in = match signed_in(&web, &headers, Some(&form.csrf)).await {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    let now = Utc::now();
+    if !matches!(web.core.enrollment_open(&signed_in.0, now).await, Ok(true)) {
+        return expired_page(language(&headers, None), "/account");
+    }
+    let code = form.code.unwrap_or_default();
+    match web.core.submit_code(&signed_in.0, &code, now).await {
+        Ok(outcome) => {
+            let extra = code_outcome_extra(outcome, &t::TOTP_ADDED);
+            render(&web, &headers, signed_in, extra).await
+        }
+        Err(e) => unavailable(language(&headers, None), &e),
+    }
+}
+
+/// `POST /account/totp/remove`: needs a current code from the app.
+pub async fn remove_totp(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    Form(form): Form<AccountForm>,
+) -> Response {
+    let signed_in = match signed_in(&web, &headers, Some(&form.csrf)).await {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    let code = form.code.unwrap_or_default();
+    match web
+        .core
+        .remove_totp(&signed_in.0, &signed_in.2, &code, Utc::now())
+        .await
+    {
+        Ok(outcome) => {
+            let extra = code_outcome_extra(outcome, &t::TOTP_REMOVED);
+            render(&web, &headers, signed_in, extra).await
+        }
+        Err(e) => unavailable(language(&headers, None), &e),
+    }
+}
+
+/// `POST /account/language`: saved with the user, so every browser they
+/// sign in on speaks it.
+pub async fn set_language(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    Form(form): Form<AccountForm>,
+) -> Response {
+    let signed_in = match signed_in(&web, &headers, Some(&form.csrf)).await {
+        Ok(s) => s,
+        Err(response) => return response,
+    };
+    let Some(lang) = form.lang.as_deref().and_then(Lang::parse) else {
+        return see_other("/account", &[]);
+    };
+    if let Err(e) = web
+        .core
+        .set_user_locale(&signed_in.2, lang.code(), Utc::now())
+        .await
+    {
+        return unavailable(lang, &e);
+    }
+    see_other("/account", &[lang_cookie(lang)])
+}
