@@ -20,6 +20,7 @@ use tempfile::TempDir;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub mod chrome;
 pub mod login;
 pub mod smtp;
 pub mod web;
