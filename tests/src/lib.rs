@@ -167,6 +167,13 @@ impl System {
         Ok(system)
     }
 
+    /// A connection to the server's database, for tests that must change
+    /// what time alone would (an attempt that has expired).
+    pub async fn database(&self) -> Result<sea_orm::DatabaseConnection> {
+        let url = self.config()?.database_url.expose().to_owned();
+        Ok(Database::connect(url.as_str()).await?)
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }

@@ -2,9 +2,14 @@
 //! shared by the SSO tests.
 
 use anyhow::{Context, Result};
+use latchkey_agent::device_auth::{Approval, open_url};
+use latchkey_agent::run::RunOptions;
 
-use crate::System;
 use crate::web::{Browser, WebResponse, request};
+use crate::{Agent, System};
+
+/// Where the test relying party says it receives codes (nothing listens).
+pub const RP_CALLBACK: &str = "http://127.0.0.1:9/callback";
 
 /// The password a user chooses after a temporary one.
 pub const CHOSEN_PASSWORD: &str = "correct horse battery staple";
@@ -96,4 +101,122 @@ pub async fn sign_in(
         page = browser.follow(after).await?;
     }
     Ok(page)
+}
+
+/// Payroll (with `--device MODE`), Alice with a temporary password and her
+/// enrolled agent running.
+pub struct Setup {
+    pub sys: System,
+    pub agent: Agent,
+    pub client_id: String,
+    pub client_secret: String,
+    /// Alice's temporary password.
+    pub password: String,
+}
+
+/// An app with `--device bound`, a user with a password, and the user's
+/// enrolled agent running (auto-approve off: bound mode needs no prompt).
+pub async fn setup(device: &str) -> Result<Setup> {
+    let sys = System::start().await?;
+    let app = sys
+        .ctl_json(&[
+            "app",
+            "add",
+            "Payroll",
+            "--redirect-uri",
+            RP_CALLBACK,
+            "--device",
+            device,
+        ])
+        .await?;
+    let client_id = app["client_id"].as_str().context("client id")?.to_owned();
+    let client_secret = app["client_secret"].as_str().context("secret")?.to_owned();
+    sys.ctl(&["group", "add", "staff"]).await?;
+    sys.ctl(&[
+        "user",
+        "add",
+        "alice@example.com",
+        "--name",
+        "Alice Suzuki",
+        "--group",
+        "staff",
+    ])
+    .await?;
+    let reset = sys
+        .ctl_json(&["user", "reset-password", "alice@example.com"])
+        .await?;
+    let temporary = reset["temporary_password"]
+        .as_str()
+        .context("temporary password")?
+        .to_owned();
+    let token = sys
+        .enrollment_token(&["--user", "alice@example.com"])
+        .await?;
+    let mut agent = sys.enroll(&token).await?;
+    agent.start(RunOptions {
+        approval: Approval::Ask,
+        ..RunOptions::default()
+    });
+    sys.wait_for_posture(&agent.device_id).await?;
+    Ok(Setup {
+        sys,
+        agent,
+        client_id,
+        client_secret,
+        password: temporary,
+    })
+}
+
+/// On the "authenticate with this device" page: opens the link the button
+/// carries the way the browser would (through the URL handler), waits as the
+/// page's script does, and continues.
+pub async fn authenticate_with_device(
+    browser: &mut Browser,
+    agent: &Agent,
+    page: &WebResponse,
+) -> Result<(latchkey_agent::device_auth::Report, WebResponse)> {
+    assert!(
+        page.body.contains("Authenticate with this device"),
+        "{}",
+        page.body
+    );
+    let txn = page.attr("data-txn").context("txn")?;
+    let link = format!("latchkey://device-auth?txn={txn}");
+    assert!(
+        page.body.contains(&format!("href=\"{link}\"")),
+        "{}",
+        page.body
+    );
+    let next = page.attr("data-next").context("next")?;
+    let report = open_url(&agent.state, &link).await?;
+    let waited = browser.get(&format!("/login/wait?txn={txn}")).await?;
+    assert_eq!(waited.status, 200);
+    let status = waited.json()?["status"].as_str().unwrap_or("").to_owned();
+    assert_ne!(
+        status, "pending",
+        "the answer is in before the wait returns"
+    );
+    let after = browser.get(&next).await?;
+    Ok((report, browser.follow(after).await?))
+}
+
+/// `GET /userinfo` with a bearer token.
+pub async fn userinfo(sys: &System, token: &str) -> Result<WebResponse> {
+    let tls = latchkey_certs::tls::client_config(&sys.ca_pem, None)?;
+    request(
+        sys.running().https_addr,
+        tls,
+        "GET",
+        "/userinfo",
+        &[("Authorization".into(), format!("Bearer {token}"))],
+        b"",
+    )
+    .await
+}
+
+impl Setup {
+    /// Payroll's authorize URL (confidential client, no PKCE).
+    pub fn authorize_url(&self, state: &str) -> String {
+        authorize_url(&self.client_id, RP_CALLBACK, state)
+    }
 }

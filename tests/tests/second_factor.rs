@@ -12,13 +12,11 @@ use anyhow::{Context, Result};
 use base64::Engine;
 use chrono::{Duration, Utc};
 use latchkey_tests::System;
-use latchkey_tests::login::{self, query_param, token_request};
+use latchkey_tests::login::{self, RP_CALLBACK, query_param, token_request};
 use latchkey_tests::smtp::SmtpSink;
 use latchkey_tests::web::{Browser, WebResponse};
 use latchkeyd::config::FileSmtp;
 use latchkeyd::core::totp::{TotpSecret, code_at};
-
-const RP_CALLBACK: &str = "http://127.0.0.1:9/callback";
 
 struct App {
     client_id: String,

@@ -9,11 +9,12 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use latchkey_agent::device_auth::{Approval, open_url};
-use latchkey_agent::run::RunOptions;
-use latchkey_tests::login::{self, CHOSEN_PASSWORD, query_param, token_request};
-use latchkey_tests::web::{Browser, WebResponse, request};
-use latchkey_tests::{Agent, System};
+use latchkey_tests::System;
+use latchkey_tests::login::{
+    self, CHOSEN_PASSWORD, RP_CALLBACK, authenticate_with_device, query_param, setup,
+    token_request, userinfo,
+};
+use latchkey_tests::web::{Browser, request};
 use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata,
 };
@@ -21,8 +22,6 @@ use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
     PkceCodeChallenge, RedirectUrl, Scope, TokenResponse,
 };
-
-const RP_CALLBACK: &str = "http://127.0.0.1:9/callback";
 
 /// The relying party's HTTP client: every request goes to latchkeyd's
 /// HTTPS listener, trusting only the Latchkey CA.
@@ -64,100 +63,6 @@ fn rp_http(
                 .map_err(std::io::Error::other)
         })
     }
-}
-
-struct Setup {
-    sys: System,
-    agent: Agent,
-    client_id: String,
-    client_secret: String,
-    password: String,
-}
-
-/// An app with `--device bound`, a user with a password, and the user's
-/// enrolled agent running (auto-approve off: bound mode needs no prompt).
-async fn setup(device: &str) -> Result<Setup> {
-    let sys = System::start().await?;
-    let app = sys
-        .ctl_json(&[
-            "app",
-            "add",
-            "Payroll",
-            "--redirect-uri",
-            RP_CALLBACK,
-            "--device",
-            device,
-        ])
-        .await?;
-    let client_id = app["client_id"].as_str().context("client id")?.to_owned();
-    let client_secret = app["client_secret"].as_str().context("secret")?.to_owned();
-    sys.ctl(&["group", "add", "staff"]).await?;
-    sys.ctl(&[
-        "user",
-        "add",
-        "alice@example.com",
-        "--name",
-        "Alice Suzuki",
-        "--group",
-        "staff",
-    ])
-    .await?;
-    let reset = sys
-        .ctl_json(&["user", "reset-password", "alice@example.com"])
-        .await?;
-    let temporary = reset["temporary_password"]
-        .as_str()
-        .context("temporary password")?
-        .to_owned();
-    let token = sys
-        .enrollment_token(&["--user", "alice@example.com"])
-        .await?;
-    let mut agent = sys.enroll(&token).await?;
-    agent.start(RunOptions {
-        approval: Approval::Ask,
-        ..RunOptions::default()
-    });
-    sys.wait_for_posture(&agent.device_id).await?;
-    Ok(Setup {
-        sys,
-        agent,
-        client_id,
-        client_secret,
-        password: temporary,
-    })
-}
-
-/// On the "authenticate with this device" page: opens the link the button
-/// carries the way the browser would (through the URL handler), waits as the
-/// page's script does, and continues.
-async fn authenticate_with_device(
-    browser: &mut Browser,
-    agent: &Agent,
-    page: &WebResponse,
-) -> Result<(latchkey_agent::device_auth::Report, WebResponse)> {
-    assert!(
-        page.body.contains("Authenticate with this device"),
-        "{}",
-        page.body
-    );
-    let txn = page.attr("data-txn").context("txn")?;
-    let link = format!("latchkey://device-auth?txn={txn}");
-    assert!(
-        page.body.contains(&format!("href=\"{link}\"")),
-        "{}",
-        page.body
-    );
-    let next = page.attr("data-next").context("next")?;
-    let report = open_url(&agent.state, &link).await?;
-    let waited = browser.get(&format!("/login/wait?txn={txn}")).await?;
-    assert_eq!(waited.status, 200);
-    let status = waited.json()?["status"].as_str().unwrap_or("").to_owned();
-    assert_ne!(
-        status, "pending",
-        "the answer is in before the wait returns"
-    );
-    let after = browser.get(&next).await?;
-    Ok((report, browser.follow(after).await?))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -279,30 +184,13 @@ async fn a_relying_party_signs_in_only_through_the_bound_device() -> Result<()> 
     s.sys.stop().await
 }
 
-async fn userinfo(sys: &System, token: &str) -> Result<WebResponse> {
-    let tls = latchkey_certs::tls::client_config(&sys.ca_pem, None)?;
-    request(
-        sys.running().https_addr,
-        tls,
-        "GET",
-        "/userinfo",
-        &[("Authorization".into(), format!("Bearer {token}"))],
-        b"",
-    )
-    .await
-}
-
-fn authorize_url(s: &Setup, state: &str) -> String {
-    login::authorize_url(&s.client_id, RP_CALLBACK, state)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn locking_the_device_ends_its_tokens_and_the_next_login_shows_it_locked() -> Result<()> {
     let mut s = setup("bound").await?;
     let mut browser = Browser::new(s.sys.running().https_addr, &s.sys.ca_pem)?;
     let page = login::sign_in(
         &mut browser,
-        &authorize_url(&s, "first"),
+        &s.authorize_url("first"),
         "Payroll",
         "alice@example.com",
         &s.password,
@@ -364,7 +252,7 @@ async fn locking_the_device_ends_its_tokens_and_the_next_login_shows_it_locked()
 
     // The same browser tries again: its session ended with the lock, so it
     // signs in again, and the device's answer is refused as locked.
-    let page = browser.get(&authorize_url(&s, "second")).await?;
+    let page = browser.get(&s.authorize_url("second")).await?;
     let page = browser.follow(page).await?;
     assert!(
         page.body.contains("Sign in"),
@@ -418,7 +306,7 @@ async fn a_browser_without_an_enrolled_device_is_refused() -> Result<()> {
     let mut browser = Browser::new(s.sys.running().https_addr, &s.sys.ca_pem)?;
     let page = login::sign_in(
         &mut browser,
-        &authorize_url(&s, "bob"),
+        &s.authorize_url("bob"),
         "Payroll",
         "bob@example.com",
         &bob_password,
@@ -432,7 +320,7 @@ async fn a_browser_without_an_enrolled_device_is_refused() -> Result<()> {
     alice.accept_language = "ja-JP,ja;q=0.9".into();
     let page = login::sign_in(
         &mut alice,
-        &authorize_url(&s, "alice"),
+        &s.authorize_url("alice"),
         "Payroll",
         "alice@example.com",
         &s.password,
@@ -444,7 +332,7 @@ async fn a_browser_without_an_enrolled_device_is_refused() -> Result<()> {
     // A wrong password is refused with the same words whether or not the
     // account exists.
     let mut eve = Browser::new(s.sys.running().https_addr, &s.sys.ca_pem)?;
-    let page = eve.get(&authorize_url(&s, "eve")).await?;
+    let page = eve.get(&s.authorize_url("eve")).await?;
     let page = eve.follow(page).await?;
     let req = page.input("req").context("req")?;
     let csrf = page.input("csrf").context("csrf")?;
