@@ -206,6 +206,10 @@ pub enum AppCommand {
         /// Second factor: none, totp or email.
         #[arg(long, default_value = "none")]
         mfa: String,
+        /// Allow sign-ins only from this CIDR block (e.g. 203.0.113.0/24);
+        /// repeat for more. Without it any address may sign in.
+        #[arg(long = "allow-ip")]
+        allow_ip: Vec<String>,
     },
     List,
     /// Change an app; options left out keep their value.
@@ -218,6 +222,12 @@ pub enum AppCommand {
         device: Option<String>,
         #[arg(long)]
         mfa: Option<String>,
+        /// Replaces the allowed CIDR blocks; repeat for more.
+        #[arg(long = "allow-ip", conflicts_with = "any_ip")]
+        allow_ip: Vec<String>,
+        /// Removes every address rule: any address may sign in.
+        #[arg(long)]
+        any_ip: bool,
         /// Issue a new client secret (shown once); the old one stops working.
         #[arg(long)]
         rotate_secret: bool,
@@ -484,6 +494,7 @@ fn app_json(a: &v1::App) -> serde_json::Value {
     json!({
         "name": a.name, "client_id": a.client_id, "public": a.public,
         "redirect_uris": a.redirect_uris, "device": a.device, "mfa": a.mfa,
+        "allowed_networks": a.allowed_networks,
         "created_at": output::rfc3339(a.created_at), "updated_at": output::rfc3339(a.updated_at),
     })
 }
@@ -1035,6 +1046,7 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
             public,
             device,
             mfa,
+            allow_ip,
         }) => {
             let r = call(client.add_app(v1::AddAppRequest {
                 name,
@@ -1042,6 +1054,7 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
                 public,
                 device,
                 mfa,
+                allowed_networks: allow_ip,
             }))
             .await?;
             app_with_secret_out(json, "registered", r)
@@ -1057,6 +1070,7 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
                     "TYPE",
                     "DEVICE",
                     "MFA",
+                    "NETWORKS",
                     "REDIRECT URIS",
                 ]);
                 for a in &apps {
@@ -1066,6 +1080,11 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
                         if a.public { "public" } else { "confidential" }.to_owned(),
                         a.device.clone(),
                         a.mfa.clone(),
+                        if a.allowed_networks.is_empty() {
+                            "any".to_owned()
+                        } else {
+                            a.allowed_networks.join(" ")
+                        },
                         a.redirect_uris.join(" "),
                     ]);
                 }
@@ -1077,6 +1096,8 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
             redirect_uris,
             device,
             mfa,
+            allow_ip,
+            any_ip,
             rotate_secret,
         }) => {
             let r = call(client.update_app(v1::UpdateAppRequest {
@@ -1085,6 +1106,8 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
                 device: device.unwrap_or_default(),
                 mfa: mfa.unwrap_or_default(),
                 rotate_secret,
+                allowed_networks: allow_ip,
+                allow_any_network: any_ip,
             }))
             .await?;
             app_with_secret_out(json, "updated", r)

@@ -12,6 +12,7 @@ mod m0003_apps;
 mod m0004_signing_keys;
 mod m0005_sso;
 mod m0006_second_factor;
+mod m0007_app_networks;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_signing_keys::Migration),
             Box::new(m0005_sso::Migration),
             Box::new(m0006_second_factor::Migration),
+            Box::new(m0007_app_networks::Migration),
         ]
     }
 }

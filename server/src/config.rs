@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::core::networks::Cidr;
 use crate::core::sso::MfaSetting;
 use crate::mail::{SmtpSettings, SmtpTls};
 
@@ -61,6 +62,8 @@ pub struct FileSso {
     /// The least second factor users may choose: `off` (default), `risk`
     /// or `always`.
     pub user_mfa_minimum: Option<String>,
+    /// CIDR blocks browsers may sign in from, for every app; empty: any.
+    pub allowed_networks: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -173,6 +176,7 @@ pub struct Config {
     pub access_token_ttl: Duration,
     pub bound_requires_same_ip: bool,
     pub user_mfa_minimum: MfaSetting,
+    pub allowed_networks: Vec<Cidr>,
     pub smtp: Option<SmtpSettings>,
 }
 
@@ -309,6 +313,9 @@ impl FileConfig {
                 ))
             })?,
         };
+        let allowed_networks =
+            crate::core::networks::parse_all(&self.sso.allowed_networks.unwrap_or_default())
+                .map_err(|e| ConfigError::Invalid(format!("sso.allowed_networks: {e}")))?;
         let smtp = self.smtp.map(FileSmtp::validate).transpose()?;
         Ok(Config {
             data_dir,
@@ -330,6 +337,7 @@ impl FileConfig {
             access_token_ttl,
             bound_requires_same_ip: self.sso.bound_requires_same_ip.unwrap_or(true),
             user_mfa_minimum,
+            allowed_networks,
             smtp,
         })
     }

@@ -156,6 +156,7 @@ pub async fn start(
                 access_token_ttl: chrono::Duration::from_std(config.access_token_ttl)?,
                 bound_requires_same_ip: config.bound_requires_same_ip,
                 user_mfa_minimum: config.user_mfa_minimum,
+                allowed_networks: config.allowed_networks.clone(),
             },
         },
     );

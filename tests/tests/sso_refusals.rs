@@ -156,6 +156,18 @@ async fn device_answers_that_must_not_count_are_refused_with_the_reason() -> Res
     )
     .await?;
 
+    // prompt=none while the device step is still open: an error for the
+    // client, no page and no ceremony started.
+    let silent = browser
+        .get(&format!("{}&prompt=none", s.authorize_url("silent")))
+        .await?;
+    let to = silent.location().context("redirect to the client")?;
+    assert!(to.starts_with(RP_CALLBACK), "{to}");
+    assert_eq!(
+        query_param(to, "error").as_deref(),
+        Some("interaction_required")
+    );
+
     // Out of compliance: the page names the failing check.
     let (report, page) = authenticate_with_device(&mut browser, &s.agent, &page).await?;
     assert!(!report.confirmed);
@@ -290,6 +302,27 @@ async fn the_endpoints_refuse_what_a_client_or_an_attacker_gets_wrong() -> Resul
     assert!(page.location().is_none(), "no redirect to an unknown URI");
     assert!(page.body.contains("data-error=\"bad_redirect_uri\""));
 
+    // Address rules: an app open only to 10.0.0.0/8 turns this loopback
+    // browser away with a page that says why and shows its address.
+    let typo = s
+        .sys
+        .ctl(&["app", "update", "Payroll", "--allow-ip", "10.1.2.3/8"])
+        .await;
+    assert!(
+        typo.as_ref()
+            .is_err_and(|e| e.to_string().contains("did you mean 10.0.0.0/8")),
+        "{typo:?}"
+    );
+    s.sys
+        .ctl(&["app", "update", "Payroll", "--allow-ip", "10.0.0.0/8"])
+        .await?;
+    let mut outsider = Browser::new(addr, &s.sys.ca_pem)?;
+    let page = outsider.get(&s.authorize_url("outside")).await?;
+    let page = outsider.follow(page).await?;
+    assert_failure(&page, "network_denied", "only from its own networks");
+    assert!(page.body.contains("127.0.0.1"), "{}", page.body);
+    s.sys.ctl(&["app", "update", "Payroll", "--any-ip"]).await?;
+
     // PKCE: the code goes only with the verifier its challenge came from.
     let verifier = "A".repeat(43);
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -303,6 +336,17 @@ async fn the_endpoints_refuse_what_a_client_or_an_attacker_gets_wrong() -> Resul
     invalid_grant(&wrong, "code_verifier does not match")?;
     let after = exchange(&s, &code, Some(&verifier)).await?;
     invalid_grant(&after, "used before")?;
+
+    // prompt=none: the session and its confirmed device give a code at
+    // once; a browser without a session is told login_required.
+    let silent = format!("{}&prompt=none", s.authorize_url("silent"));
+    let answered = browser.get(&silent).await?;
+    let to = answered.location().context("redirect")?;
+    assert!(query_param(to, "code").is_some(), "{to}");
+    let mut stranger = Browser::new(addr, &s.sys.ca_pem)?;
+    let answered = stranger.get(&silent).await?;
+    let to = answered.location().context("redirect")?;
+    assert_eq!(query_param(to, "error").as_deref(), Some("login_required"));
 
     // Refresh tokens rotate; presenting the old one again ends the session.
     let page = browser.get(&s.authorize_url("again")).await?;

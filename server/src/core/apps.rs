@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use super::auth::{self, AuthenticatedAdmin, Permission};
 use super::ids::ClientId;
 use super::model::{App, AuditEntry, AuditOutcome, DevicePolicy, MfaPolicy};
+use super::networks::{self, Cidr};
 use super::{Core, CoreError, validate_name};
 
 /// Most redirect URIs one app may register.
@@ -19,6 +20,8 @@ pub struct NewApp {
     pub public: bool,
     pub device_policy: DevicePolicy,
     pub mfa_policy: MfaPolicy,
+    /// CIDR blocks sign-ins may come from; empty: any.
+    pub allowed_networks: Vec<String>,
 }
 
 /// Changes to an app; `None` keeps the current value.
@@ -27,6 +30,8 @@ pub struct AppChanges {
     pub redirect_uris: Option<Vec<String>>,
     pub device_policy: Option<DevicePolicy>,
     pub mfa_policy: Option<MfaPolicy>,
+    /// Replaces the address rules (`Some(vec![])` allows any address).
+    pub allowed_networks: Option<Vec<String>>,
     pub rotate_secret: bool,
 }
 
@@ -145,13 +150,41 @@ fn validate_redirect_uris(uris: &[String]) -> Result<Vec<String>, CoreError> {
     Ok(out)
 }
 
+/// Most address blocks one app may list.
+const MAX_NETWORKS: usize = 100;
+
+fn validate_networks(texts: &[String]) -> Result<Vec<Cidr>, CoreError> {
+    if texts.len() > MAX_NETWORKS {
+        return Err(CoreError::InvalidArgument(format!(
+            "at most {MAX_NETWORKS} address blocks per app"
+        )));
+    }
+    let mut out: Vec<Cidr> = Vec::new();
+    for cidr in networks::parse_all(texts).map_err(CoreError::InvalidArgument)? {
+        if !out.contains(&cidr) {
+            out.push(cidr);
+        }
+    }
+    Ok(out)
+}
+
 fn describe(app: &App) -> String {
+    let networks: Vec<String> = app
+        .allowed_networks
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     format!(
-        "{}, device {}, mfa {}, redirect URIs [{}]",
+        "{}, device {}, mfa {}, redirect URIs [{}], networks [{}]",
         if app.public { "public" } else { "confidential" },
         app.device_policy.as_str(),
         app.mfa_policy.as_str(),
-        app.redirect_uris.join(" ")
+        app.redirect_uris.join(" "),
+        if networks.is_empty() {
+            "any".to_owned()
+        } else {
+            networks.join(" ")
+        }
     )
 }
 
@@ -173,6 +206,7 @@ impl Core {
         .await?;
         let name = validate_name("app", &new.name)?;
         let redirect_uris = validate_redirect_uris(&new.redirect_uris)?;
+        let allowed_networks = validate_networks(&new.allowed_networks)?;
         if self.store().app_by_name(&name).await?.is_some() {
             return Err(CoreError::AlreadyExists(format!(
                 "app {name} already exists"
@@ -190,6 +224,7 @@ impl Core {
             redirect_uris,
             device_policy: new.device_policy,
             mfa_policy: new.mfa_policy,
+            allowed_networks,
             created_at: now,
             updated_at: now,
         };
@@ -244,6 +279,9 @@ impl Core {
         }
         if let Some(mfa) = changes.mfa_policy {
             app.mfa_policy = mfa;
+        }
+        if let Some(networks) = &changes.allowed_networks {
+            app.allowed_networks = validate_networks(networks)?;
         }
         if changes.rotate_secret && app.public {
             return Err(CoreError::FailedPrecondition(format!(

@@ -9,6 +9,7 @@ mod flood;
 pub mod ids;
 mod limits;
 pub mod model;
+pub mod networks;
 pub mod passwords;
 pub mod policy;
 pub mod signing_keys;

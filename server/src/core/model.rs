@@ -424,6 +424,8 @@ pub struct App {
     pub redirect_uris: Vec<String>,
     pub device_policy: DevicePolicy,
     pub mfa_policy: MfaPolicy,
+    /// Browser addresses sign-ins to this app may come from; empty: any.
+    pub allowed_networks: Vec<super::networks::Cidr>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

@@ -278,6 +278,7 @@ pub mod apps {
         pub mfa_policy: String,
         pub created_at: i64,
         pub updated_at: i64,
+        pub allowed_networks: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

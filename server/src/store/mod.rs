@@ -26,6 +26,7 @@ use crate::core::model::{
     DevicePolicy, DeviceState, EnrollmentToken, Group, MfaPolicy, Posture, Role, StoredPolicy,
     User, UserKind, UserStatus,
 };
+use crate::core::networks::Cidr;
 use entities::{
     admin_tokens, admins, apps, audit_log, commands, device_certificates, devices,
     enrollment_tokens, groups, policies, policy_assignments, signing_keys, user_groups, users,
@@ -1149,8 +1150,27 @@ impl<C: ConnectionTrait> Db<C> {
             name: row.name,
             public: row.public,
             redirect_uris,
+            allowed_networks: Self::networks_from(row.allowed_networks.as_deref())?,
             created_at: time(row.created_at)?,
             updated_at: time(row.updated_at)?,
+        })
+    }
+
+    fn networks_from(text: Option<&str>) -> StoreResult<Vec<Cidr>> {
+        text.unwrap_or("")
+            .split_whitespace()
+            .map(|t| Cidr::parse(t).map_err(StoreError::Corrupt))
+            .collect()
+    }
+
+    /// Space-separated blocks; `None` when there are none.
+    fn networks_text(networks: &[Cidr]) -> Option<String> {
+        (!networks.is_empty()).then(|| {
+            networks
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" ")
         })
     }
 
@@ -1166,6 +1186,7 @@ impl<C: ConnectionTrait> Db<C> {
             mfa_policy: Set(app.mfa_policy.as_str().to_owned()),
             created_at: Set(ms(app.created_at)),
             updated_at: Set(ms(app.updated_at)),
+            allowed_networks: Set(Self::networks_text(&app.allowed_networks)),
         })
     }
 
@@ -1227,6 +1248,10 @@ impl<C: ConnectionTrait> Db<C> {
             .col_expr(
                 apps::Column::MfaPolicy,
                 Expr::value(app.mfa_policy.as_str()),
+            )
+            .col_expr(
+                apps::Column::AllowedNetworks,
+                Expr::value(Self::networks_text(&app.allowed_networks)),
             )
             .col_expr(apps::Column::UpdatedAt, Expr::value(ms(app.updated_at)));
         if let Some(hash) = secret_hash {

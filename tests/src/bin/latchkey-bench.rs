@@ -8,6 +8,8 @@
 //!   target/release/latchkey-bench lock-fanout --devices 2000
 //!   target/release/latchkey-bench lock-fanout --devices 2000 --external
 //!   target/release/latchkey-bench idle-agent --seconds 60
+//!   target/release/latchkey-bench device-auth --logins 200
+//!   target/release/latchkey-bench password-logins --attempts 1000
 
 // A measuring tool: a panic is a failed run with its reason.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
@@ -64,6 +66,20 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         seconds: u64,
     },
+    /// Device-bound sign-ins one after another with a real agent process:
+    /// from "authenticate with this device" (the URL handler runs
+    /// `latchkey-agent open-url`) to the page's wait seeing the
+    /// confirmation, and the server CPU that step costs.
+    DeviceAuth {
+        #[arg(long, default_value_t = 200)]
+        logins: usize,
+    },
+    /// A burst of browser sign-ins (password only) all started at once:
+    /// throughput and the server's memory during the burst.
+    PasswordLogins {
+        #[arg(long, default_value_t = 1000)]
+        attempts: usize,
+    },
 }
 
 /// Adds the admin API token to every call.
@@ -90,6 +106,7 @@ struct Server {
     child: tokio::process::Child,
     pid: u32,
     grpc_url: String,
+    https_addr: std::net::SocketAddr,
     ca_pem: String,
     token: String,
     data_dir: PathBuf,
@@ -152,6 +169,7 @@ impl Server {
         let pid = child.id().context("pid")?;
         let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
         let mut grpc = None;
+        let mut https = None;
         while let Some(line) = lines.next_line().await? {
             if let Some(rest) = line.trim().strip_prefix("gRPC (admin + device API)") {
                 grpc = Some(
@@ -159,7 +177,8 @@ impl Server {
                         .replace("https://127.0.0.1", "https://localhost"),
                 );
             }
-            if line.trim().starts_with("HTTPS") {
+            if let Some(rest) = line.trim().strip_prefix("HTTPS") {
+                https = rest.trim().strip_prefix("https://").map(str::to_owned);
                 break;
             }
         }
@@ -172,6 +191,7 @@ impl Server {
             child,
             pid,
             grpc_url: grpc.context("no gRPC address printed")?,
+            https_addr: https.context("no HTTPS address printed")?.parse()?,
             ca_pem: std::fs::read_to_string(data_dir.join("ca.pem"))?,
             token: std::fs::read_to_string(data_dir.join("admin-token"))?
                 .trim()
@@ -198,6 +218,24 @@ impl Server {
         self.child.wait().await?;
         Ok(())
     }
+}
+
+/// CPU time of every thread of a process in nanoseconds (the scheduler's
+/// own accounting, not the 10 ms ticks of `/proc/<pid>/stat`).
+fn cpu_ns(pid: u32) -> Result<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let path = task?.path().join("schedstat");
+        // A thread may end between listing and reading.
+        if let Ok(text) = std::fs::read_to_string(path) {
+            total += text
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    Ok(total)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -691,6 +729,310 @@ async fn bench_idle_agent(seconds: u64) -> Result<()> {
     server.stop().await
 }
 
+const RP_CALLBACK: &str = "http://127.0.0.1:9/callback";
+const PASSWORD: &str = "correct horse battery staple";
+
+/// An SSO app and a user whose password is set (the temporary one changed
+/// through the sign-in pages); returns the app's client id.
+async fn sso_setup(server: &Server, device: &str) -> Result<String> {
+    let mut admin = server.admin().await?;
+    let app = admin
+        .add_app(v1::AddAppRequest {
+            name: "Payroll".into(),
+            redirect_uris: vec![RP_CALLBACK.into()],
+            device: device.into(),
+            mfa: "none".into(),
+            public: false,
+            allowed_networks: vec![],
+        })
+        .await?
+        .into_inner();
+    let client_id = app.app.context("app")?.client_id;
+    admin
+        .add_user(v1::AddUserRequest {
+            email: "alice@example.com".into(),
+            name: "Alice Suzuki".into(),
+            groups: vec![],
+            kind: "user".into(),
+        })
+        .await?;
+    let temporary = admin
+        .reset_password(v1::ResetPasswordRequest {
+            email: "alice@example.com".into(),
+        })
+        .await?
+        .into_inner()
+        .temporary_password;
+    let mut browser = latchkey_tests::web::Browser::new(server.https_addr, &server.ca_pem)?;
+    let (req, csrf) = open_sign_in(&mut browser, &client_id).await?;
+    let after = browser
+        .post(
+            "/login",
+            &[
+                ("req", &req),
+                ("csrf", &csrf),
+                ("email", "alice@example.com"),
+                ("password", &temporary),
+            ],
+        )
+        .await?;
+    let page = browser.follow(after).await?;
+    if !page.body.contains("name=\"confirm\"") {
+        bail!("expected the new-password form: {}", page.body);
+    }
+    let changed = browser
+        .post(
+            "/login/password",
+            &[
+                ("req", &req),
+                ("csrf", &csrf),
+                ("password", PASSWORD),
+                ("confirm", PASSWORD),
+            ],
+        )
+        .await?;
+    if changed.status != 303 {
+        bail!("password change: {}", changed.body);
+    }
+    Ok(client_id)
+}
+
+/// `/authorize`, then the sign-in form: (request id, CSRF token).
+async fn open_sign_in(
+    browser: &mut latchkey_tests::web::Browser,
+    client_id: &str,
+) -> Result<(String, String)> {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", RP_CALLBACK),
+            ("scope", "openid"),
+            ("state", "bench"),
+        ])
+        .finish();
+    let page = browser.get(&format!("/authorize?{query}")).await?;
+    let page = browser.follow(page).await?;
+    Ok((
+        page.input("req").context("no sign-in form")?,
+        page.input("csrf").context("no CSRF token")?,
+    ))
+}
+
+/// Signs in with the password; returns the page after it.
+async fn password_step(
+    browser: &mut latchkey_tests::web::Browser,
+    client_id: &str,
+) -> Result<latchkey_tests::web::WebResponse> {
+    let (req, csrf) = open_sign_in(browser, client_id).await?;
+    let after = browser
+        .post(
+            "/login",
+            &[
+                ("req", &req),
+                ("csrf", &csrf),
+                ("email", "alice@example.com"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await?;
+    browser.follow(after).await
+}
+
+async fn bench_device_auth(logins: usize) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(&dir.path().join("data"), None).await?;
+    let client_id = sso_setup(&server, "bound").await?;
+    let mut admin = server.admin().await?;
+    let token = admin
+        .create_enrollment_token(v1::CreateEnrollmentTokenRequest {
+            user: "alice@example.com".into(),
+            uses: 1,
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .secret;
+    let state = dir.path().join("agent");
+    let agent = sibling("latchkey-agent")?;
+    let status = tokio::process::Command::new(&agent)
+        .arg("--state-dir")
+        .arg(&state)
+        .args([
+            "enroll",
+            "--server",
+            &server.grpc_url,
+            "--token",
+            &token,
+            "--ca",
+        ])
+        .arg(server.data_dir.join("ca.pem"))
+        .stdout(std::process::Stdio::null())
+        .status()
+        .await?;
+    if !status.success() {
+        bail!("enroll failed");
+    }
+    let mut running = tokio::process::Command::new(&agent)
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("run")
+        .env("LATCHKEY_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()?;
+    let agent_pid = running.id().context("agent pid")?;
+
+    let mut latencies = Vec::with_capacity(logins);
+    let mut server_cpu = Vec::with_capacity(logins);
+    let mut agent_cpu = Vec::with_capacity(logins);
+    let mut attempt = 0;
+    while latencies.len() < logins {
+        attempt += 1;
+        if attempt > logins + 50 {
+            bail!("too many sign-ins failed");
+        }
+        let mut browser = latchkey_tests::web::Browser::new(server.https_addr, &server.ca_pem)?;
+        let page = password_step(&mut browser, &client_id).await?;
+        let (Some(txn), Some(next)) = (page.attr("data-txn"), page.attr("data-next")) else {
+            // The agent's first posture report may not be in yet.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        // The page's long poll is waiting before the user clicks.
+        let mut poller = latchkey_tests::web::Browser::new(server.https_addr, &server.ca_pem)?;
+        poller.cookies = browser.cookies.clone();
+        let wait_url = format!("/login/wait?txn={txn}");
+        let wait = tokio::spawn(async move {
+            let response = poller.get(&wait_url).await;
+            (Instant::now(), response)
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (server_before, agent_before) = (cpu_ns(server.pid)?, cpu_ns(agent_pid)?);
+        let clicked = Instant::now();
+        // What the URL handler runs when the button is pressed.
+        let handler = tokio::process::Command::new(&agent)
+            .arg("--state-dir")
+            .arg(&state)
+            .args(["open-url", &format!("latchkey://device-auth?txn={txn}")])
+            .stdout(std::process::Stdio::null())
+            .status();
+        let (seen, response) = wait.await?;
+        let handled = handler.await?;
+        let (server_after, agent_after) = (cpu_ns(server.pid)?, cpu_ns(agent_pid)?);
+        let body = response?.body;
+        if !body.contains("confirmed") || !handled.success() {
+            bail!("the device did not confirm: {body}");
+        }
+        latencies.push(seen.duration_since(clicked).as_secs_f64() * 1000.0);
+        server_cpu.push((server_after - server_before) as f64 / 1000.0);
+        agent_cpu.push((agent_after - agent_before) as f64 / 1000.0);
+        let landed = browser.get(&next).await?;
+        let landed = browser.follow(landed).await?;
+        if !landed
+            .location()
+            .is_some_and(|l| l.starts_with(RP_CALLBACK))
+        {
+            bail!("no code after the confirmation: {}", landed.body);
+        }
+    }
+    for v in [&mut latencies, &mut server_cpu, &mut agent_cpu] {
+        v.sort_by(f64::total_cmp);
+    }
+    println!(
+        "device-auth: {logins} device-bound sign-ins, one after another; release latchkeyd, latchkey-agent run + open-url processes, SQLite"
+    );
+    println!(
+        "  click -> page sees confirmation   p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        percentile(&latencies, 50.0),
+        percentile(&latencies, 99.0),
+        latencies.last().copied().unwrap_or(f64::NAN)
+    );
+    println!(
+        "  server CPU per device-auth step   median {:.0} µs, p90 {:.0} µs (challenge, verification, waking the page)",
+        percentile(&server_cpu, 50.0),
+        percentile(&server_cpu, 90.0)
+    );
+    println!(
+        "  running agent CPU per step        median {:.0} µs (local hand-off, challenge, signing, answer)",
+        percentile(&agent_cpu, 50.0)
+    );
+    running.kill().await?;
+    server.stop().await
+}
+
+async fn bench_password_logins(attempts: usize) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(&dir.path().join("data"), None).await?;
+    let client_id = Arc::new(sso_setup(&server, "none").await?);
+    let (_, rss_before) = usage(server.pid)?;
+    let cpu_before = cpu_ns(server.pid)?;
+    let done = Arc::new(AtomicUsize::new(0));
+    let sampler = {
+        let (pid, done) = (server.pid, done.clone());
+        tokio::spawn(async move {
+            let mut peak = 0;
+            while done.load(Ordering::Relaxed) < attempts {
+                peak = peak.max(usage(pid).map(|(_, rss)| rss).unwrap_or(0));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            peak
+        })
+    };
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..attempts {
+        let (addr, ca, client_id, done) = (
+            server.https_addr,
+            server.ca_pem.clone(),
+            client_id.clone(),
+            done.clone(),
+        );
+        tasks.spawn(async move {
+            let outcome = async {
+                let mut browser = latchkey_tests::web::Browser::new(addr, &ca)?;
+                let page = password_step(&mut browser, &client_id).await?;
+                let signed_in = page.location().is_some_and(|l| l.starts_with(RP_CALLBACK));
+                anyhow::Ok((signed_in, Instant::now()))
+            }
+            .await;
+            done.fetch_add(1, Ordering::Relaxed);
+            outcome
+        });
+    }
+    let (mut ok, mut failed, mut last) = (0usize, 0usize, started);
+    while let Some(result) = tasks.join_next().await {
+        match result? {
+            Ok((true, at)) => {
+                ok += 1;
+                last = last.max(at);
+            }
+            Ok((false, _)) | Err(_) => failed += 1,
+        }
+    }
+    let elapsed = last.duration_since(started).as_secs_f64();
+    let peak = sampler.await?;
+    let cpu = (cpu_ns(server.pid)? - cpu_before) as f64 / 1e9;
+    let (_, rss_after) = usage(server.pid)?;
+    println!(
+        "password-logins: {attempts} browser sign-ins started at once (authorize, sign-in page, password, redirect with a code; each request its own TLS connection); release latchkeyd, SQLite"
+    );
+    println!(
+        "  completed {ok}, failed {failed}, in {elapsed:.2} s: {:.0} sign-ins/s",
+        ok as f64 / elapsed
+    );
+    println!(
+        "  server CPU {:.1} ms per sign-in",
+        cpu * 1000.0 / attempts as f64
+    );
+    println!(
+        "  server RSS before {:.1} MiB, peak during the burst {:.1} MiB, after {:.1} MiB",
+        rss_before as f64 / 1024.0,
+        peak as f64 / 1024.0,
+        rss_after as f64 / 1024.0
+    );
+    server.stop().await
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     match Args::parse().command {
@@ -706,5 +1048,7 @@ async fn main() -> Result<()> {
             external,
         } => bench_lock_fanout(devices, concurrency, external).await,
         Command::IdleAgent { seconds } => bench_idle_agent(seconds).await,
+        Command::DeviceAuth { logins } => bench_device_auth(logins).await,
+        Command::PasswordLogins { attempts } => bench_password_logins(attempts).await,
     }
 }

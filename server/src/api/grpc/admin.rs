@@ -197,6 +197,7 @@ fn app_msg(a: App) -> v1::App {
         redirect_uris: a.redirect_uris,
         device: a.device_policy.as_str().to_owned(),
         mfa: a.mfa_policy.as_str().to_owned(),
+        allowed_networks: a.allowed_networks.iter().map(ToString::to_string).collect(),
         created_at: unix(a.created_at),
         updated_at: unix(a.updated_at),
     }
@@ -633,6 +634,7 @@ impl AdminService for AdminApi {
             public: r.public,
             device_policy: device_policy(&r.device)?.unwrap_or(DevicePolicy::Bound),
             mfa_policy: mfa_policy(&r.mfa)?.unwrap_or(MfaPolicy::None),
+            allowed_networks: r.allowed_networks,
         };
         let (app, secret) = self
             .core
@@ -665,6 +667,16 @@ impl AdminService for AdminApi {
             redirect_uris: (!r.redirect_uris.is_empty()).then_some(r.redirect_uris),
             device_policy: device_policy(&r.device)?,
             mfa_policy: mfa_policy(&r.mfa)?,
+            allowed_networks: match (r.allow_any_network, r.allowed_networks.is_empty()) {
+                (true, true) => Some(Vec::new()),
+                (true, false) => {
+                    return Err(Status::invalid_argument(
+                        "give either address blocks or allow_any_network, not both",
+                    ));
+                }
+                (false, true) => None,
+                (false, false) => Some(r.allowed_networks),
+            },
             rotate_secret: r.rotate_secret,
         };
         let (app, secret) = self

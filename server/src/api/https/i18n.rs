@@ -133,6 +133,9 @@ texts! {
     FAILED_MFA_TITLE = "Second factor required", "二要素認証が必要です";
     FAILED_MFA = "This app requires a second factor that cannot be used right now (no mail server is set up, or the code could not be sent). Contact your IT department.", "このアプリには二要素認証が必要ですが、現在利用できません（メールサーバーが未設定か、コードを送信できませんでした）。IT 部門に連絡してください。";
     LOCKED_OUT_SHORT = "Too many attempts. Wait a few minutes and try again.", "試行回数が多すぎます。数分待ってから再度お試しください。";
+    INTERACTION_REQUIRED = "Signing in needs you: open the app again to continue.", "サインインには操作が必要です。アプリをもう一度開いて続行してください。";
+    FAILED_NETWORK_TITLE = "Not allowed from this network", "このネットワークからは利用できません";
+    FAILED_NETWORK = "Your company allows signing in to this app only from its own networks (for example the office or the VPN). Connect to one of them and try again.", "このアプリへのサインインは、会社が許可したネットワーク（オフィスや VPN など）からのみ可能です。いずれかに接続してから再度お試しください。";
     TOTP_TITLE = "Enter your code", "確認コードの入力";
     TOTP_INTRO = "Open your authenticator app and enter the 6-digit code it shows for Latchkey.", "認証アプリを開き、Latchkey に表示されている 6 桁のコードを入力してください。";
     TOTP_ENROLL_TITLE = "Set up an authenticator app", "認証アプリの設定";

@@ -241,10 +241,28 @@ pub async fn authorize(
             Err(e) => return unavailable(lang, &e),
         },
     };
-    match web.core.create_auth_request(&session, &valid, now).await {
-        Ok(request) => see_other(&login_url(&request.id), &cookies),
-        Err(e) => unavailable(lang, &e),
+    let request = match web.core.create_auth_request(&session, &valid, now).await {
+        Ok(request) => request,
+        Err(e) => return unavailable(lang, &e),
+    };
+    if !valid.prompt_none {
+        return see_other(&login_url(&request.id), &cookies);
     }
+    // prompt=none: a code at once, or an error for the client; never a page.
+    let error = match web.core.silent_step(&session, &request.id, now).await {
+        Ok(Step::Redirect(url)) => return see_other(&url, &cookies),
+        Ok(Step::Password) => "login_required",
+        Ok(_) => "interaction_required",
+        Err(e) => return unavailable(lang, &e),
+    };
+    let mut pairs = vec![("error", error), ("iss", web.core.issuer())];
+    if let Some(state) = &valid.state {
+        pairs.push(("state", state));
+    }
+    see_other(
+        &crate::core::sso::redirect_with(&valid.redirect_uri, &pairs),
+        &cookies,
+    )
 }
 
 /// The live session and its cookie secret, if the browser has one.
@@ -504,6 +522,19 @@ pub async fn submit_password(
             format!("{} {seconds}", t::LOCKED_OUT.get(lang)),
             StatusCode::TOO_MANY_REQUESTS,
         ),
+        PasswordOutcome::NetworkDenied => {
+            let failure = LoginFailure::NetworkDenied {
+                ip: session.ip.clone(),
+            };
+            return page(
+                lang,
+                StatusCode::FORBIDDEN,
+                &t::FAILED_NETWORK_TITLE,
+                pages::failure(lang, &failure, "", ""),
+                &login_url(&form.req),
+            )
+            .into_response();
+        }
     };
     let csrf = Core::csrf_token(&secret);
     let app = web

@@ -254,6 +254,8 @@ pub fn failure_text(failure: &LoginFailure) -> (&'static Text, &'static Text) {
     match failure {
         LoginFailure::Expired => (&t::FAILED_EXPIRED_TITLE, &t::FAILED_EXPIRED),
         LoginFailure::SecondFactorUnavailable => (&t::FAILED_MFA_TITLE, &t::FAILED_MFA),
+        LoginFailure::InteractionRequired => (&t::SIGN_IN_TITLE, &t::INTERACTION_REQUIRED),
+        LoginFailure::NetworkDenied { .. } => (&t::FAILED_NETWORK_TITLE, &t::FAILED_NETWORK),
         LoginFailure::Device(device) => match device {
             DeviceAuthFailure::NoDevice => (&t::FAILED_NO_DEVICE_TITLE, &t::FAILED_NO_DEVICE),
             DeviceAuthFailure::NotAnswered => {
@@ -287,10 +289,20 @@ pub fn failure(lang: Lang, failure: &LoginFailure, request_id: &str, csrf: &str)
         code = match failure {
             LoginFailure::Expired => "expired",
             LoginFailure::SecondFactorUnavailable => "second_factor_unavailable",
+            LoginFailure::InteractionRequired => "interaction_required",
+            LoginFailure::NetworkDenied { .. } => "network_denied",
             LoginFailure::Device(f) => f.code(),
         },
         text = text.get(lang)
     );
+    if let LoginFailure::NetworkDenied { ip } = failure {
+        let _ = write!(
+            body,
+            r#"<p>{}: <span class="ip">{}</span></p>"#,
+            t::HISTORY_IP.get(lang),
+            esc(ip)
+        );
+    }
     if let LoginFailure::Device(device) = failure {
         let name = match device {
             DeviceAuthFailure::DeviceLocked { device }

@@ -21,6 +21,7 @@ use super::ids::{ClientId, DeviceId};
 use super::model::{
     App, AuditEntry, AuditOutcome, Device, DevicePolicy, DeviceState, User, UserKind, UserStatus,
 };
+use super::networks::{self, Cidr};
 use super::passwords::Password;
 use super::policy::Compliance;
 use super::users::PasswordCheck;
@@ -48,6 +49,8 @@ pub struct SsoSettings {
     pub bound_requires_same_ip: bool,
     /// The least a user may choose for their own second factor.
     pub user_mfa_minimum: MfaSetting,
+    /// Browser addresses any sign-in may come from; empty: any.
+    pub allowed_networks: Vec<Cidr>,
 }
 
 impl SsoSettings {
@@ -57,6 +60,7 @@ impl SsoSettings {
             access_token_ttl: Duration::minutes(15),
             bound_requires_same_ip: true,
             user_mfa_minimum: MfaSetting::Off,
+            allowed_networks: Vec::new(),
         }
     }
 }
@@ -213,6 +217,12 @@ pub enum LoginFailure {
     Expired,
     /// The app requires a second factor this server cannot offer the user.
     SecondFactorUnavailable,
+    /// `prompt=none` was asked for, but the sign-in needs the user.
+    InteractionRequired,
+    /// The browser's address is outside the server's or the app's rules.
+    NetworkDenied {
+        ip: String,
+    },
 }
 
 /// Outcome of the sign-in form.
@@ -225,6 +235,8 @@ pub enum PasswordOutcome {
     TemporaryExpired,
     /// Too many failures; try again after this many seconds.
     LockedOut(i64),
+    /// The browser's address is outside the server's rules.
+    NetworkDenied,
 }
 
 /// What an agent is shown and signs for a transaction.
@@ -269,6 +281,12 @@ pub fn validate_new_password(password: &str, confirm: &str) -> Result<(), &'stat
 impl Core {
     pub fn issuer(&self) -> &str {
         &self.settings.sso.issuer
+    }
+
+    /// Whether a browser at `ip` may sign in (to `app`, when known).
+    pub fn network_allows(&self, ip: &str, app: Option<&App>) -> bool {
+        networks::allowed(&self.settings.sso.allowed_networks, ip)
+            && app.is_none_or(|a| networks::allowed(&a.allowed_networks, ip))
     }
 
     // ---- sessions ----
@@ -598,9 +616,45 @@ impl Core {
         request_id: &str,
         now: DateTime<Utc>,
     ) -> Result<Step, CoreError> {
+        self.step(session, request_id, true, now).await
+    }
+
+    /// `prompt=none`: a code if the session already satisfies everything,
+    /// otherwise the step that would need the user — without starting a
+    /// second factor or a device ceremony (no mail sent, nothing pushed).
+    pub async fn silent_step(
+        &self,
+        session: &SsoSession,
+        request_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Step, CoreError> {
+        self.step(session, request_id, false, now).await
+    }
+
+    async fn step(
+        &self,
+        session: &SsoSession,
+        request_id: &str,
+        interactive: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Step, CoreError> {
         let Some((request, app)) = self.open_request(session, request_id, now).await? else {
             return Ok(Step::Failed(LoginFailure::Expired));
         };
+        if !self.network_allows(&session.ip, Some(&app)) {
+            self.login_event(
+                session,
+                Some(&app.client_id),
+                ("network", "failed", Some("network_denied".to_owned())),
+                None,
+                None,
+                now,
+            )
+            .await?;
+            return Ok(Step::Failed(LoginFailure::NetworkDenied {
+                ip: session.ip.clone(),
+            }));
+        }
         let (Some(user_id), Some(_)) = (&session.user_id, session.auth_time) else {
             return Ok(Step::Password);
         };
@@ -624,6 +678,9 @@ impl Core {
         if !session.amr.iter().any(|m| m == "otp")
             && let Some(factor) = self.factor_needed(session, &app, &user, now).await?
         {
+            if !interactive {
+                return Ok(Step::Failed(LoginFailure::InteractionRequired));
+            }
             return self.factor_step(session, &user, factor, now).await;
         }
         let mut session = session.clone();
@@ -644,6 +701,21 @@ impl Core {
             })
             .await?;
             None
+        } else if !interactive {
+            // Only a device that already confirmed in this session counts.
+            let fit = match session.device_id.clone() {
+                Some(id) => {
+                    let view = self.compliance_of(&id, now).await?;
+                    device_fitness(&view.device, &view.compliance, &user)
+                        .is_none()
+                        .then_some(view.device)
+                }
+                None => None,
+            };
+            match fit {
+                Some(device) => Some(device),
+                None => return Ok(Step::Failed(LoginFailure::InteractionRequired)),
+            }
         } else {
             match self
                 .device_step(&mut session, &request, &app, &user, now)
@@ -893,6 +965,9 @@ impl Core {
         now: DateTime<Utc>,
     ) -> Result<PasswordOutcome, CoreError> {
         let login = truncate(login.trim(), MAX_LOGIN);
+        if !self.network_allows(&session.ip, None) {
+            return Ok(PasswordOutcome::NetworkDenied);
+        }
         if let Some(left) = self.login_limits.locked_for(&login, &session.ip, now) {
             self.store()
                 .insert_login_event(&LoginEvent {

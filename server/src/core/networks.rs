@@ -1,0 +1,150 @@
+//! Address rules for sign-in: CIDR blocks (IPv4 and IPv6) allowed for the
+//! whole server (`[sso] allowed_networks`) and per app (`--allow-ip`). An
+//! empty list allows every address.
+
+use std::net::IpAddr;
+
+/// One CIDR block, e.g. `203.0.113.0/24` or `2001:db8::/32`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `ADDRESS/PREFIX` (or a bare address, meaning that address
+    /// only). The address must be the block's first: `10.1.2.3/8` is
+    /// refused as a likely typo.
+    pub fn parse(text: &str) -> Result<Cidr, String> {
+        let text = text.trim();
+        let (address, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text, None),
+        };
+        let network: IpAddr = address
+            .parse()
+            .map_err(|_| format!("{text:?} is not an address block such as 203.0.113.0/24"))?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{text:?}: the prefix must be 0 to {max}"))?,
+        };
+        let cidr = Cidr { network, prefix };
+        if cidr.masked(network) != bits(network) {
+            return Err(format!(
+                "{text:?}: host bits are set; did you mean {}?",
+                cidr.first()
+            ));
+        }
+        Ok(cidr)
+    }
+
+    fn masked(&self, address: IpAddr) -> u128 {
+        let width: u32 = if address.is_ipv4() { 32 } else { 128 };
+        let shift = width.saturating_sub(u32::from(self.prefix));
+        if shift >= 128 {
+            0
+        } else {
+            (bits(address) >> shift) << shift
+        }
+    }
+
+    fn first(&self) -> String {
+        let masked = self.masked(self.network);
+        let address = match self.network {
+            IpAddr::V4(_) => {
+                IpAddr::from(std::net::Ipv4Addr::from(u32::try_from(masked).unwrap_or(0)))
+            }
+            IpAddr::V6(_) => IpAddr::from(std::net::Ipv6Addr::from(masked)),
+        };
+        format!("{address}/{}", self.prefix)
+    }
+
+    /// Whether `address` (IPv4-mapped IPv6 counts as IPv4) is inside.
+    pub fn contains(&self, address: IpAddr) -> bool {
+        let address = address.to_canonical();
+        address.is_ipv4() == self.network.is_ipv4()
+            && self.masked(address) == self.masked(self.network)
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+fn bits(address: IpAddr) -> u128 {
+    match address {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+/// Whether `address` passes `rules` (any block matches, or there are none).
+/// An address that does not parse passes only an empty list.
+pub fn allowed(rules: &[Cidr], address: &str) -> bool {
+    if rules.is_empty() {
+        return true;
+    }
+    match address.parse::<IpAddr>() {
+        Ok(ip) => rules.iter().any(|r| r.contains(ip)),
+        Err(_) => false,
+    }
+}
+
+/// Parses a list of blocks, naming the first bad one.
+pub fn parse_all(texts: &[String]) -> Result<Vec<Cidr>, String> {
+    texts.iter().map(|t| Cidr::parse(t)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_match_their_addresses_only() {
+        let office = Cidr::parse("203.0.113.0/24").unwrap();
+        assert!(office.contains("203.0.113.77".parse().unwrap()));
+        assert!(office.contains("::ffff:203.0.113.9".parse().unwrap()));
+        assert!(!office.contains("203.0.114.1".parse().unwrap()));
+        assert!(!office.contains("2001:db8::1".parse().unwrap()));
+        let v6 = Cidr::parse("2001:db8::/32").unwrap();
+        assert!(v6.contains("2001:db8:ffff::1".parse().unwrap()));
+        assert!(!v6.contains("2001:db9::1".parse().unwrap()));
+        let everything = Cidr::parse("0.0.0.0/0").unwrap();
+        assert!(everything.contains("198.51.100.1".parse().unwrap()));
+        let host = Cidr::parse("192.0.2.5").unwrap();
+        assert!(host.contains("192.0.2.5".parse().unwrap()));
+        assert!(!host.contains("192.0.2.6".parse().unwrap()));
+    }
+
+    #[test]
+    fn bad_blocks_are_refused_with_the_reason() {
+        assert!(
+            Cidr::parse("10.1.2.3/8")
+                .unwrap_err()
+                .contains("10.0.0.0/8")
+        );
+        assert!(Cidr::parse("10.0.0.0/33").unwrap_err().contains("0 to 32"));
+        assert!(
+            Cidr::parse("office")
+                .unwrap_err()
+                .contains("not an address block")
+        );
+        assert!(Cidr::parse("::/129").is_err());
+    }
+
+    #[test]
+    fn an_empty_list_allows_everyone() {
+        assert!(allowed(&[], "198.51.100.1"));
+        let rules = parse_all(&["10.0.0.0/8".into()]).unwrap();
+        assert!(allowed(&rules, "10.9.8.7"));
+        assert!(!allowed(&rules, "192.0.2.1"));
+        assert!(!allowed(&rules, "not-an-ip"));
+    }
+}
