@@ -73,12 +73,23 @@ enum Command {
     DeviceAuth {
         #[arg(long, default_value_t = 200)]
         logins: usize,
+        /// Measure the server CPU of the device's two calls alone: the
+        /// page asks for the outcome only after the agent has answered.
+        #[arg(long)]
+        answer_only: bool,
+        /// A latchkeyd configuration file (e.g. a PostgreSQL database.url).
+        #[arg(long)]
+        server_config: Option<PathBuf>,
     },
     /// A burst of browser sign-ins (password only) all started at once:
     /// throughput and the server's memory during the burst.
     PasswordLogins {
         #[arg(long, default_value_t = 1000)]
         attempts: usize,
+        /// Bursts one after another on the same server (memory must not
+        /// grow from one to the next).
+        #[arg(long, default_value_t = 3)]
+        bursts: usize,
     },
 }
 
@@ -839,9 +850,13 @@ async fn password_step(
     browser.follow(after).await
 }
 
-async fn bench_device_auth(logins: usize) -> Result<()> {
+async fn bench_device_auth(
+    logins: usize,
+    answer_only: bool,
+    server_config: Option<&Path>,
+) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let server = Server::start(&dir.path().join("data"), None).await?;
+    let server = Server::start(&dir.path().join("data"), server_config).await?;
     let client_id = sso_setup(&server, "bound").await?;
     let mut admin = server.admin().await?;
     let token = admin
@@ -902,7 +917,11 @@ async fn bench_device_auth(logins: usize) -> Result<()> {
         let mut poller = latchkey_tests::web::Browser::new(server.https_addr, &server.ca_pem)?;
         poller.cookies = browser.cookies.clone();
         let wait_url = format!("/login/wait?txn={txn}");
+        let (gate_tx, gate_rx) = tokio::sync::oneshot::channel::<()>();
         let wait = tokio::spawn(async move {
+            if answer_only {
+                let _ = gate_rx.await;
+            }
             let response = poller.get(&wait_url).await;
             (Instant::now(), response)
         });
@@ -910,15 +929,24 @@ async fn bench_device_auth(logins: usize) -> Result<()> {
         let (server_before, agent_before) = (cpu_ns(server.pid)?, cpu_ns(agent_pid)?);
         let clicked = Instant::now();
         // What the URL handler runs when the button is pressed.
-        let handler = tokio::process::Command::new(&agent)
+        let handled = tokio::process::Command::new(&agent)
             .arg("--state-dir")
             .arg(&state)
             .args(["open-url", &format!("latchkey://device-auth?txn={txn}")])
             .stdout(std::process::Stdio::null())
             .status();
-        let (seen, response) = wait.await?;
-        let handled = handler.await?;
-        let (server_after, agent_after) = (cpu_ns(server.pid)?, cpu_ns(agent_pid)?);
+        let (seen, response, handled, server_after, agent_after) = if answer_only {
+            let handled = handled.await?;
+            let after = (cpu_ns(server.pid)?, cpu_ns(agent_pid)?);
+            let _ = gate_tx.send(());
+            let (seen, response) = wait.await?;
+            (seen, response, handled, after.0, after.1)
+        } else {
+            let (seen, response) = wait.await?;
+            let handled = handled.await?;
+            let after = (cpu_ns(server.pid)?, cpu_ns(agent_pid)?);
+            (seen, response, handled, after.0, after.1)
+        };
         let body = response?.body;
         if !body.contains("confirmed") || !handled.success() {
             bail!("the device did not confirm: {body}");
@@ -939,8 +967,22 @@ async fn bench_device_auth(logins: usize) -> Result<()> {
         v.sort_by(f64::total_cmp);
     }
     println!(
-        "device-auth: {logins} device-bound sign-ins, one after another; release latchkeyd, latchkey-agent run + open-url processes, SQLite"
+        "device-auth: {logins} device-bound sign-ins, one after another; release latchkeyd, latchkey-agent run + open-url processes, {}",
+        if server_config.is_some() {
+            "configured database"
+        } else {
+            "SQLite"
+        }
     );
+    if answer_only {
+        println!(
+            "  server CPU per answer (GetDeviceAuth + AnswerDeviceAuth)   median {:.0} µs, p90 {:.0} µs",
+            percentile(&server_cpu, 50.0),
+            percentile(&server_cpu, 90.0)
+        );
+        running.kill().await?;
+        return server.stop().await;
+    }
     println!(
         "  click -> page sees confirmation   p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         percentile(&latencies, 50.0),
@@ -960,11 +1002,30 @@ async fn bench_device_auth(logins: usize) -> Result<()> {
     server.stop().await
 }
 
-async fn bench_password_logins(attempts: usize) -> Result<()> {
+async fn bench_password_logins(attempts: usize, bursts: usize) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let server = Server::start(&dir.path().join("data"), None).await?;
     let client_id = Arc::new(sso_setup(&server, "none").await?);
-    let (_, rss_before) = usage(server.pid)?;
+    println!(
+        "password-logins: {bursts} bursts of {attempts} browser sign-ins started at once (authorize, sign-in page, password, redirect with a code; each request its own TLS connection); release latchkeyd, SQLite"
+    );
+    let (_, rss_start) = usage(server.pid)?;
+    println!(
+        "  server RSS before the first burst {:.1} MiB",
+        rss_start as f64 / 1024.0
+    );
+    for burst in 1..=bursts {
+        password_burst(&server, &client_id, attempts, burst).await?;
+    }
+    server.stop().await
+}
+
+async fn password_burst(
+    server: &Server,
+    client_id: &Arc<String>,
+    attempts: usize,
+    burst: usize,
+) -> Result<()> {
     let cpu_before = cpu_ns(server.pid)?;
     let done = Arc::new(AtomicUsize::new(0));
     let sampler = {
@@ -1014,23 +1075,13 @@ async fn bench_password_logins(attempts: usize) -> Result<()> {
     let cpu = (cpu_ns(server.pid)? - cpu_before) as f64 / 1e9;
     let (_, rss_after) = usage(server.pid)?;
     println!(
-        "password-logins: {attempts} browser sign-ins started at once (authorize, sign-in page, password, redirect with a code; each request its own TLS connection); release latchkeyd, SQLite"
-    );
-    println!(
-        "  completed {ok}, failed {failed}, in {elapsed:.2} s: {:.0} sign-ins/s",
-        ok as f64 / elapsed
-    );
-    println!(
-        "  server CPU {:.1} ms per sign-in",
-        cpu * 1000.0 / attempts as f64
-    );
-    println!(
-        "  server RSS before {:.1} MiB, peak during the burst {:.1} MiB, after {:.1} MiB",
-        rss_before as f64 / 1024.0,
+        "  burst {burst}: completed {ok}, failed {failed}, in {elapsed:.2} s: {:.0} sign-ins/s; server CPU {:.1} ms per sign-in; RSS peak {:.1} MiB, after {:.1} MiB",
+        ok as f64 / elapsed,
+        cpu * 1000.0 / attempts as f64,
         peak as f64 / 1024.0,
         rss_after as f64 / 1024.0
     );
-    server.stop().await
+    Ok(())
 }
 
 #[tokio::main]
@@ -1048,7 +1099,13 @@ async fn main() -> Result<()> {
             external,
         } => bench_lock_fanout(devices, concurrency, external).await,
         Command::IdleAgent { seconds } => bench_idle_agent(seconds).await,
-        Command::DeviceAuth { logins } => bench_device_auth(logins).await,
-        Command::PasswordLogins { attempts } => bench_password_logins(attempts).await,
+        Command::DeviceAuth {
+            logins,
+            answer_only,
+            server_config,
+        } => bench_device_auth(logins, answer_only, server_config.as_deref()).await,
+        Command::PasswordLogins { attempts, bursts } => {
+            bench_password_logins(attempts, bursts).await
+        }
     }
 }
