@@ -179,9 +179,30 @@ impl Answerer {
     }
 }
 
-/// Where the running agent listens for `open-url`.
+/// Where the system service listens: systemd creates this directory
+/// (`RuntimeDirectory=`, mode 0755) so that a desktop user's `open-url`
+/// can reach the socket while the state directory stays private.
+pub const SYSTEM_SOCKET_DIR: &str = "/run/latchkey-agent";
+
+/// Where the running agent listens for `open-url`: the runtime directory
+/// systemd gave the service, else the state directory.
 pub fn socket_path(state: &StateDir) -> PathBuf {
-    state.file(SOCKET_FILE)
+    match std::env::var_os("RUNTIME_DIRECTORY") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join(SOCKET_FILE),
+        _ => state.file(SOCKET_FILE),
+    }
+}
+
+/// Where `open-url` looks for the running agent, in order: the socket a
+/// per-user or test agent keeps in its state directory, then the system
+/// service's.
+fn socket_candidates(state: &StateDir) -> Vec<PathBuf> {
+    let mut candidates = vec![socket_path(state)];
+    let system = Path::new(SYSTEM_SOCKET_DIR).join(SOCKET_FILE);
+    if !candidates.contains(&system) {
+        candidates.push(system);
+    }
+    candidates
 }
 
 /// Serves `open-url` hand-offs until `shutdown`: one request line (the
@@ -253,13 +274,23 @@ pub async fn serve_local(
 #[cfg(unix)]
 pub async fn open_url(state: &StateDir, url: &str) -> Result<Report, DeviceAuthError> {
     txn_from_url(url)?;
-    let path = socket_path(state);
-    let stream = tokio::net::UnixStream::connect(&path).await.map_err(|e| {
-        DeviceAuthError::Refused(format!(
-            "the Latchkey agent is not running (no socket at {}: {e}); start it and try again",
-            path.display()
-        ))
-    })?;
+    let mut tried = Vec::new();
+    let mut connected = None;
+    for path in socket_candidates(state) {
+        match tokio::net::UnixStream::connect(&path).await {
+            Ok(stream) => {
+                connected = Some(stream);
+                break;
+            }
+            Err(e) => tried.push(format!("{}: {e}", path.display())),
+        }
+    }
+    let Some(stream) = connected else {
+        return Err(DeviceAuthError::Refused(format!(
+            "the Latchkey agent is not running ({}); start it and try again",
+            tried.join("; ")
+        )));
+    };
     let (read, mut write) = stream.into_split();
     write
         .write_all(format!("{}\n", url.trim()).as_bytes())
@@ -290,6 +321,24 @@ pub async fn open_url(state: &StateDir, url: &str) -> Result<Report, DeviceAuthE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn open_url_tries_the_state_dir_then_the_system_service() {
+        let state = StateDir::new("/home/aiko/.local/share/latchkey");
+        let candidates = socket_candidates(&state);
+        if std::env::var_os("RUNTIME_DIRECTORY").is_none() {
+            assert_eq!(
+                candidates.first(),
+                Some(&PathBuf::from(
+                    "/home/aiko/.local/share/latchkey/agent.sock"
+                ))
+            );
+        }
+        assert_eq!(
+            candidates.last(),
+            Some(&PathBuf::from("/run/latchkey-agent/agent.sock"))
+        );
+    }
 
     #[test]
     fn only_device_auth_links_with_a_canonical_txn_parse() {

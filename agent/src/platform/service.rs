@@ -109,6 +109,9 @@ ProtectSystem=full
 ProtectHome=read-only
 PrivateTmp=yes
 ReadWritePaths={state_dir}
+# The open-url socket: reachable by desktop users, unlike the state dir.
+RuntimeDirectory=latchkey-agent
+RuntimeDirectoryMode=0755
 
 [Install]
 WantedBy=multi-user.target
@@ -564,6 +567,8 @@ mod tests {
             "ProtectHome=read-only",
             "PrivateTmp=yes",
             "ReadWritePaths=/var/lib/latchkey",
+            "RuntimeDirectory=latchkey-agent",
+            "RuntimeDirectoryMode=0755",
             "[Install]",
             "WantedBy=multi-user.target",
         ] {
