@@ -82,6 +82,8 @@ impl Running {
 const REDELIVERY_PERIOD: Duration = Duration::from_secs(15);
 const REDELIVERY_AFTER: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 const CRL_REFRESH: Duration = Duration::from_secs(24 * 3600);
+/// How often expired sign-in state is deleted.
+const SSO_PURGE_PERIOD: Duration = Duration::from_secs(10 * 60);
 
 pub async fn start(
     config: Config,
@@ -246,6 +248,24 @@ pub async fn start(
                     Ok(0) => {}
                     Ok(n) => info!(commands = n, "redelivered unacknowledged commands"),
                     Err(e) => warn!(error = %e, "redelivery failed"),
+                }
+            }
+        });
+    }
+
+    {
+        let (core, shutdown) = (core.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(SSO_PURGE_PERIOD);
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                match core.purge_sso(Utc::now()).await {
+                    Ok(0) => {}
+                    Ok(n) => info!(rows = n, "removed expired sign-in state"),
+                    Err(e) => warn!(error = %e, "sign-in clean-up failed"),
                 }
             }
         });

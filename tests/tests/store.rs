@@ -132,3 +132,48 @@ async fn unacknowledged_commands_are_redelivered_after_a_minute() -> anyhow::Res
     assert_eq!(later, 1);
     sys.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_sign_in_state_and_old_history_are_purged() -> anyhow::Result<()> {
+    use latchkeyd::core::sso::{BrowserContext, HISTORY_RETENTION, LoginEvent};
+    let sys = System::start().await?;
+    sys.ctl(&["user", "add", "aiko@example.com", "--name", "Aiko"])
+        .await?;
+    let core = sys.running().core.clone();
+    let user = core
+        .store()
+        .user_by_email("aiko@example.com")
+        .await?
+        .unwrap();
+    let now = Utc::now();
+    let browser = BrowserContext::new("192.0.2.7".into(), "Test");
+    let (old, _) = core
+        .start_session(&browser, now - Duration::days(3))
+        .await?;
+    let (fresh, _) = core.start_session(&browser, now).await?;
+    for at in [now - HISTORY_RETENTION - Duration::days(1), now] {
+        core.store()
+            .insert_login_event(&LoginEvent {
+                at,
+                user_id: Some(user.id.clone()),
+                login: user.email.clone(),
+                ip: "192.0.2.7".into(),
+                user_agent: "Test".into(),
+                client_id: None,
+                device_id: None,
+                method: "password".into(),
+                result: "ok".into(),
+                reason: None,
+            })
+            .await?;
+    }
+    let deleted = core.purge_sso(now).await?;
+    assert_eq!(deleted, 2, "the old session and the old history line");
+    assert!(core.store().session(&old.id).await?.is_none());
+    assert!(core.store().session(&fresh.id).await?.is_some());
+    let history = core.store().login_events(&user.id, 10).await?;
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].at.timestamp(), now.timestamp());
+    assert_eq!(core.purge_sso(now).await?, 0, "nothing left to purge");
+    sys.stop().await
+}

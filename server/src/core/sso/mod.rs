@@ -75,6 +75,11 @@ pub const TXN_TTL: Duration = Duration::seconds(120);
 const DEVICE_CLOCK_SKEW: Duration = Duration::seconds(150);
 const CODE_TTL: Duration = Duration::seconds(60);
 const REFRESH_TTL: Duration = Duration::hours(12);
+/// How long ended or expired sign-in state is kept (access tokens live at
+/// most a day past their grant's last refresh token).
+const PURGE_AFTER: Duration = Duration::days(1);
+/// How long the sign-in history is kept.
+pub const HISTORY_RETENTION: Duration = Duration::days(400);
 /// Bounds on what a browser or client may send.
 const MAX_PARAM: usize = 2048;
 const MAX_LOGIN: usize = 320;
@@ -565,6 +570,18 @@ impl Core {
             return Ok(None);
         };
         Ok(Some((request, app)))
+    }
+
+    /// Deletes sign-in state that can no longer be used (a day after it
+    /// ended or expired) and sign-in history past its retention; run
+    /// periodically. Returns the rows deleted.
+    pub async fn purge_sso(&self, now: DateTime<Utc>) -> Result<u64, CoreError> {
+        let tx = self.store().begin().await?;
+        let deleted = tx
+            .purge_expired(now - PURGE_AFTER, now - HISTORY_RETENTION, now)
+            .await?;
+        tx.commit().await?;
+        Ok(deleted)
     }
 
     /// The app a pending request is for (for page titles).
