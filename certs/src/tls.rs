@@ -72,7 +72,33 @@ pub fn mtls_server_config(
     key_pem: &PrivateKeyPem,
     client_ca_pem: &str,
 ) -> Result<Arc<rustls::ServerConfig>, CertError> {
-    let verifier = WebPkiClientVerifier::builder_with_provider(roots(client_ca_pem)?, provider())
+    client_cert_server_config(chain_pem, key_pem, client_ca_pem, true)
+}
+
+/// A server that asks for a client certificate chaining to `client_ca_pem`
+/// but also serves clients without one (which then see a page saying so);
+/// a certificate that does not verify still fails the handshake.
+pub fn optional_mtls_server_config(
+    chain_pem: &str,
+    key_pem: &PrivateKeyPem,
+    client_ca_pem: &str,
+) -> Result<Arc<rustls::ServerConfig>, CertError> {
+    client_cert_server_config(chain_pem, key_pem, client_ca_pem, false)
+}
+
+fn client_cert_server_config(
+    chain_pem: &str,
+    key_pem: &PrivateKeyPem,
+    client_ca_pem: &str,
+    required: bool,
+) -> Result<Arc<rustls::ServerConfig>, CertError> {
+    let builder = WebPkiClientVerifier::builder_with_provider(roots(client_ca_pem)?, provider());
+    let builder = if required {
+        builder
+    } else {
+        builder.allow_unauthenticated()
+    };
+    let verifier = builder
         .build()
         .map_err(|e| CertError::MalformedCertificate(e.to_string()))?;
     let config = rustls::ServerConfig::builder_with_provider(provider())

@@ -64,6 +64,9 @@ pub struct FileSso {
     pub user_mfa_minimum: Option<String>,
     /// CIDR blocks browsers may sign in from, for every app; empty: any.
     pub allowed_networks: Option<Vec<String>>,
+    /// The URL phones and tablets reach the device-certificate listener at;
+    /// default: the issuer's host on that listener's port.
+    pub device_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -72,6 +75,9 @@ pub struct FileListen {
     pub grpc: Option<String>,
     pub mqtt: Option<String>,
     pub https: Option<String>,
+    /// The HTTPS listener that asks for a device certificate (the mobile
+    /// path of device-bound login).
+    pub https_device: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -116,11 +122,13 @@ pub struct Overrides {
     pub listen_grpc: Option<String>,
     pub listen_mqtt: Option<String>,
     pub listen_https: Option<String>,
+    pub listen_https_device: Option<String>,
 }
 
 pub const DEFAULT_GRPC: &str = "127.0.0.1:7443";
 pub const DEFAULT_MQTT: &str = "127.0.0.1:8883";
 pub const DEFAULT_HTTPS: &str = "127.0.0.1:8443";
+pub const DEFAULT_HTTPS_DEVICE: &str = "127.0.0.1:8444";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MqttMode {
@@ -166,6 +174,7 @@ pub struct Config {
     pub database_url: DatabaseUrl,
     pub listen_grpc: SocketAddr,
     pub listen_https: SocketAddr,
+    pub listen_https_device: SocketAddr,
     pub mqtt: MqttMode,
     pub mqtt_advertise: Option<String>,
     pub tls_names: Vec<String>,
@@ -173,6 +182,8 @@ pub struct Config {
     pub bootstrap_email: String,
     /// `None`: `https://localhost:<HTTPS port>`.
     pub sso_issuer: Option<String>,
+    /// `None`: the issuer's host on the device listener's port.
+    pub sso_device_url: Option<String>,
     pub access_token_ttl: Duration,
     pub bound_requires_same_ip: bool,
     pub user_mfa_minimum: MfaSetting,
@@ -252,6 +263,27 @@ impl FileConfig {
                 .or(self.listen.https.as_deref())
                 .unwrap_or(DEFAULT_HTTPS),
         )?;
+        let listen_https_device = addr(
+            "listen.https_device",
+            overrides
+                .listen_https_device
+                .as_deref()
+                .or(self.listen.https_device.as_deref())
+                .unwrap_or(DEFAULT_HTTPS_DEVICE),
+        )?;
+        let sso_device_url = match self.sso.device_url {
+            Some(url) => {
+                let parsed = url::Url::parse(&url)
+                    .map_err(|e| ConfigError::Invalid(format!("sso.device_url {url:?}: {e}")))?;
+                if parsed.scheme() != "https" || parsed.query().is_some() {
+                    return Err(ConfigError::Invalid(format!(
+                        "sso.device_url {url:?} must be an https URL without query"
+                    )));
+                }
+                Some(url.trim_end_matches('/').to_owned())
+            }
+            None => None,
+        };
         let mqtt = match self.mqtt.external {
             Some(url) => {
                 latchkey_proto::text::parse_mqtts_url(&url).map_err(ConfigError::Invalid)?;
@@ -322,6 +354,8 @@ impl FileConfig {
             database_url: DatabaseUrl(database_url),
             listen_grpc,
             listen_https,
+            listen_https_device,
+            sso_device_url,
             mqtt,
             mqtt_advertise: self.mqtt.advertise,
             tls_names: self

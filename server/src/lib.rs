@@ -32,6 +32,8 @@ use crate::store::Store;
 pub struct Listeners {
     pub grpc: TcpListener,
     pub https: TcpListener,
+    /// The listener asking for device certificates (mobile device-auth).
+    pub https_device: TcpListener,
     /// Absent in external-broker mode.
     pub mqtt: Option<TcpListener>,
 }
@@ -46,6 +48,7 @@ impl Listeners {
         Ok(Listeners {
             grpc: bind(config.listen_grpc, "gRPC").await?,
             https: bind(config.listen_https, "HTTPS").await?,
+            https_device: bind(config.listen_https_device, "device HTTPS").await?,
             mqtt: match &config.mqtt {
                 MqttMode::Embedded { listen } => Some(bind(*listen, "MQTT").await?),
                 MqttMode::External { .. } => None,
@@ -58,6 +61,7 @@ impl Listeners {
 pub struct Running {
     pub grpc_addr: SocketAddr,
     pub https_addr: SocketAddr,
+    pub https_device_addr: SocketAddr,
     pub mqtt_addr: Option<SocketAddr>,
     pub mqtt_url: String,
     pub ca_path: PathBuf,
@@ -82,6 +86,18 @@ impl Running {
 const REDELIVERY_PERIOD: Duration = Duration::from_secs(15);
 const REDELIVERY_AFTER: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 const CRL_REFRESH: Duration = Duration::from_secs(24 * 3600);
+/// The issuer's scheme and host on the device listener's port.
+fn device_url_beside(issuer: &str, port: u16) -> String {
+    match url::Url::parse(issuer) {
+        Ok(mut url) => {
+            let _ = url.set_port(Some(port));
+            url.set_path("");
+            url.to_string().trim_end_matches('/').to_owned()
+        }
+        Err(_) => format!("https://localhost:{port}"),
+    }
+}
+
 /// How often expired sign-in state is deleted.
 const SSO_PURGE_PERIOD: Duration = Duration::from_secs(10 * 60);
 
@@ -111,6 +127,7 @@ pub async fn start(
 
     let grpc_addr = listeners.grpc.local_addr()?;
     let https_addr = listeners.https.local_addr()?;
+    let https_device_addr = listeners.https_device.local_addr()?;
     let mqtt_addr = listeners
         .mqtt
         .as_ref()
@@ -139,6 +156,10 @@ pub async fn start(
         (None, MqttMode::Embedded { .. }, None) => anyhow::bail!("embedded MQTT needs a listener"),
     };
     let sessions = push.sessions().clone();
+    let issuer = config
+        .sso_issuer
+        .clone()
+        .unwrap_or_else(|| format!("https://localhost:{}", https_addr.port()));
     let mailer = config.smtp.as_ref().map(mail::Mailer::new).transpose()?;
     let (core, enrollment_writer) = Core::new(
         store.clone(),
@@ -151,10 +172,11 @@ pub async fn start(
             )?,
             mqtt_url: mqtt_url.clone(),
             sso: SsoSettings {
-                issuer: config
-                    .sso_issuer
+                device_url: config
+                    .sso_device_url
                     .clone()
-                    .unwrap_or_else(|| format!("https://localhost:{}", https_addr.port())),
+                    .unwrap_or_else(|| device_url_beside(&issuer, https_device_addr.port())),
+                issuer,
                 access_token_ttl: chrono::Duration::from_std(config.access_token_ttl)?,
                 bound_requires_same_ip: config.bound_requires_same_ip,
                 user_mfa_minimum: config.user_mfa_minimum,
@@ -200,6 +222,19 @@ pub async fn start(
             tls,
             ca.root_pem().to_owned(),
             ca.crl_path(),
+            core.clone(),
+            shutdown.clone(),
+        ));
+    }
+    {
+        let tls = latchkey_certs::tls::optional_mtls_server_config(
+            &server_identity.chain_pem,
+            &server_identity.key_pem,
+            ca.root_pem(),
+        )?;
+        tasks.spawn(api::https::serve_device(
+            listeners.https_device,
+            tls,
             core.clone(),
             shutdown.clone(),
         ));
@@ -274,6 +309,7 @@ pub async fn start(
     Ok(Running {
         grpc_addr,
         https_addr,
+        https_device_addr,
         mqtt_addr,
         mqtt_url,
         ca_path: ca.root_path(),

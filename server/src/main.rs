@@ -27,6 +27,10 @@ struct Args {
     /// HTTPS listen address. Default 127.0.0.1:8443.
     #[arg(long, value_name = "ADDR")]
     listen_https: Option<String>,
+    /// HTTPS listener that asks for a device certificate (device-bound
+    /// login from phones and tablets). Default 127.0.0.1:8444.
+    #[arg(long, value_name = "ADDR")]
+    listen_https_device: Option<String>,
 }
 
 #[tokio::main]
@@ -47,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
         listen_grpc: args.listen_grpc,
         listen_mqtt: args.listen_mqtt,
         listen_https: args.listen_https,
+        listen_https_device: args.listen_https_device,
     })?;
     let listeners = Listeners::bind(&config).await?;
     let shutdown = CancellationToken::new();
@@ -62,6 +67,10 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "  HTTPS                      https://{}",
         running.https_addr
+    );
+    println!(
+        "  Device sign-in (mTLS)      https://{}",
+        running.https_device_addr
     );
     println!("  CA certificate             {}", running.ca_path.display());
     if let Some(path) = &running.admin_token_path {

@@ -195,6 +195,7 @@ impl System {
             listen_grpc: Some("127.0.0.1:0".into()),
             listen_mqtt: Some("127.0.0.1:0".into()),
             listen_https: Some("127.0.0.1:0".into()),
+            listen_https_device: Some("127.0.0.1:0".into()),
         })?;
         Ok(config)
     }

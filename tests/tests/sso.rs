@@ -393,3 +393,60 @@ async fn a_browser_without_an_enrolled_device_is_refused() -> Result<()> {
     s.agent.stop().await?;
     s.sys.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_answers_with_the_certificate_its_profile_installed() -> Result<()> {
+    let mut s = setup("bound").await?;
+    let mut browser = Browser::new(s.sys.running().https_addr, &s.sys.ca_pem)?;
+    let page = login::sign_in(
+        &mut browser,
+        &s.authorize_url("phone"),
+        "Payroll",
+        "alice@example.com",
+        &s.password,
+    )
+    .await?;
+    let marker = "id=\"mobile-link\" href=\"";
+    let start = page.body.find(marker).context("the mobile link")? + marker.len();
+    let end = page.body[start..].find('"').context("link end")? + start;
+    let link = page.body[start..end].replace("&amp;", "&");
+    let device_addr = s.sys.running().https_device_addr;
+    let prefix = format!("https://localhost:{}", device_addr.port());
+    let path = link
+        .strip_prefix(&prefix)
+        .with_context(|| format!("{link} is on the device listener"))?
+        .to_owned();
+    let cookie = browser
+        .cookies
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let headers = [("Cookie".to_owned(), cookie)];
+
+    // A browser without a device certificate is told so.
+    let plain = latchkey_certs::tls::client_config(&s.sys.ca_pem, None)?;
+    let refused = request(device_addr, plain, "GET", &path, &headers, b"").await?;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(
+        refused
+            .body
+            .contains("data-failure=\"no_device_certificate\"")
+    );
+
+    // The managed phone presents its certificate and goes back to the
+    // sign-in, which continues to the app.
+    let chain = s.agent.state.certificate_chain()?;
+    let key = latchkey_agent::keystore::load(&s.agent.state)?;
+    let with_certificate =
+        latchkey_certs::tls::client_config(&s.sys.ca_pem, Some((chain.as_str(), &key)))?;
+    let answered = request(device_addr, with_certificate, "GET", &path, &headers, b"").await?;
+    assert_eq!(answered.status, 303, "{}", answered.body);
+    let landed = browser.follow(answered).await?;
+    let url = landed.location().context("back to the app")?;
+    assert!(url.starts_with(RP_CALLBACK), "{url}");
+    assert!(query_param(url, "code").is_some(), "{url}");
+
+    s.agent.stop().await?;
+    s.sys.stop().await
+}

@@ -165,6 +165,8 @@ impl Server {
                 "127.0.0.1:0",
                 "--listen-https",
                 "127.0.0.1:0",
+                "--listen-https-device",
+                "127.0.0.1:0",
             ])
             .env(
                 "LATCHKEY_LOG",

@@ -136,6 +136,11 @@ texts! {
     INTERACTION_REQUIRED = "Signing in needs you: open the app again to continue.", "サインインには操作が必要です。アプリをもう一度開いて続行してください。";
     FAILED_NETWORK_TITLE = "Not allowed from this network", "このネットワークからは利用できません";
     FAILED_NETWORK = "Your company allows signing in to this app only from its own networks (for example the office or the VPN). Connect to one of them and try again.", "このアプリへのサインインは、会社が許可したネットワーク（オフィスや VPN など）からのみ可能です。いずれかに接続してから再度お試しください。";
+    DEVICE_AUTH_MOBILE = "On a managed phone or tablet?", "管理対象のスマートフォンやタブレットの場合:";
+    DEVICE_AUTH_MOBILE_LINK = "Authenticate with its device certificate", "デバイス証明書で認証";
+    NO_DEVICE_CERTIFICATE_TITLE = "No device certificate", "デバイス証明書がありません";
+    NO_DEVICE_CERTIFICATE = "This browser did not present a device certificate. Use this link only on a phone or tablet your company manages (its profile installs the certificate), or go back and use the Latchkey agent.", "このブラウザーはデバイス証明書を提示しませんでした。このリンクは会社が管理するスマートフォンやタブレット（プロファイルで証明書がインストールされます）でのみ使用するか、前の画面に戻って Latchkey エージェントを使用してください。";
+    DEVICE_CERTIFICATE_REFUSED = "This device certificate is not accepted: it is unknown, revoked or expired, or the device is locked or retired. Contact your IT department.", "このデバイス証明書は受け付けられません（不明、失効、期限切れ、またはデバイスがロックもしくは廃止されています）。IT 部門に連絡してください。";
     TOTP_TITLE = "Enter your code", "確認コードの入力";
     TOTP_INTRO = "Open your authenticator app and enter the 6-digit code it shows for Latchkey.", "認証アプリを開き、Latchkey に表示されている 6 桁のコードを入力してください。";
     TOTP_ENROLL_TITLE = "Set up an authenticator app", "認証アプリの設定";

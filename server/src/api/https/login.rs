@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
 use serde::Deserialize;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::i18n::{self as t, Lang, Text};
 use super::{Peer, Web, pages};
@@ -374,7 +374,14 @@ async fn render_step(
             lang,
             status,
             &t::DEVICE_AUTH_TITLE,
-            pages::device_auth(lang, app.as_ref(), request_id, &txn, &devices),
+            pages::device_auth(
+                lang,
+                app.as_ref(),
+                request_id,
+                &txn,
+                &devices,
+                web.core.device_url(),
+            ),
             &here,
         )
         .into_response(),
@@ -811,6 +818,72 @@ async fn wait_for_answer(
     };
     web.core.release_device_auth_waiter(txn_id);
     Ok(outcome)
+}
+
+/// `GET /device-auth?txn=…` on the device listener: a phone or tablet
+/// answers with the certificate its MDM profile installed, then goes back
+/// to the sign-in on the main listener.
+pub async fn device_certificate(
+    State(web): State<Web>,
+    axum::Extension(peer): axum::Extension<Peer>,
+    axum::Extension(certificate): axum::Extension<super::PeerCertificate>,
+    headers: HeaderMap,
+    Query(query): Query<WaitQuery>,
+) -> Response {
+    let lang = language(&headers, None);
+    let now = Utc::now();
+    let here = "/device-auth";
+    let session = match current_session(&web, &headers).await {
+        Ok(Some((session, _))) => session,
+        Ok(None) => return expired_page(lang, here),
+        Err(e) => return unavailable(lang, &e),
+    };
+    let refused = |text: &'static Text| {
+        page(
+            lang,
+            StatusCode::FORBIDDEN,
+            &t::NO_DEVICE_CERTIFICATE_TITLE,
+            format!(
+                r#"<p class="error" role="alert" data-failure="no_device_certificate">{}</p>"#,
+                text.get(lang)
+            ),
+            here,
+        )
+        .into_response()
+    };
+    let Some(leaf) = certificate.0 else {
+        return refused(&t::NO_DEVICE_CERTIFICATE);
+    };
+    let device = match web
+        .core
+        .authenticate_device(
+            Some(&leaf),
+            crate::core::auth::DeviceChannel::DeviceApi,
+            now,
+        )
+        .await
+    {
+        Ok(device) => device,
+        Err(e) => {
+            debug!(error = %e, "device certificate refused at sign-in");
+            return refused(&t::DEVICE_CERTIFICATE_REFUSED);
+        }
+    };
+    let txn = query.txn.unwrap_or_default();
+    let ip = peer.0.ip().to_canonical().to_string();
+    match web
+        .core
+        .answer_with_certificate(&session, &device, &txn, &ip, now)
+        .await
+    {
+        // Either way the sign-in page shows the outcome.
+        Ok((_, request_id)) => see_other(
+            &format!("{}{}", web.core.issuer(), login_url(&request_id)),
+            &[],
+        ),
+        Err(CoreError::Internal(e)) => unavailable(lang, &CoreError::Internal(e)),
+        Err(_) => expired_page(lang, here),
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

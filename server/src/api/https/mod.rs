@@ -1,7 +1,8 @@
 //! The HTTPS listener: the OpenID Connect provider (discovery, authorize,
 //! token, userinfo, revoke, introspect, logout, JWKS), the sign-in pages,
 //! and what outside parties fetch: the CA certificate, the CRL (for an
-//! external broker or a reverse proxy) and a health check.
+//! external broker or a reverse proxy) and a health check. A second
+//! listener asks for a device certificate: the mobile path of device-auth.
 
 mod account;
 mod i18n;
@@ -34,6 +35,10 @@ struct Web {
 /// The TCP peer of a request (the browser's or client's address).
 #[derive(Debug, Clone, Copy)]
 struct Peer(std::net::SocketAddr);
+
+/// The client certificate (DER) the TLS handshake verified, if any.
+#[derive(Debug, Clone)]
+struct PeerCertificate(Option<Arc<[u8]>>);
 
 async fn ca(State(files): State<Web>) -> impl IntoResponse {
     (
@@ -128,6 +133,37 @@ pub async fn serve(
             crl_path,
             core,
         });
+    accept(listener, tls, app, shutdown).await;
+}
+
+/// The listener phones and tablets reach from "authenticate with this
+/// device": it asks for a client certificate (the one the MDM profile
+/// installed) and serves only the certificate answer.
+pub async fn serve_device(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    core: Arc<crate::core::Core>,
+    shutdown: CancellationToken,
+) {
+    let app = Router::new()
+        .route("/device-auth", get(login::device_certificate))
+        .route("/static/latchkey.css", get(login::stylesheet))
+        .with_state(Web {
+            ca_pem: Arc::from(""),
+            crl_path: PathBuf::new(),
+            core,
+        });
+    accept(listener, tls, app, shutdown).await;
+}
+
+/// Accepts TLS connections and serves `app` on each, with the peer's
+/// address and (when it presented one) its verified certificate.
+async fn accept(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+    shutdown: CancellationToken,
+) {
     let acceptor = TlsAcceptor::from(tls);
     loop {
         let accepted = tokio::select! {
@@ -154,7 +190,17 @@ pub async fn serve(
                     return;
                 }
             };
-            let service = TowerToHyperService::new(app.layer(axum::Extension(Peer(peer))));
+            let certificate = PeerCertificate(
+                tls.get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|chain| chain.first())
+                    .map(|leaf| Arc::from(leaf.as_ref())),
+            );
+            let service = TowerToHyperService::new(
+                app.layer(axum::Extension(Peer(peer)))
+                    .layer(axum::Extension(certificate)),
+            );
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             let connection = builder.serve_connection(TokioIo::new(tls), service);
             tokio::select! {

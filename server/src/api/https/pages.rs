@@ -199,6 +199,7 @@ pub fn device_auth(
     request_id: &str,
     txn: &DeviceAuthTxn,
     devices: &[DeviceChoice],
+    device_url: &str,
 ) -> String {
     let next = format!("/login?req={}", q(request_id));
     let mut body = app_line(lang, app);
@@ -222,10 +223,13 @@ pub fn device_auth(
         _ => {
             let _ = write!(
                 body,
-                r#"<p>{intro}</p><p><a id="device-link" class="button" href="latchkey://device-auth?txn={txn}">{button}</a></p>"#,
+                r#"<p>{intro}</p><p><a id="device-link" class="button" href="latchkey://device-auth?txn={txn}">{button}</a></p><p class="muted">{mobile} <a id="mobile-link" href="{device_url}/device-auth?txn={txn}">{mobile_link}</a></p>"#,
                 intro = t::DEVICE_AUTH_BOUND.get(lang),
                 txn = q(&txn.id),
                 button = t::DEVICE_AUTH_BUTTON.get(lang),
+                mobile = t::DEVICE_AUTH_MOBILE.get(lang),
+                device_url = esc(device_url),
+                mobile_link = t::DEVICE_AUTH_MOBILE_LINK.get(lang),
             );
         }
     }

@@ -51,6 +51,9 @@ pub struct SsoSettings {
     pub user_mfa_minimum: MfaSetting,
     /// Browser addresses any sign-in may come from; empty: any.
     pub allowed_networks: Vec<Cidr>,
+    /// Where phones and tablets present their device certificate (the
+    /// listener that asks for one), e.g. `https://id.example.com:8444`.
+    pub device_url: String,
 }
 
 impl SsoSettings {
@@ -61,6 +64,7 @@ impl SsoSettings {
             bound_requires_same_ip: true,
             user_mfa_minimum: MfaSetting::Off,
             allowed_networks: Vec::new(),
+            device_url: String::new(),
         }
     }
 }
@@ -286,6 +290,10 @@ pub fn validate_new_password(password: &str, confirm: &str) -> Result<(), &'stat
 impl Core {
     pub fn issuer(&self) -> &str {
         &self.settings.sso.issuer
+    }
+
+    pub fn device_url(&self) -> &str {
+        &self.settings.sso.device_url
     }
 
     /// Whether a browser at `ip` may sign in (to `app`, when known).
@@ -1273,7 +1281,6 @@ impl Core {
             })?;
         let txn = self.pending_txn(&statement.txn, now).await?;
         let view = self.compliance_of(device.id(), now).await?;
-        let hostname = view.device.hostname.clone();
         let public_key = device.public_key().ok_or_else(|| {
             CoreError::InvalidArgument(
                 "answers come over a connection with a device certificate".into(),
@@ -1295,7 +1302,48 @@ impl Core {
                     && (now - DateTime::from_timestamp(s.iat, 0).unwrap_or_default()).abs()
                         <= DEVICE_CLOCK_SKEW
             });
-        let failure = if verified.is_none() {
+        self.settle_answer(&txn, device, &view, verified.is_some(), peer_ip, now)
+            .await
+    }
+
+    /// The mobile path: a browser on a managed phone or tablet opened the
+    /// device listener, presenting the certificate its MDM profile
+    /// installed. The TLS handshake proved the key, so no statement is
+    /// signed; the transaction must be this browser session's own.
+    pub async fn answer_with_certificate(
+        &self,
+        session: &SsoSession,
+        device: &AuthenticatedDevice,
+        txn_id: &str,
+        peer_ip: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(TxnOutcome, String), CoreError> {
+        let txn = self.pending_txn(txn_id, now).await?;
+        if txn.session_id != session.id {
+            return Err(CoreError::NotFound(
+                "no such sign-in in this browser".into(),
+            ));
+        }
+        let view = self.compliance_of(device.id(), now).await?;
+        let outcome = self
+            .settle_answer(&txn, device, &view, true, Some(peer_ip), now)
+            .await?;
+        Ok((outcome, txn.request_id))
+    }
+
+    /// The checks after the device proved its key: expected device, its
+    /// user, fitness, network; then the outcome is recorded once.
+    async fn settle_answer(
+        &self,
+        txn: &DeviceAuthTxn,
+        device: &AuthenticatedDevice,
+        view: &super::DeviceView,
+        verified: bool,
+        peer_ip: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<TxnOutcome, CoreError> {
+        let hostname = view.device.hostname.clone();
+        let failure = if !verified {
             Some(DeviceAuthFailure::BadSignature {
                 device: hostname.clone(),
             })
@@ -1322,7 +1370,7 @@ impl Core {
                 })
         });
         if let Some(failure) = failure {
-            self.fail_txn(&txn, Some(device.id()), failure.clone(), now)
+            self.fail_txn(txn, Some(device.id()), failure.clone(), now)
                 .await?;
             return Ok(TxnOutcome::Failed(failure));
         }
