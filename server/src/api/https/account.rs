@@ -1,7 +1,6 @@
 //! The account page: second-factor settings (authenticator app, when to be
 //! asked), the page language and the sign-in history.
 
-use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -10,29 +9,16 @@ use serde::Deserialize;
 
 use super::i18n::{self as t, Lang};
 use super::login::{
-    current_session, expired_page, form_session, lang_cookie, language, language_for, page,
-    see_other, unavailable,
+    CsrfProtected, SessionForm, current_session, expired_page, lang_cookie, language, language_for,
+    page, see_other, unavailable,
 };
 use super::{Web, pages};
 use crate::core::Core;
 use crate::core::model::{User, UserStatus};
 use crate::core::sso::{CodeOutcome, MfaSetting, SsoSession, TotpEnrollment};
 
-/// The signed-in session and its user, or the page to show instead.
-async fn signed_in(
-    web: &Web,
-    headers: &HeaderMap,
-    csrf: Option<&str>,
-) -> Result<(SsoSession, String, User), Response> {
-    let lang = language(headers, None);
-    let (session, secret) = match csrf {
-        Some(csrf) => form_session(web, headers, csrf, lang).await?,
-        None => match current_session(web, headers).await {
-            Ok(Some(s)) => s,
-            Ok(None) => return Err(see_other("/", &[])),
-            Err(e) => return Err(unavailable(lang, &e)),
-        },
-    };
+/// The session's user, when it is signed in and still active.
+async fn active_user(web: &Web, session: &SsoSession, lang: Lang) -> Result<User, Response> {
     let user = match &session.user_id {
         Some(id) if session.auth_time.is_some() => match web.core.store().user_by_id(id).await {
             Ok(user) => user.filter(|u| u.status == UserStatus::Active),
@@ -40,9 +26,53 @@ async fn signed_in(
         },
         _ => None,
     };
-    match user {
-        Some(user) => Ok((session, secret, user)),
-        None => Err(see_other("/", &[])),
+    user.ok_or_else(|| see_other("/", &[]))
+}
+
+/// The signed-in session (its cookie secret) and its user, or the page to
+/// show instead.
+async fn signed_in(web: &Web, headers: &HeaderMap) -> Result<(SsoSession, String, User), Response> {
+    let lang = language(headers, None);
+    let (session, secret) = match current_session(web, headers).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return Err(see_other("/", &[])),
+        Err(e) => return Err(unavailable(lang, &e)),
+    };
+    let user = active_user(web, &session, lang).await?;
+    Ok((session, secret, user))
+}
+
+/// A form posted on the account page by a signed-in, active user, with
+/// its CSRF token checked.
+pub struct AccountPost {
+    signed_in: (SsoSession, String, User),
+    headers: HeaderMap,
+    form: AccountForm,
+}
+
+impl axum::extract::FromRequest<Web> for AccountPost {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, web: &Web) -> Result<Self, Response> {
+        let SessionForm {
+            session,
+            secret,
+            lang,
+            headers,
+            form,
+        } = SessionForm::<AccountForm>::from_request(req, web).await?;
+        let user = active_user(web, &session, lang).await?;
+        Ok(AccountPost {
+            signed_in: (session, secret, user),
+            headers,
+            form,
+        })
+    }
+}
+
+impl CsrfProtected for AccountForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
     }
 }
 
@@ -124,7 +154,7 @@ pub async fn account(
     headers: HeaderMap,
     Query(query): Query<AccountQuery>,
 ) -> Response {
-    let signed_in = match signed_in(&web, &headers, None).await {
+    let signed_in = match signed_in(&web, &headers).await {
         Ok(s) => s,
         Err(response) => return response,
     };
@@ -148,13 +178,12 @@ pub struct AccountForm {
 /// `POST /account/mfa`: when to be asked for a second factor.
 pub async fn set_mfa(
     State(web): State<Web>,
-    headers: HeaderMap,
-    Form(form): Form<AccountForm>,
+    AccountPost {
+        signed_in,
+        headers,
+        form,
+    }: AccountPost,
 ) -> Response {
-    let signed_in = match signed_in(&web, &headers, Some(&form.csrf)).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
     let Some(setting) = form.setting.as_deref().and_then(MfaSetting::parse) else {
         let extra = Extra {
             error: Some(&t::MFA_BELOW_MINIMUM),
@@ -185,13 +214,10 @@ pub async fn set_mfa(
 /// `POST /account/totp`: start adding an authenticator app.
 pub async fn start_totp(
     State(web): State<Web>,
-    headers: HeaderMap,
-    Form(form): Form<AccountForm>,
+    AccountPost {
+        signed_in, headers, ..
+    }: AccountPost,
 ) -> Response {
-    let signed_in = match signed_in(&web, &headers, Some(&form.csrf)).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
     match web
         .core
         .start_totp_enrollment(&signed_in.0, &signed_in.2, Utc::now())
@@ -230,13 +256,12 @@ fn code_outcome_extra(outcome: CodeOutcome, done: &'static t::Text) -> Extra<'st
 /// `POST /account/totp/confirm`: the first code from the new app.
 pub async fn confirm_totp(
     State(web): State<Web>,
-    headers: HeaderMap,
-    Form(form): Form<AccountForm>,
+    AccountPost {
+        signed_in,
+        headers,
+        form,
+    }: AccountPost,
 ) -> Response {
-    let signed_in = match signed_in(&web, &headers, Some(&form.csrf)).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
     let now = Utc::now();
     if !matches!(web.core.enrollment_open(&signed_in.0, now).await, Ok(true)) {
         return expired_page(language(&headers, None), "/account");
@@ -254,13 +279,12 @@ pub async fn confirm_totp(
 /// `POST /account/totp/remove`: needs a current code from the app.
 pub async fn remove_totp(
     State(web): State<Web>,
-    headers: HeaderMap,
-    Form(form): Form<AccountForm>,
+    AccountPost {
+        signed_in,
+        headers,
+        form,
+    }: AccountPost,
 ) -> Response {
-    let signed_in = match signed_in(&web, &headers, Some(&form.csrf)).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
     let code = form.code.unwrap_or_default();
     match web
         .core
@@ -279,13 +303,10 @@ pub async fn remove_totp(
 /// sign in on speaks it.
 pub async fn set_language(
     State(web): State<Web>,
-    headers: HeaderMap,
-    Form(form): Form<AccountForm>,
+    AccountPost {
+        signed_in, form, ..
+    }: AccountPost,
 ) -> Response {
-    let signed_in = match signed_in(&web, &headers, Some(&form.csrf)).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
     let Some(lang) = form.lang.as_deref().and_then(Lang::parse) else {
         return see_other("/account", &[]);
     };

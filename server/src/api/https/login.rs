@@ -483,6 +483,56 @@ pub(super) async fn form_session(
     Ok(session)
 }
 
+/// Forms that carry the session's CSRF token.
+pub(super) trait CsrfProtected {
+    fn csrf(&self) -> &str;
+}
+
+/// A form posted from a live session whose CSRF token checked out; any
+/// other post gets the "form expired" page instead of reaching a handler.
+pub(super) struct SessionForm<T> {
+    pub session: SsoSession,
+    pub secret: String,
+    pub lang: Lang,
+    pub headers: HeaderMap,
+    pub form: T,
+}
+
+impl<T> axum::extract::FromRequest<Web> for SessionForm<T>
+where
+    T: serde::de::DeserializeOwned + CsrfProtected + Send,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, web: &Web) -> Result<Self, Response> {
+        let headers = req.headers().clone();
+        let lang = language(&headers, None);
+        let Form(form) = Form::<T>::from_request(req, web)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let (session, secret) = form_session(web, &headers, form.csrf(), lang).await?;
+        Ok(SessionForm {
+            session,
+            secret,
+            lang,
+            headers,
+            form,
+        })
+    }
+}
+
+macro_rules! csrf_protected {
+    ($($form:ty),*) => {
+        $(impl CsrfProtected for $form {
+            fn csrf(&self) -> &str {
+                &self.csrf
+            }
+        })*
+    };
+}
+
+csrf_protected!(PasswordForm, ChangePasswordForm, CodeForm, DeviceForm);
+
 #[derive(Deserialize)]
 pub struct PasswordForm {
     #[serde(default)]
@@ -498,14 +548,14 @@ pub struct PasswordForm {
 /// `POST /login`: the sign-in form.
 pub async fn submit_password(
     State(web): State<Web>,
-    headers: HeaderMap,
-    Form(form): Form<PasswordForm>,
+    SessionForm {
+        session,
+        secret,
+        lang,
+        form,
+        ..
+    }: SessionForm<PasswordForm>,
 ) -> Response {
-    let lang = language(&headers, None);
-    let (session, secret) = match form_session(&web, &headers, &form.csrf, lang).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
     let password = Password::new(form.password);
     let outcome = match web
         .core
@@ -588,14 +638,14 @@ pub struct ChangePasswordForm {
 /// `POST /login/password`: a new password after a temporary one.
 pub async fn change_password(
     State(web): State<Web>,
-    headers: HeaderMap,
-    Form(form): Form<ChangePasswordForm>,
+    SessionForm {
+        session,
+        secret,
+        lang,
+        form,
+        ..
+    }: SessionForm<ChangePasswordForm>,
 ) -> Response {
-    let lang = language(&headers, None);
-    let (session, secret) = match form_session(&web, &headers, &form.csrf, lang).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
     if let Err(problem) = validate_new_password(&form.password, &form.confirm) {
         let text = match problem {
             "mismatch" => &t::PW_MISMATCH,
@@ -638,14 +688,14 @@ pub struct CodeForm {
 /// `POST /login/code`: a one-time code (authenticator app or email).
 pub async fn submit_code(
     State(web): State<Web>,
-    headers: HeaderMap,
-    Form(form): Form<CodeForm>,
+    SessionForm {
+        session,
+        secret,
+        lang,
+        form,
+        ..
+    }: SessionForm<CodeForm>,
 ) -> Response {
-    let lang = language(&headers, None);
-    let (session, secret) = match form_session(&web, &headers, &form.csrf, lang).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
     let now = Utc::now();
     let (error, status, retry_after) = match web.core.submit_code(&session, &form.code, now).await {
         Ok(CodeOutcome::Accepted) => return see_other(&login_url(&form.req), &[]),
@@ -689,14 +739,13 @@ pub async fn submit_code(
 /// `POST /login/code/resend`: another emailed code.
 pub async fn resend_code(
     State(web): State<Web>,
-    headers: HeaderMap,
-    Form(form): Form<CodeForm>,
+    SessionForm {
+        session,
+        lang,
+        form,
+        ..
+    }: SessionForm<CodeForm>,
 ) -> Response {
-    let lang = language(&headers, None);
-    let (session, _) = match form_session(&web, &headers, &form.csrf, lang).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
     match web.core.resend_email_code(&session, Utc::now()).await {
         Ok(_) => see_other(&login_url(&form.req), &[]),
         Err(e) => unavailable(lang, &e),
@@ -715,14 +764,14 @@ pub struct DeviceForm {
 /// `POST /login/device`: "use this device", or "try again".
 pub async fn choose_device(
     State(web): State<Web>,
-    headers: HeaderMap,
-    Form(form): Form<DeviceForm>,
+    SessionForm {
+        session,
+        secret,
+        lang,
+        form,
+        ..
+    }: SessionForm<DeviceForm>,
 ) -> Response {
-    let lang = language(&headers, None);
-    let (session, secret) = match form_session(&web, &headers, &form.csrf, lang).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
     match web
         .core
         .choose_device(&session, &form.req, form.device.as_deref(), Utc::now())
