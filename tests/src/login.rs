@@ -215,6 +215,22 @@ pub async fn userinfo(sys: &System, token: &str) -> Result<WebResponse> {
 }
 
 impl Setup {
+    /// A new browser in which Alice opens Payroll's `authorize_url(state)`
+    /// and signs in with her temporary password (choosing her own); the
+    /// page after the password.
+    pub async fn alice_signs_in(&self, state: &str) -> Result<(Browser, WebResponse)> {
+        let mut browser = Browser::new(self.sys.running().https_addr, &self.sys.ca_pem)?;
+        let page = sign_in(
+            &mut browser,
+            &self.authorize_url(state),
+            "Payroll",
+            "alice@example.com",
+            &self.password,
+        )
+        .await?;
+        Ok((browser, page))
+    }
+
     /// Payroll's authorize URL (confidential client, no PKCE).
     pub fn authorize_url(&self, state: &str) -> String {
         authorize_url(&self.client_id, RP_CALLBACK, state)

@@ -187,15 +187,7 @@ async fn a_relying_party_signs_in_only_through_the_bound_device() -> Result<()> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn locking_the_device_ends_its_tokens_and_the_next_login_shows_it_locked() -> Result<()> {
     let mut s = setup("bound").await?;
-    let mut browser = Browser::new(s.sys.running().https_addr, &s.sys.ca_pem)?;
-    let page = login::sign_in(
-        &mut browser,
-        &s.authorize_url("first"),
-        "Payroll",
-        "alice@example.com",
-        &s.password,
-    )
-    .await?;
+    let (mut browser, page) = s.alice_signs_in("first").await?;
     let (report, landed) = authenticate_with_device(&mut browser, &s.agent, &page).await?;
     assert!(report.confirmed, "{report:?}");
     let code = query_param(landed.location().context("redirect")?, "code").context("code")?;
@@ -397,15 +389,7 @@ async fn a_browser_without_an_enrolled_device_is_refused() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_phone_answers_with_the_certificate_its_profile_installed() -> Result<()> {
     let mut s = setup("bound").await?;
-    let mut browser = Browser::new(s.sys.running().https_addr, &s.sys.ca_pem)?;
-    let page = login::sign_in(
-        &mut browser,
-        &s.authorize_url("phone"),
-        "Payroll",
-        "alice@example.com",
-        &s.password,
-    )
-    .await?;
+    let (mut browser, page) = s.alice_signs_in("phone").await?;
     let marker = "id=\"mobile-link\" href=\"";
     let start = page.body.find(marker).context("the mobile link")? + marker.len();
     let end = page.body[start..].find('"').context("link end")? + start;

@@ -146,15 +146,7 @@ async fn device_answers_that_must_not_count_are_refused_with_the_reason() -> Res
         .ctl(&["policy", "assign", "strict", "--device", &s.agent.device_id])
         .await?;
 
-    let mut browser = Browser::new(s.sys.running().https_addr, &s.sys.ca_pem)?;
-    let page = login::sign_in(
-        &mut browser,
-        &s.authorize_url("refusals"),
-        "Payroll",
-        "alice@example.com",
-        &s.password,
-    )
-    .await?;
+    let (mut browser, page) = s.alice_signs_in("refusals").await?;
 
     // prompt=none while the device step is still open: an error for the
     // client, no page and no ceremony started.

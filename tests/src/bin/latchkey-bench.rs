@@ -742,8 +742,7 @@ async fn bench_idle_agent(seconds: u64) -> Result<()> {
     server.stop().await
 }
 
-const RP_CALLBACK: &str = "http://127.0.0.1:9/callback";
-const PASSWORD: &str = "correct horse battery staple";
+use latchkey_tests::login::{CHOSEN_PASSWORD as PASSWORD, RP_CALLBACK};
 
 /// An SSO app and a user whose password is set (the temporary one changed
 /// through the sign-in pages); returns the app's client id.
@@ -815,16 +814,8 @@ async fn open_sign_in(
     browser: &mut latchkey_tests::web::Browser,
     client_id: &str,
 ) -> Result<(String, String)> {
-    let query = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs([
-            ("response_type", "code"),
-            ("client_id", client_id),
-            ("redirect_uri", RP_CALLBACK),
-            ("scope", "openid"),
-            ("state", "bench"),
-        ])
-        .finish();
-    let page = browser.get(&format!("/authorize?{query}")).await?;
+    let authorize = latchkey_tests::login::authorize_url(client_id, RP_CALLBACK, "bench");
+    let page = browser.get(&authorize).await?;
     let page = browser.follow(page).await?;
     Ok((
         page.input("req").context("no sign-in form")?,

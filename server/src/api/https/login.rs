@@ -431,9 +431,14 @@ pub async fn login_page(
         Err(e) => unavailable(lang, &e),
         Ok(None) => expired_page(lang, &login_url(&request_id)),
         Ok(Some((session, secret))) => {
+            // The saved language counts only when this browser chose none.
+            let chosen = query.lang.as_deref().and_then(Lang::parse).is_some()
+                || cookie(&headers, LANG_COOKIE)
+                    .and_then(Lang::parse)
+                    .is_some();
             let saved = match &session.user_id {
-                Some(id) => web.core.store().user_by_id(id).await.ok().flatten(),
-                None => None,
+                Some(id) if !chosen => web.core.store().user_by_id(id).await.ok().flatten(),
+                _ => None,
             }
             .and_then(|u| u.locale);
             let lang = language_for(&headers, query.lang.as_deref(), saved.as_deref());

@@ -13,7 +13,7 @@ use super::{LoginFailure, SsoSession, Step};
 use crate::core::model::{App, AuditEntry, AuditOutcome, MfaPolicy, User, UserStatus};
 use crate::core::totp::{self, TotpSecret};
 use crate::core::{Core, CoreError};
-use crate::store::Challenge;
+use crate::store::{Challenge, SecondFactorRecord};
 
 /// How long an emailed code is good for.
 const EMAIL_CODE_TTL: Duration = Duration::minutes(10);
@@ -153,9 +153,9 @@ impl Core {
         session: &SsoSession,
         app: &App,
         user: &User,
+        record: &SecondFactorRecord,
         now: DateTime<Utc>,
     ) -> Result<Option<Factor>, CoreError> {
-        let record = self.store().second_factor(&user.id).await?;
         match app.mfa_policy {
             MfaPolicy::Totp => return Ok(Some(Factor::Totp)),
             MfaPolicy::Email => return Ok(Some(Factor::Email)),
@@ -187,17 +187,12 @@ impl Core {
         session: &SsoSession,
         user: &User,
         factor: Factor,
+        record: &SecondFactorRecord,
         now: DateTime<Utc>,
     ) -> Result<Step, CoreError> {
         match factor {
             Factor::Totp => {
-                if self
-                    .store()
-                    .second_factor(&user.id)
-                    .await?
-                    .totp_secret
-                    .is_some()
-                {
+                if record.totp_secret.is_some() {
                     return Ok(Step::Totp(None));
                 }
                 let enrollment = self.totp_enrollment(session, user, now).await?;

@@ -700,13 +700,19 @@ impl Core {
         {
             return Ok(Step::ChangePassword);
         }
-        if !session.amr.iter().any(|m| m == "otp")
-            && let Some(factor) = self.factor_needed(session, &app, &user, now).await?
-        {
-            if !interactive {
-                return Ok(Step::Failed(LoginFailure::InteractionRequired));
+        if !session.amr.iter().any(|m| m == "otp") {
+            let factors = self.store().second_factor(&user.id).await?;
+            if let Some(factor) = self
+                .factor_needed(session, &app, &user, &factors, now)
+                .await?
+            {
+                if !interactive {
+                    return Ok(Step::Failed(LoginFailure::InteractionRequired));
+                }
+                return self
+                    .factor_step(session, &user, factor, &factors, now)
+                    .await;
             }
-            return self.factor_step(session, &user, factor, now).await;
         }
         let mut session = session.clone();
         let device = if app.device_policy == DevicePolicy::None {
