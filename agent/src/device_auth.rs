@@ -150,22 +150,7 @@ impl Answerer {
                 return Err(DeviceAuthError::Declined);
             }
         }
-        let enrollment = self.state.enrollment()?;
-        let key = keystore::load(&self.state)?;
-        let signing_key = latchkey_certs::jose::SigningKey::from_pkcs8_pem(key.expose())?;
-        let statement = serde_json::json!({
-            "txn": challenge.txn_id,
-            "nonce": challenge.nonce,
-            "device_id": enrollment.device_id,
-            "aud": challenge.audience,
-            "iat": chrono::Utc::now().timestamp(),
-        });
-        let signed = latchkey_certs::jose::compact_jws(
-            &signing_key,
-            STATEMENT_TYP,
-            &enrollment.device_id,
-            statement.to_string().as_bytes(),
-        )?;
+        let signed = sign_statement(&self.state, &challenge)?;
         let answer = client
             .answer_device_auth(v1::AnswerDeviceAuthRequest { signed })
             .await
@@ -177,6 +162,30 @@ impl Answerer {
             message: answer.message,
         })
     }
+}
+
+/// The device's answer to `challenge`: `{txn, nonce, device_id, aud, iat}`
+/// signed with the device key as a compact JWS.
+pub fn sign_statement(
+    state: &StateDir,
+    challenge: &v1::DeviceAuthChallenge,
+) -> Result<String, DeviceAuthError> {
+    let enrollment = state.enrollment()?;
+    let key = keystore::load(state)?;
+    let signing_key = latchkey_certs::jose::SigningKey::from_pkcs8_pem(key.expose())?;
+    let statement = serde_json::json!({
+        "txn": challenge.txn_id,
+        "nonce": challenge.nonce,
+        "device_id": enrollment.device_id,
+        "aud": challenge.audience,
+        "iat": chrono::Utc::now().timestamp(),
+    });
+    Ok(latchkey_certs::jose::compact_jws(
+        &signing_key,
+        STATEMENT_TYP,
+        &enrollment.device_id,
+        statement.to_string().as_bytes(),
+    )?)
 }
 
 /// Where the system service listens: systemd creates this directory

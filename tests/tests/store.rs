@@ -177,3 +177,57 @@ async fn expired_sign_in_state_and_old_history_are_purged() -> anyhow::Result<()
     assert_eq!(core.purge_sso(now).await?, 0, "nothing left to purge");
     sys.stop().await
 }
+
+/// The one-statement read a device's sign-in answer is decided on sees the
+/// same policy as the admin API: the device's own assignment, else its
+/// group's; with its certificate, device and the transaction it names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_auth_facts_follow_the_policy_in_force() -> anyhow::Result<()> {
+    let sys = System::start().await?;
+    let secret = sys.enrollment_token(&["--group", "sales"]).await?;
+    let core = sys.running().core.clone();
+    let now = Utc::now();
+    let (_, csr) = latchkey_certs::new_key_and_csr("h")?;
+    let enrolled = core.enroll(&secret, &csr, facts(0), now).await?;
+    let serial = latchkey_certs::inspect_pem(&enrolled.certificate_chain_pem)?.serial_hex;
+    let policy_in_force = || async {
+        let facts = core
+            .store()
+            .device_auth_facts(&serial, "no-such-transaction")
+            .await?
+            .expect("the certificate is known");
+        assert!(facts.txn.is_none() && facts.user.is_none() && facts.app_name.is_none());
+        assert_eq!(facts.certificate.device_id, enrolled.device_id);
+        let (device, policy) = facts.device.expect("the device exists");
+        assert_eq!(device.group.as_deref(), Some("sales"));
+        assert!(device.certificate_expires_at.is_some());
+        let shown = sys
+            .ctl_json(&["device", "show", enrolled.device_id.as_str()])
+            .await?;
+        let name = policy.map(|p| p.name);
+        assert_eq!(shown["policy"].as_str(), name.as_deref(), "{shown}");
+        anyhow::Ok(name)
+    };
+    assert_eq!(policy_in_force().await?, None);
+
+    let file = sys.dir.path().join("p.toml");
+    std::fs::write(&file, "[compliance]\n")?;
+    let file = file.to_str().unwrap_or_default();
+    for name in ["for-sales", "for-this-device"] {
+        sys.ctl(&["policy", "set", name, file]).await?;
+    }
+    sys.ctl(&["policy", "assign", "for-sales", "--group", "sales"])
+        .await?;
+    assert_eq!(policy_in_force().await?.as_deref(), Some("for-sales"));
+    sys.ctl(&[
+        "policy",
+        "assign",
+        "for-this-device",
+        "--device",
+        enrolled.device_id.as_str(),
+    ])
+    .await?;
+    assert_eq!(policy_in_force().await?.as_deref(), Some("for-this-device"));
+    assert!(core.store().device_auth_facts("00", "").await?.is_none());
+    sys.stop().await
+}

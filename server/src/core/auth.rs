@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::ids::DeviceId;
 use super::model::{Admin, DeviceState, Role};
-use crate::store::{Store, StoreError};
+use crate::store::{CertificateRecord, Store, StoreError};
 
 /// Prefix of admin API tokens, so a leaked one is recognisable.
 pub const ADMIN_TOKEN_PREFIX: &str = "lka_";
@@ -192,38 +192,63 @@ pub async fn authenticate_device_certificate(
     channel: DeviceChannel,
     now: DateTime<Utc>,
 ) -> Result<AuthenticatedDevice, DeviceAuthError> {
-    let refuse = |r| Err(DeviceAuthError::Refused(r));
+    let leaf = read_leaf(leaf_der, now)?;
+    let found = store.certificate_and_state(&leaf.serial_hex).await?;
+    let (record, state) = found.unzip();
+    admit(leaf, record.as_ref(), state.flatten(), channel)
+}
+
+/// The presented leaf, parsed and current; the first half of
+/// authentication, before anything is looked up.
+pub fn read_leaf(
+    leaf_der: Option<&[u8]>,
+    now: DateTime<Utc>,
+) -> Result<latchkey_certs::CertificateInfo, DeviceAuthError> {
     let Some(leaf) = leaf_der else {
-        return refuse(DeviceRefusal::NoCertificate);
+        return Err(DeviceAuthError::Refused(DeviceRefusal::NoCertificate));
     };
     let Ok(info) = latchkey_certs::inspect_certificate(leaf) else {
-        return refuse(DeviceRefusal::MalformedCertificate);
+        return Err(DeviceAuthError::Refused(
+            DeviceRefusal::MalformedCertificate,
+        ));
     };
     if info.not_after <= now {
-        return refuse(DeviceRefusal::Expired);
+        return Err(DeviceAuthError::Refused(DeviceRefusal::Expired));
     }
-    let Some(record) = store.certificate(&info.serial_hex).await? else {
+    Ok(info)
+}
+
+/// The second half: the leaf against what the store holds for its serial
+/// (the certificate as issued, and its device's state).
+pub fn admit(
+    leaf: latchkey_certs::CertificateInfo,
+    record: Option<&CertificateRecord>,
+    state: Option<DeviceState>,
+    channel: DeviceChannel,
+) -> Result<AuthenticatedDevice, DeviceAuthError> {
+    let refuse = |r| Err(DeviceAuthError::Refused(r));
+    let Some(record) = record else {
         return refuse(DeviceRefusal::UnknownCertificate);
     };
-    if record.spki_sha256_hex != hex::encode(info.spki_sha256) {
+    if record.spki_sha256_hex != hex::encode(leaf.spki_sha256) {
         return refuse(DeviceRefusal::UnknownCertificate);
     }
     if record.revoked_at.is_some() {
         return refuse(DeviceRefusal::Revoked);
     }
-    if info.device_id.as_deref() != Some(record.device_id.as_str()) {
+    if leaf.device_id.as_deref() != Some(record.device_id.as_str()) {
         return refuse(DeviceRefusal::UnknownCertificate);
     }
-    let Some(state) = store.device_state(&record.device_id).await? else {
+    let Some(state) = state else {
         return refuse(DeviceRefusal::UnknownDevice);
     };
     if !state_allowed(state, channel) {
         return refuse(DeviceRefusal::DeviceState(state.as_str()));
     }
     Ok(AuthenticatedDevice {
-        id: record.device_id,
-        certificate_serial: Some(info.serial_hex),
-        public_key: Some(info.public_key),
+        id: record.device_id.clone(),
+        certificate_serial: Some(leaf.serial_hex),
+        public_key: Some(leaf.public_key),
     })
 }
 

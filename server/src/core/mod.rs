@@ -670,13 +670,24 @@ impl Core {
     // ---- devices ----
 
     fn view(device: Device, policies: &[StoredPolicy], now: DateTime<Utc>) -> DeviceView {
-        let stored = policy::effective_policy(&device, policies);
-        let document = stored
-            .and_then(|p| policy::parse_policy(&p.document).ok())
+        let effective = policy::effective_policy(&device, policies)
+            .map(|p| (p.name.as_str(), p.document.as_str()));
+        Self::view_under(device, effective, now)
+    }
+
+    /// The device's compliance with the policy in force for it (`name`,
+    /// `document`), or with none.
+    pub(crate) fn view_under(
+        device: Device,
+        policy: Option<(&str, &str)>,
+        now: DateTime<Utc>,
+    ) -> DeviceView {
+        let document = policy
+            .and_then(|(_, document)| policy::parse_policy(document).ok())
             .unwrap_or_default();
         let compliance = policy::evaluate(&device, &document.rules, now);
         DeviceView {
-            policy: stored.map(|p| p.name.clone()),
+            policy: policy.map(|(name, _)| name.to_owned()),
             device,
             compliance,
         }

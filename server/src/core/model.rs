@@ -236,6 +236,13 @@ pub struct Command {
     pub created_by: String,
 }
 
+/// The policy in force for one device: its name and document.
+#[derive(Debug, Clone)]
+pub struct EffectivePolicy {
+    pub name: String,
+    pub document: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct StoredPolicy {
     pub name: String,

@@ -10,14 +10,14 @@ mod second_factor;
 mod sso;
 
 pub use second_factor::{Challenge, SecondFactorRecord};
-pub use sso::TxnUpdate;
+pub use sso::{DeviceAuthFacts, TxnUpdate, TxnUser};
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DatabaseTransaction, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    Set, TransactionTrait,
+    DatabaseTransaction, DbErr, EntityTrait, FromQueryResult, Iterable, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, Statement, TransactionTrait,
 };
 
 use crate::core::ids::{AdminId, ClientId, CommandId, DeviceId, TokenId, UserId};
@@ -98,7 +98,12 @@ impl Store {
             // One writer: SQLite serialises writes anyway, and a single
             // connection avoids SQLITE_BUSY on lock upgrades. WAL with
             // synchronous=NORMAL keeps commits durable across a process crash.
-            options.max_connections(1).min_connections(1);
+            // The connection is in-process: nothing can break it between
+            // statements, so it is not pinged before each one.
+            options
+                .max_connections(1)
+                .min_connections(1)
+                .test_before_acquire(false);
             options.map_sqlx_sqlite_opts(|o| {
                 o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                     .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
@@ -106,7 +111,13 @@ impl Store {
                     .busy_timeout(std::time::Duration::from_secs(10))
             });
         } else {
-            options.max_connections(16).min_connections(1);
+            // A connection idle for a while may have been closed by the
+            // server or a network middlebox: ping it first. A busy one is
+            // not pinged before every statement (a round trip each).
+            options
+                .max_connections(16)
+                .min_connections(1)
+                .test_before_acquire_if_idle_for(std::time::Duration::from_secs(30));
         }
         let db = Database::connect(options).await?;
         Migrator::up(&db, None).await?;
@@ -158,6 +169,29 @@ struct PostureRow {
     disk_encryption: String,
     screen_lock: String,
     firewall: String,
+}
+
+/// `alias.column AS alias_column, …` for every column of `E`, for raw
+/// statements that join several tables (read back with
+/// `Model::from_query_result(row, "alias_")`).
+fn columns<E: EntityTrait>(alias: &str) -> String {
+    E::Column::iter()
+        .map(|c| {
+            let c = sea_orm::IdenStatic::as_str(&c);
+            format!("{alias}.{c} AS {alias}_{c}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn certificate_from(row: device_certificates::Model) -> StoreResult<CertificateRecord> {
+    Ok(CertificateRecord {
+        serial_hex: row.serial,
+        device_id: DeviceId::from_store(row.device_id),
+        spki_sha256_hex: row.spki_sha256,
+        not_after: time(row.not_after)?,
+        revoked_at: opt_time(row.revoked_at)?,
+    })
 }
 
 fn device_from(row: devices::Model, cert_expiry: Option<i64>) -> StoreResult<Device> {
@@ -599,19 +633,39 @@ impl<C: ConnectionTrait> Db<C> {
 
     /// A certificate by its serial: how a presented certificate is found.
     pub async fn certificate(&self, serial_hex: &str) -> StoreResult<Option<CertificateRecord>> {
-        let row = device_certificates::Entity::find_by_id(serial_hex.to_owned())
+        device_certificates::Entity::find_by_id(serial_hex.to_owned())
             .one(&self.0)
-            .await?;
-        row.map(|r| {
-            Ok(CertificateRecord {
-                serial_hex: r.serial,
-                device_id: DeviceId::from_store(r.device_id),
-                spki_sha256_hex: r.spki_sha256,
-                not_after: time(r.not_after)?,
-                revoked_at: opt_time(r.revoked_at)?,
-            })
-        })
-        .transpose()
+            .await?
+            .map(certificate_from)
+            .transpose()
+    }
+
+    /// A certificate with the state of its device (absent if the device
+    /// was deleted), in one statement: what every device call is admitted
+    /// on.
+    pub async fn certificate_and_state(
+        &self,
+        serial_hex: &str,
+    ) -> StoreResult<Option<(CertificateRecord, Option<DeviceState>)>> {
+        let statement = Statement::from_sql_and_values(
+            self.0.get_database_backend(),
+            format!(
+                "SELECT {}, d.state AS d_state FROM device_certificates c \
+                 LEFT JOIN devices d ON d.id = c.device_id WHERE c.serial = $1",
+                columns::<device_certificates::Entity>("c")
+            ),
+            [serial_hex.into()],
+        );
+        let Some(row) = self.0.query_one_raw(statement).await? else {
+            return Ok(None);
+        };
+        let certificate =
+            certificate_from(device_certificates::Model::from_query_result(&row, "c_")?)?;
+        let state = row
+            .try_get::<Option<String>>("", "d_state")?
+            .map(|s| DeviceState::parse(&s).ok_or(StoreError::Corrupt(s)))
+            .transpose()?;
+        Ok(Some((certificate, state)))
     }
 
     /// Revokes one certificate of a device if it is still valid; false when

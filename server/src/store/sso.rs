@@ -6,19 +6,116 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    QueryResult, QuerySelect, Set, Statement,
 };
 
 use super::entities::{
-    auth_requests, device_auth_txns, devices, grants, login_events, refresh_tokens, sso_sessions,
+    auth_requests, device_auth_txns, device_certificates, devices, grants, login_events,
+    refresh_tokens, sso_sessions,
 };
-use super::{Db, StoreError, StoreResult, device_from, ms, opt_time, time};
+use super::{
+    CertificateRecord, Db, StoreError, StoreResult, certificate_from, columns, device_from, ms,
+    opt_time, time,
+};
 use crate::core::ids::{ClientId, DeviceId, UserId};
-use crate::core::model::{Device, DevicePolicy};
+use crate::core::model::{Device, DevicePolicy, EffectivePolicy, UserStatus};
 use crate::core::sso::model::{
     AuthRequest, DeviceAuthFailure, DeviceAuthTxn, Grant, LoginEvent, RefreshTokenRecord,
     SsoSession, TxnOutcome,
 };
+
+/// What [`Db::device_auth_facts`] reads.
+#[derive(Debug)]
+pub struct DeviceAuthFacts {
+    pub certificate: CertificateRecord,
+    /// The certificate's device (absent if it was deleted), with the policy
+    /// in force for it.
+    pub device: Option<(Device, Option<EffectivePolicy>)>,
+    pub txn: Option<DeviceAuthTxn>,
+    /// The transaction's user.
+    pub user: Option<TxnUser>,
+    /// The transaction's app.
+    pub app_name: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct TxnUser {
+    pub email: String,
+    pub status: UserStatus,
+}
+
+/// The statement behind [`Db::device_auth_facts`] (`$1` the serial, `$2`
+/// the transaction id). The effective policy is the device's own
+/// assignment, else its group's, as in `core::policy::effective_policy`.
+fn device_auth_facts_sql() -> String {
+    format!(
+        "SELECT {certificate}, {device}, {txn}, \
+               u.email AS u_email, u.status AS u_status, a.name AS a_name, \
+               (SELECT MAX(x.not_after) FROM device_certificates x \
+                 WHERE x.device_id = d.id AND x.revoked_at IS NULL) AS d_certificate_expiry, \
+               pdp.name AS pd_name, pdp.document AS pd_document, \
+               pgp.name AS pg_name, pgp.document AS pg_document \
+             FROM device_certificates c \
+             LEFT JOIN devices d ON d.id = c.device_id \
+             LEFT JOIN device_auth_txns t ON t.id = $2 \
+             LEFT JOIN users u ON u.id = t.user_id \
+             LEFT JOIN apps a ON a.client_id = t.client_id \
+             LEFT JOIN policy_assignments pd ON pd.target_kind = 'device' AND pd.target = d.id \
+             LEFT JOIN policies pdp ON pdp.name = pd.policy_name \
+             LEFT JOIN policy_assignments pg ON pg.target_kind = 'group' AND pg.target = d.group_name \
+             LEFT JOIN policies pgp ON pgp.name = pg.policy_name \
+             WHERE c.serial = $1",
+        certificate = columns::<device_certificates::Entity>("c"),
+        device = columns::<devices::Entity>("d"),
+        txn = columns::<device_auth_txns::Entity>("t"),
+    )
+}
+
+fn device_auth_facts_from(row: &QueryResult) -> StoreResult<DeviceAuthFacts> {
+    let present =
+        |key: &str| -> StoreResult<bool> { Ok(row.try_get::<Option<String>>("", key)?.is_some()) };
+    let certificate = certificate_from(device_certificates::Model::from_query_result(row, "c_")?)?;
+    let device = if present("d_id")? {
+        let expiry: Option<i64> = row.try_get("", "d_certificate_expiry")?;
+        let device = device_from(devices::Model::from_query_result(row, "d_")?, expiry)?;
+        let policy = ["pd_", "pg_"].into_iter().find_map(|pre| {
+            let name: Option<String> = row.try_get(pre, "name").ok()?;
+            let document: Option<String> = row.try_get(pre, "document").ok()?;
+            Some(EffectivePolicy {
+                name: name?,
+                document: document?,
+            })
+        });
+        Some((device, policy))
+    } else {
+        None
+    };
+    let txn = if present("t_id")? {
+        Some(txn_from(device_auth_txns::Model::from_query_result(
+            row, "t_",
+        )?)?)
+    } else {
+        None
+    };
+    let user = match (
+        row.try_get::<Option<String>>("", "u_email")?,
+        row.try_get::<Option<String>>("", "u_status")?,
+    ) {
+        (Some(email), Some(status)) => Some(TxnUser {
+            status: UserStatus::parse(&status).ok_or(StoreError::Corrupt(status))?,
+            email,
+        }),
+        _ => None,
+    };
+    Ok(DeviceAuthFacts {
+        certificate,
+        device,
+        txn,
+        user,
+        app_name: row.try_get::<Option<String>>("", "a_name")?,
+    })
+}
 
 fn amr_from(text: Option<&str>) -> Vec<String> {
     text.unwrap_or("")
@@ -345,6 +442,28 @@ impl<C: ConnectionTrait> Db<C> {
             .await?
             .map(txn_from)
             .transpose()
+    }
+
+    /// Everything a device's call about a device-auth transaction is decided
+    /// on, read in one statement: the certificate the device presented (by
+    /// `serial`) with its device, the device's effective policy and newest
+    /// valid certificate, and the transaction `txn_id` with its user and
+    /// app. `None` when no certificate has that serial.
+    pub async fn device_auth_facts(
+        &self,
+        serial: &str,
+        txn_id: &str,
+    ) -> StoreResult<Option<DeviceAuthFacts>> {
+        let backend = self.0.get_database_backend();
+        let statement = Statement::from_sql_and_values(
+            backend,
+            device_auth_facts_sql(),
+            [serial.into(), txn_id.into()],
+        );
+        let Some(row) = self.0.query_one_raw(statement).await? else {
+            return Ok(None);
+        };
+        device_auth_facts_from(&row).map(Some)
     }
 
     /// The newest transaction started for an authorization request.

@@ -14,6 +14,7 @@
 // A measuring tool: a panic is a failed run with its reason.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -73,8 +74,10 @@ enum Command {
     DeviceAuth {
         #[arg(long, default_value_t = 200)]
         logins: usize,
-        /// Measure the server CPU of the device's two calls alone: the
-        /// page asks for the outcome only after the agent has answered.
+        /// Measure the server CPU of each of the device's two calls alone
+        /// (`GetDeviceAuth`, `AnswerDeviceAuth`): the bench makes them with
+        /// the enrolled device's certificate and key over one mTLS channel,
+        /// as the running agent does, and nothing else runs meanwhile.
         #[arg(long)]
         answer_only: bool,
         /// A latchkeyd configuration file (e.g. a PostgreSQL database.url).
@@ -249,6 +252,33 @@ fn cpu_ns(pid: u32) -> Result<u64> {
         }
     }
     Ok(total)
+}
+
+/// CPU time per thread name (digits dropped, so a pool's threads add up),
+/// in nanoseconds, from the same scheduler accounting as [`cpu_ns`].
+fn cpu_ns_by_thread(pid: u32) -> Result<BTreeMap<String, u64>> {
+    let mut by_name = BTreeMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let path = task?.path();
+        let (Ok(stat), Ok(comm)) = (
+            std::fs::read_to_string(path.join("schedstat")),
+            std::fs::read_to_string(path.join("comm")),
+        ) else {
+            continue;
+        };
+        let name: String = comm
+            .trim()
+            .chars()
+            .filter(|c| !c.is_ascii_digit())
+            .collect();
+        let ns = stat
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        *by_name.entry(name).or_insert(0) += ns;
+    }
+    Ok(by_name)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -890,6 +920,17 @@ async fn bench_device_auth(
         .spawn()?;
     let agent_pid = running.id().context("agent pid")?;
 
+    if answer_only {
+        let database = if server_config.is_some() {
+            "configured database"
+        } else {
+            "SQLite"
+        };
+        let result = device_calls(&server, &client_id, &state, logins, database).await;
+        running.kill().await?;
+        server.stop().await?;
+        return result;
+    }
     let mut latencies = Vec::with_capacity(logins);
     let mut server_cpu = Vec::with_capacity(logins);
     let mut agent_cpu = Vec::with_capacity(logins);
@@ -910,11 +951,7 @@ async fn bench_device_auth(
         let mut poller = latchkey_tests::web::Browser::new(server.https_addr, &server.ca_pem)?;
         poller.cookies = browser.cookies.clone();
         let wait_url = format!("/login/wait?txn={txn}");
-        let (gate_tx, gate_rx) = tokio::sync::oneshot::channel::<()>();
         let wait = tokio::spawn(async move {
-            if answer_only {
-                let _ = gate_rx.await;
-            }
             let response = poller.get(&wait_url).await;
             (Instant::now(), response)
         });
@@ -928,18 +965,9 @@ async fn bench_device_auth(
             .args(["open-url", &format!("latchkey://device-auth?txn={txn}")])
             .stdout(std::process::Stdio::null())
             .status();
-        let (seen, response, handled, server_after, agent_after) = if answer_only {
-            let handled = handled.await?;
-            let after = (cpu_ns(server.pid)?, cpu_ns(agent_pid)?);
-            let _ = gate_tx.send(());
-            let (seen, response) = wait.await?;
-            (seen, response, handled, after.0, after.1)
-        } else {
-            let (seen, response) = wait.await?;
-            let handled = handled.await?;
-            let after = (cpu_ns(server.pid)?, cpu_ns(agent_pid)?);
-            (seen, response, handled, after.0, after.1)
-        };
+        let (seen, response) = wait.await?;
+        let handled = handled.await?;
+        let (server_after, agent_after) = (cpu_ns(server.pid)?, cpu_ns(agent_pid)?);
         let body = response?.body;
         if !body.contains("confirmed") || !handled.success() {
             bail!("the device did not confirm: {body}");
@@ -967,15 +995,6 @@ async fn bench_device_auth(
             "SQLite"
         }
     );
-    if answer_only {
-        println!(
-            "  server CPU per answer (GetDeviceAuth + AnswerDeviceAuth)   median {:.0} µs, p90 {:.0} µs",
-            percentile(&server_cpu, 50.0),
-            percentile(&server_cpu, 90.0)
-        );
-        running.kill().await?;
-        return server.stop().await;
-    }
     println!(
         "  click -> page sees confirmation   p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         percentile(&latencies, 50.0),
@@ -993,6 +1012,126 @@ async fn bench_device_auth(
     );
     running.kill().await?;
     server.stop().await
+}
+
+/// Server CPU spent on one call, in total and per thread name.
+#[derive(Default)]
+struct CallCpu {
+    total: Vec<f64>,
+    by_thread: BTreeMap<String, Vec<f64>>,
+}
+
+impl CallCpu {
+    fn record(&mut self, before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) {
+        let mut total = 0.0;
+        for (name, ns) in after {
+            let spent = ns.saturating_sub(before.get(name).copied().unwrap_or(0)) as f64 / 1000.0;
+            total += spent;
+            self.by_thread.entry(name.clone()).or_default().push(spent);
+        }
+        self.total.push(total);
+    }
+
+    fn print(mut self, what: &str) {
+        self.total.sort_by(f64::total_cmp);
+        println!(
+            "  server CPU per {what:<18} median {:>5.0} µs, p90 {:>5.0} µs",
+            percentile(&self.total, 50.0),
+            percentile(&self.total, 90.0)
+        );
+        for (name, mut spent) in self.by_thread {
+            spent.sort_by(f64::total_cmp);
+            if spent.iter().sum::<f64>() > 0.0 {
+                println!(
+                    "    {name:<28} median {:>5.0} µs, mean {:>5.0} µs",
+                    percentile(&spent, 50.0),
+                    spent.iter().sum::<f64>() / spent.len() as f64
+                );
+            }
+        }
+    }
+}
+
+/// The device's two calls made by the bench itself, with the enrolled
+/// device's certificate and key over one mTLS channel (as the running agent
+/// keeps one), so that each call's server CPU is measured on its own.
+async fn device_calls(
+    server: &Server,
+    client_id: &str,
+    state_dir: &Path,
+    logins: usize,
+    database: &str,
+) -> Result<()> {
+    let state = latchkey_agent::state::StateDir::new(state_dir.to_path_buf());
+    let key = latchkey_agent::keystore::load(&state)?;
+    let chain = state.certificate_chain()?;
+    let channel =
+        latchkey_agent::enroll::channel(&server.grpc_url, &server.ca_pem, Some((&chain, &key)))
+            .await?;
+    let mut device = v1::device_service_client::DeviceServiceClient::new(channel);
+    let (mut get, mut answer) = (CallCpu::default(), CallCpu::default());
+    // `perf record --control fifo:FILE -D -1 …` profiles only the calls.
+    let mut perf = match std::env::var_os("LATCHKEY_BENCH_PERF_CONTROL") {
+        Some(path) => Some(std::fs::OpenOptions::new().write(true).open(path)?),
+        None => None,
+    };
+    let mut perf_control = |command: &str| -> Result<()> {
+        if let Some(fifo) = perf.as_mut() {
+            use std::io::Write;
+            fifo.write_all(command.as_bytes())?;
+            fifo.flush()?;
+        }
+        Ok(())
+    };
+    let mut attempt = 0;
+    while answer.total.len() < logins {
+        attempt += 1;
+        if attempt > logins + 50 {
+            bail!("too many sign-ins failed");
+        }
+        let mut browser = latchkey_tests::web::Browser::new(server.https_addr, &server.ca_pem)?;
+        let page = password_step(&mut browser, client_id).await?;
+        let (Some(txn), Some(next)) = (page.attr("data-txn"), page.attr("data-next")) else {
+            // The agent's first posture report may not be in yet.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        perf_control("enable\n")?;
+        let before = cpu_ns_by_thread(server.pid)?;
+        let challenge = device
+            .get_device_auth(v1::GetDeviceAuthRequest { txn_id: txn })
+            .await?
+            .into_inner();
+        let between = cpu_ns_by_thread(server.pid)?;
+        let signed = latchkey_agent::device_auth::sign_statement(&state, &challenge)?;
+        let signed_at = cpu_ns_by_thread(server.pid)?;
+        let answered = device
+            .answer_device_auth(v1::AnswerDeviceAuthRequest { signed })
+            .await?
+            .into_inner();
+        let after = cpu_ns_by_thread(server.pid)?;
+        perf_control("disable\n")?;
+        if !answered.confirmed {
+            bail!("the device did not confirm: {}", answered.message);
+        }
+        get.record(&before, &between);
+        answer.record(&signed_at, &after);
+        let landed = browser.get(&next).await?;
+        let landed = browser.follow(landed).await?;
+        if !landed
+            .location()
+            .is_some_and(|l| l.starts_with(RP_CALLBACK))
+        {
+            bail!("no code after the confirmation: {}", landed.body);
+        }
+    }
+    println!(
+        "device-auth --answer-only: {logins} device-bound sign-ins, one after another; the device's calls made by the bench over one mTLS channel, {database}"
+    );
+    get.print("GetDeviceAuth");
+    answer.print("AnswerDeviceAuth");
+    Ok(())
 }
 
 async fn bench_password_logins(attempts: usize, bursts: usize) -> Result<()> {

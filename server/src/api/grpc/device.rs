@@ -129,10 +129,11 @@ impl DeviceService for DeviceApi {
         &self,
         request: Request<GetDeviceAuthRequest>,
     ) -> Result<Response<DeviceAuthChallenge>, Status> {
-        let device = self.device(&request).await?;
+        let certs = request.peer_certs();
+        let leaf = certs.as_ref().and_then(|c| c.first()).map(|c| c.as_ref());
         let challenge = self
             .core
-            .device_auth_challenge(&device, &request.into_inner().txn_id, Utc::now())
+            .device_auth_challenge(leaf, &request.get_ref().txn_id, Utc::now())
             .await
             .map_err(status)?;
         Ok(Response::new(DeviceAuthChallenge {
@@ -152,16 +153,17 @@ impl DeviceService for DeviceApi {
         &self,
         request: Request<AnswerDeviceAuthRequest>,
     ) -> Result<Response<AnswerDeviceAuthResponse>, Status> {
-        let device = self.device(&request).await?;
+        let certs = request.peer_certs();
+        let leaf = certs.as_ref().and_then(|c| c.first()).map(|c| c.as_ref());
         let peer_ip = request
             .remote_addr()
             .map(|a| a.ip().to_canonical().to_string());
         let outcome = self
             .core
             .answer_device_auth(
-                &device,
+                leaf,
                 peer_ip.as_deref(),
-                &request.into_inner().signed,
+                &request.get_ref().signed,
                 Utc::now(),
             )
             .await

@@ -908,26 +908,11 @@ pub async fn device_certificate(
     let Some(leaf) = certificate.0 else {
         return refused(&t::NO_DEVICE_CERTIFICATE);
     };
-    let device = match web
-        .core
-        .authenticate_device(
-            Some(&leaf),
-            crate::core::auth::DeviceChannel::DeviceApi,
-            now,
-        )
-        .await
-    {
-        Ok(device) => device,
-        Err(e) => {
-            debug!(error = %e, "device certificate refused at sign-in");
-            return refused(&t::DEVICE_CERTIFICATE_REFUSED);
-        }
-    };
     let txn = query.txn.unwrap_or_default();
     let ip = peer.0.ip().to_canonical().to_string();
     match web
         .core
-        .answer_with_certificate(&session, &device, &txn, &ip, now)
+        .answer_with_certificate(&session, &leaf, &txn, &ip, now)
         .await
     {
         // Either way the sign-in page shows the outcome.
@@ -935,6 +920,10 @@ pub async fn device_certificate(
             &format!("{}{}", web.core.issuer(), login_url(&request_id)),
             &[],
         ),
+        Err(CoreError::DeviceAuth(e)) => {
+            debug!(error = %e, "device certificate refused at sign-in");
+            refused(&t::DEVICE_CERTIFICATE_REFUSED)
+        }
         Err(CoreError::Internal(e)) => unavailable(lang, &CoreError::Internal(e)),
         Err(_) => expired_page(lang, here),
     }

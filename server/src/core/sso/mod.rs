@@ -16,17 +16,20 @@ mod waiters;
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 
-use super::auth::{AuthenticatedDevice, secret_hash};
+use super::auth::{
+    self, AuthenticatedDevice, DeviceAuthError, DeviceChannel, DeviceRefusal, secret_hash,
+};
 use super::ids::{ClientId, DeviceId};
 use super::model::{
-    App, AuditEntry, AuditOutcome, Device, DevicePolicy, DeviceState, User, UserKind, UserStatus,
+    App, AuditEntry, AuditOutcome, Device, DevicePolicy, DeviceState, EffectivePolicy, User,
+    UserKind, UserStatus,
 };
 use super::networks::{self, Cidr};
 use super::passwords::Password;
 use super::policy::Compliance;
 use super::users::PasswordCheck;
 use super::{Core, CoreError};
-use crate::store::{PasswordRecord, TxnUpdate};
+use crate::store::{DeviceAuthFacts, PasswordRecord, TxnUpdate, TxnUser};
 pub use mfa::{
     CodeOutcome, Factor, HistoryRow, MfaSetting, SecondFactorView, TotpEnrollment, mask_email,
 };
@@ -259,6 +262,17 @@ pub struct DeviceChallenge {
     pub short_code: String,
     pub mode: DevicePolicy,
     pub expires_at: DateTime<Utc>,
+}
+
+/// A device's answer to a transaction, as [`Core::settle_answer`] decides
+/// it: the authenticated device, its current record with the policy in
+/// force, the transaction's user, and whether the device proved its key.
+struct Answer<'a> {
+    device: &'a AuthenticatedDevice,
+    subject: Option<(Device, Option<EffectivePolicy>)>,
+    user: Option<TxnUser>,
+    verified: bool,
+    peer_ip: Option<&'a str>,
 }
 
 /// The statement an agent signs (JWS payload).
@@ -737,7 +751,7 @@ impl Core {
             let fit = match session.device_id.clone() {
                 Some(id) => {
                     let view = self.compliance_of(&id, now).await?;
-                    device_fitness(&view.device, &view.compliance, &user)
+                    device_fitness(&view.device, &view.compliance, &user.email)
                         .is_none()
                         .then_some(view.device)
                 }
@@ -774,7 +788,7 @@ impl Core {
         // it still passes every check.
         if let Some(device_id) = session.device_id.clone() {
             let view = self.compliance_of(&device_id, now).await?;
-            if device_fitness(&view.device, &view.compliance, user).is_none() {
+            if device_fitness(&view.device, &view.compliance, &user.email).is_none() {
                 return Ok(Ok(view.device));
             }
             session.device_id = None;
@@ -801,7 +815,9 @@ impl Core {
                     // The checks ran when the device answered; run them
                     // again, since a lock may have landed in between.
                     let view = self.compliance_of(&device_id, now).await?;
-                    if let Some(failure) = device_fitness(&view.device, &view.compliance, user) {
+                    if let Some(failure) =
+                        device_fitness(&view.device, &view.compliance, &user.email)
+                    {
                         return Ok(Err(Step::Failed(LoginFailure::Device(failure))));
                     }
                     session.device_id = Some(device_id);
@@ -956,8 +972,9 @@ impl Core {
         now: DateTime<Utc>,
     ) -> Result<bool, CoreError> {
         let outcome = TxnOutcome::Failed(failure.clone());
-        let recorded = self
-            .store()
+        // The outcome and its history row are written together.
+        let tx = self.store().begin().await?;
+        let recorded = tx
             .answer_txn(
                 &txn.id,
                 TxnUpdate {
@@ -968,20 +985,22 @@ impl Core {
             )
             .await?;
         if recorded {
-            self.store()
-                .insert_login_event(&LoginEvent {
-                    at: now,
-                    user_id: Some(txn.user_id.clone()),
-                    login: String::new(),
-                    ip: txn.browser_ip.clone(),
-                    user_agent: txn.browser_ua.clone(),
-                    client_id: Some(txn.client_id.clone()),
-                    device_id: device.cloned(),
-                    method: "device".into(),
-                    result: "failed".into(),
-                    reason: Some(failure.code().to_owned()),
-                })
-                .await?;
+            tx.insert_login_event(&LoginEvent {
+                at: now,
+                user_id: Some(txn.user_id.clone()),
+                login: String::new(),
+                ip: txn.browser_ip.clone(),
+                user_agent: txn.browser_ua.clone(),
+                client_id: Some(txn.client_id.clone()),
+                device_id: device.cloned(),
+                method: "device".into(),
+                result: "failed".into(),
+                reason: Some(failure.code().to_owned()),
+            })
+            .await?;
+        }
+        tx.commit().await?;
+        if recorded {
             self.device_auth_waiters.wake(&txn.id);
         }
         Ok(recorded)
@@ -1191,19 +1210,18 @@ impl Core {
     /// reason, so the browser shows it at once.
     pub async fn device_auth_challenge(
         &self,
-        device: &AuthenticatedDevice,
+        leaf_der: Option<&[u8]>,
         txn_id: &str,
         now: DateTime<Utc>,
     ) -> Result<DeviceChallenge, CoreError> {
-        let txn = self.pending_txn(txn_id, now).await?;
+        let (device, facts) = self.device_auth_facts(leaf_der, txn_id, now).await?;
+        let txn = self.pending(facts.txn, now).await?;
         if !txn.expected_devices.contains(device.id()) {
-            let view = self.compliance_of(device.id(), now).await?;
+            let hostname = facts.device.map(|(d, _)| d.hostname).unwrap_or_default();
             self.fail_txn(
                 &txn,
                 Some(device.id()),
-                DeviceAuthFailure::OtherUser {
-                    device: view.device.hostname,
-                },
+                DeviceAuthFailure::OtherUser { device: hostname },
                 now,
             )
             .await?;
@@ -1211,21 +1229,17 @@ impl Core {
                 "this device is not one the sign-in expects (it belongs to another user)".into(),
             ));
         }
-        let user = self
-            .store()
-            .user_by_id(&txn.user_id)
-            .await?
+        let user = facts
+            .user
             .ok_or_else(|| CoreError::NotFound("user".into()))?;
-        let (app, _) = self
-            .store()
-            .app_by_client_id(&txn.client_id)
-            .await?
+        let app_name = facts
+            .app_name
             .ok_or_else(|| CoreError::NotFound("app".into()))?;
         Ok(DeviceChallenge {
             txn_id: txn.id,
             nonce: txn.nonce,
             audience: self.issuer().to_owned(),
-            app_name: app.name,
+            app_name,
             user_email: user.email,
             short_code: txn.short_code,
             mode: txn.mode,
@@ -1233,17 +1247,45 @@ impl Core {
         })
     }
 
-    async fn pending_txn(
+    /// Authenticates a device by the certificate it presented and reads,
+    /// in the same statement, what its call about `txn_id` is decided on.
+    async fn device_auth_facts(
         &self,
+        leaf_der: Option<&[u8]>,
         txn_id: &str,
         now: DateTime<Utc>,
+    ) -> Result<(AuthenticatedDevice, DeviceAuthFacts), CoreError> {
+        let leaf = auth::read_leaf(leaf_der, now)?;
+        // An id of another shape matches no transaction.
+        let txn_id = if txn_id.len() == 32 { txn_id } else { "" };
+        let facts = self
+            .store()
+            .device_auth_facts(&leaf.serial_hex, txn_id)
+            .await?;
+        let state = facts
+            .as_ref()
+            .and_then(|f| f.device.as_ref())
+            .map(|(d, _)| d.state);
+        let device = auth::admit(
+            leaf,
+            facts.as_ref().map(|f| &f.certificate),
+            state,
+            DeviceChannel::DeviceApi,
+        )?;
+        let facts = facts.ok_or(DeviceAuthError::Refused(DeviceRefusal::UnknownCertificate))?;
+        Ok((device, facts))
+    }
+
+    /// The transaction, if it can still be answered; an expired one is
+    /// recorded as not answered.
+    async fn pending(
+        &self,
+        txn: Option<DeviceAuthTxn>,
+        now: DateTime<Utc>,
     ) -> Result<DeviceAuthTxn, CoreError> {
-        let txn = if txn_id.len() == 32 {
-            self.store().txn(txn_id).await?
-        } else {
-            None
-        }
-        .ok_or_else(|| CoreError::NotFound("no such sign-in (device-auth transaction)".into()))?;
+        let txn = txn.ok_or_else(|| {
+            CoreError::NotFound("no such sign-in (device-auth transaction)".into())
+        })?;
         if txn.outcome != TxnOutcome::Pending {
             return Err(CoreError::FailedPrecondition(
                 "this sign-in was answered already".into(),
@@ -1260,33 +1302,31 @@ impl Core {
     }
 
     /// A device's signed answer, verified with the key of the certificate
-    /// the device authenticated with (its current one); `peer_ip` is where
-    /// the answer came from. Returns the outcome the agent reports.
+    /// it presented (its current one); `peer_ip` is where the answer came
+    /// from. Returns the outcome the agent reports.
     pub async fn answer_device_auth(
         &self,
-        device: &AuthenticatedDevice,
+        leaf_der: Option<&[u8]>,
         peer_ip: Option<&str>,
         signed: &str,
         now: DateTime<Utc>,
     ) -> Result<TxnOutcome, CoreError> {
-        if signed.len() > 4096 {
-            return Err(CoreError::InvalidArgument(
-                "the signed answer is too long".into(),
-            ));
-        }
         // The transaction id is read from the payload before the signature
         // is checked, only to find the transaction; nothing else is trusted
         // until the signature verifies.
-        let statement = signed
-            .split('.')
-            .nth(1)
+        let claimed = (signed.len() <= 4096)
+            .then(|| signed.split('.').nth(1))
+            .flatten()
             .and_then(base64_url)
-            .and_then(|p| serde_json::from_slice::<DeviceStatement>(&p).ok())
-            .ok_or_else(|| {
-                CoreError::InvalidArgument("the answer is not a signed statement".into())
-            })?;
-        let txn = self.pending_txn(&statement.txn, now).await?;
-        let view = self.compliance_of(device.id(), now).await?;
+            .and_then(|p| serde_json::from_slice::<DeviceStatement>(&p).ok());
+        let txn_id = claimed.as_ref().map_or("", |s| s.txn.as_str());
+        let (device, facts) = self.device_auth_facts(leaf_der, txn_id, now).await?;
+        if claimed.is_none() {
+            return Err(CoreError::InvalidArgument(
+                "the answer is not a signed statement (or is longer than 4096 bytes)".into(),
+            ));
+        }
+        let txn = self.pending(facts.txn, now).await?;
         let public_key = device.public_key().ok_or_else(|| {
             CoreError::InvalidArgument(
                 "answers come over a connection with a device certificate".into(),
@@ -1308,8 +1348,14 @@ impl Core {
                     && (now - DateTime::from_timestamp(s.iat, 0).unwrap_or_default()).abs()
                         <= DEVICE_CLOCK_SKEW
             });
-        self.settle_answer(&txn, device, &view, verified.is_some(), peer_ip, now)
-            .await
+        let answer = Answer {
+            device: &device,
+            subject: facts.device,
+            user: facts.user,
+            verified: verified.is_some(),
+            peer_ip,
+        };
+        self.settle_answer(&txn, answer, now).await
     }
 
     /// The mobile path: a browser on a managed phone or tablet opened the
@@ -1319,21 +1365,26 @@ impl Core {
     pub async fn answer_with_certificate(
         &self,
         session: &SsoSession,
-        device: &AuthenticatedDevice,
+        leaf_der: &[u8],
         txn_id: &str,
         peer_ip: &str,
         now: DateTime<Utc>,
     ) -> Result<(TxnOutcome, String), CoreError> {
-        let txn = self.pending_txn(txn_id, now).await?;
+        let (device, facts) = self.device_auth_facts(Some(leaf_der), txn_id, now).await?;
+        let txn = self.pending(facts.txn, now).await?;
         if txn.session_id != session.id {
             return Err(CoreError::NotFound(
                 "no such sign-in in this browser".into(),
             ));
         }
-        let view = self.compliance_of(device.id(), now).await?;
-        let outcome = self
-            .settle_answer(&txn, device, &view, true, Some(peer_ip), now)
-            .await?;
+        let answer = Answer {
+            device: &device,
+            subject: facts.device,
+            user: facts.user,
+            verified: true,
+            peer_ip: Some(peer_ip),
+        };
+        let outcome = self.settle_answer(&txn, answer, now).await?;
         Ok((outcome, txn.request_id))
     }
 
@@ -1342,14 +1393,15 @@ impl Core {
     async fn settle_answer(
         &self,
         txn: &DeviceAuthTxn,
-        device: &AuthenticatedDevice,
-        view: &super::DeviceView,
-        verified: bool,
-        peer_ip: Option<&str>,
+        answer: Answer<'_>,
         now: DateTime<Utc>,
     ) -> Result<TxnOutcome, CoreError> {
-        let hostname = view.device.hostname.clone();
-        let failure = if !verified {
+        let device = answer.device;
+        let Some((subject, policy)) = answer.subject else {
+            return Err(DeviceAuthError::Refused(DeviceRefusal::UnknownDevice).into());
+        };
+        let hostname = subject.hostname.clone();
+        let failure = if !answer.verified {
             Some(DeviceAuthFailure::BadSignature {
                 device: hostname.clone(),
             })
@@ -1358,16 +1410,21 @@ impl Core {
                 device: hostname.clone(),
             })
         } else {
-            let user = self.store().user_by_id(&txn.user_id).await?;
-            match user.filter(|u| u.status == UserStatus::Active) {
+            match answer.user.filter(|u| u.status == UserStatus::Active) {
                 None => Some(DeviceAuthFailure::OtherUser {
                     device: hostname.clone(),
                 }),
-                Some(user) => device_fitness(&view.device, &view.compliance, &user),
+                Some(user) => {
+                    let policy = policy
+                        .as_ref()
+                        .map(|p| (p.name.as_str(), p.document.as_str()));
+                    let view = Core::view_under(subject, policy, now);
+                    device_fitness(&view.device, &view.compliance, &user.email)
+                }
             }
         };
         let failure = failure.or_else(|| {
-            let same_ip = peer_ip.is_some_and(|ip| ip == txn.browser_ip);
+            let same_ip = answer.peer_ip.is_some_and(|ip| ip == txn.browser_ip);
             (txn.mode == DevicePolicy::Bound
                 && self.settings.sso.bound_requires_same_ip
                 && !same_ip)
@@ -1474,10 +1531,10 @@ fn choice(device: &Device) -> DeviceChoice {
 pub(crate) fn device_fitness(
     device: &Device,
     compliance: &Compliance,
-    user: &User,
+    user_email: &str,
 ) -> Option<DeviceAuthFailure> {
     let name = device.hostname.clone();
-    if device.user.as_deref() != Some(user.email.as_str()) {
+    if device.user.as_deref() != Some(user_email) {
         return Some(DeviceAuthFailure::OtherUser { device: name });
     }
     match device.state {

@@ -278,7 +278,7 @@ impl Core {
         };
         if let Some(device) = &grant.device_id {
             let view = self.compliance_of(device, now).await?;
-            if let Some(failure) = device_fitness(&view.device, &view.compliance, &user) {
+            if let Some(failure) = device_fitness(&view.device, &view.compliance, &user.email) {
                 self.store()
                     .end_grant(&grant.id, &format!("device check: {}", failure.code()), now)
                     .await?;
