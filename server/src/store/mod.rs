@@ -5,6 +5,40 @@
 //! open transaction ([`Tx`]), so the core composes several writes into one
 //! atomic step without naming a database type.
 
+// The columns of `device_certificates`, `devices` and `device_auth_txns` as
+// the joined statements select them (aliases `c`, `d`, `t`), read back with
+// `Model::from_query_result(row, "c_")` and so on. Macros, so that each
+// statement is one constant string; a test holds them to the entities.
+macro_rules! certificate_columns {
+    () => {
+        "c.serial AS c_serial, c.device_id AS c_device_id, \
+         c.spki_sha256 AS c_spki_sha256, c.not_before AS c_not_before, \
+         c.not_after AS c_not_after, c.revoked_at AS c_revoked_at"
+    };
+}
+macro_rules! device_columns {
+    () => {
+        "d.id AS d_id, d.hostname AS d_hostname, \
+         d.platform AS d_platform, d.os_version AS d_os_version, d.machine_id AS d_machine_id, \
+         d.serial AS d_serial, d.model AS d_model, d.state AS d_state, \
+         d.user_email AS d_user_email, d.group_name AS d_group_name, \
+         d.enrolled_at AS d_enrolled_at, d.last_seen AS d_last_seen, \
+         d.posture_json AS d_posture_json, d.posture_at AS d_posture_at"
+    };
+}
+macro_rules! txn_columns {
+    () => {
+        "t.id AS t_id, t.nonce AS t_nonce, t.short_code AS t_short_code, \
+         t.mode AS t_mode, t.request_id AS t_request_id, t.session_id AS t_session_id, \
+         t.user_id AS t_user_id, t.client_id AS t_client_id, \
+         t.expected_devices AS t_expected_devices, t.browser_ip AS t_browser_ip, \
+         t.browser_ua AS t_browser_ua, t.created_at AS t_created_at, \
+         t.expires_at AS t_expires_at, t.device_id AS t_device_id, \
+         t.answered_at AS t_answered_at, t.outcome AS t_outcome, t.failure AS t_failure, \
+         t.redeemed_at AS t_redeemed_at"
+    };
+}
+
 mod entities;
 mod second_factor;
 mod sso;
@@ -16,8 +50,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DatabaseTransaction, DbErr, EntityTrait, FromQueryResult, Iterable, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, Statement, TransactionTrait,
+    DatabaseTransaction, DbErr, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, Statement, TransactionTrait,
 };
 
 use crate::core::ids::{AdminId, ClientId, CommandId, DeviceId, TokenId, UserId};
@@ -169,19 +203,6 @@ struct PostureRow {
     disk_encryption: String,
     screen_lock: String,
     firewall: String,
-}
-
-/// `alias.column AS alias_column, …` for every column of `E`, for raw
-/// statements that join several tables (read back with
-/// `Model::from_query_result(row, "alias_")`).
-fn columns<E: EntityTrait>(alias: &str) -> String {
-    E::Column::iter()
-        .map(|c| {
-            let c = sea_orm::IdenStatic::as_str(&c);
-            format!("{alias}.{c} AS {alias}_{c}")
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn certificate_from(row: device_certificates::Model) -> StoreResult<CertificateRecord> {
@@ -649,10 +670,11 @@ impl<C: ConnectionTrait> Db<C> {
     ) -> StoreResult<Option<(CertificateRecord, Option<DeviceState>)>> {
         let statement = Statement::from_sql_and_values(
             self.0.get_database_backend(),
-            format!(
-                "SELECT {}, d.state AS d_state FROM device_certificates c \
-                 LEFT JOIN devices d ON d.id = c.device_id WHERE c.serial = $1",
-                columns::<device_certificates::Entity>("c")
+            concat!(
+                "SELECT ",
+                certificate_columns!(),
+                ", d.state AS d_state FROM device_certificates c \
+                 LEFT JOIN devices d ON d.id = c.device_id WHERE c.serial = $1"
             ),
             [serial_hex.into()],
         );
@@ -1459,4 +1481,35 @@ fn policy_from(
         groups,
         devices,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{EntityTrait, Iterable};
+
+    use super::entities::{device_auth_txns, device_certificates, devices};
+
+    fn columns<E: EntityTrait>(alias: &str) -> String {
+        E::Column::iter()
+            .map(|c| {
+                let c = sea_orm::IdenStatic::as_str(&c);
+                format!("{alias}.{c} AS {alias}_{c}")
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    #[test]
+    fn joined_column_lists_name_every_column() {
+        let spaced = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert_eq!(
+            spaced(certificate_columns!()),
+            columns::<device_certificates::Entity>("c")
+        );
+        assert_eq!(spaced(device_columns!()), columns::<devices::Entity>("d"));
+        assert_eq!(
+            spaced(txn_columns!()),
+            columns::<device_auth_txns::Entity>("t")
+        );
+    }
 }

@@ -15,8 +15,8 @@ use super::entities::{
     refresh_tokens, sso_sessions,
 };
 use super::{
-    CertificateRecord, Db, StoreError, StoreResult, certificate_from, columns, device_from, ms,
-    opt_time, time,
+    CertificateRecord, Db, StoreError, StoreResult, certificate_from, device_from, ms, opt_time,
+    time,
 };
 use crate::core::ids::{ClientId, DeviceId, UserId};
 use crate::core::model::{Device, DevicePolicy, EffectivePolicy, UserStatus};
@@ -48,29 +48,29 @@ pub struct TxnUser {
 /// The statement behind [`Db::device_auth_facts`] (`$1` the serial, `$2`
 /// the transaction id). The effective policy is the device's own
 /// assignment, else its group's, as in `core::policy::effective_policy`.
-fn device_auth_facts_sql() -> String {
-    format!(
-        "SELECT {certificate}, {device}, {txn}, \
-               u.email AS u_email, u.status AS u_status, a.name AS a_name, \
-               (SELECT MAX(x.not_after) FROM device_certificates x \
-                 WHERE x.device_id = d.id AND x.revoked_at IS NULL) AS d_certificate_expiry, \
-               pdp.name AS pd_name, pdp.document AS pd_document, \
-               pgp.name AS pg_name, pgp.document AS pg_document \
-             FROM device_certificates c \
-             LEFT JOIN devices d ON d.id = c.device_id \
-             LEFT JOIN device_auth_txns t ON t.id = $2 \
-             LEFT JOIN users u ON u.id = t.user_id \
-             LEFT JOIN apps a ON a.client_id = t.client_id \
-             LEFT JOIN policy_assignments pd ON pd.target_kind = 'device' AND pd.target = d.id \
-             LEFT JOIN policies pdp ON pdp.name = pd.policy_name \
-             LEFT JOIN policy_assignments pg ON pg.target_kind = 'group' AND pg.target = d.group_name \
-             LEFT JOIN policies pgp ON pgp.name = pg.policy_name \
-             WHERE c.serial = $1",
-        certificate = columns::<device_certificates::Entity>("c"),
-        device = columns::<devices::Entity>("d"),
-        txn = columns::<device_auth_txns::Entity>("t"),
-    )
-}
+const DEVICE_AUTH_FACTS: &str = concat!(
+    "SELECT ",
+    certificate_columns!(),
+    ", ",
+    device_columns!(),
+    ", ",
+    txn_columns!(),
+    ", u.email AS u_email, u.status AS u_status, a.name AS a_name, \
+       (SELECT MAX(x.not_after) FROM device_certificates x \
+         WHERE x.device_id = d.id AND x.revoked_at IS NULL) AS d_certificate_expiry, \
+       pdp.name AS pd_name, pdp.document AS pd_document, \
+       pgp.name AS pg_name, pgp.document AS pg_document \
+     FROM device_certificates c \
+     LEFT JOIN devices d ON d.id = c.device_id \
+     LEFT JOIN device_auth_txns t ON t.id = $2 \
+     LEFT JOIN users u ON u.id = t.user_id \
+     LEFT JOIN apps a ON a.client_id = t.client_id \
+     LEFT JOIN policy_assignments pd ON pd.target_kind = 'device' AND pd.target = d.id \
+     LEFT JOIN policies pdp ON pdp.name = pd.policy_name \
+     LEFT JOIN policy_assignments pg ON pg.target_kind = 'group' AND pg.target = d.group_name \
+     LEFT JOIN policies pgp ON pgp.name = pg.policy_name \
+     WHERE c.serial = $1"
+);
 
 fn device_auth_facts_from(row: &QueryResult) -> StoreResult<DeviceAuthFacts> {
     let present =
@@ -457,7 +457,7 @@ impl<C: ConnectionTrait> Db<C> {
         let backend = self.0.get_database_backend();
         let statement = Statement::from_sql_and_values(
             backend,
-            device_auth_facts_sql(),
+            DEVICE_AUTH_FACTS,
             [serial.into(), txn_id.into()],
         );
         let Some(row) = self.0.query_one_raw(statement).await? else {

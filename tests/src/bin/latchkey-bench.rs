@@ -37,6 +37,13 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The ECDSA P-256 check of one device statement (a compact JWS), as
+    /// the server makes it for every answer: CPU per verification on this
+    /// machine, for comparison with the figures above it.
+    Verify {
+        #[arg(long, default_value_t = 20000)]
+        count: usize,
+    },
     /// Agents enrolling over gRPC (each its own TLS connection) on SQLite.
     Enroll {
         #[arg(long, default_value_t = 2000)]
@@ -80,6 +87,11 @@ enum Command {
         /// as the running agent does, and nothing else runs meanwhile.
         #[arg(long)]
         answer_only: bool,
+        /// With `--answer-only`: first bring all the sign-ins to the device
+        /// step, then answer them this many at a time, and report the
+        /// server CPU per answer under that load.
+        #[arg(long, requires = "answer_only")]
+        in_flight: Option<usize>,
         /// A latchkeyd configuration file (e.g. a PostgreSQL database.url).
         #[arg(long)]
         server_config: Option<PathBuf>,
@@ -876,6 +888,7 @@ async fn password_step(
 async fn bench_device_auth(
     logins: usize,
     answer_only: bool,
+    in_flight: Option<usize>,
     server_config: Option<&Path>,
 ) -> Result<()> {
     let dir = tempfile::tempdir()?;
@@ -926,7 +939,12 @@ async fn bench_device_auth(
         } else {
             "SQLite"
         };
-        let result = device_calls(&server, &client_id, &state, logins, database).await;
+        let result = match in_flight {
+            Some(in_flight) => {
+                device_storm(&server, &client_id, &state, logins, in_flight, database).await
+            }
+            None => device_calls(&server, &client_id, &state, logins, database).await,
+        };
         running.kill().await?;
         server.stop().await?;
         return result;
@@ -1014,6 +1032,38 @@ async fn bench_device_auth(
     server.stop().await
 }
 
+/// `perf record --control fifo:FILE -D -1 …` with
+/// `LATCHKEY_BENCH_PERF_CONTROL=FILE` profiles only the measured windows.
+struct PerfControl(Option<std::fs::File>);
+
+impl PerfControl {
+    fn from_env() -> Result<Self> {
+        Ok(PerfControl(
+            match std::env::var_os("LATCHKEY_BENCH_PERF_CONTROL") {
+                Some(path) => Some(std::fs::OpenOptions::new().write(true).open(path)?),
+                None => None,
+            },
+        ))
+    }
+
+    fn send(&mut self, command: &str) -> Result<()> {
+        if let Some(fifo) = self.0.as_mut() {
+            use std::io::Write;
+            fifo.write_all(command.as_bytes())?;
+            fifo.flush()?;
+        }
+        Ok(())
+    }
+
+    fn enable(&mut self) -> Result<()> {
+        self.send("enable\n")
+    }
+
+    fn disable(&mut self) -> Result<()> {
+        self.send("disable\n")
+    }
+}
+
 /// Server CPU spent on one call, in total and per thread name.
 #[derive(Default)]
 struct CallCpu {
@@ -1070,19 +1120,7 @@ async fn device_calls(
             .await?;
     let mut device = v1::device_service_client::DeviceServiceClient::new(channel);
     let (mut get, mut answer) = (CallCpu::default(), CallCpu::default());
-    // `perf record --control fifo:FILE -D -1 …` profiles only the calls.
-    let mut perf = match std::env::var_os("LATCHKEY_BENCH_PERF_CONTROL") {
-        Some(path) => Some(std::fs::OpenOptions::new().write(true).open(path)?),
-        None => None,
-    };
-    let mut perf_control = |command: &str| -> Result<()> {
-        if let Some(fifo) = perf.as_mut() {
-            use std::io::Write;
-            fifo.write_all(command.as_bytes())?;
-            fifo.flush()?;
-        }
-        Ok(())
-    };
+    let mut perf = PerfControl::from_env()?;
     let mut attempt = 0;
     while answer.total.len() < logins {
         attempt += 1;
@@ -1097,7 +1135,7 @@ async fn device_calls(
             continue;
         };
         tokio::time::sleep(Duration::from_millis(20)).await;
-        perf_control("enable\n")?;
+        perf.enable()?;
         let before = cpu_ns_by_thread(server.pid)?;
         let challenge = device
             .get_device_auth(v1::GetDeviceAuthRequest { txn_id: txn })
@@ -1111,7 +1149,7 @@ async fn device_calls(
             .await?
             .into_inner();
         let after = cpu_ns_by_thread(server.pid)?;
-        perf_control("disable\n")?;
+        perf.disable()?;
         if !answered.confirmed {
             bail!("the device did not confirm: {}", answered.message);
         }
@@ -1131,6 +1169,204 @@ async fn device_calls(
     );
     get.print("GetDeviceAuth");
     answer.print("AnswerDeviceAuth");
+    Ok(())
+}
+
+/// Many sign-ins answered at once, as at the start of a working day:
+/// `logins` browser sign-ins reach the device step first, then their
+/// transactions are answered `in_flight` at a time over eight mTLS channels
+/// with the enrolled device's identity. Reports the server CPU per answer
+/// (`GetDeviceAuth` + `AnswerDeviceAuth`) over the answering phase.
+async fn device_storm(
+    server: &Server,
+    client_id: &str,
+    state_dir: &Path,
+    logins: usize,
+    in_flight: usize,
+    database: &str,
+) -> Result<()> {
+    let state = latchkey_agent::state::StateDir::new(state_dir.to_path_buf());
+    let key = latchkey_agent::keystore::load(&state)?;
+    let chain = state.certificate_chain()?;
+    let mut channels = Vec::new();
+    for _ in 0..8 {
+        let channel =
+            latchkey_agent::enroll::channel(&server.grpc_url, &server.ca_pem, Some((&chain, &key)))
+                .await?;
+        channels.push(v1::device_service_client::DeviceServiceClient::new(channel));
+    }
+
+    // The device step appears once the agent's first posture report is in.
+    let mut first = None;
+    for _ in 0..100 {
+        let mut browser = latchkey_tests::web::Browser::new(server.https_addr, &server.ca_pem)?;
+        if let Some(txn) = password_step(&mut browser, client_id)
+            .await?
+            .attr("data-txn")
+        {
+            first = Some(txn);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let first = first.context("no device step after the password (no posture report?)")?;
+
+    // The other sign-ins up to the device step, four at a time.
+    let started = Instant::now();
+    let signing_in = Arc::new(Semaphore::new(4));
+    let mut tasks = Vec::with_capacity(logins);
+    for _ in 1..logins {
+        let (signing_in, client_id) = (signing_in.clone(), client_id.to_owned());
+        let (addr, ca) = (server.https_addr, server.ca_pem.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = signing_in.acquire_owned().await?;
+            let mut browser = latchkey_tests::web::Browser::new(addr, &ca)?;
+            let page = password_step(&mut browser, &client_id).await?;
+            page.attr("data-txn")
+                .context("no device step after the password")
+        }));
+    }
+    let mut txns = vec![first];
+    for task in tasks {
+        txns.push(task.await??);
+    }
+    let signed_in = started.elapsed();
+
+    // First every challenge is fetched, then every answer sent, each
+    // phase `in_flight` at a time, so that each call's CPU is measured on
+    // its own under load.
+    let mut perf = PerfControl::from_env()?;
+    let calls = Arc::new(Semaphore::new(in_flight));
+    let state = Arc::new(state);
+    perf.enable()?;
+    let before = cpu_ns_by_thread(server.pid)?;
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(logins);
+    for (n, txn_id) in txns.into_iter().enumerate() {
+        let calls = calls.clone();
+        let mut device = channels[n % channels.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            let _permit = calls.acquire_owned().await?;
+            anyhow::Ok(
+                device
+                    .get_device_auth(v1::GetDeviceAuthRequest { txn_id })
+                    .await?
+                    .into_inner(),
+            )
+        }));
+    }
+    let mut challenges = Vec::with_capacity(logins);
+    for task in tasks {
+        challenges.push(task.await??);
+    }
+    let get = (started.elapsed(), cpu_ns_by_thread(server.pid)?);
+    perf.disable()?;
+    let mut answers = Vec::with_capacity(logins);
+    for challenge in &challenges {
+        answers.push(latchkey_agent::device_auth::sign_statement(
+            &state, challenge,
+        )?);
+    }
+    perf.enable()?;
+    let before_answers = cpu_ns_by_thread(server.pid)?;
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(logins);
+    for (n, signed) in answers.into_iter().enumerate() {
+        let calls = calls.clone();
+        let mut device = channels[n % channels.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            let _permit = calls.acquire_owned().await?;
+            let answered = device
+                .answer_device_auth(v1::AnswerDeviceAuthRequest { signed })
+                .await?
+                .into_inner();
+            if !answered.confirmed {
+                bail!("the device did not confirm: {}", answered.message);
+            }
+            Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let answer = (started.elapsed(), cpu_ns_by_thread(server.pid)?);
+    perf.disable()?;
+
+    println!(
+        "device-auth --answer-only --in-flight {in_flight}: {logins} sign-ins at the device step (reached in {:.1} s), then every challenge fetched and every answer sent, {in_flight} at a time over 8 mTLS channels, {database}",
+        signed_in.as_secs_f64()
+    );
+    for (what, from, (elapsed, to)) in [
+        ("GetDeviceAuth", &before, &get),
+        ("AnswerDeviceAuth", &before_answers, &answer),
+    ] {
+        let per_call = |name: Option<&String>| {
+            let spent: u64 = to
+                .iter()
+                .filter(|(n, _)| name.is_none_or(|name| *n == name))
+                .map(|(n, ns)| ns.saturating_sub(from.get(n).copied().unwrap_or(0)))
+                .sum();
+            spent as f64 / logins as f64 / 1000.0
+        };
+        println!(
+            "  {what:<17} {:>6.0} calls/s, server CPU per call {:>4.0} µs",
+            logins as f64 / elapsed.as_secs_f64(),
+            per_call(None)
+        );
+        for name in to.keys() {
+            let spent = per_call(Some(name));
+            if spent >= 0.5 {
+                println!("    {name:<28} {spent:>5.0} µs");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn bench_verify(count: usize) -> Result<()> {
+    use base64::Engine;
+    let key = latchkey_certs::jose::SigningKey::generate()?;
+    let jwk = key.public_jwk()?;
+    let decode = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(v);
+    let point = [vec![4u8], decode(&jwk.x)?, decode(&jwk.y)?].concat();
+    let statement = serde_json::json!({
+        "txn": "0123456789abcdef0123456789abcdef",
+        "nonce": "n".repeat(43),
+        "device_id": "0123456789abcdef0123456789abcdef",
+        "aud": "https://id.example.com",
+        "iat": 1_700_000_000,
+    });
+    let signed = latchkey_certs::jose::compact_jws(
+        &key,
+        latchkey_agent::device_auth::STATEMENT_TYP,
+        "device",
+        statement.to_string().as_bytes(),
+    )?;
+    let thread_cpu = || -> Result<u64> {
+        let text = std::fs::read_to_string("/proc/thread-self/schedstat")?;
+        Ok(text
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    };
+    let mut rounds = Vec::new();
+    for _ in 0..5 {
+        let before = thread_cpu()?;
+        for _ in 0..count / 5 {
+            if latchkey_certs::jose::verify_compact_p256(&point, &signed).is_none() {
+                bail!("the statement did not verify");
+            }
+        }
+        rounds.push((thread_cpu()? - before) as f64 / (count / 5) as f64 / 1000.0);
+    }
+    rounds.sort_by(f64::total_cmp);
+    println!(
+        "verify: {count} ES256 device statements checked on one thread: median of 5 rounds {:.1} µs CPU per verification (rounds {:.1}–{:.1})",
+        percentile(&rounds, 50.0),
+        rounds[0],
+        rounds[rounds.len() - 1]
+    );
     Ok(())
 }
 
@@ -1231,11 +1467,13 @@ async fn main() -> Result<()> {
             external,
         } => bench_lock_fanout(devices, concurrency, external).await,
         Command::IdleAgent { seconds } => bench_idle_agent(seconds).await,
+        Command::Verify { count } => bench_verify(count),
         Command::DeviceAuth {
             logins,
             answer_only,
+            in_flight,
             server_config,
-        } => bench_device_auth(logins, answer_only, server_config.as_deref()).await,
+        } => bench_device_auth(logins, answer_only, in_flight, server_config.as_deref()).await,
         Command::PasswordLogins { attempts, bursts } => {
             bench_password_logins(attempts, bursts).await
         }
