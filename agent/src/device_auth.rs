@@ -188,10 +188,14 @@ pub fn sign_statement(
     )?)
 }
 
-/// Where the system service listens: systemd creates this directory
-/// (`RuntimeDirectory=`, mode 0755) so that a desktop user's `open-url`
-/// can reach the socket while the state directory stays private.
+/// Where the system service listens, so that a desktop user's `open-url`
+/// can reach the socket while the state directory stays private: systemd
+/// creates this directory (`RuntimeDirectory=`, mode 0755); on macOS the
+/// agent does, as launchd's `RUNTIME_DIRECTORY` names it.
+#[cfg(not(target_os = "macos"))]
 pub const SYSTEM_SOCKET_DIR: &str = "/run/latchkey-agent";
+#[cfg(target_os = "macos")]
+pub const SYSTEM_SOCKET_DIR: &str = crate::platform::service::MACOS_SOCKET_DIR;
 
 /// Where the running agent listens for `open-url`: the runtime directory
 /// systemd gave the service, else the state directory.
@@ -222,7 +226,17 @@ pub async fn serve_local(
     answerer: Answerer,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    // The socket's directory may be one the service manager does not make
+    // (macOS empties /var/run at boot); other users must reach into it.
+    if let Some(dir) = path.parent()
+        && !dir.exists()
+    {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)?;
+    }
     let _ = std::fs::remove_file(path);
     let listener = tokio::net::UnixListener::bind(path)?;
     // Any local user may hand over a sign-in link: the link alone proves

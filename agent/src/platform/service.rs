@@ -150,6 +150,9 @@ fn systemd_word(word: &str, exec_line: bool) -> String {
     }
 }
 
+/// Where the macOS service listens for `open-url` hand-offs.
+pub const MACOS_SOCKET_DIR: &str = "/var/run/latchkey-agent";
+
 /// Renders the launchd property list for `/Library/LaunchDaemons`, which runs the agent as
 /// root at boot, restarts it whenever it exits and sends its output to
 /// `/Library/Logs/Latchkey/agent.log`.
@@ -165,6 +168,10 @@ pub fn launchd_plist(spec: &ServiceSpec) -> String {
     .collect::<String>();
     let log = xml_escape(&format!("{LAUNCHD_LOG_DIR}/agent.log"));
     let label = xml_escape(LAUNCHD_LABEL);
+    // The open-url socket lives where desktop users can reach it (the
+    // state directory is root's alone); the agent creates the directory,
+    // since /var/run is emptied at every boot.
+    let socket_dir = xml_escape(MACOS_SOCKET_DIR);
     // ThrottleInterval mirrors systemd's RestartSec so a crashing agent is not respawned in
     // a tight loop.
     format!(
@@ -183,6 +190,11 @@ pub fn launchd_plist(spec: &ServiceSpec) -> String {
 	<true/>
 	<key>ThrottleInterval</key>
 	<integer>5</integer>
+	<key>EnvironmentVariables</key>
+	<dict>
+		<key>RUNTIME_DIRECTORY</key>
+		<string>{socket_dir}</string>
+	</dict>
 	<key>StandardOutPath</key>
 	<string>{log}</string>
 	<key>StandardErrorPath</key>
@@ -305,6 +317,122 @@ fn desktop_word(word: &str) -> String {
     } else {
         escaped
     }
+}
+
+/// Where the macOS `latchkey://` handler is installed: a small AppleScript
+/// applet, since macOS hands a URL to an app bundle as an Apple event, not
+/// as an argument.
+pub const MACOS_URL_APPLET: &str = "/Library/Application Support/Latchkey/Latchkey Sign-in.app";
+/// The applet's bundle identifier.
+pub const MACOS_URL_APPLET_ID: &str = "jp.latchkey.sign-in";
+
+/// The applet's AppleScript source (compiled with `osacompile`): an
+/// `open location` handler that runs `latchkey-agent open-url URL`.
+pub fn macos_url_applet_script(spec: &ServiceSpec) -> String {
+    format!(
+        "on open location theURL\n\tdo shell script (quoted form of {}) & \" --state-dir \" & (quoted form of {}) & \" open-url \" & (quoted form of theURL)\nend open location\n",
+        applescript_string(&spec.executable.to_string_lossy()),
+        applescript_string(&spec.state_dir.to_string_lossy()),
+    )
+}
+
+/// An AppleScript string literal: backslashes and double quotes escaped;
+/// control characters, which no path needs, dropped.
+fn applescript_string(text: &str) -> String {
+    let mut literal = String::from('"');
+    for c in text.chars().filter(|c| !c.is_control()) {
+        if matches!(c, '"' | '\\') {
+            literal.push('\\');
+        }
+        literal.push(c);
+    }
+    literal.push('"');
+    literal
+}
+
+/// The applet's `Info.plist`, replacing the one `osacompile` writes: the
+/// same applet executable, plus the `latchkey` URL scheme
+/// (`CFBundleURLTypes`) and no Dock icon (`LSUIElement`).
+pub fn macos_url_applet_info_plist() -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
+<plist version="1.0">
+<dict>
+	<key>CFBundleDevelopmentRegion</key>
+	<string>en</string>
+	<key>CFBundleExecutable</key>
+	<string>applet</string>
+	<key>CFBundleIconFile</key>
+	<string>applet</string>
+	<key>CFBundleIdentifier</key>
+	<string>{MACOS_URL_APPLET_ID}</string>
+	<key>CFBundleInfoDictionaryVersion</key>
+	<string>6.0</string>
+	<key>CFBundleName</key>
+	<string>Latchkey Sign-in</string>
+	<key>CFBundlePackageType</key>
+	<string>APPL</string>
+	<key>CFBundleSignature</key>
+	<string>aplt</string>
+	<key>CFBundleURLTypes</key>
+	<array>
+		<dict>
+			<key>CFBundleURLName</key>
+			<string>{MACOS_URL_APPLET_ID}</string>
+			<key>CFBundleURLSchemes</key>
+			<array>
+				<string>latchkey</string>
+			</array>
+		</dict>
+	</array>
+	<key>LSUIElement</key>
+	<true/>
+</dict>
+</plist>
+"#
+    )
+}
+
+/// The registry key of the `latchkey` scheme on Windows, under
+/// `HKLM\Software\Classes` so that it serves every user of the machine
+/// (Windows merges it into `HKEY_CLASSES_ROOT`; a user's own
+/// `HKCU\Software\Classes\latchkey` would still take precedence).
+pub const WINDOWS_URL_KEY: &str = r"HKLM\Software\Classes\latchkey";
+
+/// The `reg.exe` invocations that register `latchkey://` on Windows: the
+/// key marked as a URL protocol, and its open command running
+/// `latchkey-agent.exe --state-dir DIR open-url "%1"`.
+pub fn windows_url_handler_reg_args(spec: &ServiceSpec) -> Vec<Vec<String>> {
+    let command = format!(
+        "\"{}\" --state-dir {} open-url \"%1\"",
+        spec.executable.to_string_lossy(),
+        windows_quote_argument(&spec.state_dir.to_string_lossy()),
+    );
+    let add = |key: String, value: Option<&str>, data: &str| {
+        let mut args = vec!["add".to_owned(), key];
+        match value {
+            Some(name) => args.extend(["/v".to_owned(), name.to_owned()]),
+            None => args.push("/ve".to_owned()),
+        }
+        args.extend([
+            "/t".to_owned(),
+            "REG_SZ".to_owned(),
+            "/d".to_owned(),
+            data.to_owned(),
+            "/f".to_owned(),
+        ]);
+        args
+    };
+    vec![
+        add(WINDOWS_URL_KEY.to_owned(), None, "URL:Latchkey sign-in"),
+        add(WINDOWS_URL_KEY.to_owned(), Some("URL Protocol"), ""),
+        add(
+            format!(r"{WINDOWS_URL_KEY}\shell\open\command"),
+            None,
+            &command,
+        ),
+    ]
 }
 
 /// Writes the systemd unit for `spec` into `unit_dir` with mode 0644 and returns its path.
@@ -465,9 +593,40 @@ mod imp {
             "/bin/launchctl",
             &["bootstrap", "system", LAUNCHD_PLIST_PATH],
         )?;
+        let applet = register_url_applet(&spec)?;
         Ok(format!(
-            "wrote {LAUNCHD_PLIST_PATH} and bootstrapped {LAUNCHD_LABEL} into the system domain"
+            "wrote {LAUNCHD_PLIST_PATH} and bootstrapped {LAUNCHD_LABEL} into the system domain; registered latchkey:// links with {}",
+            applet.display()
         ))
+    }
+
+    /// Compiles the `latchkey://` applet, gives it the URL scheme, signs it
+    /// again (the new Info.plist breaks the seal `osacompile` made) and
+    /// registers it with Launch Services.
+    fn register_url_applet(spec: &ServiceSpec) -> Result<std::path::PathBuf, InstallError> {
+        let applet = Path::new(super::MACOS_URL_APPLET);
+        if let Some(parent) = applet.parent() {
+            create_dir(parent, false)?;
+        }
+        let source = std::env::temp_dir().join("latchkey-sign-in.applescript");
+        write_service_file(&source, super::macos_url_applet_script(spec).as_bytes())?;
+        let app = applet.to_string_lossy();
+        let compiled = run_step(
+            "/usr/bin/osacompile",
+            &["-o", &app, &source.to_string_lossy()],
+        );
+        let _ = std::fs::remove_file(&source);
+        compiled?;
+        write_service_file(
+            &applet.join("Contents/Info.plist"),
+            super::macos_url_applet_info_plist().as_bytes(),
+        )?;
+        run_step("/usr/bin/codesign", &["--force", "--sign", "-", &app])?;
+        run_step(
+            "/System/Library/Frameworks/CoreServices.framework/Frameworks/LaunchServices.framework/Support/lsregister",
+            &["-f", &app],
+        )?;
+        Ok(applet.to_owned())
     }
 }
 
@@ -497,8 +656,13 @@ mod imp {
             ],
         )?;
         run_step("sc.exe", &["start", WINDOWS_SERVICE_NAME])?;
+        for args in super::windows_url_handler_reg_args(&spec) {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_step("reg.exe", &args)?;
+        }
         Ok(format!(
-            "created, configured restarts for and started service {WINDOWS_SERVICE_NAME}"
+            "created, configured restarts for and started service {WINDOWS_SERVICE_NAME}; registered latchkey:// links under {}",
+            super::WINDOWS_URL_KEY
         ))
     }
 }
@@ -547,6 +711,75 @@ mod tests {
         assert!(
             spaced.contains(r#"Exec="/opt/Latchkey Agent/latchkey-agent" --state-dir "/var/lib/a\$b" open-url %u"#),
             "{spaced}"
+        );
+    }
+
+    #[test]
+    fn the_macos_applet_hands_the_link_to_open_url() {
+        let script = macos_url_applet_script(&spec(
+            "/Library/Latchkey/latchkey-agent",
+            "/Library/Application Support/Latchkey",
+        ));
+        assert_eq!(
+            script,
+            "on open location theURL\n\tdo shell script (quoted form of \"/Library/Latchkey/latchkey-agent\") & \" --state-dir \" & (quoted form of \"/Library/Application Support/Latchkey\") & \" open-url \" & (quoted form of theURL)\nend open location\n"
+        );
+        let odd = macos_url_applet_script(&spec(r#"/Apps/a"b\c/agent"#, "/var/x\ny"));
+        assert!(
+            odd.contains(r#"quoted form of "/Apps/a\"b\\c/agent""#),
+            "{odd}"
+        );
+        assert!(odd.contains(r#"quoted form of "/var/xy""#), "{odd}");
+
+        let info = macos_url_applet_info_plist();
+        assert!(info.contains(
+            "<key>CFBundleURLSchemes</key>\n\t\t\t<array>\n\t\t\t\t<string>latchkey</string>"
+        ));
+        assert!(info.contains("<key>CFBundleExecutable</key>\n\t<string>applet</string>"));
+        assert!(info.contains("<key>LSUIElement</key>\n\t<true/>"));
+    }
+
+    #[test]
+    fn the_windows_registry_entries_open_links_with_open_url() {
+        let args = windows_url_handler_reg_args(&spec(
+            r"C:\Program Files\Latchkey\latchkey-agent.exe",
+            r"C:\ProgramData\Latchkey\",
+        ));
+        assert_eq!(
+            args,
+            [
+                vec![
+                    "add",
+                    r"HKLM\Software\Classes\latchkey",
+                    "/ve",
+                    "/t",
+                    "REG_SZ",
+                    "/d",
+                    "URL:Latchkey sign-in",
+                    "/f"
+                ],
+                vec![
+                    "add",
+                    r"HKLM\Software\Classes\latchkey",
+                    "/v",
+                    "URL Protocol",
+                    "/t",
+                    "REG_SZ",
+                    "/d",
+                    "",
+                    "/f"
+                ],
+                vec![
+                    "add",
+                    r"HKLM\Software\Classes\latchkey\shell\open\command",
+                    "/ve",
+                    "/t",
+                    "REG_SZ",
+                    "/d",
+                    r#""C:\Program Files\Latchkey\latchkey-agent.exe" --state-dir "C:\ProgramData\Latchkey\\" open-url "%1""#,
+                    "/f"
+                ],
+            ]
         );
     }
 
@@ -618,6 +851,9 @@ mod tests {
         ));
         assert!(plist.contains("<key>RunAtLoad</key>\n\t<true/>"));
         assert!(plist.contains("<key>KeepAlive</key>\n\t<true/>"));
+        assert!(plist.contains(
+            "<key>RUNTIME_DIRECTORY</key>\n\t\t<string>/var/run/latchkey-agent</string>"
+        ));
         assert!(plist.contains(
             "<key>StandardErrorPath</key>\n\t<string>/Library/Logs/Latchkey/agent.log</string>"
         ));
