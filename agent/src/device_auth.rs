@@ -173,17 +173,26 @@ pub fn sign_statement(
     let enrollment = state.enrollment()?;
     let key = keystore::load(state)?;
     let signing_key = latchkey_certs::jose::SigningKey::from_pkcs8_pem(key.expose())?;
+    statement_signed_by(&signing_key, &enrollment.device_id, challenge)
+}
+
+/// The answer to `challenge` in the name of `device_id`, signed with `key`.
+pub fn statement_signed_by(
+    key: &latchkey_certs::jose::SigningKey,
+    device_id: &str,
+    challenge: &v1::DeviceAuthChallenge,
+) -> Result<String, DeviceAuthError> {
     let statement = serde_json::json!({
         "txn": challenge.txn_id,
         "nonce": challenge.nonce,
-        "device_id": enrollment.device_id,
+        "device_id": device_id,
         "aud": challenge.audience,
         "iat": chrono::Utc::now().timestamp(),
     });
     Ok(latchkey_certs::jose::compact_jws(
-        &signing_key,
+        key,
         STATEMENT_TYP,
-        &enrollment.device_id,
+        device_id,
         statement.to_string().as_bytes(),
     )?)
 }

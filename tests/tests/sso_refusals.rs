@@ -10,7 +10,7 @@
 
 use anyhow::{Context, Result};
 use base64::Engine;
-use latchkey_agent::device_auth::{Approval, STATEMENT_TYP, open_url};
+use latchkey_agent::device_auth::{Approval, open_url, statement_signed_by};
 use latchkey_agent::run::RunOptions;
 use latchkey_agent::{enroll, keystore};
 use latchkey_proto::v1::{self, device_service_client::DeviceServiceClient};
@@ -88,19 +88,7 @@ async fn answer_signed_by(
         .into_inner();
     let foreign =
         latchkey_certs::jose::SigningKey::from_pkcs8_pem(keystore::load(&signer.state)?.expose())?;
-    let statement = serde_json::json!({
-        "txn": challenge.txn_id,
-        "nonce": challenge.nonce,
-        "device_id": alice.device_id,
-        "aud": challenge.audience,
-        "iat": chrono::Utc::now().timestamp(),
-    });
-    let signed = latchkey_certs::jose::compact_jws(
-        &foreign,
-        STATEMENT_TYP,
-        &alice.device_id,
-        statement.to_string().as_bytes(),
-    )?;
+    let signed = statement_signed_by(&foreign, &alice.device_id, &challenge)?;
     Ok(client
         .answer_device_auth(v1::AnswerDeviceAuthRequest { signed })
         .await?
