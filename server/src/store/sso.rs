@@ -79,14 +79,17 @@ fn device_auth_facts_from(row: &QueryResult) -> StoreResult<DeviceAuthFacts> {
     let device = if present("d_id")? {
         let expiry: Option<i64> = row.try_get("", "d_certificate_expiry")?;
         let device = device_from(devices::Model::from_query_result(row, "d_")?, expiry)?;
-        let policy = ["pd_", "pg_"].into_iter().find_map(|pre| {
-            let name: Option<String> = row.try_get(pre, "name").ok()?;
-            let document: Option<String> = row.try_get(pre, "document").ok()?;
-            Some(EffectivePolicy {
-                name: name?,
-                document: document?,
-            })
-        });
+        // The device's own assignment, else its group's. A value that
+        // cannot be read is an error, never "no policy".
+        let mut policy = None;
+        for pre in ["pd_", "pg_"] {
+            let name: Option<String> = row.try_get(pre, "name")?;
+            let document: Option<String> = row.try_get(pre, "document")?;
+            if let (Some(name), Some(document)) = (name, document) {
+                policy = Some(EffectivePolicy { name, document });
+                break;
+            }
+        }
         Some((device, policy))
     } else {
         None
