@@ -251,19 +251,7 @@ impl Server {
 /// CPU time of every thread of a process in nanoseconds (the scheduler's
 /// own accounting, not the 10 ms ticks of `/proc/<pid>/stat`).
 fn cpu_ns(pid: u32) -> Result<u64> {
-    let mut total = 0;
-    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
-        let path = task?.path().join("schedstat");
-        // A thread may end between listing and reading.
-        if let Ok(text) = std::fs::read_to_string(path) {
-            total += text
-                .split_whitespace()
-                .next()
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-    }
-    Ok(total)
+    Ok(cpu_ns_by_thread(pid)?.values().sum())
 }
 
 /// CPU time per thread name (digits dropped, so a pool's threads add up),
@@ -1102,6 +1090,20 @@ impl CallCpu {
     }
 }
 
+/// A new mTLS channel to the device API with the enrolled device's
+/// certificate and key, as the running agent keeps one.
+async fn device_client(
+    server: &Server,
+    state: &latchkey_agent::state::StateDir,
+) -> Result<v1::device_service_client::DeviceServiceClient<tonic::transport::Channel>> {
+    let key = latchkey_agent::keystore::load(state)?;
+    let chain = state.certificate_chain()?;
+    let channel =
+        latchkey_agent::enroll::channel(&server.grpc_url, &server.ca_pem, Some((&chain, &key)))
+            .await?;
+    Ok(v1::device_service_client::DeviceServiceClient::new(channel))
+}
+
 /// The device's two calls made by the bench itself, with the enrolled
 /// device's certificate and key over one mTLS channel (as the running agent
 /// keeps one), so that each call's server CPU is measured on its own.
@@ -1113,12 +1115,7 @@ async fn device_calls(
     database: &str,
 ) -> Result<()> {
     let state = latchkey_agent::state::StateDir::new(state_dir.to_path_buf());
-    let key = latchkey_agent::keystore::load(&state)?;
-    let chain = state.certificate_chain()?;
-    let channel =
-        latchkey_agent::enroll::channel(&server.grpc_url, &server.ca_pem, Some((&chain, &key)))
-            .await?;
-    let mut device = v1::device_service_client::DeviceServiceClient::new(channel);
+    let mut device = device_client(server, &state).await?;
     let (mut get, mut answer) = (CallCpu::default(), CallCpu::default());
     let mut perf = PerfControl::from_env()?;
     let mut attempt = 0;
@@ -1186,14 +1183,9 @@ async fn device_storm(
     database: &str,
 ) -> Result<()> {
     let state = latchkey_agent::state::StateDir::new(state_dir.to_path_buf());
-    let key = latchkey_agent::keystore::load(&state)?;
-    let chain = state.certificate_chain()?;
     let mut channels = Vec::new();
     for _ in 0..8 {
-        let channel =
-            latchkey_agent::enroll::channel(&server.grpc_url, &server.ca_pem, Some((&chain, &key)))
-                .await?;
-        channels.push(v1::device_service_client::DeviceServiceClient::new(channel));
+        channels.push(device_client(server, &state).await?);
     }
 
     // The device step appears once the agent's first posture report is in.
