@@ -13,6 +13,7 @@ mod m0004_signing_keys;
 mod m0005_sso;
 mod m0006_second_factor;
 mod m0007_app_networks;
+mod m0008_compliance_verdict;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_sso::Migration),
             Box::new(m0006_second_factor::Migration),
             Box::new(m0007_app_networks::Migration),
+            Box::new(m0008_compliance_verdict::Migration),
         ]
     }
 }

@@ -231,3 +231,270 @@ async fn device_auth_facts_follow_the_policy_in_force() -> anyhow::Result<()> {
     assert!(core.store().device_auth_facts("00", "").await?.is_none());
     sys.stop().await
 }
+
+/// Inserts `txn`, answers it with `answer` at `at` through the one-statement
+/// confirmation, and says whether it was confirmed. A refusal must leave the
+/// transaction as it was.
+async fn confirms(
+    store: &latchkeyd::store::Store,
+    txn: &latchkeyd::core::sso::model::DeviceAuthTxn,
+    answer: latchkeyd::store::FitAnswer<'_>,
+    at: chrono::DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    use latchkeyd::core::sso::model::TxnOutcome;
+    store.insert_txn(txn).await?;
+    let done = store.confirm_fit_answer(&answer, at).await?;
+    let stored = store
+        .txn(&txn.id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the transaction is gone"))?;
+    if done {
+        assert_eq!(stored.outcome, TxnOutcome::Confirmed);
+        assert_eq!(stored.device_id.as_ref(), Some(answer.device_id));
+    } else {
+        assert_eq!(
+            stored.outcome,
+            TxnOutcome::Pending,
+            "a refusal writes nothing"
+        );
+        assert!(stored.device_id.is_none() && stored.answered_at.is_none());
+    }
+    Ok(done)
+}
+
+/// A verified answer is confirmed in one statement only while everything
+/// the full check would look at still holds; after any change since the
+/// posture was judged (the policy in force, the verdict's age, the device,
+/// its user, its certificate, the transaction) the statement writes
+/// nothing, so the full check decides and names the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fit_answer_confirms_in_one_statement_only_while_nothing_changed() -> anyhow::Result<()> {
+    use latchkeyd::core::ids::ClientId;
+    use latchkeyd::core::model::{CheckState, DevicePolicy, Posture};
+    use latchkeyd::core::sso::model::{DeviceAuthTxn, TxnOutcome};
+    use latchkeyd::store::FitAnswer;
+    use sea_orm::ConnectionTrait;
+
+    let sys = System::start().await?;
+    for (email, name) in [("alice@example.com", "Alice"), ("bob@example.com", "Bob")] {
+        sys.ctl(&["user", "add", email, "--name", name]).await?;
+    }
+    let secret = sys
+        .enrollment_token(&["--user", "alice@example.com", "--group", "sales"])
+        .await?;
+    let core = sys.running().core.clone();
+    let store = core.store();
+    let db = sys.database().await?;
+    let now = Utc::now();
+    let (_, csr) = latchkey_certs::new_key_and_csr("h")?;
+    let enrolled = core.enroll(&secret, &csr, facts(0), now).await?;
+    let leaf = latchkey_certs::inspect_pem(&enrolled.certificate_chain_pem)?;
+    let spki = hex::encode(leaf.spki_sha256);
+    let device_id = enrolled.device_id.clone();
+    let device = core.authenticate_broker_device(device_id.as_str()).await?;
+    let report = |os: &str| {
+        AgentEvent::Posture(Posture {
+            os_version: os.into(),
+            disk_encryption: CheckState::Enabled,
+            screen_lock: CheckState::Enabled,
+            firewall: CheckState::Enabled,
+        })
+    };
+    core.handle_agent_event(&device, report("12"), now).await?;
+    let alice = store
+        .user_by_email("alice@example.com")
+        .await?
+        .expect("alice exists");
+
+    let mut n = 0;
+    let mut txn = |mode: DevicePolicy, expected: &DeviceId| {
+        n += 1;
+        DeviceAuthTxn {
+            id: format!("{n:032x}"),
+            nonce: format!("nonce-{n}"),
+            short_code: "123456".into(),
+            mode,
+            request_id: format!("request-{n}"),
+            session_id: format!("session-{n}"),
+            user_id: alice.id.clone(),
+            client_id: ClientId::generate(),
+            expected_devices: vec![DeviceId::generate(), expected.clone()],
+            browser_ip: "192.0.2.10".into(),
+            browser_ua: "test".into(),
+            created_at: now,
+            expires_at: now + Duration::minutes(2),
+            device_id: None,
+            answered_at: None,
+            outcome: TxnOutcome::Pending,
+            redeemed_at: None,
+        }
+    };
+    let soon = now + Duration::seconds(1);
+    // The answer to `t` as the device sends it.
+    macro_rules! fit {
+        ($t:expr) => {
+            FitAnswer {
+                txn_id: &$t.id,
+                nonce: &$t.nonce,
+                device_id: &device_id,
+                serial_hex: &leaf.serial_hex,
+                spki_sha256_hex: &spki,
+                required_ip: None,
+            }
+        };
+    }
+
+    // Fit: confirmed once; a second answer to it changes nothing.
+    let t = txn(DevicePolicy::Bound, &device_id);
+    assert!(confirms(store, &t, fit!(t), soon).await?);
+    assert!(!store.confirm_fit_answer(&fit!(t), soon).await?);
+
+    // The transaction: another nonce, past its expiry, another device
+    // expected, another browser address where `bound` requires the same.
+    let t = txn(DevicePolicy::Bound, &device_id);
+    let a = FitAnswer {
+        nonce: "another nonce",
+        ..fit!(t)
+    };
+    assert!(!confirms(store, &t, a, soon).await?);
+    let t = txn(DevicePolicy::Bound, &device_id);
+    assert!(!confirms(store, &t, fit!(t), now + Duration::minutes(3)).await?);
+    let t = txn(DevicePolicy::Bound, &DeviceId::generate());
+    assert!(!confirms(store, &t, fit!(t), soon).await?);
+    for (mode, ip, expected) in [
+        (DevicePolicy::Bound, "192.0.2.99", false),
+        (DevicePolicy::Bound, "192.0.2.10", true),
+        (DevicePolicy::Confirm, "192.0.2.99", true),
+    ] {
+        let t = txn(mode, &device_id);
+        let a = FitAnswer {
+            required_ip: Some(ip),
+            ..fit!(t)
+        };
+        assert_eq!(
+            confirms(store, &t, a, soon).await?,
+            expected,
+            "{mode:?} from {ip}"
+        );
+    }
+
+    // The certificate: another serial, another key.
+    let t = txn(DevicePolicy::Bound, &device_id);
+    let a = FitAnswer {
+        serial_hex: "01",
+        ..fit!(t)
+    };
+    assert!(!confirms(store, &t, a, soon).await?);
+    let t = txn(DevicePolicy::Bound, &device_id);
+    let a = FitAnswer {
+        spki_sha256_hex: "00",
+        ..fit!(t)
+    };
+    assert!(!confirms(store, &t, a, soon).await?);
+
+    // The verdict's age: the posture is as old as the default rules allow
+    // (24 h), then a minute older.
+    let day = now + Duration::hours(24);
+    for (at, expected) in [(day, true), (day + Duration::minutes(1), false)] {
+        let mut t = txn(DevicePolicy::Bound, &device_id);
+        t.expires_at = day + Duration::hours(1);
+        assert_eq!(confirms(store, &t, fit!(t), at).await?, expected, "{at}");
+    }
+
+    // The policy in force: a group policy, then the device's own, then an
+    // edit of it. None is taken on trust until a posture is judged under
+    // it; a posture the policy fails leaves no verdict at all.
+    let file = sys.dir.path().join("p.toml");
+    let path = file.to_str().unwrap_or_default();
+    let mut posture_at = now;
+    for (change, policy, document, os, passes) in [
+        (
+            "group",
+            "for-sales",
+            "[compliance]\nfirewall = true\n",
+            "12",
+            true,
+        ),
+        ("device", "for-this-device", "[compliance]\n", "12", true),
+        (
+            "edit",
+            "for-this-device",
+            "[compliance]\nscreen_lock = true\n",
+            "12",
+            true,
+        ),
+        (
+            "failing",
+            "for-this-device",
+            "[compliance]\nmin_os_version = { linux = \"13\" }\n",
+            "12",
+            false,
+        ),
+        (
+            "upgrade",
+            "for-this-device",
+            "[compliance]\nmin_os_version = { linux = \"13\" }\n",
+            "13",
+            true,
+        ),
+    ] {
+        std::fs::write(&file, document)?;
+        sys.ctl(&["policy", "set", policy, path]).await?;
+        match change {
+            "group" => {
+                sys.ctl(&["policy", "assign", policy, "--group", "sales"])
+                    .await?;
+            }
+            "device" => {
+                sys.ctl(&["policy", "assign", policy, "--device", device_id.as_str()])
+                    .await?;
+            }
+            _ => {}
+        }
+        if change != "upgrade" {
+            let t = txn(DevicePolicy::Bound, &device_id);
+            assert!(
+                !confirms(store, &t, fit!(t), soon).await?,
+                "after the {change}"
+            );
+        }
+        posture_at += Duration::milliseconds(10);
+        core.handle_agent_event(&device, report(os), posture_at)
+            .await?;
+        let t = txn(DevicePolicy::Bound, &device_id);
+        assert_eq!(
+            confirms(store, &t, fit!(t), soon).await?,
+            passes,
+            "a posture judged after the {change}"
+        );
+    }
+
+    // The device, its binding, its user and its certificate, each changed
+    // and changed back.
+    for (change, undo) in [
+        (
+            "UPDATE devices SET state = 'locked'",
+            "UPDATE devices SET state = 'active'",
+        ),
+        (
+            "UPDATE devices SET user_email = 'bob@example.com'",
+            "UPDATE devices SET user_email = 'alice@example.com'",
+        ),
+        (
+            "UPDATE users SET status = 'suspended' WHERE email = 'alice@example.com'",
+            "UPDATE users SET status = 'active' WHERE email = 'alice@example.com'",
+        ),
+        (
+            "UPDATE device_certificates SET revoked_at = 1",
+            "UPDATE device_certificates SET revoked_at = NULL",
+        ),
+    ] {
+        db.execute_unprepared(change).await?;
+        let t = txn(DevicePolicy::Bound, &device_id);
+        assert!(!confirms(store, &t, fit!(t), soon).await?, "after {change}");
+        db.execute_unprepared(undo).await?;
+        let t = txn(DevicePolicy::Bound, &device_id);
+        assert!(confirms(store, &t, fit!(t), soon).await?, "after {undo}");
+    }
+    sys.stop().await
+}

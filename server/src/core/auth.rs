@@ -151,8 +151,6 @@ pub enum DeviceAuthError {
 pub struct AuthenticatedDevice {
     id: DeviceId,
     certificate_serial: Option<String>,
-    /// The certificate's public key (uncompressed P-256 point).
-    public_key: Option<Vec<u8>>,
 }
 
 impl AuthenticatedDevice {
@@ -164,12 +162,6 @@ impl AuthenticatedDevice {
     /// with one (gRPC and the embedded MQTT gateway).
     pub fn certificate_serial(&self) -> Option<&str> {
         self.certificate_serial.as_deref()
-    }
-
-    /// The key of the certificate the device authenticated with, when it
-    /// came with one; device-auth answers are verified with it.
-    pub fn public_key(&self) -> Option<&[u8]> {
-        self.public_key.as_deref()
     }
 
     pub fn actor(&self) -> String {
@@ -248,7 +240,6 @@ pub fn admit(
     Ok(AuthenticatedDevice {
         id: record.device_id.clone(),
         certificate_serial: Some(leaf.serial_hex),
-        public_key: Some(leaf.public_key),
     })
 }
 
@@ -274,7 +265,6 @@ pub async fn authenticate_broker_device(
     Ok(AuthenticatedDevice {
         id,
         certificate_serial: None,
-        public_key: None,
     })
 }
 

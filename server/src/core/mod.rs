@@ -682,10 +682,8 @@ impl Core {
         policy: Option<(&str, &str)>,
         now: DateTime<Utc>,
     ) -> DeviceView {
-        let document = policy
-            .and_then(|(_, document)| policy::parse_policy(document).ok())
-            .unwrap_or_default();
-        let compliance = policy::evaluate(&device, &document.rules, now);
+        let rules = policy::rules_of(policy.map(|(_, document)| document));
+        let compliance = policy::evaluate(&device, &rules, now);
         DeviceView {
             policy: policy.map(|(name, _)| name.to_owned()),
             device,
@@ -1195,7 +1193,19 @@ impl Core {
                 Ok(())
             }
             AgentEvent::Posture(posture) => {
-                self.store.set_posture(device.id(), &posture, now).await?;
+                // The verdict is written with the posture it was reached on.
+                let Some((mut reported, policy)) =
+                    self.store.device_with_policy(device.id()).await?
+                else {
+                    return Err(CoreError::NotFound(format!("device {}", device.id())));
+                };
+                reported.posture = Some(posture.clone());
+                reported.posture_at = Some(now);
+                let document = policy.as_ref().map_or("", |p| p.document.as_str());
+                let verdict = policy::verdict(&reported, document);
+                self.store
+                    .set_posture(device.id(), &posture, &verdict, now)
+                    .await?;
                 Ok(())
             }
             AgentEvent::Ack {

@@ -243,6 +243,15 @@ pub struct EffectivePolicy {
     pub document: String,
 }
 
+/// A device's compliance as judged when its posture arrived: compliant
+/// until `compliant_until` (none: not compliant) while the policy in force
+/// is still `policy_document` ("" for the default rules).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComplianceVerdict {
+    pub compliant_until: Option<DateTime<Utc>>,
+    pub policy_document: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct StoredPolicy {
     pub name: String,

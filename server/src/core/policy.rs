@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::model::{CheckState, Device, StoredPolicy};
+use super::model::{CheckState, ComplianceVerdict, Device, StoredPolicy};
 
 pub const DEFAULT_MAX_POSTURE_AGE: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_POSTURE_INTERVAL: Duration = Duration::from_secs(15 * 60);
@@ -220,6 +220,35 @@ fn required_enabled(check: &'static str, label: &str, state: CheckState) -> Opti
             check,
             detail: format!("{label} could not be read on this device"),
         }),
+    }
+}
+
+/// The rules of a stored policy document; the default rules without one.
+/// Documents are checked when they are stored, so one that no longer
+/// parses is held to the default rules as well.
+pub fn rules_of(document: Option<&str>) -> ComplianceRules {
+    document
+        .and_then(|d| parse_policy(d).ok())
+        .unwrap_or_default()
+        .rules
+}
+
+/// The verdict on the posture `device` has just reported, under the policy
+/// `document` in force ("" for none). Posture age is the only check that
+/// depends on the time: a device compliant when its posture arrives stays
+/// compliant until that posture is as old as the policy allows.
+pub fn verdict(device: &Device, document: &str) -> ComplianceVerdict {
+    let rules = rules_of((!document.is_empty()).then_some(document));
+    let compliant_until = device
+        .posture_at
+        .filter(|&at| evaluate(device, &rules, at) == Compliance::Compliant)
+        .and_then(|at| {
+            let age = chrono::Duration::from_std(rules.max_posture_age).ok()?;
+            at.checked_add_signed(age)
+        });
+    ComplianceVerdict {
+        compliant_until,
+        policy_document: document.to_owned(),
     }
 }
 

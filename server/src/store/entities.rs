@@ -84,6 +84,12 @@ pub mod devices {
         pub last_seen: Option<i64>,
         pub posture_json: Option<String>,
         pub posture_at: Option<i64>,
+        /// Until when the posture above keeps the device compliant under
+        /// `compliance_policy`; none when it does not.
+        pub compliant_until: Option<i64>,
+        /// The policy document the verdict was reached under ("" for the
+        /// default rules).
+        pub compliance_policy: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -23,7 +23,24 @@ macro_rules! device_columns {
          d.serial AS d_serial, d.model AS d_model, d.state AS d_state, \
          d.user_email AS d_user_email, d.group_name AS d_group_name, \
          d.enrolled_at AS d_enrolled_at, d.last_seen AS d_last_seen, \
-         d.posture_json AS d_posture_json, d.posture_at AS d_posture_at"
+         d.posture_json AS d_posture_json, d.posture_at AS d_posture_at, \
+         d.compliant_until AS d_compliant_until, d.compliance_policy AS d_compliance_policy"
+    };
+}
+// The policy in force for device `d`: its own assignment (`pdp`), else its
+// group's (`pgp`). Read back with `effective_policy_from`.
+macro_rules! effective_policy_joins {
+    () => {
+        " LEFT JOIN policy_assignments pd ON pd.target_kind = 'device' AND pd.target = d.id \
+          LEFT JOIN policies pdp ON pdp.name = pd.policy_name \
+          LEFT JOIN policy_assignments pg ON pg.target_kind = 'group' AND pg.target = d.group_name \
+          LEFT JOIN policies pgp ON pgp.name = pg.policy_name "
+    };
+}
+macro_rules! effective_policy_columns {
+    () => {
+        "pdp.name AS pd_name, pdp.document AS pd_document, \
+         pgp.name AS pg_name, pgp.document AS pg_document"
     };
 }
 macro_rules! txn_columns {
@@ -44,21 +61,21 @@ mod second_factor;
 mod sso;
 
 pub use second_factor::{Challenge, SecondFactorRecord};
-pub use sso::{DeviceAuthFacts, TxnUpdate, TxnUser};
+pub use sso::{DeviceAuthFacts, FitAnswer, TxnUpdate, TxnUser};
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
     DatabaseTransaction, DbErr, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, Statement, TransactionTrait,
+    QueryOrder, QueryResult, QuerySelect, Set, Statement, TransactionTrait,
 };
 
 use crate::core::ids::{AdminId, ClientId, CommandId, DeviceId, TokenId, UserId};
 use crate::core::model::{
-    Admin, App, AuditEntry, AuditEvent, CheckState, Command, CommandKind, CommandStatus, Device,
-    DevicePolicy, DeviceState, EnrollmentToken, Group, MfaPolicy, Posture, Role, StoredPolicy,
-    User, UserKind, UserStatus,
+    Admin, App, AuditEntry, AuditEvent, CheckState, Command, CommandKind, CommandStatus,
+    ComplianceVerdict, Device, DevicePolicy, DeviceState, EffectivePolicy, EnrollmentToken, Group,
+    MfaPolicy, Posture, Role, StoredPolicy, User, UserKind, UserStatus,
 };
 use crate::core::networks::Cidr;
 use entities::{
@@ -247,6 +264,31 @@ fn device_from(row: devices::Model, cert_expiry: Option<i64>) -> StoreResult<Dev
         certificate_expires_at: opt_time(cert_expiry)?,
     })
 }
+
+/// The policy in force read with `effective_policy_columns!`: the device's
+/// own assignment, else its group's. A value that cannot be read is an
+/// error, never "no policy".
+fn effective_policy_from(row: &QueryResult) -> StoreResult<Option<EffectivePolicy>> {
+    for pre in ["pd_", "pg_"] {
+        let name: Option<String> = row.try_get(pre, "name")?;
+        let document: Option<String> = row.try_get(pre, "document")?;
+        if let (Some(name), Some(document)) = (name, document) {
+            return Ok(Some(EffectivePolicy { name, document }));
+        }
+    }
+    Ok(None)
+}
+
+/// A device and the policy in force for it, in one statement.
+const DEVICE_WITH_POLICY: &str = concat!(
+    "SELECT ",
+    device_columns!(),
+    ", ",
+    effective_policy_columns!(),
+    " FROM devices d",
+    effective_policy_joins!(),
+    "WHERE d.id = $1"
+);
 
 fn command_from(row: commands::Model) -> StoreResult<Command> {
     Ok(Command {
@@ -501,6 +543,8 @@ impl<C: ConnectionTrait> Db<C> {
             last_seen: Set(device.last_seen.map(ms)),
             posture_json: Set(None),
             posture_at: Set(None),
+            compliant_until: Set(None),
+            compliance_policy: Set(None),
         }))
         .exec_without_returning(&self.0)
         .await?;
@@ -526,6 +570,24 @@ impl<C: ConnectionTrait> Db<C> {
         };
         let expiry = self.newest_certificate_expiry(&row.id).await?;
         device_from(row, expiry).map(Some)
+    }
+
+    /// A device (without its certificate expiry) and the policy in force
+    /// for it: what its compliance is judged on.
+    pub async fn device_with_policy(
+        &self,
+        id: &DeviceId,
+    ) -> StoreResult<Option<(Device, Option<EffectivePolicy>)>> {
+        let statement = Statement::from_sql_and_values(
+            self.0.get_database_backend(),
+            DEVICE_WITH_POLICY,
+            [id.as_str().into()],
+        );
+        let Some(row) = self.0.query_one_raw(statement).await? else {
+            return Ok(None);
+        };
+        let device = device_from(devices::Model::from_query_result(&row, "d_")?, None)?;
+        Ok(Some((device, effective_policy_from(&row)?)))
     }
 
     /// Just the state of a device: the check made for every device message.
@@ -588,10 +650,14 @@ impl<C: ConnectionTrait> Db<C> {
         Ok(())
     }
 
+    /// Records a posture report with the verdict reached on it. The one
+    /// statement that writes a posture, so a verdict never outlives the
+    /// posture it was reached on.
     pub async fn set_posture(
         &self,
         id: &DeviceId,
         posture: &Posture,
+        verdict: &ComplianceVerdict,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         let json = serde_json::to_string(&PostureRow {
@@ -604,6 +670,14 @@ impl<C: ConnectionTrait> Db<C> {
         let mut update = devices::Entity::update_many()
             .col_expr(devices::Column::PostureJson, Expr::value(json))
             .col_expr(devices::Column::PostureAt, Expr::value(ms(now)))
+            .col_expr(
+                devices::Column::CompliantUntil,
+                Expr::value(verdict.compliant_until.map(ms)),
+            )
+            .col_expr(
+                devices::Column::CompliancePolicy,
+                Expr::value(verdict.policy_document.clone()),
+            )
             .col_expr(devices::Column::LastSeen, Expr::value(ms(now)));
         if !posture.os_version.is_empty() {
             update = update.col_expr(

@@ -15,8 +15,8 @@ use super::entities::{
     refresh_tokens, sso_sessions,
 };
 use super::{
-    CertificateRecord, Db, StoreError, StoreResult, certificate_from, device_from, ms, opt_time,
-    time,
+    CertificateRecord, Db, StoreError, StoreResult, certificate_from, device_from,
+    effective_policy_from, ms, opt_time, time,
 };
 use crate::core::ids::{ClientId, DeviceId, UserId};
 use crate::core::model::{Device, DevicePolicy, EffectivePolicy, UserStatus};
@@ -58,19 +58,58 @@ const DEVICE_AUTH_FACTS: &str = concat!(
     ", u.email AS u_email, u.status AS u_status, a.name AS a_name, \
        (SELECT MAX(x.not_after) FROM device_certificates x \
          WHERE x.device_id = d.id AND x.revoked_at IS NULL) AS d_certificate_expiry, \
-       pdp.name AS pd_name, pdp.document AS pd_document, \
-       pgp.name AS pg_name, pgp.document AS pg_document \
-     FROM device_certificates c \
+       ",
+    effective_policy_columns!(),
+    " FROM device_certificates c \
      LEFT JOIN devices d ON d.id = c.device_id \
      LEFT JOIN device_auth_txns t ON t.id = $2 \
      LEFT JOIN users u ON u.id = t.user_id \
-     LEFT JOIN apps a ON a.client_id = t.client_id \
-     LEFT JOIN policy_assignments pd ON pd.target_kind = 'device' AND pd.target = d.id \
-     LEFT JOIN policies pdp ON pdp.name = pd.policy_name \
-     LEFT JOIN policy_assignments pg ON pg.target_kind = 'group' AND pg.target = d.group_name \
-     LEFT JOIN policies pgp ON pgp.name = pg.policy_name \
-     WHERE c.serial = $1"
+     LEFT JOIN apps a ON a.client_id = t.client_id",
+    effective_policy_joins!(),
+    "WHERE c.serial = $1"
 );
+
+/// A device's verified answer, confirmed in one statement while everything
+/// the full check would find still holds: the transaction is pending,
+/// unexpired, carries this nonce and expects this device (and, for `bound`
+/// when required, came from the browser's address); the certificate is
+/// this device's, as issued and not revoked; the device is active and
+/// bound to the transaction's active user; and its compliance verdict is
+/// current and was reached under the policy in force now.
+///
+/// Device ids are hex, so the `LIKE` matches one quoted id in the JSON
+/// list exactly. Its pattern is built in the statement, not bound whole: a
+/// bound `LIKE` pattern makes SQLite prepare the statement again on every
+/// run, which cost about 85 µs here (measured with the statement alone).
+const CONFIRM_FIT_ANSWER: &str = concat!(
+    "UPDATE device_auth_txns SET outcome = 'confirmed', device_id = $3, answered_at = $4 \
+     WHERE id = $1 AND nonce = $2 AND outcome = 'pending' AND expires_at > $4 \
+       AND expected_devices LIKE '%\"' || $3 || '\"%' \
+       AND (mode <> 'bound' OR browser_ip = COALESCE($5, browser_ip)) \
+       AND EXISTS (SELECT 1 FROM device_certificates c \
+         JOIN devices d ON d.id = c.device_id \
+         JOIN users u ON u.id = device_auth_txns.user_id",
+    effective_policy_joins!(),
+    "WHERE c.serial = $6 AND c.spki_sha256 = $7 AND c.device_id = $3 \
+         AND c.revoked_at IS NULL AND d.state = 'active' \
+         AND d.user_email = u.email AND u.status = 'active' \
+         AND d.compliant_until >= $4 \
+         AND d.compliance_policy = COALESCE(pdp.document, pgp.document, ''))"
+);
+
+/// What [`Db::confirm_fit_answer`] needs: the verified statement's
+/// transaction and nonce, and the certificate the answer came with.
+#[derive(Debug, Clone, Copy)]
+pub struct FitAnswer<'a> {
+    pub txn_id: &'a str,
+    pub nonce: &'a str,
+    pub device_id: &'a DeviceId,
+    pub serial_hex: &'a str,
+    pub spki_sha256_hex: &'a str,
+    /// The address a `bound` transaction must have been started from;
+    /// `None` when the deployment does not require it.
+    pub required_ip: Option<&'a str>,
+}
 
 fn device_auth_facts_from(row: &QueryResult) -> StoreResult<DeviceAuthFacts> {
     let present =
@@ -79,18 +118,7 @@ fn device_auth_facts_from(row: &QueryResult) -> StoreResult<DeviceAuthFacts> {
     let device = if present("d_id")? {
         let expiry: Option<i64> = row.try_get("", "d_certificate_expiry")?;
         let device = device_from(devices::Model::from_query_result(row, "d_")?, expiry)?;
-        // The device's own assignment, else its group's. A value that
-        // cannot be read is an error, never "no policy".
-        let mut policy = None;
-        for pre in ["pd_", "pg_"] {
-            let name: Option<String> = row.try_get(pre, "name")?;
-            let document: Option<String> = row.try_get(pre, "document")?;
-            if let (Some(name), Some(document)) = (name, document) {
-                policy = Some(EffectivePolicy { name, document });
-                break;
-            }
-        }
-        Some((device, policy))
+        Some((device, effective_policy_from(row)?))
     } else {
         None
     };
@@ -479,6 +507,30 @@ impl<C: ConnectionTrait> Db<C> {
             .await?
             .map(txn_from)
             .transpose()
+    }
+
+    /// Confirms a verified answer if everything a confirmation needs holds
+    /// now (see `CONFIRM_FIT_ANSWER`); false when anything does not, and
+    /// then nothing was written.
+    pub async fn confirm_fit_answer(
+        &self,
+        answer: &FitAnswer<'_>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let statement = Statement::from_sql_and_values(
+            self.0.get_database_backend(),
+            CONFIRM_FIT_ANSWER,
+            [
+                answer.txn_id.into(),
+                answer.nonce.into(),
+                answer.device_id.as_str().into(),
+                ms(now).into(),
+                answer.required_ip.map(str::to_owned).into(),
+                answer.serial_hex.into(),
+                answer.spki_sha256_hex.into(),
+            ],
+        );
+        Ok(self.0.execute_raw(statement).await?.rows_affected() == 1)
     }
 
     /// Records the answer to a pending transaction; false when it was

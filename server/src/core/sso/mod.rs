@@ -29,7 +29,7 @@ use super::passwords::Password;
 use super::policy::Compliance;
 use super::users::PasswordCheck;
 use super::{Core, CoreError};
-use crate::store::{DeviceAuthFacts, PasswordRecord, TxnUpdate, TxnUser};
+use crate::store::{DeviceAuthFacts, FitAnswer, PasswordRecord, TxnUpdate, TxnUser};
 pub use mfa::{
     CodeOutcome, Factor, HistoryRow, MfaSetting, SecondFactorView, TotpEnrollment, mask_email,
 };
@@ -274,6 +274,9 @@ struct Answer<'a> {
     verified: bool,
     peer_ip: Option<&'a str>,
 }
+
+/// The longest signed statement an answer may carry.
+const MAX_STATEMENT: usize = 4096;
 
 /// The statement an agent signs (JWS payload).
 #[derive(Debug, Clone, Deserialize)]
@@ -1214,7 +1217,8 @@ impl Core {
         txn_id: &str,
         now: DateTime<Utc>,
     ) -> Result<DeviceChallenge, CoreError> {
-        let (device, facts) = self.device_auth_facts(leaf_der, txn_id, now).await?;
+        let leaf = auth::read_leaf(leaf_der, now)?;
+        let (device, facts) = self.device_auth_facts(leaf, txn_id).await?;
         let txn = self.pending(facts.txn, now).await?;
         if !txn.expected_devices.contains(device.id()) {
             let hostname = facts.device.map(|(d, _)| d.hostname).unwrap_or_default();
@@ -1251,11 +1255,9 @@ impl Core {
     /// in the same statement, what its call about `txn_id` is decided on.
     async fn device_auth_facts(
         &self,
-        leaf_der: Option<&[u8]>,
+        leaf: latchkey_certs::CertificateInfo,
         txn_id: &str,
-        now: DateTime<Utc>,
     ) -> Result<(AuthenticatedDevice, DeviceAuthFacts), CoreError> {
-        let leaf = auth::read_leaf(leaf_der, now)?;
         // An id of another shape matches no transaction.
         let txn_id = if txn_id.len() == 32 { txn_id } else { "" };
         let facts = self
@@ -1311,43 +1313,36 @@ impl Core {
         signed: &str,
         now: DateTime<Utc>,
     ) -> Result<TxnOutcome, CoreError> {
-        // The transaction id is read from the payload before the signature
-        // is checked, only to find the transaction; nothing else is trusted
-        // until the signature verifies.
-        let claimed = (signed.len() <= 4096)
+        let leaf = auth::read_leaf(leaf_der, now)?;
+        let verified = self.verified_statement(&leaf.public_key, signed, now);
+        if let Some(statement) = &verified
+            && self.confirm_if_fit(&leaf, statement, peer_ip, now).await?
+        {
+            return Ok(TxnOutcome::Confirmed);
+        }
+        // The full check, which finds and records why the answer does not
+        // count (or confirms it when only the stored verdict was out of
+        // date). The transaction id is read from the payload before the
+        // signature is checked, only to find the transaction; nothing else
+        // is trusted unless the signature verified.
+        let claimed = (signed.len() <= MAX_STATEMENT)
             .then(|| signed.split('.').nth(1))
             .flatten()
             .and_then(base64_url)
             .and_then(|p| serde_json::from_slice::<DeviceStatement>(&p).ok());
         let txn_id = claimed.as_ref().map_or("", |s| s.txn.as_str());
-        let (device, facts) = self.device_auth_facts(leaf_der, txn_id, now).await?;
+        let (device, facts) = self.device_auth_facts(leaf, txn_id).await?;
         if claimed.is_none() {
-            return Err(CoreError::InvalidArgument(
-                "the answer is not a signed statement (or is longer than 4096 bytes)".into(),
-            ));
+            return Err(CoreError::InvalidArgument(format!(
+                "the answer is not a signed statement (or is longer than {MAX_STATEMENT} bytes)"
+            )));
         }
         let txn = self.pending(facts.txn, now).await?;
-        let public_key = device.public_key().ok_or_else(|| {
-            CoreError::InvalidArgument(
-                "answers come over a connection with a device certificate".into(),
-            )
-        })?;
-        let verified = latchkey_certs::jose::verify_compact_p256(public_key, signed)
-            .and_then(|(header, payload)| {
-                let header: serde_json::Value = serde_json::from_slice(&header).ok()?;
-                let typ_ok = header.get("alg")?.as_str()? == "ES256"
-                    && header.get("typ")?.as_str()? == DEVICE_AUTH_TYP;
-                let statement: DeviceStatement = serde_json::from_slice(&payload).ok()?;
-                typ_ok.then_some(statement)
-            })
-            .filter(|s| {
-                s.txn == txn.id
-                    && constant_eq(&s.nonce, &txn.nonce)
-                    && s.device_id == device.id().as_str()
-                    && s.aud == self.issuer()
-                    && (now - DateTime::from_timestamp(s.iat, 0).unwrap_or_default()).abs()
-                        <= DEVICE_CLOCK_SKEW
-            });
+        let verified = verified.filter(|s| {
+            s.txn == txn.id
+                && constant_eq(&s.nonce, &txn.nonce)
+                && s.device_id == device.id().as_str()
+        });
         let answer = Answer {
             device: &device,
             subject: facts.device,
@@ -1356,6 +1351,73 @@ impl Core {
             peer_ip,
         };
         self.settle_answer(&txn, answer, now).await
+    }
+
+    /// The statement in `signed` if it is a device-auth statement signed
+    /// with `public_key` (ES256), for this issuer, made within the allowed
+    /// clock skew. The transaction, nonce and device it names are the
+    /// caller's to check.
+    fn verified_statement(
+        &self,
+        public_key: &[u8],
+        signed: &str,
+        now: DateTime<Utc>,
+    ) -> Option<DeviceStatement> {
+        if signed.len() > MAX_STATEMENT {
+            return None;
+        }
+        let (header, payload) = latchkey_certs::jose::verify_compact_p256(public_key, signed)?;
+        let header: serde_json::Value = serde_json::from_slice(&header).ok()?;
+        let typ_ok = header.get("alg")?.as_str()? == "ES256"
+            && header.get("typ")?.as_str()? == DEVICE_AUTH_TYP;
+        let statement: DeviceStatement = serde_json::from_slice(&payload).ok()?;
+        let signed_at = DateTime::from_timestamp(statement.iat, 0)?;
+        (typ_ok && statement.aud == self.issuer() && (now - signed_at).abs() <= DEVICE_CLOCK_SKEW)
+            .then_some(statement)
+    }
+
+    /// Confirms a verified answer in one statement when the device was fit
+    /// when its posture last arrived and nothing the decision rests on has
+    /// changed since (`store::sso::CONFIRM_FIT_ANSWER`); false otherwise,
+    /// with nothing written.
+    async fn confirm_if_fit(
+        &self,
+        leaf: &latchkey_certs::CertificateInfo,
+        statement: &DeviceStatement,
+        peer_ip: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, CoreError> {
+        let Some(device_id) = leaf
+            .device_id
+            .as_deref()
+            .and_then(DeviceId::parse)
+            .filter(|id| id.as_str() == statement.device_id)
+        else {
+            return Ok(false);
+        };
+        let required_ip = if self.settings.sso.bound_requires_same_ip {
+            match peer_ip {
+                Some(ip) => Some(ip),
+                // Only the full check can tell whether it matters.
+                None => return Ok(false),
+            }
+        } else {
+            None
+        };
+        let spki = hex::encode(leaf.spki_sha256);
+        let answer = FitAnswer {
+            txn_id: &statement.txn,
+            nonce: &statement.nonce,
+            device_id: &device_id,
+            serial_hex: &leaf.serial_hex,
+            spki_sha256_hex: &spki,
+            required_ip,
+        };
+        let confirmed = self.store().confirm_fit_answer(&answer, now).await?;
+        if confirmed {
+            self.device_auth_waiters.wake(&statement.txn);
+        }
+        Ok(confirmed)
     }
 
     /// The mobile path: a browser on a managed phone or tablet opened the
@@ -1370,7 +1432,8 @@ impl Core {
         peer_ip: &str,
         now: DateTime<Utc>,
     ) -> Result<(TxnOutcome, String), CoreError> {
-        let (device, facts) = self.device_auth_facts(Some(leaf_der), txn_id, now).await?;
+        let leaf = auth::read_leaf(Some(leaf_der), now)?;
+        let (device, facts) = self.device_auth_facts(leaf, txn_id).await?;
         let txn = self.pending(facts.txn, now).await?;
         if txn.session_id != session.id {
             return Err(CoreError::NotFound(
