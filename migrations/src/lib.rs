@@ -14,6 +14,7 @@ mod m0005_sso;
 mod m0006_second_factor;
 mod m0007_app_networks;
 mod m0008_compliance_verdict;
+mod m0009_login_throttles;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_second_factor::Migration),
             Box::new(m0007_app_networks::Migration),
             Box::new(m0008_compliance_verdict::Migration),
+            Box::new(m0009_login_throttles::Migration),
         ]
     }
 }

@@ -113,6 +113,19 @@ pub struct System {
 /// A change to the server's configuration file.
 pub type Configure = std::sync::Arc<dyn Fn(&mut FileConfig) + Send + Sync>;
 
+/// A second server started by [`System::replica`].
+pub struct Replica {
+    pub running: Running,
+    shutdown: CancellationToken,
+}
+
+impl Replica {
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.running.wait().await;
+    }
+}
+
 impl System {
     pub async fn start() -> Result<System> {
         Self::start_with(MqttSetup::Embedded).await
@@ -208,6 +221,16 @@ impl System {
         self.grpc_url = format!("https://localhost:{}", running.grpc_addr.port());
         self.running = Some(running);
         Ok(())
+    }
+
+    /// A second server on the same database and data directory, with its
+    /// own listeners and tasks, as a replica behind a load balancer runs.
+    pub async fn replica(&self) -> Result<Replica> {
+        let config = self.config()?;
+        let listeners = Listeners::bind(&config).await?;
+        let shutdown = CancellationToken::new();
+        let running = latchkeyd::start(config, listeners, shutdown.clone()).await?;
+        Ok(Replica { running, shutdown })
     }
 
     pub fn running(&self) -> &Running {

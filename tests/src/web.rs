@@ -224,6 +224,12 @@ impl Browser {
         Ok(response)
     }
 
+    /// Sends the following requests to `addr`, keeping the cookies, as a
+    /// load balancer may send a browser to another replica.
+    pub fn through(&mut self, addr: SocketAddr) {
+        self.addr = addr;
+    }
+
     pub async fn get(&mut self, url: &str) -> Result<WebResponse> {
         self.send("GET", url, None).await
     }

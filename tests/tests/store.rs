@@ -167,8 +167,30 @@ async fn expired_sign_in_state_and_old_history_are_purged() -> anyhow::Result<()
             })
             .await?;
     }
+    // Throttling counts: one whose window has passed, one still counting.
+    // A failure after a quiet window starts the count again.
+    let window = latchkeyd::core::limits::WINDOW;
+    let store = core.store();
+    let (quiet, counting) = (vec!["a:quiet".to_owned()], vec!["a:counting".to_owned()]);
+    store
+        .count_login_failure(&quiet, window, now - window - Duration::minutes(2))
+        .await?;
+    for at in [
+        now - window - Duration::minutes(1),
+        now - Duration::minutes(1),
+        now,
+    ] {
+        store.count_login_failure(&counting, window, at).await?;
+    }
+    let counted = store.login_throttles(&counting).await?;
+    assert_eq!(counted[0].failures, 2, "{counted:?}");
     let deleted = core.purge_sso(now).await?;
-    assert_eq!(deleted, 2, "the old session and the old history line");
+    assert_eq!(
+        deleted, 3,
+        "the old session, the old history line and the quiet count"
+    );
+    assert!(store.login_throttles(&quiet).await?.is_empty());
+    assert_eq!(store.login_throttles(&counting).await?, counted);
     assert!(core.store().session(&old.id).await?.is_none());
     assert!(core.store().session(&fresh.id).await?.is_some());
     let history = core.store().login_events(&user.id, 10).await?;

@@ -3,37 +3,27 @@
 //! that doubles up to a cap; a full sign-in clears the account's count.
 //!
 //! Account keys are whatever was typed, known or not, so a lockout says
-//! nothing about whether an account exists. The counts live in this
-//! process: with several replicas each keeps its own, which multiplies the
-//! allowance by the replica count but keeps every replica's bound.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
+//! nothing about whether an account exists. The counts live in the
+//! database, so every replica counts against the same limit; a count whose
+//! last failure is older than the window starts again, and the periodic
+//! clean-up removes it.
 
 use chrono::{DateTime, Duration, Utc};
+
+use super::model::LoginThrottle;
+use super::{Core, CoreError};
 
 /// Failures allowed per account before lockouts start.
 const ACCOUNT_THRESHOLD: u32 = 5;
 /// Failures allowed per IP (shared NATs carry many users).
 const IP_THRESHOLD: u32 = 30;
 /// A quiet period after which a key's count starts again.
-const WINDOW: Duration = Duration::minutes(15);
+pub const WINDOW: Duration = Duration::minutes(15);
 const FIRST_LOCKOUT: Duration = Duration::seconds(30);
 const MAX_LOCKOUT: Duration = Duration::minutes(15);
-/// Bound on tracked keys; stale ones are dropped first.
-const MAX_KEYS: usize = 100_000;
 
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    failures: u32,
-    last_failure: DateTime<Utc>,
-    locked_until: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Default)]
-pub struct LoginLimits {
-    keys: Mutex<HashMap<String, Entry>>,
-}
+const ACCOUNT: &str = "a:";
+const IP: &str = "i:";
 
 fn lockout(failures: u32, threshold: u32) -> Option<Duration> {
     let over = failures.checked_sub(threshold)?;
@@ -42,59 +32,59 @@ fn lockout(failures: u32, threshold: u32) -> Option<Duration> {
 }
 
 fn account_key(login: &str) -> String {
-    format!("a:{}", login.trim().to_lowercase())
+    format!("{ACCOUNT}{}", login.trim().to_lowercase())
 }
 
-fn ip_key(ip: &str) -> String {
-    format!("i:{ip}")
+/// The keys an attempt by `login` from `ip` counts against.
+fn keys(login: &str, ip: &str) -> [String; 2] {
+    [account_key(login), format!("{IP}{ip}")]
 }
 
-impl LoginLimits {
+/// How long is left of the longest lockout among `counts` at `now`.
+fn locked_for(counts: &[LoginThrottle], now: DateTime<Utc>) -> Option<Duration> {
+    counts
+        .iter()
+        .filter_map(|c| {
+            let threshold = if c.key.starts_with(IP) {
+                IP_THRESHOLD
+            } else {
+                ACCOUNT_THRESHOLD
+            };
+            Some(c.last_failure + lockout(c.failures, threshold)?)
+        })
+        .filter(|until| *until > now)
+        .map(|until| until - now)
+        .max()
+}
+
+impl Core {
     /// When the account or the IP is locked out at `now`, how long is left.
-    pub fn locked_for(&self, login: &str, ip: &str, now: DateTime<Utc>) -> Option<Duration> {
-        let keys = self.keys.lock().ok()?;
-        [account_key(login), ip_key(ip)]
-            .iter()
-            .filter_map(|k| keys.get(k)?.locked_until)
-            .filter(|until| *until > now)
-            .map(|until| until - now)
-            .max()
+    pub(crate) async fn login_locked_for(
+        &self,
+        login: &str,
+        ip: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Duration>, CoreError> {
+        let counts = self.store.login_throttles(&keys(login, ip)).await?;
+        Ok(locked_for(&counts, now))
     }
 
     /// Counts a failed attempt against the account and the IP.
-    pub fn record_failure(&self, login: &str, ip: &str, now: DateTime<Utc>) {
-        let Ok(mut keys) = self.keys.lock() else {
-            return;
-        };
-        if keys.len() >= MAX_KEYS {
-            keys.retain(|_, e| now - e.last_failure < WINDOW);
-        }
-        for (key, threshold) in [
-            (account_key(login), ACCOUNT_THRESHOLD),
-            (ip_key(ip), IP_THRESHOLD),
-        ] {
-            if keys.len() >= MAX_KEYS && !keys.contains_key(&key) {
-                continue;
-            }
-            let entry = keys.entry(key).or_insert(Entry {
-                failures: 0,
-                last_failure: now,
-                locked_until: None,
-            });
-            if now - entry.last_failure >= WINDOW {
-                entry.failures = 0;
-            }
-            entry.failures = entry.failures.saturating_add(1);
-            entry.last_failure = now;
-            entry.locked_until = lockout(entry.failures, threshold).map(|d| now + d);
-        }
+    pub(crate) async fn record_login_failure(
+        &self,
+        login: &str,
+        ip: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), CoreError> {
+        Ok(self
+            .store
+            .count_login_failure(&keys(login, ip), WINDOW, now)
+            .await?)
     }
 
     /// Clears the account's count after every factor passed.
-    pub fn record_success(&self, login: &str) {
-        if let Ok(mut keys) = self.keys.lock() {
-            keys.remove(&account_key(login));
-        }
+    pub(crate) async fn record_login_success(&self, login: &str) -> Result<(), CoreError> {
+        Ok(self.store.clear_login_throttle(&account_key(login)).await?)
     }
 }
 
@@ -102,58 +92,44 @@ impl LoginLimits {
 mod tests {
     use super::*;
 
-    #[test]
-    fn lockouts_start_at_the_threshold_and_double() {
-        let limits = LoginLimits::default();
-        let now = Utc::now();
-        for _ in 0..ACCOUNT_THRESHOLD - 1 {
-            limits.record_failure("Alice@example.com", "10.0.0.1", now);
+    /// What the store holds after `failures` failures, the last at `at`.
+    fn count(key: &str, failures: u32, at: DateTime<Utc>) -> LoginThrottle {
+        LoginThrottle {
+            key: key.to_owned(),
+            failures,
+            last_failure: at,
         }
-        assert_eq!(
-            limits.locked_for("alice@example.com", "10.0.0.2", now),
-            None
-        );
-        limits.record_failure("alice@example.com", "10.0.0.1", now);
-        assert_eq!(
-            limits.locked_for("alice@example.com", "10.0.0.2", now),
-            Some(FIRST_LOCKOUT)
-        );
-        limits.record_failure("alice@example.com", "10.0.0.1", now);
-        assert_eq!(
-            limits.locked_for("ALICE@example.com", "10.0.0.2", now),
-            Some(FIRST_LOCKOUT * 2)
-        );
-        // Another account from another IP is not affected.
-        assert_eq!(limits.locked_for("bob@example.com", "10.0.0.2", now), None);
-        // The lockout ends by itself; success clears the count.
-        assert_eq!(
-            limits.locked_for("alice@example.com", "10.0.0.2", now + MAX_LOCKOUT),
-            None
-        );
-        limits.record_success("alice@example.com");
-        assert_eq!(
-            limits.locked_for("alice@example.com", "10.0.0.2", now),
-            None
-        );
     }
 
     #[test]
-    fn an_ip_is_locked_out_across_accounts() {
-        let limits = LoginLimits::default();
+    fn lockouts_start_at_the_threshold_and_double() {
         let now = Utc::now();
-        for i in 0..IP_THRESHOLD {
-            limits.record_failure(&format!("user{i}@example.com"), "192.0.2.7", now);
-        }
-        assert!(
-            limits
-                .locked_for("new@example.com", "192.0.2.7", now)
-                .is_some()
-        );
-        assert!(
-            limits
-                .locked_for("new@example.com", "192.0.2.8", now)
-                .is_none()
-        );
+        let [account, ip] = keys(" Alice@Example.com ", "10.0.0.1");
+        assert_eq!(account, "a:alice@example.com");
+        assert_eq!(ip, "i:10.0.0.1");
+        let below = [count(&account, ACCOUNT_THRESHOLD - 1, now)];
+        assert_eq!(locked_for(&below, now), None);
+        let at = [count(&account, ACCOUNT_THRESHOLD, now)];
+        assert_eq!(locked_for(&at, now), Some(FIRST_LOCKOUT));
+        let past = [count(&account, ACCOUNT_THRESHOLD + 1, now)];
+        assert_eq!(locked_for(&past, now), Some(FIRST_LOCKOUT * 2));
+        // Time passes from the last failure; the lockout ends by itself.
+        let later = now + Duration::seconds(45);
+        assert_eq!(locked_for(&past, later), Some(Duration::seconds(15)));
+        assert_eq!(locked_for(&past, now + MAX_LOCKOUT), None);
+    }
+
+    #[test]
+    fn an_ip_has_its_own_threshold_and_the_longer_lockout_counts() {
+        let now = Utc::now();
+        let [account, ip] = keys("new@example.com", "192.0.2.7");
+        let shared_nat = [count(&ip, ACCOUNT_THRESHOLD + 3, now)];
+        assert_eq!(locked_for(&shared_nat, now), None);
+        let both = [
+            count(&ip, IP_THRESHOLD + 2, now),
+            count(&account, ACCOUNT_THRESHOLD, now),
+        ];
+        assert_eq!(locked_for(&both, now), Some(FIRST_LOCKOUT * 4));
     }
 
     #[test]
@@ -163,5 +139,6 @@ mod tests {
             Some(MAX_LOCKOUT)
         );
         assert_eq!(lockout(1, ACCOUNT_THRESHOLD), None);
+        assert!(MAX_LOCKOUT <= WINDOW, "a purged count holds no lockout");
     }
 }

@@ -7,7 +7,7 @@ pub mod apps;
 pub mod auth;
 mod flood;
 pub mod ids;
-mod limits;
+pub mod limits;
 pub mod model;
 pub mod networks;
 pub mod passwords;
@@ -160,7 +160,6 @@ pub struct Core {
     signing_key_cache: std::sync::Mutex<Option<signing_keys::CachedSigningKey>>,
     /// Wakes browsers waiting on a device-auth transaction in this process.
     device_auth_waiters: sso::Waiters,
-    login_limits: limits::LoginLimits,
     /// Sends emailed sign-in codes; `None` without `[smtp]`.
     mail: Option<crate::mail::Mailer>,
 }
@@ -185,7 +184,6 @@ impl Core {
             settings,
             signing_key_cache: std::sync::Mutex::new(None),
             device_auth_waiters: sso::Waiters::default(),
-            login_limits: limits::LoginLimits::default(),
             mail,
         };
         (core, writer)

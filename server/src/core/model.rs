@@ -252,6 +252,15 @@ pub struct ComplianceVerdict {
     pub policy_document: String,
 }
 
+/// Failed sign-in attempts counted against one key (an account name or a
+/// client address) in the current window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginThrottle {
+    pub key: String,
+    pub failures: u32,
+    pub last_failure: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone)]
 pub struct StoredPolicy {
     pub name: String,

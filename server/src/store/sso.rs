@@ -3,8 +3,8 @@
 //! token rotated) is a compare-and-set that reports whether it won, so two
 //! replicas or two racing requests cannot both succeed.
 
-use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Expr;
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
     QueryResult, QuerySelect, Set, Statement,
@@ -12,14 +12,14 @@ use sea_orm::{
 
 use super::entities::{
     auth_requests, device_auth_txns, device_certificates, devices, grants, login_events,
-    refresh_tokens, sso_sessions,
+    login_throttles, refresh_tokens, sso_sessions,
 };
 use super::{
     CertificateRecord, Db, StoreError, StoreResult, certificate_from, device_from,
     effective_policy_from, ms, opt_time, time,
 };
 use crate::core::ids::{ClientId, DeviceId, UserId};
-use crate::core::model::{Device, DevicePolicy, EffectivePolicy, UserStatus};
+use crate::core::model::{Device, DevicePolicy, EffectivePolicy, LoginThrottle, UserStatus};
 use crate::core::sso::model::{
     AuthRequest, DeviceAuthFailure, DeviceAuthTxn, Grant, LoginEvent, RefreshTokenRecord,
     SsoSession, TxnOutcome,
@@ -68,6 +68,9 @@ const DEVICE_AUTH_FACTS: &str = concat!(
     effective_policy_joins!(),
     "WHERE c.serial = $1"
 );
+
+/// Where a throttling count stops growing (lockouts are capped long before).
+const MAX_COUNTED: i32 = 1_000_000;
 
 /// A device's verified answer, confirmed in one statement while everything
 /// the full check would find still holds: the transaction is pending,
@@ -705,9 +708,11 @@ impl<C: ConnectionTrait> Db<C> {
         &self,
         cutoff: DateTime<Utc>,
         history_cutoff: DateTime<Utc>,
+        throttle_cutoff: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<u64> {
-        let (cutoff, history, now) = (ms(cutoff), ms(history_cutoff), ms(now));
+        let (cutoff, history, throttle, now) =
+            (ms(cutoff), ms(history_cutoff), ms(throttle_cutoff), ms(now));
         // Only integers are formatted into these statements.
         let dead_grants = format!(
             "(grants.ended_at IS NOT NULL AND grants.ended_at < {cutoff}) \
@@ -728,12 +733,75 @@ impl<C: ConnectionTrait> Db<C> {
             format!("DELETE FROM device_auth_txns WHERE expires_at < {cutoff}"),
             format!("DELETE FROM second_factor_challenges WHERE expires_at < {now}"),
             format!("DELETE FROM login_events WHERE at < {history}"),
+            format!("DELETE FROM login_throttles WHERE last_failure < {throttle}"),
         ];
         let mut deleted = 0;
         for statement in statements {
             deleted += self.0.execute_unprepared(&statement).await?.rows_affected();
         }
         Ok(deleted)
+    }
+
+    // ---- sign-in throttling ----
+
+    /// The counts kept for `keys` (those that have any).
+    pub async fn login_throttles(&self, keys: &[String]) -> StoreResult<Vec<LoginThrottle>> {
+        let rows = login_throttles::Entity::find()
+            .filter(login_throttles::Column::Key.is_in(keys.iter().cloned()))
+            .all(&self.0)
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(LoginThrottle {
+                    failures: u32::try_from(row.failures)
+                        .map_err(|_| StoreError::Corrupt(format!("failures {}", row.failures)))?,
+                    last_failure: time(row.last_failure)?,
+                    key: row.key,
+                })
+            })
+            .collect()
+    }
+
+    /// Counts one failure against each of `keys` in one statement. A key
+    /// whose last failure is `window` or longer ago starts again at one.
+    pub async fn count_login_failure(
+        &self,
+        keys: &[String],
+        window: Duration,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let window = window.num_milliseconds();
+        let failures = Expr::cust(format!(
+            "CASE WHEN excluded.last_failure - login_throttles.last_failure >= {window} THEN 1 \
+             WHEN login_throttles.failures >= {MAX_COUNTED} THEN login_throttles.failures \
+             ELSE login_throttles.failures + 1 END"
+        ));
+        login_throttles::Entity::insert_many(keys.iter().map(|key| login_throttles::ActiveModel {
+            key: Set(key.clone()),
+            failures: Set(1),
+            last_failure: Set(ms(now)),
+        }))
+        .on_conflict(
+            OnConflict::column(login_throttles::Column::Key)
+                .value(login_throttles::Column::Failures, failures)
+                .update_column(login_throttles::Column::LastFailure)
+                .to_owned(),
+        )
+        .exec_without_returning(&self.0)
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets the count kept for `key`.
+    pub async fn clear_login_throttle(&self, key: &str) -> StoreResult<()> {
+        login_throttles::Entity::delete_many()
+            .filter(login_throttles::Column::Key.eq(key))
+            .exec(&self.0)
+            .await?;
+        Ok(())
     }
 
     // ---- login history ----

@@ -348,7 +348,7 @@ impl Core {
         let Some(user) = self.session_user(session).await? else {
             return Ok(CodeOutcome::Expired);
         };
-        if let Some(left) = self.login_limits.locked_for(&user.email, &session.ip, now) {
+        if let Some(left) = self.login_locked_for(&user.email, &session.ip, now).await? {
             self.code_event(session, &user, "otp", Some("locked_out"), now)
                 .await?;
             return Ok(CodeOutcome::LockedOut(left.num_seconds().max(1)));
@@ -366,8 +366,8 @@ impl Core {
             _ => ("totp", self.check_totp(&user, code, now).await?),
         };
         if !accepted {
-            self.login_limits
-                .record_failure(&user.email, &session.ip, now);
+            self.record_login_failure(&user.email, &session.ip, now)
+                .await?;
             self.code_event(session, &user, method, Some("bad_code"), now)
                 .await?;
             return Ok(CodeOutcome::Rejected);
@@ -554,12 +554,12 @@ impl Core {
         code: &str,
         now: DateTime<Utc>,
     ) -> Result<CodeOutcome, CoreError> {
-        if let Some(left) = self.login_limits.locked_for(&user.email, &session.ip, now) {
+        if let Some(left) = self.login_locked_for(&user.email, &session.ip, now).await? {
             return Ok(CodeOutcome::LockedOut(left.num_seconds().max(1)));
         }
         if !self.check_totp(user, code, now).await? {
-            self.login_limits
-                .record_failure(&user.email, &session.ip, now);
+            self.record_login_failure(&user.email, &session.ip, now)
+                .await?;
             return Ok(CodeOutcome::Rejected);
         }
         let tx = self.store().begin().await?;

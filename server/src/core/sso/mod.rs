@@ -603,7 +603,12 @@ impl Core {
     pub async fn purge_sso(&self, now: DateTime<Utc>) -> Result<u64, CoreError> {
         let tx = self.store().begin().await?;
         let deleted = tx
-            .purge_expired(now - PURGE_AFTER, now - HISTORY_RETENTION, now)
+            .purge_expired(
+                now - PURGE_AFTER,
+                now - HISTORY_RETENTION,
+                now - super::limits::WINDOW,
+                now,
+            )
             .await?;
         tx.commit().await?;
         Ok(deleted)
@@ -1021,7 +1026,7 @@ impl Core {
         if !self.network_allows(&session.ip, None) {
             return Ok(PasswordOutcome::NetworkDenied);
         }
-        if let Some(left) = self.login_limits.locked_for(&login, &session.ip, now) {
+        if let Some(left) = self.login_locked_for(&login, &session.ip, now).await? {
             self.store()
                 .insert_login_event(&LoginEvent {
                     at: now,
@@ -1046,7 +1051,7 @@ impl Core {
         };
         let failed = outcome != PasswordOutcome::Accepted;
         if failed {
-            self.login_limits.record_failure(&login, &session.ip, now);
+            self.record_login_failure(&login, &session.ip, now).await?;
         }
         let known = match &user {
             Some(user) => Some(user.id.clone()),
@@ -1092,7 +1097,7 @@ impl Core {
             }
             // A second factor started for someone else in this browser is void.
             self.store().delete_challenge(&session.id).await?;
-            self.login_limits.record_success(&login);
+            self.record_login_success(&login).await?;
         }
         Ok(outcome)
     }
