@@ -1,9 +1,10 @@
 //! A device's compliance verdict, kept with the posture it was reached on:
-//! until when the device is compliant (none when it is not), and the policy
-//! document it was judged under (empty for the default rules). A device's
-//! sign-in answer is confirmed in one statement while the verdict holds and
-//! the policy in force is still that document; otherwise the server judges
-//! the device afresh.
+//! until when the device is compliant (none when it is not), the posture
+//! time it was reached on, and its basis (the revision of the rules and the
+//! policy document it was judged under). A device's sign-in answer is
+//! confirmed in one statement while the verdict holds, the posture is still
+//! that one and the basis is still current; otherwise the server judges the
+//! device afresh.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::{big_integer_null, text_null};
@@ -20,33 +21,38 @@ impl MigrationName for Migration {
 enum Devices {
     Table,
     CompliantUntil,
-    CompliancePolicy,
+    CompliancePostureAt,
+    ComplianceBasis,
 }
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         // One column per statement: SQLite alters one column at a time.
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Devices::Table)
-                    .add_column(big_integer_null(Devices::CompliantUntil))
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Devices::Table)
-                    .add_column(text_null(Devices::CompliancePolicy))
-                    .to_owned(),
-            )
-            .await
+        for column in [
+            big_integer_null(Devices::CompliantUntil),
+            big_integer_null(Devices::CompliancePostureAt),
+            text_null(Devices::ComplianceBasis),
+        ] {
+            let mut column = column;
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(Devices::Table)
+                        .add_column(&mut column)
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for column in [Devices::CompliancePolicy, Devices::CompliantUntil] {
+        for column in [
+            Devices::ComplianceBasis,
+            Devices::CompliancePostureAt,
+            Devices::CompliantUntil,
+        ] {
             manager
                 .alter_table(
                     Table::alter()

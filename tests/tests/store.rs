@@ -362,6 +362,7 @@ async fn a_fit_answer_confirms_in_one_statement_only_while_nothing_changed() -> 
                 serial_hex: &leaf.serial_hex,
                 spki_sha256_hex: &spki,
                 required_ip: None,
+                rules_revision: latchkeyd::core::policy::RULES_REVISION,
             }
         };
     }
@@ -414,10 +415,11 @@ async fn a_fit_answer_confirms_in_one_statement_only_while_nothing_changed() -> 
     };
     assert!(!confirms(store, &t, a, soon).await?);
 
-    // The verdict's age: the posture is as old as the default rules allow
-    // (24 h), then a minute older.
+    // The verdict's age: a millisecond before the posture is as old as the
+    // default rules allow (24 h), and then. Past that, only the full check
+    // (which may still pass within the millisecond) is trusted.
     let day = now + Duration::hours(24);
-    for (at, expected) in [(day, true), (day + Duration::minutes(1), false)] {
+    for (at, expected) in [(day - Duration::milliseconds(1), true), (day, false)] {
         let mut t = txn(DevicePolicy::Bound, &device_id);
         t.expires_at = day + Duration::hours(1);
         assert_eq!(confirms(store, &t, fit!(t), at).await?, expected, "{at}");
@@ -491,9 +493,22 @@ async fn a_fit_answer_confirms_in_one_statement_only_while_nothing_changed() -> 
         );
     }
 
-    // The device, its binding, its user and its certificate, each changed
+    // Another rules revision than the one the verdict was reached under.
+    let t = txn(DevicePolicy::Bound, &device_id);
+    let a = FitAnswer {
+        rules_revision: "0",
+        ..fit!(t)
+    };
+    assert!(!confirms(store, &t, a, soon).await?);
+
+    // The device, its binding, its user, its certificate and a posture
+    // written without a verdict (as an older release would), each changed
     // and changed back.
     for (change, undo) in [
+        (
+            "UPDATE devices SET posture_at = posture_at + 1",
+            "UPDATE devices SET posture_at = posture_at - 1",
+        ),
         (
             "UPDATE devices SET state = 'locked'",
             "UPDATE devices SET state = 'active'",

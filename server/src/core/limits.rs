@@ -1,6 +1,8 @@
 //! Sign-in throttling: failures are counted per account name and per client
 //! IP. Past a threshold each further failure locks the key out for a time
-//! that doubles up to a cap; a full sign-in clears the account's count.
+//! that doubles up to a cap. Passwords and second-factor codes are counted
+//! apart for the account, so knowing the password does not clear the count
+//! of wrong codes; a passed step clears its own count.
 //!
 //! Account keys are whatever was typed, known or not, so a lockout says
 //! nothing about whether an account exists. The counts live in the
@@ -22,8 +24,15 @@ pub const WINDOW: Duration = Duration::minutes(15);
 const FIRST_LOCKOUT: Duration = Duration::seconds(30);
 const MAX_LOCKOUT: Duration = Duration::minutes(15);
 
-const ACCOUNT: &str = "a:";
 const IP: &str = "i:";
+
+/// What an attempt guessed at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guess {
+    Password,
+    /// A second-factor code (authenticator app or email).
+    Code,
+}
 
 fn lockout(failures: u32, threshold: u32) -> Option<Duration> {
     let over = failures.checked_sub(threshold)?;
@@ -31,13 +40,17 @@ fn lockout(failures: u32, threshold: u32) -> Option<Duration> {
     Some((FIRST_LOCKOUT * factor).min(MAX_LOCKOUT))
 }
 
-fn account_key(login: &str) -> String {
-    format!("{ACCOUNT}{}", login.trim().to_lowercase())
+fn account_key(guess: Guess, login: &str) -> String {
+    let prefix = match guess {
+        Guess::Password => "a:",
+        Guess::Code => "c:",
+    };
+    format!("{prefix}{}", login.trim().to_lowercase())
 }
 
 /// The keys an attempt by `login` from `ip` counts against.
-fn keys(login: &str, ip: &str) -> [String; 2] {
-    [account_key(login), format!("{IP}{ip}")]
+fn keys(guess: Guess, login: &str, ip: &str) -> [String; 2] {
+    [account_key(guess, login), format!("{IP}{ip}")]
 }
 
 /// How long is left of the longest lockout among `counts` at `now`.
@@ -58,33 +71,43 @@ fn locked_for(counts: &[LoginThrottle], now: DateTime<Utc>) -> Option<Duration> 
 }
 
 impl Core {
-    /// When the account or the IP is locked out at `now`, how long is left.
+    /// When the account (for this kind of guess) or the IP is locked out at
+    /// `now`, how long is left.
     pub(crate) async fn login_locked_for(
         &self,
+        guess: Guess,
         login: &str,
         ip: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Duration>, CoreError> {
-        let counts = self.store.login_throttles(&keys(login, ip)).await?;
+        let counts = self.store.login_throttles(&keys(guess, login, ip)).await?;
         Ok(locked_for(&counts, now))
     }
 
     /// Counts a failed attempt against the account and the IP.
     pub(crate) async fn record_login_failure(
         &self,
+        guess: Guess,
         login: &str,
         ip: &str,
         now: DateTime<Utc>,
     ) -> Result<(), CoreError> {
         Ok(self
             .store
-            .count_login_failure(&keys(login, ip), WINDOW, now)
+            .count_login_failure(&keys(guess, login, ip), WINDOW, now)
             .await?)
     }
 
-    /// Clears the account's count after every factor passed.
-    pub(crate) async fn record_login_success(&self, login: &str) -> Result<(), CoreError> {
-        Ok(self.store.clear_login_throttle(&account_key(login)).await?)
+    /// Clears the account's count for this kind of guess once it passed.
+    pub(crate) async fn record_login_success(
+        &self,
+        guess: Guess,
+        login: &str,
+    ) -> Result<(), CoreError> {
+        Ok(self
+            .store
+            .clear_login_throttle(&account_key(guess, login))
+            .await?)
     }
 }
 
@@ -104,9 +127,14 @@ mod tests {
     #[test]
     fn lockouts_start_at_the_threshold_and_double() {
         let now = Utc::now();
-        let [account, ip] = keys(" Alice@Example.com ", "10.0.0.1");
+        let [account, ip] = keys(Guess::Password, " Alice@Example.com ", "10.0.0.1");
         assert_eq!(account, "a:alice@example.com");
         assert_eq!(ip, "i:10.0.0.1");
+        let [codes, same_ip] = keys(Guess::Code, "alice@example.com", "10.0.0.1");
+        assert_eq!(
+            (codes.as_str(), same_ip),
+            ("c:alice@example.com", ip.clone())
+        );
         let below = [count(&account, ACCOUNT_THRESHOLD - 1, now)];
         assert_eq!(locked_for(&below, now), None);
         let at = [count(&account, ACCOUNT_THRESHOLD, now)];
@@ -122,7 +150,7 @@ mod tests {
     #[test]
     fn an_ip_has_its_own_threshold_and_the_longer_lockout_counts() {
         let now = Utc::now();
-        let [account, ip] = keys("new@example.com", "192.0.2.7");
+        let [account, ip] = keys(Guess::Code, "new@example.com", "192.0.2.7");
         let shared_nat = [count(&ip, ACCOUNT_THRESHOLD + 3, now)];
         assert_eq!(locked_for(&shared_nat, now), None);
         let both = [

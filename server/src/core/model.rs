@@ -244,12 +244,12 @@ pub struct EffectivePolicy {
 }
 
 /// A device's compliance as judged when its posture arrived: compliant
-/// until `compliant_until` (none: not compliant) while the policy in force
-/// is still `policy_document` ("" for the default rules).
+/// before `compliant_until` (none: not compliant) while the basis it was
+/// judged on (`policy::verdict_basis`) is still current.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComplianceVerdict {
     pub compliant_until: Option<DateTime<Utc>>,
-    pub policy_document: String,
+    pub basis: String,
 }
 
 /// Failed sign-in attempts counted against one key (an account name or a

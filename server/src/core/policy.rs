@@ -233,22 +233,38 @@ pub fn rules_of(document: Option<&str>) -> ComplianceRules {
         .rules
 }
 
+/// The revision of the judgement [`evaluate`] makes. Raise it with any
+/// change to `evaluate`, to policy parsing or to the default rules that
+/// could judge a posture differently: stored verdicts of another revision
+/// are then no longer trusted.
+pub const RULES_REVISION: &str = "1";
+
+/// What a stored verdict rests on besides the posture: the rules revision
+/// and the policy document in force ("" for none).
+pub fn verdict_basis(document: &str) -> String {
+    format!("{RULES_REVISION}:{document}")
+}
+
 /// The verdict on the posture `device` has just reported, under the policy
 /// `document` in force ("" for none). Posture age is the only check that
 /// depends on the time: a device compliant when its posture arrives stays
-/// compliant until that posture is as old as the policy allows.
+/// compliant until that posture is as old as the policy allows. Times are
+/// stored in whole milliseconds: `compliant_until` is the posture time as
+/// stored plus that age, and a verdict is trusted only strictly before it,
+/// so it never outlasts what [`evaluate`] would say.
 pub fn verdict(device: &Device, document: &str) -> ComplianceVerdict {
     let rules = rules_of((!document.is_empty()).then_some(document));
     let compliant_until = device
         .posture_at
         .filter(|&at| evaluate(device, &rules, at) == Compliance::Compliant)
+        .and_then(|at| DateTime::from_timestamp_millis(at.timestamp_millis()))
         .and_then(|at| {
             let age = chrono::Duration::from_std(rules.max_posture_age).ok()?;
             at.checked_add_signed(age)
         });
     ComplianceVerdict {
         compliant_until,
-        policy_document: document.to_owned(),
+        basis: verdict_basis(document),
     }
 }
 

@@ -84,12 +84,14 @@ pub mod devices {
         pub last_seen: Option<i64>,
         pub posture_json: Option<String>,
         pub posture_at: Option<i64>,
-        /// Until when the posture above keeps the device compliant under
-        /// `compliance_policy`; none when it does not.
+        /// Until when (exclusive) the posture reported at
+        /// `compliance_posture_at` keeps the device compliant under
+        /// `compliance_basis`; none when it does not.
         pub compliant_until: Option<i64>,
-        /// The policy document the verdict was reached under ("" for the
-        /// default rules).
-        pub compliance_policy: Option<String>,
+        pub compliance_posture_at: Option<i64>,
+        /// The rules revision and the policy document the verdict was
+        /// reached under (`policy::verdict_basis`).
+        pub compliance_basis: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -24,7 +24,9 @@ macro_rules! device_columns {
          d.user_email AS d_user_email, d.group_name AS d_group_name, \
          d.enrolled_at AS d_enrolled_at, d.last_seen AS d_last_seen, \
          d.posture_json AS d_posture_json, d.posture_at AS d_posture_at, \
-         d.compliant_until AS d_compliant_until, d.compliance_policy AS d_compliance_policy"
+         d.compliant_until AS d_compliant_until, \
+         d.compliance_posture_at AS d_compliance_posture_at, \
+         d.compliance_basis AS d_compliance_basis"
     };
 }
 // The policy in force for device `d`: its own assignment (`pdp`), else its
@@ -544,7 +546,8 @@ impl<C: ConnectionTrait> Db<C> {
             posture_json: Set(None),
             posture_at: Set(None),
             compliant_until: Set(None),
-            compliance_policy: Set(None),
+            compliance_posture_at: Set(None),
+            compliance_basis: Set(None),
         }))
         .exec_without_returning(&self.0)
         .await?;
@@ -650,9 +653,10 @@ impl<C: ConnectionTrait> Db<C> {
         Ok(())
     }
 
-    /// Records a posture report with the verdict reached on it. The one
-    /// statement that writes a posture, so a verdict never outlives the
-    /// posture it was reached on.
+    /// Records a posture report with the verdict reached on it, in one
+    /// statement. The verdict names the posture time it was reached on, so
+    /// a posture written any other way (by an older release during an
+    /// upgrade, say) leaves it untrusted.
     pub async fn set_posture(
         &self,
         id: &DeviceId,
@@ -674,9 +678,10 @@ impl<C: ConnectionTrait> Db<C> {
                 devices::Column::CompliantUntil,
                 Expr::value(verdict.compliant_until.map(ms)),
             )
+            .col_expr(devices::Column::CompliancePostureAt, Expr::value(ms(now)))
             .col_expr(
-                devices::Column::CompliancePolicy,
-                Expr::value(verdict.policy_document.clone()),
+                devices::Column::ComplianceBasis,
+                Expr::value(verdict.basis.clone()),
             )
             .col_expr(devices::Column::LastSeen, Expr::value(ms(now)));
         if !posture.os_version.is_empty() {

@@ -78,7 +78,9 @@ const MAX_COUNTED: i32 = 1_000_000;
 /// when required, came from the browser's address); the certificate is
 /// this device's, as issued and not revoked; the device is active and
 /// bound to the transaction's active user; and its compliance verdict is
-/// current and was reached under the policy in force now.
+/// unexpired, was reached on the posture stored now, under this release's
+/// rules revision (`$8`) and the policy document in force now (the basis
+/// `policy::verdict_basis` writes).
 ///
 /// Device ids are hex, so the `LIKE` matches one quoted id in the JSON
 /// list exactly. Its pattern is built in the statement, not bound whole: a
@@ -96,8 +98,8 @@ const CONFIRM_FIT_ANSWER: &str = concat!(
     "WHERE c.serial = $6 AND c.spki_sha256 = $7 AND c.device_id = $3 \
          AND c.revoked_at IS NULL AND d.state = 'active' \
          AND d.user_email = u.email AND u.status = 'active' \
-         AND d.compliant_until >= $4 \
-         AND d.compliance_policy = COALESCE(pdp.document, pgp.document, ''))"
+         AND d.compliant_until > $4 AND d.compliance_posture_at = d.posture_at \
+         AND d.compliance_basis = $8 || ':' || COALESCE(pdp.document, pgp.document, ''))"
 );
 
 /// What [`Db::confirm_fit_answer`] needs: the verified statement's
@@ -112,6 +114,8 @@ pub struct FitAnswer<'a> {
     /// The address a `bound` transaction must have been started from;
     /// `None` when the deployment does not require it.
     pub required_ip: Option<&'a str>,
+    /// The rules revision a trusted verdict was reached under.
+    pub rules_revision: &'a str,
 }
 
 fn device_auth_facts_from(row: &QueryResult) -> StoreResult<DeviceAuthFacts> {
@@ -531,6 +535,7 @@ impl<C: ConnectionTrait> Db<C> {
                 answer.required_ip.map(str::to_owned).into(),
                 answer.serial_hex.into(),
                 answer.spki_sha256_hex.into(),
+                answer.rules_revision.into(),
             ],
         );
         Ok(self.0.execute_raw(statement).await?.rows_affected() == 1)
@@ -787,7 +792,14 @@ impl<C: ConnectionTrait> Db<C> {
         .on_conflict(
             OnConflict::column(login_throttles::Column::Key)
                 .value(login_throttles::Column::Failures, failures)
-                .update_column(login_throttles::Column::LastFailure)
+                // Never back in time, whatever a replica's clock says.
+                .value(
+                    login_throttles::Column::LastFailure,
+                    Expr::cust(
+                        "CASE WHEN excluded.last_failure > login_throttles.last_failure \
+                         THEN excluded.last_failure ELSE login_throttles.last_failure END",
+                    ),
+                )
                 .to_owned(),
         )
         .exec_without_returning(&self.0)

@@ -10,6 +10,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::{LoginFailure, SsoSession, Step};
+use crate::core::limits::Guess;
 use crate::core::model::{App, AuditEntry, AuditOutcome, MfaPolicy, User, UserStatus};
 use crate::core::totp::{self, TotpSecret};
 use crate::core::{Core, CoreError};
@@ -348,7 +349,10 @@ impl Core {
         let Some(user) = self.session_user(session).await? else {
             return Ok(CodeOutcome::Expired);
         };
-        if let Some(left) = self.login_locked_for(&user.email, &session.ip, now).await? {
+        if let Some(left) = self
+            .login_locked_for(Guess::Code, &user.email, &session.ip, now)
+            .await?
+        {
             self.code_event(session, &user, "otp", Some("locked_out"), now)
                 .await?;
             return Ok(CodeOutcome::LockedOut(left.num_seconds().max(1)));
@@ -366,7 +370,7 @@ impl Core {
             _ => ("totp", self.check_totp(&user, code, now).await?),
         };
         if !accepted {
-            self.record_login_failure(&user.email, &session.ip, now)
+            self.record_login_failure(Guess::Code, &user.email, &session.ip, now)
                 .await?;
             self.code_event(session, &user, method, Some("bad_code"), now)
                 .await?;
@@ -380,6 +384,7 @@ impl Core {
             return Ok(CodeOutcome::Expired);
         }
         self.code_event(&session, &user, method, None, now).await?;
+        self.record_login_success(Guess::Code, &user.email).await?;
         Ok(CodeOutcome::Accepted)
     }
 
@@ -554,11 +559,14 @@ impl Core {
         code: &str,
         now: DateTime<Utc>,
     ) -> Result<CodeOutcome, CoreError> {
-        if let Some(left) = self.login_locked_for(&user.email, &session.ip, now).await? {
+        if let Some(left) = self
+            .login_locked_for(Guess::Code, &user.email, &session.ip, now)
+            .await?
+        {
             return Ok(CodeOutcome::LockedOut(left.num_seconds().max(1)));
         }
         if !self.check_totp(user, code, now).await? {
-            self.record_login_failure(&user.email, &session.ip, now)
+            self.record_login_failure(Guess::Code, &user.email, &session.ip, now)
                 .await?;
             return Ok(CodeOutcome::Rejected);
         }

@@ -20,6 +20,7 @@ use super::auth::{
     self, AuthenticatedDevice, DeviceAuthError, DeviceChannel, DeviceRefusal, secret_hash,
 };
 use super::ids::{ClientId, DeviceId};
+use super::limits::Guess;
 use super::model::{
     App, AuditEntry, AuditOutcome, Device, DevicePolicy, DeviceState, EffectivePolicy, User,
     UserKind, UserStatus,
@@ -1026,7 +1027,10 @@ impl Core {
         if !self.network_allows(&session.ip, None) {
             return Ok(PasswordOutcome::NetworkDenied);
         }
-        if let Some(left) = self.login_locked_for(&login, &session.ip, now).await? {
+        if let Some(left) = self
+            .login_locked_for(Guess::Password, &login, &session.ip, now)
+            .await?
+        {
             self.store()
                 .insert_login_event(&LoginEvent {
                     at: now,
@@ -1051,7 +1055,8 @@ impl Core {
         };
         let failed = outcome != PasswordOutcome::Accepted;
         if failed {
-            self.record_login_failure(&login, &session.ip, now).await?;
+            self.record_login_failure(Guess::Password, &login, &session.ip, now)
+                .await?;
         }
         let known = match &user {
             Some(user) => Some(user.id.clone()),
@@ -1097,7 +1102,7 @@ impl Core {
             }
             // A second factor started for someone else in this browser is void.
             self.store().delete_challenge(&session.id).await?;
-            self.record_login_success(&login).await?;
+            self.record_login_success(Guess::Password, &login).await?;
         }
         Ok(outcome)
     }
@@ -1417,6 +1422,7 @@ impl Core {
             serial_hex: &leaf.serial_hex,
             spki_sha256_hex: &spki,
             required_ip,
+            rules_revision: super::policy::RULES_REVISION,
         };
         let confirmed = self.store().confirm_fit_answer(&answer, now).await?;
         if confirmed {
