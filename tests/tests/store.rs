@@ -352,6 +352,7 @@ async fn a_fit_answer_confirms_in_one_statement_only_while_nothing_changed() -> 
         }
     };
     let soon = now + Duration::seconds(1);
+    let basis_prefix = latchkeyd::core::policy::verdict_basis("");
     // The answer to `t` as the device sends it.
     macro_rules! fit {
         ($t:expr) => {
@@ -362,7 +363,7 @@ async fn a_fit_answer_confirms_in_one_statement_only_while_nothing_changed() -> 
                 serial_hex: &leaf.serial_hex,
                 spki_sha256_hex: &spki,
                 required_ip: None,
-                rules_revision: latchkeyd::core::policy::RULES_REVISION,
+                basis_prefix: &basis_prefix,
             }
         };
     }
@@ -496,7 +497,7 @@ async fn a_fit_answer_confirms_in_one_statement_only_while_nothing_changed() -> 
     // Another rules revision than the one the verdict was reached under.
     let t = txn(DevicePolicy::Bound, &device_id);
     let a = FitAnswer {
-        rules_revision: "0",
+        basis_prefix: "0:",
         ..fit!(t)
     };
     assert!(!confirms(store, &t, a, soon).await?);

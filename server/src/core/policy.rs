@@ -239,8 +239,8 @@ pub fn rules_of(document: Option<&str>) -> ComplianceRules {
 /// are then no longer trusted.
 pub const RULES_REVISION: &str = "1";
 
-/// What a stored verdict rests on besides the posture: the rules revision
-/// and the policy document in force ("" for none).
+/// What a stored verdict rests on besides the posture: the rules revision,
+/// then the policy document in force ("" for none).
 pub fn verdict_basis(document: &str) -> String {
     format!("{RULES_REVISION}:{document}")
 }
@@ -253,7 +253,7 @@ pub fn verdict_basis(document: &str) -> String {
 /// stored plus that age, and a verdict is trusted only strictly before it,
 /// so it never outlasts what [`evaluate`] would say.
 pub fn verdict(device: &Device, document: &str) -> ComplianceVerdict {
-    let rules = rules_of((!document.is_empty()).then_some(document));
+    let rules = rules_of(Some(document));
     let compliant_until = device
         .posture_at
         .filter(|&at| evaluate(device, &rules, at) == Compliance::Compliant)

@@ -78,9 +78,10 @@ const MAX_COUNTED: i32 = 1_000_000;
 /// when required, came from the browser's address); the certificate is
 /// this device's, as issued and not revoked; the device is active and
 /// bound to the transaction's active user; and its compliance verdict is
-/// unexpired, was reached on the posture stored now, under this release's
-/// rules revision (`$8`) and the policy document in force now (the basis
-/// `policy::verdict_basis` writes).
+/// unexpired, was reached on the posture stored now, and rests on this
+/// release's rules and the policy document in force now (`$8` is the basis
+/// `policy::verdict_basis` gives for no document, which the document
+/// follows).
 ///
 /// Device ids are hex, so the `LIKE` matches one quoted id in the JSON
 /// list exactly. Its pattern is built in the statement, not bound whole: a
@@ -99,7 +100,7 @@ const CONFIRM_FIT_ANSWER: &str = concat!(
          AND c.revoked_at IS NULL AND d.state = 'active' \
          AND d.user_email = u.email AND u.status = 'active' \
          AND d.compliant_until > $4 AND d.compliance_posture_at = d.posture_at \
-         AND d.compliance_basis = $8 || ':' || COALESCE(pdp.document, pgp.document, ''))"
+         AND d.compliance_basis = $8 || COALESCE(pdp.document, pgp.document, ''))"
 );
 
 /// What [`Db::confirm_fit_answer`] needs: the verified statement's
@@ -114,8 +115,8 @@ pub struct FitAnswer<'a> {
     /// The address a `bound` transaction must have been started from;
     /// `None` when the deployment does not require it.
     pub required_ip: Option<&'a str>,
-    /// The rules revision a trusted verdict was reached under.
-    pub rules_revision: &'a str,
+    /// The start of a trusted verdict's basis: `policy::verdict_basis("")`.
+    pub basis_prefix: &'a str,
 }
 
 fn device_auth_facts_from(row: &QueryResult) -> StoreResult<DeviceAuthFacts> {
@@ -535,7 +536,7 @@ impl<C: ConnectionTrait> Db<C> {
                 answer.required_ip.map(str::to_owned).into(),
                 answer.serial_hex.into(),
                 answer.spki_sha256_hex.into(),
-                answer.rules_revision.into(),
+                answer.basis_prefix.into(),
             ],
         );
         Ok(self.0.execute_raw(statement).await?.rows_affected() == 1)

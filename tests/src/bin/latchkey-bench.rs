@@ -695,20 +695,22 @@ async fn acknowledged_counter(
     })
 }
 
-async fn bench_idle_agent(seconds: u64) -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let server = Server::start(&dir.path().join("data"), None).await?;
-    let mut admin = server.admin().await?;
-    let token = admin
+/// Enrolls a `latchkey-agent` with a one-use token (bound to `user` unless
+/// empty), its state in `dir/agent`; returns the agent binary and that
+/// state directory.
+async fn enroll_agent(server: &Server, dir: &Path, user: &str) -> Result<(PathBuf, PathBuf)> {
+    let token = server
+        .admin()
+        .await?
         .create_enrollment_token(v1::CreateEnrollmentTokenRequest {
+            user: user.into(),
             uses: 1,
             ..Default::default()
         })
         .await?
         .into_inner()
         .secret;
-    let state = dir.path().join("agent");
-    let ca = server.data_dir.join("ca.pem");
+    let state = dir.join("agent");
     let agent = sibling("latchkey-agent")?;
     let status = tokio::process::Command::new(&agent)
         .arg("--state-dir")
@@ -721,13 +723,20 @@ async fn bench_idle_agent(seconds: u64) -> Result<()> {
             &token,
             "--ca",
         ])
-        .arg(&ca)
+        .arg(server.data_dir.join("ca.pem"))
         .stdout(std::process::Stdio::null())
         .status()
         .await?;
     if !status.success() {
         bail!("enroll failed");
     }
+    Ok((agent, state))
+}
+
+async fn bench_idle_agent(seconds: u64) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(&dir.path().join("data"), None).await?;
+    let (agent, state) = enroll_agent(&server, dir.path(), "").await?;
     let mut child = tokio::process::Command::new(&agent)
         .arg("--state-dir")
         .arg(&state)
@@ -882,36 +891,7 @@ async fn bench_device_auth(
     let dir = tempfile::tempdir()?;
     let server = Server::start(&dir.path().join("data"), server_config).await?;
     let client_id = sso_setup(&server, "bound").await?;
-    let mut admin = server.admin().await?;
-    let token = admin
-        .create_enrollment_token(v1::CreateEnrollmentTokenRequest {
-            user: "alice@example.com".into(),
-            uses: 1,
-            ..Default::default()
-        })
-        .await?
-        .into_inner()
-        .secret;
-    let state = dir.path().join("agent");
-    let agent = sibling("latchkey-agent")?;
-    let status = tokio::process::Command::new(&agent)
-        .arg("--state-dir")
-        .arg(&state)
-        .args([
-            "enroll",
-            "--server",
-            &server.grpc_url,
-            "--token",
-            &token,
-            "--ca",
-        ])
-        .arg(server.data_dir.join("ca.pem"))
-        .stdout(std::process::Stdio::null())
-        .status()
-        .await?;
-    if !status.success() {
-        bail!("enroll failed");
-    }
+    let (agent, state) = enroll_agent(&server, dir.path(), "alice@example.com").await?;
     let mut running = tokio::process::Command::new(&agent)
         .arg("--state-dir")
         .arg(&state)

@@ -1415,6 +1415,7 @@ impl Core {
             None
         };
         let spki = hex::encode(leaf.spki_sha256);
+        let basis_prefix = super::policy::verdict_basis("");
         let answer = FitAnswer {
             txn_id: &statement.txn,
             nonce: &statement.nonce,
@@ -1422,7 +1423,7 @@ impl Core {
             serial_hex: &leaf.serial_hex,
             spki_sha256_hex: &spki,
             required_ip,
-            rules_revision: super::policy::RULES_REVISION,
+            basis_prefix: &basis_prefix,
         };
         let confirmed = self.store().confirm_fit_answer(&answer, now).await?;
         if confirmed {
