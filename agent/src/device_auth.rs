@@ -2,19 +2,20 @@
 //!
 //! A sign-in page opens `latchkey://device-auth?txn=…`; the URL handler
 //! (`latchkey-agent open-url`) hands it to the running agent over a local
-//! socket. The agent fetches the challenge over its mTLS channel, signs
-//! `{txn, nonce, device_id, aud, iat}` with the device key and sends the
-//! answer back the same way. In `confirm` mode the server asks over MQTT
-//! instead, and the agent asks the person at the device first.
+//! channel (`local.rs`). The agent fetches the challenge over its mTLS
+//! channel, signs `{txn, nonce, device_id, aud, iat}` with the device key
+//! and sends the answer back the same way. In `bound` mode an accepted
+//! answer returns a one-time redemption link and code, which the URL
+//! handler brings to the user's browser (or shows, for sign-ins the link
+//! cannot reach). In `confirm` mode the server asks over MQTT instead, and
+//! the person at the device types the number the browser shows, which goes
+//! into the signed statement.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use latchkey_proto::v1::{self, device_service_client::DeviceServiceClient};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::Mutex;
 use tonic::transport::Channel;
-use tracing::{info, warn};
 
 use crate::enroll::{self, EnrollError};
 use crate::keystore;
@@ -22,10 +23,6 @@ use crate::state::{StateDir, StateError};
 
 /// The `typ` of the statement the agent signs; the server checks it.
 pub const STATEMENT_TYP: &str = "latchkey-device-auth+jwt";
-/// The socket file the running agent listens on, in the state directory.
-pub const SOCKET_FILE: &str = "agent.sock";
-/// Longest line accepted on the local socket.
-const MAX_LINE: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceAuthError {
@@ -62,23 +59,79 @@ pub fn txn_from_url(url: &str) -> Result<String, DeviceAuthError> {
     Ok(txn.to_ascii_lowercase())
 }
 
-/// How the agent decides a `confirm`-mode request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// The number a person typed for a `confirm` challenge, or `None` when
+/// they declined.
+pub type NumberSource = Arc<dyn Fn(&v1::DeviceAuthChallenge) -> Option<String> + Send + Sync>;
+
+/// How the agent gets the number the browser shows, for a `confirm`-mode
+/// request. There is no way to approve without it: number matching is what
+/// keeps a push the user did not start from being approved by reflex.
+#[derive(Clone, Default)]
 pub enum Approval {
-    /// Ask the person at the device (a desktop prompt).
+    /// Ask the person at the device to type it (a desktop prompt).
     #[default]
     Ask,
-    /// Sign without asking: for tests and kiosks; set explicitly.
-    Auto,
+    /// The number from elsewhere: tests, which read it from the page.
+    Typed(NumberSource),
 }
 
-/// What happened to one answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl std::fmt::Debug for Approval {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Approval::Ask => "Ask",
+            Approval::Typed(_) => "Typed",
+        })
+    }
+}
+
+/// What happened to one answer, and in `bound` mode what the user's
+/// browser must receive.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
     pub confirmed: bool,
     /// The failed check, e.g. `device_locked`; empty when confirmed.
     pub failure: String,
     pub message: String,
+    /// `bound`, confirmed: the one-time link to open in the user's browser.
+    pub redeem_url: String,
+    /// `bound`, confirmed: the code for sign-ins the link cannot reach.
+    pub code: String,
+    /// The sign-in, for the dialog that shows the code.
+    pub app_name: String,
+    /// The browser that started it ("Chrome 156 · Windows") and its address.
+    pub browser: String,
+    pub browser_ip: String,
+    /// The issuer, whose sign-in page alone may receive the code.
+    pub issuer: String,
+}
+
+/// Where a `bound` answer's proof is, as the server reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Waiting,
+    Delivered,
+    OtherBrowser,
+    Over,
+}
+
+impl Delivery {
+    pub fn parse(text: &str) -> Delivery {
+        match text {
+            "waiting" => Delivery::Waiting,
+            "delivered" => Delivery::Delivered,
+            "other_browser" => Delivery::OtherBrowser,
+            _ => Delivery::Over,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Delivery::Waiting => "waiting",
+            Delivery::Delivered => "delivered",
+            Delivery::OtherBrowser => "other_browser",
+            Delivery::Over => "over",
+        }
+    }
 }
 
 /// Answers device-auth requests with the device key over mTLS, reusing one
@@ -130,27 +183,32 @@ impl Answerer {
             .await
             .map_err(|s| DeviceAuthError::Refused(s.message().to_owned()))?
             .into_inner();
-        if challenge.mode == "confirm" || confirm_mode_expected {
-            let approved = match self.approval {
-                Approval::Auto => true,
+        // A sign-in pushed over MQTT is always a `confirm` request: the
+        // person at the device must type the browser's number whatever the
+        // challenge says.
+        let number = if challenge.mode == "confirm" || confirm_mode_expected {
+            let typed = match &self.approval {
+                Approval::Typed(source) => source(&challenge),
                 Approval::Ask => {
-                    let (app, user, code) = (
-                        challenge.app_name.clone(),
-                        challenge.user_email.clone(),
-                        challenge.short_code.clone(),
-                    );
-                    tokio::task::spawn_blocking(move || {
-                        crate::platform::prompt::confirm_sign_in(&app, &user, &code)
-                    })
-                    .await
-                    .unwrap_or(false)
+                    let prompt = crate::platform::prompt::NumberPrompt {
+                        app: challenge.app_name.clone(),
+                        user: challenge.user_email.clone(),
+                        browser: latchkey_proto::text::browser_summary(
+                            &challenge.browser_user_agent,
+                        ),
+                        ip: challenge.browser_ip.clone(),
+                    };
+                    tokio::task::spawn_blocking(move || prompt.ask())
+                        .await
+                        .ok()
+                        .flatten()
                 }
             };
-            if !approved {
-                return Err(DeviceAuthError::Declined);
-            }
-        }
-        let signed = sign_statement(&self.state, &challenge)?;
+            Some(typed.ok_or(DeviceAuthError::Declined)?)
+        } else {
+            None
+        };
+        let signed = sign_statement(&self.state, &challenge, number.as_deref())?;
         let answer = client
             .answer_device_auth(v1::AnswerDeviceAuthRequest { signed })
             .await
@@ -160,7 +218,28 @@ impl Answerer {
             confirmed: answer.confirmed,
             failure: answer.failure,
             message: answer.message,
+            redeem_url: answer.redeem_url,
+            code: answer.code,
+            app_name: challenge.app_name,
+            browser: latchkey_proto::text::browser_summary(&challenge.browser_user_agent),
+            browser_ip: challenge.browser_ip,
+            issuer: challenge.audience,
         })
+    }
+
+    /// Where the proof of a `bound` answer this device gave is; the server
+    /// waits up to about ten seconds for it to move.
+    pub async fn await_delivery(&self, txn_id: &str) -> Result<Delivery, DeviceAuthError> {
+        let mut client = self.client().await?;
+        let state = client
+            .await_device_auth_delivery(v1::AwaitDeviceAuthDeliveryRequest {
+                txn_id: txn_id.to_owned(),
+            })
+            .await
+            .map_err(|s| DeviceAuthError::Refused(s.message().to_owned()))?
+            .into_inner()
+            .state;
+        Ok(Delivery::parse(&state))
     }
 }
 
@@ -169,26 +248,32 @@ impl Answerer {
 pub fn sign_statement(
     state: &StateDir,
     challenge: &v1::DeviceAuthChallenge,
+    number: Option<&str>,
 ) -> Result<String, DeviceAuthError> {
     let enrollment = state.enrollment()?;
     let key = keystore::load(state)?;
     let signing_key = latchkey_certs::jose::SigningKey::from_pkcs8_pem(key.expose())?;
-    statement_signed_by(&signing_key, &enrollment.device_id, challenge)
+    statement_signed_by(&signing_key, &enrollment.device_id, challenge, number)
 }
 
-/// The answer to `challenge` in the name of `device_id`, signed with `key`.
+/// The answer to `challenge` in the name of `device_id`, signed with `key`;
+/// in `confirm` mode with the number the person typed.
 pub fn statement_signed_by(
     key: &latchkey_certs::jose::SigningKey,
     device_id: &str,
     challenge: &v1::DeviceAuthChallenge,
+    number: Option<&str>,
 ) -> Result<String, DeviceAuthError> {
-    let statement = serde_json::json!({
+    let mut statement = serde_json::json!({
         "txn": challenge.txn_id,
         "nonce": challenge.nonce,
         "device_id": device_id,
         "aud": challenge.audience,
         "iat": chrono::Utc::now().timestamp(),
     });
+    if let (Some(number), Some(fields)) = (number, statement.as_object_mut()) {
+        fields.insert("number".into(), serde_json::Value::from(number.trim()));
+    }
     Ok(latchkey_certs::jose::compact_jws(
         key,
         STATEMENT_TYP,
@@ -197,180 +282,9 @@ pub fn statement_signed_by(
     )?)
 }
 
-/// Where the system service listens, so that a desktop user's `open-url`
-/// can reach the socket while the state directory stays private: systemd
-/// creates this directory (`RuntimeDirectory=`, mode 0755); on macOS the
-/// agent does, as launchd's `RUNTIME_DIRECTORY` names it.
-#[cfg(not(target_os = "macos"))]
-pub const SYSTEM_SOCKET_DIR: &str = "/run/latchkey-agent";
-#[cfg(target_os = "macos")]
-pub const SYSTEM_SOCKET_DIR: &str = crate::platform::service::MACOS_SOCKET_DIR;
-
-/// Where the running agent listens for `open-url`: the runtime directory
-/// systemd gave the service, else the state directory.
-pub fn socket_path(state: &StateDir) -> PathBuf {
-    match std::env::var_os("RUNTIME_DIRECTORY") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join(SOCKET_FILE),
-        _ => state.file(SOCKET_FILE),
-    }
-}
-
-/// Where `open-url` looks for the running agent, in order: the socket a
-/// per-user or test agent keeps in its state directory, then the system
-/// service's.
-fn socket_candidates(state: &StateDir) -> Vec<PathBuf> {
-    let mut candidates = vec![socket_path(state)];
-    let system = Path::new(SYSTEM_SOCKET_DIR).join(SOCKET_FILE);
-    if !candidates.contains(&system) {
-        candidates.push(system);
-    }
-    candidates
-}
-
-/// Serves `open-url` hand-offs until `shutdown`: one request line (the
-/// URL), one answer line (JSON `{"confirmed","failure","message"}`).
-#[cfg(unix)]
-pub async fn serve_local(
-    path: &Path,
-    answerer: Answerer,
-    shutdown: tokio_util::sync::CancellationToken,
-) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    // The socket's directory may be one the service manager does not make
-    // (macOS empties /var/run at boot); other users must reach into it.
-    if let Some(dir) = path.parent()
-        && !dir.exists()
-    {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(dir)?;
-    }
-    let _ = std::fs::remove_file(path);
-    let listener = tokio::net::UnixListener::bind(path)?;
-    // Any local user may hand over a sign-in link: the link alone proves
-    // nothing, and the server checks the browser that started it.
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
-    loop {
-        let (stream, _) = tokio::select! {
-            () = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    warn!(error = %e, "local socket accept failed");
-                    continue;
-                }
-            },
-        };
-        let uid = stream.peer_cred().ok().map(|c| c.uid());
-        let answerer = answerer.clone();
-        tokio::spawn(async move {
-            let (read, mut write) = stream.into_split();
-            let mut line = String::new();
-            let mut reader = BufReader::new(read).take(MAX_LINE as u64);
-            if reader.read_line(&mut line).await.is_err() {
-                return;
-            }
-            let reply = match txn_from_url(line.trim()) {
-                Ok(txn) => {
-                    info!(?uid, txn = %txn, "sign-in link handed over");
-                    match answerer.answer(&txn, false).await {
-                        Ok(report) => report,
-                        Err(e) => Report {
-                            confirmed: false,
-                            failure: "agent".into(),
-                            message: e.to_string(),
-                        },
-                    }
-                }
-                Err(e) => Report {
-                    confirmed: false,
-                    failure: "bad_url".into(),
-                    message: e.to_string(),
-                },
-            };
-            let json = serde_json::json!({
-                "confirmed": reply.confirmed,
-                "failure": reply.failure,
-                "message": reply.message,
-            });
-            let _ = write.write_all(format!("{json}\n").as_bytes()).await;
-        });
-    }
-    let _ = std::fs::remove_file(path);
-    Ok(())
-}
-
-/// `latchkey-agent open-url URL`: hands the link to the running agent and
-/// returns its report.
-#[cfg(unix)]
-pub async fn open_url(state: &StateDir, url: &str) -> Result<Report, DeviceAuthError> {
-    txn_from_url(url)?;
-    let mut tried = Vec::new();
-    let mut connected = None;
-    for path in socket_candidates(state) {
-        match tokio::net::UnixStream::connect(&path).await {
-            Ok(stream) => {
-                connected = Some(stream);
-                break;
-            }
-            Err(e) => tried.push(format!("{}: {e}", path.display())),
-        }
-    }
-    let Some(stream) = connected else {
-        return Err(DeviceAuthError::Refused(format!(
-            "the Latchkey agent is not running ({}); start it and try again",
-            tried.join("; ")
-        )));
-    };
-    let (read, mut write) = stream.into_split();
-    write
-        .write_all(format!("{}\n", url.trim()).as_bytes())
-        .await
-        .map_err(|e| DeviceAuthError::Refused(e.to_string()))?;
-    let mut line = String::new();
-    BufReader::new(read)
-        .take(MAX_LINE as u64)
-        .read_line(&mut line)
-        .await
-        .map_err(|e| DeviceAuthError::Refused(e.to_string()))?;
-    let value: serde_json::Value = serde_json::from_str(line.trim())
-        .map_err(|_| DeviceAuthError::Refused("the agent gave no answer".into()))?;
-    let text = |k: &str| {
-        value
-            .get(k)
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
-            .to_owned()
-    };
-    Ok(Report {
-        confirmed: value.get("confirmed").and_then(serde_json::Value::as_bool) == Some(true),
-        failure: text("failure"),
-        message: text("message"),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn open_url_tries_the_state_dir_then_the_system_service() {
-        let state = StateDir::new("/home/aiko/.local/share/latchkey");
-        let candidates = socket_candidates(&state);
-        if std::env::var_os("RUNTIME_DIRECTORY").is_none() {
-            assert_eq!(
-                candidates.first(),
-                Some(&PathBuf::from(
-                    "/home/aiko/.local/share/latchkey/agent.sock"
-                ))
-            );
-        }
-        assert_eq!(
-            candidates.last(),
-            Some(&PathBuf::from("/run/latchkey-agent/agent.sock"))
-        );
-    }
 
     #[test]
     fn only_device_auth_links_with_a_canonical_txn_parse() {

@@ -6,6 +6,7 @@
 pub mod device_auth;
 pub mod enroll;
 pub mod keystore;
+pub mod local;
 pub mod platform;
 pub mod run;
 pub mod state;

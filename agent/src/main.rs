@@ -39,14 +39,20 @@ enum Command {
         /// Execute nothing; acknowledge every command with result "dry-run".
         #[arg(long)]
         dry_run: bool,
-        /// Approve `confirm`-mode sign-ins without asking (tests, kiosks).
-        /// Answers are still signed with the device key.
-        #[arg(long, env = "LATCHKEY_AGENT_AUTO_APPROVE")]
-        auto_approve: bool,
+        /// Where the local channel for `open-url` listens (default: the
+        /// service's runtime directory, else the state directory).
+        #[arg(long)]
+        socket: Option<PathBuf>,
     },
     /// Hand a `latchkey://device-auth?txn=…` sign-in link to the running
-    /// agent (the URL handler the browser calls).
-    OpenUrl { url: String },
+    /// agent (the URL handler the browser calls); open the confirmation in
+    /// the default browser, or show its code when it cannot arrive.
+    OpenUrl {
+        url: String,
+        /// The running agent's socket, when it is not in the usual places.
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
     /// Show enrollment, certificate expiry and connection state.
     Status,
     /// Install and start the agent as a system service (systemd, launchd, Windows service).
@@ -92,10 +98,16 @@ async fn main() -> anyhow::Result<()> {
                 state.path().display()
             );
         }
-        Command::OpenUrl { url } => {
+        Command::OpenUrl { url, socket } => {
             #[cfg(unix)]
             {
-                let report = latchkey_agent::device_auth::open_url(&state, &url).await?;
+                let sockets = match socket {
+                    Some(path) => vec![path],
+                    None => latchkey_agent::local::socket_candidates(&state),
+                };
+                let browser = std::env::var("BROWSER").ok();
+                let report =
+                    latchkey_agent::local::open_url(&sockets, &url, browser.as_deref()).await?;
                 println!("{}", report.message);
                 if !report.confirmed {
                     std::process::exit(1);
@@ -103,14 +115,11 @@ async fn main() -> anyhow::Result<()> {
             }
             #[cfg(not(unix))]
             {
-                let _ = url;
+                let _ = (url, socket);
                 anyhow::bail!("open-url needs the local channel, which this platform lacks yet");
             }
         }
-        Command::Run {
-            dry_run,
-            auto_approve,
-        } => {
+        Command::Run { dry_run, socket } => {
             let shutdown = CancellationToken::new();
             let signal = shutdown.clone();
             tokio::spawn(async move {
@@ -119,11 +128,7 @@ async fn main() -> anyhow::Result<()> {
             });
             let options = RunOptions {
                 dry_run,
-                approval: if auto_approve {
-                    latchkey_agent::device_auth::Approval::Auto
-                } else {
-                    latchkey_agent::device_auth::Approval::Ask
-                },
+                socket,
                 ..RunOptions::default()
             };
             match latchkey_agent::run::run(&state, &options, shutdown).await? {

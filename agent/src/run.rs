@@ -38,8 +38,11 @@ pub struct RunOptions {
     /// Renew when the certificate has less than this left; by default a
     /// third of its lifetime.
     pub renew_before: Option<Duration>,
-    /// How `confirm`-mode sign-ins are approved.
+    /// How `confirm`-mode sign-ins get the number the browser shows.
     pub approval: crate::device_auth::Approval,
+    /// Where the local channel for `open-url` listens; by default the
+    /// service's runtime directory, else the state directory.
+    pub socket: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,13 +161,16 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<RunOutcome, RunError> {
     state.enrollment()?;
-    let answerer = device_auth::Answerer::new(state.clone(), options.approval);
+    let answerer = device_auth::Answerer::new(state.clone(), options.approval.clone());
     #[cfg(unix)]
     {
-        let path = device_auth::socket_path(state);
+        let path = options
+            .socket
+            .clone()
+            .unwrap_or_else(|| crate::local::socket_path(state));
         let (answerer, shutdown) = (answerer.clone(), shutdown.clone());
         tokio::spawn(async move {
-            if let Err(e) = device_auth::serve_local(&path, answerer, shutdown).await {
+            if let Err(e) = crate::local::serve_local(&path, answerer, shutdown).await {
                 warn!(error = %e, path = %path.display(), "sign-in links cannot reach this agent");
             }
         });

@@ -15,6 +15,7 @@ mod m0006_second_factor;
 mod m0007_app_networks;
 mod m0008_compliance_verdict;
 mod m0009_login_throttles;
+mod m0010_device_proof;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0007_app_networks::Migration),
             Box::new(m0008_compliance_verdict::Migration),
             Box::new(m0009_login_throttles::Migration),
+            Box::new(m0010_device_proof::Migration),
         ]
     }
 }

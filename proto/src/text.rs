@@ -103,3 +103,77 @@ mod tests {
         assert!(parse_duration("99999999999999999999d").is_err());
     }
 }
+
+/// "Chrome 156 · Linux" from a `User-Agent` header, or the header itself
+/// (shortened, without control characters) when it names nothing
+/// familiar. Shown wherever a person must recognise a browser: the sign-in
+/// history, and the pages and device dialogs that ask whether a sign-in
+/// was theirs.
+pub fn browser_summary(user_agent: &str) -> String {
+    let version_of = |name: &str| {
+        user_agent.split_whitespace().find_map(|token| {
+            let version = token.strip_prefix(name)?.strip_prefix('/')?;
+            Some(version.split('.').next().unwrap_or(version).to_owned())
+        })
+    };
+    let browser = [
+        ("Edg", "Edge"),
+        ("OPR", "Opera"),
+        ("Firefox", "Firefox"),
+        ("HeadlessChrome", "Chrome (headless)"),
+        ("Chrome", "Chrome"),
+    ]
+    .iter()
+    .find_map(|(token, name)| version_of(token).map(|v| format!("{name} {v}")))
+    .or_else(|| {
+        (user_agent.contains("Safari/") && user_agent.contains("Version/"))
+            .then(|| format!("Safari {}", version_of("Version").unwrap_or_default()))
+    });
+    let os = [
+        ("Windows", "Windows"),
+        ("iPhone", "iOS"),
+        ("iPad", "iPadOS"),
+        ("Android", "Android"),
+        ("Mac OS X", "macOS"),
+        ("CrOS", "ChromeOS"),
+        ("Linux", "Linux"),
+    ]
+    .iter()
+    .find(|(token, _)| user_agent.contains(token))
+    .map(|(_, name)| *name);
+    match (browser, os) {
+        (Some(b), Some(o)) => format!("{b} · {o}"),
+        (Some(b), None) => b,
+        (None, Some(o)) => o.to_owned(),
+        (None, None) => {
+            let shown: String = user_agent
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(60)
+                .collect();
+            if shown.trim().is_empty() {
+                "?".to_owned()
+            } else {
+                shown
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod browser_summary_tests {
+    use super::browser_summary;
+
+    #[test]
+    fn browsers_are_named_as_people_know_them() {
+        let chrome_linux = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
+        assert_eq!(browser_summary(chrome_linux), "Chrome 156 · Linux");
+        let edge = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36 Edg/130.0";
+        assert_eq!(browser_summary(edge), "Edge 130 · Windows");
+        let safari_iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.0 Mobile/15E148 Safari/604.1";
+        assert_eq!(browser_summary(safari_iphone), "Safari 18 · iOS");
+        assert_eq!(browser_summary("curl/8.5.0"), "curl/8.5.0");
+        assert_eq!(browser_summary(""), "?");
+        assert_eq!(browser_summary("\u{7}\n"), "?");
+    }
+}

@@ -67,6 +67,10 @@ pub struct FileSso {
     /// The URL phones and tablets reach the device-certificate listener at;
     /// default: the issuer's host on that listener's port.
     pub device_url: Option<String>,
+    /// Whom users are told to contact when a sign-in was not theirs, e.g.
+    /// `helpdesk@example.co.jp / 03-1234-5678`; default: "your IT
+    /// department".
+    pub support_contact: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -188,6 +192,7 @@ pub struct Config {
     pub bound_requires_same_ip: bool,
     pub user_mfa_minimum: MfaSetting,
     pub allowed_networks: Vec<Cidr>,
+    pub support_contact: String,
     pub smtp: Option<SmtpSettings>,
 }
 
@@ -349,6 +354,12 @@ impl FileConfig {
             crate::core::networks::parse_all(&self.sso.allowed_networks.unwrap_or_default())
                 .map_err(|e| ConfigError::Invalid(format!("sso.allowed_networks: {e}")))?;
         let smtp = self.smtp.map(FileSmtp::validate).transpose()?;
+        let support_contact = self.sso.support_contact.unwrap_or_default();
+        if support_contact.chars().count() > 200 || support_contact.chars().any(char::is_control) {
+            return Err(ConfigError::Invalid(
+                "sso.support_contact must be one line of at most 200 characters".into(),
+            ));
+        }
         Ok(Config {
             data_dir,
             database_url: DatabaseUrl(database_url),
@@ -372,6 +383,7 @@ impl FileConfig {
             bound_requires_same_ip: self.sso.bound_requires_same_ip.unwrap_or(true),
             user_mfa_minimum,
             allowed_networks,
+            support_contact,
             smtp,
         })
     }

@@ -181,6 +181,7 @@ pub async fn start(
                 bound_requires_same_ip: config.bound_requires_same_ip,
                 user_mfa_minimum: config.user_mfa_minimum,
                 allowed_networks: config.allowed_networks.clone(),
+                support_contact: config.support_contact.clone(),
             },
         },
     );

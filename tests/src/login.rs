@@ -2,7 +2,8 @@
 //! shared by the SSO tests.
 
 use anyhow::{Context, Result};
-use latchkey_agent::device_auth::{Approval, open_url};
+use latchkey_agent::device_auth::{Approval, Report};
+use latchkey_agent::local::{self, Handover};
 use latchkey_agent::run::RunOptions;
 
 use crate::web::{Browser, WebResponse, request};
@@ -167,14 +168,34 @@ pub async fn setup(device: &str) -> Result<Setup> {
     })
 }
 
+/// Hands a `latchkey://` sign-in link to the agent's local channel, as the
+/// URL handler does, without opening any browser: the agent's report (with
+/// the redemption link and code of a confirmed `bound` answer) and the
+/// connection on which the handler would ask where the proof went.
+pub async fn hand_over(agent: &Agent, link: &str) -> Result<Handover> {
+    Ok(local::hand_over(&local::socket_candidates(&agent.state), link).await?)
+}
+
+/// The agent's report for `link`, handed over as the URL handler does
+/// (without opening any browser).
+pub async fn agent_answers(
+    agent: &Agent,
+    link: &str,
+) -> Result<Report, latchkey_agent::device_auth::DeviceAuthError> {
+    local::hand_over(&local::socket_candidates(&agent.state), link)
+        .await
+        .map(|h| h.report)
+}
+
 /// On the "authenticate with this device" page: opens the link the button
-/// carries the way the browser would (through the URL handler), waits as the
-/// page's script does, and continues.
+/// carries the way the browser would (through the URL handler), brings
+/// the agent's redemption link to this same browser (as the handler's
+/// `xdg-open` would), waits as the page's script does, and continues.
 pub async fn authenticate_with_device(
     browser: &mut Browser,
     agent: &Agent,
     page: &WebResponse,
-) -> Result<(latchkey_agent::device_auth::Report, WebResponse)> {
+) -> Result<(Report, WebResponse)> {
     assert!(
         page.body.contains("Authenticate with this device"),
         "{}",
@@ -188,7 +209,16 @@ pub async fn authenticate_with_device(
         page.body
     );
     let next = page.attr("data-next").context("next")?;
-    let report = open_url(&agent.state, &link).await?;
+    let report = hand_over(agent, &link).await?.report;
+    if report.confirmed {
+        let redeemed = browser.get(&report.redeem_url).await?;
+        assert_eq!(redeemed.status, 200, "{}", redeemed.body);
+        assert!(
+            redeemed.body.contains("data-delivered"),
+            "{}",
+            redeemed.body
+        );
+    }
     let waited = browser.get(&format!("/login/wait?txn={txn}")).await?;
     assert_eq!(waited.status, 200);
     let status = waited.json()?["status"].as_str().unwrap_or("").to_owned();

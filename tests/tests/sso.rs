@@ -143,7 +143,7 @@ async fn a_relying_party_signs_in_only_through_the_bound_device() -> Result<()> 
     assert_eq!(amr, ["pwd", "swk"]);
     assert_eq!(
         claims.auth_context_ref().map(|a| a.as_str()),
-        Some("urn:latchkey:acr:device")
+        Some("urn:latchkey:acr:device-bound")
     );
     assert!(claims.auth_time().is_some());
     // device_id and groups are Latchkey's own claims: read them from the

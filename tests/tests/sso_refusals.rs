@@ -10,13 +10,14 @@
 
 use anyhow::{Context, Result};
 use base64::Engine;
-use latchkey_agent::device_auth::{Approval, open_url, statement_signed_by};
+use latchkey_agent::device_auth::{Approval, statement_signed_by};
 use latchkey_agent::run::RunOptions;
 use latchkey_agent::{enroll, keystore};
 use latchkey_proto::v1::{self, device_service_client::DeviceServiceClient};
 use latchkey_tests::Agent;
 use latchkey_tests::login::{
-    self, RP_CALLBACK, Setup, authenticate_with_device, query_param, setup, token_request, userinfo,
+    self, RP_CALLBACK, Setup, agent_answers, authenticate_with_device, query_param, setup,
+    token_request, userinfo,
 };
 use latchkey_tests::web::{Browser, WebResponse};
 use sea_orm::ConnectionTrait;
@@ -88,7 +89,7 @@ async fn answer_signed_by(
         .into_inner();
     let foreign =
         latchkey_certs::jose::SigningKey::from_pkcs8_pem(keystore::load(&signer.state)?.expose())?;
-    let signed = statement_signed_by(&foreign, &alice.device_id, &challenge)?;
+    let signed = statement_signed_by(&foreign, &alice.device_id, &challenge, None)?;
     Ok(client
         .answer_device_auth(v1::AnswerDeviceAuthRequest { signed })
         .await?
@@ -171,7 +172,7 @@ async fn device_answers_that_must_not_count_are_refused_with_the_reason() -> Res
     let page = try_again(&mut browser, &page).await?;
     let txn = page.attr("data-txn").context("txn")?;
     let link = format!("latchkey://device-auth?txn={txn}");
-    agent_refused(&open_url(&bob.state, &link).await, "another user");
+    agent_refused(&agent_answers(&bob, &link).await, "another user");
     let page = failure_page(&mut browser, &page).await?;
     assert_failure(&page, "other_user", "assigned to another user");
 
@@ -194,7 +195,7 @@ async fn device_answers_that_must_not_count_are_refused_with_the_reason() -> Res
     ))
     .await?;
     agent_refused(
-        &open_url(&s.agent.state, &format!("latchkey://device-auth?txn={txn}")).await,
+        &agent_answers(&s.agent, &format!("latchkey://device-auth?txn={txn}")).await,
         "expired",
     );
     let page = failure_page(&mut browser, &page).await?;
@@ -208,7 +209,7 @@ async fn device_answers_that_must_not_count_are_refused_with_the_reason() -> Res
     let url = landed.location().context("back to the app")?;
     assert!(url.starts_with(RP_CALLBACK), "{url}");
     agent_refused(
-        &open_url(&s.agent.state, &format!("latchkey://device-auth?txn={txn}")).await,
+        &agent_answers(&s.agent, &format!("latchkey://device-auth?txn={txn}")).await,
         "answered already",
     );
 

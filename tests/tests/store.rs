@@ -265,12 +265,14 @@ async fn confirms(
 ) -> anyhow::Result<bool> {
     use latchkeyd::core::sso::model::TxnOutcome;
     store.insert_txn(txn).await?;
-    let done = store.confirm_fit_answer(&answer, at).await?;
+    let mode = store.confirm_fit_answer(&answer, at).await?;
+    let done = mode.is_some();
     let stored = store
         .txn(&txn.id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("the transaction is gone"))?;
-    if done {
+    if let Some(mode) = mode {
+        assert_eq!(mode, txn.mode, "the statement returns the mode");
         assert_eq!(stored.outcome, TxnOutcome::Confirmed);
         assert_eq!(stored.device_id.as_ref(), Some(answer.device_id));
     } else {
@@ -294,7 +296,7 @@ async fn a_fit_answer_confirms_in_one_statement_only_while_nothing_changed() -> 
     use latchkeyd::core::ids::ClientId;
     use latchkeyd::core::model::{CheckState, DevicePolicy, Posture};
     use latchkeyd::core::sso::model::{DeviceAuthTxn, TxnOutcome};
-    use latchkeyd::store::FitAnswer;
+    use latchkeyd::store::{FitAnswer, ProofHashes};
     use sea_orm::ConnectionTrait;
 
     let sys = System::start().await?;
@@ -334,7 +336,7 @@ async fn a_fit_answer_confirms_in_one_statement_only_while_nothing_changed() -> 
         DeviceAuthTxn {
             id: format!("{n:032x}"),
             nonce: format!("nonce-{n}"),
-            short_code: "123456".into(),
+            short_code: "42".into(),
             mode,
             request_id: format!("request-{n}"),
             session_id: format!("session-{n}"),
@@ -348,6 +350,9 @@ async fn a_fit_answer_confirms_in_one_statement_only_while_nothing_changed() -> 
             device_id: None,
             answered_at: None,
             outcome: TxnOutcome::Pending,
+            code_attempts: 0,
+            link_opened_at: None,
+            delivered: None,
             redeemed_at: None,
         }
     };
@@ -364,6 +369,11 @@ async fn a_fit_answer_confirms_in_one_statement_only_while_nothing_changed() -> 
                 spki_sha256_hex: &spki,
                 required_ip: None,
                 basis_prefix: &basis_prefix,
+                number: &$t.short_code,
+                proof: ProofHashes {
+                    link: "link-hash",
+                    code: "code-hash",
+                },
             }
         };
     }
@@ -371,7 +381,7 @@ async fn a_fit_answer_confirms_in_one_statement_only_while_nothing_changed() -> 
     // Fit: confirmed once; a second answer to it changes nothing.
     let t = txn(DevicePolicy::Bound, &device_id);
     assert!(confirms(store, &t, fit!(t), soon).await?);
-    assert!(!store.confirm_fit_answer(&fit!(t), soon).await?);
+    assert!(store.confirm_fit_answer(&fit!(t), soon).await?.is_none());
 
     // The transaction: another nonce, past its expiry, another device
     // expected, another browser address where `bound` requires the same.
@@ -399,6 +409,20 @@ async fn a_fit_answer_confirms_in_one_statement_only_while_nothing_changed() -> 
             confirms(store, &t, a, soon).await?,
             expected,
             "{mode:?} from {ip}"
+        );
+    }
+    // Number matching: a `confirm` answer carries the number typed on the
+    // device; any other number (or none) confirms nothing.
+    for (typed, expected) in [("41", false), ("", false), ("42", true)] {
+        let t = txn(DevicePolicy::Confirm, &device_id);
+        let a = FitAnswer {
+            number: typed,
+            ..fit!(t)
+        };
+        assert_eq!(
+            confirms(store, &t, a, soon).await?,
+            expected,
+            "typed {typed:?}"
         );
     }
 

@@ -8,6 +8,7 @@
 //! query) must cost it a few seconds, never the service itself.
 
 pub mod actions;
+pub mod browser;
 pub mod facts;
 pub mod posture;
 pub mod prompt;

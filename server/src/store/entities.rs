@@ -335,6 +335,11 @@ pub mod sso_sessions {
         pub device_id: Option<String>,
         pub ended_at: Option<i64>,
         pub end_reason: Option<String>,
+        pub device_mode: Option<String>,
+        pub device_ip: Option<String>,
+        pub second_factor: Option<String>,
+        pub second_factor_at: Option<i64>,
+        pub onboarding: bool,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -396,6 +401,12 @@ pub mod device_auth_txns {
         pub outcome: String,
         pub failure: Option<String>,
         pub redeemed_at: Option<i64>,
+        pub proof_hash: Option<String>,
+        pub code_hash: Option<String>,
+        pub code_attempts: i32,
+        pub link_opened_at: Option<i64>,
+        pub delivered_at: Option<i64>,
+        pub delivered_by: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

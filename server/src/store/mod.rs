@@ -54,7 +54,10 @@ macro_rules! txn_columns {
          t.browser_ua AS t_browser_ua, t.created_at AS t_created_at, \
          t.expires_at AS t_expires_at, t.device_id AS t_device_id, \
          t.answered_at AS t_answered_at, t.outcome AS t_outcome, t.failure AS t_failure, \
-         t.redeemed_at AS t_redeemed_at"
+         t.redeemed_at AS t_redeemed_at, t.proof_hash AS t_proof_hash, \
+         t.code_hash AS t_code_hash, t.code_attempts AS t_code_attempts, \
+         t.link_opened_at AS t_link_opened_at, t.delivered_at AS t_delivered_at, \
+         t.delivered_by AS t_delivered_by"
     };
 }
 
@@ -63,7 +66,7 @@ mod second_factor;
 mod sso;
 
 pub use second_factor::{Challenge, SecondFactorRecord};
-pub use sso::{DeviceAuthFacts, FitAnswer, TxnUpdate, TxnUser};
+pub use sso::{DeviceAuthFacts, FitAnswer, ProofHashes, TxnUpdate, TxnUser};
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};

@@ -4,10 +4,10 @@
 //! replicas or two racing requests cannot both succeed.
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
-    QueryResult, QuerySelect, Set, Statement,
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
+    QueryOrder, QueryResult, QuerySelect, Set, Statement,
 };
 
 use super::entities::{
@@ -20,9 +20,10 @@ use super::{
 };
 use crate::core::ids::{ClientId, DeviceId, UserId};
 use crate::core::model::{Device, DevicePolicy, EffectivePolicy, LoginThrottle, UserStatus};
+use crate::core::sso::Factor;
 use crate::core::sso::model::{
-    AuthRequest, DeviceAuthFailure, DeviceAuthTxn, Grant, LoginEvent, RefreshTokenRecord,
-    SsoSession, TxnOutcome,
+    AuthRequest, Delivery, DeviceAuthFailure, DeviceAuthTxn, DeviceConfirmation, DeviceProof,
+    Grant, LoginEvent, RefreshTokenRecord, SsoSession, TxnOutcome,
 };
 
 /// What [`Db::device_auth_facts`] reads.
@@ -88,10 +89,13 @@ const MAX_COUNTED: i32 = 1_000_000;
 /// bound `LIKE` pattern makes SQLite prepare the statement again on every
 /// run, which cost about 85 µs here (measured with the statement alone).
 const CONFIRM_FIT_ANSWER: &str = concat!(
-    "UPDATE device_auth_txns SET outcome = 'confirmed', device_id = $3, answered_at = $4 \
+    "UPDATE device_auth_txns SET outcome = 'confirmed', device_id = $3, answered_at = $4, \
+       proof_hash = CASE WHEN mode = 'bound' THEN $9 END, \
+       code_hash = CASE WHEN mode = 'bound' THEN $10 END \
      WHERE id = $1 AND nonce = $2 AND outcome = 'pending' AND expires_at > $4 \
        AND expected_devices LIKE '%\"' || $3 || '\"%' \
        AND (mode <> 'bound' OR browser_ip = COALESCE($5, browser_ip)) \
+       AND (mode <> 'confirm' OR short_code = $11) \
        AND EXISTS (SELECT 1 FROM device_certificates c \
          JOIN devices d ON d.id = c.device_id \
          JOIN users u ON u.id = device_auth_txns.user_id",
@@ -100,7 +104,8 @@ const CONFIRM_FIT_ANSWER: &str = concat!(
          AND c.revoked_at IS NULL AND d.state = 'active' \
          AND d.user_email = u.email AND u.status = 'active' \
          AND d.compliant_until > $4 AND d.compliance_posture_at = d.posture_at \
-         AND d.compliance_basis = $8 || COALESCE(pdp.document, pgp.document, ''))"
+         AND d.compliance_basis = $8 || COALESCE(pdp.document, pgp.document, '')) \
+     RETURNING mode"
 );
 
 /// What [`Db::confirm_fit_answer`] needs: the verified statement's
@@ -117,6 +122,10 @@ pub struct FitAnswer<'a> {
     pub required_ip: Option<&'a str>,
     /// The start of a trusted verdict's basis: `policy::verdict_basis("")`.
     pub basis_prefix: &'a str,
+    /// `confirm` mode: the number the user typed on the device.
+    pub number: &'a str,
+    /// `bound` mode: what the browser session must bring back.
+    pub proof: ProofHashes<'a>,
 }
 
 fn device_auth_facts_from(row: &QueryResult) -> StoreResult<DeviceAuthFacts> {
@@ -164,10 +173,29 @@ fn amr_from(text: Option<&str>) -> Vec<String> {
 }
 
 fn session_from(row: sso_sessions::Model) -> StoreResult<SsoSession> {
+    let second_factor = match (row.second_factor.as_deref(), row.second_factor_at) {
+        (Some(kind), Some(at)) => Some((
+            Factor::parse(kind).ok_or_else(|| StoreError::Corrupt(format!("factor {kind}")))?,
+            time(at)?,
+        )),
+        _ => None,
+    };
+    // A session written before the confirmation mode was recorded holds no
+    // device confirmation: its user confirms again.
+    let device = match (row.device_id, row.device_mode.as_deref(), row.device_ip) {
+        (Some(id), Some(mode), Some(ip)) => Some(DeviceConfirmation {
+            device_id: DeviceId::from_store(id),
+            proof: DeviceProof::parse(mode)
+                .ok_or_else(|| StoreError::Corrupt(format!("device proof {mode}")))?,
+            ip,
+        }),
+        _ => None,
+    };
     Ok(SsoSession {
         user_id: row.user_id.map(UserId::from_store),
-        amr: amr_from(row.amr.as_deref()),
-        device_id: row.device_id.map(DeviceId::from_store),
+        second_factor,
+        device,
+        onboarding: row.onboarding,
         created_at: time(row.created_at)?,
         expires_at: time(row.expires_at)?,
         auth_time: opt_time(row.auth_time)?,
@@ -221,6 +249,15 @@ fn txn_from(row: device_auth_txns::Model) -> StoreResult<DeviceAuthTxn> {
         expires_at: time(row.expires_at)?,
         answered_at: opt_time(row.answered_at)?,
         redeemed_at: opt_time(row.redeemed_at)?,
+        code_attempts: row.code_attempts,
+        link_opened_at: opt_time(row.link_opened_at)?,
+        delivered: match (row.delivered_by.as_deref(), row.delivered_at) {
+            (Some(by), Some(at)) => Some((
+                Delivery::parse(by).ok_or_else(|| StoreError::Corrupt(format!("delivery {by}")))?,
+                time(at)?,
+            )),
+            _ => None,
+        },
         outcome,
         id: row.id,
         nonce: row.nonce,
@@ -258,6 +295,19 @@ fn grant_from(row: grants::Model) -> StoreResult<Grant> {
 pub struct TxnUpdate<'a> {
     pub device_id: Option<&'a DeviceId>,
     pub outcome: &'a TxnOutcome,
+    /// `bound` mode: the hashes of the redemption secret and the code the
+    /// device is given, which the browser session must bring back.
+    pub proof: Option<ProofHashes<'a>>,
+    /// The proof reached the session with the answer itself (the mobile
+    /// path, where the browser presented the device certificate).
+    pub delivered: Option<Delivery>,
+}
+
+/// The hashes of a `bound` transaction's redemption secret and code.
+#[derive(Debug, Clone, Copy)]
+pub struct ProofHashes<'a> {
+    pub link: &'a str,
+    pub code: &'a str,
 }
 
 impl<C: ConnectionTrait> Db<C> {
@@ -277,6 +327,11 @@ impl<C: ConnectionTrait> Db<C> {
             device_id: Set(None),
             ended_at: Set(None),
             end_reason: Set(None),
+            device_mode: Set(None),
+            device_ip: Set(None),
+            second_factor: Set(None),
+            second_factor_at: Set(None),
+            onboarding: Set(false),
         })
         .exec_without_returning(&self.0)
         .await?;
@@ -300,9 +355,20 @@ impl<C: ConnectionTrait> Db<C> {
             .transpose()
     }
 
-    /// Records what the session has proved so far; false when it ended.
-    pub async fn update_session_auth(&self, session: &SsoSession) -> StoreResult<bool> {
+    /// Records what the session has proved so far and gives it a new
+    /// cookie secret (its hash), so a secret known before the change is
+    /// worth nothing after it; false when the session ended.
+    pub async fn update_session_auth(
+        &self,
+        session: &SsoSession,
+        new_secret_hash: &str,
+    ) -> StoreResult<bool> {
+        let device = session.device.as_ref();
         let result = sso_sessions::Entity::update_many()
+            .col_expr(
+                sso_sessions::Column::SecretHash,
+                Expr::value(new_secret_hash),
+            )
             .col_expr(
                 sso_sessions::Column::UserId,
                 Expr::value(session.user_id.as_ref().map(ToString::to_string)),
@@ -313,11 +379,31 @@ impl<C: ConnectionTrait> Db<C> {
             )
             .col_expr(
                 sso_sessions::Column::Amr,
-                Expr::value(session.amr.join(" ")),
+                Expr::value(session.amr().join(" ")),
             )
             .col_expr(
                 sso_sessions::Column::DeviceId,
-                Expr::value(session.device_id.as_ref().map(ToString::to_string)),
+                Expr::value(device.map(|d| d.device_id.to_string())),
+            )
+            .col_expr(
+                sso_sessions::Column::DeviceMode,
+                Expr::value(device.map(|d| d.proof.as_str())),
+            )
+            .col_expr(
+                sso_sessions::Column::DeviceIp,
+                Expr::value(device.map(|d| d.ip.clone())),
+            )
+            .col_expr(
+                sso_sessions::Column::SecondFactor,
+                Expr::value(session.second_factor.map(|(f, _)| f.as_str())),
+            )
+            .col_expr(
+                sso_sessions::Column::SecondFactorAt,
+                Expr::value(session.second_factor.map(|(_, at)| ms(at))),
+            )
+            .col_expr(
+                sso_sessions::Column::Onboarding,
+                Expr::value(session.onboarding),
             )
             .filter(sso_sessions::Column::Id.eq(session.id.clone()))
             .filter(sso_sessions::Column::EndedAt.is_null())
@@ -401,6 +487,30 @@ impl<C: ConnectionTrait> Db<C> {
         Ok(sessions + grants)
     }
 
+    /// Ends a user's sessions but `keep`, and every grant of the user (so
+    /// every refresh token); returns how many.
+    pub async fn end_user_sso_except(
+        &self,
+        user: &UserId,
+        keep: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let sessions = sso_sessions::Entity::update_many()
+            .col_expr(sso_sessions::Column::EndedAt, Expr::value(ms(now)))
+            .col_expr(sso_sessions::Column::EndReason, Expr::value(reason))
+            .filter(sso_sessions::Column::UserId.eq(user.as_str()))
+            .filter(sso_sessions::Column::Id.ne(keep))
+            .filter(sso_sessions::Column::EndedAt.is_null())
+            .exec(&self.0)
+            .await?
+            .rows_affected;
+        let grants = self
+            .end_grants_where(grants::Column::UserId, user.as_str(), reason, now)
+            .await?;
+        Ok(sessions + grants)
+    }
+
     // ---- authorization requests ----
 
     pub async fn insert_auth_request(&self, request: &AuthRequest) -> StoreResult<()> {
@@ -469,6 +579,12 @@ impl<C: ConnectionTrait> Db<C> {
             outcome: Set("pending".to_owned()),
             failure: Set(None),
             redeemed_at: Set(None),
+            proof_hash: Set(None),
+            code_hash: Set(None),
+            code_attempts: Set(0),
+            link_opened_at: Set(None),
+            delivered_at: Set(None),
+            delivered_by: Set(None),
         })
         .exec_without_returning(&self.0)
         .await?;
@@ -518,13 +634,13 @@ impl<C: ConnectionTrait> Db<C> {
     }
 
     /// Confirms a verified answer if everything a confirmation needs holds
-    /// now (see `CONFIRM_FIT_ANSWER`); false when anything does not, and
-    /// then nothing was written.
+    /// now (see `CONFIRM_FIT_ANSWER`) and returns the transaction's mode;
+    /// `None` when anything does not hold, and then nothing was written.
     pub async fn confirm_fit_answer(
         &self,
         answer: &FitAnswer<'_>,
         now: DateTime<Utc>,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Option<DevicePolicy>> {
         let statement = Statement::from_sql_and_values(
             self.0.get_database_backend(),
             CONFIRM_FIT_ANSWER,
@@ -537,9 +653,18 @@ impl<C: ConnectionTrait> Db<C> {
                 answer.serial_hex.into(),
                 answer.spki_sha256_hex.into(),
                 answer.basis_prefix.into(),
+                answer.proof.link.into(),
+                answer.proof.code.into(),
+                answer.number.into(),
             ],
         );
-        Ok(self.0.execute_raw(statement).await?.rows_affected() == 1)
+        let Some(row) = self.0.query_one_raw(statement).await? else {
+            return Ok(None);
+        };
+        let mode: String = row.try_get("", "mode")?;
+        DevicePolicy::parse(&mode)
+            .map(Some)
+            .ok_or(StoreError::Corrupt(mode))
     }
 
     /// Records the answer to a pending transaction; false when it was
@@ -566,11 +691,159 @@ impl<C: ConnectionTrait> Db<C> {
                 Expr::value(update.device_id.map(ToString::to_string)),
             )
             .col_expr(device_auth_txns::Column::AnsweredAt, Expr::value(ms(now)))
+            .col_expr(
+                device_auth_txns::Column::ProofHash,
+                Expr::value(update.proof.map(|p| p.link.to_owned())),
+            )
+            .col_expr(
+                device_auth_txns::Column::CodeHash,
+                Expr::value(update.proof.map(|p| p.code.to_owned())),
+            )
+            .col_expr(
+                device_auth_txns::Column::DeliveredBy,
+                Expr::value(update.delivered.map(Delivery::as_str)),
+            )
+            .col_expr(
+                device_auth_txns::Column::DeliveredAt,
+                Expr::value(update.delivered.map(|_| ms(now))),
+            )
             .filter(device_auth_txns::Column::Id.eq(id))
             .filter(device_auth_txns::Column::Outcome.eq("pending"))
             .exec(&self.0)
             .await?;
         Ok(result.rows_affected == 1)
+    }
+
+    /// Spends a one-time redemption link: true for the one request that
+    /// brings `proof_hash` while the transaction waits for its proof and
+    /// was answered after `answered_after`. The link is spent whichever
+    /// browser brought it; [`Db::deliver_proof`] then decides whether the
+    /// browser was the right one.
+    pub async fn spend_redemption_link(
+        &self,
+        txn_id: &str,
+        proof_hash: &str,
+        answered_after: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let result = device_auth_txns::Entity::update_many()
+            .col_expr(
+                device_auth_txns::Column::ProofHash,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(device_auth_txns::Column::LinkOpenedAt, Expr::value(ms(now)))
+            .filter(device_auth_txns::Column::Id.eq(txn_id))
+            .filter(device_auth_txns::Column::ProofHash.eq(proof_hash))
+            .filter(device_auth_txns::Column::Outcome.eq("confirmed"))
+            .filter(device_auth_txns::Column::DeliveredAt.is_null())
+            .filter(device_auth_txns::Column::AnsweredAt.gt(ms(answered_after)))
+            .exec(&self.0)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    /// Records that the device's proof reached the session that started
+    /// the transaction; false unless it is that session's, confirmed and
+    /// not yet delivered.
+    pub async fn deliver_proof(
+        &self,
+        txn_id: &str,
+        session_id: &str,
+        delivery: Delivery,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let result = device_auth_txns::Entity::update_many()
+            .col_expr(
+                device_auth_txns::Column::DeliveredBy,
+                Expr::value(delivery.as_str()),
+            )
+            .col_expr(device_auth_txns::Column::DeliveredAt, Expr::value(ms(now)))
+            .filter(device_auth_txns::Column::Id.eq(txn_id))
+            .filter(device_auth_txns::Column::SessionId.eq(session_id))
+            .filter(device_auth_txns::Column::Outcome.eq("confirmed"))
+            .filter(device_auth_txns::Column::DeliveredAt.is_null())
+            .exec(&self.0)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    /// Spends one of a transaction's `max` guesses at its code, for the
+    /// session that started it; false when none is left (or it is not
+    /// this session's). Spending comes before comparing, so guesses sent
+    /// in parallel cannot all be compared.
+    pub async fn spend_code_attempt(
+        &self,
+        txn_id: &str,
+        session_id: &str,
+        max: i32,
+    ) -> StoreResult<bool> {
+        let result = device_auth_txns::Entity::update_many()
+            .col_expr(
+                device_auth_txns::Column::CodeAttempts,
+                Expr::col(device_auth_txns::Column::CodeAttempts).add(1),
+            )
+            .filter(device_auth_txns::Column::Id.eq(txn_id))
+            .filter(device_auth_txns::Column::SessionId.eq(session_id))
+            .filter(device_auth_txns::Column::DeliveredAt.is_null())
+            .filter(device_auth_txns::Column::CodeAttempts.lt(max))
+            .exec(&self.0)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    /// Delivers the proof by code: true when `code_hash` is the code the
+    /// device was given and the transaction still waits for it.
+    pub async fn deliver_by_code(
+        &self,
+        txn_id: &str,
+        session_id: &str,
+        code_hash: &str,
+        answered_after: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let result = device_auth_txns::Entity::update_many()
+            .col_expr(
+                device_auth_txns::Column::DeliveredBy,
+                Expr::value(Delivery::Code.as_str()),
+            )
+            .col_expr(device_auth_txns::Column::DeliveredAt, Expr::value(ms(now)))
+            .col_expr(
+                device_auth_txns::Column::CodeHash,
+                Expr::value(Option::<String>::None),
+            )
+            .filter(device_auth_txns::Column::Id.eq(txn_id))
+            .filter(device_auth_txns::Column::SessionId.eq(session_id))
+            .filter(device_auth_txns::Column::CodeHash.eq(code_hash))
+            .filter(device_auth_txns::Column::Outcome.eq("confirmed"))
+            .filter(device_auth_txns::Column::DeliveredAt.is_null())
+            .filter(device_auth_txns::Column::AnsweredAt.gt(ms(answered_after)))
+            .exec(&self.0)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    /// How many device-auth transactions of `mode` were started since
+    /// `since` in `session_id`, and for `user`.
+    pub async fn recent_txns(
+        &self,
+        session_id: &str,
+        user: &UserId,
+        mode: DevicePolicy,
+        since: DateTime<Utc>,
+    ) -> StoreResult<(u64, u64)> {
+        let by_session = device_auth_txns::Entity::find()
+            .filter(device_auth_txns::Column::SessionId.eq(session_id))
+            .filter(device_auth_txns::Column::CreatedAt.gt(ms(since)))
+            .filter(device_auth_txns::Column::Mode.eq(mode.as_str()))
+            .count(&self.0)
+            .await?;
+        let by_user = device_auth_txns::Entity::find()
+            .filter(device_auth_txns::Column::UserId.eq(user.as_str()))
+            .filter(device_auth_txns::Column::CreatedAt.gt(ms(since)))
+            .filter(device_auth_txns::Column::Mode.eq(mode.as_str()))
+            .count(&self.0)
+            .await?;
+        Ok((by_session, by_user))
     }
 
     /// Redeems a confirmed transaction for the session that started it;

@@ -1119,7 +1119,7 @@ async fn device_calls(
             .await?
             .into_inner();
         let between = cpu_ns_by_thread(server.pid)?;
-        let signed = latchkey_agent::device_auth::sign_statement(&state, &challenge)?;
+        let signed = latchkey_agent::device_auth::sign_statement(&state, &challenge, None)?;
         let signed_at = cpu_ns_by_thread(server.pid)?;
         let answered = device
             .answer_device_auth(v1::AnswerDeviceAuthRequest { signed })
@@ -1236,7 +1236,7 @@ async fn device_storm(
     let mut answers = Vec::with_capacity(logins);
     for challenge in &challenges {
         answers.push(latchkey_agent::device_auth::sign_statement(
-            &state, challenge,
+            &state, challenge, None,
         )?);
     }
     perf.enable()?;

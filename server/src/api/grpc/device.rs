@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use latchkey_proto::v1::{
-    self, AnswerDeviceAuthRequest, AnswerDeviceAuthResponse, DeviceAuthChallenge, EnrollRequest,
-    EnrollResponse, GetDeviceAuthRequest, RenewRequest, RenewResponse,
-    device_service_server::DeviceService,
+    self, AnswerDeviceAuthRequest, AnswerDeviceAuthResponse, AwaitDeviceAuthDeliveryRequest,
+    DeviceAuthChallenge, DeviceAuthDelivery, EnrollRequest, EnrollResponse, GetDeviceAuthRequest,
+    RenewRequest, RenewResponse, device_service_server::DeviceService,
 };
 use tonic::{Request, Response, Status};
 use tracing::instrument;
@@ -17,7 +17,7 @@ use crate::core::Core;
 use crate::core::auth::AuthenticatedDevice;
 use crate::core::auth::DeviceChannel;
 use crate::core::model::DeviceFacts;
-use crate::core::sso::{DeviceAuthFailure, TxnOutcome};
+use crate::core::sso::{DeliveryState, DeviceAuthFailure, TxnOutcome};
 
 pub struct DeviceApi {
     core: Arc<Core>,
@@ -77,6 +77,19 @@ fn failure_message(failure: &DeviceAuthFailure) -> String {
         }
         DeviceAuthFailure::BadSignature { .. } => {
             "the answer's signature did not verify; sign-in refused".into()
+        }
+        DeviceAuthFailure::WrongNumber { .. } => {
+            "the number typed on this device is not the one the browser showed; sign-in refused"
+                .into()
+        }
+        DeviceAuthFailure::NotDelivered { .. } => {
+            "the confirmation never reached the browser that signed in".into()
+        }
+        DeviceAuthFailure::TooManyCodes => {
+            "too many wrong codes were typed; sign-in refused".into()
+        }
+        DeviceAuthFailure::TooManyRequests => {
+            "too many sign-in requests in a short time; try again later".into()
         }
     }
 }
@@ -142,9 +155,11 @@ impl DeviceService for DeviceApi {
             audience: challenge.audience,
             app_name: challenge.app_name,
             user_email: challenge.user_email,
-            short_code: challenge.short_code,
             mode: challenge.mode.as_str().to_owned(),
             expires_at: challenge.expires_at.timestamp(),
+            browser_ip: challenge.browser_ip,
+            browser_user_agent: challenge.browser_user_agent,
+            started_at: challenge.started_at.timestamp(),
         }))
     }
 
@@ -158,7 +173,7 @@ impl DeviceService for DeviceApi {
         let peer_ip = request
             .remote_addr()
             .map(|a| a.ip().to_canonical().to_string());
-        let outcome = self
+        let answered = self
             .core
             .answer_device_auth(
                 leaf,
@@ -168,17 +183,77 @@ impl DeviceService for DeviceApi {
             )
             .await
             .map_err(status)?;
-        Ok(Response::new(match outcome {
+        let (redeem_url, code) = answered
+            .handoff
+            .map(|h| (h.redeem_url, h.code))
+            .unwrap_or_default();
+        Ok(Response::new(match answered.outcome {
             TxnOutcome::Confirmed | TxnOutcome::Pending => AnswerDeviceAuthResponse {
                 confirmed: true,
                 failure: String::new(),
                 message: "sign-in confirmed; return to your browser".into(),
+                redeem_url,
+                code,
             },
             TxnOutcome::Failed(failure) => AnswerDeviceAuthResponse {
                 confirmed: false,
                 failure: failure.code().to_owned(),
                 message: failure_message(&failure),
+                redeem_url: String::new(),
+                code: String::new(),
             },
         }))
     }
+
+    #[instrument(skip_all)]
+    async fn await_device_auth_delivery(
+        &self,
+        request: Request<AwaitDeviceAuthDeliveryRequest>,
+    ) -> Result<Response<DeviceAuthDelivery>, Status> {
+        let certs = request.peer_certs();
+        let leaf = certs.as_ref().and_then(|c| c.first()).map(|c| c.as_ref());
+        let txn_id = request.get_ref().txn_id.clone();
+        let deadline = tokio::time::Instant::now() + DELIVERY_WAIT;
+        // Woken at once when the proof moves in this process; another
+        // replica's change is seen within a second.
+        let state = loop {
+            let waiter = self.core.device_auth_waiter(&txn_id);
+            let notified = waiter.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let state = self
+                .core
+                .device_auth_delivery(leaf, &txn_id, Utc::now())
+                .await;
+            let state = match state {
+                Ok(state) => state,
+                Err(e) => {
+                    self.core.release_device_auth_waiter(&txn_id);
+                    return Err(status(e));
+                }
+            };
+            let now = tokio::time::Instant::now();
+            if state != DeliveryState::Waiting || now >= deadline {
+                break state;
+            }
+            let wake = (now + std::time::Duration::from_secs(1)).min(deadline);
+            tokio::select! {
+                () = &mut notified => {}
+                () = tokio::time::sleep_until(wake) => {}
+            }
+        };
+        self.core.release_device_auth_waiter(&txn_id);
+        Ok(Response::new(DeviceAuthDelivery {
+            state: match state {
+                DeliveryState::Waiting => "waiting",
+                DeliveryState::Delivered => "delivered",
+                DeliveryState::OtherBrowser => "other_browser",
+                DeliveryState::Over => "over",
+            }
+            .to_owned(),
+        }))
+    }
 }
+
+/// How long one `AwaitDeviceAuthDelivery` call waits for the proof to move.
+const DELIVERY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);

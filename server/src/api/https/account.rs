@@ -9,13 +9,13 @@ use serde::Deserialize;
 
 use super::i18n::{self as t, Lang};
 use super::login::{
-    CsrfProtected, SessionForm, current_session, expired_page, lang_cookie, language, language_for,
-    page, see_other, unavailable,
+    Client, CsrfProtected, SessionForm, current_session, expired_page, lang_cookie, language,
+    language_for, page, see_other, unavailable,
 };
 use super::{Web, pages};
 use crate::core::Core;
 use crate::core::model::{User, UserStatus};
-use crate::core::sso::{CodeOutcome, MfaSetting, SsoSession, TotpEnrollment};
+use crate::core::sso::{BrowserContext, CodeOutcome, MfaSetting, SsoSession, TotpEnrollment};
 
 /// The session's user, when it is signed in and still active.
 async fn active_user(web: &Web, session: &SsoSession, lang: Lang) -> Result<User, Response> {
@@ -31,9 +31,13 @@ async fn active_user(web: &Web, session: &SsoSession, lang: Lang) -> Result<User
 
 /// The signed-in session (its cookie secret) and its user, or the page to
 /// show instead.
-async fn signed_in(web: &Web, headers: &HeaderMap) -> Result<(SsoSession, String, User), Response> {
+async fn signed_in(
+    web: &Web,
+    headers: &HeaderMap,
+    client: &BrowserContext,
+) -> Result<(SsoSession, String, User), Response> {
     let lang = language(headers, None);
-    let (session, secret) = match current_session(web, headers).await {
+    let (session, secret) = match current_session(web, headers, client).await {
         Ok(Some(s)) => s,
         Ok(None) => return Err(see_other("/", &[])),
         Err(e) => return Err(unavailable(lang, &e)),
@@ -151,10 +155,11 @@ pub struct AccountQuery {
 /// `GET /account`.
 pub async fn account(
     State(web): State<Web>,
+    Client(client): Client,
     headers: HeaderMap,
     Query(query): Query<AccountQuery>,
 ) -> Response {
-    let signed_in = match signed_in(&web, &headers).await {
+    let signed_in = match signed_in(&web, &headers, &client).await {
         Ok(s) => s,
         Err(response) => return response,
     };
@@ -236,7 +241,7 @@ pub async fn start_totp(
 
 fn code_outcome_extra(outcome: CodeOutcome, done: &'static t::Text) -> Extra<'static> {
     match outcome {
-        CodeOutcome::Accepted => Extra {
+        CodeOutcome::Accepted | CodeOutcome::SignedIn(_) => Extra {
             notice: Some(done),
             ..Extra::default()
         },
@@ -267,7 +272,11 @@ pub async fn confirm_totp(
         return expired_page(language(&headers, None), "/account");
     }
     let code = form.code.unwrap_or_default();
-    match web.core.submit_code(&signed_in.0, &code, now).await {
+    match web
+        .core
+        .confirm_account_totp(&signed_in.0, &signed_in.2, &code, now)
+        .await
+    {
         Ok(outcome) => {
             let extra = code_outcome_extra(outcome, &t::TOTP_ADDED);
             render(&web, &headers, signed_in, extra).await

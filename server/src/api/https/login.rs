@@ -15,8 +15,9 @@ use super::i18n::{self as t, Lang, Text};
 use super::{Peer, Web, pages};
 use crate::core::passwords::Password;
 use crate::core::sso::{
-    AuthorizeParams, AuthorizeRefusal, BrowserContext, CodeOutcome, LoginFailure, PasswordOutcome,
-    SsoSession, Step, TxnOutcome, validate_new_password,
+    AuthorizeParams, AuthorizeRefusal, BrowserContext, CodeOutcome, DeviceCodeOutcome,
+    LoginFailure, PasswordOutcome, RedeemOutcome, SsoSession, Step, TxnOutcome,
+    validate_new_password,
 };
 use crate::core::{Core, CoreError};
 
@@ -75,14 +76,32 @@ pub(super) fn language_for(
         })
 }
 
-fn browser(headers: &HeaderMap, peer: &Peer) -> BrowserContext {
+/// The browser a request comes from: its address and user agent.
+pub(super) fn browser(headers: &HeaderMap, peer: Option<&Peer>) -> BrowserContext {
     BrowserContext::new(
-        peer.0.ip().to_canonical().to_string(),
+        peer.map_or_else(String::new, |p| p.0.ip().to_canonical().to_string()),
         headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .unwrap_or(""),
     )
+}
+
+/// The browser of the current request, as an extractor.
+pub(super) struct Client(pub BrowserContext);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Client {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Client(browser(
+            &parts.headers,
+            parts.extensions.get::<Peer>(),
+        )))
+    }
 }
 
 /// Headers every page carries: no caching, no framing, only our own
@@ -186,7 +205,7 @@ pub(super) fn login_url(request_id: &str) -> String {
 /// `GET /authorize`.
 pub async fn authorize(
     State(web): State<Web>,
-    axum::Extension(peer): axum::Extension<Peer>,
+    Client(client): Client,
     headers: HeaderMap,
     Query(params): Query<AuthorizeParams>,
 ) -> Response {
@@ -217,7 +236,7 @@ pub async fn authorize(
     };
     let existing = match web
         .core
-        .session_from_cookie(cookie(&headers, SESSION_COOKIE), now)
+        .session_from_cookie(cookie(&headers, SESSION_COOKIE), &client, now)
         .await
     {
         Ok(s) => s,
@@ -236,7 +255,7 @@ pub async fn authorize(
     }
     let (session, cookies) = match reusable {
         Some(session) => (session, Vec::new()),
-        None => match web.core.start_session(&browser(&headers, &peer), now).await {
+        None => match web.core.start_session(&client, now).await {
             Ok((session, secret)) => (session, vec![session_cookie(&secret)]),
             Err(e) => return unavailable(lang, &e),
         },
@@ -250,7 +269,11 @@ pub async fn authorize(
     }
     // prompt=none: a code at once, or an error for the client; never a page.
     let error = match web.core.silent_step(&session, &request.id, now).await {
-        Ok(Step::Redirect(url)) => return see_other(&url, &cookies),
+        Ok(Step::Redirect(url, secret)) => {
+            let mut cookies = cookies;
+            cookies.extend(secret.as_deref().map(session_cookie));
+            return see_other(&url, &cookies);
+        }
         Ok(Step::Password) => "login_required",
         Ok(_) => "interaction_required",
         Err(e) => return unavailable(lang, &e),
@@ -269,13 +292,14 @@ pub async fn authorize(
 pub(super) async fn current_session(
     web: &Web,
     headers: &HeaderMap,
+    client: &BrowserContext,
 ) -> Result<Option<(SsoSession, String)>, CoreError> {
     let Some(secret) = cookie(headers, SESSION_COOKIE) else {
         return Ok(None);
     };
     Ok(web
         .core
-        .session_from_cookie(Some(secret), Utc::now())
+        .session_from_cookie(Some(secret), client, Utc::now())
         .await?
         .map(|s| (s, secret.to_owned())))
 }
@@ -318,7 +342,10 @@ async fn render_step(
         .ok()
         .flatten();
     match step {
-        Step::Redirect(url) => see_other(&url, &[]),
+        Step::Redirect(url, secret) => {
+            let cookies: Vec<String> = secret.as_deref().map(session_cookie).into_iter().collect();
+            see_other(&url, &cookies)
+        }
         Step::Password => page(
             lang,
             status,
@@ -376,11 +403,15 @@ async fn render_step(
             &t::DEVICE_AUTH_TITLE,
             pages::device_auth(
                 lang,
-                app.as_ref(),
-                request_id,
-                &txn,
-                &devices,
-                web.core.device_url(),
+                &pages::DeviceAuthPage {
+                    app: app.as_ref(),
+                    request_id,
+                    txn: &txn,
+                    devices: &devices,
+                    device_url: web.core.device_url(),
+                    csrf: &csrf,
+                    error,
+                },
             ),
             &here,
         )
@@ -422,12 +453,13 @@ pub(super) fn with_lang_cookie(mut response: Response, explicit: Option<&str>) -
 /// `GET /login?req=…`: the current step of a sign-in.
 pub async fn login_page(
     State(web): State<Web>,
+    Client(client): Client,
     headers: HeaderMap,
     Query(query): Query<LoginQuery>,
 ) -> Response {
     let lang = language(&headers, query.lang.as_deref());
     let request_id = query.req.unwrap_or_default();
-    let response = match current_session(&web, &headers).await {
+    let response = match current_session(&web, &headers, &client).await {
         Err(e) => unavailable(lang, &e),
         Ok(None) => expired_page(lang, &login_url(&request_id)),
         Ok(Some((session, secret))) => {
@@ -467,10 +499,11 @@ pub async fn login_page(
 pub(super) async fn form_session(
     web: &Web,
     headers: &HeaderMap,
+    client: &BrowserContext,
     csrf: &str,
     lang: Lang,
 ) -> Result<(SsoSession, String), Response> {
-    let session = match current_session(web, headers).await {
+    let session = match current_session(web, headers, client).await {
         Ok(Some(s)) => s,
         Ok(None) => return Err(expired_page(lang, "/")),
         Err(e) => return Err(unavailable(lang, &e)),
@@ -511,11 +544,12 @@ where
 
     async fn from_request(req: axum::extract::Request, web: &Web) -> Result<Self, Response> {
         let headers = req.headers().clone();
+        let client = browser(&headers, req.extensions().get::<Peer>());
         let lang = language(&headers, None);
         let Form(form) = Form::<T>::from_request(req, web)
             .await
             .map_err(IntoResponse::into_response)?;
-        let (session, secret) = form_session(web, &headers, form.csrf(), lang).await?;
+        let (session, secret) = form_session(web, &headers, &client, form.csrf(), lang).await?;
         Ok(SessionForm {
             session,
             secret,
@@ -571,7 +605,9 @@ pub async fn submit_password(
         Err(e) => return unavailable(lang, &e),
     };
     let (error, status) = match outcome {
-        PasswordOutcome::Accepted => return see_other(&login_url(&form.req), &[]),
+        PasswordOutcome::Accepted(secret) => {
+            return see_other(&login_url(&form.req), &[session_cookie(&secret)]);
+        }
         PasswordOutcome::Rejected => (
             t::BAD_CREDENTIALS.get(lang).to_owned(),
             StatusCode::UNAUTHORIZED,
@@ -703,6 +739,9 @@ pub async fn submit_code(
 ) -> Response {
     let now = Utc::now();
     let (error, status, retry_after) = match web.core.submit_code(&session, &form.code, now).await {
+        Ok(CodeOutcome::SignedIn(secret)) => {
+            return see_other(&login_url(&form.req), &[session_cookie(&secret)]);
+        }
         Ok(CodeOutcome::Accepted) => return see_other(&login_url(&form.req), &[]),
         Ok(CodeOutcome::Expired) => return expired_page(lang, &login_url(&form.req)),
         Ok(CodeOutcome::Rejected) => (
@@ -800,6 +839,124 @@ pub async fn choose_device(
     }
 }
 
+csrf_protected!(DeviceCodeForm);
+
+#[derive(Deserialize)]
+pub struct DeviceCodeForm {
+    #[serde(default)]
+    req: String,
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    code: String,
+}
+
+/// `POST /login/device/code`: the code the device showed, typed on the
+/// waiting page of the session that started the sign-in.
+pub async fn submit_device_code(
+    State(web): State<Web>,
+    SessionForm {
+        session,
+        secret,
+        lang,
+        form,
+        ..
+    }: SessionForm<DeviceCodeForm>,
+) -> Response {
+    let now = Utc::now();
+    let outcome = match web
+        .core
+        .submit_device_code(&session, &form.req, &form.code, now)
+        .await
+    {
+        Ok(outcome) => outcome,
+        Err(e) => return unavailable(lang, &e),
+    };
+    let (error, status) = match outcome {
+        DeviceCodeOutcome::Delivered | DeviceCodeOutcome::TooMany => {
+            return see_other(&login_url(&form.req), &[]);
+        }
+        DeviceCodeOutcome::Expired => return expired_page(lang, &login_url(&form.req)),
+        DeviceCodeOutcome::Rejected { left } => (
+            format!("{} {left}", t::DEVICE_CODE_WRONG.get(lang)),
+            StatusCode::UNAUTHORIZED,
+        ),
+        DeviceCodeOutcome::NotAnswered => (
+            t::DEVICE_CODE_NOT_YET.get(lang).to_owned(),
+            StatusCode::CONFLICT,
+        ),
+    };
+    let step = match web.core.next_step(&session, &form.req, now).await {
+        Ok(step) => step,
+        Err(e) => return unavailable(lang, &e),
+    };
+    render_step(
+        &web,
+        lang,
+        &session,
+        &secret,
+        &form.req,
+        step,
+        Some(&error),
+        status,
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct RedeemQuery {
+    txn: Option<String>,
+    proof: Option<String>,
+}
+
+/// `GET /login/device/redeem?txn=…&proof=…`: the one-time link the agent
+/// opened in the user's default browser. In the browser whose session
+/// started the sign-in, the sign-in goes on; in any other, nothing
+/// completes and the page says whose sign-in it was and what to do.
+pub async fn redeem_device_link(
+    State(web): State<Web>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Query(query): Query<RedeemQuery>,
+) -> Response {
+    let lang = language(&headers, None);
+    let now = Utc::now();
+    let session = match current_session(&web, &headers, &client).await {
+        Ok(s) => s.map(|(session, _)| session),
+        Err(e) => return unavailable(lang, &e),
+    };
+    let outcome = web
+        .core
+        .redeem_link(
+            session.as_ref(),
+            query.txn.as_deref().unwrap_or(""),
+            query.proof.as_deref().unwrap_or(""),
+            &client,
+            now,
+        )
+        .await;
+    match outcome {
+        Ok(RedeemOutcome::Delivered { request_id }) => page(
+            lang,
+            StatusCode::OK,
+            &t::PROOF_DELIVERED_TITLE,
+            pages::proof_delivered(lang, &request_id, query.txn.as_deref().unwrap_or("")),
+            &login_url(&request_id),
+        )
+        .into_response(),
+        Ok(RedeemOutcome::OtherBrowser(context)) => page(
+            lang,
+            StatusCode::FORBIDDEN,
+            &t::OTHER_BROWSER_TITLE,
+            pages::other_browser(lang, &context, web.core.support_contact()),
+            "/",
+        )
+        .into_response(),
+        Ok(RedeemOutcome::Invalid) => expired_page(lang, "/"),
+        Err(e) => unavailable(lang, &e),
+    }
+}
+
 #[derive(Deserialize)]
 pub struct WaitQuery {
     txn: Option<String>,
@@ -809,10 +966,11 @@ pub struct WaitQuery {
 /// a while with "pending" (the page asks again).
 pub async fn wait(
     State(web): State<Web>,
+    Client(client): Client,
     headers: HeaderMap,
     Query(query): Query<WaitQuery>,
 ) -> Response {
-    let status = match current_session(&web, &headers).await {
+    let status = match current_session(&web, &headers, &client).await {
         Ok(Some((session, _))) => {
             let txn = query.txn.unwrap_or_default();
             match wait_for_answer(&web, &session, &txn).await {
@@ -881,13 +1039,14 @@ pub async fn device_certificate(
     State(web): State<Web>,
     axum::Extension(peer): axum::Extension<Peer>,
     axum::Extension(certificate): axum::Extension<super::PeerCertificate>,
+    Client(client): Client,
     headers: HeaderMap,
     Query(query): Query<WaitQuery>,
 ) -> Response {
     let lang = language(&headers, None);
     let now = Utc::now();
     let here = "/device-auth";
-    let session = match current_session(&web, &headers).await {
+    let session = match current_session(&web, &headers, &client).await {
         Ok(Some((session, _))) => session,
         Ok(None) => return expired_page(lang, here),
         Err(e) => return unavailable(lang, &e),
@@ -944,6 +1103,7 @@ pub struct LogoutParams {
 /// elsewhere cannot sign anyone out.
 pub async fn logout(
     State(web): State<Web>,
+    Client(client): Client,
     headers: HeaderMap,
     method: axum::http::Method,
     params: Result<Form<LogoutParams>, axum::extract::rejection::FormRejection>,
@@ -952,7 +1112,7 @@ pub async fn logout(
     // `Form` reads the query string of a GET and the body of a POST.
     let params = params.map(|Form(p)| p).unwrap_or_default();
     let now = Utc::now();
-    let session = match current_session(&web, &headers).await {
+    let session = match current_session(&web, &headers, &client).await {
         Ok(s) => s,
         Err(e) => return unavailable(lang, &e),
     };
@@ -1043,10 +1203,11 @@ pub struct HomeQuery {
 /// `GET /`: the signed-in user's apps.
 pub async fn home(
     State(web): State<Web>,
+    Client(client): Client,
     headers: HeaderMap,
     Query(query): Query<HomeQuery>,
 ) -> Response {
-    let session = match current_session(&web, &headers).await {
+    let session = match current_session(&web, &headers, &client).await {
         Ok(s) => s,
         Err(e) => return unavailable(language(&headers, None), &e),
     };

@@ -116,6 +116,8 @@ pub async fn serve(
         .route("/login/password", post(login::change_password))
         .route("/login/device", post(login::choose_device))
         .route("/login/wait", get(login::wait))
+        .route("/login/device/code", post(login::submit_device_code))
+        .route("/login/device/redeem", get(login::redeem_device_link))
         .route("/login/code", post(login::submit_code))
         .route("/login/code/resend", post(login::resend_code))
         .route("/account", get(account::account))

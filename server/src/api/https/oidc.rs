@@ -106,7 +106,12 @@ pub async fn discovery(State(web): State<Web>) -> Response {
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": ["none", "login"],
-        "acr_values_supported": ["urn:latchkey:acr:pwd", "urn:latchkey:acr:mfa", "urn:latchkey:acr:device"],
+        "acr_values_supported": [
+            crate::core::sso::ACR_PASSWORD,
+            crate::core::sso::ACR_MFA,
+            crate::core::sso::ACR_DEVICE_CONFIRM,
+            crate::core::sso::ACR_DEVICE_BOUND,
+        ],
         "authorization_response_iss_parameter_supported": true,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,

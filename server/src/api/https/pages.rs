@@ -193,16 +193,32 @@ pub fn choose_device(
     body
 }
 
-pub fn device_auth(
-    lang: Lang,
-    app: Option<&App>,
-    request_id: &str,
-    txn: &DeviceAuthTxn,
-    devices: &[DeviceChoice],
-    device_url: &str,
-) -> String {
+/// What the device step's page shows.
+pub struct DeviceAuthPage<'a> {
+    pub app: Option<&'a App>,
+    pub request_id: &'a str,
+    pub txn: &'a DeviceAuthTxn,
+    pub devices: &'a [DeviceChoice],
+    pub device_url: &'a str,
+    pub csrf: &'a str,
+    pub error: Option<&'a str>,
+}
+
+pub fn device_auth(lang: Lang, view: &DeviceAuthPage<'_>) -> String {
+    let DeviceAuthPage {
+        app,
+        request_id,
+        txn,
+        devices,
+        device_url,
+        csrf,
+        error,
+    } = *view;
     let next = format!("/login?req={}", q(request_id));
     let mut body = app_line(lang, app);
+    if let Some(error) = error {
+        body.push_str(&alert(error));
+    }
     if let [device] = devices {
         let _ = write!(
             body,
@@ -215,21 +231,45 @@ pub fn device_auth(
         DevicePolicy::Confirm => {
             let _ = write!(
                 body,
-                r#"<p>{}</p><p class="code" aria-label="code">{}</p>"#,
+                r#"<p>{}</p><p class="code" aria-label="number" data-number="{number}">{number}</p>"#,
                 t::DEVICE_AUTH_CONFIRM.get(lang),
-                esc(&txn.short_code)
+                number = esc(&txn.short_code)
             );
         }
         _ => {
+            if txn.awaiting_proof() {
+                let _ = write!(
+                    body,
+                    r#"<p class="notice" role="status" data-answered="1">{}</p>"#,
+                    t::DEVICE_ANSWERED.get(lang)
+                );
+            } else {
+                let _ = write!(
+                    body,
+                    r#"<p>{intro}</p><p><a id="device-link" class="button" href="latchkey://device-auth?txn={txn}">{button}</a></p><p class="muted">{mobile} <a id="mobile-link" href="{device_url}/device-auth?txn={txn}">{mobile_link}</a></p>"#,
+                    intro = t::DEVICE_AUTH_BOUND.get(lang),
+                    txn = q(&txn.id),
+                    button = t::DEVICE_AUTH_BUTTON.get(lang),
+                    mobile = t::DEVICE_AUTH_MOBILE.get(lang),
+                    device_url = esc(device_url),
+                    mobile_link = t::DEVICE_AUTH_MOBILE_LINK.get(lang),
+                );
+            }
+            // For sign-ins the agent's link cannot reach (a desktop app's
+            // sign-in window, another browser): the code the device shows.
             let _ = write!(
                 body,
-                r#"<p>{intro}</p><p><a id="device-link" class="button" href="latchkey://device-auth?txn={txn}">{button}</a></p><p class="muted">{mobile} <a id="mobile-link" href="{device_url}/device-auth?txn={txn}">{mobile_link}</a></p>"#,
-                intro = t::DEVICE_AUTH_BOUND.get(lang),
-                txn = q(&txn.id),
-                button = t::DEVICE_AUTH_BUTTON.get(lang),
-                mobile = t::DEVICE_AUTH_MOBILE.get(lang),
-                device_url = esc(device_url),
-                mobile_link = t::DEVICE_AUTH_MOBILE_LINK.get(lang),
+                r#"<form method="post" action="/login/device/code" class="device-code">
+<input type="hidden" name="req" value="{req}">
+<input type="hidden" name="csrf" value="{csrf}">
+<label for="device-code">{label}</label>
+<input id="device-code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" maxlength="24" required>
+<button type="submit" class="secondary">{button}</button>
+</form>"#,
+                req = esc(request_id),
+                csrf = esc(csrf),
+                label = t::DEVICE_CODE_LABEL.get(lang),
+                button = t::VERIFY_BUTTON.get(lang),
             );
         }
     }
@@ -281,7 +321,21 @@ pub fn failure_text(failure: &LoginFailure) -> (&'static Text, &'static Text) {
             DeviceAuthFailure::BadSignature { .. } => {
                 (&t::FAILED_BAD_SIGNATURE_TITLE, &t::FAILED_BAD_SIGNATURE)
             }
+            DeviceAuthFailure::WrongNumber { .. } => {
+                (&t::FAILED_WRONG_NUMBER_TITLE, &t::FAILED_WRONG_NUMBER)
+            }
+            DeviceAuthFailure::NotDelivered { .. } => {
+                (&t::FAILED_NOT_DELIVERED_TITLE, &t::FAILED_NOT_DELIVERED)
+            }
+            DeviceAuthFailure::TooManyCodes => {
+                (&t::FAILED_TOO_MANY_CODES_TITLE, &t::FAILED_TOO_MANY_CODES)
+            }
+            DeviceAuthFailure::TooManyRequests => (
+                &t::FAILED_TOO_MANY_REQUESTS_TITLE,
+                &t::FAILED_TOO_MANY_REQUESTS,
+            ),
         },
+        LoginFailure::EnrollmentNotAllowed => (&t::FAILED_ENROLLMENT_TITLE, &t::FAILED_ENROLLMENT),
     }
 }
 
@@ -295,6 +349,7 @@ pub fn failure(lang: Lang, failure: &LoginFailure, request_id: &str, csrf: &str)
             LoginFailure::SecondFactorUnavailable => "second_factor_unavailable",
             LoginFailure::InteractionRequired => "interaction_required",
             LoginFailure::NetworkDenied { .. } => "network_denied",
+            LoginFailure::EnrollmentNotAllowed => "enrollment_not_allowed",
             LoginFailure::Device(f) => f.code(),
         },
         text = text.get(lang)
@@ -314,8 +369,13 @@ pub fn failure(lang: Lang, failure: &LoginFailure, request_id: &str, csrf: &str)
             | DeviceAuthFailure::NotCompliant { device, .. }
             | DeviceAuthFailure::OtherUser { device }
             | DeviceAuthFailure::WrongNetwork { device }
-            | DeviceAuthFailure::BadSignature { device } => Some(device),
-            DeviceAuthFailure::NoDevice | DeviceAuthFailure::NotAnswered => None,
+            | DeviceAuthFailure::BadSignature { device }
+            | DeviceAuthFailure::WrongNumber { device }
+            | DeviceAuthFailure::NotDelivered { device } => Some(device).filter(|d| !d.is_empty()),
+            DeviceAuthFailure::NoDevice
+            | DeviceAuthFailure::NotAnswered
+            | DeviceAuthFailure::TooManyCodes
+            | DeviceAuthFailure::TooManyRequests => None,
         };
         if let Some(name) = name {
             let _ = write!(
@@ -337,7 +397,10 @@ pub fn failure(lang: Lang, failure: &LoginFailure, request_id: &str, csrf: &str)
             }
             body.push_str("</ul>");
         }
-        if !matches!(device, DeviceAuthFailure::NoDevice) {
+        if !matches!(
+            device,
+            DeviceAuthFailure::NoDevice | DeviceAuthFailure::TooManyRequests
+        ) {
             let _ = write!(
                 body,
                 r#"<form method="post" action="/login/device">
@@ -461,47 +524,6 @@ pub fn email_code_form(
         button = t::VERIFY_BUTTON.get(lang),
         resend = t::EMAIL_CODE_RESEND.get(lang),
     )
-}
-
-/// "Chrome 156 · Linux" from a User-Agent header, or the header itself
-/// (shortened) when it names nothing familiar.
-pub fn browser_summary(user_agent: &str) -> String {
-    let version_of = |name: &str| {
-        user_agent.split_whitespace().find_map(|token| {
-            let version = token.strip_prefix(name)?.strip_prefix('/')?;
-            Some(version.split('.').next().unwrap_or(version).to_owned())
-        })
-    };
-    let browser = [
-        ("Edg", "Edge"),
-        ("OPR", "Opera"),
-        ("Firefox", "Firefox"),
-        ("Chrome", "Chrome"),
-    ]
-    .iter()
-    .find_map(|(token, name)| version_of(token).map(|v| format!("{name} {v}")))
-    .or_else(|| {
-        (user_agent.contains("Safari/") && user_agent.contains("Version/"))
-            .then(|| format!("Safari {}", version_of("Version").unwrap_or_default()))
-    });
-    let os = [
-        ("Windows", "Windows"),
-        ("iPhone", "iOS"),
-        ("iPad", "iPadOS"),
-        ("Android", "Android"),
-        ("Mac OS X", "macOS"),
-        ("CrOS", "ChromeOS"),
-        ("Linux", "Linux"),
-    ]
-    .iter()
-    .find(|(token, _)| user_agent.contains(token))
-    .map(|(_, name)| *name);
-    match (browser, os) {
-        (Some(b), Some(o)) => format!("{b} · {o}"),
-        (Some(b), None) => b,
-        (None, Some(o)) => o.to_owned(),
-        (None, None) => user_agent.chars().take(60).collect(),
-    }
 }
 
 /// What the account page shows besides the user: their second factors,
@@ -663,7 +685,7 @@ pub fn account(lang: Lang, view: &AccountPage<'_>) -> String {
             iso = row.at.to_rfc3339(),
             when = row.at.format("%Y-%m-%d %H:%M:%S"),
             ip = esc(&row.ip),
-            browser = esc(&browser_summary(&row.user_agent)),
+            browser = esc(&latchkey_proto::text::browser_summary(&row.user_agent)),
             app = esc(row.app.as_deref().unwrap_or("–")),
             device = esc(row.device.as_deref().unwrap_or("–")),
             method = esc(&row.method),
@@ -672,6 +694,66 @@ pub fn account(lang: Lang, view: &AccountPage<'_>) -> String {
     }
     body.push_str("</tbody></table></div>");
     body
+}
+
+/// The page a redemption link shows in the browser that started the
+/// sign-in. When the sign-in's waiting tab is open in this browser, it
+/// goes on there and this tab closes (or says to return there); when it is
+/// not (the link opened in the same tab), the sign-in goes on here.
+pub fn proof_delivered(lang: Lang, request_id: &str, txn_id: &str) -> String {
+    format!(
+        r#"<div id="delivered" data-txn="{txn}" data-next="/login?req={req}">
+<p class="notice" role="status" data-delivered="1">{text}</p>
+<p><a class="button secondary" href="/login?req={req}">{continue_label}</a></p>
+</div>
+<script src="/static/device-auth.js" defer></script>"#,
+        text = t::PROOF_DELIVERED.get(lang),
+        txn = esc(txn_id),
+        req = q(request_id),
+        continue_label = t::DEVICE_CONTINUE.get(lang),
+    )
+}
+
+/// The page a redemption link shows in a browser without the sign-in it
+/// belongs to: whose sign-in it was, what to do if it was the user's own
+/// (a desktop app's window: type the device's code there), and what to do
+/// if it was not.
+pub fn other_browser(
+    lang: Lang,
+    context: &crate::core::sso::SignInContext,
+    support_contact: &str,
+) -> String {
+    let contact = if support_contact.is_empty() {
+        t::SUPPORT_DEFAULT.get(lang).to_owned()
+    } else {
+        support_contact.to_owned()
+    };
+    format!(
+        r#"<p class="error" role="alert" data-failure="other_browser">{intro}</p>
+<dl class="sign-in-context">
+<dt>{app_label}</dt><dd class="app">{app}</dd>
+<dt>{browser_label}</dt><dd class="browser">{browser}</dd>
+<dt>{ip_label}</dt><dd class="ip">{ip}</dd>
+<dt>{time_label}</dt><dd><time datetime="{at}">{at_text}</time></dd>
+</dl>
+<h2>{if_you}</h2><p>{if_you_text}</p>
+<h2>{if_not}</h2><p class="warning" data-warning="password">{if_not_text} <strong class="contact">{contact}</strong></p>"#,
+        intro = t::OTHER_BROWSER_INTRO.get(lang),
+        app_label = t::HISTORY_APP.get(lang),
+        app = esc(&context.app_name),
+        browser_label = t::HISTORY_BROWSER.get(lang),
+        browser = esc(&context.browser),
+        ip_label = t::HISTORY_IP.get(lang),
+        ip = esc(&context.ip),
+        time_label = t::HISTORY_TIME.get(lang),
+        at = context.started_at.to_rfc3339(),
+        at_text = context.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        if_you = t::OTHER_BROWSER_IF_YOU_TITLE.get(lang),
+        if_you_text = t::OTHER_BROWSER_IF_YOU.get(lang),
+        if_not = t::OTHER_BROWSER_IF_NOT_TITLE.get(lang),
+        if_not_text = t::OTHER_BROWSER_IF_NOT.get(lang),
+        contact = esc(&contact),
+    )
 }
 
 pub fn message(lang: Lang, text: &Text) -> String {
@@ -749,14 +831,40 @@ main.wide{max-width:60rem}
 "#;
 
 pub const DEVICE_AUTH_SCRIPT: &str = r#"(function () {
+  var channel = ('BroadcastChannel' in window) ? new BroadcastChannel('latchkey-device-auth') : null;
+  var delivered = document.getElementById('delivered');
+  if (delivered) {
+    // Opened by the agent. If the sign-in's waiting tab is open in this
+    // browser it goes on there and this tab closes; otherwise the sign-in
+    // goes on here.
+    var dtxn = delivered.getAttribute('data-txn');
+    var dnext = delivered.getAttribute('data-next');
+    var claimed = false;
+    if (channel) {
+      channel.onmessage = function (e) {
+        if (e.data === 'waiting:' + dtxn) { claimed = true; window.close(); }
+      };
+      channel.postMessage('delivered:' + dtxn);
+    }
+    setTimeout(function () { if (!claimed) window.location.assign(dnext); }, 1500);
+    return;
+  }
   var root = document.getElementById('device-auth');
   if (!root) return;
   var txn = root.getAttribute('data-txn');
   var next = root.getAttribute('data-next');
+  var done = false;
+  function go() { if (!done) { done = true; window.location.assign(next); } }
+  if (channel) {
+    channel.onmessage = function (e) {
+      if (e.data === 'delivered:' + txn) { channel.postMessage('waiting:' + txn); go(); }
+    };
+  }
   function poll() {
+    if (done) return;
     fetch('/login/wait?txn=' + encodeURIComponent(txn), { credentials: 'same-origin', cache: 'no-store' })
       .then(function (r) { if (!r.ok) throw new Error(String(r.status)); return r.json(); })
-      .then(function (j) { if (j.status === 'pending') { poll(); } else { window.location.assign(next); } })
+      .then(function (j) { if (j.status === 'pending') { poll(); } else { go(); } })
       .catch(function () { setTimeout(poll, 2000); });
   }
   poll();

@@ -69,6 +69,23 @@ pub enum Factor {
     Email,
 }
 
+impl Factor {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Factor::Totp => "totp",
+            Factor::Email => "email",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "totp" => Some(Factor::Totp),
+            "email" => Some(Factor::Email),
+            _ => None,
+        }
+    }
+}
+
 /// A new authenticator being set up: what the page shows.
 #[derive(Debug, Clone)]
 pub struct TotpEnrollment {
@@ -82,6 +99,9 @@ pub struct TotpEnrollment {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CodeOutcome {
     Accepted,
+    /// Accepted at sign-in: the factor counts for this session, which has
+    /// a new cookie secret.
+    SignedIn(String),
     /// Wrong, reused or expired code: the same message for each.
     Rejected,
     /// Too many failures; try again after this many seconds.
@@ -125,6 +145,15 @@ fn totp_kid(user: &User) -> String {
 
 fn pending_kid(session_id: &str) -> String {
     format!("totp-pending:{session_id}")
+}
+
+/// Whether a sign-in may set up a first authenticator: during onboarding
+/// (a temporary password) or after an emailed code.
+fn may_enroll_at_sign_in(session: &SsoSession) -> bool {
+    session.onboarding
+        || session
+            .second_factor
+            .is_some_and(|(f, _)| f == Factor::Email)
 }
 
 /// `a***@example.com`: enough for the user to recognise, little for anyone
@@ -196,6 +225,23 @@ impl Core {
                 if record.totp_secret.is_some() {
                     return Ok(Step::Totp(None));
                 }
+                // A password alone never sets up a second factor: a first
+                // authenticator is added at sign-in only during onboarding
+                // (a temporary password the admin gave out) or after an
+                // emailed code proved the mailbox.
+                if !may_enroll_at_sign_in(session) {
+                    if self.mail.is_some() {
+                        return Box::pin(self.factor_step(
+                            session,
+                            user,
+                            Factor::Email,
+                            record,
+                            now,
+                        ))
+                        .await;
+                    }
+                    return Ok(Step::Failed(LoginFailure::EnrollmentNotAllowed));
+                }
                 let enrollment = self.totp_enrollment(session, user, now).await?;
                 Ok(Step::Totp(Some(enrollment)))
             }
@@ -261,6 +307,8 @@ impl Core {
     }
 
     /// Sends a new code to the user's address; false if it could not go.
+    /// Only while the sign-in asks for an emailed code (see
+    /// [`Core::resend_email_code`]).
     async fn send_email_code(
         &self,
         session: &SsoSession,
@@ -316,10 +364,17 @@ impl Core {
         let Some(user) = self.session_user(session).await? else {
             return Ok(false);
         };
-        if let Some(challenge) = self.store().challenge(&session.id).await?
-            && challenge.kind == KIND_EMAIL
-            && now - challenge.sent_at < RESEND_AFTER
-        {
+        // Nothing is sent unless an emailed code is the factor in play: a
+        // code this sign-in already sent, not yet used.
+        let Some(challenge) = self
+            .store()
+            .challenge(&session.id)
+            .await?
+            .filter(|c| c.kind == KIND_EMAIL)
+        else {
+            return Ok(false);
+        };
+        if now - challenge.sent_at < RESEND_AFTER {
             return Ok(true);
         }
         self.send_email_code(session, &user, now).await
@@ -364,7 +419,9 @@ impl Core {
             .filter(|c| c.expires_at > now);
         let (method, accepted) = match challenge {
             Some(c) if c.kind == KIND_EMAIL => ("email", self.check_email_code(&c, code).await?),
-            Some(c) if c.kind == KIND_ENROLL => {
+            // An enrollment counts at sign-in only where the sign-in may
+            // set one up (see `factor_step`).
+            Some(c) if c.kind == KIND_ENROLL && may_enroll_at_sign_in(session) => {
                 ("totp", self.confirm_enrollment(&c, &user, code, now).await?)
             }
             _ => ("totp", self.check_totp(&user, code, now).await?),
@@ -377,14 +434,48 @@ impl Core {
             return Ok(CodeOutcome::Rejected);
         }
         let mut session = session.clone();
-        if !session.amr.iter().any(|m| m == "otp") {
-            session.amr.push("otp".to_owned());
-        }
-        if !self.store().update_session_auth(&session).await? {
+        let factor = if method == "email" {
+            Factor::Email
+        } else {
+            Factor::Totp
+        };
+        session.second_factor = Some((factor, now));
+        let Some(secret) = self.save_session_auth(&session).await? else {
             return Ok(CodeOutcome::Expired);
-        }
+        };
         self.code_event(&session, &user, method, None, now).await?;
         self.record_login_success(Guess::Code, &user.email).await?;
+        Ok(CodeOutcome::SignedIn(secret))
+    }
+
+    /// The first code from an authenticator added on the account page: it
+    /// is stored, and the current sign-in gains nothing from it.
+    pub async fn confirm_account_totp(
+        &self,
+        session: &SsoSession,
+        user: &User,
+        code: &str,
+        now: DateTime<Utc>,
+    ) -> Result<CodeOutcome, CoreError> {
+        if let Some(left) = self
+            .login_locked_for(Guess::Code, &user.email, &session.ip, now)
+            .await?
+        {
+            return Ok(CodeOutcome::LockedOut(left.num_seconds().max(1)));
+        }
+        let Some(challenge) = self
+            .store()
+            .challenge(&session.id)
+            .await?
+            .filter(|c| c.kind == KIND_ENROLL && c.expires_at > now)
+        else {
+            return Ok(CodeOutcome::Expired);
+        };
+        if !self.confirm_enrollment(&challenge, user, code, now).await? {
+            self.record_login_failure(Guess::Code, &user.email, &session.ip, now)
+                .await?;
+            return Ok(CodeOutcome::Rejected);
+        }
         Ok(CodeOutcome::Accepted)
     }
 

@@ -10,6 +10,7 @@
 
 mod mfa;
 pub mod model;
+mod proof;
 mod tokens;
 mod waiters;
 
@@ -22,8 +23,8 @@ use super::auth::{
 use super::ids::{ClientId, DeviceId};
 use super::limits::Guess;
 use super::model::{
-    App, AuditEntry, AuditOutcome, Device, DevicePolicy, DeviceState, EffectivePolicy, User,
-    UserKind, UserStatus,
+    App, AuditEntry, AuditOutcome, Device, DevicePolicy, DeviceState, EffectivePolicy, MfaPolicy,
+    User, UserKind, UserStatus,
 };
 use super::networks::{self, Cidr};
 use super::passwords::Password;
@@ -35,8 +36,13 @@ pub use mfa::{
     CodeOutcome, Factor, HistoryRow, MfaSetting, SecondFactorView, TotpEnrollment, mask_email,
 };
 pub use model::{
-    AuthRequest, DeviceAuthFailure, DeviceAuthTxn, FailedCheckView, Grant, LoginEvent, SsoSession,
-    TxnOutcome,
+    AuthRequest, Delivery, DeviceAuthFailure, DeviceAuthTxn, DeviceConfirmation, DeviceProof,
+    FailedCheckView, Grant, LoginEvent, SsoSession, TxnOutcome,
+};
+use proof::NewProof;
+pub use proof::{
+    CODE_ATTEMPTS, DeliveryState, DeviceCodeOutcome, ProofHandoff, RedeemOutcome, SignInContext,
+    normalize_code,
 };
 pub use tokens::{ClientAuth, IdTokenHint, IntrospectedToken, TokenError, TokenSet, UserInfo, put};
 pub use waiters::Waiters;
@@ -58,6 +64,9 @@ pub struct SsoSettings {
     /// Where phones and tablets present their device certificate (the
     /// listener that asks for one), e.g. `https://id.example.com:8444`.
     pub device_url: String,
+    /// Whom users are told to contact when a sign-in was not theirs (a
+    /// helpdesk address or phone number); empty: "your IT department".
+    pub support_contact: String,
 }
 
 impl SsoSettings {
@@ -69,6 +78,7 @@ impl SsoSettings {
             user_mfa_minimum: MfaSetting::Off,
             allowed_networks: Vec::new(),
             device_url: String::new(),
+            support_contact: String::new(),
         }
     }
 }
@@ -96,6 +106,14 @@ const MAX_USER_AGENT: usize = 512;
 const KNOWN_SCOPES: &[&str] = &["openid", "profile", "email", "groups", "offline_access"];
 /// The `typ` of the statement an agent signs.
 pub const DEVICE_AUTH_TYP: &str = "latchkey-device-auth+jwt";
+/// `acr` values (docs/sso.md): the browser runs on a managed device of the
+/// user (`bound`, or the device certificate on a phone); a managed device
+/// of the user approved with number matching (`confirm`); password and a
+/// one-time code; password alone.
+pub const ACR_DEVICE_BOUND: &str = "urn:latchkey:acr:device-bound";
+pub const ACR_DEVICE_CONFIRM: &str = "urn:latchkey:acr:device-confirm";
+pub const ACR_MFA: &str = "urn:latchkey:acr:mfa";
+pub const ACR_PASSWORD: &str = "urn:latchkey:acr:pwd";
 
 /// Who is at the browser, as the HTTP layer saw it.
 #[derive(Debug, Clone)]
@@ -123,12 +141,6 @@ fn truncate(text: &str, max: usize) -> String {
 
 fn random_hex<const N: usize>() -> Result<String, CoreError> {
     Ok(hex::encode(latchkey_certs::random_bytes::<N>()?))
-}
-
-/// A six-digit code the browser and the agent both show in `confirm` mode.
-fn short_code() -> Result<String, CoreError> {
-    let bytes = latchkey_certs::random_bytes::<4>()?;
-    Ok(format!("{:06}", u32::from_be_bytes(bytes) % 1_000_000))
 }
 
 /// The query parameters of `/authorize`, as received.
@@ -211,15 +223,18 @@ pub enum Step {
     EmailCode { to: String },
     /// Choose which of several devices confirms the login.
     ChooseDevice(Vec<DeviceChoice>),
-    /// Waiting for a device to answer.
+    /// Waiting for a device to answer, or (`bound`) for its proof to
+    /// arrive from this browser: the redemption link or the code.
     DeviceAuth {
         txn: Box<DeviceAuthTxn>,
         devices: Vec<DeviceChoice>,
     },
     /// The sign-in cannot go on; the page says why.
     Failed(LoginFailure),
-    /// Done: send the browser here (the client's redirect URI with a code).
-    Redirect(String),
+    /// Done: send the browser here (the client's redirect URI with a code),
+    /// with the session's new cookie secret when the step changed what the
+    /// session has proved.
+    Redirect(String, Option<String>),
 }
 
 /// Why a sign-in stopped, each with its own page.
@@ -236,12 +251,16 @@ pub enum LoginFailure {
     NetworkDenied {
         ip: String,
     },
+    /// A first authenticator may be set up at sign-in only during
+    /// onboarding (a temporary password) or after an emailed code.
+    EnrollmentNotAllowed,
 }
 
 /// Outcome of the sign-in form.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PasswordOutcome {
-    Accepted,
+    /// Signed in; the session's new cookie secret.
+    Accepted(String),
     /// The same message whatever was wrong (unknown user, wrong password,
     /// suspended), so the form tells nobody which accounts exist.
     Rejected,
@@ -260,9 +279,20 @@ pub struct DeviceChallenge {
     pub audience: String,
     pub app_name: String,
     pub user_email: String,
-    pub short_code: String,
     pub mode: DevicePolicy,
     pub expires_at: DateTime<Utc>,
+    /// The browser that started the sign-in, for the device's dialog.
+    pub browser_ip: String,
+    pub browser_user_agent: String,
+    pub started_at: DateTime<Utc>,
+}
+
+/// The outcome of a device's answer, and in `bound` mode what the agent
+/// must bring to the browser.
+#[derive(Debug, Clone)]
+pub struct AnswerOutcome {
+    pub outcome: TxnOutcome,
+    pub handoff: Option<ProofHandoff>,
 }
 
 /// A device's answer to a transaction, as [`Core::settle_answer`] decides
@@ -273,7 +303,11 @@ struct Answer<'a> {
     subject: Option<(Device, Option<EffectivePolicy>)>,
     user: Option<TxnUser>,
     verified: bool,
+    /// `confirm` mode: the number typed on the device is the browser's.
+    number_matches: bool,
     peer_ip: Option<&'a str>,
+    /// The proof reached the session with the answer (mobile path).
+    delivered: Option<Delivery>,
 }
 
 /// The longest signed statement an answer may carry.
@@ -287,6 +321,9 @@ struct DeviceStatement {
     device_id: String,
     aud: String,
     iat: i64,
+    /// `confirm` mode: the number the user typed on the device.
+    #[serde(default)]
+    number: String,
 }
 
 /// A password's acceptable shape: the length NIST SP 800-63B asks for,
@@ -314,6 +351,10 @@ impl Core {
         &self.settings.sso.device_url
     }
 
+    pub fn support_contact(&self) -> &str {
+        &self.settings.sso.support_contact
+    }
+
     /// Whether a browser at `ip` may sign in (to `app`, when known).
     pub fn network_allows(&self, ip: &str, app: Option<&App>) -> bool {
         networks::allowed(&self.settings.sso.allowed_networks, ip)
@@ -323,9 +364,12 @@ impl Core {
     // ---- sessions ----
 
     /// The live session a cookie names, if any.
+    /// The session is loaded with the current request's address and user
+    /// agent, so every check on it judges the browser asking now.
     pub async fn session_from_cookie(
         &self,
         secret: Option<&str>,
+        browser: &BrowserContext,
         now: DateTime<Utc>,
     ) -> Result<Option<SsoSession>, CoreError> {
         let Some(secret) = secret.filter(|s| s.len() <= 128) else {
@@ -335,7 +379,27 @@ impl Core {
             .store()
             .session_by_secret_hash(&secret_hash(secret))
             .await?
-            .filter(|s| s.is_live(now)))
+            .filter(|s| s.is_live(now))
+            .map(|mut s| {
+                s.ip.clone_from(&browser.ip);
+                s.user_agent.clone_from(&browser.user_agent);
+                s
+            }))
+    }
+
+    /// Records what the session has proved and gives it a new cookie
+    /// secret (no session fixation): the new secret, or `None` when the
+    /// session ended meanwhile.
+    pub(crate) async fn save_session_auth(
+        &self,
+        session: &SsoSession,
+    ) -> Result<Option<String>, CoreError> {
+        let secret = random_hex::<32>()?;
+        Ok(self
+            .store()
+            .update_session_auth(session, &secret_hash(&secret))
+            .await?
+            .then_some(secret))
     }
 
     /// A new, unauthenticated session and the secret for its cookie.
@@ -353,8 +417,9 @@ impl Core {
             created_at: now,
             expires_at: now + SESSION_TTL,
             auth_time: None,
-            amr: Vec::new(),
-            device_id: None,
+            second_factor: None,
+            device: None,
+            onboarding: false,
             ended_at: None,
         };
         self.store()
@@ -679,15 +744,19 @@ impl Core {
         self.step(session, request_id, false, now).await
     }
 
-    async fn step(
+    /// The request, its app and the user once everything before the
+    /// device step holds (the address rules, the password, a temporary
+    /// password replaced, the second factor); otherwise the step the
+    /// browser must see.
+    async fn signed_in_for(
         &self,
         session: &SsoSession,
         request_id: &str,
         interactive: bool,
         now: DateTime<Utc>,
-    ) -> Result<Step, CoreError> {
+    ) -> Result<Result<(AuthRequest, App, User), Step>, CoreError> {
         let Some((request, app)) = self.open_request(session, request_id, now).await? else {
-            return Ok(Step::Failed(LoginFailure::Expired));
+            return Ok(Err(Step::Failed(LoginFailure::Expired)));
         };
         if !self.network_allows(&session.ip, Some(&app)) {
             self.login_event(
@@ -699,12 +768,12 @@ impl Core {
                 now,
             )
             .await?;
-            return Ok(Step::Failed(LoginFailure::NetworkDenied {
+            return Ok(Err(Step::Failed(LoginFailure::NetworkDenied {
                 ip: session.ip.clone(),
-            }));
+            })));
         }
         let (Some(user_id), Some(_)) = (&session.user_id, session.auth_time) else {
-            return Ok(Step::Password);
+            return Ok(Err(Step::Password));
         };
         let Some(user) = self
             .store()
@@ -713,7 +782,7 @@ impl Core {
             .filter(|u| u.status == UserStatus::Active)
         else {
             self.end_session(session, "user not active", now).await?;
-            return Ok(Step::Failed(LoginFailure::Expired));
+            return Ok(Err(Step::Failed(LoginFailure::Expired)));
         };
         if self
             .store()
@@ -721,23 +790,44 @@ impl Core {
             .await?
             .is_some_and(|p: PasswordRecord| p.must_change)
         {
-            return Ok(Step::ChangePassword);
+            return Ok(Err(Step::ChangePassword));
         }
-        if !session.amr.iter().any(|m| m == "otp") {
-            let factors = self.store().second_factor(&user.id).await?;
-            if let Some(factor) = self
+        let factors = self.store().second_factor(&user.id).await?;
+        // An app that asks for TOTP is satisfied by nothing else; any other
+        // demand by any factor that passed in this session.
+        let strict = (app.mfa_policy == MfaPolicy::Totp).then_some(Factor::Totp);
+        if !session.passed_factor(strict)
+            && let Some(factor) = self
                 .factor_needed(session, &app, &user, &factors, now)
                 .await?
-            {
-                if !interactive {
-                    return Ok(Step::Failed(LoginFailure::InteractionRequired));
-                }
-                return self
-                    .factor_step(session, &user, factor, &factors, now)
-                    .await;
+        {
+            if !interactive {
+                return Ok(Err(Step::Failed(LoginFailure::InteractionRequired)));
             }
+            return self
+                .factor_step(session, &user, factor, &factors, now)
+                .await
+                .map(Err);
         }
+        Ok(Ok((request, app, user)))
+    }
+
+    async fn step(
+        &self,
+        session: &SsoSession,
+        request_id: &str,
+        interactive: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Step, CoreError> {
+        let (request, app, user) = match self
+            .signed_in_for(session, request_id, interactive, now)
+            .await?
+        {
+            Ok(ready) => ready,
+            Err(step) => return Ok(step),
+        };
         let mut session = session.clone();
+        let mut new_secret = None;
         let device = if app.device_policy == DevicePolicy::None {
             None
         } else if user.kind == UserKind::BreakGlass {
@@ -756,17 +846,9 @@ impl Core {
             .await?;
             None
         } else if !interactive {
-            // Only a device that already confirmed in this session counts.
-            let fit = match session.device_id.clone() {
-                Some(id) => {
-                    let view = self.compliance_of(&id, now).await?;
-                    device_fitness(&view.device, &view.compliance, &user.email)
-                        .is_none()
-                        .then_some(view.device)
-                }
-                None => None,
-            };
-            match fit {
+            // Only a device confirmation this session already holds, of
+            // the kind the app needs, from this address, counts.
+            match self.held_confirmation(&session, &app, &user, now).await? {
                 Some(device) => Some(device),
                 None => return Ok(Step::Failed(LoginFailure::InteractionRequired)),
             }
@@ -775,16 +857,48 @@ impl Core {
                 .device_step(&mut session, &request, &app, &user, now)
                 .await?
             {
-                Ok(device) => Some(device),
+                Ok((device, secret)) => {
+                    new_secret = secret;
+                    Some(device)
+                }
                 Err(step) => return Ok(step),
             }
         };
-        self.issue_code(&session, &request, &app, &user, device.as_ref(), now)
-            .await
+        match self
+            .issue_code(&session, &request, &app, &user, device.as_ref(), now)
+            .await?
+        {
+            Step::Redirect(url, None) => Ok(Step::Redirect(url, new_secret)),
+            other => Ok(other),
+        }
     }
 
-    /// Settles the device requirement: `Ok` with the confirming device, or
-    /// the step the browser must see instead.
+    /// The device confirmation the session holds, if it still counts for
+    /// `app`: the device is still fit for the user, and for a `bound` app
+    /// it was a `bound` (or certificate) confirmation made from the address
+    /// the browser has now. A `confirm` approval never opens a `bound` app.
+    async fn held_confirmation(
+        &self,
+        session: &SsoSession,
+        app: &App,
+        user: &User,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Device>, CoreError> {
+        let Some(held) = &session.device else {
+            return Ok(None);
+        };
+        if !confirmation_counts(held, app.device_policy, &session.ip) {
+            return Ok(None);
+        }
+        let view = self.compliance_of(&held.device_id, now).await?;
+        Ok(device_fitness(&view.device, &view.compliance, &user.email)
+            .is_none()
+            .then_some(view.device))
+    }
+
+    /// Settles the device requirement: `Ok` with the confirming device
+    /// (and the session's new cookie secret when this step took the
+    /// confirmation), or the step the browser must see instead.
     async fn device_step(
         &self,
         session: &mut SsoSession,
@@ -792,17 +906,11 @@ impl Core {
         app: &App,
         user: &User,
         now: DateTime<Utc>,
-    ) -> Result<Result<Device, Step>, CoreError> {
-        // A device that confirmed a login in this session still counts if
-        // it still passes every check.
-        if let Some(device_id) = session.device_id.clone() {
-            let view = self.compliance_of(&device_id, now).await?;
-            if device_fitness(&view.device, &view.compliance, &user.email).is_none() {
-                return Ok(Ok(view.device));
-            }
-            session.device_id = None;
-            session.amr.retain(|m| m != "swk" && m != "hwk");
-            self.store().update_session_auth(session).await?;
+    ) -> Result<Result<(Device, Option<String>), Step>, CoreError> {
+        // A device confirmation the session holds still counts if it is of
+        // the kind this app needs and the device passes every check.
+        if let Some(device) = self.held_confirmation(session, app, user, now).await? {
+            return Ok(Ok((device, None)));
         }
         let devices: Vec<Device> = self
             .store()
@@ -814,6 +922,46 @@ impl Core {
         let choices: Vec<DeviceChoice> = devices.iter().map(choice).collect();
         match self.store().latest_txn(&request.id).await? {
             Some(txn) if txn.session_id == session.id => match &txn.outcome {
+                TxnOutcome::Confirmed if txn.awaiting_proof() => {
+                    // The device answered; its proof has not come back
+                    // from this browser yet (the link or the code).
+                    if txn.code_attempts >= proof::CODE_ATTEMPTS {
+                        return Ok(Err(Step::Failed(LoginFailure::Device(
+                            DeviceAuthFailure::TooManyCodes,
+                        ))));
+                    }
+                    let open = txn
+                        .answered_at
+                        .is_some_and(|at| at + proof::DELIVERY_TTL > now);
+                    if open {
+                        let devices = choices
+                            .into_iter()
+                            .filter(|c| txn.expected_devices.contains(&c.id))
+                            .collect();
+                        return Ok(Err(Step::DeviceAuth {
+                            txn: Box::new(txn),
+                            devices,
+                        }));
+                    }
+                    let hostname = devices
+                        .iter()
+                        .find(|d| Some(&d.id) == txn.device_id.as_ref())
+                        .map(|d| d.hostname.clone())
+                        .unwrap_or_default();
+                    let failure = DeviceAuthFailure::NotDelivered { device: hostname };
+                    if self.store().redeem_txn(&txn.id, &session.id, now).await? {
+                        self.login_event(
+                            session,
+                            Some(&app.client_id),
+                            ("device", "failed", Some(failure.code().to_owned())),
+                            Some(user),
+                            txn.device_id.as_ref(),
+                            now,
+                        )
+                        .await?;
+                    }
+                    return Ok(Err(Step::Failed(LoginFailure::Device(failure))));
+                }
                 TxnOutcome::Confirmed => {
                     if !self.store().redeem_txn(&txn.id, &session.id, now).await? {
                         return Ok(Err(Step::Failed(LoginFailure::Expired)));
@@ -829,13 +977,20 @@ impl Core {
                     {
                         return Ok(Err(Step::Failed(LoginFailure::Device(failure))));
                     }
-                    session.device_id = Some(device_id);
-                    session.amr.retain(|m| m != "swk" && m != "hwk");
-                    session.amr.push("swk".to_owned());
-                    if !self.store().update_session_auth(session).await? {
+                    let proof = match (txn.mode, txn.delivered.map(|(how, _)| how)) {
+                        (DevicePolicy::Confirm, _) => DeviceProof::Confirm,
+                        (_, Some(Delivery::Certificate)) => DeviceProof::Certificate,
+                        _ => DeviceProof::Bound,
+                    };
+                    session.device = Some(DeviceConfirmation {
+                        device_id,
+                        proof,
+                        ip: session.ip.clone(),
+                    });
+                    let Some(secret) = self.save_session_auth(session).await? else {
                         return Ok(Err(Step::Failed(LoginFailure::Expired)));
-                    }
-                    return Ok(Ok(view.device));
+                    };
+                    return Ok(Ok((view.device, Some(secret))));
                 }
                 TxnOutcome::Failed(failure) => {
                     return Ok(Err(Step::Failed(LoginFailure::Device(failure.clone()))));
@@ -873,9 +1028,13 @@ impl Core {
                 Ok(Err(Step::Failed(LoginFailure::Device(failure))))
             }
             [only] => {
-                let txn = self
+                let txn = match self
                     .start_txn(session, request, app, user, vec![only.id.clone()], now)
-                    .await?;
+                    .await?
+                {
+                    Ok(txn) => txn,
+                    Err(failure) => return Ok(Err(Step::Failed(LoginFailure::Device(failure)))),
+                };
                 Ok(Err(Step::DeviceAuth {
                     txn: Box::new(txn),
                     devices: choices,
@@ -894,15 +1053,15 @@ impl Core {
         device: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Step, CoreError> {
-        let Some((request, app)) = self.open_request(session, request_id, now).await? else {
-            return Ok(Step::Failed(LoginFailure::Expired));
+        // Nothing is pushed to a device before everything ahead of the
+        // device step holds.
+        let (request, app, user) = match self.signed_in_for(session, request_id, true, now).await? {
+            Ok(ready) => ready,
+            Err(step) => return Ok(step),
         };
-        let Some(user) = (match &session.user_id {
-            Some(id) => self.store().user_by_id(id).await?,
-            None => None,
-        }) else {
-            return Ok(Step::Password);
-        };
+        if app.device_policy == DevicePolicy::None {
+            return self.next_step(session, request_id, now).await;
+        }
         let devices: Vec<Device> = self
             .store()
             .devices_of_user(&user.email)
@@ -922,9 +1081,13 @@ impl Core {
         if expected.is_empty() {
             return Ok(Step::ChooseDevice(devices.iter().map(choice).collect()));
         }
-        let txn = self
+        let txn = match self
             .start_txn(session, &request, &app, &user, expected, now)
-            .await?;
+            .await?
+        {
+            Ok(txn) => txn,
+            Err(failure) => return Ok(Step::Failed(LoginFailure::Device(failure))),
+        };
         let devices = devices
             .iter()
             .filter(|d| txn.expected_devices.contains(&d.id))
@@ -944,11 +1107,30 @@ impl Core {
         user: &User,
         expected: Vec<DeviceId>,
         now: DateTime<Utc>,
-    ) -> Result<DeviceAuthTxn, CoreError> {
+    ) -> Result<Result<DeviceAuthTxn, DeviceAuthFailure>, CoreError> {
+        if let Some(failure) = self
+            .txn_allowance(session, &user.id, app.device_policy, now)
+            .await?
+        {
+            self.login_event(
+                session,
+                Some(&app.client_id),
+                ("device", "failed", Some(failure.code().to_owned())),
+                Some(user),
+                None,
+                now,
+            )
+            .await?;
+            return Ok(Err(failure));
+        }
+        let short_code = match app.device_policy {
+            DevicePolicy::Confirm => proof::match_number()?,
+            _ => String::new(),
+        };
         let txn = DeviceAuthTxn {
             id: random_hex::<16>()?,
             nonce: random_hex::<32>()?,
-            short_code: short_code()?,
+            short_code,
             mode: app.device_policy,
             request_id: request.id.clone(),
             session_id: session.id.clone(),
@@ -962,6 +1144,9 @@ impl Core {
             device_id: None,
             answered_at: None,
             outcome: TxnOutcome::Pending,
+            code_attempts: 0,
+            link_opened_at: None,
+            delivered: None,
             redeemed_at: None,
         };
         self.store().insert_txn(&txn).await?;
@@ -970,7 +1155,7 @@ impl Core {
                 self.push.device_auth_request(device, &txn.id);
             }
         }
-        Ok(txn)
+        Ok(Ok(txn))
     }
 
     async fn fail_txn(
@@ -989,6 +1174,8 @@ impl Core {
                 TxnUpdate {
                     device_id: device,
                     outcome: &outcome,
+                    proof: None,
+                    delivered: None,
                 },
                 now,
             )
@@ -1049,17 +1236,20 @@ impl Core {
         }
         let check = self.check_password(&login, password, now).await?;
         let (user, outcome) = match check {
-            PasswordCheck::Valid { user, .. } => (Some(user), PasswordOutcome::Accepted),
+            PasswordCheck::Valid { user, must_change } => (
+                Some((*user, must_change)),
+                PasswordOutcome::Accepted(String::new()),
+            ),
             PasswordCheck::Expired => (None, PasswordOutcome::TemporaryExpired),
             PasswordCheck::Wrong | PasswordCheck::Unusable => (None, PasswordOutcome::Rejected),
         };
-        let failed = outcome != PasswordOutcome::Accepted;
+        let failed = !matches!(outcome, PasswordOutcome::Accepted(_));
         if failed {
             self.record_login_failure(Guess::Password, &login, &session.ip, now)
                 .await?;
         }
         let known = match &user {
-            Some(user) => Some(user.id.clone()),
+            Some((user, _)) => Some(user.id.clone()),
             None => self
                 .store()
                 .user_by_email(&login.to_lowercase())
@@ -1084,30 +1274,34 @@ impl Core {
                 },
             })
             .await?;
-        if let Some(user) = user {
-            let mut session = session.clone();
-            if session.user_id.as_ref() != Some(&user.id) {
-                session.device_id = None;
-            }
-            session.user_id = Some(user.id.clone());
-            session.auth_time = Some(now);
-            session.amr = vec!["pwd".to_owned()];
-            if session.device_id.is_some() {
-                // A device the same user confirmed earlier in this session
-                // still counts (and is checked again at the next step).
-                session.amr.push("swk".to_owned());
-            }
-            if !self.store().update_session_auth(&session).await? {
-                return Ok(PasswordOutcome::Rejected);
-            }
-            // A second factor started for someone else in this browser is void.
-            self.store().delete_challenge(&session.id).await?;
-            self.record_login_success(Guess::Password, &login).await?;
+        let Some((user, temporary)) = user else {
+            return Ok(outcome);
+        };
+        let mut session = session.clone();
+        if session.user_id.as_ref() != Some(&user.id) {
+            session.device = None;
         }
-        Ok(outcome)
+        // A device the same user confirmed earlier in this session still
+        // counts (and is checked again at the next step); a second factor
+        // is asked for again.
+        session.user_id = Some(user.id.clone());
+        session.auth_time = Some(now);
+        session.second_factor = None;
+        session.onboarding = temporary;
+        let Some(secret) = self.save_session_auth(&session).await? else {
+            return Ok(PasswordOutcome::Rejected);
+        };
+        // A second factor started for someone else in this browser is void.
+        self.store().delete_challenge(&session.id).await?;
+        self.record_login_success(Guess::Password, &login).await?;
+        Ok(PasswordOutcome::Accepted(secret))
     }
 
     /// A user who signed in with a temporary password chose a new one.
+    /// Only a password the server marked to be changed may be replaced
+    /// here; any other change goes through the account page (the current
+    /// password and a fresh sign-in with every factor). The user's other
+    /// sessions and every refresh token end.
     pub async fn change_password(
         &self,
         session: &SsoSession,
@@ -1117,6 +1311,34 @@ impl Core {
         let (Some(user_id), Some(_)) = (&session.user_id, session.auth_time) else {
             return Ok(false);
         };
+        let must_change = self
+            .store()
+            .password(user_id)
+            .await?
+            .is_some_and(|p| p.must_change);
+        if !must_change {
+            return Ok(false);
+        }
+        self.replace_password(
+            session,
+            user_id,
+            new_password,
+            "password changed at sign-in",
+            now,
+        )
+        .await
+    }
+
+    /// Sets a user's new password, ends their other sessions and every
+    /// refresh token, and audits it, in one transaction.
+    pub(crate) async fn replace_password(
+        &self,
+        session: &SsoSession,
+        user_id: &crate::core::ids::UserId,
+        new_password: &Password,
+        detail: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, CoreError> {
         let hash = self.passwords().hash(new_password).await?;
         let tx = self.store().begin().await?;
         let set = tx
@@ -1133,13 +1355,16 @@ impl Core {
         if !set {
             return Ok(false);
         }
+        let ended = tx
+            .end_user_sso_except(user_id, &session.id, "password changed", now)
+            .await?;
         tx.audit(&AuditEntry {
             at: now,
             actor: format!("user:{user_id}"),
             action: "user.password-change",
             target: user_id.to_string(),
             outcome: AuditOutcome::Ok,
-            detail: "password changed at sign-in".into(),
+            detail: format!("{detail}; {ended} other sessions and grants ended"),
         })
         .await?;
         tx.commit().await?;
@@ -1157,12 +1382,21 @@ impl Core {
         now: DateTime<Utc>,
     ) -> Result<Step, CoreError> {
         let code = random_hex::<32>()?;
-        let acr = if device.is_some() {
-            "urn:latchkey:acr:device"
-        } else if session.amr.iter().any(|m| m == "otp") {
-            "urn:latchkey:acr:mfa"
-        } else {
-            "urn:latchkey:acr:pwd"
+        let proof = device.and(session.device.as_ref().map(|d| d.proof));
+        let acr = match proof {
+            Some(p) if p.is_bound() => ACR_DEVICE_BOUND,
+            Some(_) => ACR_DEVICE_CONFIRM,
+            None if session.second_factor.is_some() => ACR_MFA,
+            None => ACR_PASSWORD,
+        };
+        let amr = match proof {
+            Some(_) => session.amr(),
+            // A device confirmation the app did not ask for is not claimed.
+            None => session
+                .amr()
+                .into_iter()
+                .filter(|m| !matches!(m.as_str(), "swk" | "mca" | "user"))
+                .collect(),
         };
         let grant = Grant {
             id: random_hex::<16>()?,
@@ -1177,7 +1411,7 @@ impl Core {
             code_expires_at: now + CODE_TTL,
             code_used_at: None,
             auth_time: session.auth_time.unwrap_or(now),
-            amr: session.amr.clone(),
+            amr,
             acr: acr.to_owned(),
             created_at: now,
             ended_at: None,
@@ -1192,7 +1426,7 @@ impl Core {
             "device"
         } else if user.kind == UserKind::BreakGlass && app.device_policy != DevicePolicy::None {
             "break-glass"
-        } else if session.amr.iter().any(|m| m == "otp") {
+        } else if session.second_factor.is_some() {
             "otp"
         } else {
             "password"
@@ -1210,10 +1444,10 @@ impl Core {
         if let Some(state) = &request.state {
             params.push(("state", state));
         }
-        Ok(Step::Redirect(redirect_with(
-            &request.redirect_uri,
-            &params,
-        )))
+        Ok(Step::Redirect(
+            redirect_with(&request.redirect_uri, &params),
+            None,
+        ))
     }
 
     // ---- the device's side ----
@@ -1255,9 +1489,11 @@ impl Core {
             audience: self.issuer().to_owned(),
             app_name,
             user_email: user.email,
-            short_code: txn.short_code,
             mode: txn.mode,
             expires_at: txn.expires_at,
+            browser_ip: txn.browser_ip,
+            browser_user_agent: txn.browser_ua,
+            started_at: txn.created_at,
         })
     }
 
@@ -1322,13 +1558,16 @@ impl Core {
         peer_ip: Option<&str>,
         signed: &str,
         now: DateTime<Utc>,
-    ) -> Result<TxnOutcome, CoreError> {
+    ) -> Result<AnswerOutcome, CoreError> {
         let leaf = auth::read_leaf(leaf_der, now)?;
         let verified = self.verified_statement(&leaf.public_key, signed, now);
         if let Some(statement) = &verified
-            && self.confirm_if_fit(&leaf, statement, peer_ip, now).await?
+            && let Some(handoff) = self.confirm_if_fit(&leaf, statement, peer_ip, now).await?
         {
-            return Ok(TxnOutcome::Confirmed);
+            return Ok(AnswerOutcome {
+                outcome: TxnOutcome::Confirmed,
+                handoff,
+            });
         }
         // The full check, which finds and records why the answer does not
         // count (or confirms it when only the stored verdict was out of
@@ -1353,12 +1592,17 @@ impl Core {
                 && constant_eq(&s.nonce, &txn.nonce)
                 && s.device_id == device.id().as_str()
         });
+        let number_matches = verified.as_ref().is_some_and(|s| {
+            txn.mode != DevicePolicy::Confirm || constant_eq(&s.number, &txn.short_code)
+        });
         let answer = Answer {
             device: &device,
             subject: facts.device,
             user: facts.user,
             verified: verified.is_some(),
+            number_matches,
             peer_ip,
+            delivered: None,
         };
         self.settle_answer(&txn, answer, now).await
     }
@@ -1388,32 +1632,34 @@ impl Core {
 
     /// Confirms a verified answer in one statement when the device was fit
     /// when its posture last arrived and nothing the decision rests on has
-    /// changed since (`store::sso::CONFIRM_FIT_ANSWER`); false otherwise,
-    /// with nothing written.
+    /// changed since (`store::sso::CONFIRM_FIT_ANSWER`): `Some` with, for a
+    /// `bound` transaction, what the agent brings to the browser; `None`
+    /// otherwise, with nothing written.
     async fn confirm_if_fit(
         &self,
         leaf: &latchkey_certs::CertificateInfo,
         statement: &DeviceStatement,
         peer_ip: Option<&str>,
         now: DateTime<Utc>,
-    ) -> Result<bool, CoreError> {
+    ) -> Result<Option<Option<ProofHandoff>>, CoreError> {
         let Some(device_id) = leaf
             .device_id
             .as_deref()
             .and_then(DeviceId::parse)
             .filter(|id| id.as_str() == statement.device_id)
         else {
-            return Ok(false);
+            return Ok(None);
         };
         let required_ip = if self.settings.sso.bound_requires_same_ip {
             match peer_ip {
                 Some(ip) => Some(ip),
                 // Only the full check can tell whether it matters.
-                None => return Ok(false),
+                None => return Ok(None),
             }
         } else {
             None
         };
+        let proof: NewProof = proof::new_proof(self.issuer(), &statement.txn)?;
         let spki = hex::encode(leaf.spki_sha256);
         let basis_prefix = super::policy::verdict_basis("");
         let answer = FitAnswer {
@@ -1424,12 +1670,14 @@ impl Core {
             spki_sha256_hex: &spki,
             required_ip,
             basis_prefix: &basis_prefix,
+            number: &statement.number,
+            proof: proof.hashes(),
         };
-        let confirmed = self.store().confirm_fit_answer(&answer, now).await?;
-        if confirmed {
-            self.device_auth_waiters.wake(&statement.txn);
-        }
-        Ok(confirmed)
+        let Some(mode) = self.store().confirm_fit_answer(&answer, now).await? else {
+            return Ok(None);
+        };
+        self.device_auth_waiters.wake(&statement.txn);
+        Ok(Some((mode == DevicePolicy::Bound).then_some(proof.handoff)))
     }
 
     /// The mobile path: a browser on a managed phone or tablet opened the
@@ -1457,10 +1705,14 @@ impl Core {
             subject: facts.device,
             user: facts.user,
             verified: true,
+            // The browser on the device answered: it saw the number itself.
+            number_matches: true,
             peer_ip: Some(peer_ip),
+            // The browser that presented the certificate holds the session.
+            delivered: Some(Delivery::Certificate),
         };
-        let outcome = self.settle_answer(&txn, answer, now).await?;
-        Ok((outcome, txn.request_id))
+        let answered = self.settle_answer(&txn, answer, now).await?;
+        Ok((answered.outcome, txn.request_id))
     }
 
     /// The checks after the device proved its key: expected device, its
@@ -1470,7 +1722,7 @@ impl Core {
         txn: &DeviceAuthTxn,
         answer: Answer<'_>,
         now: DateTime<Utc>,
-    ) -> Result<TxnOutcome, CoreError> {
+    ) -> Result<AnswerOutcome, CoreError> {
         let device = answer.device;
         let Some((subject, policy)) = answer.subject else {
             return Err(DeviceAuthError::Refused(DeviceRefusal::UnknownDevice).into());
@@ -1482,6 +1734,10 @@ impl Core {
             })
         } else if !txn.expected_devices.contains(device.id()) {
             Some(DeviceAuthFailure::OtherUser {
+                device: hostname.clone(),
+            })
+        } else if !answer.number_matches {
+            Some(DeviceAuthFailure::WrongNumber {
                 device: hostname.clone(),
             })
         } else {
@@ -1510,8 +1766,17 @@ impl Core {
         if let Some(failure) = failure {
             self.fail_txn(txn, Some(device.id()), failure.clone(), now)
                 .await?;
-            return Ok(TxnOutcome::Failed(failure));
+            return Ok(AnswerOutcome {
+                outcome: TxnOutcome::Failed(failure),
+                handoff: None,
+            });
         }
+        // A `bound` answer becomes a sign-in only when its proof comes back
+        // from the browser session (unless the answer arrived through that
+        // browser itself, as on the mobile path).
+        let proof = (txn.mode == DevicePolicy::Bound && answer.delivered.is_none())
+            .then(|| proof::new_proof(self.issuer(), &txn.id))
+            .transpose()?;
         let confirmed = self
             .store()
             .answer_txn(
@@ -1519,6 +1784,8 @@ impl Core {
                 TxnUpdate {
                     device_id: Some(device.id()),
                     outcome: &TxnOutcome::Confirmed,
+                    proof: proof.as_ref().map(NewProof::hashes),
+                    delivered: answer.delivered,
                 },
                 now,
             )
@@ -1529,7 +1796,10 @@ impl Core {
             ));
         }
         self.device_auth_waiters.wake(&txn.id);
-        Ok(TxnOutcome::Confirmed)
+        Ok(AnswerOutcome {
+            outcome: TxnOutcome::Confirmed,
+            handoff: proof.map(|p| p.handoff),
+        })
     }
 
     /// The state of a transaction as its own session sees it (`None` for
@@ -1554,6 +1824,16 @@ impl Core {
         };
         if txn.outcome == TxnOutcome::Pending && txn.expires_at <= now {
             return Ok(Some(TxnOutcome::Failed(DeviceAuthFailure::NotAnswered)));
+        }
+        if txn.awaiting_proof() {
+            // The page waits for the link or the code; once the time for
+            // them has passed, the sign-in page says so.
+            return Ok(Some(match proof::delivery_state(&txn, now) {
+                DeliveryState::Over => TxnOutcome::Failed(DeviceAuthFailure::NotDelivered {
+                    device: String::new(),
+                }),
+                _ => TxnOutcome::Pending,
+            }));
         }
         Ok(Some(txn.outcome))
     }
@@ -1599,6 +1879,17 @@ fn choice(device: &Device) -> DeviceChoice {
         platform: device.platform.clone(),
         model: device.model.clone(),
         state: device.state,
+    }
+}
+
+/// Whether a device confirmation a session holds satisfies an app's device
+/// policy for a browser at `ip`: a `bound` app takes only a `bound` (or
+/// certificate) confirmation made from the same address; a `confirm` app
+/// takes any.
+pub fn confirmation_counts(held: &DeviceConfirmation, policy: DevicePolicy, ip: &str) -> bool {
+    match policy {
+        DevicePolicy::None | DevicePolicy::Confirm => true,
+        DevicePolicy::Bound => held.proof.is_bound() && held.ip == ip,
     }
 }
 
@@ -1672,14 +1963,5 @@ mod tests {
             ),
             "https://rp.example/cb?x=1&code=a+b&state=s%26t"
         );
-    }
-
-    #[test]
-    fn short_codes_have_six_digits() {
-        for _ in 0..100 {
-            let code = short_code().unwrap();
-            assert_eq!(code.len(), 6);
-            assert!(code.bytes().all(|b| b.is_ascii_digit()));
-        }
     }
 }

@@ -4,8 +4,87 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::mfa::Factor;
 use crate::core::ids::{ClientId, DeviceId, UserId};
 use crate::core::model::DevicePolicy;
+
+/// How a managed device confirmed a sign-in in a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceProof {
+    /// The device answered a `bound` transaction and its proof reached
+    /// this browser session (redemption link or code typed from the device).
+    Bound,
+    /// The browser presented the device certificate the MDM profile
+    /// installed (phones and tablets): the browser runs on the device.
+    Certificate,
+    /// The user approved on the device by typing the number the browser
+    /// showed (`confirm`: the device as a second factor, anywhere).
+    Confirm,
+}
+
+impl DeviceProof {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceProof::Bound => "bound",
+            DeviceProof::Certificate => "certificate",
+            DeviceProof::Confirm => "confirm",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "bound" => Some(DeviceProof::Bound),
+            "certificate" => Some(DeviceProof::Certificate),
+            "confirm" => Some(DeviceProof::Confirm),
+            _ => None,
+        }
+    }
+
+    /// Whether this proof shows the browser runs on the managed device.
+    pub fn is_bound(self) -> bool {
+        matches!(self, DeviceProof::Bound | DeviceProof::Certificate)
+    }
+}
+
+/// How a `bound` transaction's proof reached the browser session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The agent opened the one-time redemption link in this browser.
+    Link,
+    /// The user typed the code the device showed.
+    Code,
+    /// The browser presented the device certificate (mobile path).
+    Certificate,
+}
+
+impl Delivery {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Delivery::Link => "link",
+            Delivery::Code => "code",
+            Delivery::Certificate => "certificate",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "link" => Some(Delivery::Link),
+            "code" => Some(Delivery::Code),
+            "certificate" => Some(Delivery::Certificate),
+            _ => None,
+        }
+    }
+}
+
+/// A managed device's confirmation held by a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceConfirmation {
+    pub device_id: DeviceId,
+    pub proof: DeviceProof,
+    /// The browser's address when the confirmation was taken; a `bound`
+    /// app accepts it only from the same address.
+    pub ip: String,
+}
 
 /// A browser's session with the provider, found by its cookie. It is
 /// authenticated once `user_id` and `auth_time` are set.
@@ -13,22 +92,60 @@ use crate::core::model::DevicePolicy;
 pub struct SsoSession {
     pub id: String,
     pub user_id: Option<UserId>,
+    /// The address of the browser's current request: the session is
+    /// loaded with it (the stored value is where the session started).
     pub ip: String,
+    /// The user agent of the current request, like `ip`.
     pub user_agent: String,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     /// When the user last proved their password in this session.
     pub auth_time: Option<DateTime<Utc>>,
-    /// RFC 8176 method references collected so far (`pwd`, `otp`, `swk`…).
-    pub amr: Vec<String>,
-    /// The managed device that confirmed a login in this session.
-    pub device_id: Option<DeviceId>,
+    /// The second factor that passed in this session, and when.
+    pub second_factor: Option<(Factor, DateTime<Utc>)>,
+    /// The managed device that confirmed a login in this session, how and
+    /// from where.
+    pub device: Option<DeviceConfirmation>,
+    /// The password that passed was a temporary one (onboarding or an
+    /// admin's reset): the user may set up a first authenticator.
+    pub onboarding: bool,
     pub ended_at: Option<DateTime<Utc>>,
 }
 
 impl SsoSession {
     pub fn is_live(&self, now: DateTime<Utc>) -> bool {
         self.ended_at.is_none() && self.expires_at > now
+    }
+
+    /// RFC 8176 method references of what this session has proved:
+    /// `pwd`; `otp` for a one-time code; for a device, `swk` (the key of
+    /// the device the browser runs on) in `bound` mode and `mca` with
+    /// `user` (a second channel where the user typed the number) in
+    /// `confirm` mode.
+    pub fn amr(&self) -> Vec<String> {
+        let mut amr = Vec::new();
+        if self.auth_time.is_some() {
+            amr.push("pwd");
+        }
+        if self.second_factor.is_some() {
+            amr.push("otp");
+        }
+        match self.device.as_ref().map(|d| d.proof) {
+            Some(DeviceProof::Bound | DeviceProof::Certificate) => amr.push("swk"),
+            Some(DeviceProof::Confirm) => amr.extend(["mca", "user"]),
+            None => {}
+        }
+        amr.into_iter().map(str::to_owned).collect()
+    }
+
+    /// Whether the second factor that passed satisfies `wanted`: an app
+    /// that asks for TOTP is not satisfied by an emailed code.
+    pub fn passed_factor(&self, wanted: Option<Factor>) -> bool {
+        match (self.second_factor, wanted) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some((passed, _)), Some(wanted)) => passed == wanted,
+        }
     }
 }
 
@@ -76,6 +193,16 @@ pub enum DeviceAuthFailure {
     /// The signature did not verify against the device's certificate, or
     /// the signed statement did not match the transaction.
     BadSignature { device: String },
+    /// `confirm` mode: the number typed on the device was not the one the
+    /// browser showed.
+    WrongNumber { device: String },
+    /// `bound` mode: the device answered, but its proof (the redemption
+    /// link or the code) never reached this browser session.
+    NotDelivered { device: String },
+    /// `bound` mode: too many wrong codes were typed on the waiting page.
+    TooManyCodes,
+    /// Too many device requests in a short time (repeated pushes).
+    TooManyRequests,
 }
 
 impl DeviceAuthFailure {
@@ -89,6 +216,10 @@ impl DeviceAuthFailure {
             DeviceAuthFailure::OtherUser { .. } => "other_user",
             DeviceAuthFailure::WrongNetwork { .. } => "wrong_network",
             DeviceAuthFailure::BadSignature { .. } => "bad_signature",
+            DeviceAuthFailure::WrongNumber { .. } => "wrong_number",
+            DeviceAuthFailure::NotDelivered { .. } => "not_delivered",
+            DeviceAuthFailure::TooManyCodes => "too_many_codes",
+            DeviceAuthFailure::TooManyRequests => "too_many_requests",
         }
     }
 }
@@ -113,7 +244,9 @@ pub enum TxnOutcome {
 pub struct DeviceAuthTxn {
     pub id: String,
     pub nonce: String,
-    /// Shown in the browser; the agent shows it too in `confirm` mode.
+    /// `confirm` mode: the two-digit number the browser shows and the
+    /// user types on the device (never sent to the device). Empty in
+    /// `bound` mode, whose code is made when the device answers.
     pub short_code: String,
     pub mode: DevicePolicy,
     pub request_id: String,
@@ -128,7 +261,24 @@ pub struct DeviceAuthTxn {
     pub device_id: Option<DeviceId>,
     pub answered_at: Option<DateTime<Utc>>,
     pub outcome: TxnOutcome,
+    /// Wrong codes typed on the waiting page so far.
+    pub code_attempts: i32,
+    /// When the redemption link arrived, in whichever browser.
+    pub link_opened_at: Option<DateTime<Utc>>,
+    /// When and how the device's proof reached the session (`bound`).
+    pub delivered: Option<(Delivery, DateTime<Utc>)>,
+    /// When the session took the confirmation into its sign-in.
     pub redeemed_at: Option<DateTime<Utc>>,
+}
+
+impl DeviceAuthTxn {
+    /// A `bound` transaction the device confirmed whose proof has not yet
+    /// reached the browser session: the sign-in is still waiting.
+    pub fn awaiting_proof(&self) -> bool {
+        self.outcome == TxnOutcome::Confirmed
+            && self.mode == DevicePolicy::Bound
+            && self.delivered.is_none()
+    }
 }
 
 /// One authorization code and the tokens issued for it: ending a grant
