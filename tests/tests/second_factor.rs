@@ -359,3 +359,79 @@ async fn an_app_requiring_an_emailed_code_sends_one_that_works_once() -> Result<
 fn url_escape(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
+
+/// An app that requires an authenticator is not opened by an emailed code:
+/// after Alice passed an emailed code for one app, the next app still asks
+/// for her authenticator. And "send a new code" sends nothing while no
+/// emailed code is in play.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emailed_code_does_not_open_an_app_that_requires_totp() -> Result<()> {
+    let mut sink = SmtpSink::start().await?;
+    let port = sink.port;
+    let sys = System::start_configured(Arc::new(move |file| {
+        file.smtp = Some(FileSmtp {
+            host: "127.0.0.1".into(),
+            port: Some(port),
+            tls: Some("none".into()),
+            sender: "Latchkey <no-reply@example.com>".into(),
+            ..FileSmtp::default()
+        });
+    }))
+    .await?;
+    let (expenses, temporary) = app_and_user(&sys, "Expenses", "email").await?;
+    let payroll = sys
+        .ctl_json(&[
+            "app",
+            "add",
+            "Payroll",
+            "--redirect-uri",
+            RP_CALLBACK,
+            "--mfa",
+            "totp",
+            "--device",
+            "none",
+        ])
+        .await?;
+    let payroll_id = payroll["client_id"].as_str().context("client id")?;
+    let mut browser = Browser::new(sys.running().https_addr, &sys.ca_pem)?;
+    let url = login::authorize_url(&expenses.client_id, RP_CALLBACK, "mail");
+    let page = login::sign_in(
+        &mut browser,
+        &url,
+        "Expenses",
+        "alice@example.com",
+        &temporary,
+    )
+    .await?;
+    let mail = sink.next().await?;
+    let code = six_digits_after(&mail.text, "Latchkey sign-in code:").context("code")?;
+    let after = post_code(&mut browser, &page, &code).await?;
+    lands_with_mfa(&sys, &mut browser, after, &expenses, "mail").await?;
+
+    // Payroll in the same browser: the emailed code does not count.
+    let url = login::authorize_url(payroll_id, RP_CALLBACK, "payroll");
+    let page = browser.get(&url).await?;
+    let page = browser.follow(page).await?;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.location().is_none(), "no code for Payroll");
+    assert!(
+        page.body.contains("authenticator app"),
+        "asks for the authenticator: {}",
+        page.body
+    );
+
+    // "Send a new code" here has nothing to resend.
+    let req = page.input("req").context("req")?;
+    let csrf = page.input("csrf").context("csrf")?;
+    browser
+        .post(
+            "/login/code/resend",
+            &[("req", &req), ("csrf", &csrf), ("code", "")],
+        )
+        .await?;
+    assert!(
+        sink.try_next().is_none(),
+        "no mail without an emailed code in play"
+    );
+    sys.stop().await
+}

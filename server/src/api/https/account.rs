@@ -1,5 +1,10 @@
 //! The account page: second-factor settings (authenticator app, when to be
-//! asked), the page language and the sign-in history.
+//! asked), the password, the page language and the sign-in history.
+//!
+//! Changing a protection (a second factor, when to be asked, the password)
+//! needs a recent step-up: the password again and a code of the user's
+//! second factor (`core::sso::step_up`). A session that has not passed the
+//! user's second factor sees only the step-up form.
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -15,7 +20,11 @@ use super::login::{
 use super::{Web, pages};
 use crate::core::Core;
 use crate::core::model::{User, UserStatus};
-use crate::core::sso::{BrowserContext, CodeOutcome, MfaSetting, SsoSession, TotpEnrollment};
+use crate::core::passwords::Password;
+use crate::core::sso::{
+    BrowserContext, CodeOutcome, MfaChange, MfaSetting, PasswordChange, SsoSession, StepUpOutcome,
+    TotpEnrollment,
+};
 
 /// The session's user, when it is signed in and still active.
 async fn active_user(web: &Web, session: &SsoSession, lang: Lang) -> Result<User, Response> {
@@ -100,36 +109,52 @@ async fn render(
     let lang = language_for(headers, extra.explicit_lang, user.locale.as_deref());
     let now = Utc::now();
     let newest_first = extra.newest_first.unwrap_or(true);
+    let checks = async {
+        let full = web.core.signed_in_beyond_password(&session, &user).await?;
+        let recent = web.core.stepped_up(&session, &user, now).await?;
+        let factor = web.core.step_up_factor(&user).await?;
+        Ok::<_, crate::core::CoreError>((full, recent, factor))
+    };
+    let (signed_in_fully, stepped_up, step_up_factor) = match checks.await {
+        Ok(c) => c,
+        Err(e) => return unavailable(lang, &e),
+    };
     let enrollment = match extra.enrollment {
         Some(e) => Some(e),
         // An enrollment started on this page stays on screen until done.
         None => match web.core.enrollment_open(&session, now).await {
             Ok(true) => match web.core.start_totp_enrollment(&session, &user, now).await {
-                Ok(e) => Some(e),
+                Ok(e) => e,
                 Err(e) => return unavailable(lang, &e),
             },
             Ok(false) => None,
             Err(e) => return unavailable(lang, &e),
         },
     };
-    let (factors, history) = match (
-        web.core.second_factor_view(&user).await,
-        web.core.account_history(&user, newest_first).await,
-    ) {
-        (Ok(f), Ok(h)) => (f, h),
-        (Err(e), _) | (_, Err(e)) => return unavailable(lang, &e),
+    let (factors, history) = if signed_in_fully {
+        match (
+            web.core.second_factor_view(&user).await,
+            web.core.account_history(&user, newest_first).await,
+        ) {
+            (Ok(f), Ok(h)) => (Some(f), h),
+            (Err(e), _) | (_, Err(e)) => return unavailable(lang, &e),
+        }
+    } else {
+        (None, Vec::new())
     };
     let body = pages::account(
         lang,
         &pages::AccountPage {
             user: &user,
-            factors: &factors,
+            factors: factors.as_ref(),
             enrollment: enrollment.as_ref(),
             notice: extra.notice.map(|n| n.get(lang)),
             error: extra.error.map(|e| e.get(lang)),
             history: &history,
             newest_first,
             csrf: &Core::csrf_token(&secret),
+            stepped_up,
+            step_up_factor,
         },
     );
     let mut page = page(
@@ -146,10 +171,19 @@ async fn render(
     page.into_response()
 }
 
+fn step_up_needed() -> Extra<'static> {
+    Extra {
+        error: Some(&t::STEP_UP_NEEDED),
+        status: Some(StatusCode::FORBIDDEN),
+        ..Extra::default()
+    }
+}
+
 #[derive(Deserialize)]
 pub struct AccountQuery {
     sort: Option<String>,
     lang: Option<String>,
+    changed: Option<String>,
 }
 
 /// `GET /account`.
@@ -166,6 +200,11 @@ pub async fn account(
     let extra = Extra {
         newest_first: Some(query.sort.as_deref() != Some("oldest")),
         explicit_lang: query.lang.as_deref(),
+        notice: match query.changed.as_deref() {
+            Some("password") => Some(&t::PASSWORD_CHANGED),
+            Some("verified") => Some(&t::STEP_UP_DONE),
+            _ => None,
+        },
         ..Extra::default()
     };
     render(&web, &headers, signed_in, extra).await
@@ -178,6 +217,9 @@ pub struct AccountForm {
     setting: Option<String>,
     code: Option<String>,
     lang: Option<String>,
+    current: Option<String>,
+    password: Option<String>,
+    confirm: Option<String>,
 }
 
 /// `POST /account/mfa`: when to be asked for a second factor.
@@ -199,18 +241,19 @@ pub async fn set_mfa(
     };
     let extra = match web
         .core
-        .set_mfa_setting(&signed_in.2, setting, Utc::now())
+        .set_mfa_setting(&signed_in.0, &signed_in.2, setting, Utc::now())
         .await
     {
-        Ok(true) => Extra {
+        Ok(MfaChange::Saved) => Extra {
             notice: Some(&t::MFA_SAVED),
             ..Extra::default()
         },
-        Ok(false) => Extra {
+        Ok(MfaChange::BelowMinimum) => Extra {
             error: Some(&t::MFA_BELOW_MINIMUM),
             status: Some(StatusCode::FORBIDDEN),
             ..Extra::default()
         },
+        Ok(MfaChange::StepUpNeeded) => step_up_needed(),
         Err(e) => return unavailable(language(&headers, None), &e),
     };
     render(&web, &headers, signed_in, extra).await
@@ -228,13 +271,14 @@ pub async fn start_totp(
         .start_totp_enrollment(&signed_in.0, &signed_in.2, Utc::now())
         .await
     {
-        Ok(enrollment) => {
+        Ok(Some(enrollment)) => {
             let extra = Extra {
                 enrollment: Some(enrollment),
                 ..Extra::default()
             };
             render(&web, &headers, signed_in, extra).await
         }
+        Ok(None) => render(&web, &headers, signed_in, step_up_needed()).await,
         Err(e) => unavailable(language(&headers, None), &e),
     }
 }
@@ -255,6 +299,7 @@ fn code_outcome_extra(outcome: CodeOutcome, done: &'static t::Text) -> Extra<'st
             status: Some(StatusCode::UNAUTHORIZED),
             ..Extra::default()
         },
+        CodeOutcome::StepUpNeeded => step_up_needed(),
     }
 }
 
@@ -306,6 +351,130 @@ pub async fn remove_totp(
         }
         Err(e) => unavailable(language(&headers, None), &e),
     }
+}
+
+/// `POST /account/verify`: "confirm it's you", the password and a code of
+/// the user's second factor.
+pub async fn verify(
+    State(web): State<Web>,
+    AccountPost {
+        signed_in,
+        headers,
+        form,
+    }: AccountPost,
+) -> Response {
+    let password = Password::new(form.password.unwrap_or_default());
+    let code = form.code.unwrap_or_default();
+    let extra = match web
+        .core
+        .step_up(&signed_in.0, &signed_in.2, &password, &code, Utc::now())
+        .await
+    {
+        Ok(StepUpOutcome::Verified(secret)) => {
+            return see_other(
+                "/account?changed=verified",
+                &[super::login::session_cookie(&secret)],
+            );
+        }
+        Ok(StepUpOutcome::Rejected) => Extra {
+            error: Some(&t::STEP_UP_FAILED),
+            status: Some(StatusCode::UNAUTHORIZED),
+            ..Extra::default()
+        },
+        Ok(StepUpOutcome::LockedOut(_)) => Extra {
+            error: Some(&t::LOCKED_OUT_SHORT),
+            status: Some(StatusCode::TOO_MANY_REQUESTS),
+            ..Extra::default()
+        },
+        Err(e) => return unavailable(language(&headers, None), &e),
+    };
+    render(&web, &headers, signed_in, extra).await
+}
+
+/// `POST /account/verify/send`: the emailed code a step-up asks for.
+pub async fn send_verify_code(
+    State(web): State<Web>,
+    AccountPost {
+        signed_in, headers, ..
+    }: AccountPost,
+) -> Response {
+    match web
+        .core
+        .send_step_up_code(&signed_in.0, &signed_in.2, Utc::now())
+        .await
+    {
+        Ok(sent) => {
+            let extra = if sent {
+                Extra {
+                    notice: Some(&t::STEP_UP_SENT),
+                    ..Extra::default()
+                }
+            } else {
+                Extra {
+                    error: Some(&t::STEP_UP_NOT_SENT),
+                    status: Some(StatusCode::SERVICE_UNAVAILABLE),
+                    ..Extra::default()
+                }
+            };
+            render(&web, &headers, signed_in, extra).await
+        }
+        Err(e) => unavailable(language(&headers, None), &e),
+    }
+}
+
+/// `POST /account/password`: the current password and a new one, after a
+/// step-up; the user's other sessions and refresh tokens end.
+pub async fn change_password(
+    State(web): State<Web>,
+    AccountPost {
+        signed_in,
+        headers,
+        form,
+    }: AccountPost,
+) -> Response {
+    let current = Password::new(form.current.unwrap_or_default());
+    let new = form.password.unwrap_or_default();
+    let confirm = form.confirm.unwrap_or_default();
+    let outcome = web
+        .core
+        .change_own_password(
+            &signed_in.0,
+            &signed_in.2,
+            &current,
+            (&new, &confirm),
+            Utc::now(),
+        )
+        .await;
+    let bad = |text: &'static t::Text, status: StatusCode| Extra {
+        error: Some(text),
+        status: Some(status),
+        ..Extra::default()
+    };
+    let extra = match outcome {
+        Ok(PasswordChange::Changed(secret)) => {
+            return see_other(
+                "/account?changed=password",
+                &[super::login::session_cookie(&secret)],
+            );
+        }
+        Ok(PasswordChange::StepUpNeeded) => step_up_needed(),
+        Ok(PasswordChange::WrongCurrent) => {
+            bad(&t::WRONG_CURRENT_PASSWORD, StatusCode::UNAUTHORIZED)
+        }
+        Ok(PasswordChange::LockedOut(_)) => {
+            bad(&t::LOCKED_OUT_SHORT, StatusCode::TOO_MANY_REQUESTS)
+        }
+        Ok(PasswordChange::Invalid(problem)) => bad(
+            match problem {
+                "mismatch" => &t::PW_MISMATCH,
+                "too_long" => &t::PW_TOO_LONG,
+                _ => &t::PW_TOO_SHORT,
+            },
+            StatusCode::BAD_REQUEST,
+        ),
+        Err(e) => return unavailable(language(&headers, None), &e),
+    };
+    render(&web, &headers, signed_in, extra).await
 }
 
 /// `POST /account/language`: saved with the user, so every browser they

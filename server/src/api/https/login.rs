@@ -38,7 +38,7 @@ pub(super) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
         .map(|(_, v)| v)
 }
 
-fn session_cookie(secret: &str) -> String {
+pub(super) fn session_cookie(secret: &str) -> String {
     format!(
         "{SESSION_COOKIE}={secret}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={}",
         crate::core::sso::SESSION_TTL.num_seconds()
@@ -743,7 +743,9 @@ pub async fn submit_code(
             return see_other(&login_url(&form.req), &[session_cookie(&secret)]);
         }
         Ok(CodeOutcome::Accepted) => return see_other(&login_url(&form.req), &[]),
-        Ok(CodeOutcome::Expired) => return expired_page(lang, &login_url(&form.req)),
+        Ok(CodeOutcome::Expired | CodeOutcome::StepUpNeeded) => {
+            return expired_page(lang, &login_url(&form.req));
+        }
         Ok(CodeOutcome::Rejected) => (
             t::BAD_CODE.get(lang).to_owned(),
             StatusCode::UNAUTHORIZED,

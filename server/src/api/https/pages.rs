@@ -10,7 +10,7 @@ use crate::core::model::User;
 use crate::core::model::{App, DeviceState};
 use crate::core::sso::{
     DeviceAuthFailure, DeviceAuthTxn, DeviceChoice, HistoryRow, LoginFailure, MfaSetting,
-    SecondFactorView, TotpEnrollment,
+    SecondFactorView, StepUpFactor, TotpEnrollment,
 };
 
 /// Escapes text for HTML element content and quoted attribute values.
@@ -530,13 +530,54 @@ pub fn email_code_form(
 /// the enrollment in progress, a notice, and the history.
 pub struct AccountPage<'a> {
     pub user: &'a User,
-    pub factors: &'a SecondFactorView,
+    /// `None` while the session has not passed the user's second factor:
+    /// the page shows only the step-up form.
+    pub factors: Option<&'a SecondFactorView>,
     pub enrollment: Option<&'a TotpEnrollment>,
     pub notice: Option<&'a str>,
     pub error: Option<&'a str>,
     pub history: &'a [HistoryRow],
     pub newest_first: bool,
     pub csrf: &'a str,
+    /// Whether protections may be changed now (a recent step-up).
+    pub stepped_up: bool,
+    pub step_up_factor: StepUpFactor,
+}
+
+/// "Confirm it's you": the password and a code of the user's factor.
+fn step_up_form(lang: Lang, factor: StepUpFactor, hidden: &str) -> String {
+    let intro = match factor {
+        StepUpFactor::Totp => &t::STEP_UP_INTRO_TOTP,
+        StepUpFactor::Email => &t::STEP_UP_INTRO_EMAIL,
+        StepUpFactor::None => &t::STEP_UP_INTRO_PASSWORD,
+    };
+    let code = match factor {
+        StepUpFactor::None => String::new(),
+        _ => code_field(lang, "step-up-code", false),
+    };
+    let send = match factor {
+        StepUpFactor::Email => format!(
+            r#"<form method="post" action="/account/verify/send">{hidden}<button type="submit" class="secondary">{}</button></form>"#,
+            t::STEP_UP_SEND.get(lang)
+        ),
+        _ => String::new(),
+    };
+    format!(
+        r#"<section id="step-up" data-step-up="{factor}"><h2>{heading}</h2><p>{intro}</p>
+<form method="post" action="/account/verify">{hidden}
+<label for="step-up-password">{password}</label>
+<input id="step-up-password" name="password" type="password" autocomplete="current-password" required>
+{code}<button type="submit">{button}</button></form>{send}</section>"#,
+        factor = match factor {
+            StepUpFactor::Totp => "totp",
+            StepUpFactor::Email => "email",
+            StepUpFactor::None => "password",
+        },
+        heading = t::STEP_UP_HEADING.get(lang),
+        intro = intro.get(lang),
+        password = t::PASSWORD.get(lang),
+        button = t::STEP_UP_BUTTON.get(lang),
+    )
 }
 
 pub fn account(lang: Lang, view: &AccountPage<'_>) -> String {
@@ -557,6 +598,18 @@ pub fn account(lang: Lang, view: &AccountPage<'_>) -> String {
     if let Some(error) = view.error {
         body.push_str(&alert(error));
     }
+    let Some(factors) = view.factors else {
+        let _ = write!(
+            body,
+            r#"<p data-account="locked">{}</p>{}"#,
+            t::STEP_UP_ACCOUNT.get(lang),
+            step_up_form(lang, view.step_up_factor, &hidden)
+        );
+        return body;
+    };
+    if !view.stepped_up {
+        body.push_str(&step_up_form(lang, view.step_up_factor, &hidden));
+    }
     // Second factor.
     let _ = write!(body, "<h2>{}</h2>", t::MFA_HEADING.get(lang));
     if let Some(enrollment) = view.enrollment {
@@ -567,7 +620,7 @@ pub fn account(lang: Lang, view: &AccountPage<'_>) -> String {
             field = code_field(lang, "code", true),
             button = t::VERIFY_BUTTON.get(lang),
         );
-    } else if view.factors.totp_enrolled {
+    } else if factors.totp_enrolled {
         let _ = write!(
             body,
             r#"<p data-totp="enrolled">{enrolled}</p><form method="post" action="/account/totp/remove">{hidden}<p class="muted">{hint}</p>{field}<button type="submit" class="secondary">{remove}</button></form>"#,
@@ -584,7 +637,7 @@ pub fn account(lang: Lang, view: &AccountPage<'_>) -> String {
             add = t::TOTP_ADD.get(lang),
         );
     }
-    if view.factors.email_available {
+    if factors.email_available {
         let _ = write!(
             body,
             r#"<p class="muted">{}</p>"#,
@@ -602,12 +655,12 @@ pub fn account(lang: Lang, view: &AccountPage<'_>) -> String {
             MfaSetting::Risk => &t::MFA_RISK,
             MfaSetting::Off => &t::MFA_OFF,
         };
-        let allowed = setting >= view.factors.minimum;
+        let allowed = setting >= factors.minimum;
         let _ = write!(
             body,
             r#"<label class="choice"><input type="radio" name="setting" value="{value}"{checked}{disabled}> {label}</label>"#,
             value = setting.as_str(),
-            checked = if setting == view.factors.setting {
+            checked = if setting == factors.setting {
                 " checked"
             } else {
                 ""
@@ -620,6 +673,23 @@ pub fn account(lang: Lang, view: &AccountPage<'_>) -> String {
         body,
         r#"</fieldset><button type="submit">{}</button></form>"#,
         t::MFA_SAVE.get(lang)
+    );
+    // Password.
+    let _ = write!(
+        body,
+        r#"<h2>{heading}</h2><form method="post" action="/account/password">{hidden}
+<label for="current-password">{current}</label>
+<input id="current-password" name="current" type="password" autocomplete="current-password" required>
+<label for="new-password">{new}</label>
+<input id="new-password" name="password" type="password" autocomplete="new-password" minlength="12" required>
+<label for="confirm-password">{confirm}</label>
+<input id="confirm-password" name="confirm" type="password" autocomplete="new-password" minlength="12" required>
+<button type="submit">{save}</button></form>"#,
+        heading = t::PASSWORD_HEADING.get(lang),
+        current = t::CURRENT_PASSWORD.get(lang),
+        new = t::NEW_PASSWORD.get(lang),
+        confirm = t::CONFIRM_PASSWORD.get(lang),
+        save = t::SAVE_PASSWORD.get(lang),
     );
     // Language.
     let _ = write!(

@@ -30,7 +30,7 @@ const KNOWN_ADDRESS_WINDOW: Duration = Duration::days(30);
 const TOTP_ISSUER: &str = "Latchkey";
 
 const KIND_ENROLL: &str = "totp-enroll";
-const KIND_EMAIL: &str = "email";
+pub(super) const KIND_EMAIL: &str = "email";
 
 /// A user's choice of when to be asked for a second factor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -108,6 +108,18 @@ pub enum CodeOutcome {
     LockedOut(i64),
     /// Nothing is waiting for a code (the attempt ended or moved on).
     Expired,
+    /// The account page: confirm it's you first (step-up).
+    StepUpNeeded,
+}
+
+/// The outcome of changing when to be asked for a second factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MfaChange {
+    Saved,
+    /// Below the floor the server sets.
+    BelowMinimum,
+    /// The account page: confirm it's you first (step-up).
+    StepUpNeeded,
 }
 
 /// One line of the account page's sign-in history.
@@ -309,7 +321,7 @@ impl Core {
     /// Sends a new code to the user's address; false if it could not go.
     /// Only while the sign-in asks for an emailed code (see
     /// [`Core::resend_email_code`]).
-    async fn send_email_code(
+    pub(super) async fn send_email_code(
         &self,
         session: &SsoSession,
         user: &User,
@@ -457,6 +469,9 @@ impl Core {
         code: &str,
         now: DateTime<Utc>,
     ) -> Result<CodeOutcome, CoreError> {
+        if !self.stepped_up(session, user, now).await? {
+            return Ok(CodeOutcome::StepUpNeeded);
+        }
         if let Some(left) = self
             .login_locked_for(Guess::Code, &user.email, &session.ip, now)
             .await?
@@ -499,7 +514,11 @@ impl Core {
         .await
     }
 
-    async fn check_email_code(&self, challenge: &Challenge, code: &str) -> Result<bool, CoreError> {
+    pub(super) async fn check_email_code(
+        &self,
+        challenge: &Challenge,
+        code: &str,
+    ) -> Result<bool, CoreError> {
         let code = code.trim();
         if !self
             .store()
@@ -516,7 +535,7 @@ impl Core {
         Ok(matches && self.store().delete_challenge(&challenge.session_id).await?)
     }
 
-    async fn check_totp(
+    pub(super) async fn check_totp(
         &self,
         user: &User,
         code: &str,
@@ -593,15 +612,20 @@ impl Core {
         })
     }
 
-    /// The user chose when to be asked; refused below the server's floor.
+    /// The user chose when to be asked; refused below the server's floor,
+    /// and without a recent step-up.
     pub async fn set_mfa_setting(
         &self,
+        session: &SsoSession,
         user: &User,
         setting: MfaSetting,
         now: DateTime<Utc>,
-    ) -> Result<bool, CoreError> {
+    ) -> Result<MfaChange, CoreError> {
         if setting < self.settings.sso.user_mfa_minimum {
-            return Ok(false);
+            return Ok(MfaChange::BelowMinimum);
+        }
+        if !self.stepped_up(session, user, now).await? {
+            return Ok(MfaChange::StepUpNeeded);
         }
         let tx = self.store().begin().await?;
         tx.set_mfa_setting(&user.id, setting.as_str(), now).await?;
@@ -615,17 +639,22 @@ impl Core {
         })
         .await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(MfaChange::Saved)
     }
 
-    /// Starts (or shows again) adding an authenticator from the account page.
+    /// Starts (or shows again) adding or replacing an authenticator from
+    /// the account page; `None` without a recent step-up (which, for a
+    /// replacement, included a code from the current authenticator).
     pub async fn start_totp_enrollment(
         &self,
         session: &SsoSession,
         user: &User,
         now: DateTime<Utc>,
-    ) -> Result<TotpEnrollment, CoreError> {
-        self.totp_enrollment(session, user, now).await
+    ) -> Result<Option<TotpEnrollment>, CoreError> {
+        if !self.stepped_up(session, user, now).await? {
+            return Ok(None);
+        }
+        self.totp_enrollment(session, user, now).await.map(Some)
     }
 
     /// Whether the account page has an authenticator enrollment open.
@@ -641,8 +670,9 @@ impl Core {
             .is_some_and(|c| c.kind == KIND_ENROLL && c.expires_at > now))
     }
 
-    /// Removes the authenticator; a current code from it proves the user
-    /// holds it (a borrowed, unlocked browser is not enough).
+    /// Removes the authenticator: the password proved within the step-up
+    /// window and a current code from the authenticator itself (a
+    /// borrowed, unlocked browser is not enough).
     pub async fn remove_totp(
         &self,
         session: &SsoSession,
@@ -650,6 +680,9 @@ impl Core {
         code: &str,
         now: DateTime<Utc>,
     ) -> Result<CodeOutcome, CoreError> {
+        if !self.password_fresh(session, user, now) {
+            return Ok(CodeOutcome::StepUpNeeded);
+        }
         if let Some(left) = self
             .login_locked_for(Guess::Code, &user.email, &session.ip, now)
             .await?

@@ -11,6 +11,7 @@
 mod mfa;
 pub mod model;
 mod proof;
+mod step_up;
 mod tokens;
 mod waiters;
 
@@ -33,7 +34,8 @@ use super::users::PasswordCheck;
 use super::{Core, CoreError};
 use crate::store::{DeviceAuthFacts, FitAnswer, PasswordRecord, TxnUpdate, TxnUser};
 pub use mfa::{
-    CodeOutcome, Factor, HistoryRow, MfaSetting, SecondFactorView, TotpEnrollment, mask_email,
+    CodeOutcome, Factor, HistoryRow, MfaChange, MfaSetting, SecondFactorView, TotpEnrollment,
+    mask_email,
 };
 pub use model::{
     AuthRequest, Delivery, DeviceAuthFailure, DeviceAuthTxn, DeviceConfirmation, DeviceProof,
@@ -44,6 +46,7 @@ pub use proof::{
     CODE_ATTEMPTS, DeliveryState, DeviceCodeOutcome, ProofHandoff, RedeemOutcome, SignInContext,
     normalize_code,
 };
+pub use step_up::{PasswordChange, STEP_UP_WINDOW, StepUpFactor, StepUpOutcome};
 pub use tokens::{ClientAuth, IdTokenHint, IntrospectedToken, TokenError, TokenSet, UserInfo, put};
 pub use waiters::Waiters;
 
