@@ -188,7 +188,13 @@ impl Answerer {
         // challenge says.
         let number = if challenge.mode == "confirm" || confirm_mode_expected {
             let typed = match &self.approval {
-                Approval::Typed(source) => source(&challenge),
+                Approval::Typed(source) => {
+                    let (source, challenge) = (Arc::clone(source), challenge.clone());
+                    tokio::task::spawn_blocking(move || source(&challenge))
+                        .await
+                        .ok()
+                        .flatten()
+                }
                 Approval::Ask => {
                     let prompt = crate::platform::prompt::NumberPrompt {
                         app: challenge.app_name.clone(),
