@@ -29,6 +29,8 @@ pub struct FileConfig {
     pub admin: FileAdmin,
     #[serde(default)]
     pub sso: FileSso,
+    #[serde(default)]
+    pub https: FileHttps,
     /// Outgoing mail for emailed sign-in codes; none without it.
     pub smtp: Option<FileSmtp>,
 }
@@ -47,6 +49,15 @@ pub struct FileSmtp {
     pub password_file: Option<PathBuf>,
     /// A PEM file with the CA of a server whose certificate is private.
     pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileHttps {
+    /// CIDR blocks of the load balancers or reverse proxies in front of
+    /// the HTTPS listener whose `X-Forwarded-For` is believed; with none,
+    /// forwarded headers are ignored and the TCP peer is the client.
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -192,6 +203,8 @@ pub struct Config {
     pub bound_requires_same_ip: bool,
     pub user_mfa_minimum: MfaSetting,
     pub allowed_networks: Vec<Cidr>,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<Cidr>,
     pub support_contact: String,
     pub smtp: Option<SmtpSettings>,
 }
@@ -354,6 +367,9 @@ impl FileConfig {
             crate::core::networks::parse_all(&self.sso.allowed_networks.unwrap_or_default())
                 .map_err(|e| ConfigError::Invalid(format!("sso.allowed_networks: {e}")))?;
         let smtp = self.smtp.map(FileSmtp::validate).transpose()?;
+        let trusted_proxies =
+            crate::core::networks::parse_all(&self.https.trusted_proxies.unwrap_or_default())
+                .map_err(|e| ConfigError::Invalid(format!("https.trusted_proxies: {e}")))?;
         let support_contact = self.sso.support_contact.unwrap_or_default();
         if support_contact.chars().count() > 200 || support_contact.chars().any(char::is_control) {
             return Err(ConfigError::Invalid(
@@ -383,6 +399,7 @@ impl FileConfig {
             bound_requires_same_ip: self.sso.bound_requires_same_ip.unwrap_or(true),
             user_mfa_minimum,
             allowed_networks,
+            trusted_proxies,
             support_contact,
             smtp,
         })

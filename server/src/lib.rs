@@ -182,6 +182,7 @@ pub async fn start(
                 user_mfa_minimum: config.user_mfa_minimum,
                 allowed_networks: config.allowed_networks.clone(),
                 support_contact: config.support_contact.clone(),
+                trusted_proxies: config.trusted_proxies.clone(),
             },
         },
     );

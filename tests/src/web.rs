@@ -137,6 +137,8 @@ pub struct Browser {
     tls: Arc<rustls::ClientConfig>,
     pub cookies: BTreeMap<String, String>,
     pub accept_language: String,
+    /// Sent with every request (e.g. an `X-Forwarded-For` a client forges).
+    pub extra_headers: Vec<(String, String)>,
 }
 
 impl Browser {
@@ -146,6 +148,7 @@ impl Browser {
             tls: latchkey_certs::tls::client_config(ca_pem, None)?,
             cookies: BTreeMap::new(),
             accept_language: "en-US,en;q=0.9".into(),
+            extra_headers: Vec::new(),
         })
     }
 
@@ -172,6 +175,7 @@ impl Browser {
             ),
             ("Accept-Language".to_owned(), self.accept_language.clone()),
         ];
+        headers.extend(self.extra_headers.iter().cloned());
         if !self.cookies.is_empty() {
             let jar: Vec<String> = self
                 .cookies

@@ -97,6 +97,41 @@ pub fn allowed(rules: &[Cidr], address: &str) -> bool {
     }
 }
 
+/// The address of the client behind `peer`: `peer` itself unless it is a
+/// trusted proxy, in which case `X-Forwarded-For` (all its fields, joined
+/// in order) is read from the right, skipping trusted proxies, and the
+/// first address that is not one is the client. An entry that is not an
+/// address ends the walk at the last trusted hop, so nothing a client
+/// writes into the header is believed unless a trusted proxy put it
+/// there.
+pub fn client_address(peer: IpAddr, forwarded_for: &[&str], trusted: &[Cidr]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|t| t.contains(ip));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let mut client = peer;
+    let hops = forwarded_for
+        .iter()
+        .flat_map(|field| field.split(','))
+        .rev();
+    for hop in hops {
+        let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+            break;
+        };
+        let ip = canonical(ip);
+        client = ip;
+        if !is_trusted(ip) {
+            break;
+        }
+    }
+    client
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    ip.to_canonical()
+}
+
 /// Parses a list of blocks, naming the first bad one.
 pub fn parse_all(texts: &[String]) -> Result<Vec<Cidr>, String> {
     texts.iter().map(|t| Cidr::parse(t)).collect()
@@ -105,6 +140,51 @@ pub fn parse_all(texts: &[String]) -> Result<Vec<Cidr>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forwarded_addresses_count_only_from_trusted_proxies() {
+        let trusted = parse_all(&["10.0.0.0/8".into()]).unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // A client talking to us directly cannot claim another address.
+        assert_eq!(
+            client_address(ip("198.51.100.7"), &["203.0.113.9"], &trusted),
+            ip("198.51.100.7")
+        );
+        // Through our proxy: the address it saw.
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &["203.0.113.9"], &trusted),
+            ip("203.0.113.9")
+        );
+        // A forged entry on the left is not believed; the proxy's is.
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &["1.2.3.4, 203.0.113.9"], &trusted),
+            ip("203.0.113.9")
+        );
+        // Two trusted hops, with the header split over two fields.
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &["203.0.113.9", "10.0.0.3"], &trusted),
+            ip("203.0.113.9")
+        );
+        // Garbage ends the walk at the last trusted hop.
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &["203.0.113.9, <script>"], &trusted),
+            ip("10.0.0.2")
+        );
+        // No header from a trusted proxy: the proxy.
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &[], &trusted),
+            ip("10.0.0.2")
+        );
+        // None trusted: the header is ignored.
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &["203.0.113.9"], &[]),
+            ip("10.0.0.2")
+        );
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &["::ffff:203.0.113.9"], &trusted),
+            ip("203.0.113.9")
+        );
+    }
 
     #[test]
     fn blocks_match_their_addresses_only() {

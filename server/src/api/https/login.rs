@@ -76,10 +76,21 @@ pub(super) fn language_for(
         })
 }
 
-/// The browser a request comes from: its address and user agent.
-pub(super) fn browser(headers: &HeaderMap, peer: Option<&Peer>) -> BrowserContext {
+/// The browser a request comes from: its address (the TCP peer, or the
+/// client a trusted proxy names in `X-Forwarded-For`) and user agent.
+pub(super) fn browser(web: &Web, headers: &HeaderMap, peer: Option<&Peer>) -> BrowserContext {
+    let forwarded: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let ip = peer.map_or_else(String::new, |p| {
+        web.core
+            .client_address(p.0.ip().to_canonical(), &forwarded)
+            .to_string()
+    });
     BrowserContext::new(
-        peer.map_or_else(String::new, |p| p.0.ip().to_canonical().to_string()),
+        ip,
         headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
@@ -90,14 +101,15 @@ pub(super) fn browser(headers: &HeaderMap, peer: Option<&Peer>) -> BrowserContex
 /// The browser of the current request, as an extractor.
 pub(super) struct Client(pub BrowserContext);
 
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Client {
+impl axum::extract::FromRequestParts<Web> for Client {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
-        _: &S,
+        web: &Web,
     ) -> Result<Self, Self::Rejection> {
         Ok(Client(browser(
+            web,
             &parts.headers,
             parts.extensions.get::<Peer>(),
         )))
@@ -544,7 +556,7 @@ where
 
     async fn from_request(req: axum::extract::Request, web: &Web) -> Result<Self, Response> {
         let headers = req.headers().clone();
-        let client = browser(&headers, req.extensions().get::<Peer>());
+        let client = browser(web, &headers, req.extensions().get::<Peer>());
         let lang = language(&headers, None);
         let Form(form) = Form::<T>::from_request(req, web)
             .await
@@ -1039,7 +1051,6 @@ async fn wait_for_answer(
 /// to the sign-in on the main listener.
 pub async fn device_certificate(
     State(web): State<Web>,
-    axum::Extension(peer): axum::Extension<Peer>,
     axum::Extension(certificate): axum::Extension<super::PeerCertificate>,
     Client(client): Client,
     headers: HeaderMap,
@@ -1070,7 +1081,7 @@ pub async fn device_certificate(
         return refused(&t::NO_DEVICE_CERTIFICATE);
     };
     let txn = query.txn.unwrap_or_default();
-    let ip = peer.0.ip().to_canonical().to_string();
+    let ip = client.ip.clone();
     match web
         .core
         .answer_with_certificate(&session, &leaf, &txn, &ip, now)

@@ -70,6 +70,9 @@ pub struct SsoSettings {
     /// Whom users are told to contact when a sign-in was not theirs (a
     /// helpdesk address or phone number); empty: "your IT department".
     pub support_contact: String,
+    /// Proxies in front of the HTTPS listener whose `X-Forwarded-For`
+    /// names the browser (`[https] trusted_proxies`).
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 impl SsoSettings {
@@ -82,6 +85,7 @@ impl SsoSettings {
             allowed_networks: Vec::new(),
             device_url: String::new(),
             support_contact: String::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -356,6 +360,16 @@ impl Core {
 
     pub fn support_contact(&self) -> &str {
         &self.settings.sso.support_contact
+    }
+
+    /// The browser's address for a request from `peer` carrying these
+    /// `X-Forwarded-For` fields (see [`networks::client_address`]).
+    pub fn client_address(
+        &self,
+        peer: std::net::IpAddr,
+        forwarded_for: &[&str],
+    ) -> std::net::IpAddr {
+        networks::client_address(peer, forwarded_for, &self.settings.sso.trusted_proxies)
     }
 
     /// Whether a browser at `ip` may sign in (to `app`, when known).
