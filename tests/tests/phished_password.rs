@@ -253,3 +253,59 @@ async fn guesses_at_the_device_code_sent_in_parallel_are_counted_before_they_are
 
     s.sys.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_guesses_sent_in_parallel_are_counted_before_they_are_checked() -> Result<()> {
+    let s = setup("bound").await?;
+    let mut attacker = new_browser(&s)?;
+    let page = attacker.get(&s.authorize_url("guess")).await?;
+    let page = attacker.follow(page).await?;
+    let req = page.input("req").context("req")?;
+    let csrf = page.input("csrf").context("csrf")?;
+    let mut guesses = Vec::new();
+    for n in 0..20 {
+        let mut copy = new_browser(&s)?;
+        copy.cookies = attacker.cookies.clone();
+        let (req, csrf) = (req.clone(), csrf.clone());
+        guesses.push(tokio::spawn(async move {
+            let password = format!("wrong password number {n}");
+            copy.post(
+                "/login",
+                &[
+                    ("req", &req),
+                    ("csrf", &csrf),
+                    ("email", "alice@example.com"),
+                    ("password", &password),
+                ],
+            )
+            .await
+            .map(|r| r.status)
+        }));
+    }
+    let mut checked = 0;
+    let mut locked = 0;
+    for guess in guesses {
+        match guess.await?? {
+            401 => checked += 1,
+            429 => locked += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(checked <= 5, "{checked} of 20 guesses were checked");
+    assert_eq!(checked + locked, 20);
+    // The right password now waits out the lockout like any guess.
+    let right = attacker
+        .post(
+            "/login",
+            &[
+                ("req", &req),
+                ("csrf", &csrf),
+                ("email", "alice@example.com"),
+                ("password", &s.password),
+            ],
+        )
+        .await?;
+    assert_eq!(right.status, 429, "{}", right.body);
+    assert!(right.header("retry-after").is_some());
+    s.sys.stop().await
+}

@@ -170,17 +170,20 @@ async fn expired_sign_in_state_and_old_history_are_purged() -> anyhow::Result<()
     // Throttling counts: one whose window has passed, one still counting.
     // A failure after a quiet window starts the count again.
     let window = latchkeyd::core::limits::WINDOW;
+    let rule = latchkeyd::core::limits::ACCOUNT_RULE;
     let store = core.store();
     let (quiet, counting) = (vec!["a:quiet".to_owned()], vec!["a:counting".to_owned()]);
-    store
-        .count_login_failure(&quiet, window, now - window - Duration::minutes(2))
-        .await?;
+    assert!(
+        store
+            .reserve_throttle(&quiet[0], &rule, now - window - Duration::minutes(2))
+            .await?
+    );
     for at in [
         now - window - Duration::minutes(1),
         now - Duration::minutes(1),
         now,
     ] {
-        store.count_login_failure(&counting, window, at).await?;
+        assert!(store.reserve_throttle(&counting[0], &rule, at).await?);
     }
     let counted = store.login_throttles(&counting).await?;
     assert_eq!(counted[0].failures, 2, "{counted:?}");

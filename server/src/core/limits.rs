@@ -1,13 +1,20 @@
-//! Sign-in throttling: failures are counted per account name and per client
-//! IP. Past a threshold each further failure locks the key out for a time
-//! that doubles up to a cap. Passwords and second-factor codes are counted
-//! apart for the account, so knowing the password does not clear the count
-//! of wrong codes; a passed step clears its own count.
+//! Sign-in throttling: guesses are counted per account name and per client
+//! IP, and second-factor codes also per account per day. Past a threshold
+//! each further failure locks the key out for a time that doubles up to a
+//! cap. Passwords and second-factor codes are counted apart for the
+//! account, so knowing the password does not clear the count of wrong
+//! codes; a passed step clears its own count.
+//!
+//! A guess is counted before it is checked, in one statement per key that
+//! refuses to count it while the key is locked out (`reserve_guess`). So
+//! guesses sent in parallel cannot all be checked: once the count reaches
+//! the threshold the rest are refused unchecked. A guess that turns out
+//! right takes its address's count back and clears its account's.
 //!
 //! Account keys are whatever was typed, known or not, so a lockout says
 //! nothing about whether an account exists. The counts live in the
 //! database, so every replica counts against the same limit; a count whose
-//! last failure is older than the window starts again, and the periodic
+//! last failure is older than its window starts again, and the periodic
 //! clean-up removes it.
 
 use chrono::{DateTime, Duration, Utc};
@@ -19,12 +26,18 @@ use super::{Core, CoreError};
 const ACCOUNT_THRESHOLD: u32 = 5;
 /// Failures allowed per IP (shared NATs carry many users).
 const IP_THRESHOLD: u32 = 30;
+/// Wrong second-factor codes allowed per account in a day; then no code is
+/// checked for that account until a day has passed since the last one.
+pub const DAILY_CODE_CAP: u32 = 20;
 /// A quiet period after which a key's count starts again.
 pub const WINDOW: Duration = Duration::minutes(15);
+/// How long a daily count lasts after its last failure.
+pub const DAILY_WINDOW: Duration = Duration::hours(24);
 const FIRST_LOCKOUT: Duration = Duration::seconds(30);
 const MAX_LOCKOUT: Duration = Duration::minutes(15);
 
 const IP: &str = "i:";
+const DAILY: &str = "d:";
 
 /// What an attempt guessed at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,10 +47,72 @@ pub enum Guess {
     Code,
 }
 
-fn lockout(failures: u32, threshold: u32) -> Option<Duration> {
-    let over = failures.checked_sub(threshold)?;
-    let factor = 1i32 << over.min(10);
-    Some((FIRST_LOCKOUT * factor).min(MAX_LOCKOUT))
+/// How a kind of key is throttled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    pub threshold: u32,
+    /// A count whose last failure is this old starts again.
+    pub window: Duration,
+    /// Doubling lockouts (`true`) or one lockout as long as the window.
+    pub doubling: bool,
+}
+
+pub const ACCOUNT_RULE: Rule = Rule {
+    threshold: ACCOUNT_THRESHOLD,
+    window: WINDOW,
+    doubling: true,
+};
+const IP_RULE: Rule = Rule {
+    threshold: IP_THRESHOLD,
+    window: WINDOW,
+    doubling: true,
+};
+const DAILY_RULE: Rule = Rule {
+    threshold: DAILY_CODE_CAP,
+    window: DAILY_WINDOW,
+    doubling: false,
+};
+
+impl Rule {
+    /// The lockout after `failures` failures, if any.
+    pub fn lockout(&self, failures: u32) -> Option<Duration> {
+        let over = failures.checked_sub(self.threshold)?;
+        if !self.doubling {
+            return Some(self.window);
+        }
+        let factor = 1i32 << over.min(10);
+        Some((FIRST_LOCKOUT * factor).min(MAX_LOCKOUT))
+    }
+
+    /// The lockout as an SQL expression of the column `failures`, in
+    /// milliseconds (0 below the threshold), for the statement that
+    /// counts a guess only while the key is not locked out.
+    pub fn lockout_sql(&self) -> String {
+        let mut sql = format!("CASE WHEN failures < {} THEN 0", self.threshold);
+        let mut failures = self.threshold;
+        let mut last = 0;
+        while let Some(lockout) = self.lockout(failures) {
+            let ms = lockout.num_milliseconds();
+            if ms == last {
+                break;
+            }
+            sql.push_str(&format!(" WHEN failures = {failures} THEN {ms}"));
+            last = ms;
+            failures += 1;
+        }
+        sql.push_str(&format!(" ELSE {last} END"));
+        sql
+    }
+}
+
+fn rule_of(key: &str) -> Rule {
+    if key.starts_with(IP) {
+        IP_RULE
+    } else if key.starts_with(DAILY) {
+        DAILY_RULE
+    } else {
+        ACCOUNT_RULE
+    }
 }
 
 fn account_key(guess: Guess, login: &str) -> String {
@@ -48,66 +123,81 @@ fn account_key(guess: Guess, login: &str) -> String {
     format!("{prefix}{}", login.trim().to_lowercase())
 }
 
-/// The keys an attempt by `login` from `ip` counts against.
-fn keys(guess: Guess, login: &str, ip: &str) -> [String; 2] {
-    [account_key(guess, login), format!("{IP}{ip}")]
+/// The keys an attempt by `login` from `ip` counts against: the address,
+/// the account, and for codes the account's day.
+fn keys(guess: Guess, login: &str, ip: &str) -> Vec<String> {
+    let mut keys = vec![format!("{IP}{ip}"), account_key(guess, login)];
+    if guess == Guess::Code {
+        keys.push(format!("{DAILY}{}", login.trim().to_lowercase()));
+    }
+    keys
 }
 
 /// How long is left of the longest lockout among `counts` at `now`.
 fn locked_for(counts: &[LoginThrottle], now: DateTime<Utc>) -> Option<Duration> {
     counts
         .iter()
-        .filter_map(|c| {
-            let threshold = if c.key.starts_with(IP) {
-                IP_THRESHOLD
-            } else {
-                ACCOUNT_THRESHOLD
-            };
-            Some(c.last_failure + lockout(c.failures, threshold)?)
-        })
+        .filter_map(|c| Some(c.last_failure + rule_of(&c.key).lockout(c.failures)?))
         .filter(|until| *until > now)
         .map(|until| until - now)
         .max()
 }
 
+/// A guess counted before it was checked.
+#[derive(Debug)]
+pub(crate) struct Reserved {
+    guess: Guess,
+    login: String,
+    ip: String,
+}
+
 impl Core {
-    /// When the account (for this kind of guess) or the IP is locked out at
-    /// `now`, how long is left.
-    pub(crate) async fn login_locked_for(
+    /// Counts a guess by `login` from `ip` before it is checked, unless the
+    /// account or the address is locked out: then nothing is counted and
+    /// the time left is returned.
+    pub(crate) async fn reserve_guess(
         &self,
         guess: Guess,
         login: &str,
         ip: &str,
         now: DateTime<Utc>,
-    ) -> Result<Option<Duration>, CoreError> {
-        let counts = self.store.login_throttles(&keys(guess, login, ip)).await?;
-        Ok(locked_for(&counts, now))
+    ) -> Result<Result<Reserved, Duration>, CoreError> {
+        let keys = keys(guess, login, ip);
+        let mut counted = Vec::new();
+        for key in &keys {
+            if self.store.reserve_throttle(key, &rule_of(key), now).await? {
+                counted.push(key.clone());
+                continue;
+            }
+            // Locked out: take back what this guess counted so far.
+            for key in &counted {
+                self.store.release_throttle(key).await?;
+            }
+            let counts = self.store.login_throttles(&keys).await?;
+            return Ok(Err(locked_for(&counts, now).unwrap_or(FIRST_LOCKOUT)));
+        }
+        Ok(Ok(Reserved {
+            guess,
+            login: login.to_owned(),
+            ip: ip.to_owned(),
+        }))
     }
 
-    /// Counts a failed attempt against the account and the IP.
-    pub(crate) async fn record_login_failure(
-        &self,
-        guess: Guess,
-        login: &str,
-        ip: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), CoreError> {
-        Ok(self
-            .store
-            .count_login_failure(&keys(guess, login, ip), WINDOW, now)
-            .await?)
-    }
-
-    /// Clears the account's count for this kind of guess once it passed.
-    pub(crate) async fn record_login_success(
-        &self,
-        guess: Guess,
-        login: &str,
-    ) -> Result<(), CoreError> {
-        Ok(self
-            .store
-            .clear_login_throttle(&account_key(guess, login))
-            .await?)
+    /// The reserved guess was right: its account's count for this kind of
+    /// guess is cleared and its address's count taken back.
+    pub(crate) async fn guess_passed(&self, reserved: Reserved) -> Result<(), CoreError> {
+        self.store
+            .clear_login_throttle(&account_key(reserved.guess, &reserved.login))
+            .await?;
+        self.store
+            .release_throttle(&format!("{IP}{}", reserved.ip))
+            .await?;
+        if reserved.guess == Guess::Code {
+            self.store
+                .release_throttle(&format!("{DAILY}{}", reserved.login.trim().to_lowercase()))
+                .await?;
+        }
+        Ok(())
     }
 }
 
@@ -127,13 +217,13 @@ mod tests {
     #[test]
     fn lockouts_start_at_the_threshold_and_double() {
         let now = Utc::now();
-        let [account, ip] = keys(Guess::Password, " Alice@Example.com ", "10.0.0.1");
-        assert_eq!(account, "a:alice@example.com");
-        assert_eq!(ip, "i:10.0.0.1");
-        let [codes, same_ip] = keys(Guess::Code, "alice@example.com", "10.0.0.1");
+        let password = keys(Guess::Password, " Alice@Example.com ", "10.0.0.1");
+        assert_eq!(password, ["i:10.0.0.1", "a:alice@example.com"]);
+        let account = password[1].clone();
+        let codes = keys(Guess::Code, "alice@example.com", "10.0.0.1");
         assert_eq!(
-            (codes.as_str(), same_ip),
-            ("c:alice@example.com", ip.clone())
+            codes,
+            ["i:10.0.0.1", "c:alice@example.com", "d:alice@example.com"]
         );
         let below = [count(&account, ACCOUNT_THRESHOLD - 1, now)];
         assert_eq!(locked_for(&below, now), None);
@@ -150,7 +240,8 @@ mod tests {
     #[test]
     fn an_ip_has_its_own_threshold_and_the_longer_lockout_counts() {
         let now = Utc::now();
-        let [account, ip] = keys(Guess::Code, "new@example.com", "192.0.2.7");
+        let keys = keys(Guess::Code, "new@example.com", "192.0.2.7");
+        let (ip, account) = (keys[0].clone(), keys[1].clone());
         let shared_nat = [count(&ip, ACCOUNT_THRESHOLD + 3, now)];
         assert_eq!(locked_for(&shared_nat, now), None);
         let both = [
@@ -163,10 +254,34 @@ mod tests {
     #[test]
     fn lockouts_are_capped() {
         assert_eq!(
-            lockout(ACCOUNT_THRESHOLD + 40, ACCOUNT_THRESHOLD),
+            ACCOUNT_RULE.lockout(ACCOUNT_THRESHOLD + 40),
             Some(MAX_LOCKOUT)
         );
-        assert_eq!(lockout(1, ACCOUNT_THRESHOLD), None);
+        assert_eq!(ACCOUNT_RULE.lockout(1), None);
         assert!(MAX_LOCKOUT <= WINDOW, "a purged count holds no lockout");
+    }
+
+    #[test]
+    fn a_day_of_wrong_codes_locks_codes_for_a_day() {
+        let now = Utc::now();
+        let day = count("d:alice@example.com", DAILY_CODE_CAP, now);
+        assert_eq!(locked_for(&[day], now), Some(DAILY_WINDOW));
+        let below = count("d:alice@example.com", DAILY_CODE_CAP - 1, now);
+        assert_eq!(locked_for(&[below], now), None);
+    }
+
+    #[test]
+    fn the_lockout_in_sql_is_the_lockout_in_rust() {
+        assert_eq!(
+            ACCOUNT_RULE.lockout_sql(),
+            "CASE WHEN failures < 5 THEN 0 WHEN failures = 5 THEN 30000 \
+             WHEN failures = 6 THEN 60000 WHEN failures = 7 THEN 120000 \
+             WHEN failures = 8 THEN 240000 WHEN failures = 9 THEN 480000 \
+             WHEN failures = 10 THEN 900000 ELSE 900000 END"
+        );
+        assert_eq!(
+            DAILY_RULE.lockout_sql(),
+            "CASE WHEN failures < 20 THEN 0 WHEN failures = 20 THEN 86400000 ELSE 86400000 END"
+        );
     }
 }

@@ -3,8 +3,8 @@
 //! token rotated) is a compare-and-set that reports whether it won, so two
 //! replicas or two racing requests cannot both succeed.
 
-use chrono::{DateTime, Duration, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
     QueryOrder, QueryResult, QuerySelect, Set, Statement,
@@ -987,11 +987,16 @@ impl<C: ConnectionTrait> Db<C> {
         &self,
         cutoff: DateTime<Utc>,
         history_cutoff: DateTime<Utc>,
-        throttle_cutoff: DateTime<Utc>,
+        throttle_cutoffs: (DateTime<Utc>, DateTime<Utc>),
         now: DateTime<Utc>,
     ) -> StoreResult<u64> {
-        let (cutoff, history, throttle, now) =
-            (ms(cutoff), ms(history_cutoff), ms(throttle_cutoff), ms(now));
+        let (cutoff, history, throttle, daily, now) = (
+            ms(cutoff),
+            ms(history_cutoff),
+            ms(throttle_cutoffs.0),
+            ms(throttle_cutoffs.1),
+            ms(now),
+        );
         // Only integers are formatted into these statements.
         let dead_grants = format!(
             "(grants.ended_at IS NOT NULL AND grants.ended_at < {cutoff}) \
@@ -1012,7 +1017,11 @@ impl<C: ConnectionTrait> Db<C> {
             format!("DELETE FROM device_auth_txns WHERE expires_at < {cutoff}"),
             format!("DELETE FROM second_factor_challenges WHERE expires_at < {now}"),
             format!("DELETE FROM login_events WHERE at < {history}"),
-            format!("DELETE FROM login_throttles WHERE last_failure < {throttle}"),
+            // Daily counts (`d:`) keep their day.
+            format!(
+                "DELETE FROM login_throttles WHERE last_failure < {throttle} \
+                 AND (key NOT LIKE 'd:%' OR last_failure < {daily})"
+            ),
         ];
         let mut deleted = 0;
         for statement in statements {
@@ -1041,43 +1050,68 @@ impl<C: ConnectionTrait> Db<C> {
             .collect()
     }
 
-    /// Counts one failure against each of `keys` in one statement. A key
-    /// whose last failure is `window` or longer ago starts again at one.
-    pub async fn count_login_failure(
+    /// Counts one guess against `key` unless the key is locked out at
+    /// `now` under `rule`, in one statement: true when it was counted. A
+    /// count whose last failure is the rule's window or longer ago starts
+    /// again at one. Two guesses racing each see the other's count.
+    pub async fn reserve_throttle(
         &self,
-        keys: &[String],
-        window: Duration,
+        key: &str,
+        rule: &crate::core::limits::Rule,
         now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        if keys.is_empty() {
-            return Ok(());
+    ) -> StoreResult<bool> {
+        let backend = self.0.get_database_backend();
+        let window = rule.window.num_milliseconds();
+        let update = format!(
+            "UPDATE login_throttles SET \
+               failures = CASE WHEN $2 - last_failure >= $3 THEN 1 \
+                 WHEN failures >= {MAX_COUNTED} THEN failures ELSE failures + 1 END, \
+               last_failure = CASE WHEN $2 > last_failure THEN $2 ELSE last_failure END \
+             WHERE key = $1 AND last_failure + ({}) <= $2",
+            rule.lockout_sql()
+        );
+        let insert = "INSERT INTO login_throttles (key, failures, last_failure) \
+                      VALUES ($1, 1, $2) ON CONFLICT (key) DO NOTHING";
+        for _ in 0..2 {
+            let counted = self
+                .0
+                .execute_raw(Statement::from_sql_and_values(
+                    backend,
+                    &update,
+                    [key.into(), ms(now).into(), window.into()],
+                ))
+                .await?
+                .rows_affected();
+            if counted == 1 {
+                return Ok(true);
+            }
+            let inserted = self
+                .0
+                .execute_raw(Statement::from_sql_and_values(
+                    backend,
+                    insert,
+                    [key.into(), ms(now).into()],
+                ))
+                .await?
+                .rows_affected();
+            if inserted == 1 {
+                return Ok(true);
+            }
+            // The row exists: locked out, or another guess inserted it
+            // between the two statements (then the update counts it).
         }
-        let window = window.num_milliseconds();
-        let failures = Expr::cust(format!(
-            "CASE WHEN excluded.last_failure - login_throttles.last_failure >= {window} THEN 1 \
-             WHEN login_throttles.failures >= {MAX_COUNTED} THEN login_throttles.failures \
-             ELSE login_throttles.failures + 1 END"
-        ));
-        login_throttles::Entity::insert_many(keys.iter().map(|key| login_throttles::ActiveModel {
-            key: Set(key.clone()),
-            failures: Set(1),
-            last_failure: Set(ms(now)),
-        }))
-        .on_conflict(
-            OnConflict::column(login_throttles::Column::Key)
-                .value(login_throttles::Column::Failures, failures)
-                // Never back in time, whatever a replica's clock says.
-                .value(
-                    login_throttles::Column::LastFailure,
-                    Expr::cust(
-                        "CASE WHEN excluded.last_failure > login_throttles.last_failure \
-                         THEN excluded.last_failure ELSE login_throttles.last_failure END",
-                    ),
-                )
-                .to_owned(),
-        )
-        .exec_without_returning(&self.0)
-        .await?;
+        Ok(false)
+    }
+
+    /// Takes back one guess counted against `key` (it turned out right).
+    pub async fn release_throttle(&self, key: &str) -> StoreResult<()> {
+        self.0
+            .execute_raw(Statement::from_sql_and_values(
+                self.0.get_database_backend(),
+                "UPDATE login_throttles SET failures = failures - 1 WHERE key = $1 AND failures > 0",
+                [key.into()],
+            ))
+            .await?;
         Ok(())
     }
 

@@ -416,14 +416,17 @@ impl Core {
         let Some(user) = self.session_user(session).await? else {
             return Ok(CodeOutcome::Expired);
         };
-        if let Some(left) = self
-            .login_locked_for(Guess::Code, &user.email, &session.ip, now)
+        let reserved = match self
+            .reserve_guess(Guess::Code, &user.email, &session.ip, now)
             .await?
         {
-            self.code_event(session, &user, "otp", Some("locked_out"), now)
-                .await?;
-            return Ok(CodeOutcome::LockedOut(left.num_seconds().max(1)));
-        }
+            Ok(reserved) => reserved,
+            Err(left) => {
+                self.code_event(session, &user, "otp", Some("locked_out"), now)
+                    .await?;
+                return Ok(CodeOutcome::LockedOut(left.num_seconds().max(1)));
+            }
+        };
         let challenge = self
             .store()
             .challenge(&session.id)
@@ -439,8 +442,6 @@ impl Core {
             _ => ("totp", self.check_totp(&user, code, now).await?),
         };
         if !accepted {
-            self.record_login_failure(Guess::Code, &user.email, &session.ip, now)
-                .await?;
             self.code_event(session, &user, method, Some("bad_code"), now)
                 .await?;
             return Ok(CodeOutcome::Rejected);
@@ -456,7 +457,7 @@ impl Core {
             return Ok(CodeOutcome::Expired);
         };
         self.code_event(&session, &user, method, None, now).await?;
-        self.record_login_success(Guess::Code, &user.email).await?;
+        self.guess_passed(reserved).await?;
         Ok(CodeOutcome::SignedIn(secret))
     }
 
@@ -472,12 +473,6 @@ impl Core {
         if !self.stepped_up(session, user, now).await? {
             return Ok(CodeOutcome::StepUpNeeded);
         }
-        if let Some(left) = self
-            .login_locked_for(Guess::Code, &user.email, &session.ip, now)
-            .await?
-        {
-            return Ok(CodeOutcome::LockedOut(left.num_seconds().max(1)));
-        }
         let Some(challenge) = self
             .store()
             .challenge(&session.id)
@@ -486,11 +481,17 @@ impl Core {
         else {
             return Ok(CodeOutcome::Expired);
         };
+        let reserved = match self
+            .reserve_guess(Guess::Code, &user.email, &session.ip, now)
+            .await?
+        {
+            Ok(reserved) => reserved,
+            Err(left) => return Ok(CodeOutcome::LockedOut(left.num_seconds().max(1))),
+        };
         if !self.confirm_enrollment(&challenge, user, code, now).await? {
-            self.record_login_failure(Guess::Code, &user.email, &session.ip, now)
-                .await?;
             return Ok(CodeOutcome::Rejected);
         }
+        self.guess_passed(reserved).await?;
         Ok(CodeOutcome::Accepted)
     }
 
@@ -683,17 +684,17 @@ impl Core {
         if !self.password_fresh(session, user, now) {
             return Ok(CodeOutcome::StepUpNeeded);
         }
-        if let Some(left) = self
-            .login_locked_for(Guess::Code, &user.email, &session.ip, now)
+        let reserved = match self
+            .reserve_guess(Guess::Code, &user.email, &session.ip, now)
             .await?
         {
-            return Ok(CodeOutcome::LockedOut(left.num_seconds().max(1)));
-        }
+            Ok(reserved) => reserved,
+            Err(left) => return Ok(CodeOutcome::LockedOut(left.num_seconds().max(1))),
+        };
         if !self.check_totp(user, code, now).await? {
-            self.record_login_failure(Guess::Code, &user.email, &session.ip, now)
-                .await?;
             return Ok(CodeOutcome::Rejected);
         }
+        self.guess_passed(reserved).await?;
         let tx = self.store().begin().await?;
         tx.set_totp_secret(&user.id, None, None, now).await?;
         tx.audit(&AuditEntry {

@@ -689,7 +689,10 @@ impl Core {
             .purge_expired(
                 now - PURGE_AFTER,
                 now - HISTORY_RETENTION,
-                now - super::limits::WINDOW,
+                (
+                    now - super::limits::WINDOW,
+                    now - super::limits::DAILY_WINDOW,
+                ),
                 now,
             )
             .await?;
@@ -1231,26 +1234,30 @@ impl Core {
         if !self.network_allows(&session.ip, None) {
             return Ok(PasswordOutcome::NetworkDenied);
         }
-        if let Some(left) = self
-            .login_locked_for(Guess::Password, &login, &session.ip, now)
+        // Counted before it is checked: parallel guesses cannot all pass.
+        let reserved = match self
+            .reserve_guess(Guess::Password, &login, &session.ip, now)
             .await?
         {
-            self.store()
-                .insert_login_event(&LoginEvent {
-                    at: now,
-                    user_id: None,
-                    login: login.clone(),
-                    ip: session.ip.clone(),
-                    user_agent: session.user_agent.clone(),
-                    client_id: None,
-                    device_id: None,
-                    method: "password".into(),
-                    result: "failed".into(),
-                    reason: Some("locked_out".into()),
-                })
-                .await?;
-            return Ok(PasswordOutcome::LockedOut(left.num_seconds().max(1)));
-        }
+            Ok(reserved) => reserved,
+            Err(left) => {
+                self.store()
+                    .insert_login_event(&LoginEvent {
+                        at: now,
+                        user_id: None,
+                        login: login.clone(),
+                        ip: session.ip.clone(),
+                        user_agent: session.user_agent.clone(),
+                        client_id: None,
+                        device_id: None,
+                        method: "password".into(),
+                        result: "failed".into(),
+                        reason: Some("locked_out".into()),
+                    })
+                    .await?;
+                return Ok(PasswordOutcome::LockedOut(left.num_seconds().max(1)));
+            }
+        };
         let check = self.check_password(&login, password, now).await?;
         let (user, outcome) = match check {
             PasswordCheck::Valid { user, must_change } => (
@@ -1261,10 +1268,6 @@ impl Core {
             PasswordCheck::Wrong | PasswordCheck::Unusable => (None, PasswordOutcome::Rejected),
         };
         let failed = !matches!(outcome, PasswordOutcome::Accepted(_));
-        if failed {
-            self.record_login_failure(Guess::Password, &login, &session.ip, now)
-                .await?;
-        }
         let known = match &user {
             Some((user, _)) => Some(user.id.clone()),
             None => self
@@ -1310,7 +1313,7 @@ impl Core {
         };
         // A second factor started for someone else in this browser is void.
         self.store().delete_challenge(&session.id).await?;
-        self.record_login_success(Guess::Password, &login).await?;
+        self.guess_passed(reserved).await?;
         Ok(PasswordOutcome::Accepted(secret))
     }
 

@@ -157,21 +157,31 @@ impl Core {
         code: &str,
         now: DateTime<Utc>,
     ) -> Result<StepUpOutcome, CoreError> {
-        for guess in [Guess::Password, Guess::Code] {
-            if let Some(left) = self
-                .login_locked_for(guess, &user.email, &session.ip, now)
-                .await?
-            {
-                return Ok(StepUpOutcome::LockedOut(left.num_seconds().max(1)));
-            }
-        }
+        let password_guess = match self
+            .reserve_guess(Guess::Password, &user.email, &session.ip, now)
+            .await?
+        {
+            Ok(reserved) => reserved,
+            Err(left) => return Ok(StepUpOutcome::LockedOut(left.num_seconds().max(1))),
+        };
         let password_ok = matches!(
             self.check_password(&user.email, password, now).await?,
             PasswordCheck::Valid { user: ref checked, .. } if checked.id == user.id
         );
         let factor = self.step_up_factor(user).await?;
         // The code is checked only after the password, so a wrong password
-        // spends no code (and no TOTP step).
+        // spends no code (and no TOTP step); it is counted as a guess too.
+        let code_guess = if password_ok && factor != StepUpFactor::None {
+            match self
+                .reserve_guess(Guess::Code, &user.email, &session.ip, now)
+                .await?
+            {
+                Ok(reserved) => Some(reserved),
+                Err(left) => return Ok(StepUpOutcome::LockedOut(left.num_seconds().max(1))),
+            }
+        } else {
+            None
+        };
         let code_ok = password_ok
             && match factor {
                 StepUpFactor::None => true,
@@ -198,14 +208,10 @@ impl Core {
             result: result.into(),
             reason: reason.map(str::to_owned),
         };
+        if password_ok {
+            self.guess_passed(password_guess).await?;
+        }
         if !code_ok {
-            let guess = if password_ok {
-                Guess::Code
-            } else {
-                Guess::Password
-            };
-            self.record_login_failure(guess, &user.email, &session.ip, now)
-                .await?;
             let reason = if password_ok {
                 "bad_code"
             } else {
@@ -227,8 +233,9 @@ impl Core {
             return Ok(StepUpOutcome::Rejected);
         };
         self.store().insert_login_event(&event("ok", None)).await?;
-        self.record_login_success(Guess::Password, &user.email)
-            .await?;
+        if let Some(reserved) = code_guess {
+            self.guess_passed(reserved).await?;
+        }
         Ok(StepUpOutcome::Verified(secret))
     }
 
@@ -247,21 +254,21 @@ impl Core {
         if !self.stepped_up(session, user, now).await? {
             return Ok(PasswordChange::StepUpNeeded);
         }
-        if let Some(left) = self
-            .login_locked_for(Guess::Password, &user.email, &session.ip, now)
+        let reserved = match self
+            .reserve_guess(Guess::Password, &user.email, &session.ip, now)
             .await?
         {
-            return Ok(PasswordChange::LockedOut(left.num_seconds().max(1)));
-        }
+            Ok(reserved) => reserved,
+            Err(left) => return Ok(PasswordChange::LockedOut(left.num_seconds().max(1))),
+        };
         let current_ok = matches!(
             self.check_password(&user.email, current, now).await?,
             PasswordCheck::Valid { user: ref checked, .. } if checked.id == user.id
         );
         if !current_ok {
-            self.record_login_failure(Guess::Password, &user.email, &session.ip, now)
-                .await?;
             return Ok(PasswordChange::WrongCurrent);
         }
+        self.guess_passed(reserved).await?;
         if let Err(problem) = validate_new_password(new.0, new.1) {
             return Ok(PasswordChange::Invalid(problem));
         }
