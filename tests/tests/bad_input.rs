@@ -161,6 +161,44 @@ async fn malformed_forged_and_unsupported_csrs_are_refused() -> anyhow::Result<(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_enrolling_with_a_p384_key_is_refused_and_the_token_keeps_its_use()
+-> anyhow::Result<()> {
+    let sys = System::start().await?;
+    let secret = sys.enrollment_token(&["--uses", "1"]).await?;
+    let channel = latchkey_agent::enroll::channel(&sys.grpc_url, &sys.ca_pem, None).await?;
+    let mut client = DeviceServiceClient::new(channel);
+    // A genuine P-384 key whose request is signed with SHA-256: the
+    // signature verifies, only the key is wrong.
+    let p384 = include_bytes!("../../certs/test_data/csr-p384-sha256.der").to_vec();
+    let refused = client
+        .enroll(v1::EnrollRequest {
+            token: secret.clone(),
+            csr_der: p384,
+            facts: Some(v1::DeviceFacts {
+                hostname: "h".into(),
+                platform: "linux".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(
+        refused.message().contains("P-384") && refused.message().contains("must use ECDSA P-256"),
+        "{}",
+        refused.message()
+    );
+    assert_eq!(device_count(&sys).await?, 0, "no device written");
+    let tokens = sys.ctl_json(&["token", "list"]).await?;
+    assert_eq!(tokens[0]["uses_count"], 0, "the use is not spent: {tokens}");
+    // The one use is still there for a proper agent.
+    let mut agent = sys.enroll(&secret).await?;
+    assert_eq!(sys.device(&agent.device_id).await?["state"], "active");
+    agent.stop().await?;
+    sys.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latchctl_reports_one_clear_line_for_bad_requests() -> anyhow::Result<()> {
     let sys = System::start().await?;
     let cases: [(&[&str], &str); 6] = [
