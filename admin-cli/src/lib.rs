@@ -103,10 +103,10 @@ pub enum TokenCommand {
         /// Devices enrolled with it join this group.
         #[arg(long)]
         group: Option<String>,
-        /// Lifetime, e.g. 24h or 7d.
+        /// Lifetime, 1s to 365d, e.g. 24h or 7d.
         #[arg(long, default_value = "24h")]
         expires: String,
-        /// How many devices may enroll with it.
+        /// How many devices may enroll with it, 1 to 1000000.
         #[arg(long, default_value_t = 1)]
         uses: u32,
     },
@@ -674,13 +674,16 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
             uses,
         }) => {
             let expires = latchkey_proto::text::parse_duration(&expires)
-                .map_err(|e| CliError::Usage(format!("--expires: {e}")))?;
+                .and_then(|d| latchkey_proto::limits::check_token_lifetime(d).map(|()| d))
+                .map_err(|e| CliError::Usage(format!("--expires {expires}: {e}")))?;
+            latchkey_proto::limits::check_token_uses(uses)
+                .map_err(|e| CliError::Usage(format!("--uses {uses}: {e}")))?;
             let response = call(
                 client.create_enrollment_token(v1::CreateEnrollmentTokenRequest {
                     user: user.unwrap_or_default(),
                     group: group.unwrap_or_default(),
-                    expires_in_seconds: i64::try_from(expires.as_secs()).unwrap_or(i64::MAX),
-                    uses,
+                    expires_in_seconds: Some(i64::try_from(expires.as_secs()).unwrap_or(i64::MAX)),
+                    uses: Some(uses),
                 }),
             )
             .await?;

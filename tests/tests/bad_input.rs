@@ -254,6 +254,78 @@ async fn latchctl_reports_one_clear_line_for_bad_requests() -> anyhow::Result<()
     sys.stop().await
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_asking_for_a_token_that_expires_at_once_or_has_no_uses_is_refused()
+-> anyhow::Result<()> {
+    let sys = System::start().await?;
+    // latchctl refuses before calling, with the range.
+    for (args, expected) in [
+        (
+            &["token", "create", "--expires", "0s"][..],
+            "--expires 0s: the expiry must be between 1s and 365d",
+        ),
+        (
+            &["token", "create", "--expires", "366d"][..],
+            "the expiry must be between 1s and 365d",
+        ),
+        (
+            &["token", "create", "--uses", "0"][..],
+            "--uses 0: the uses must be between 1 and 1000000",
+        ),
+    ] {
+        let error = sys.ctl(args).await.unwrap_err().to_string();
+        assert!(error.contains(expected), "{args:?}: {error}");
+    }
+    // The server refuses the same zeros from any other client: zero is a
+    // value, only an absent field means the default.
+    let channel = latchkey_agent::enroll::channel(&sys.grpc_url, &sys.ca_pem, None).await?;
+    let token: tonic::metadata::MetadataValue<_> = format!("Bearer {}", sys.owner_token).parse()?;
+    let mut admin = v1::admin_service_client::AdminServiceClient::with_interceptor(
+        channel,
+        move |mut request: tonic::Request<()>| {
+            request
+                .metadata_mut()
+                .insert("authorization", token.clone());
+            Ok(request)
+        },
+    );
+    for (expires_in_seconds, uses, expected) in [
+        (Some(0), None, "the expiry must be between 1s and 365d"),
+        (Some(-5), None, "the expiry must be between 1s and 365d"),
+        (None, Some(0), "the uses must be between 1 and 1000000"),
+    ] {
+        let refused = admin
+            .create_enrollment_token(v1::CreateEnrollmentTokenRequest {
+                expires_in_seconds,
+                uses,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+        assert!(refused.message().contains(expected), "{refused:?}");
+    }
+    assert_eq!(
+        sys.ctl_json(&["token", "list"])
+            .await?
+            .as_array()
+            .map(Vec::len),
+        Some(0),
+        "no token was created"
+    );
+    // Absent fields still mean 24 hours and one use.
+    let defaults = admin
+        .create_enrollment_token(v1::CreateEnrollmentTokenRequest::default())
+        .await?
+        .into_inner()
+        .token
+        .unwrap_or_default();
+    assert_eq!(defaults.uses_allowed, 1);
+    let lifetime = defaults.expires_at - Utc::now().timestamp();
+    assert!((86_000..=86_400).contains(&lifetime), "{lifetime}");
+    sys.stop().await
+}
+
 /// Sends raw bytes as a gRPC message, for requests the generated client
 /// cannot express.
 #[derive(Clone, Copy)]

@@ -358,16 +358,10 @@ impl Core {
             now,
         )
         .await?;
-        if expires_in <= Duration::zero() || expires_in > Duration::days(365) {
-            return Err(CoreError::InvalidArgument(
-                "expiry must be between 1 second and 365 days".into(),
-            ));
-        }
-        if uses == 0 || uses > 1_000_000 {
-            return Err(CoreError::InvalidArgument(
-                "uses must be between 1 and 1000000".into(),
-            ));
-        }
+        let lifetime = expires_in.to_std().unwrap_or(std::time::Duration::ZERO);
+        latchkey_proto::limits::check_token_lifetime(lifetime)
+            .and_then(|()| latchkey_proto::limits::check_token_uses(uses))
+            .map_err(CoreError::InvalidArgument)?;
         let user = user.map(|u| validate_email(&u)).transpose()?;
         let group = group.map(|g| validate_name("group", &g)).transpose()?;
         let (secret, hash) = auth::new_secret(auth::ENROLLMENT_TOKEN_PREFIX)?;
