@@ -2,6 +2,7 @@
 //! [`run`] takes parsed arguments and an [`Environment`] and returns the
 //! text to print, so tests drive exactly what an admin types.
 
+mod import;
 mod output;
 
 use std::path::{Path, PathBuf};
@@ -438,7 +439,9 @@ async fn connect(connection: &Connection) -> Result<Client, CliError> {
             .insert("authorization", header.clone());
         Ok(request)
     });
-    Ok(AdminServiceClient::with_interceptor(channel, interceptor))
+    Ok(AdminServiceClient::with_interceptor(channel, interceptor)
+        .max_encoding_message_size(latchkey_proto::limits::MAX_ADMIN_MESSAGE)
+        .max_decoding_message_size(latchkey_proto::limits::MAX_ADMIN_ANSWER))
 }
 
 /// Awaits an admin API call and unwraps its answer, or says what failed.
@@ -920,7 +923,12 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
             }
         }
         Command::User(UserCommand::Import { file }) => {
-            let csv = read(&file)?;
+            let bytes = std::fs::read(&file).map_err(|source| CliError::File {
+                path: file.clone(),
+                source,
+            })?;
+            let csv = import::decode(&file, &bytes)?;
+            import::check_size(&file, &csv)?;
             let report = call(client.import_users(v1::ImportUsersRequest { csv })).await?;
             if json {
                 pretty(&json!({

@@ -305,3 +305,44 @@ async fn a_large_import_goes_through() -> anyhow::Result<()> {
     );
     sys.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_importing_50000_users_from_a_2mb_file_gets_them_all() -> anyhow::Result<()> {
+    let sys = System::start().await?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("everyone.csv");
+    let mut csv = String::from("email,name,groups\n");
+    for n in 0..50_000 {
+        csv.push_str(&format!("user{n:05}@example.co.jp,User {n:05},staff\n"));
+    }
+    assert!(csv.len() > 2_000_000, "{} bytes", csv.len());
+    std::fs::write(&file, &csv)?;
+    let said = sys.ctl(&["user", "import", file.to_str().unwrap()]).await?;
+    assert!(
+        said.starts_with("50000 user(s) added, 0 row(s) rejected"),
+        "{said}"
+    );
+
+    // One row more than an import takes: latchctl says how to split it and
+    // sends nothing.
+    csv.push_str("one.more@example.co.jp,One More,staff\n");
+    let over = dir.path().join("too-many.csv");
+    std::fs::write(&over, &csv)?;
+    let error = sys
+        .ctl(&["user", "import", over.to_str().unwrap()])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("too large for one import")
+            && error.contains("split it into files of at most 50000 rows"),
+        "{error}"
+    );
+    assert!(
+        sys.ctl(&["user", "show", "one.more@example.co.jp"])
+            .await
+            .is_err(),
+        "nothing was imported"
+    );
+    sys.stop().await
+}

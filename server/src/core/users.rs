@@ -2,6 +2,7 @@
 //! binding of a device to the one user it belongs to.
 
 use chrono::{DateTime, Utc};
+use latchkey_proto::limits::MAX_IMPORT_ROWS;
 
 use super::auth::{AuthenticatedAdmin, Permission};
 use super::ids::UserId;
@@ -34,8 +35,6 @@ pub enum PasswordCheck {
 
 /// Longest display name accepted.
 const MAX_NAME_LEN: usize = 200;
-/// Most rows one import takes.
-const MAX_IMPORT_ROWS: usize = 50_000;
 
 /// A new user as an admin describes it.
 #[derive(Debug, Clone)]
@@ -127,6 +126,8 @@ type ImportRow = (u64, Result<NewUser, (String, String)>);
 /// optionally `groups`, separated by `;`, and `role`: `user` or
 /// `break-glass`), then one user per row.
 fn parse_import(csv_text: &str) -> Result<Vec<ImportRow>, CoreError> {
+    // Excel's "CSV UTF-8" starts with a byte order mark.
+    let csv_text = csv_text.strip_prefix('\u{feff}').unwrap_or(csv_text);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
@@ -158,7 +159,7 @@ fn parse_import(csv_text: &str) -> Result<Vec<ImportRow>, CoreError> {
     for record in reader.records() {
         if rows.len() >= MAX_IMPORT_ROWS {
             return Err(CoreError::InvalidArgument(format!(
-                "an import takes at most {MAX_IMPORT_ROWS} rows; split the file"
+                "the file has more than {MAX_IMPORT_ROWS} rows, more than one import takes; split it into files of at most {MAX_IMPORT_ROWS} rows"
             )));
         }
         let record = match record {
@@ -282,9 +283,7 @@ impl Core {
         groups.dedup();
         let tx = self.store().begin().await?;
         tx.ensure_groups(&groups, now).await?;
-        for user in &users {
-            tx.insert_user(user).await?;
-        }
+        tx.insert_users(&users).await?;
         let entries: Vec<AuditEntry> = users
             .iter()
             .map(|u| added_entry(caller, u, "imported", now))

@@ -22,8 +22,9 @@ use crate::core::{Core, CoreError, EnrollError};
 
 /// Largest request a device may send (CSR plus facts).
 const MAX_DEVICE_MESSAGE: usize = 64 * 1024;
-/// Largest admin request (policy documents).
-const MAX_ADMIN_MESSAGE: usize = 1024 * 1024;
+/// Largest admin request: a user import of the most rows an import takes
+/// (latchctl encodes up to the same size and refuses larger files itself).
+const MAX_ADMIN_MESSAGE: usize = latchkey_proto::limits::MAX_ADMIN_MESSAGE;
 
 pub use admin::AdminApi;
 pub use device::DeviceApi;
