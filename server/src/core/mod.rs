@@ -5,6 +5,7 @@
 
 pub mod apps;
 pub mod auth;
+pub mod email;
 mod flood;
 pub mod ids;
 pub mod limits;
@@ -1294,20 +1295,11 @@ pub(crate) fn printable(text: &str, max: usize) -> String {
     out
 }
 
-pub(crate) fn validate_email(email: &str) -> Result<String, CoreError> {
-    let email = email.trim();
-    let valid = email.len() <= 254
-        && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
-        })
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-    if valid {
-        Ok(email.to_lowercase())
-    } else {
-        Err(CoreError::InvalidArgument(format!(
-            "{email:?} is not an email address"
-        )))
-    }
+/// One address checked as a mail system would (see [`email`]).
+pub(crate) fn validate_email(text: &str) -> Result<String, CoreError> {
+    email::normalize(text).map_err(|why| {
+        CoreError::InvalidArgument(format!("{:?} is not an email address: {why}", text.trim()))
+    })
 }
 
 pub(crate) fn validate_name(what: &str, name: &str) -> Result<String, CoreError> {
