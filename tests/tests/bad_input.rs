@@ -377,23 +377,40 @@ impl tonic::codec::Decoder for RawCodec {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn malformed_grpc_messages_are_refused_and_the_server_carries_on() -> anyhow::Result<()> {
+async fn a_client_sending_undecodable_protobuf_gets_invalid_argument_on_every_service()
+-> anyhow::Result<()> {
     let sys = System::start().await?;
     let channel = latchkey_agent::enroll::channel(&sys.grpc_url, &sys.ca_pem, None).await?;
-    for garbage in [
-        vec![0xff; 32],
-        vec![0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f],
-        vec![0x12],
-    ] {
-        let mut grpc = tonic::client::Grpc::new(channel.clone());
-        grpc.ready().await?;
-        let path = http::uri::PathAndQuery::from_static("/latchkey.v1.DeviceService/Enroll");
-        let refused = grpc
-            .unary::<Vec<u8>, Vec<u8>, _>(tonic::Request::new(garbage), path, RawCodec)
-            .await
-            .unwrap_err();
-        assert_ne!(refused.code(), tonic::Code::Ok);
-        assert!(refused.message().contains("decode"), "{refused:?}");
+    let methods = [
+        "/latchkey.v1.DeviceService/Enroll",
+        "/latchkey.v1.DeviceService/Renew",
+        "/latchkey.v1.AdminService/WhoAmI",
+        "/latchkey.v1.AdminService/CreateEnrollmentToken",
+        "/latchkey.v1.AdminService/ImportUsers",
+    ];
+    for method in methods {
+        for garbage in [
+            vec![0xff; 32],
+            vec![0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f],
+            vec![0x12],
+        ] {
+            let mut grpc = tonic::client::Grpc::new(channel.clone());
+            grpc.ready().await?;
+            let path = http::uri::PathAndQuery::from_static(method);
+            let refused = grpc
+                .unary::<Vec<u8>, Vec<u8>, _>(tonic::Request::new(garbage), path, RawCodec)
+                .await
+                .unwrap_err();
+            assert_eq!(
+                refused.code(),
+                tonic::Code::InvalidArgument,
+                "{method}: {refused:?}"
+            );
+            assert!(
+                refused.message().contains("could not be decoded"),
+                "{method}: {refused:?}"
+            );
+        }
     }
     // Still serving: a proper enrollment goes through on the same connection.
     let token = sys.enrollment_token(&[]).await?;

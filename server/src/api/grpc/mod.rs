@@ -3,6 +3,7 @@
 //! client certificates are optional at the TLS layer and demanded per call.
 
 mod admin;
+mod decode;
 mod device;
 
 use std::sync::Arc;
@@ -79,6 +80,7 @@ pub async fn serve(
         .tls_config(tls)?
         .tcp_nodelay(true)
         .timeout(Duration::from_secs(30))
+        .layer(decode::UndecodableIsInvalidArgument)
         .add_service(
             AdminServiceServer::new(AdminApi::new(core.clone()))
                 .max_decoding_message_size(MAX_ADMIN_MESSAGE),
