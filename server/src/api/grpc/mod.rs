@@ -17,6 +17,7 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic::{Code, Status};
 use tracing::error;
 
+use crate::api::accept::Acceptor;
 use crate::ca::TlsIdentity;
 use crate::core::auth::DeviceAuthError;
 use crate::core::{Core, CoreError, EnrollError};
@@ -90,8 +91,23 @@ pub async fn serve(
                 .max_decoding_message_size(MAX_DEVICE_MESSAGE),
         )
         .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            incoming(listener, shutdown.clone()),
             shutdown.cancelled_owned(),
         )
         .await
+}
+
+/// The listener's connections through [`Acceptor`], which pauses after a
+/// failed accept instead of retrying at once (tonic's own incoming stream
+/// hands each error to the server, which tries again straight away).
+fn incoming(
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> impl futures_util::Stream<Item = Result<tokio::net::TcpStream, std::io::Error>> {
+    let state = (listener, Acceptor::new("gRPC"), shutdown);
+    futures_util::stream::unfold(state, |(listener, mut acceptor, shutdown)| async move {
+        let (stream, _peer) = acceptor.accept(&listener, &shutdown).await?;
+        let _ = stream.set_nodelay(true);
+        Some((Ok(stream), (listener, acceptor, shutdown)))
+    })
 }
