@@ -364,7 +364,7 @@ impl Core {
             .and_then(|()| latchkey_proto::limits::check_token_uses(uses))
             .map_err(CoreError::InvalidArgument)?;
         let user = user.map(|u| validate_email(&u)).transpose()?;
-        let group = group.map(|g| validate_name("group", &g)).transpose()?;
+        let group = group.map(|g| validate_label("group", &g)).transpose()?;
         let (secret, hash) = auth::new_secret(auth::ENROLLMENT_TOKEN_PREFIX)?;
         let token = EnrollmentToken {
             id: TokenId::generate(),
@@ -1072,7 +1072,7 @@ impl Core {
             return Err(CoreError::NotFound(format!("policy {name}")));
         }
         let (kind, target) = match (group, device) {
-            (Some(g), None) => ("group", validate_name("group", g)?),
+            (Some(g), None) => ("group", validate_label("group", g)?),
             (None, Some(d)) => {
                 let id = Self::parse_device_id(d)?;
                 if self.store.device(&id).await?.is_none() {
@@ -1302,6 +1302,39 @@ pub(crate) fn validate_email(text: &str) -> Result<String, CoreError> {
     })
 }
 
+/// Longest group or app name, in characters.
+const MAX_LABEL_CHARS: usize = 64;
+/// Punctuation a group or app name may hold besides letters, digits and
+/// single spaces: not `;` (it separates groups in an import), not `,`.
+const LABEL_PUNCTUATION: &str = "-_.&'()+・";
+
+/// A name people choose and read (a group, an app), in any script:
+/// 営業部, 勤怠管理, "Sales & Marketing". Stored in Unicode NFC so that the
+/// same name typed on two systems is one name; 1-64 characters of letters,
+/// marks and digits, single inner spaces and [`LABEL_PUNCTUATION`].
+/// Identifiers machines read (ids, client ids, policy names, addresses)
+/// stay ASCII; see ARCHITECTURE.md.
+pub(crate) fn validate_label(what: &str, name: &str) -> Result<String, CoreError> {
+    use unicode_normalization::UnicodeNormalization;
+    let name: String = name.trim().nfc().collect();
+    let chars = name.chars().count();
+    let allowed = |c: char| {
+        c.is_alphanumeric()
+            || LABEL_PUNCTUATION.contains(c)
+            || c == ' '
+            || unicode_normalization::char::is_combining_mark(c)
+    };
+    let valid =
+        (1..=MAX_LABEL_CHARS).contains(&chars) && name.chars().all(allowed) && !name.contains("  ");
+    if valid {
+        Ok(name)
+    } else {
+        Err(CoreError::InvalidArgument(format!(
+            "{what} name {name:?} must be 1-{MAX_LABEL_CHARS} letters or digits in any script, single spaces and {LABEL_PUNCTUATION}"
+        )))
+    }
+}
+
 pub(crate) fn validate_name(what: &str, name: &str) -> Result<String, CoreError> {
     let valid = !name.is_empty()
         && name.len() <= 64
@@ -1347,7 +1380,48 @@ fn validate_facts(facts: DeviceFacts) -> Result<DeviceFacts, EnrollError> {
 
 #[cfg(test)]
 mod tests {
-    use super::printable;
+    use super::{printable, validate_label};
+
+    #[test]
+    fn group_and_app_names_may_be_japanese() {
+        for name in [
+            "営業部",
+            "勤怠管理",
+            "東京 (本社)",
+            "Sales & Marketing",
+            "経理・財務",
+            "ｴｲｷﾞｮｳ",
+            "staff",
+            "r-and-d_2.0",
+        ] {
+            assert_eq!(validate_label("group", name).as_deref().ok(), Some(name));
+        }
+        // The same name typed decomposed (が as か + combining mark) is
+        // stored composed, so it is one name.
+        assert_eq!(
+            validate_label("group", "\u{304b}\u{3099}\u{304f}").unwrap(),
+            "\u{304c}\u{304f}"
+        );
+        assert_eq!(validate_label("group", "  営業部 ").unwrap(), "営業部");
+    }
+
+    #[test]
+    fn names_that_would_break_an_import_or_a_page_are_refused() {
+        for name in [
+            "",
+            "sales;staff",
+            "a,b",
+            "<script>",
+            "two  spaces",
+            "tab\there",
+            "quote\"",
+            &"営".repeat(65),
+        ] {
+            let error = validate_label("group", name).unwrap_err().to_string();
+            assert!(error.contains("any script"), "{name:?}: {error}");
+        }
+        assert!(validate_label("app", &"営".repeat(64)).is_ok());
+    }
 
     #[test]
     fn device_text_loses_control_characters_and_stays_short() {

@@ -8,7 +8,7 @@ use super::auth::{AuthenticatedAdmin, Permission};
 use super::ids::UserId;
 use super::model::{AuditEntry, AuditOutcome, Group, User, UserKind, UserStatus};
 use super::passwords::{Password, TEMPORARY_PASSWORD_DAYS, temporary_password};
-use super::{Core, CoreError, DeviceView, validate_email, validate_name};
+use super::{Core, CoreError, DeviceView, validate_email, validate_label};
 use crate::store::PasswordRecord;
 
 /// A temporary password, shown to the admin once.
@@ -71,7 +71,7 @@ fn validate_user(new: NewUser) -> Result<NewUser, CoreError> {
     }
     let mut groups = Vec::with_capacity(new.groups.len());
     for group in &new.groups {
-        let group = validate_name("group", group.trim())?;
+        let group = validate_label("group", group)?;
         if !groups.contains(&group) {
             groups.push(group);
         }
@@ -396,7 +396,7 @@ impl Core {
     ) -> Result<Group, CoreError> {
         self.authorize(caller, Permission::ManageUsers, "add groups", name, now)
             .await?;
-        let name = validate_name("group", name)?;
+        let name = validate_label("group", name)?;
         let tx = self.store().begin().await?;
         if !tx.insert_group(&name, now).await? {
             return Err(CoreError::AlreadyExists(format!(
