@@ -196,8 +196,10 @@ pub struct HttpsLimits {
     /// mobile link, and a client that trickles its header (slowloris) is
     /// cut off after it.
     pub header_timeout: Duration,
-    /// A keep-alive connection with no request in flight is closed after
-    /// this; browsers reopen one in a round trip.
+    /// A connection with no request in flight is closed after this, also
+    /// one whose client stopped reading an answer; browsers reopen one in
+    /// a round trip. (Between HTTP/1.1 requests the header timeout runs
+    /// too, and is usually the shorter.)
     pub idle_timeout: Duration,
     /// A body shorter than its Content-Length, or a chunk that never ends,
     /// holds a request until this runs out (bodies here are at most 64 KiB).
