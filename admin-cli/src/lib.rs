@@ -2,6 +2,7 @@
 //! [`run`] takes parsed arguments and an [`Environment`] and returns the
 //! text to print, so tests drive exactly what an admin types.
 
+mod import;
 mod output;
 
 use std::path::{Path, PathBuf};
@@ -103,10 +104,10 @@ pub enum TokenCommand {
         /// Devices enrolled with it join this group.
         #[arg(long)]
         group: Option<String>,
-        /// Lifetime, e.g. 24h or 7d.
+        /// Lifetime, 1s to 365d, e.g. 24h or 7d.
         #[arg(long, default_value = "24h")]
         expires: String,
-        /// How many devices may enroll with it.
+        /// How many devices may enroll with it, 1 to 1000000.
         #[arg(long, default_value_t = 1)]
         uses: u32,
     },
@@ -438,7 +439,9 @@ async fn connect(connection: &Connection) -> Result<Client, CliError> {
             .insert("authorization", header.clone());
         Ok(request)
     });
-    Ok(AdminServiceClient::with_interceptor(channel, interceptor))
+    Ok(AdminServiceClient::with_interceptor(channel, interceptor)
+        .max_encoding_message_size(latchkey_proto::limits::MAX_ADMIN_MESSAGE)
+        .max_decoding_message_size(latchkey_proto::limits::MAX_ADMIN_ANSWER))
 }
 
 /// Awaits an admin API call and unwraps its answer, or says what failed.
@@ -674,13 +677,16 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
             uses,
         }) => {
             let expires = latchkey_proto::text::parse_duration(&expires)
-                .map_err(|e| CliError::Usage(format!("--expires: {e}")))?;
+                .and_then(|d| latchkey_proto::limits::check_token_lifetime(d).map(|()| d))
+                .map_err(|e| CliError::Usage(format!("--expires {expires}: {e}")))?;
+            latchkey_proto::limits::check_token_uses(uses)
+                .map_err(|e| CliError::Usage(format!("--uses {uses}: {e}")))?;
             let response = call(
                 client.create_enrollment_token(v1::CreateEnrollmentTokenRequest {
                     user: user.unwrap_or_default(),
                     group: group.unwrap_or_default(),
-                    expires_in_seconds: i64::try_from(expires.as_secs()).unwrap_or(i64::MAX),
-                    uses,
+                    expires_in_seconds: Some(i64::try_from(expires.as_secs()).unwrap_or(i64::MAX)),
+                    uses: Some(uses),
                 }),
             )
             .await?;
@@ -917,7 +923,12 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
             }
         }
         Command::User(UserCommand::Import { file }) => {
-            let csv = read(&file)?;
+            let bytes = std::fs::read(&file).map_err(|source| CliError::File {
+                path: file.clone(),
+                source,
+            })?;
+            let csv = import::decode(&file, &bytes)?;
+            import::check_size(&file, &csv)?;
             let report = call(client.import_users(v1::ImportUsersRequest { csv })).await?;
             if json {
                 pretty(&json!({

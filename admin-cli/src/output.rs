@@ -1,6 +1,7 @@
 //! Human-readable output: aligned tables, key-value blocks and times.
 
 use chrono::{DateTime, Utc};
+use unicode_width::UnicodeWidthStr;
 
 pub fn rfc3339(unix: i64) -> Option<String> {
     (unix != 0)
@@ -53,11 +54,12 @@ impl Table {
     }
 
     pub fn render(&self) -> String {
-        let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
+        // Columns line up on a terminal: 営業部 takes six columns, not three.
+        let mut widths: Vec<usize> = self.header.iter().map(|h| h.width()).collect();
         for row in &self.rows {
             for (i, cell) in row.iter().enumerate() {
                 if let Some(w) = widths.get_mut(i) {
-                    *w = (*w).max(cell.chars().count());
+                    *w = (*w).max(cell.width());
                 }
             }
         }
@@ -69,7 +71,8 @@ impl Table {
                     out.push_str(cell);
                 } else {
                     let width = widths.get(i).copied().unwrap_or(0);
-                    out.push_str(&format!("{cell:<width$}  "));
+                    out.push_str(cell);
+                    out.push_str(&" ".repeat(width.saturating_sub(cell.width()) + 2));
                 }
             }
             out.trim_end().to_owned() + "\n"
@@ -96,10 +99,31 @@ impl Fields {
     }
 
     pub fn render(&self) -> String {
-        let width = self.pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        let width = self.pairs.iter().map(|(k, _)| k.width()).max().unwrap_or(0);
         self.pairs
             .iter()
             .map(|(k, v)| format!("{k:<width$}  {v}\n"))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn japanese_names_line_up_in_a_table() {
+        let mut table = Table::new(&["NAME", "MEMBERS"]);
+        table.row(vec!["営業部".into(), "3".into()]);
+        table.row(vec!["staff".into(), "12".into()]);
+        let text = table.render();
+        let columns: Vec<usize> = text
+            .lines()
+            .map(|line| {
+                let at = line.rfind("  ").map_or(0, |i| i + 2);
+                line.get(..at).map_or(0, UnicodeWidthStr::width)
+            })
+            .collect();
+        assert_eq!(columns, [8, 8, 8], "{text}");
     }
 }

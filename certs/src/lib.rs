@@ -29,7 +29,7 @@ pub enum CertError {
     MalformedCsr(String),
     #[error("the certificate signing request's signature does not verify")]
     CsrSignature,
-    #[error("unsupported key type {0}: devices must use ECDSA P-256")]
+    #[error("unsupported key {0}: devices must use ECDSA P-256")]
     UnsupportedKeyType(String),
     #[error("the certificate is malformed: {0}")]
     MalformedCertificate(String),
@@ -203,11 +203,89 @@ impl VerifiedCsr {
     }
 }
 
-/// Parses a DER PKCS#10 request, verifies its self-signature and requires an
-/// ECDSA P-256 key.
+/// The key in a CSR, as far as enrollment cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum CsrKey {
+    /// ECDSA on prime256v1 with a 65-byte uncompressed point.
+    P256,
+    /// Anything else, described for the error message.
+    Other(String),
+}
+
+const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
+const OID_PRIME256V1: &str = "1.2.840.10045.3.1.7";
+const OID_SECP384R1: &str = "1.3.132.0.34";
+const OID_SECP521R1: &str = "1.3.132.0.35";
+const OID_RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
+const OID_ED25519: &str = "1.3.101.112";
+const OID_ED448: &str = "1.3.101.113";
+const OID_ECDSA_WITH_SHA256: &str = "1.2.840.10045.4.3.2";
+/// SEC 1 §2.3.3: 0x04 followed by the two 32-byte coordinates.
+const P256_UNCOMPRESSED_POINT_LEN: usize = 65;
+
+/// Reads the subject public key of a CSR strictly: the algorithm, the
+/// named curve and the encoding of the point. rcgen names the key after
+/// the signature algorithm alone, so a P-384 key signed with SHA-256 would
+/// otherwise pass for P-256 and end up in a certificate that says
+/// prime256v1 around a 97-byte point.
+fn csr_key(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> CsrKey {
+    let algorithm = spki.algorithm.algorithm.to_id_string();
+    match algorithm.as_str() {
+        OID_EC_PUBLIC_KEY => {}
+        OID_RSA_ENCRYPTION => return CsrKey::Other("RSA".into()),
+        OID_ED25519 => return CsrKey::Other("Ed25519".into()),
+        OID_ED448 => return CsrKey::Other("Ed448".into()),
+        other => return CsrKey::Other(format!("with algorithm {other}")),
+    }
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.as_oid().ok())
+        .map(|oid| oid.to_id_string());
+    match curve.as_deref() {
+        Some(OID_PRIME256V1) => {}
+        Some(OID_SECP384R1) => return CsrKey::Other("ECDSA P-384 (secp384r1)".into()),
+        Some(OID_SECP521R1) => return CsrKey::Other("ECDSA P-521 (secp521r1)".into()),
+        Some(other) => return CsrKey::Other(format!("ECDSA on curve {other}")),
+        None => {
+            return CsrKey::Other("ECDSA without a named curve".into());
+        }
+    }
+    let point = &spki.subject_public_key.data;
+    if point.len() != P256_UNCOMPRESSED_POINT_LEN || point.first() != Some(&0x04) {
+        return CsrKey::Other(format!(
+            "ECDSA P-256 with a {}-byte point (an uncompressed point of {P256_UNCOMPRESSED_POINT_LEN} bytes is required)",
+            point.len()
+        ));
+    }
+    CsrKey::P256
+}
+
+/// Parses a DER PKCS#10 request, requires an ECDSA P-256 key (named curve
+/// prime256v1, uncompressed point) signed with ECDSA SHA-256, and verifies
+/// its self-signature.
 pub fn verify_csr(der: &[u8]) -> Result<VerifiedCsr, CertError> {
+    use x509_parser::prelude::FromDer;
     if der.is_empty() {
         return Err(CertError::MalformedCsr("empty".into()));
+    }
+    let (rest, parsed) =
+        x509_parser::certification_request::X509CertificationRequest::from_der(der)
+            .map_err(|e| CertError::MalformedCsr(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(CertError::MalformedCsr(
+            "trailing bytes after the request".into(),
+        ));
+    }
+    if let CsrKey::Other(what) = csr_key(&parsed.certification_request_info.subject_pki) {
+        return Err(CertError::UnsupportedKeyType(what));
+    }
+    if parsed.signature_algorithm.algorithm.to_id_string() != OID_ECDSA_WITH_SHA256 {
+        return Err(CertError::UnsupportedKeyType(format!(
+            "ECDSA P-256 signed with {} (ecdsa-with-SHA256 is required)",
+            parsed.signature_algorithm.algorithm.to_id_string()
+        )));
     }
     let request = CertificateSigningRequestParams::from_der(&CertificateSigningRequestDer::from(
         der.to_vec(),
@@ -584,6 +662,66 @@ mod tests {
             verify_csr(csr.der()),
             Err(CertError::UnsupportedKeyType(_))
         ));
+    }
+
+    fn refusal(der: &[u8]) -> String {
+        match verify_csr(der) {
+            Err(CertError::UnsupportedKeyType(what)) => what,
+            other => panic!("expected an unsupported key, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_agent_sending_a_p256_csr_made_by_openssl_gets_a_p256_certificate() {
+        let now = Utc::now();
+        let ca = authority(now);
+        let csr = verify_csr(include_bytes!("../test_data/csr-p256-sha256.der")).unwrap();
+        let cert = ca
+            .issue_device(&csr, "0123abcd", now, Duration::days(30))
+            .unwrap();
+        let (_, parsed) = x509_parser::parse_x509_certificate(&cert.der).unwrap();
+        let spki = &parsed.tbs_certificate.subject_pki;
+        assert_eq!(csr_key(spki), CsrKey::P256);
+        assert_eq!(spki.subject_public_key.data.len(), 65);
+    }
+
+    #[test]
+    fn a_device_sending_a_p384_key_signed_with_sha256_is_refused() {
+        let what = refusal(include_bytes!("../test_data/csr-p384-sha256.der"));
+        assert!(what.contains("P-384"), "{what}");
+        let message = CertError::UnsupportedKeyType(what).to_string();
+        assert!(
+            message.contains("devices must use ECDSA P-256"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_device_sending_a_p521_key_signed_with_sha256_is_refused() {
+        let what = refusal(include_bytes!("../test_data/csr-p521-sha256.der"));
+        assert!(what.contains("P-521"), "{what}");
+    }
+
+    #[test]
+    fn a_device_sending_an_ed25519_or_rsa_key_is_refused() {
+        let ed25519 = refusal(include_bytes!("../test_data/csr-ed25519.der"));
+        assert!(ed25519.contains("Ed25519"), "{ed25519}");
+        let rsa = refusal(include_bytes!("../test_data/csr-rsa2048-sha256.der"));
+        assert!(rsa.contains("RSA"), "{rsa}");
+    }
+
+    #[test]
+    fn a_device_sending_a_compressed_p256_point_is_refused() {
+        let what = refusal(include_bytes!(
+            "../test_data/csr-p256-compressed-sha256.der"
+        ));
+        assert!(what.contains("33-byte point"), "{what}");
+    }
+
+    #[test]
+    fn a_device_signing_its_p256_csr_with_sha384_is_refused() {
+        let what = refusal(include_bytes!("../test_data/csr-p256-sha384.der"));
+        assert!(what.contains("ecdsa-with-SHA256 is required"), "{what}");
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod v1 {
     tonic::include_proto!("latchkey.v1");
 }
 
+pub mod limits;
 pub mod text;
 
 /// MQTT topic names, one place for server and agent.

@@ -53,15 +53,6 @@ pub struct FileSmtp {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileHttps {
-    /// CIDR blocks of the load balancers or reverse proxies in front of
-    /// the HTTPS listener whose `X-Forwarded-For` is believed; with none,
-    /// forwarded headers are ignored and the TCP peer is the client.
-    pub trusted_proxies: Option<Vec<String>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct FileSso {
     /// The issuer URL relying parties see, e.g. `https://id.example.com`.
     pub issuer: Option<String>,
@@ -82,6 +73,27 @@ pub struct FileSso {
     /// `helpdesk@example.co.jp / 03-1234-5678`; default: "your IT
     /// department".
     pub support_contact: Option<String>,
+}
+
+/// How long the HTTPS listeners wait for a client, and how many clients
+/// they serve at once. Durations such as `10s`, `1m` or `300ms`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileHttps {
+    /// Time to receive a request's header block once the server waits for
+    /// one (default 10s).
+    pub header_timeout: Option<String>,
+    /// Time a connection may stay open with no request in flight (default
+    /// 60s).
+    pub idle_timeout: Option<String>,
+    /// Time to receive a request's body, from its header on (default 30s).
+    pub body_timeout: Option<String>,
+    /// Connections served at once per listener (default 10000).
+    pub max_connections: Option<usize>,
+    /// CIDR blocks of the load balancers or reverse proxies in front of
+    /// the HTTPS listener whose `X-Forwarded-For` is believed; with none,
+    /// forwarded headers are ignored and the TCP peer is the client.
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -108,6 +120,9 @@ pub struct FileMqtt {
     pub external: Option<String>,
     /// The URL agents are told to connect to.
     pub advertise: Option<String>,
+    /// Most device sessions the embedded broker's gateway holds at once;
+    /// default: as many as the descriptor limit allows.
+    pub max_sessions: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -182,6 +197,57 @@ impl std::fmt::Debug for DatabaseUrl {
 /// Longest device certificate lifetime: well inside the issuing CA's.
 const MAX_CERTIFICATE_VALIDITY: Duration = Duration::from_secs(397 * 86400);
 
+/// Timeouts and the connection cap of the HTTPS listeners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpsLimits {
+    /// A browser sends its request head in one go; 10 s covers a slow
+    /// mobile link, and a client that trickles its header (slowloris) is
+    /// cut off after it.
+    pub header_timeout: Duration,
+    /// A connection with no request in flight is closed after this, also
+    /// one whose client stopped reading an answer; browsers reopen one in
+    /// a round trip. (Between HTTP/1.1 requests the header timeout runs
+    /// too, and is usually the shorter.)
+    pub idle_timeout: Duration,
+    /// A body shorter than its Content-Length, or a chunk that never ends,
+    /// holds a request until this runs out (bodies here are at most 64 KiB).
+    pub body_timeout: Duration,
+    /// Connections served at once per listener; more wait in the backlog.
+    pub max_connections: usize,
+}
+
+impl HttpsLimits {
+    /// What a listener uses unless `[https]` says otherwise.
+    pub const DEFAULT: HttpsLimits = HttpsLimits {
+        header_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(60),
+        body_timeout: Duration::from_secs(30),
+        max_connections: 10_000,
+    };
+}
+
+/// A timeout from the configuration: a duration (`10s`, `1m`) or a number
+/// of milliseconds (`300ms`), from 1 ms to 1 hour.
+fn timeout(key: &str, text: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {
+    let Some(text) = text else {
+        return Ok(default);
+    };
+    let parsed = match text.trim().strip_suffix("ms") {
+        Some(ms) => ms
+            .parse::<u64>()
+            .map(Duration::from_millis)
+            .map_err(|_| format!("{text:?} must be a whole number of ms")),
+        None => latchkey_proto::text::parse_duration(text),
+    }
+    .map_err(|e| ConfigError::Invalid(format!("{key}: {e}")))?;
+    if parsed < Duration::from_millis(1) || parsed > Duration::from_secs(3600) {
+        return Err(ConfigError::Invalid(format!(
+            "{key} must be between 1ms and 1h"
+        )));
+    }
+    Ok(parsed)
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -192,6 +258,9 @@ pub struct Config {
     pub listen_https_device: SocketAddr,
     pub mqtt: MqttMode,
     pub mqtt_advertise: Option<String>,
+    /// `None`: as many as the descriptor limit allows.
+    pub mqtt_max_sessions: Option<usize>,
+    pub https: HttpsLimits,
     pub tls_names: Vec<String>,
     pub device_certificate_validity: Duration,
     pub bootstrap_email: String,
@@ -376,6 +445,33 @@ impl FileConfig {
                 "sso.support_contact must be one line of at most 200 characters".into(),
             ));
         }
+        let defaults = HttpsLimits::DEFAULT;
+        let https = HttpsLimits {
+            header_timeout: timeout(
+                "https.header_timeout",
+                self.https.header_timeout.as_deref(),
+                defaults.header_timeout,
+            )?,
+            idle_timeout: timeout(
+                "https.idle_timeout",
+                self.https.idle_timeout.as_deref(),
+                defaults.idle_timeout,
+            )?,
+            body_timeout: timeout(
+                "https.body_timeout",
+                self.https.body_timeout.as_deref(),
+                defaults.body_timeout,
+            )?,
+            max_connections: match self.https.max_connections {
+                Some(0) => {
+                    return Err(ConfigError::Invalid(
+                        "https.max_connections must be at least 1".into(),
+                    ));
+                }
+                Some(n) => n,
+                None => defaults.max_connections,
+            },
+        };
         Ok(Config {
             data_dir,
             database_url: DatabaseUrl(database_url),
@@ -385,6 +481,8 @@ impl FileConfig {
             sso_device_url,
             mqtt,
             mqtt_advertise: self.mqtt.advertise,
+            mqtt_max_sessions: self.mqtt.max_sessions,
+            https,
             tls_names: self
                 .tls
                 .names
@@ -503,5 +601,20 @@ mod tests {
         let bad: FileConfig =
             toml::from_str("[devices]\ncertificate_validity = \"100000000d\"").unwrap();
         assert!(bad.validate(Overrides::default()).is_err());
+        let bad: FileConfig = toml::from_str("[https]\nheader_timeout = \"0ms\"").unwrap();
+        assert!(bad.validate(Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn https_timeouts_take_milliseconds_or_durations() {
+        let file: FileConfig = toml::from_str(
+            "[https]\nheader_timeout = \"300ms\"\nidle_timeout = \"2m\"\nmax_connections = 5",
+        )
+        .unwrap();
+        let https = file.validate(Overrides::default()).unwrap().https;
+        assert_eq!(https.header_timeout, Duration::from_millis(300));
+        assert_eq!(https.idle_timeout, Duration::from_secs(120));
+        assert_eq!(https.body_timeout, HttpsLimits::DEFAULT.body_timeout);
+        assert_eq!(https.max_connections, 5);
     }
 }

@@ -5,6 +5,7 @@ pub mod api;
 pub mod ca;
 pub mod config;
 pub mod core;
+pub mod descriptors;
 pub mod mail;
 pub mod push;
 pub mod store;
@@ -225,6 +226,7 @@ pub async fn start(
             ca.root_pem().to_owned(),
             ca.crl_path(),
             core.clone(),
+            config.https,
             shutdown.clone(),
         ));
     }
@@ -238,6 +240,7 @@ pub async fn start(
             listeners.https_device,
             tls,
             core.clone(),
+            config.https,
             shutdown.clone(),
         ));
     }
@@ -247,11 +250,22 @@ pub async fn start(
             &server_identity.key_pem,
             ca.root_pem(),
         )?;
+        let limit = descriptors::current();
+        let max_sessions = config
+            .mqtt_max_sessions
+            .unwrap_or_else(|| descriptors::mqtt_sessions_within(limit.and_then(|l| l.soft)));
+        info!(
+            descriptor_limit = ?limit.and_then(|l| l.soft),
+            max_sessions,
+            "MQTT sessions allowed (three descriptors each, {} kept for the rest)",
+            descriptors::RESERVED
+        );
         let gateway = api::mqtt::gateway::Gateway {
             core: core.clone(),
             tls,
             broker: internal,
             sessions: sessions.clone(),
+            max_sessions,
         };
         tasks.spawn(api::mqtt::gateway::serve(
             gateway,

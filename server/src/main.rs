@@ -1,5 +1,9 @@
 //! latchkeyd: parse arguments, load configuration, start the server and stop
 //! it cleanly on SIGTERM or Ctrl-C.
+//!
+//! A daemon's stdout may be a closed pipe (the process that started it went
+//! away), so nothing here uses `println!`, which panics when a write fails:
+//! [`say`] drops the line instead, and the log writer ignores its errors.
 
 use std::path::PathBuf;
 
@@ -40,7 +44,19 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_env("LATCHKEY_LOG")
                 .unwrap_or_else(|_| "info,sqlx=warn,sea_orm_migration=warn,rumqttd=off".into()),
         )
+        // A failed log write would otherwise be reported with eprintln!,
+        // which panics when stderr is closed as well.
+        .log_internal_errors(false)
         .init();
+    match latchkeyd::descriptors::raise_soft_to_hard() {
+        Ok(Some(limit)) => tracing::info!(
+            soft = ?limit.soft,
+            hard = ?limit.hard,
+            "open-descriptor limit raised to the hard limit"
+        ),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-descriptor limit"),
+    }
     let args = Args::parse();
     let file = match &args.config {
         Some(path) => FileConfig::load(path)?,
@@ -58,29 +74,48 @@ async fn main() -> anyhow::Result<()> {
     let running = latchkeyd::start(config, listeners, shutdown.clone())
         .await
         .context("latchkeyd could not start")?;
-    println!("latchkeyd is running");
-    println!("  gRPC (admin + device API)  https://{}", running.grpc_addr);
+    say(format_args!("latchkeyd is running"));
+    say(format_args!(
+        "  gRPC (admin + device API)  https://{}",
+        running.grpc_addr
+    ));
     match running.mqtt_addr {
-        Some(addr) => println!("  MQTT (embedded broker)     mqtts://{addr}"),
-        None => println!("  MQTT (external broker)     {}", running.mqtt_url),
+        Some(addr) => say(format_args!("  MQTT (embedded broker)     mqtts://{addr}")),
+        None => say(format_args!(
+            "  MQTT (external broker)     {}",
+            running.mqtt_url
+        )),
     }
-    println!(
+    say(format_args!(
         "  HTTPS                      https://{}",
         running.https_addr
-    );
-    println!(
+    ));
+    say(format_args!(
         "  Device sign-in (mTLS)      https://{}",
         running.https_device_addr
-    );
-    println!("  CA certificate             {}", running.ca_path.display());
+    ));
+    say(format_args!(
+        "  CA certificate             {}",
+        running.ca_path.display()
+    ));
     if let Some(path) = &running.admin_token_path {
-        println!("  owner API token written to {}", path.display());
+        say(format_args!(
+            "  owner API token written to {}",
+            path.display()
+        ));
     }
     wait_for_signal().await;
-    println!("latchkeyd: shutting down");
+    say(format_args!("latchkeyd: shutting down"));
     shutdown.cancel();
     running.wait().await;
     Ok(())
+}
+
+/// Writes a line to stdout for whoever started the server, or drops it
+/// when stdout is gone: a daemon carries on without its audience.
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
 
 async fn wait_for_signal() {

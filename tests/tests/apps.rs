@@ -184,3 +184,89 @@ async fn apps_are_registered_changed_and_removed() -> anyhow::Result<()> {
     );
     sys.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_in_japan_names_apps_groups_and_people_in_japanese() -> anyhow::Result<()> {
+    use latchkey_tests::login::{authorize_url, sign_in};
+    use latchkey_tests::web::Browser;
+
+    let sys = System::start().await?;
+    let callback = "https://kintai.example.co.jp/oidc/callback";
+    let app = sys
+        .ctl_json(&["app", "add", "勤怠管理", "--redirect-uri", callback])
+        .await?;
+    assert_eq!(app["name"], "勤怠管理");
+    let client_id = app["client_id"].as_str().unwrap().to_owned();
+    // Scripts may use the client id, the ASCII handle, instead of the name.
+    assert_eq!(
+        sys.ctl_json(&["app", "update", &client_id, "--device", "none"])
+            .await?["name"],
+        "勤怠管理"
+    );
+    let listed = sys.ctl(&["app", "list"]).await?;
+    assert!(listed.contains("勤怠管理"), "{listed}");
+
+    sys.ctl(&["group", "add", "営業部"]).await?;
+    // An import saved by Excel on Japanese Windows: CP932, a Japanese name
+    // and a Japanese group.
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("社員.csv");
+    let mut cp932 = b"email,name,groups\r\nhanako@example.co.jp,".to_vec();
+    // 山田 花子,営業部;staff
+    cp932.extend_from_slice(&[0x8E, 0x52, 0x93, 0x63, 0x20, 0x89, 0xD4, 0x8E, 0x71]);
+    cp932.extend_from_slice(b",");
+    cp932.extend_from_slice(&[0x89, 0x63, 0x8B, 0xC6, 0x95, 0x94]);
+    cp932.extend_from_slice(b";staff\r\n");
+    std::fs::write(&file, &cp932)?;
+    let said = sys.ctl(&["user", "import", file.to_str().unwrap()]).await?;
+    assert!(
+        said.starts_with("1 user(s) added, 0 row(s) rejected"),
+        "{said}"
+    );
+    let hanako = sys
+        .ctl_json(&["user", "show", "hanako@example.co.jp"])
+        .await?;
+    assert_eq!(hanako["name"], "山田 花子");
+    assert_eq!(hanako["groups"], serde_json::json!(["staff", "営業部"]));
+
+    // latchctl's table lines up by terminal width: the member count sits in
+    // the same column on every line.
+    let groups = sys.ctl(&["group", "list"]).await?;
+    assert!(groups.contains("営業部"), "{groups}");
+    let members_at: Vec<usize> = groups
+        .lines()
+        .map(|line| {
+            let cut = line.find("  ").unwrap_or(0);
+            let rest = line.get(cut..).unwrap_or("");
+            let pad = rest.len() - rest.trim_start().len();
+            line.get(..cut).map_or(0, |name| {
+                name.chars()
+                    .map(|c| if c.is_ascii() { 1 } else { 2 })
+                    .sum::<usize>()
+            }) + pad
+        })
+        .collect();
+    assert!(
+        members_at.windows(2).all(|w| w[0] == w[1]),
+        "{groups}{members_at:?}"
+    );
+
+    // Hanako signs in to 勤怠管理 and sees it by name on the home page.
+    let reset = sys
+        .ctl_json(&["user", "reset-password", "hanako@example.co.jp"])
+        .await?;
+    let password = reset["temporary_password"].as_str().unwrap().to_owned();
+    let mut browser = Browser::new(sys.running().https_addr, &sys.ca_pem)?;
+    sign_in(
+        &mut browser,
+        &authorize_url(&client_id, callback, "s1"),
+        "勤怠管理",
+        "hanako@example.co.jp",
+        &password,
+    )
+    .await?;
+    let home = browser.get("/").await?;
+    assert_eq!(home.status, 200);
+    assert!(home.body.contains("勤怠管理"), "{}", home.body);
+    sys.stop().await
+}

@@ -161,6 +161,44 @@ async fn malformed_forged_and_unsupported_csrs_are_refused() -> anyhow::Result<(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_enrolling_with_a_p384_key_is_refused_and_the_token_keeps_its_use()
+-> anyhow::Result<()> {
+    let sys = System::start().await?;
+    let secret = sys.enrollment_token(&["--uses", "1"]).await?;
+    let channel = latchkey_agent::enroll::channel(&sys.grpc_url, &sys.ca_pem, None).await?;
+    let mut client = DeviceServiceClient::new(channel);
+    // A genuine P-384 key whose request is signed with SHA-256: the
+    // signature verifies, only the key is wrong.
+    let p384 = include_bytes!("../../certs/test_data/csr-p384-sha256.der").to_vec();
+    let refused = client
+        .enroll(v1::EnrollRequest {
+            token: secret.clone(),
+            csr_der: p384,
+            facts: Some(v1::DeviceFacts {
+                hostname: "h".into(),
+                platform: "linux".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(
+        refused.message().contains("P-384") && refused.message().contains("must use ECDSA P-256"),
+        "{}",
+        refused.message()
+    );
+    assert_eq!(device_count(&sys).await?, 0, "no device written");
+    let tokens = sys.ctl_json(&["token", "list"]).await?;
+    assert_eq!(tokens[0]["uses_count"], 0, "the use is not spent: {tokens}");
+    // The one use is still there for a proper agent.
+    let mut agent = sys.enroll(&secret).await?;
+    assert_eq!(sys.device(&agent.device_id).await?["state"], "active");
+    agent.stop().await?;
+    sys.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latchctl_reports_one_clear_line_for_bad_requests() -> anyhow::Result<()> {
     let sys = System::start().await?;
     let cases: [(&[&str], &str); 6] = [
@@ -216,6 +254,78 @@ async fn latchctl_reports_one_clear_line_for_bad_requests() -> anyhow::Result<()
     sys.stop().await
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_asking_for_a_token_that_expires_at_once_or_has_no_uses_is_refused()
+-> anyhow::Result<()> {
+    let sys = System::start().await?;
+    // latchctl refuses before calling, with the range.
+    for (args, expected) in [
+        (
+            &["token", "create", "--expires", "0s"][..],
+            "--expires 0s: the expiry must be between 1s and 365d",
+        ),
+        (
+            &["token", "create", "--expires", "366d"][..],
+            "the expiry must be between 1s and 365d",
+        ),
+        (
+            &["token", "create", "--uses", "0"][..],
+            "--uses 0: the uses must be between 1 and 1000000",
+        ),
+    ] {
+        let error = sys.ctl(args).await.unwrap_err().to_string();
+        assert!(error.contains(expected), "{args:?}: {error}");
+    }
+    // The server refuses the same zeros from any other client: zero is a
+    // value, only an absent field means the default.
+    let channel = latchkey_agent::enroll::channel(&sys.grpc_url, &sys.ca_pem, None).await?;
+    let token: tonic::metadata::MetadataValue<_> = format!("Bearer {}", sys.owner_token).parse()?;
+    let mut admin = v1::admin_service_client::AdminServiceClient::with_interceptor(
+        channel,
+        move |mut request: tonic::Request<()>| {
+            request
+                .metadata_mut()
+                .insert("authorization", token.clone());
+            Ok(request)
+        },
+    );
+    for (expires_in_seconds, uses, expected) in [
+        (Some(0), None, "the expiry must be between 1s and 365d"),
+        (Some(-5), None, "the expiry must be between 1s and 365d"),
+        (None, Some(0), "the uses must be between 1 and 1000000"),
+    ] {
+        let refused = admin
+            .create_enrollment_token(v1::CreateEnrollmentTokenRequest {
+                expires_in_seconds,
+                uses,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+        assert!(refused.message().contains(expected), "{refused:?}");
+    }
+    assert_eq!(
+        sys.ctl_json(&["token", "list"])
+            .await?
+            .as_array()
+            .map(Vec::len),
+        Some(0),
+        "no token was created"
+    );
+    // Absent fields still mean 24 hours and one use.
+    let defaults = admin
+        .create_enrollment_token(v1::CreateEnrollmentTokenRequest::default())
+        .await?
+        .into_inner()
+        .token
+        .unwrap_or_default();
+    assert_eq!(defaults.uses_allowed, 1);
+    let lifetime = defaults.expires_at - Utc::now().timestamp();
+    assert!((86_000..=86_400).contains(&lifetime), "{lifetime}");
+    sys.stop().await
+}
+
 /// Sends raw bytes as a gRPC message, for requests the generated client
 /// cannot express.
 #[derive(Clone, Copy)]
@@ -267,23 +377,40 @@ impl tonic::codec::Decoder for RawCodec {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn malformed_grpc_messages_are_refused_and_the_server_carries_on() -> anyhow::Result<()> {
+async fn a_client_sending_undecodable_protobuf_gets_invalid_argument_on_every_service()
+-> anyhow::Result<()> {
     let sys = System::start().await?;
     let channel = latchkey_agent::enroll::channel(&sys.grpc_url, &sys.ca_pem, None).await?;
-    for garbage in [
-        vec![0xff; 32],
-        vec![0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f],
-        vec![0x12],
-    ] {
-        let mut grpc = tonic::client::Grpc::new(channel.clone());
-        grpc.ready().await?;
-        let path = http::uri::PathAndQuery::from_static("/latchkey.v1.DeviceService/Enroll");
-        let refused = grpc
-            .unary::<Vec<u8>, Vec<u8>, _>(tonic::Request::new(garbage), path, RawCodec)
-            .await
-            .unwrap_err();
-        assert_ne!(refused.code(), tonic::Code::Ok);
-        assert!(refused.message().contains("decode"), "{refused:?}");
+    let methods = [
+        "/latchkey.v1.DeviceService/Enroll",
+        "/latchkey.v1.DeviceService/Renew",
+        "/latchkey.v1.AdminService/WhoAmI",
+        "/latchkey.v1.AdminService/CreateEnrollmentToken",
+        "/latchkey.v1.AdminService/ImportUsers",
+    ];
+    for method in methods {
+        for garbage in [
+            vec![0xff; 32],
+            vec![0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f],
+            vec![0x12],
+        ] {
+            let mut grpc = tonic::client::Grpc::new(channel.clone());
+            grpc.ready().await?;
+            let path = http::uri::PathAndQuery::from_static(method);
+            let refused = grpc
+                .unary::<Vec<u8>, Vec<u8>, _>(tonic::Request::new(garbage), path, RawCodec)
+                .await
+                .unwrap_err();
+            assert_eq!(
+                refused.code(),
+                tonic::Code::InvalidArgument,
+                "{method}: {refused:?}"
+            );
+            assert!(
+                refused.message().contains("could not be decoded"),
+                "{method}: {refused:?}"
+            );
+        }
     }
     // Still serving: a proper enrollment goes through on the same connection.
     let token = sys.enrollment_token(&[]).await?;

@@ -352,7 +352,7 @@ async fn a_person_in_chromium_signs_in_only_from_their_device_until_it_is_locked
         .ctl_json(&[
             "app",
             "add",
-            "Wiki",
+            "社内Wiki",
             "--redirect-uri",
             &callback,
             "--device",
@@ -396,7 +396,7 @@ async fn a_person_in_chromium_signs_in_only_from_their_device_until_it_is_locked
         "このサインインはこのブラウザーで開始されたものではありません",
     )
     .await?;
-    assert_eq!(chrome.text_of("dd.app").await?, "Wiki");
+    assert_eq!(chrome.text_of("dd.app").await?, "社内Wiki");
     assert!(chrome.text_of("dd.browser").await?.starts_with("Chrome"));
     assert_eq!(chrome.text_of("dd.ip").await?, "127.0.0.1");
     assert!(

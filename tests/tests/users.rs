@@ -305,3 +305,111 @@ async fn a_large_import_goes_through() -> anyhow::Result<()> {
     );
     sys.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_importing_50000_users_from_a_2mb_file_gets_them_all() -> anyhow::Result<()> {
+    let sys = System::start().await?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("everyone.csv");
+    let mut csv = String::from("email,name,groups\n");
+    for n in 0..50_000 {
+        csv.push_str(&format!("user{n:05}@example.co.jp,User {n:05},staff\n"));
+    }
+    assert!(csv.len() > 2_000_000, "{} bytes", csv.len());
+    std::fs::write(&file, &csv)?;
+    let said = sys.ctl(&["user", "import", file.to_str().unwrap()]).await?;
+    assert!(
+        said.starts_with("50000 user(s) added, 0 row(s) rejected"),
+        "{said}"
+    );
+
+    // One row more than an import takes: latchctl says how to split it and
+    // sends nothing.
+    csv.push_str("one.more@example.co.jp,One More,staff\n");
+    let over = dir.path().join("too-many.csv");
+    std::fs::write(&over, &csv)?;
+    let error = sys
+        .ctl(&["user", "import", over.to_str().unwrap()])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("too large for one import")
+            && error.contains("split it into files of at most 50000 rows"),
+        "{error}"
+    );
+    assert!(
+        sys.ctl(&["user", "show", "one.more@example.co.jp"])
+            .await
+            .is_err(),
+        "nothing was imported"
+    );
+    sys.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_typing_an_address_a_mailer_cannot_use_is_told_why() -> anyhow::Result<()> {
+    let sys = System::start().await?;
+    for (address, why) in [
+        ("q4@example.com,unterminated,staff,user", "contains ','"),
+        ("\"Taro Yamada\" <taro@example.co.jp>", "contains '\"'"),
+        ("taro@example..co.jp", "is not a host name"),
+        ("taro@@example.co.jp", "exactly one @"),
+    ] {
+        let error = sys
+            .ctl(&["user", "add", address, "--name", "Taro"])
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("is not an email address") && error.contains(why),
+            "{address}: {error}"
+        );
+    }
+    // A Unicode domain is accepted and kept in the form mailers use.
+    sys.ctl(&["user", "add", "hanako@例え.jp", "--name", "山田 花子"])
+        .await?;
+    let hanako = sys.ctl_json(&["user", "show", "hanako@例え.jp"]).await?;
+    assert_eq!(hanako["email"], "hanako@xn--r8jz45g.jp");
+
+    // The same rule for an import, naming the row. An unterminated quote
+    // makes the rest of the file one field: refused, not stored.
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("users.csv");
+    std::fs::write(
+        &file,
+        "email,name,groups,role\n\
+         ok@example.com,OK,staff,user\n\
+         <angle@example.com>,Angle,staff,user\n\
+         \"q4@example.com,unterminated,staff,user\n",
+    )?;
+    let report = sys
+        .ctl_json(&["user", "import", file.to_str().unwrap()])
+        .await?;
+    assert_eq!(report["added"], serde_json::json!(["ok@example.com"]));
+    let rejected = report["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 2, "{report}");
+    assert_eq!(rejected[0]["line"], 3);
+    assert!(
+        rejected[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("is not an email address"),
+        "{report}"
+    );
+    assert_eq!(rejected[1]["line"], 4);
+    let listed = sys.ctl_json(&["user", "list"]).await?;
+    let emails: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|u| u["email"].as_str())
+        .collect();
+    assert!(
+        emails
+            .iter()
+            .all(|e| !e.contains(',') && !e.contains('<') && !e.contains('"')),
+        "{emails:?}"
+    );
+    sys.stop().await
+}

@@ -7,7 +7,7 @@ use super::auth::{self, AuthenticatedAdmin, Permission};
 use super::ids::ClientId;
 use super::model::{App, AuditEntry, AuditOutcome, DevicePolicy, MfaPolicy};
 use super::networks::{self, Cidr};
-use super::{Core, CoreError, validate_name};
+use super::{Core, CoreError, validate_label};
 
 /// Most redirect URIs one app may register.
 const MAX_REDIRECT_URIS: usize = 20;
@@ -204,7 +204,7 @@ impl Core {
             now,
         )
         .await?;
-        let name = validate_name("app", &new.name)?;
+        let name = validate_label("app", &new.name)?;
         let redirect_uris = validate_redirect_uris(&new.redirect_uris)?;
         let allowed_networks = validate_networks(&new.allowed_networks)?;
         if self.store().app_by_name(&name).await?.is_some() {
@@ -254,11 +254,20 @@ impl Core {
         Ok(self.store().list_apps().await?)
     }
 
+    /// An app by its name (as people write it) or its client id (the
+    /// ASCII handle scripts may prefer).
     async fn existing_app(&self, name: &str) -> Result<App, CoreError> {
-        self.store()
-            .app_by_name(name)
-            .await?
-            .ok_or_else(|| CoreError::NotFound(format!("app {name}")))
+        use unicode_normalization::UnicodeNormalization;
+        let normal: String = name.trim().nfc().collect();
+        if let Some(app) = self.store().app_by_name(&normal).await? {
+            return Ok(app);
+        }
+        if let Some(client_id) = ClientId::parse(name.trim())
+            && let Some((app, _)) = self.store().app_by_client_id(&client_id).await?
+        {
+            return Ok(app);
+        }
+        Err(CoreError::NotFound(format!("app {name}")))
     }
 
     pub async fn update_app(

@@ -5,6 +5,7 @@
 
 pub mod apps;
 pub mod auth;
+pub mod email;
 mod flood;
 pub mod ids;
 pub mod limits;
@@ -358,18 +359,12 @@ impl Core {
             now,
         )
         .await?;
-        if expires_in <= Duration::zero() || expires_in > Duration::days(365) {
-            return Err(CoreError::InvalidArgument(
-                "expiry must be between 1 second and 365 days".into(),
-            ));
-        }
-        if uses == 0 || uses > 1_000_000 {
-            return Err(CoreError::InvalidArgument(
-                "uses must be between 1 and 1000000".into(),
-            ));
-        }
+        let lifetime = expires_in.to_std().unwrap_or(std::time::Duration::ZERO);
+        latchkey_proto::limits::check_token_lifetime(lifetime)
+            .and_then(|()| latchkey_proto::limits::check_token_uses(uses))
+            .map_err(CoreError::InvalidArgument)?;
         let user = user.map(|u| validate_email(&u)).transpose()?;
-        let group = group.map(|g| validate_name("group", &g)).transpose()?;
+        let group = group.map(|g| validate_label("group", &g)).transpose()?;
         let (secret, hash) = auth::new_secret(auth::ENROLLMENT_TOKEN_PREFIX)?;
         let token = EnrollmentToken {
             id: TokenId::generate(),
@@ -1077,7 +1072,7 @@ impl Core {
             return Err(CoreError::NotFound(format!("policy {name}")));
         }
         let (kind, target) = match (group, device) {
-            (Some(g), None) => ("group", validate_name("group", g)?),
+            (Some(g), None) => ("group", validate_label("group", g)?),
             (None, Some(d)) => {
                 let id = Self::parse_device_id(d)?;
                 if self.store.device(&id).await?.is_none() {
@@ -1300,18 +1295,42 @@ pub(crate) fn printable(text: &str, max: usize) -> String {
     out
 }
 
-pub(crate) fn validate_email(email: &str) -> Result<String, CoreError> {
-    let email = email.trim();
-    let valid = email.len() <= 254
-        && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
-        })
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+/// One address checked as a mail system would (see [`email`]).
+pub(crate) fn validate_email(text: &str) -> Result<String, CoreError> {
+    email::normalize(text).map_err(|why| {
+        CoreError::InvalidArgument(format!("{:?} is not an email address: {why}", text.trim()))
+    })
+}
+
+/// Longest group or app name, in characters.
+const MAX_LABEL_CHARS: usize = 64;
+/// Punctuation a group or app name may hold besides letters, digits and
+/// single spaces: not `;` (it separates groups in an import), not `,`.
+const LABEL_PUNCTUATION: &str = "-_.&'()+・";
+
+/// A name people choose and read (a group, an app), in any script:
+/// 営業部, 勤怠管理, "Sales & Marketing". Stored in Unicode NFC so that the
+/// same name typed on two systems is one name; 1-64 characters of letters,
+/// marks and digits, single inner spaces and [`LABEL_PUNCTUATION`].
+/// Identifiers machines read (ids, client ids, policy names, addresses)
+/// stay ASCII; see ARCHITECTURE.md.
+pub(crate) fn validate_label(what: &str, name: &str) -> Result<String, CoreError> {
+    use unicode_normalization::UnicodeNormalization;
+    let name: String = name.trim().nfc().collect();
+    let chars = name.chars().count();
+    let allowed = |c: char| {
+        c.is_alphanumeric()
+            || LABEL_PUNCTUATION.contains(c)
+            || c == ' '
+            || unicode_normalization::char::is_combining_mark(c)
+    };
+    let valid =
+        (1..=MAX_LABEL_CHARS).contains(&chars) && name.chars().all(allowed) && !name.contains("  ");
     if valid {
-        Ok(email.to_lowercase())
+        Ok(name)
     } else {
         Err(CoreError::InvalidArgument(format!(
-            "{email:?} is not an email address"
+            "{what} name {name:?} must be 1-{MAX_LABEL_CHARS} letters or digits in any script, single spaces and {LABEL_PUNCTUATION}"
         )))
     }
 }
@@ -1361,7 +1380,48 @@ fn validate_facts(facts: DeviceFacts) -> Result<DeviceFacts, EnrollError> {
 
 #[cfg(test)]
 mod tests {
-    use super::printable;
+    use super::{printable, validate_label};
+
+    #[test]
+    fn group_and_app_names_may_be_japanese() {
+        for name in [
+            "営業部",
+            "勤怠管理",
+            "東京 (本社)",
+            "Sales & Marketing",
+            "経理・財務",
+            "ｴｲｷﾞｮｳ",
+            "staff",
+            "r-and-d_2.0",
+        ] {
+            assert_eq!(validate_label("group", name).as_deref().ok(), Some(name));
+        }
+        // The same name typed decomposed (が as か + combining mark) is
+        // stored composed, so it is one name.
+        assert_eq!(
+            validate_label("group", "\u{304b}\u{3099}\u{304f}").unwrap(),
+            "\u{304c}\u{304f}"
+        );
+        assert_eq!(validate_label("group", "  営業部 ").unwrap(), "営業部");
+    }
+
+    #[test]
+    fn names_that_would_break_an_import_or_a_page_are_refused() {
+        for name in [
+            "",
+            "sales;staff",
+            "a,b",
+            "<script>",
+            "two  spaces",
+            "tab\there",
+            "quote\"",
+            &"営".repeat(65),
+        ] {
+            let error = validate_label("group", name).unwrap_err().to_string();
+            assert!(error.contains("any script"), "{name:?}: {error}");
+        }
+        assert!(validate_label("app", &"営".repeat(64)).is_ok());
+    }
 
     #[test]
     fn device_text_loses_control_characters_and_stays_short() {

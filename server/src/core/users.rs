@@ -2,12 +2,13 @@
 //! binding of a device to the one user it belongs to.
 
 use chrono::{DateTime, Utc};
+use latchkey_proto::limits::MAX_IMPORT_ROWS;
 
 use super::auth::{AuthenticatedAdmin, Permission};
 use super::ids::UserId;
 use super::model::{AuditEntry, AuditOutcome, Group, User, UserKind, UserStatus};
 use super::passwords::{Password, TEMPORARY_PASSWORD_DAYS, temporary_password};
-use super::{Core, CoreError, DeviceView, validate_email, validate_name};
+use super::{Core, CoreError, DeviceView, validate_email, validate_label};
 use crate::store::PasswordRecord;
 
 /// A temporary password, shown to the admin once.
@@ -34,8 +35,6 @@ pub enum PasswordCheck {
 
 /// Longest display name accepted.
 const MAX_NAME_LEN: usize = 200;
-/// Most rows one import takes.
-const MAX_IMPORT_ROWS: usize = 50_000;
 
 /// A new user as an admin describes it.
 #[derive(Debug, Clone)]
@@ -72,7 +71,7 @@ fn validate_user(new: NewUser) -> Result<NewUser, CoreError> {
     }
     let mut groups = Vec::with_capacity(new.groups.len());
     for group in &new.groups {
-        let group = validate_name("group", group.trim())?;
+        let group = validate_label("group", group)?;
         if !groups.contains(&group) {
             groups.push(group);
         }
@@ -127,6 +126,8 @@ type ImportRow = (u64, Result<NewUser, (String, String)>);
 /// optionally `groups`, separated by `;`, and `role`: `user` or
 /// `break-glass`), then one user per row.
 fn parse_import(csv_text: &str) -> Result<Vec<ImportRow>, CoreError> {
+    // Excel's "CSV UTF-8" starts with a byte order mark.
+    let csv_text = csv_text.strip_prefix('\u{feff}').unwrap_or(csv_text);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
@@ -158,7 +159,7 @@ fn parse_import(csv_text: &str) -> Result<Vec<ImportRow>, CoreError> {
     for record in reader.records() {
         if rows.len() >= MAX_IMPORT_ROWS {
             return Err(CoreError::InvalidArgument(format!(
-                "an import takes at most {MAX_IMPORT_ROWS} rows; split the file"
+                "the file has more than {MAX_IMPORT_ROWS} rows, more than one import takes; split it into files of at most {MAX_IMPORT_ROWS} rows"
             )));
         }
         let record = match record {
@@ -282,9 +283,7 @@ impl Core {
         groups.dedup();
         let tx = self.store().begin().await?;
         tx.ensure_groups(&groups, now).await?;
-        for user in &users {
-            tx.insert_user(user).await?;
-        }
+        tx.insert_users(&users).await?;
         let entries: Vec<AuditEntry> = users
             .iter()
             .map(|u| added_entry(caller, u, "imported", now))
@@ -315,7 +314,9 @@ impl Core {
     }
 
     async fn existing_user(&self, email: &str) -> Result<User, CoreError> {
-        let email = validate_email(email)?;
+        // An address stored before addresses were checked strictly must
+        // still be found, so that an admin can correct or delete it.
+        let email = validate_email(email).unwrap_or_else(|_| email.trim().to_lowercase());
         self.store()
             .user_by_email(&email)
             .await?
@@ -395,7 +396,7 @@ impl Core {
     ) -> Result<Group, CoreError> {
         self.authorize(caller, Permission::ManageUsers, "add groups", name, now)
             .await?;
-        let name = validate_name("group", name)?;
+        let name = validate_label("group", name)?;
         let tx = self.store().begin().await?;
         if !tx.insert_group(&name, now).await? {
             return Err(CoreError::AlreadyExists(format!(

@@ -9,7 +9,6 @@
 //! and confines it to its own topics before any byte reaches rumqttd.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 
 use rumqttd::local::LinkBuilder;
 use rumqttd::protocol::v4::V4;
@@ -20,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use super::{Channel, Push, PushError, SessionRegistry, Uplink};
+use super::{Outgoing, Push, PushError, SessionRegistry, Uplink};
 
 /// Largest MQTT payload accepted from or sent to a device.
 pub const MAX_PAYLOAD: usize = 64 * 1024;
@@ -219,9 +218,82 @@ pub async fn start(
         }
     });
 
+    let (queue, mut outgoing) = mpsc::unbounded_channel::<Outgoing>();
+    std::thread::Builder::new()
+        .name("latchkey-push".into())
+        .spawn(move || {
+            // LinkTx::publish waits while the router's event channel is
+            // full; this thread exists to do that waiting. It ends when the
+            // last Push is dropped.
+            while let Some(message) = outgoing.blocking_recv() {
+                if let Err(e) = link_tx.publish(message.topic, message.payload) {
+                    warn!(error = %e, "embedded broker link closed; no more pushes");
+                    break;
+                }
+            }
+        })
+        .map_err(|e| PushError::Start(e.to_string()))?;
     let push = Push {
-        channel: Arc::new(Channel::Embedded(std::sync::Mutex::new(link_tx))),
+        queue,
         sessions: SessionRegistry::default(),
     };
     Ok((push, uplink_rx, InternalBroker { addr, password }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+
+    use super::*;
+    use crate::core::ids::DeviceId;
+
+    /// Far more pushes at once than rumqttd's router channel holds (1,000
+    /// events, shared by every connection).
+    const PUSHES: usize = 10_000;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_of_policy_pushes_larger_than_the_router_channel_all_arrive() {
+        let shutdown = CancellationToken::new();
+        let (push, _uplinks, internal) = start(shutdown.clone()).await.unwrap();
+
+        let mut options = MqttOptions::new("observer", "127.0.0.1", internal.addr.port());
+        options
+            .set_credentials("observer", internal.password.clone())
+            .set_max_packet_size(MAX_PAYLOAD + 1024, MAX_PAYLOAD + 1024);
+        let (observer, mut events) = AsyncClient::new(options, 64);
+        observer
+            .subscribe("latchkey/v1/d/+/cmd", QoS::AtMostOnce)
+            .await
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let event = tokio::time::timeout_at(deadline, events.poll()).await;
+            if let Ok(Ok(Event::Incoming(Packet::SubAck(_)))) = event {
+                break;
+            }
+            assert!(matches!(event, Ok(Ok(_))), "subscribing: {event:?}");
+        }
+
+        let devices: Vec<DeviceId> = (0..PUSHES).map(|_| DeviceId::generate()).collect();
+        let refused = devices
+            .iter()
+            .filter(|device| {
+                push.send_policy(device, "baseline", 1, Duration::from_secs(60))
+                    .is_err()
+            })
+            .count();
+        assert_eq!(refused, 0, "pushes refused while the router was busy");
+
+        let mut received = 0;
+        while received < PUSHES {
+            match tokio::time::timeout_at(deadline, events.poll()).await {
+                Ok(Ok(Event::Incoming(Packet::Publish(_)))) => received += 1,
+                Ok(Ok(_)) => {}
+                other => panic!("after {received} of {PUSHES} pushes: {other:?}"),
+            }
+        }
+        shutdown.cancel();
+    }
 }

@@ -3,7 +3,6 @@
 //! verifies device certificates against the Latchkey CA and CRL and confines
 //! each device to its topics by ACL. See docs/external-broker.md.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
@@ -11,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::{Channel, Push, PushError, SessionRegistry, Uplink};
+use super::{Outgoing, Push, PushError, SessionRegistry, Uplink};
 use crate::ca::TlsIdentity;
 
 /// The common name of the server's client certificate; broker ACLs grant it
@@ -87,8 +86,22 @@ pub fn start(
         }
         let _ = subscriber.try_disconnect();
     });
+    let (queue, mut outgoing) = mpsc::unbounded_channel::<Outgoing>();
+    tokio::spawn(async move {
+        // AsyncClient::publish waits for room in rumqttc's request queue
+        // (try_publish would fail when it is full).
+        while let Some(message) = outgoing.recv().await {
+            if let Err(e) = client
+                .publish(message.topic, QoS::AtLeastOnce, false, message.payload)
+                .await
+            {
+                warn!(error = %e, "external MQTT client stopped; no more pushes");
+                break;
+            }
+        }
+    });
     let push = Push {
-        channel: Arc::new(Channel::External(client)),
+        queue,
         sessions: SessionRegistry::default(),
     };
     Ok((push, uplink_rx))

@@ -3,6 +3,14 @@
 //! (Mosquitto, EMQX) that Latchkey joins as a client. Both carry the same
 //! topics and protobuf messages; uplink messages from agents arrive on the
 //! receiver returned at start.
+//!
+//! A message to a device is never dropped because a channel is full: it is
+//! queued for the channel's publisher, which waits for room. rumqttd's
+//! router takes events on a channel of 1,000 shared by every connection,
+//! and its non-blocking publish fails under load ("Channel try send
+//! error"), which left policies unpushed; the embedded publisher is a
+//! thread of its own that may block on that channel. The external client's
+//! publisher is a task that awaits room in rumqttc's request queue.
 
 pub mod embedded;
 pub mod external;
@@ -35,10 +43,17 @@ pub struct Uplink {
     pub payload: Bytes,
 }
 
-enum Channel {
-    Embedded(std::sync::Mutex<rumqttd::local::LinkTx>),
-    External(rumqttc::AsyncClient),
+/// A message on its way to the broker.
+#[derive(Debug)]
+struct Outgoing {
+    topic: String,
+    payload: Vec<u8>,
 }
+
+/// The queue in front of a channel's publisher. Unbounded: what is queued
+/// is what admins and sign-ins asked for (commands are also in the
+/// outbox), and waiting for the broker must not block the caller.
+type Queue = tokio::sync::mpsc::UnboundedSender<Outgoing>;
 
 /// Open device sessions on the embedded gateway, so a retired device can be
 /// cut off at once.
@@ -105,27 +120,17 @@ impl Drop for SessionGuard {
 
 #[derive(Clone)]
 pub struct Push {
-    channel: Arc<Channel>,
+    queue: Queue,
     sessions: SessionRegistry,
 }
 
 impl Push {
+    /// Queues a message for the publisher; fails only once the publisher
+    /// has stopped (shutdown, or the broker link is gone).
     fn publish(&self, topic: String, payload: Vec<u8>) -> Result<(), PushError> {
-        match &*self.channel {
-            Channel::Embedded(link) => {
-                let mut link = link
-                    .lock()
-                    .map_err(|_| PushError::Broker("link poisoned".into()))?;
-                // Never block a runtime thread on the router: a full queue
-                // leaves the command in the outbox for redelivery.
-                link.try_publish(topic, payload)
-                    .map(|_| ())
-                    .map_err(|e| PushError::Broker(e.to_string()))
-            }
-            Channel::External(client) => client
-                .try_publish(topic, rumqttc::QoS::AtLeastOnce, false, payload)
-                .map_err(|e| PushError::Broker(e.to_string())),
-        }
+        self.queue
+            .send(Outgoing { topic, payload })
+            .map_err(|_| PushError::Broker("the publisher has stopped".into()))
     }
 
     pub fn send_command(&self, command: &Command) -> Result<(), PushError> {

@@ -306,8 +306,8 @@ async fn enroll_many(
     let mut admin = server.admin().await?;
     let token = admin
         .create_enrollment_token(v1::CreateEnrollmentTokenRequest {
-            uses: u32::try_from(n)?,
-            expires_in_seconds: 3600,
+            uses: Some(u32::try_from(n)?),
+            expires_in_seconds: Some(3600),
             ..Default::default()
         })
         .await?
@@ -704,7 +704,7 @@ async fn enroll_agent(server: &Server, dir: &Path, user: &str) -> Result<(PathBu
         .await?
         .create_enrollment_token(v1::CreateEnrollmentTokenRequest {
             user: user.into(),
-            uses: 1,
+            uses: Some(1),
             ..Default::default()
         })
         .await?

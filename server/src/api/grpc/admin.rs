@@ -253,13 +253,14 @@ impl AdminService for AdminApi {
     ) -> Reply<v1::CreateEnrollmentTokenResponse> {
         let admin = self.admin(&request).await?;
         let r = request.into_inner();
-        let expires = if r.expires_in_seconds == 0 {
-            chrono::Duration::hours(24)
-        } else {
-            chrono::Duration::try_seconds(r.expires_in_seconds)
-                .ok_or_else(|| Status::invalid_argument("expiry out of range"))?
+        // Absent is the default; zero is a value, and refused by the core.
+        let expires = match r.expires_in_seconds {
+            None => chrono::Duration::hours(24),
+            Some(seconds) => chrono::Duration::try_seconds(seconds).ok_or_else(|| {
+                Status::invalid_argument("the expiry must be between 1s and 365d")
+            })?,
         };
-        let uses = if r.uses == 0 { 1 } else { r.uses };
+        let uses = r.uses.unwrap_or(1);
         let (token, secret) = self
             .core
             .create_enrollment_token(

@@ -3,6 +3,7 @@
 //! client certificates are optional at the TLS layer and demanded per call.
 
 mod admin;
+mod decode;
 mod device;
 
 use std::sync::Arc;
@@ -16,14 +17,16 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic::{Code, Status};
 use tracing::error;
 
+use crate::api::accept::Acceptor;
 use crate::ca::TlsIdentity;
 use crate::core::auth::DeviceAuthError;
 use crate::core::{Core, CoreError, EnrollError};
 
 /// Largest request a device may send (CSR plus facts).
 const MAX_DEVICE_MESSAGE: usize = 64 * 1024;
-/// Largest admin request (policy documents).
-const MAX_ADMIN_MESSAGE: usize = 1024 * 1024;
+/// Largest admin request: a user import of the most rows an import takes
+/// (latchctl encodes up to the same size and refuses larger files itself).
+const MAX_ADMIN_MESSAGE: usize = latchkey_proto::limits::MAX_ADMIN_MESSAGE;
 
 pub use admin::AdminApi;
 pub use device::DeviceApi;
@@ -78,6 +81,7 @@ pub async fn serve(
         .tls_config(tls)?
         .tcp_nodelay(true)
         .timeout(Duration::from_secs(30))
+        .layer(decode::UndecodableIsInvalidArgument)
         .add_service(
             AdminServiceServer::new(AdminApi::new(core.clone()))
                 .max_decoding_message_size(MAX_ADMIN_MESSAGE),
@@ -87,8 +91,23 @@ pub async fn serve(
                 .max_decoding_message_size(MAX_DEVICE_MESSAGE),
         )
         .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            incoming(listener, shutdown.clone()),
             shutdown.cancelled_owned(),
         )
         .await
+}
+
+/// The listener's connections through [`Acceptor`], which pauses after a
+/// failed accept instead of retrying at once (tonic's own incoming stream
+/// hands each error to the server, which tries again straight away).
+fn incoming(
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> impl futures_util::Stream<Item = Result<tokio::net::TcpStream, std::io::Error>> {
+    let state = (listener, Acceptor::new("gRPC"), shutdown);
+    futures_util::stream::unfold(state, |(listener, mut acceptor, shutdown)| async move {
+        let (stream, _peer) = acceptor.accept(&listener, &shutdown).await?;
+        let _ = stream.set_nodelay(true);
+        Some((Ok(stream), (listener, acceptor, shutdown)))
+    })
 }

@@ -5,6 +5,7 @@
 //! listener asks for a device certificate: the mobile path of device-auth.
 
 mod account;
+mod connection;
 mod i18n;
 mod login;
 mod oidc;
@@ -18,12 +19,16 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::service::TowerToHyperService;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
+
+use self::connection::{Activity, TimedBody};
+use crate::api::accept::Acceptor;
+use crate::config::HttpsLimits;
 
 #[derive(Clone)]
 struct Web {
@@ -95,6 +100,7 @@ pub async fn serve(
     ca_pem: String,
     crl_path: PathBuf,
     core: Arc<crate::core::Core>,
+    limits: HttpsLimits,
     shutdown: CancellationToken,
 ) {
     let app = Router::new()
@@ -138,7 +144,7 @@ pub async fn serve(
             crl_path,
             core,
         });
-    accept(listener, tls, app, shutdown).await;
+    accept("HTTPS", listener, tls, app, limits, shutdown).await;
 }
 
 /// The listener phones and tablets reach from "authenticate with this
@@ -148,6 +154,7 @@ pub async fn serve_device(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     core: Arc<crate::core::Core>,
+    limits: HttpsLimits,
     shutdown: CancellationToken,
 ) {
     let app = Router::new()
@@ -158,36 +165,42 @@ pub async fn serve_device(
             crl_path: PathBuf::new(),
             core,
         });
-    accept(listener, tls, app, shutdown).await;
+    accept("device HTTPS", listener, tls, app, limits, shutdown).await;
 }
 
 /// Accepts TLS connections and serves `app` on each, with the peer's
-/// address and (when it presented one) its verified certificate.
+/// address and (when it presented one) its verified certificate, within
+/// the limits of `connection`.
 async fn accept(
+    name: &'static str,
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     app: Router,
+    limits: HttpsLimits,
     shutdown: CancellationToken,
 ) {
     let acceptor = TlsAcceptor::from(tls);
+    let slots = Arc::new(Semaphore::new(
+        limits.max_connections.min(Semaphore::MAX_PERMITS),
+    ));
+    let mut accepting = Acceptor::new(name);
     loop {
-        let accepted = tokio::select! {
+        let permit = tokio::select! {
             () = shutdown.cancelled() => break,
-            a = listener.accept() => a,
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
         };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                warn!(error = %e, "HTTPS accept failed");
-                continue;
-            }
+        let Some((stream, peer)) = accepting.accept(&listener, &shutdown).await else {
+            break;
         };
         let acceptor = acceptor.clone();
         let app = app.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            let handshake =
-                tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream));
+            let _permit = permit;
+            let handshake = tokio::time::timeout(limits.header_timeout, acceptor.accept(stream));
             let tls = match handshake.await {
                 Ok(Ok(tls)) => tls,
                 _ => {
@@ -202,14 +215,32 @@ async fn accept(
                     .and_then(|chain| chain.first())
                     .map(|leaf| Arc::from(leaf.as_ref())),
             );
-            let service = TowerToHyperService::new(
-                app.layer(axum::Extension(Peer(peer)))
-                    .layer(axum::Extension(certificate)),
-            );
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let connection = builder.serve_connection(TokioIo::new(tls), service);
+            let app = app
+                .layer(axum::Extension(Peer(peer)))
+                .layer(axum::Extension(certificate));
+            let activity = Activity::new();
+            let service = {
+                let activity = activity.clone();
+                hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                    let in_flight = activity.begin();
+                    let request = request.map(|body| {
+                        axum::body::Body::new(TimedBody::new(body, limits.body_timeout))
+                    });
+                    let mut app = app.clone();
+                    async move {
+                        let response = tower::Service::call(&mut app, request).await;
+                        drop(in_flight);
+                        response
+                    }
+                })
+            };
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
+                .serve_connection(TokioIo::new(tls), service);
             tokio::select! {
                 r = connection => if let Err(e) = r { debug!(%peer, error = %e, "HTTPS connection"); },
+                () = activity.idle_for(limits.idle_timeout) => debug!(%peer, "HTTPS connection idle; closed"),
                 () = shutdown.cancelled() => {}
             }
         });

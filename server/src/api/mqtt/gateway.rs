@@ -19,9 +19,12 @@ use chrono::Utc;
 use rumqttc::mqttbytes::v4::{ConnAck, Connect, ConnectReturnCode, Login, Packet};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
+
+use crate::api::accept::{Acceptor, LOG_EVERY};
 
 use crate::core::Core;
 use crate::core::auth::{AuthenticatedDevice, DeviceChannel};
@@ -55,21 +58,24 @@ pub struct Gateway {
     pub tls: Arc<rustls::ServerConfig>,
     pub broker: InternalBroker,
     pub sessions: SessionRegistry,
+    /// Most sessions at once (see `descriptors`): past it, a connection is
+    /// closed as soon as it is accepted, before it costs a TLS handshake
+    /// and two more descriptors.
+    pub max_sessions: usize,
 }
 
 pub async fn serve(gateway: Gateway, listener: TcpListener, shutdown: CancellationToken) {
+    let open = Arc::new(Semaphore::new(
+        gateway.max_sessions.min(Semaphore::MAX_PERMITS),
+    ));
     let gateway = Arc::new(gateway);
-    loop {
-        let accepted = tokio::select! {
-            () = shutdown.cancelled() => break,
-            a = listener.accept() => a,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                warn!(error = %e, "MQTT accept failed");
-                continue;
-            }
+    let mut acceptor = Acceptor::new("MQTT");
+    let mut refusals = RefusalLog::default();
+    while let Some((stream, peer)) = acceptor.accept(&listener, &shutdown).await {
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            drop(stream);
+            refusals.refused(gateway.max_sessions);
+            continue;
         };
         let _ = stream.set_nodelay(true);
         let gateway = gateway.clone();
@@ -78,7 +84,36 @@ pub async fn serve(gateway: Gateway, listener: TcpListener, shutdown: Cancellati
             if let Err(e) = gateway.connection(stream, shutdown).await {
                 debug!(%peer, error = %e, "MQTT connection closed");
             }
+            drop(permit);
         });
+    }
+}
+
+/// Logs refused sessions at most once per `accept::LOG_EVERY`, with the
+/// number refused in between.
+#[derive(Debug, Default)]
+struct RefusalLog {
+    last_logged: Option<tokio::time::Instant>,
+    unlogged: u64,
+}
+
+impl RefusalLog {
+    fn refused(&mut self, max_sessions: usize) {
+        let now = tokio::time::Instant::now();
+        if self
+            .last_logged
+            .is_none_or(|at| now.duration_since(at) >= LOG_EVERY)
+        {
+            warn!(
+                max_sessions,
+                refused_not_logged = self.unlogged,
+                "MQTT connection refused: the server holds as many sessions as its descriptor limit allows"
+            );
+            self.last_logged = Some(now);
+            self.unlogged = 0;
+        } else {
+            self.unlogged += 1;
+        }
     }
 }
 
