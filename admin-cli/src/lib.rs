@@ -211,6 +211,17 @@ pub enum AppCommand {
         /// repeat for more. Without it any address may sign in.
         #[arg(long = "allow-ip")]
         allow_ip: Vec<String>,
+        /// Where the app's sign-out may send the browser (an exact URI);
+        /// repeat for more. Without it a sign-out ends on Latchkey's page.
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        /// Let the app hold refresh tokens (when it asks for offline_access).
+        #[arg(long)]
+        offline_access: bool,
+        /// How long refresh tokens may be renewed from the sign-in on, 1h to
+        /// 365d (default 30d).
+        #[arg(long)]
+        refresh_lifetime: Option<String>,
     },
     List,
     /// Change an app; options left out keep their value.
@@ -229,6 +240,21 @@ pub enum AppCommand {
         /// Removes every address rule: any address may sign in.
         #[arg(long)]
         any_ip: bool,
+        /// Replaces the sign-out addresses; repeat for more.
+        #[arg(
+            long = "post-logout-redirect-uri",
+            conflicts_with = "no_post_logout_redirect_uri"
+        )]
+        post_logout_redirect_uris: Vec<String>,
+        /// Removes every sign-out address.
+        #[arg(long)]
+        no_post_logout_redirect_uri: bool,
+        /// Whether the app may hold refresh tokens: true or false.
+        #[arg(long)]
+        offline_access: Option<bool>,
+        /// Refresh tokens' absolute lifetime, 1h to 365d.
+        #[arg(long)]
+        refresh_lifetime: Option<String>,
         /// Issue a new client secret (shown once); the old one stops working.
         #[arg(long)]
         rotate_secret: bool,
@@ -493,11 +519,23 @@ fn user_text(u: &v1::User) -> String {
     f.render()
 }
 
+/// `--refresh-lifetime 30d` in seconds (the server checks the range).
+fn lifetime_seconds(text: &str) -> Result<i64, CliError> {
+    let duration = latchkey_proto::text::parse_duration(text)
+        .map_err(|e| CliError::Usage(format!("--refresh-lifetime {text}: {e}")))?;
+    Ok(i64::try_from(duration.as_secs()).unwrap_or(i64::MAX))
+}
+
 fn app_json(a: &v1::App) -> serde_json::Value {
     json!({
         "name": a.name, "client_id": a.client_id, "public": a.public,
         "redirect_uris": a.redirect_uris, "device": a.device, "mfa": a.mfa,
         "allowed_networks": a.allowed_networks,
+        "post_logout_redirect_uris": a.post_logout_redirect_uris,
+        "offline_access": a.offline_access,
+        "refresh_lifetime": latchkey_proto::text::format_duration(
+            std::time::Duration::from_secs(u64::try_from(a.refresh_lifetime_seconds).unwrap_or(0))
+        ),
         "created_at": output::rfc3339(a.created_at), "updated_at": output::rfc3339(a.updated_at),
     })
 }
@@ -1058,7 +1096,14 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
             device,
             mfa,
             allow_ip,
+            post_logout_redirect_uris,
+            offline_access,
+            refresh_lifetime,
         }) => {
+            let refresh_lifetime_seconds = refresh_lifetime
+                .as_deref()
+                .map(lifetime_seconds)
+                .transpose()?;
             let r = call(client.add_app(v1::AddAppRequest {
                 name,
                 redirect_uris,
@@ -1066,6 +1111,9 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
                 device,
                 mfa,
                 allowed_networks: allow_ip,
+                post_logout_redirect_uris,
+                offline_access,
+                refresh_lifetime_seconds,
             }))
             .await?;
             app_with_secret_out(json, "registered", r)
@@ -1109,8 +1157,16 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
             mfa,
             allow_ip,
             any_ip,
+            post_logout_redirect_uris,
+            no_post_logout_redirect_uri,
+            offline_access,
+            refresh_lifetime,
             rotate_secret,
         }) => {
+            let refresh_lifetime_seconds = refresh_lifetime
+                .as_deref()
+                .map(lifetime_seconds)
+                .transpose()?;
             let r = call(client.update_app(v1::UpdateAppRequest {
                 name,
                 redirect_uris,
@@ -1119,6 +1175,10 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
                 rotate_secret,
                 allowed_networks: allow_ip,
                 allow_any_network: any_ip,
+                post_logout_redirect_uris,
+                clear_post_logout_redirect_uris: no_post_logout_redirect_uri,
+                offline_access,
+                refresh_lifetime_seconds,
             }))
             .await?;
             app_with_secret_out(json, "updated", r)

@@ -16,6 +16,7 @@ mod m0007_app_networks;
 mod m0008_compliance_verdict;
 mod m0009_login_throttles;
 mod m0010_device_proof;
+mod m0011_app_tokens;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0008_compliance_verdict::Migration),
             Box::new(m0009_login_throttles::Migration),
             Box::new(m0010_device_proof::Migration),
+            Box::new(m0011_app_tokens::Migration),
         ]
     }
 }

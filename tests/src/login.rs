@@ -11,6 +11,8 @@ use crate::{Agent, System};
 
 /// Where the test relying party says it receives codes (nothing listens).
 pub const RP_CALLBACK: &str = "http://127.0.0.1:9/callback";
+/// Where the test relying party sends the browser after a sign-out.
+pub const RP_SIGNED_OUT: &str = "http://127.0.0.1:9/signed-out";
 
 /// The password a user chooses after a temporary one.
 pub const CHOSEN_PASSWORD: &str = "correct horse battery staple";
@@ -30,7 +32,7 @@ pub fn authorize_url(client_id: &str, redirect_uri: &str, state: &str) -> String
             ("response_type", "code"),
             ("client_id", client_id),
             ("redirect_uri", redirect_uri),
-            ("scope", "openid email"),
+            ("scope", "openid email offline_access"),
             ("state", state),
             ("nonce", "n-0S6_WzA2Mj"),
         ])
@@ -128,6 +130,9 @@ pub async fn setup(device: &str) -> Result<Setup> {
             RP_CALLBACK,
             "--device",
             device,
+            "--offline-access",
+            "--post-logout-redirect-uri",
+            RP_SIGNED_OUT,
         ])
         .await?;
     let client_id = app["client_id"].as_str().context("client id")?.to_owned();

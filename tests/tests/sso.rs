@@ -88,6 +88,7 @@ async fn a_relying_party_signs_in_only_through_the_bound_device() -> Result<()> 
         .add_scope(Scope::new("email".into()))
         .add_scope(Scope::new("profile".into()))
         .add_scope(Scope::new("groups".into()))
+        .add_scope(Scope::new("offline_access".into()))
         .set_pkce_challenge(challenge)
         .url();
 

@@ -22,6 +22,12 @@ pub struct NewApp {
     pub mfa_policy: MfaPolicy,
     /// CIDR blocks sign-ins may come from; empty: any.
     pub allowed_networks: Vec<String>,
+    /// Where a sign-out may send the browser.
+    pub post_logout_redirect_uris: Vec<String>,
+    /// The app may hold refresh tokens.
+    pub offline_access: bool,
+    /// Refresh tokens' absolute lifetime; `None`: the default (30 days).
+    pub refresh_lifetime: Option<chrono::Duration>,
 }
 
 /// Changes to an app; `None` keeps the current value.
@@ -32,7 +38,26 @@ pub struct AppChanges {
     pub mfa_policy: Option<MfaPolicy>,
     /// Replaces the address rules (`Some(vec![])` allows any address).
     pub allowed_networks: Option<Vec<String>>,
+    /// Replaces the sign-out addresses (`Some(vec![])` removes them).
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+    pub offline_access: Option<bool>,
+    pub refresh_lifetime: Option<chrono::Duration>,
     pub rotate_secret: bool,
+}
+
+/// The shortest and longest absolute lifetime an app's refresh tokens may
+/// have.
+const MIN_REFRESH_LIFETIME: chrono::Duration = chrono::Duration::hours(1);
+const MAX_REFRESH_LIFETIME: chrono::Duration = chrono::Duration::days(365);
+
+fn validate_refresh_lifetime(lifetime: chrono::Duration) -> Result<chrono::Duration, CoreError> {
+    if lifetime < MIN_REFRESH_LIFETIME || lifetime > MAX_REFRESH_LIFETIME {
+        return Err(CoreError::InvalidArgument(format!(
+            "the refresh token lifetime must be from 1h to 365d (was {}s)",
+            lifetime.num_seconds()
+        )));
+    }
+    Ok(lifetime)
 }
 
 /// A client secret, shown once. `Debug` hides it.
@@ -150,6 +175,14 @@ fn validate_redirect_uris(uris: &[String]) -> Result<Vec<String>, CoreError> {
     Ok(out)
 }
 
+/// Sign-out addresses: checked like redirect URIs; none is allowed.
+fn validate_redirect_uris_allow_none(uris: &[String]) -> Result<Vec<String>, CoreError> {
+    if uris.is_empty() {
+        return Ok(Vec::new());
+    }
+    validate_redirect_uris(uris)
+}
+
 /// Most address blocks one app may list.
 const MAX_NETWORKS: usize = 100;
 
@@ -175,7 +208,7 @@ fn describe(app: &App) -> String {
         .map(ToString::to_string)
         .collect();
     format!(
-        "{}, device {}, mfa {}, redirect URIs [{}], networks [{}]",
+        "{}, device {}, mfa {}, redirect URIs [{}], networks [{}], sign-out URIs [{}], refresh tokens {}",
         if app.public { "public" } else { "confidential" },
         app.device_policy.as_str(),
         app.mfa_policy.as_str(),
@@ -184,6 +217,12 @@ fn describe(app: &App) -> String {
             "any".to_owned()
         } else {
             networks.join(" ")
+        },
+        app.post_logout_redirect_uris.join(" "),
+        if app.offline_access {
+            format!("for {}s", app.refresh_lifetime.num_seconds())
+        } else {
+            "none".to_owned()
         }
     )
 }
@@ -207,6 +246,13 @@ impl Core {
         let name = validate_label("app", &new.name)?;
         let redirect_uris = validate_redirect_uris(&new.redirect_uris)?;
         let allowed_networks = validate_networks(&new.allowed_networks)?;
+        let post_logout_redirect_uris =
+            validate_redirect_uris_allow_none(&new.post_logout_redirect_uris)?;
+        let refresh_lifetime = new
+            .refresh_lifetime
+            .map(validate_refresh_lifetime)
+            .transpose()?
+            .unwrap_or(super::model::DEFAULT_REFRESH_LIFETIME);
         if self.store().app_by_name(&name).await?.is_some() {
             return Err(CoreError::AlreadyExists(format!(
                 "app {name} already exists"
@@ -225,6 +271,9 @@ impl Core {
             device_policy: new.device_policy,
             mfa_policy: new.mfa_policy,
             allowed_networks,
+            post_logout_redirect_uris,
+            offline_access: new.offline_access,
+            refresh_lifetime,
             created_at: now,
             updated_at: now,
         };
@@ -291,6 +340,15 @@ impl Core {
         }
         if let Some(networks) = &changes.allowed_networks {
             app.allowed_networks = validate_networks(networks)?;
+        }
+        if let Some(uris) = &changes.post_logout_redirect_uris {
+            app.post_logout_redirect_uris = validate_redirect_uris_allow_none(uris)?;
+        }
+        if let Some(offline) = changes.offline_access {
+            app.offline_access = offline;
+        }
+        if let Some(lifetime) = changes.refresh_lifetime {
+            app.refresh_lifetime = validate_refresh_lifetime(lifetime)?;
         }
         if changes.rotate_secret && app.public {
             return Err(CoreError::FailedPrecondition(format!(

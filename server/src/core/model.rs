@@ -451,6 +451,16 @@ pub struct App {
     pub mfa_policy: MfaPolicy,
     /// Browser addresses sign-ins to this app may come from; empty: any.
     pub allowed_networks: Vec<super::networks::Cidr>,
+    /// Where a sign-out the app asks for may send the browser (exact
+    /// matches, kept apart from the sign-in redirect URIs).
+    pub post_logout_redirect_uris: Vec<String>,
+    /// The app may hold refresh tokens (when it asks for `offline_access`).
+    pub offline_access: bool,
+    /// How long refresh tokens may be renewed from the sign-in on.
+    pub refresh_lifetime: chrono::Duration,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
+
+/// The absolute lifetime of an app's refresh tokens unless it sets one.
+pub const DEFAULT_REFRESH_LIFETIME: chrono::Duration = chrono::Duration::days(30);

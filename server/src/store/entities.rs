@@ -287,6 +287,9 @@ pub mod apps {
         pub created_at: i64,
         pub updated_at: i64,
         pub allowed_networks: Option<String>,
+        pub post_logout_redirect_uris: Option<String>,
+        pub offline_access: bool,
+        pub refresh_lifetime_seconds: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

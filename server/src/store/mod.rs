@@ -1338,6 +1338,16 @@ impl<C: ConnectionTrait> Db<C> {
             public: row.public,
             redirect_uris,
             allowed_networks: Self::networks_from(row.allowed_networks.as_deref())?,
+            post_logout_redirect_uris: match row.post_logout_redirect_uris.as_deref() {
+                None => Vec::new(),
+                Some(text) => serde_json::from_str(text)
+                    .map_err(|e| StoreError::Corrupt(format!("post-logout redirect URIs: {e}")))?,
+            },
+            offline_access: row.offline_access,
+            refresh_lifetime: row.refresh_lifetime_seconds.map_or(
+                crate::core::model::DEFAULT_REFRESH_LIFETIME,
+                chrono::Duration::seconds,
+            ),
             created_at: time(row.created_at)?,
             updated_at: time(row.updated_at)?,
         })
@@ -1374,7 +1384,20 @@ impl<C: ConnectionTrait> Db<C> {
             created_at: Set(ms(app.created_at)),
             updated_at: Set(ms(app.updated_at)),
             allowed_networks: Set(Self::networks_text(&app.allowed_networks)),
+            post_logout_redirect_uris: Set(Self::logout_uris_text(app)?),
+            offline_access: Set(app.offline_access),
+            refresh_lifetime_seconds: Set(Some(app.refresh_lifetime.num_seconds())),
         })
+    }
+
+    /// The JSON list of sign-out addresses; `None` when there are none.
+    fn logout_uris_text(app: &App) -> StoreResult<Option<String>> {
+        if app.post_logout_redirect_uris.is_empty() {
+            return Ok(None);
+        }
+        serde_json::to_string(&app.post_logout_redirect_uris)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 
     pub async fn insert_app(&self, app: &App, secret_hash: Option<&str>) -> StoreResult<()> {
@@ -1439,6 +1462,15 @@ impl<C: ConnectionTrait> Db<C> {
             .col_expr(
                 apps::Column::AllowedNetworks,
                 Expr::value(Self::networks_text(&app.allowed_networks)),
+            )
+            .col_expr(
+                apps::Column::PostLogoutRedirectUris,
+                Expr::value(Self::logout_uris_text(app)?),
+            )
+            .col_expr(apps::Column::OfflineAccess, Expr::value(app.offline_access))
+            .col_expr(
+                apps::Column::RefreshLifetimeSeconds,
+                Expr::value(app.refresh_lifetime.num_seconds()),
             )
             .col_expr(apps::Column::UpdatedAt, Expr::value(ms(app.updated_at)));
         if let Some(hash) = secret_hash {

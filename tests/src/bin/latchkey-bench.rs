@@ -794,7 +794,7 @@ async fn sso_setup(server: &Server, device: &str) -> Result<String> {
             device: device.into(),
             mfa: "none".into(),
             public: false,
-            allowed_networks: vec![],
+            ..v1::AddAppRequest::default()
         })
         .await?
         .into_inner();

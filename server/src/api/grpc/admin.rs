@@ -198,6 +198,9 @@ fn app_msg(a: App) -> v1::App {
         device: a.device_policy.as_str().to_owned(),
         mfa: a.mfa_policy.as_str().to_owned(),
         allowed_networks: a.allowed_networks.iter().map(ToString::to_string).collect(),
+        post_logout_redirect_uris: a.post_logout_redirect_uris,
+        offline_access: a.offline_access,
+        refresh_lifetime_seconds: a.refresh_lifetime.num_seconds(),
         created_at: unix(a.created_at),
         updated_at: unix(a.updated_at),
     }
@@ -636,6 +639,9 @@ impl AdminService for AdminApi {
             device_policy: device_policy(&r.device)?.unwrap_or(DevicePolicy::Bound),
             mfa_policy: mfa_policy(&r.mfa)?.unwrap_or(MfaPolicy::None),
             allowed_networks: r.allowed_networks,
+            post_logout_redirect_uris: r.post_logout_redirect_uris,
+            offline_access: r.offline_access,
+            refresh_lifetime: r.refresh_lifetime_seconds.map(chrono::Duration::seconds),
         };
         let (app, secret) = self
             .core
@@ -678,6 +684,21 @@ impl AdminService for AdminApi {
                 (false, true) => None,
                 (false, false) => Some(r.allowed_networks),
             },
+            post_logout_redirect_uris: match (
+                r.clear_post_logout_redirect_uris,
+                r.post_logout_redirect_uris.is_empty(),
+            ) {
+                (true, true) => Some(Vec::new()),
+                (true, false) => {
+                    return Err(Status::invalid_argument(
+                        "give either sign-out addresses or clear them, not both",
+                    ));
+                }
+                (false, true) => None,
+                (false, false) => Some(r.post_logout_redirect_uris),
+            },
+            offline_access: r.offline_access,
+            refresh_lifetime: r.refresh_lifetime_seconds.map(chrono::Duration::seconds),
             rotate_secret: r.rotate_secret,
         };
         let (app, secret) = self

@@ -1129,18 +1129,29 @@ pub async fn logout(
         Ok(s) => s,
         Err(e) => return unavailable(lang, &e),
     };
+    // The hint must be an ID token we issued, of the client named (when
+    // one is), for this browser's session when it has one (by `sid`).
     let hint = match &params.id_token_hint {
         Some(token) => web.core.id_token_hint(token, now).await.ok().flatten(),
         None => None,
-    };
-    let client = hint
-        .as_ref()
-        .map(|h| h.client_id.clone())
-        .or(params.client_id.clone());
-    let redirect = match (&params.post_logout_redirect_uri, &client) {
-        (Some(uri), Some(client)) => web
+    }
+    .filter(|h| {
+        params
+            .client_id
+            .as_deref()
+            .is_none_or(|client| client == h.client_id)
+    })
+    .filter(|h| {
+        session
+            .as_ref()
+            .is_none_or(|(session, _)| session.id == h.session_id)
+    });
+    // A sign-out sends the browser away only to an address the hint's
+    // client registered for sign-outs.
+    let redirect = match (&params.post_logout_redirect_uri, &hint) {
+        (Some(uri), Some(hint)) => web
             .core
-            .post_logout_redirect(client, uri)
+            .post_logout_redirect(&hint.client_id, uri)
             .await
             .ok()
             .flatten()
@@ -1159,9 +1170,7 @@ pub async fn logout(
                 .csrf
                 .as_deref()
                 .is_some_and(|c| crate::core::sso::constant_eq(&Core::csrf_token(secret), c));
-        let hinted = hint.as_ref().is_some_and(|h| {
-            h.session_id == session.id || session.user_id.as_ref().is_some_and(|u| *u == h.user_id)
-        });
+        let hinted = hint.as_ref().is_some_and(|h| h.session_id == session.id);
         if !(confirmed || hinted) {
             let csrf = Core::csrf_token(secret);
             let mut body = format!(

@@ -183,9 +183,11 @@ fn token_set(set: TokenSet) -> Response {
         "access_token": set.access_token,
         "token_type": "Bearer",
         "expires_in": set.expires_in,
-        "refresh_token": set.refresh_token,
         "scope": set.scope,
     });
+    if let Some(refresh_token) = set.refresh_token {
+        put(&mut body, "refresh_token", json!(refresh_token));
+    }
     if let Some(id_token) = set.id_token {
         put(&mut body, "id_token", json!(id_token));
     }

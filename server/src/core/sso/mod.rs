@@ -571,10 +571,13 @@ impl Core {
         if !requested.contains(&"openid") {
             return Err(refuse("invalid_scope", "the openid scope is required"));
         }
+        // `offline_access` is dropped for an app that may not hold refresh
+        // tokens (OIDC Core §11 lets the provider ignore it).
         let mut scope: Vec<&str> = KNOWN_SCOPES
             .iter()
             .copied()
             .filter(|s| requested.contains(s))
+            .filter(|s| *s != "offline_access" || app.offline_access)
             .collect();
         scope.dedup();
         let prompts: Vec<&str> = params

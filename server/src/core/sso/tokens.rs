@@ -59,7 +59,9 @@ impl From<crate::store::StoreError> for TokenError {
 pub struct TokenSet {
     pub access_token: String,
     pub expires_in: i64,
-    pub refresh_token: String,
+    /// Only when the app may hold refresh tokens and asked for
+    /// `offline_access`.
+    pub refresh_token: Option<String>,
     pub id_token: Option<String>,
     pub scope: String,
 }
@@ -232,6 +234,14 @@ impl Core {
         if record.expires_at <= now {
             return Err(TokenError::InvalidGrant("the refresh token has expired"));
         }
+        if grant.created_at + app.refresh_lifetime <= now {
+            self.store()
+                .end_grant(&grant.id, "refresh lifetime reached", now)
+                .await?;
+            return Err(TokenError::InvalidGrant(
+                "the sign-in is older than the app's refresh token lifetime; sign in again",
+            ));
+        }
         let user = self.grant_still_valid(&grant, now).await?;
         self.issue_tokens(&app, &grant, &user, now).await
     }
@@ -345,15 +355,18 @@ impl Core {
         } else {
             None
         };
-        let refresh_token = format!("lkr_{}", random_hex::<32>()?);
-        self.store()
-            .insert_refresh_token(
-                &secret_hash(&refresh_token),
-                &grant.id,
-                now,
-                now + REFRESH_TTL,
-            )
-            .await?;
+        // Refresh tokens only for an app allowed to hold them that asked
+        // for them, and never past the app's absolute lifetime.
+        let refresh_token = if app.offline_access && has_scope(&grant.scope, "offline_access") {
+            let token = format!("lkr_{}", random_hex::<32>()?);
+            let expires = (now + REFRESH_TTL).min(grant.created_at + app.refresh_lifetime);
+            self.store()
+                .insert_refresh_token(&secret_hash(&token), &grant.id, now, expires)
+                .await?;
+            Some(token)
+        } else {
+            None
+        };
         Ok(TokenSet {
             access_token,
             expires_in: ttl.num_seconds(),
@@ -403,18 +416,20 @@ impl Core {
         Ok(Some((claims, grant)))
     }
 
-    /// `/userinfo`: the user's claims for a live access token.
+    /// `/userinfo`: the user's claims for a live access token, after the
+    /// same checks as a refresh: the user is active, and the device that
+    /// confirmed the sign-in (if one did) is still fit; a grant that fails
+    /// them is ended.
     pub async fn userinfo(&self, token: &str, now: DateTime<Utc>) -> Result<UserInfo, TokenError> {
         let (claims, grant) = self
             .access_grant(token, now)
             .await?
             .ok_or(TokenError::InvalidToken)?;
-        let user = self
-            .store()
-            .user_by_id(&grant.user_id)
-            .await?
-            .filter(|u| u.status == UserStatus::Active)
-            .ok_or(TokenError::InvalidToken)?;
+        let user = match self.grant_still_valid(&grant, now).await {
+            Ok(user) => user,
+            Err(TokenError::Internal(e)) => return Err(TokenError::Internal(e)),
+            Err(_) => return Err(TokenError::InvalidToken),
+        };
         let mut info = user_claims(&user, &claims.scope);
         put(&mut info, "sub", json!(user.id.as_str()));
         Ok(UserInfo(info))
@@ -442,6 +457,8 @@ impl Core {
     }
 
     /// RFC 7662: whether a token of this client is active, and its claims.
+    /// Only a confidential client may ask (RFC 7662 §2.1: the endpoint must
+    /// require authentication, which a public client cannot give).
     pub async fn introspect(
         &self,
         auth: &ClientAuth,
@@ -449,6 +466,9 @@ impl Core {
         now: DateTime<Utc>,
     ) -> Result<IntrospectedToken, TokenError> {
         let app = self.authenticate_client(auth).await?;
+        if app.public {
+            return Err(TokenError::InvalidClient);
+        }
         let inactive = IntrospectedToken(json!({ "active": false }));
         if let Some(record) = self.store().refresh_token(&secret_hash(token)).await? {
             let Some(grant) = self
@@ -517,13 +537,16 @@ impl Core {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<IdTokenHint>, CoreError> {
-        let kid = token
+        let header = token
             .split('.')
             .next()
             .and_then(|h| URL_SAFE_NO_PAD.decode(h).ok())
-            .and_then(|h| serde_json::from_slice::<Value>(&h).ok())
-            .and_then(|h| h.get("kid").and_then(Value::as_str).map(str::to_owned));
-        let Some(kid) = kid else {
+            .and_then(|h| serde_json::from_slice::<Value>(&h).ok());
+        // Only an ID token (`typ` JWT), never an access token (`at+jwt`).
+        let Some(kid) = header
+            .filter(|h| h.get("typ").and_then(Value::as_str) == Some("JWT"))
+            .and_then(|h| h.get("kid").and_then(Value::as_str).map(str::to_owned))
+        else {
             return Ok(None);
         };
         let keys = self.jwks(now).await?;
@@ -555,8 +578,9 @@ impl Core {
         )
     }
 
-    /// `uri` if it is one of the client's registered redirect URIs (the
-    /// only addresses a sign-out may send the browser to).
+    /// `uri` if it is one of the client's registered sign-out addresses
+    /// (`post_logout_redirect_uris`, kept apart from its sign-in redirect
+    /// URIs: the only addresses a sign-out may send the browser to).
     pub async fn post_logout_redirect(
         &self,
         client_id: &str,
@@ -569,7 +593,7 @@ impl Core {
             .store()
             .app_by_client_id(&client_id)
             .await?
-            .filter(|(app, _)| app.redirect_uris.iter().any(|r| r == uri))
+            .filter(|(app, _)| app.post_logout_redirect_uris.iter().any(|r| r == uri))
             .map(|_| uri.to_owned()))
     }
 }
