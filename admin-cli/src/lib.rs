@@ -188,6 +188,12 @@ pub enum UserCommand {
     ResetPassword {
         email: String,
     },
+    /// For a user who lost their authenticator app: removes it, ends their
+    /// sessions and prints a temporary password, with which they set up a
+    /// new one at the next sign-in. Confirm who is asking first.
+    ResetMfa {
+        email: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -517,6 +523,25 @@ fn user_text(u: &v1::User) -> String {
     f.add("added", &time(u.created_at));
     f.add("changed", &time(u.updated_at));
     f.render()
+}
+
+/// A temporary password, shown once.
+fn temporary_password_out(json: bool, r: &v1::ResetPasswordResponse) -> String {
+    let user = r.user.clone().unwrap_or_default();
+    if json {
+        pretty(&json!({
+            "email": user.email,
+            "temporary_password": r.temporary_password,
+            "expires_at": output::rfc3339(r.expires_at),
+        }))
+    } else {
+        format!(
+            "{}\n\ntemporary password for {}, valid until {}; it must be changed at the first sign-in and is shown only once\n",
+            r.temporary_password,
+            user.email,
+            time(r.expires_at)
+        )
+    }
 }
 
 /// `--refresh-lifetime 30d` in seconds (the server checks the range).
@@ -1045,21 +1070,15 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
         }
         Command::User(UserCommand::ResetPassword { email }) => {
             let r = call(client.reset_password(v1::ResetPasswordRequest { email })).await?;
-            let user = r.user.unwrap_or_default();
-            if json {
-                pretty(&json!({
-                    "email": user.email,
-                    "temporary_password": r.temporary_password,
-                    "expires_at": output::rfc3339(r.expires_at),
-                }))
-            } else {
-                format!(
-                    "{}\n\ntemporary password for {}, valid until {}; it must be changed at the first sign-in and is shown only once\n",
-                    r.temporary_password,
-                    user.email,
-                    time(r.expires_at)
-                )
+            temporary_password_out(json, &r)
+        }
+        Command::User(UserCommand::ResetMfa { email }) => {
+            let r = call(client.reset_mfa(v1::ResetPasswordRequest { email })).await?;
+            let mut out = temporary_password_out(json, &r);
+            if !json {
+                out.push_str("the authenticator app was removed and the user's sessions ended; they set up a new one at the next sign-in\n");
             }
+            out
         }
         Command::Group(GroupCommand::Add { name }) => {
             let group = call(client.add_group(v1::AddGroupRequest { name })).await?;

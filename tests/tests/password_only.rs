@@ -258,3 +258,127 @@ async fn the_password_alone_changes_no_second_factor_and_not_the_password() -> R
 
     scene.sys.stop().await
 }
+
+/// Without a mail server and without an authenticator, the password is
+/// the only factor a user has, and it alone still changes nothing: the
+/// account page sends them to the admin for a temporary password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_second_factor_at_all_the_password_alone_still_changes_nothing() -> Result<()> {
+    let sys = System::start().await?;
+    let app = sys
+        .ctl_json(&[
+            "app",
+            "add",
+            "Wiki",
+            "--redirect-uri",
+            RP_CALLBACK,
+            "--device",
+            "none",
+        ])
+        .await?;
+    let client_id = app["client_id"].as_str().context("client id")?;
+    sys.ctl(&["user", "add", "alice@example.com", "--name", "Alice Suzuki"])
+        .await?;
+    let reset = sys
+        .ctl_json(&["user", "reset-password", "alice@example.com"])
+        .await?;
+    let temporary = reset["temporary_password"].as_str().context("temporary")?;
+    let url = login::authorize_url(client_id, RP_CALLBACK, "alice");
+    let mut alice = Browser::new(sys.running().https_addr, &sys.ca_pem)?;
+    let landed = sign_in(&mut alice, &url, "Wiki", "alice@example.com", temporary).await?;
+    assert!(
+        landed
+            .location()
+            .is_some_and(|l| l.starts_with(RP_CALLBACK))
+    );
+
+    // The attacker, with the password Alice chose.
+    let mut attacker = Browser::new(sys.running().https_addr, &sys.ca_pem)?;
+    let landed = sign_in(
+        &mut attacker,
+        &url,
+        "Wiki",
+        "alice@example.com",
+        CHOSEN_PASSWORD,
+    )
+    .await?;
+    assert!(
+        landed
+            .location()
+            .is_some_and(|l| l.starts_with(RP_CALLBACK))
+    );
+    let account = attacker.get("/account").await?;
+    assert!(
+        account.body.contains(r#"data-step-up="admin""#),
+        "{}",
+        account.body
+    );
+    let csrf = account.input("csrf").context("csrf")?;
+    for (path, fields) in [
+        (
+            "/account/password",
+            vec![
+                ("current", CHOSEN_PASSWORD),
+                ("password", NEW_PASSWORD),
+                ("confirm", NEW_PASSWORD),
+            ],
+        ),
+        ("/account/totp", vec![]),
+        ("/account/mfa", vec![("setting", "always")]),
+    ] {
+        let refused = account_post(&mut attacker, &csrf, path, &fields).await?;
+        assert_eq!(refused.status, 403, "{path}: {}", refused.body);
+        assert!(refused.attr("data-secret").is_none(), "{path}");
+    }
+    // Alice's password still works.
+    let mut again = Browser::new(sys.running().https_addr, &sys.ca_pem)?;
+    let landed = sign_in(
+        &mut again,
+        &url,
+        "Wiki",
+        "alice@example.com",
+        CHOSEN_PASSWORD,
+    )
+    .await?;
+    assert!(
+        landed
+            .location()
+            .is_some_and(|l| l.starts_with(RP_CALLBACK))
+    );
+    sys.stop().await
+}
+
+/// A user who lost their authenticator: the helpdesk resets it. Their
+/// sessions end, and with the temporary password they set up a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_helpdesk_resets_a_lost_authenticator() -> Result<()> {
+    let (scene, mut alice) = alice_with_an_authenticator().await?;
+    let reset = scene
+        .sys
+        .ctl_json(&["user", "reset-mfa", "alice@example.com"])
+        .await?;
+    let temporary = reset["temporary_password"]
+        .as_str()
+        .context("temporary")?
+        .to_owned();
+    let gone = alice.get("/account").await?;
+    assert_eq!(gone.status, 303, "her sessions ended");
+    let audit = scene.sys.ctl(&["audit"]).await?;
+    assert!(audit.contains("user.reset-mfa"), "{audit}");
+    let url = login::authorize_url(&scene.client_id, RP_CALLBACK, "after-reset");
+    let mut browser = Browser::new(scene.sys.running().https_addr, &scene.sys.ca_pem)?;
+    let page = sign_in(
+        &mut browser,
+        &url,
+        "Payroll",
+        "alice@example.com",
+        &temporary,
+    )
+    .await?;
+    assert!(
+        page.attr("data-secret").is_some(),
+        "a new authenticator is set up: {}",
+        page.body
+    );
+    scene.sys.stop().await
+}

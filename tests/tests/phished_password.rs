@@ -307,5 +307,20 @@ async fn password_guesses_sent_in_parallel_are_counted_before_they_are_checked()
         .await?;
     assert_eq!(right.status, 429, "{}", right.body);
     assert!(right.header("retry-after").is_some());
+    // Another spelling of the same address is the same account.
+    for spelling in ["Alice@Example.COM", "alice@\u{ff45}xam\u{ad}ple.com"] {
+        let variant = attacker
+            .post(
+                "/login",
+                &[
+                    ("req", &req),
+                    ("csrf", &csrf),
+                    ("email", spelling),
+                    ("password", &s.password),
+                ],
+            )
+            .await?;
+        assert_eq!(variant.status, 429, "{spelling}: {}", variant.body);
+    }
     s.sys.stop().await
 }

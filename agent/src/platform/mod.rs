@@ -91,20 +91,59 @@ fn run_command_output(
     args: &[&str],
     timeout: Duration,
 ) -> Result<CommandOutput, String> {
+    run_command_full(program, args, None, timeout)
+}
+
+/// Runs a desktop dialog tool: `input` goes to its standard input (never
+/// its command line, which every local user can read in the process
+/// list), and it keeps the user's locale, so Japanese text shows.
+pub(crate) fn run_dialog(
+    program: &str,
+    args: &[&str],
+    input: &str,
+    timeout: Duration,
+) -> Option<String> {
+    let output = run_command_full(program, args, Some(input), timeout).ok()?;
+    output.status.success().then_some(output.stdout)
+}
+
+fn run_command_full(
+    program: &str,
+    args: &[&str],
+    input: Option<&str>,
+    timeout: Duration,
+) -> Result<CommandOutput, String> {
     let mut command = Command::new(program);
     command
         .args(args)
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::piped());
+    if input.is_none() {
         // The parsers expect the untranslated messages of Unix tools.
-        .env("LC_ALL", "C");
+        command.env("LC_ALL", "C");
+    }
     hide_console_window(&mut command);
 
     let start = Instant::now();
     let mut child = command
         .spawn()
         .map_err(|error| format!("could not start {program}: {error}"))?;
+    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+        let text = text.to_owned();
+        // Written from a thread, so a child that never reads cannot block us;
+        // dropping the pipe afterwards ends its input.
+        let _ = thread::Builder::new()
+            .name("latchkey-command-input".to_owned())
+            .spawn(move || {
+                use std::io::Write as _;
+                let _ = stdin.write_all(text.as_bytes());
+            });
+    }
 
     let (sender, receiver) = mpsc::channel();
     let mut readers = 0usize;
@@ -196,6 +235,19 @@ fn hide_console_window(_command: &mut Command) {}
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dialog_gets_its_text_on_standard_input_not_its_command_line() {
+        let out = run_dialog(
+            "sh",
+            &["-c", "cat; tr '\\0' ' ' < /proc/self/cmdline"],
+            "code 1234 5678",
+            Duration::from_secs(5),
+        );
+        let out = out.expect("sh runs");
+        assert!(out.starts_with("code 1234 5678"), "{out}");
+        assert_eq!(out.matches("1234 5678").count(), 1, "{out}");
+    }
 
     #[test]
     fn returns_stdout_of_successful_command() {

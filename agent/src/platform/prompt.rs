@@ -48,9 +48,10 @@ impl NumberPrompt {
         #[cfg(target_os = "linux")]
         let typed = graphical()
             .then(|| {
-                super::run_command(
+                super::run_dialog(
                     "zenity",
                     &["--entry", "--title=Latchkey", "--text", &text],
+                    "",
                     PROMPT_TIMEOUT,
                 )
             })
@@ -61,7 +62,7 @@ impl NumberPrompt {
                 "text returned of (display dialog \"{}\" with title \"Latchkey\" default answer \"\" buttons {{\"Cancel\", \"OK\"}} default button \"OK\" giving up after 60)",
                 applescript_escape(&text)
             );
-            super::run_command("osascript", &["-e", &script], PROMPT_TIMEOUT)
+            super::run_dialog("osascript", &[], &script, PROMPT_TIMEOUT)
         };
         #[cfg(not(any(target_os = "linux", target_os = "macos")))]
         let typed: Option<String> = {
@@ -120,26 +121,35 @@ impl CodeDialog {
     }
 
     /// Shows the dialog until the person closes it (or it times out);
-    /// false when no dialog could be shown.
+    /// false when no dialog could be shown. The code reaches the dialog
+    /// tool on its standard input, never on its command line (which other
+    /// local users can read in the process list).
     pub fn show(&self) -> bool {
         let text = self.text();
         #[cfg(target_os = "linux")]
         {
             graphical()
-                && super::run_command(
+                && super::run_dialog(
                     "zenity",
-                    &["--warning", "--title=Latchkey", "--text", &text],
+                    &[
+                        "--text-info",
+                        "--title=Latchkey",
+                        "--width=520",
+                        "--height=420",
+                    ],
+                    &text,
                     CODE_TIMEOUT,
                 )
                 .is_some()
         }
         #[cfg(target_os = "macos")]
         {
+            // osascript reads the script from standard input when given none.
             let script = format!(
                 "display dialog \"{}\" with title \"Latchkey\" buttons {{\"OK\"}} default button \"OK\" with icon caution giving up after 120",
                 applescript_escape(&text)
             );
-            super::run_command("osascript", &["-e", &script], CODE_TIMEOUT).is_some()
+            super::run_dialog("osascript", &[], &script, CODE_TIMEOUT).is_some()
         }
         #[cfg(not(any(target_os = "linux", target_os = "macos")))]
         {

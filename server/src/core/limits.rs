@@ -115,20 +115,41 @@ fn rule_of(key: &str) -> Rule {
     }
 }
 
+/// The account a login names, as the user table spells it: every way of
+/// typing one address (case, a Unicode domain, full-width or soft-hyphen
+/// variants that normalise to it) counts against one key. Text that is not
+/// an address is counted as typed, lower-cased.
+fn account_name(login: &str) -> String {
+    super::email::normalize(login).unwrap_or_else(|_| login.trim().to_lowercase())
+}
+
 fn account_key(guess: Guess, login: &str) -> String {
     let prefix = match guess {
         Guess::Password => "a:",
         Guess::Code => "c:",
     };
-    format!("{prefix}{}", login.trim().to_lowercase())
+    format!("{prefix}{}", account_name(login))
+}
+
+/// The key of a client address: an IPv4 address itself; an IPv6 address
+/// by its /64, which one client usually holds whole.
+fn address_key(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>().map(|a| a.to_canonical()) {
+        Ok(std::net::IpAddr::V6(v6)) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            format!("{IP}{}/64", std::net::Ipv6Addr::from(prefix))
+        }
+        Ok(v4) => format!("{IP}{v4}"),
+        Err(_) => format!("{IP}{ip}"),
+    }
 }
 
 /// The keys an attempt by `login` from `ip` counts against: the address,
 /// the account, and for codes the account's day.
 fn keys(guess: Guess, login: &str, ip: &str) -> Vec<String> {
-    let mut keys = vec![format!("{IP}{ip}"), account_key(guess, login)];
+    let mut keys = vec![address_key(ip), account_key(guess, login)];
     if guess == Guess::Code {
-        keys.push(format!("{DAILY}{}", login.trim().to_lowercase()));
+        keys.push(format!("{DAILY}{}", account_name(login)));
     }
     keys
 }
@@ -190,11 +211,11 @@ impl Core {
             .clear_login_throttle(&account_key(reserved.guess, &reserved.login))
             .await?;
         self.store
-            .release_throttle(&format!("{IP}{}", reserved.ip))
+            .release_throttle(&address_key(&reserved.ip))
             .await?;
         if reserved.guess == Guess::Code {
             self.store
-                .release_throttle(&format!("{DAILY}{}", reserved.login.trim().to_lowercase()))
+                .release_throttle(&format!("{DAILY}{}", account_name(&reserved.login)))
                 .await?;
         }
         Ok(())
@@ -249,6 +270,39 @@ mod tests {
             count(&account, ACCOUNT_THRESHOLD, now),
         ];
         assert_eq!(locked_for(&both, now), Some(FIRST_LOCKOUT * 4));
+    }
+
+    #[test]
+    fn every_spelling_of_one_address_counts_against_one_account() {
+        let plain = account_key(Guess::Password, "alice@example.com");
+        for spelling in [
+            " Alice@Example.COM ",
+            "alice@\u{ff45}xample.com",
+            "alice@exam\u{ad}ple.com",
+            "alice@example\u{ff0e}com",
+            "alice@example\u{3002}com",
+        ] {
+            assert_eq!(
+                account_key(Guess::Password, spelling),
+                plain,
+                "{spelling:?}"
+            );
+        }
+        assert_eq!(
+            account_key(Guess::Password, "not an address"),
+            "a:not an address"
+        );
+    }
+
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_64() {
+        assert_eq!(address_key("2001:db8:1:2:3:4:5:6"), "i:2001:db8:1:2::/64");
+        assert_eq!(
+            address_key("2001:db8:1:2:ffff::1"),
+            address_key("2001:db8:1:2::9")
+        );
+        assert_eq!(address_key("::ffff:192.0.2.7"), "i:192.0.2.7");
+        assert_eq!(address_key("192.0.2.7"), "i:192.0.2.7");
     }
 
     #[test]

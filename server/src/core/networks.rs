@@ -115,7 +115,7 @@ pub fn client_address(peer: IpAddr, forwarded_for: &[&str], trusted: &[Cidr]) ->
         .flat_map(|field| field.split(','))
         .rev();
     for hop in hops {
-        let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+        let Some(ip) = forwarded_hop(hop.trim()) else {
             break;
         };
         let ip = canonical(ip);
@@ -125,6 +125,25 @@ pub fn client_address(peer: IpAddr, forwarded_for: &[&str], trusted: &[Cidr]) ->
         }
     }
     client
+}
+
+/// One `X-Forwarded-For` entry: an address, as some proxies write it with
+/// a port (`192.0.2.7:51234`, `[2001:db8::1]:443`) or in brackets.
+fn forwarded_hop(text: &str) -> Option<IpAddr> {
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Some(rest) = text.strip_prefix('[') {
+        let (inside, after) = rest.split_once(']')?;
+        let port_ok = after.is_empty()
+            || after
+                .strip_prefix(':')
+                .is_some_and(|p| p.parse::<u16>().is_ok());
+        return port_ok.then(|| inside.parse::<IpAddr>().ok()).flatten();
+    }
+    let (host, port) = text.split_once(':')?;
+    port.parse::<u16>().ok()?;
+    host.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
 }
 
 /// An IPv4-mapped IPv6 address as the IPv4 address it is.
@@ -183,6 +202,22 @@ mod tests {
         assert_eq!(
             client_address(ip("10.0.0.2"), &["::ffff:203.0.113.9"], &trusted),
             ip("203.0.113.9")
+        );
+        // Proxies that write ports or brackets.
+        for written in ["203.0.113.9:51234", "[203.0.113.9]"] {
+            assert_eq!(
+                client_address(ip("10.0.0.2"), &[written], &trusted),
+                ip("203.0.113.9"),
+                "{written}"
+            );
+        }
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &["[2001:db8::7]:443"], &trusted),
+            ip("2001:db8::7")
+        );
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &["203.0.113.9:port"], &trusted),
+            ip("10.0.0.2")
         );
     }
 

@@ -491,10 +491,37 @@ impl Core {
         email: &str,
         now: DateTime<Utc>,
     ) -> Result<(User, TemporaryPassword), CoreError> {
+        self.reset_credentials(caller, email, false, now).await
+    }
+
+    /// For a user who lost their authenticator: removes it and issues a
+    /// temporary password, with which the user sets up a new authenticator
+    /// at the next sign-in (as during onboarding); the user's sessions and
+    /// refresh tokens end. The helpdesk confirms who is asking first.
+    pub async fn reset_mfa(
+        &self,
+        caller: &AuthenticatedAdmin,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(User, TemporaryPassword), CoreError> {
+        self.reset_credentials(caller, email, true, now).await
+    }
+
+    async fn reset_credentials(
+        &self,
+        caller: &AuthenticatedAdmin,
+        email: &str,
+        second_factor_too: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(User, TemporaryPassword), CoreError> {
         self.authorize(
             caller,
             Permission::ManageUsers,
-            "reset passwords",
+            if second_factor_too {
+                "reset second factors"
+            } else {
+                "reset passwords"
+            },
             email,
             now,
         )
@@ -521,13 +548,31 @@ impl Core {
                 user.email
             )));
         }
+        let (action, detail) = if second_factor_too {
+            tx.set_totp_secret(&user.id, None, None, now).await?;
+            let ended = tx
+                .end_user_sso(&user.id, "second factor reset", now)
+                .await?;
+            (
+                "user.reset-mfa",
+                format!(
+                    "authenticator removed; {ended} sessions and grants ended; temporary password valid until {}",
+                    expires_at.to_rfc3339()
+                ),
+            )
+        } else {
+            (
+                "user.reset-password",
+                format!("temporary password valid until {}", expires_at.to_rfc3339()),
+            )
+        };
         tx.audit(&AuditEntry {
             at: now,
             actor: caller.actor(),
-            action: "user.reset-password",
+            action,
             target: user.email.clone(),
             outcome: AuditOutcome::Ok,
-            detail: format!("temporary password valid until {}", expires_at.to_rfc3339()),
+            detail,
         })
         .await?;
         tx.commit().await?;

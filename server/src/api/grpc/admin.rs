@@ -737,6 +737,24 @@ impl AdminService for AdminApi {
         }))
     }
 
+    #[instrument(skip_all)]
+    async fn reset_mfa(
+        &self,
+        request: Request<v1::ResetPasswordRequest>,
+    ) -> Reply<v1::ResetPasswordResponse> {
+        let admin = self.admin(&request).await?;
+        let (user, temporary) = self
+            .core
+            .reset_mfa(&admin, &request.into_inner().email, Utc::now())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(v1::ResetPasswordResponse {
+            user: Some(user_msg(user)),
+            temporary_password: temporary.password.expose().to_owned(),
+            expires_at: unix(temporary.expires_at),
+        }))
+    }
+
     async fn rotate_signing_key(
         &self,
         request: Request<v1::RotateSigningKeyRequest>,

@@ -188,7 +188,7 @@ texts! {
     STEP_UP_HEADING = "Confirm it's you", "本人確認";
     STEP_UP_INTRO_TOTP = "To change how your account is protected, enter your password and a code from your authenticator app. This lasts five minutes.", "アカウントの保護設定を変更するには、パスワードと認証アプリのコードを入力してください。確認は 5 分間有効です。";
     STEP_UP_INTRO_EMAIL = "To change how your account is protected, enter your password and a code we email you. This lasts five minutes.", "アカウントの保護設定を変更するには、パスワードとメールで届くコードを入力してください。確認は 5 分間有効です。";
-    STEP_UP_INTRO_PASSWORD = "To change how your account is protected, enter your password. This lasts five minutes.", "アカウントの保護設定を変更するには、パスワードを入力してください。確認は 5 分間有効です。";
+    STEP_UP_ADMIN = "Your account has no second factor to confirm it's you, and a password alone cannot change how it is protected. Ask your IT department for a temporary password; after signing in with it you can set up an authenticator app and change your password.", "このアカウントには本人確認に使える二要素認証がなく、パスワードだけでは保護設定を変更できません。IT 部門に仮パスワードを依頼してください。仮パスワードでサインインすると、認証アプリの設定やパスワードの変更ができます。";
     STEP_UP_ACCOUNT = "Your sign-in has not passed your second factor. Confirm it's you to see your account.", "このサインインでは二要素認証が完了していません。アカウントを表示するには本人確認を行ってください。";
     STEP_UP_NEEDED = "Confirm it's you first: enter your password and a current code.", "先に本人確認を行ってください（パスワードと現在のコードを入力）。";
     STEP_UP_DONE = "Confirmed. You can change your settings for the next five minutes.", "確認しました。今から 5 分間、設定を変更できます。";

@@ -546,21 +546,29 @@ pub struct AccountPage<'a> {
 
 /// "Confirm it's you": the password and a code of the user's factor.
 fn step_up_form(lang: Lang, factor: StepUpFactor, hidden: &str) -> String {
-    let intro = match factor {
-        StepUpFactor::Totp => &t::STEP_UP_INTRO_TOTP,
-        StepUpFactor::Email => &t::STEP_UP_INTRO_EMAIL,
-        StepUpFactor::None => &t::STEP_UP_INTRO_PASSWORD,
+    if factor == StepUpFactor::None {
+        // Nothing but the password to ask for, and a password alone never
+        // changes protections: the admin issues a temporary password.
+        return format!(
+            r#"<section id="step-up" data-step-up="admin"><h2>{}</h2><p>{}</p></section>"#,
+            t::STEP_UP_HEADING.get(lang),
+            t::STEP_UP_ADMIN.get(lang)
+        );
+    }
+    let email = factor == StepUpFactor::Email;
+    let intro = if email {
+        &t::STEP_UP_INTRO_EMAIL
+    } else {
+        &t::STEP_UP_INTRO_TOTP
     };
-    let code = match factor {
-        StepUpFactor::None => String::new(),
-        _ => code_field(lang, "step-up-code", false),
-    };
-    let send = match factor {
-        StepUpFactor::Email => format!(
+    let code = code_field(lang, "step-up-code", false);
+    let send = if email {
+        format!(
             r#"<form method="post" action="/account/verify/send">{hidden}<button type="submit" class="secondary">{}</button></form>"#,
             t::STEP_UP_SEND.get(lang)
-        ),
-        _ => String::new(),
+        )
+    } else {
+        String::new()
     };
     format!(
         r#"<section id="step-up" data-step-up="{factor}"><h2>{heading}</h2><p>{intro}</p>
@@ -568,11 +576,7 @@ fn step_up_form(lang: Lang, factor: StepUpFactor, hidden: &str) -> String {
 <label for="step-up-password">{password}</label>
 <input id="step-up-password" name="password" type="password" autocomplete="current-password" required>
 {code}<button type="submit">{button}</button></form>{send}</section>"#,
-        factor = match factor {
-            StepUpFactor::Totp => "totp",
-            StepUpFactor::Email => "email",
-            StepUpFactor::None => "password",
-        },
+        factor = if email { "email" } else { "totp" },
         heading = t::STEP_UP_HEADING.get(lang),
         intro = intro.get(lang),
         password = t::PASSWORD.get(lang),

@@ -21,7 +21,7 @@ const EMAIL_CODE_TTL: Duration = Duration::minutes(10);
 /// Wrong guesses allowed per emailed code.
 const EMAIL_CODE_ATTEMPTS: i32 = 5;
 /// The soonest a new code may be sent after the last one.
-const RESEND_AFTER: Duration = Duration::seconds(30);
+pub(super) const RESEND_AFTER: Duration = Duration::seconds(30);
 /// How long a user has to confirm a new authenticator.
 const ENROLL_TTL: Duration = Duration::minutes(15);
 /// How far back a sign-in address counts as known for `risk`.

@@ -1275,7 +1275,9 @@ impl Core {
             Some((user, _)) => Some(user.id.clone()),
             None => self
                 .store()
-                .user_by_email(&login.to_lowercase())
+                .user_by_email(
+                    &super::email::normalize(&login).unwrap_or_else(|_| login.to_lowercase()),
+                )
                 .await?
                 .map(|u| u.id),
         };

@@ -6,7 +6,10 @@
 //! last [`STEP_UP_WINDOW`]: the password, and the authenticator app when
 //! one is enrolled (else an emailed code, when mail is set up). Replacing
 //! or removing an authenticator therefore needs a current code from it. A
-//! user who lost theirs is reset by an admin (`latchctl user reset-mfa`).
+//! user with neither (no authenticator, no mail server) changes nothing
+//! with a password alone: only a sign-in with a temporary password from
+//! the admin may. A user who lost their authenticator is reset by an admin
+//! (`latchctl user reset-mfa`).
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -92,7 +95,11 @@ impl Core {
                 .is_some_and(|(f, at)| now - at <= window && wanted.is_none_or(|w| w == f))
         };
         Ok(match self.step_up_factor(user).await? {
-            StepUpFactor::None => true,
+            // With no second factor to ask for, a password alone would be
+            // enough, and a phished password must not be: only a sign-in
+            // with a temporary password from the admin (onboarding, or a
+            // reset) may change protections.
+            StepUpFactor::None => session.onboarding,
             StepUpFactor::Totp => passed(Some(Factor::Totp)),
             StepUpFactor::Email => passed(None),
         })
@@ -143,6 +150,14 @@ impl Core {
     ) -> Result<bool, CoreError> {
         if self.step_up_factor(user).await? != StepUpFactor::Email {
             return Ok(false);
+        }
+        // One mail per half minute at most; a code sent meanwhile stands.
+        if let Some(challenge) = self.store().challenge(&session.id).await?
+            && challenge.kind == KIND_EMAIL
+            && challenge.expires_at > now
+            && now - challenge.sent_at < super::mfa::RESEND_AFTER
+        {
+            return Ok(true);
         }
         self.send_email_code(session, user, now).await
     }
