@@ -429,7 +429,10 @@ async fn a_person_in_chromium_signs_in_only_from_their_device_until_it_is_locked
             .as_str()
             .starts_with(&callback)
     );
-    attacker.screenshot("attacker-still-waiting").await?;
+    attacker.client.set_window_size(390, 844).await?;
+    attacker
+        .screenshot("attacker-still-waiting-en-phone")
+        .await?;
     let audit = sys.ctl(&["audit"]).await?;
     assert!(audit.contains("sso.device-answer-unfinished"), "{audit}");
 

@@ -1053,7 +1053,9 @@ impl<C: ConnectionTrait> Db<C> {
     /// Counts one guess against `key` unless the key is locked out at
     /// `now` under `rule`, in one statement: true when it was counted. A
     /// count whose last failure is the rule's window or longer ago starts
-    /// again at one. Two guesses racing each see the other's count.
+    /// again at one. Two guesses racing each see the other's count. A
+    /// count below the threshold is never a lockout, whatever the times:
+    /// a request's `now` may be older than a racing request's count.
     pub async fn reserve_throttle(
         &self,
         key: &str,
@@ -1067,8 +1069,8 @@ impl<C: ConnectionTrait> Db<C> {
                failures = CASE WHEN $2 - last_failure >= $3 THEN 1 \
                  WHEN failures >= {MAX_COUNTED} THEN failures ELSE failures + 1 END, \
                last_failure = CASE WHEN $2 > last_failure THEN $2 ELSE last_failure END \
-             WHERE key = $1 AND last_failure + ({}) <= $2",
-            rule.lockout_sql()
+             WHERE key = $1 AND (({lockout}) = 0 OR last_failure + ({lockout}) <= $2)",
+            lockout = rule.lockout_sql()
         );
         let insert = "INSERT INTO login_throttles (key, failures, last_failure) \
                       VALUES ($1, 1, $2) ON CONFLICT (key) DO NOTHING";

@@ -831,6 +831,9 @@ async fn sso_setup(server: &Server, device: &str) -> Result<String> {
     if !page.body.contains("name=\"confirm\"") {
         bail!("expected the new-password form: {}", page.body);
     }
+    // The session's cookie secret changed with the password: the form's
+    // token is the new one.
+    let csrf = page.input("csrf").context("no CSRF token")?;
     let changed = browser
         .post(
             "/login/password",
@@ -1233,8 +1236,18 @@ async fn device_storm(
             let _permit = signing_in.acquire_owned().await?;
             let mut browser = latchkey_tests::web::Browser::new(addr, &ca)?;
             let page = password_step(&mut browser, &client_id).await?;
-            page.attr("data-txn")
-                .context("no device step after the password")
+            page.attr("data-txn").with_context(|| {
+                format!(
+                    "no device step after the password: {}",
+                    page.body
+                        .split("<main")
+                        .nth(1)
+                        .unwrap_or(&page.body)
+                        .chars()
+                        .take(400)
+                        .collect::<String>()
+                )
+            })
         }));
     }
     let mut txns = vec![first];
