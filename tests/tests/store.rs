@@ -189,14 +189,14 @@ async fn expired_sign_in_state_and_old_history_are_purged() -> anyhow::Result<()
     assert_eq!(counted[0].failures, 2, "{counted:?}");
     // A request whose time is older than a racing request's count is not
     // taken for locked out below the threshold.
-    let raced = vec!["a:raced".to_owned()];
-    assert!(store.reserve_throttle(&raced[0], &rule, now).await?);
+    let raced = "a:raced";
+    assert!(store.reserve_throttle(raced, &rule, now).await?);
     assert!(
         store
-            .reserve_throttle(&raced[0], &rule, now - Duration::milliseconds(3))
+            .reserve_throttle(raced, &rule, now - Duration::milliseconds(3))
             .await?
     );
-    store.clear_login_throttle(&raced[0]).await?;
+    store.clear_login_throttle(raced).await?;
     let deleted = core.purge_sso(now).await?;
     assert_eq!(
         deleted, 3,
