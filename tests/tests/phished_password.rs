@@ -324,3 +324,67 @@ async fn password_guesses_sent_in_parallel_are_counted_before_they_are_checked()
     }
     s.sys.stop().await
 }
+
+/// Opening `/authorize` writes nothing: a flood of sign-in starts (a link
+/// crawled, a page reloaded, an attacker's loop) leaves no rows behind;
+/// a session and its request are written when the user submits a form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_authorize_writes_nothing_until_the_user_submits() -> Result<()> {
+    let s = setup("bound").await?;
+    let db = s.sys.database().await?;
+    let count = |table: &'static str| {
+        let db = db.clone();
+        async move {
+            let row = db
+                .query_one_raw(sea_orm::Statement::from_string(
+                    db.get_database_backend(),
+                    format!("SELECT COUNT(*) AS n FROM {table}"),
+                ))
+                .await?
+                .context("a count")?;
+            anyhow::Ok(row.try_get::<i64>("", "n")?)
+        }
+    };
+    let before = (count("sso_sessions").await?, count("auth_requests").await?);
+    for _ in 0..50 {
+        let mut browser = new_browser(&s)?;
+        let page = browser.get(&s.authorize_url("crawl")).await?;
+        let page = browser.follow(page).await?;
+        assert!(page.body.contains(r#"name="password""#));
+    }
+    let after = (count("sso_sessions").await?, count("auth_requests").await?);
+    assert_eq!(after, before, "nothing written by /authorize");
+    // The user signs in: now the session and the request are written.
+    alice_signed_in(&s).await?;
+    assert!(count("sso_sessions").await? > before.0);
+    assert!(count("auth_requests").await? > before.1);
+    s.sys.stop().await
+}
+
+/// A cookie from before the password (planted by someone, or copied) is no
+/// session once the user signs in: the signed-in session has a new secret,
+/// and the old one does not stand for the same session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cookie_from_before_the_password_opens_nothing_after_it() -> Result<()> {
+    let s = setup("bound").await?;
+    let mut browser = new_browser(&s)?;
+    let first = browser.get(&s.authorize_url("fixed")).await?;
+    browser.follow(first).await?;
+    let mut planted = new_browser(&s)?;
+    planted.cookies = browser.cookies.clone();
+    let page = sign_in(
+        &mut browser,
+        &s.authorize_url("fixed"),
+        "Payroll",
+        "alice@example.com",
+        &s.password,
+    )
+    .await?;
+    let txn = page.attr("data-txn").context("the device step")?;
+    assert_ne!(planted.cookies, browser.cookies, "a new secret");
+    let wait = planted.get(&format!("/login/wait?txn={txn}")).await?;
+    assert!(wait.body.contains("unknown"), "{}", wait.body);
+    let account = planted.get("/account").await?;
+    assert_eq!(account.status, 303, "not signed in");
+    s.sys.stop().await
+}

@@ -147,10 +147,15 @@ async fn expired_sign_in_state_and_old_history_are_purged() -> anyhow::Result<()
         .unwrap();
     let now = Utc::now();
     let browser = BrowserContext::new("192.0.2.7".into(), "Test");
+    // Sessions are written when their browser submits a form.
     let (old, _) = core
         .start_session(&browser, now - Duration::days(3))
         .await?;
+    core.store().insert_session(&old, "old-secret-hash").await?;
     let (fresh, _) = core.start_session(&browser, now).await?;
+    core.store()
+        .insert_session(&fresh, "fresh-secret-hash")
+        .await?;
     for at in [now - HISTORY_RETENTION - Duration::days(1), now] {
         core.store()
             .insert_login_event(&LoginEvent {

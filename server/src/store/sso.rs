@@ -4,7 +4,7 @@
 //! replicas or two racing requests cannot both succeed.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
     QueryOrder, QueryResult, QuerySelect, Set, Statement,
@@ -200,6 +200,7 @@ fn session_from(row: sso_sessions::Model) -> StoreResult<SsoSession> {
         expires_at: time(row.expires_at)?,
         auth_time: opt_time(row.auth_time)?,
         ended_at: opt_time(row.ended_at)?,
+        persisted: true,
         id: row.id,
         ip: row.ip,
         user_agent: row.user_agent,
@@ -212,6 +213,7 @@ fn request_from(row: auth_requests::Model) -> StoreResult<AuthRequest> {
         created_at: time(row.created_at)?,
         expires_at: time(row.expires_at)?,
         finished_at: opt_time(row.finished_at)?,
+        handle: row.id.clone(),
         id: row.id,
         session_id: row.session_id,
         redirect_uri: row.redirect_uri,
@@ -333,6 +335,13 @@ impl<C: ConnectionTrait> Db<C> {
             second_factor_at: Set(None),
             onboarding: Set(false),
         })
+        // A session is written when its browser first submits a form; a
+        // second submission finds it there.
+        .on_conflict(
+            OnConflict::column(sso_sessions::Column::Id)
+                .do_nothing()
+                .to_owned(),
+        )
         .exec_without_returning(&self.0)
         .await?;
         Ok(())
@@ -529,6 +538,11 @@ impl<C: ConnectionTrait> Db<C> {
             expires_at: Set(ms(request.expires_at)),
             finished_at: Set(None),
         })
+        .on_conflict(
+            OnConflict::column(auth_requests::Column::Id)
+                .do_nothing()
+                .to_owned(),
+        )
         .exec_without_returning(&self.0)
         .await?;
         Ok(())

@@ -277,10 +277,10 @@ pub async fn authorize(
         Err(e) => return unavailable(lang, &e),
     };
     if !valid.prompt_none {
-        return see_other(&login_url(&request.id), &cookies);
+        return see_other(&login_url(&request.handle), &cookies);
     }
     // prompt=none: a code at once, or an error for the client; never a page.
-    let error = match web.core.silent_step(&session, &request.id, now).await {
+    let error = match web.core.silent_step(&session, &request.handle, now).await {
         Ok(Step::Redirect(url, secret)) => {
             let mut cookies = cookies;
             cookies.extend(secret.as_deref().map(session_cookie));

@@ -150,6 +150,87 @@ fn random_hex<const N: usize>() -> Result<String, CoreError> {
     Ok(hex::encode(latchkey_certs::random_bytes::<N>()?))
 }
 
+/// The key id a sealed authorization request is bound to.
+const REQUEST_KID: &str = "latchkey-authorize-request";
+/// The longest request handle a page may carry.
+const MAX_HANDLE: usize = 16 * 1024;
+
+/// The store key of a request handle: a sealed handle's digest, or a key
+/// itself.
+pub fn request_key(handle: &str) -> String {
+    if handle.len() <= 32 {
+        return handle.to_owned();
+    }
+    hex::encode(latchkey_certs::sha256(handle.as_bytes()))
+        .chars()
+        .take(32)
+        .collect()
+}
+
+/// The id of a session that exists in its cookie alone, derived from the
+/// cookie's secret (64 hex digits); `None` for anything else.
+fn virtual_session_id(secret: &str) -> Option<String> {
+    (secret.len() == 64 && secret.bytes().all(|b| b.is_ascii_hexdigit())).then(|| {
+        hex::encode(latchkey_certs::sha256(
+            format!("latchkey-session-id:{secret}").as_bytes(),
+        ))
+        .chars()
+        .take(32)
+        .collect()
+    })
+}
+
+fn unsaved_session(id: String, browser: &BrowserContext, now: DateTime<Utc>) -> SsoSession {
+    SsoSession {
+        id,
+        user_id: None,
+        ip: browser.ip.clone(),
+        user_agent: browser.user_agent.clone(),
+        created_at: now,
+        expires_at: now + SESSION_TTL,
+        auth_time: None,
+        second_factor: None,
+        device: None,
+        onboarding: false,
+        ended_at: None,
+        persisted: false,
+    }
+}
+
+/// An authorization request as its sealed handle carries it.
+#[derive(serde::Serialize, Deserialize)]
+struct SealedRequest {
+    session_id: String,
+    client_id: String,
+    redirect_uri: String,
+    scope: String,
+    state: Option<String>,
+    nonce: Option<String>,
+    code_challenge: Option<String>,
+    prompt_login: bool,
+    max_age: Option<i64>,
+    created_at: i64,
+    expires_at: i64,
+}
+
+impl From<&AuthRequest> for SealedRequest {
+    fn from(r: &AuthRequest) -> Self {
+        SealedRequest {
+            session_id: r.session_id.clone(),
+            client_id: r.client_id.to_string(),
+            redirect_uri: r.redirect_uri.clone(),
+            scope: r.scope.clone(),
+            state: r.state.clone(),
+            nonce: r.nonce.clone(),
+            code_challenge: r.code_challenge.clone(),
+            prompt_login: r.prompt_login,
+            max_age: r.max_age,
+            created_at: r.created_at.timestamp_millis(),
+            expires_at: r.expires_at.timestamp_millis(),
+        }
+    }
+}
+
 /// The query parameters of `/authorize`, as received.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct AuthorizeParams {
@@ -392,16 +473,28 @@ impl Core {
         let Some(secret) = secret.filter(|s| s.len() <= 128) else {
             return Ok(None);
         };
-        Ok(self
+        if let Some(mut session) = self
             .store()
             .session_by_secret_hash(&secret_hash(secret))
             .await?
-            .filter(|s| s.is_live(now))
-            .map(|mut s| {
-                s.ip.clone_from(&browser.ip);
-                s.user_agent.clone_from(&browser.user_agent);
-                s
-            }))
+        {
+            if !session.is_live(now) {
+                return Ok(None);
+            }
+            session.ip.clone_from(&browser.ip);
+            session.user_agent.clone_from(&browser.user_agent);
+            return Ok(Some(session));
+        }
+        // A session that exists in its cookie alone (nothing submitted
+        // yet). Once its row is written its secret is replaced, so a row
+        // under the same id means this secret is an old one: no session.
+        let Some(id) = virtual_session_id(secret) else {
+            return Ok(None);
+        };
+        if self.store().session(&id).await?.is_some() {
+            return Ok(None);
+        }
+        Ok(Some(unsaved_session(id, browser, now)))
     }
 
     /// Records what the session has proved and gives it a new cookie
@@ -412,9 +505,13 @@ impl Core {
         session: &SsoSession,
     ) -> Result<Option<String>, CoreError> {
         let secret = random_hex::<32>()?;
+        let hash = secret_hash(&secret);
+        if !session.persisted {
+            self.store().insert_session(session, &hash).await?;
+        }
         Ok(self
             .store()
-            .update_session_auth(session, &secret_hash(&secret))
+            .update_session_auth(session, &hash)
             .await?
             .then_some(secret))
     }
@@ -426,23 +523,10 @@ impl Core {
         now: DateTime<Utc>,
     ) -> Result<(SsoSession, String), CoreError> {
         let secret = random_hex::<32>()?;
-        let session = SsoSession {
-            id: random_hex::<16>()?,
-            user_id: None,
-            ip: browser.ip.clone(),
-            user_agent: browser.user_agent.clone(),
-            created_at: now,
-            expires_at: now + SESSION_TTL,
-            auth_time: None,
-            second_factor: None,
-            device: None,
-            onboarding: false,
-            ended_at: None,
-        };
-        self.store()
-            .insert_session(&session, &secret_hash(&secret))
-            .await?;
-        Ok((session, secret))
+        let id = virtual_session_id(&secret)
+            .ok_or_else(|| CoreError::Internal("a new session secret is not hex".into()))?;
+        // Nothing is written until the browser submits a form.
+        Ok((unsaved_session(id, browser, now), secret))
     }
 
     /// The CSRF token of a session's forms, derived from its cookie secret
@@ -632,15 +716,18 @@ impl Core {
     }
 
     /// Ties a checked request to a session; the browser continues at the
-    /// sign-in page with the request's id.
+    /// sign-in page with the request's handle. Nothing is written: the
+    /// handle is the request sealed with the server's key, and its row is
+    /// written once the user has submitted a form (`persist_request`).
     pub async fn create_auth_request(
         &self,
         session: &SsoSession,
         valid: &ValidAuthorize,
         now: DateTime<Utc>,
     ) -> Result<AuthRequest, CoreError> {
-        let request = AuthRequest {
-            id: random_hex::<16>()?,
+        let mut request = AuthRequest {
+            id: String::new(),
+            handle: String::new(),
             session_id: session.id.clone(),
             client_id: valid.app.client_id.clone(),
             redirect_uri: valid.redirect_uri.clone(),
@@ -654,8 +741,40 @@ impl Core {
             expires_at: now + REQUEST_TTL,
             finished_at: None,
         };
-        self.store().insert_auth_request(&request).await?;
+        let sealed = SealedRequest::from(&request);
+        let json = serde_json::to_string(&sealed)
+            .map_err(|e| CoreError::Internal(format!("sealing a request: {e}")))?;
+        request.handle = self.ca.token_keys().seal(REQUEST_KID, &json)?;
+        request.id = request_key(&request.handle);
         Ok(request)
+    }
+
+    /// The request a sealed handle carries, if this server sealed it.
+    fn unseal_request(&self, handle: &str) -> Option<AuthRequest> {
+        let json = self.ca.token_keys().open(REQUEST_KID, handle).ok()?;
+        let sealed: SealedRequest = serde_json::from_str(&json).ok()?;
+        Some(AuthRequest {
+            id: request_key(handle),
+            handle: handle.to_owned(),
+            session_id: sealed.session_id,
+            client_id: ClientId::parse(&sealed.client_id)?,
+            redirect_uri: sealed.redirect_uri,
+            scope: sealed.scope,
+            state: sealed.state,
+            nonce: sealed.nonce,
+            code_challenge: sealed.code_challenge,
+            prompt_login: sealed.prompt_login,
+            max_age: sealed.max_age,
+            created_at: DateTime::from_timestamp_millis(sealed.created_at)?,
+            expires_at: DateTime::from_timestamp_millis(sealed.expires_at)?,
+            finished_at: None,
+        })
+    }
+
+    /// Writes a request's row, once the user has submitted something.
+    async fn persist_request(&self, request: &AuthRequest) -> Result<(), CoreError> {
+        self.store().insert_auth_request(request).await?;
+        Ok(())
     }
 
     /// The request a page names, if it belongs to this session and is open.
@@ -665,10 +784,19 @@ impl Core {
         request_id: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<(AuthRequest, App)>, CoreError> {
-        if request_id.len() > 64 {
+        if request_id.len() > MAX_HANDLE {
             return Ok(None);
         }
-        let Some(request) = self.store().auth_request(request_id).await? else {
+        let key = request_key(request_id);
+        let request = match self.store().auth_request(&key).await? {
+            Some(mut row) => {
+                row.handle = request_id.to_owned();
+                Some(row)
+            }
+            None if request_id.len() > 32 => self.unseal_request(request_id),
+            None => None,
+        };
+        let Some(request) = request else {
             return Ok(None);
         };
         if request.session_id != session.id
@@ -832,6 +960,9 @@ impl Core {
                 .await
                 .map(Err);
         }
+        // The user has signed in: the request is written now, before a
+        // device transaction or a code refers to it.
+        self.persist_request(&request).await?;
         Ok(Ok((request, app, user)))
     }
 

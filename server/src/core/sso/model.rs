@@ -110,6 +110,10 @@ pub struct SsoSession {
     /// admin's reset): the user may set up a first authenticator.
     pub onboarding: bool,
     pub ended_at: Option<DateTime<Utc>>,
+    /// Whether the session has a row yet: a browser that has only opened
+    /// `/authorize` holds a session that exists in its cookie alone, and
+    /// nothing is written until it submits a form.
+    pub persisted: bool,
 }
 
 impl SsoSession {
@@ -152,7 +156,13 @@ impl SsoSession {
 /// An `/authorize` request waiting for the user to finish signing in.
 #[derive(Debug, Clone)]
 pub struct AuthRequest {
+    /// The request's key in the store (32 hex digits).
     pub id: String,
+    /// What pages and forms carry (`req`): the request sealed with the
+    /// server's key, so that nothing is stored before the user submits a
+    /// form; the key is derived from it. Equal to `id` for a request read
+    /// by its key.
+    pub handle: String,
     pub session_id: String,
     pub client_id: ClientId,
     pub redirect_uri: String,

@@ -292,12 +292,12 @@ impl Core {
         typed: &str,
         now: DateTime<Utc>,
     ) -> Result<DeviceCodeOutcome, CoreError> {
-        if request_id.len() > 64 {
+        if request_id.len() > 16 * 1024 {
             return Ok(DeviceCodeOutcome::Expired);
         }
         let Some(txn) = self
             .store()
-            .latest_txn(request_id)
+            .latest_txn(&super::request_key(request_id))
             .await?
             .filter(|t| t.session_id == session.id && t.mode == DevicePolicy::Bound)
         else {
