@@ -4,4 +4,5 @@
 pub mod accept;
 pub mod grpc;
 pub mod https;
+pub mod long_poll;
 pub mod mqtt;

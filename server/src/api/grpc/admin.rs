@@ -189,6 +189,18 @@ fn group_msg(g: Group) -> v1::Group {
     }
 }
 
+/// A user's new temporary password, shown once.
+fn temporary_password_msg(
+    user: crate::core::model::User,
+    temporary: &crate::core::users::TemporaryPassword,
+) -> v1::ResetPasswordResponse {
+    v1::ResetPasswordResponse {
+        user: Some(user_msg(user)),
+        temporary_password: temporary.password.expose().to_owned(),
+        expires_at: unix(temporary.expires_at),
+    }
+}
+
 fn app_msg(a: App) -> v1::App {
     v1::App {
         name: a.name,
@@ -730,11 +742,7 @@ impl AdminService for AdminApi {
             .reset_password(&admin, &request.into_inner().email, Utc::now())
             .await
             .map_err(status)?;
-        Ok(Response::new(v1::ResetPasswordResponse {
-            user: Some(user_msg(user)),
-            temporary_password: temporary.password.expose().to_owned(),
-            expires_at: unix(temporary.expires_at),
-        }))
+        Ok(Response::new(temporary_password_msg(user, &temporary)))
     }
 
     #[instrument(skip_all)]
@@ -748,11 +756,7 @@ impl AdminService for AdminApi {
             .reset_mfa(&admin, &request.into_inner().email, Utc::now())
             .await
             .map_err(status)?;
-        Ok(Response::new(v1::ResetPasswordResponse {
-            user: Some(user_msg(user)),
-            temporary_password: temporary.password.expose().to_owned(),
-            expires_at: unix(temporary.expires_at),
-        }))
+        Ok(Response::new(temporary_password_msg(user, &temporary)))
     }
 
     async fn rotate_signing_key(

@@ -213,36 +213,18 @@ impl DeviceService for DeviceApi {
         let certs = request.peer_certs();
         let leaf = certs.as_ref().and_then(|c| c.first()).map(|c| c.as_ref());
         let txn_id = request.get_ref().txn_id.clone();
-        let deadline = tokio::time::Instant::now() + DELIVERY_WAIT;
-        // Woken at once when the proof moves in this process; another
-        // replica's change is seen within a second.
-        let state = loop {
-            let waiter = self.core.device_auth_waiter(&txn_id);
-            let notified = waiter.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let state = self
-                .core
-                .device_auth_delivery(leaf, &txn_id, Utc::now())
-                .await;
-            let state = match state {
-                Ok(state) => state,
-                Err(e) => {
-                    self.core.release_device_auth_waiter(&txn_id);
-                    return Err(status(e));
-                }
-            };
-            let now = tokio::time::Instant::now();
-            if state != DeliveryState::Waiting || now >= deadline {
-                break state;
+        let state = crate::api::long_poll::until_moved(&self.core, &txn_id, DELIVERY_WAIT, || {
+            let txn_id = txn_id.as_str();
+            async move {
+                let state = self
+                    .core
+                    .device_auth_delivery(leaf, txn_id, Utc::now())
+                    .await?;
+                Ok((state, state != DeliveryState::Waiting))
             }
-            let wake = (now + std::time::Duration::from_secs(1)).min(deadline);
-            tokio::select! {
-                () = &mut notified => {}
-                () = tokio::time::sleep_until(wake) => {}
-            }
-        };
-        self.core.release_device_auth_waiter(&txn_id);
+        })
+        .await
+        .map_err(status)?;
         Ok(Response::new(DeviceAuthDelivery {
             state: match state {
                 DeliveryState::Waiting => "waiting",

@@ -171,12 +171,17 @@ async fn render(
     page.into_response()
 }
 
-fn step_up_needed() -> Extra<'static> {
+/// The page again, with `text` as the error and `status`.
+fn refused(text: &'static t::Text, status: StatusCode) -> Extra<'static> {
     Extra {
-        error: Some(&t::STEP_UP_NEEDED),
-        status: Some(StatusCode::FORBIDDEN),
+        error: Some(text),
+        status: Some(status),
         ..Extra::default()
     }
+}
+
+fn step_up_needed() -> Extra<'static> {
+    refused(&t::STEP_UP_NEEDED, StatusCode::FORBIDDEN)
 }
 
 #[derive(Deserialize)]
@@ -232,11 +237,7 @@ pub async fn set_mfa(
     }: AccountPost,
 ) -> Response {
     let Some(setting) = form.setting.as_deref().and_then(MfaSetting::parse) else {
-        let extra = Extra {
-            error: Some(&t::MFA_BELOW_MINIMUM),
-            status: Some(StatusCode::BAD_REQUEST),
-            ..Extra::default()
-        };
+        let extra = refused(&t::MFA_BELOW_MINIMUM, StatusCode::BAD_REQUEST);
         return render(&web, &headers, signed_in, extra).await;
     };
     let extra = match web
@@ -248,11 +249,7 @@ pub async fn set_mfa(
             notice: Some(&t::MFA_SAVED),
             ..Extra::default()
         },
-        Ok(MfaChange::BelowMinimum) => Extra {
-            error: Some(&t::MFA_BELOW_MINIMUM),
-            status: Some(StatusCode::FORBIDDEN),
-            ..Extra::default()
-        },
+        Ok(MfaChange::BelowMinimum) => refused(&t::MFA_BELOW_MINIMUM, StatusCode::FORBIDDEN),
         Ok(MfaChange::StepUpNeeded) => step_up_needed(),
         Err(e) => return unavailable(language(&headers, None), &e),
     };
@@ -289,16 +286,10 @@ fn code_outcome_extra(outcome: CodeOutcome, done: &'static t::Text) -> Extra<'st
             notice: Some(done),
             ..Extra::default()
         },
-        CodeOutcome::LockedOut(_) => Extra {
-            error: Some(&t::LOCKED_OUT_SHORT),
-            status: Some(StatusCode::TOO_MANY_REQUESTS),
-            ..Extra::default()
-        },
-        CodeOutcome::Rejected | CodeOutcome::Expired => Extra {
-            error: Some(&t::BAD_CODE),
-            status: Some(StatusCode::UNAUTHORIZED),
-            ..Extra::default()
-        },
+        CodeOutcome::LockedOut(_) => refused(&t::LOCKED_OUT_SHORT, StatusCode::TOO_MANY_REQUESTS),
+        CodeOutcome::Rejected | CodeOutcome::Expired => {
+            refused(&t::BAD_CODE, StatusCode::UNAUTHORIZED)
+        }
         CodeOutcome::StepUpNeeded => step_up_needed(),
     }
 }
@@ -376,16 +367,10 @@ pub async fn verify(
                 &[super::login::session_cookie(&secret)],
             );
         }
-        Ok(StepUpOutcome::Rejected) => Extra {
-            error: Some(&t::STEP_UP_FAILED),
-            status: Some(StatusCode::UNAUTHORIZED),
-            ..Extra::default()
-        },
-        Ok(StepUpOutcome::LockedOut(_)) => Extra {
-            error: Some(&t::LOCKED_OUT_SHORT),
-            status: Some(StatusCode::TOO_MANY_REQUESTS),
-            ..Extra::default()
-        },
+        Ok(StepUpOutcome::Rejected) => refused(&t::STEP_UP_FAILED, StatusCode::UNAUTHORIZED),
+        Ok(StepUpOutcome::LockedOut(_)) => {
+            refused(&t::LOCKED_OUT_SHORT, StatusCode::TOO_MANY_REQUESTS)
+        }
         Err(e) => return unavailable(language(&headers, None), &e),
     };
     render(&web, &headers, signed_in, extra).await
@@ -410,11 +395,7 @@ pub async fn send_verify_code(
                     ..Extra::default()
                 }
             } else {
-                Extra {
-                    error: Some(&t::STEP_UP_NOT_SENT),
-                    status: Some(StatusCode::SERVICE_UNAVAILABLE),
-                    ..Extra::default()
-                }
+                refused(&t::STEP_UP_NOT_SENT, StatusCode::SERVICE_UNAVAILABLE)
             };
             render(&web, &headers, signed_in, extra).await
         }
@@ -445,11 +426,6 @@ pub async fn change_password(
             Utc::now(),
         )
         .await;
-    let bad = |text: &'static t::Text, status: StatusCode| Extra {
-        error: Some(text),
-        status: Some(status),
-        ..Extra::default()
-    };
     let extra = match outcome {
         Ok(PasswordChange::Changed(secret)) => {
             return see_other(
@@ -459,12 +435,12 @@ pub async fn change_password(
         }
         Ok(PasswordChange::StepUpNeeded) => step_up_needed(),
         Ok(PasswordChange::WrongCurrent) => {
-            bad(&t::WRONG_CURRENT_PASSWORD, StatusCode::UNAUTHORIZED)
+            refused(&t::WRONG_CURRENT_PASSWORD, StatusCode::UNAUTHORIZED)
         }
         Ok(PasswordChange::LockedOut(_)) => {
-            bad(&t::LOCKED_OUT_SHORT, StatusCode::TOO_MANY_REQUESTS)
+            refused(&t::LOCKED_OUT_SHORT, StatusCode::TOO_MANY_REQUESTS)
         }
-        Ok(PasswordChange::Invalid(problem)) => bad(
+        Ok(PasswordChange::Invalid(problem)) => refused(
             match problem {
                 "mismatch" => &t::PW_MISMATCH,
                 "too_long" => &t::PW_TOO_LONG,

@@ -1,0 +1,282 @@
+//! The device step of a sign-in: choosing the device, the waiting page's
+//! long poll and the code typed from the device, the one-time link the
+//! agent opens (`core::sso::proof`), and the mobile path's certificate.
+
+use super::*;
+
+/// How long one `/login/wait` request waits before answering "pending".
+const WAIT: Duration = Duration::from_secs(25);
+
+csrf_protected!(DeviceForm);
+
+#[derive(Deserialize)]
+pub struct DeviceForm {
+    #[serde(default)]
+    req: String,
+    #[serde(default)]
+    csrf: String,
+    device: Option<String>,
+}
+
+/// `POST /login/device`: "use this device", or "try again".
+pub async fn choose_device(
+    State(web): State<Web>,
+    SessionForm {
+        session,
+        secret,
+        lang,
+        form,
+        ..
+    }: SessionForm<DeviceForm>,
+) -> Response {
+    match web
+        .core
+        .choose_device(&session, &form.req, form.device.as_deref(), Utc::now())
+        .await
+    {
+        Ok(Step::DeviceAuth { .. }) => see_other(&login_url(&form.req), &[]),
+        Ok(step) => {
+            render_step(
+                &web,
+                lang,
+                &session,
+                &secret,
+                &form.req,
+                step,
+                None,
+                StatusCode::OK,
+            )
+            .await
+        }
+        Err(e) => unavailable(lang, &e),
+    }
+}
+
+csrf_protected!(DeviceCodeForm);
+
+#[derive(Deserialize)]
+pub struct DeviceCodeForm {
+    #[serde(default)]
+    req: String,
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    code: String,
+}
+
+/// `POST /login/device/code`: the code the device showed, typed on the
+/// waiting page of the session that started the sign-in.
+pub async fn submit_device_code(
+    State(web): State<Web>,
+    SessionForm {
+        session,
+        secret,
+        lang,
+        form,
+        ..
+    }: SessionForm<DeviceCodeForm>,
+) -> Response {
+    let now = Utc::now();
+    let outcome = match web
+        .core
+        .submit_device_code(&session, &form.req, &form.code, now)
+        .await
+    {
+        Ok(outcome) => outcome,
+        Err(e) => return unavailable(lang, &e),
+    };
+    let (error, status) = match outcome {
+        DeviceCodeOutcome::Delivered | DeviceCodeOutcome::TooMany => {
+            return see_other(&login_url(&form.req), &[]);
+        }
+        DeviceCodeOutcome::Expired => return expired_page(lang, &login_url(&form.req)),
+        DeviceCodeOutcome::Rejected { left } => (
+            format!("{} {left}", t::DEVICE_CODE_WRONG.get(lang)),
+            StatusCode::UNAUTHORIZED,
+        ),
+        DeviceCodeOutcome::NotAnswered => (
+            t::DEVICE_CODE_NOT_YET.get(lang).to_owned(),
+            StatusCode::CONFLICT,
+        ),
+    };
+    let step = match web.core.next_step(&session, &form.req, now).await {
+        Ok(step) => step,
+        Err(e) => return unavailable(lang, &e),
+    };
+    render_step(
+        &web,
+        lang,
+        &session,
+        &secret,
+        &form.req,
+        step,
+        Some(&error),
+        status,
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct RedeemQuery {
+    txn: Option<String>,
+    proof: Option<String>,
+}
+
+/// `GET /login/device/redeem?txn=…&proof=…`: the one-time link the agent
+/// opened in the user's default browser. In the browser whose session
+/// started the sign-in, the sign-in goes on; in any other, nothing
+/// completes and the page says whose sign-in it was and what to do.
+pub async fn redeem_device_link(
+    State(web): State<Web>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Query(query): Query<RedeemQuery>,
+) -> Response {
+    let lang = language(&headers, None);
+    let now = Utc::now();
+    let session = match current_session(&web, &headers, &client).await {
+        Ok(s) => s.map(|(session, _)| session),
+        Err(e) => return unavailable(lang, &e),
+    };
+    let outcome = web
+        .core
+        .redeem_link(
+            session.as_ref(),
+            query.txn.as_deref().unwrap_or(""),
+            query.proof.as_deref().unwrap_or(""),
+            &client,
+            now,
+        )
+        .await;
+    match outcome {
+        Ok(RedeemOutcome::Delivered { request_id }) => page(
+            lang,
+            StatusCode::OK,
+            &t::PROOF_DELIVERED_TITLE,
+            pages::proof_delivered(lang, &request_id, query.txn.as_deref().unwrap_or("")),
+            &login_url(&request_id),
+        )
+        .into_response(),
+        Ok(RedeemOutcome::OtherBrowser(context)) => page(
+            lang,
+            StatusCode::FORBIDDEN,
+            &t::OTHER_BROWSER_TITLE,
+            pages::other_browser(lang, &context, web.core.support_contact()),
+            "/",
+        )
+        .into_response(),
+        Ok(RedeemOutcome::Invalid) => expired_page(lang, "/"),
+        Err(e) => unavailable(lang, &e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct WaitQuery {
+    txn: Option<String>,
+}
+
+/// `GET /login/wait?txn=…`: answers when the device has answered, or after
+/// a while with "pending" (the page asks again).
+pub async fn wait(
+    State(web): State<Web>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Query(query): Query<WaitQuery>,
+) -> Response {
+    let status = match current_session(&web, &headers, &client).await {
+        Ok(Some((session, _))) => {
+            let txn = query.txn.unwrap_or_default();
+            match wait_for_answer(&web, &session, &txn).await {
+                Ok(Some(TxnOutcome::Pending)) => "pending",
+                Ok(Some(TxnOutcome::Confirmed)) => "confirmed",
+                Ok(Some(TxnOutcome::Failed(_))) => "failed",
+                Ok(None) => "unknown",
+                Err(e) => {
+                    warn!(error = %e, "device-auth wait failed");
+                    return (StatusCode::SERVICE_UNAVAILABLE, "unavailable\n").into_response();
+                }
+            }
+        }
+        Ok(None) => "unknown",
+        Err(_) => return (StatusCode::SERVICE_UNAVAILABLE, "unavailable\n").into_response(),
+    };
+    let mut response = (
+        [(header::CONTENT_TYPE, "application/json")],
+        format!(r#"{{"status":"{status}"}}"#),
+    )
+        .into_response();
+    page_headers(&mut response);
+    response
+}
+
+/// Waits until the transaction is answered or expires, or [`WAIT`] passes.
+async fn wait_for_answer(
+    web: &Web,
+    session: &SsoSession,
+    txn_id: &str,
+) -> Result<Option<TxnOutcome>, CoreError> {
+    crate::api::long_poll::until_moved(&web.core, txn_id, WAIT, || async {
+        let state = web
+            .core
+            .device_auth_state(session, txn_id, Utc::now())
+            .await?;
+        let done = !matches!(state, Some(TxnOutcome::Pending));
+        Ok((state, done))
+    })
+    .await
+}
+
+/// `GET /device-auth?txn=…` on the device listener: a phone or tablet
+/// answers with the certificate its MDM profile installed, then goes back
+/// to the sign-in on the main listener.
+pub async fn device_certificate(
+    State(web): State<Web>,
+    axum::Extension(certificate): axum::Extension<super::super::PeerCertificate>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Query(query): Query<WaitQuery>,
+) -> Response {
+    let lang = language(&headers, None);
+    let now = Utc::now();
+    let here = "/device-auth";
+    let session = match current_session(&web, &headers, &client).await {
+        Ok(Some((session, _))) => session,
+        Ok(None) => return expired_page(lang, here),
+        Err(e) => return unavailable(lang, &e),
+    };
+    let refused = |text: &'static Text| {
+        page(
+            lang,
+            StatusCode::FORBIDDEN,
+            &t::NO_DEVICE_CERTIFICATE_TITLE,
+            format!(
+                r#"<p class="error" role="alert" data-failure="no_device_certificate">{}</p>"#,
+                text.get(lang)
+            ),
+            here,
+        )
+        .into_response()
+    };
+    let Some(leaf) = certificate.0 else {
+        return refused(&t::NO_DEVICE_CERTIFICATE);
+    };
+    let txn = query.txn.unwrap_or_default();
+    let ip = client.ip.clone();
+    match web
+        .core
+        .answer_with_certificate(&session, &leaf, &txn, &ip, now)
+        .await
+    {
+        // Either way the sign-in page shows the outcome.
+        Ok((_, request_id)) => see_other(
+            &format!("{}{}", web.core.issuer(), login_url(&request_id)),
+            &[],
+        ),
+        Err(CoreError::DeviceAuth(e)) => {
+            debug!(error = %e, "device certificate refused at sign-in");
+            refused(&t::DEVICE_CERTIFICATE_REFUSED)
+        }
+        Err(CoreError::Internal(e)) => unavailable(lang, &CoreError::Internal(e)),
+        Err(_) => expired_page(lang, here),
+    }
+}
