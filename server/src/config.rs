@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::core::networks::Cidr;
 use crate::core::sso::MfaSetting;
+use crate::domain::networks::Cidr;
 use crate::mail::{SmtpSettings, SmtpTls};
 
 #[derive(Debug, Default, Deserialize)]
@@ -433,11 +433,11 @@ impl FileConfig {
             })?,
         };
         let allowed_networks =
-            crate::core::networks::parse_all(&self.sso.allowed_networks.unwrap_or_default())
+            crate::domain::networks::parse_all(&self.sso.allowed_networks.unwrap_or_default())
                 .map_err(|e| ConfigError::Invalid(format!("sso.allowed_networks: {e}")))?;
         let smtp = self.smtp.map(FileSmtp::validate).transpose()?;
         let trusted_proxies =
-            crate::core::networks::parse_all(&self.https.trusted_proxies.unwrap_or_default())
+            crate::domain::networks::parse_all(&self.https.trusted_proxies.unwrap_or_default())
                 .map_err(|e| ConfigError::Invalid(format!("https.trusted_proxies: {e}")))?;
         let support_contact = self.sso.support_contact.unwrap_or_default();
         if support_contact.chars().count() > 200 || support_contact.chars().any(char::is_control) {

@@ -6,6 +6,7 @@ pub mod ca;
 pub mod config;
 pub mod core;
 pub mod descriptors;
+pub mod domain;
 pub mod mail;
 pub mod push;
 pub mod store;
@@ -70,8 +71,9 @@ pub struct Running {
     pub admin_token_path: Option<PathBuf>,
     pub core: Arc<Core>,
     pub sessions: push::SessionRegistry,
+    /// The database, for tests that look at what an operation stored.
+    pub store: Store,
     tasks: JoinSet<()>,
-    store: Store,
 }
 
 impl Running {

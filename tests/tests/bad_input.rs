@@ -4,7 +4,7 @@
 use chrono::Utc;
 use latchkey_proto::v1::{self, device_service_client::DeviceServiceClient};
 use latchkey_tests::System;
-use latchkeyd::core::model::DeviceFacts;
+use latchkeyd::domain::device::DeviceFacts;
 
 fn facts() -> DeviceFacts {
     DeviceFacts {

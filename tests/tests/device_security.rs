@@ -64,7 +64,7 @@ async fn a_retired_device_is_cut_off_and_refused_everywhere() -> anyhow::Result<
     agent.start_dry_run();
     sys.wait_for_posture(&agent.device_id).await?;
 
-    let id = latchkeyd::core::ids::DeviceId::parse(&agent.device_id).unwrap();
+    let id = latchkeyd::domain::ids::DeviceId::parse(&agent.device_id).unwrap();
     assert!(sys.running().sessions.is_connected(&id));
     let retired = sys
         .ctl_json(&["device", "retire", &agent.device_id])

@@ -129,3 +129,59 @@ fn core_operations_take_the_time_as_a_parameter() {
     );
     assert!(found.is_empty(), "{found:#?}");
 }
+
+/// The layers of the server and what each may not name, top to bottom:
+/// `api -> core -> {store, ca, push, mail} -> domain`.
+const ABOVE_DOMAIN: &[&str] = &[
+    "crate::core",
+    "crate::store",
+    "crate::ca",
+    "crate::push",
+    "crate::mail",
+    "crate::api",
+    "crate::config",
+];
+
+#[test]
+fn the_domain_vocabulary_names_nothing_above_it() {
+    let mut needles = ABOVE_DOMAIN.to_vec();
+    needles.extend([
+        "sea_orm",
+        "axum",
+        "tonic",
+        "rumqtt",
+        "hyper",
+        "prost",
+        "tokio",
+        "serde_json",
+    ]);
+    let found = offenders(&root().join("server/src/domain"), &[], &needles);
+    assert!(found.is_empty(), "{found:#?}");
+}
+
+#[test]
+fn store_ca_push_and_mail_never_import_core() {
+    for dir in ["store", "ca", "push"] {
+        let found = offenders(
+            &root().join("server/src").join(dir),
+            &[],
+            &["crate::core", "crate::api"],
+        );
+        assert!(found.is_empty(), "{dir}: {found:#?}");
+    }
+    let mail = std::fs::read_to_string(root().join("server/src/mail.rs")).unwrap();
+    let found: Vec<_> = code_lines(&mail)
+        .filter(|l| l.contains("crate::core") || l.contains("crate::api"))
+        .collect();
+    assert!(found.is_empty(), "mail.rs: {found:#?}");
+}
+
+#[test]
+fn api_never_names_the_store() {
+    let found = offenders(
+        &root().join("server/src/api"),
+        &[],
+        &["crate::store", "latchkeyd::store", ".store."],
+    );
+    assert!(found.is_empty(), "{found:#?}");
+}

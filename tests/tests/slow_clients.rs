@@ -166,7 +166,7 @@ async fn a_device_connecting_past_the_session_limit_is_closed_at_once() -> anyho
     );
     // The first device still has its session.
     let device = agent.device_id.clone();
-    let device = latchkeyd::core::ids::DeviceId::parse(&device).expect("a device id");
+    let device = latchkeyd::domain::ids::DeviceId::parse(&device).expect("a device id");
     assert!(sys.running().sessions.is_connected(&device));
     agent.stop().await?;
     sys.stop().await

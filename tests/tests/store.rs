@@ -4,8 +4,9 @@
 use chrono::{Duration, Utc};
 use latchkey_tests::System;
 use latchkeyd::core::AgentEvent;
-use latchkeyd::core::ids::{CommandId, DeviceId};
-use latchkeyd::core::model::{CommandStatus, DeviceFacts};
+use latchkeyd::domain::command::CommandStatus;
+use latchkeyd::domain::device::DeviceFacts;
+use latchkeyd::domain::ids::{CommandId, DeviceId};
 
 fn facts(n: usize) -> DeviceFacts {
     DeviceFacts {
@@ -80,8 +81,9 @@ async fn acknowledgements_count_once_and_posture_ages_with_the_clock() -> anyhow
         )
         .await?;
     }
-    let command = core
-        .store()
+    let command = sys
+        .running()
+        .store
         .command(&CommandId::parse(&command_id).unwrap())
         .await?
         .unwrap();
@@ -94,11 +96,11 @@ async fn acknowledgements_count_once_and_posture_ages_with_the_clock() -> anyhow
 
     core.handle_agent_event(
         &device,
-        AgentEvent::Posture(latchkeyd::core::model::Posture {
+        AgentEvent::Posture(latchkeyd::domain::device::Posture {
             os_version: "12".into(),
-            disk_encryption: latchkeyd::core::model::CheckState::Enabled,
-            screen_lock: latchkeyd::core::model::CheckState::Enabled,
-            firewall: latchkeyd::core::model::CheckState::Unknown,
+            disk_encryption: latchkeyd::domain::device::CheckState::Enabled,
+            screen_lock: latchkeyd::domain::device::CheckState::Enabled,
+            firewall: latchkeyd::domain::device::CheckState::Unknown,
         }),
         now,
     )
@@ -135,13 +137,15 @@ async fn unacknowledged_commands_are_redelivered_after_a_minute() -> anyhow::Res
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_sign_in_state_and_old_history_are_purged() -> anyhow::Result<()> {
-    use latchkeyd::core::sso::{BrowserContext, HISTORY_RETENTION, LoginEvent};
+    use latchkeyd::core::sso::{BrowserContext, HISTORY_RETENTION};
+    use latchkeyd::domain::sign_in::LoginEvent;
     let sys = System::start().await?;
     sys.ctl(&["user", "add", "aiko@example.com", "--name", "Aiko"])
         .await?;
     let core = sys.running().core.clone();
-    let user = core
-        .store()
+    let user = sys
+        .running()
+        .store
         .user_by_email("aiko@example.com")
         .await?
         .unwrap();
@@ -151,13 +155,18 @@ async fn expired_sign_in_state_and_old_history_are_purged() -> anyhow::Result<()
     let (old, _) = core
         .start_session(&browser, now - Duration::days(3))
         .await?;
-    core.store().insert_session(&old, "old-secret-hash").await?;
+    sys.running()
+        .store
+        .insert_session(&old, "old-secret-hash")
+        .await?;
     let (fresh, _) = core.start_session(&browser, now).await?;
-    core.store()
+    sys.running()
+        .store
         .insert_session(&fresh, "fresh-secret-hash")
         .await?;
     for at in [now - HISTORY_RETENTION - Duration::days(1), now] {
-        core.store()
+        sys.running()
+            .store
             .insert_login_event(&LoginEvent {
                 at,
                 user_id: Some(user.id.clone()),
@@ -176,7 +185,7 @@ async fn expired_sign_in_state_and_old_history_are_purged() -> anyhow::Result<()
     // A failure after a quiet window starts the count again.
     let window = latchkeyd::core::limits::WINDOW;
     let rule = latchkeyd::core::limits::ACCOUNT_RULE;
-    let store = core.store();
+    let store = &sys.running().store;
     let (quiet, counting) = (vec!["a:quiet".to_owned()], vec!["a:counting".to_owned()]);
     assert!(
         store
@@ -209,9 +218,9 @@ async fn expired_sign_in_state_and_old_history_are_purged() -> anyhow::Result<()
     );
     assert!(store.login_throttles(&quiet).await?.is_empty());
     assert_eq!(store.login_throttles(&counting).await?, counted);
-    assert!(core.store().session(&old.id).await?.is_none());
-    assert!(core.store().session(&fresh.id).await?.is_some());
-    let history = core.store().login_events(&user.id, 10).await?;
+    assert!(sys.running().store.session(&old.id).await?.is_none());
+    assert!(sys.running().store.session(&fresh.id).await?.is_some());
+    let history = sys.running().store.login_events(&user.id, 10).await?;
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].at.timestamp(), now.timestamp());
     assert_eq!(core.purge_sso(now).await?, 0, "nothing left to purge");
@@ -231,8 +240,9 @@ async fn device_auth_facts_follow_the_policy_in_force() -> anyhow::Result<()> {
     let enrolled = core.enroll(&secret, &csr, facts(0), now).await?;
     let serial = latchkey_certs::inspect_pem(&enrolled.certificate_chain_pem)?.serial_hex;
     let policy_in_force = || async {
-        let facts = core
-            .store()
+        let facts = sys
+            .running()
+            .store
             .device_auth_facts(&serial, "no-such-transaction")
             .await?
             .expect("the certificate is known");
@@ -268,7 +278,13 @@ async fn device_auth_facts_follow_the_policy_in_force() -> anyhow::Result<()> {
     ])
     .await?;
     assert_eq!(policy_in_force().await?.as_deref(), Some("for-this-device"));
-    assert!(core.store().device_auth_facts("00", "").await?.is_none());
+    assert!(
+        sys.running()
+            .store
+            .device_auth_facts("00", "")
+            .await?
+            .is_none()
+    );
     sys.stop().await
 }
 
@@ -277,11 +293,11 @@ async fn device_auth_facts_follow_the_policy_in_force() -> anyhow::Result<()> {
 /// transaction as it was.
 async fn confirms(
     store: &latchkeyd::store::Store,
-    txn: &latchkeyd::core::sso::model::DeviceAuthTxn,
+    txn: &latchkeyd::domain::sign_in::DeviceAuthTxn,
     answer: latchkeyd::store::FitAnswer<'_>,
     at: chrono::DateTime<Utc>,
 ) -> anyhow::Result<bool> {
-    use latchkeyd::core::sso::model::TxnOutcome;
+    use latchkeyd::domain::sign_in::TxnOutcome;
     store.insert_txn(txn).await?;
     let mode = store.confirm_fit_answer(&answer, at).await?;
     let done = mode.is_some();
@@ -311,9 +327,10 @@ async fn confirms(
 /// nothing, so the full check decides and names the reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fit_answer_confirms_in_one_statement_only_while_nothing_changed() -> anyhow::Result<()> {
-    use latchkeyd::core::ids::ClientId;
-    use latchkeyd::core::model::{CheckState, DevicePolicy, Posture};
-    use latchkeyd::core::sso::model::{DeviceAuthTxn, TxnOutcome};
+    use latchkeyd::domain::app::DevicePolicy;
+    use latchkeyd::domain::device::{CheckState, Posture};
+    use latchkeyd::domain::ids::ClientId;
+    use latchkeyd::domain::sign_in::{DeviceAuthTxn, TxnOutcome};
     use latchkeyd::store::{FitAnswer, ProofHashes};
     use sea_orm::ConnectionTrait;
 
@@ -325,7 +342,7 @@ async fn a_fit_answer_confirms_in_one_statement_only_while_nothing_changed() -> 
         .enrollment_token(&["--user", "alice@example.com", "--group", "sales"])
         .await?;
     let core = sys.running().core.clone();
-    let store = core.store();
+    let store = &sys.running().store;
     let db = sys.database().await?;
     let now = Utc::now();
     let (_, csr) = latchkey_certs::new_key_and_csr("h")?;
@@ -375,7 +392,7 @@ async fn a_fit_answer_confirms_in_one_statement_only_while_nothing_changed() -> 
         }
     };
     let soon = now + Duration::seconds(1);
-    let basis_prefix = latchkeyd::core::policy::verdict_basis("");
+    let basis_prefix = latchkeyd::domain::policy::verdict_basis("");
     // The answer to `t` as the device sends it.
     macro_rules! fit {
         ($t:expr) => {

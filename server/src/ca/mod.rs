@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Duration, Utc};
 use latchkey_certs::{Authority, CertError, IssuedCertificate, PrivateKeyPem, VerifiedCsr};
 
-use crate::core::ids::DeviceId;
+use crate::domain::ids::DeviceId;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaError {

@@ -4,10 +4,11 @@
 use chrono::{DateTime, Utc};
 
 use super::auth::{self, AuthenticatedAdmin, Permission};
-use super::ids::ClientId;
-use super::model::{App, AuditEntry, AuditOutcome, DevicePolicy, MfaPolicy};
-use super::networks::{self, Cidr};
 use super::{Core, CoreError, validate_label};
+use crate::domain::app::{App, DevicePolicy, MfaPolicy};
+use crate::domain::audit::{AuditEntry, AuditOutcome};
+use crate::domain::ids::ClientId;
+use crate::domain::networks::{self, Cidr};
 
 /// Most redirect URIs one app may register.
 const MAX_REDIRECT_URIS: usize = 20;
@@ -252,8 +253,8 @@ impl Core {
             .refresh_lifetime
             .map(validate_refresh_lifetime)
             .transpose()?
-            .unwrap_or(super::model::DEFAULT_REFRESH_LIFETIME);
-        if self.store().app_by_name(&name).await?.is_some() {
+            .unwrap_or(crate::domain::app::DEFAULT_REFRESH_LIFETIME);
+        if self.store.app_by_name(&name).await?.is_some() {
             return Err(CoreError::AlreadyExists(format!(
                 "app {name} already exists"
             )));
@@ -277,7 +278,7 @@ impl Core {
             created_at: now,
             updated_at: now,
         };
-        let tx = self.store().begin().await?;
+        let tx = self.store.begin().await?;
         tx.insert_app(&app, secret.as_ref().map(|(_, hash)| hash.as_str()))
             .await?;
         tx.audit(&AuditEntry {
@@ -300,7 +301,7 @@ impl Core {
     ) -> Result<Vec<App>, CoreError> {
         self.authorize(caller, Permission::ReadApps, "list apps", "", now)
             .await?;
-        Ok(self.store().list_apps().await?)
+        Ok(self.store.list_apps().await?)
     }
 
     /// An app by its name (as people write it) or its client id (the
@@ -308,11 +309,11 @@ impl Core {
     async fn existing_app(&self, name: &str) -> Result<App, CoreError> {
         use unicode_normalization::UnicodeNormalization;
         let normal: String = name.trim().nfc().collect();
-        if let Some(app) = self.store().app_by_name(&normal).await? {
+        if let Some(app) = self.store.app_by_name(&normal).await? {
             return Ok(app);
         }
         if let Some(client_id) = ClientId::parse(name.trim())
-            && let Some((app, _)) = self.store().app_by_client_id(&client_id).await?
+            && let Some((app, _)) = self.store.app_by_client_id(&client_id).await?
         {
             return Ok(app);
         }
@@ -361,7 +362,7 @@ impl Core {
             None
         };
         app.updated_at = now;
-        let tx = self.store().begin().await?;
+        let tx = self.store.begin().await?;
         tx.update_app(&app, secret.as_ref().map(|(_, hash)| hash.as_str()))
             .await?;
         tx.audit(&AuditEntry {
@@ -394,7 +395,7 @@ impl Core {
         self.authorize(caller, Permission::ManageApps, "remove apps", name, now)
             .await?;
         let app = self.existing_app(name).await?;
-        let tx = self.store().begin().await?;
+        let tx = self.store.begin().await?;
         if !tx.delete_app(&app.client_id).await? {
             return Err(CoreError::NotFound(format!("app {name}")));
         }

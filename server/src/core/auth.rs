@@ -6,8 +6,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::ids::DeviceId;
-use super::model::{Admin, DeviceState, Role};
+use crate::domain::admin::{Admin, Role};
+use crate::domain::device::DeviceState;
+use crate::domain::ids::DeviceId;
 use crate::store::{CertificateRecord, Store, StoreError};
 
 /// Prefix of admin API tokens, so a leaked one is recognisable.

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::model::{AuditEntry, AuditOutcome};
+use crate::domain::audit::{AuditEntry, AuditOutcome};
 
 pub const ROWS_PER_MINUTE: u32 = 120;
 

@@ -19,8 +19,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::model::LoginThrottle;
 use super::{Core, CoreError};
+use crate::domain::sign_in::{Lockout, LoginThrottle, ThrottleRule};
 
 /// Failures allowed per account before lockouts start.
 const ACCOUNT_THRESHOLD: u32 = 5;
@@ -47,65 +47,27 @@ pub enum Guess {
     Code,
 }
 
-/// How a kind of key is throttled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rule {
-    pub threshold: u32,
-    /// A count whose last failure is this old starts again.
-    pub window: Duration,
-    /// Doubling lockouts (`true`) or one lockout as long as the window.
-    pub doubling: bool,
-}
-
-pub const ACCOUNT_RULE: Rule = Rule {
+pub const ACCOUNT_RULE: ThrottleRule = ThrottleRule {
     threshold: ACCOUNT_THRESHOLD,
     window: WINDOW,
-    doubling: true,
+    lockout: DOUBLING,
 };
-const IP_RULE: Rule = Rule {
+const IP_RULE: ThrottleRule = ThrottleRule {
     threshold: IP_THRESHOLD,
     window: WINDOW,
-    doubling: true,
+    lockout: DOUBLING,
 };
-const DAILY_RULE: Rule = Rule {
+const DAILY_RULE: ThrottleRule = ThrottleRule {
     threshold: DAILY_CODE_CAP,
     window: DAILY_WINDOW,
-    doubling: false,
+    lockout: Lockout::Window,
+};
+const DOUBLING: Lockout = Lockout::Doubling {
+    first: FIRST_LOCKOUT,
+    max: MAX_LOCKOUT,
 };
 
-impl Rule {
-    /// The lockout after `failures` failures, if any.
-    pub fn lockout(&self, failures: u32) -> Option<Duration> {
-        let over = failures.checked_sub(self.threshold)?;
-        if !self.doubling {
-            return Some(self.window);
-        }
-        let factor = 1i32 << over.min(10);
-        Some((FIRST_LOCKOUT * factor).min(MAX_LOCKOUT))
-    }
-
-    /// The lockout as an SQL expression of the column `failures`, in
-    /// milliseconds (0 below the threshold), for the statement that
-    /// counts a guess only while the key is not locked out.
-    pub fn lockout_sql(&self) -> String {
-        let mut sql = format!("CASE WHEN failures < {} THEN 0", self.threshold);
-        let mut failures = self.threshold;
-        let mut last = 0;
-        while let Some(lockout) = self.lockout(failures) {
-            let ms = lockout.num_milliseconds();
-            if ms == last {
-                break;
-            }
-            sql.push_str(&format!(" WHEN failures = {failures} THEN {ms}"));
-            last = ms;
-            failures += 1;
-        }
-        sql.push_str(&format!(" ELSE {last} END"));
-        sql
-    }
-}
-
-fn rule_of(key: &str) -> Rule {
+fn rule_of(key: &str) -> ThrottleRule {
     if key.starts_with(IP) {
         IP_RULE
     } else if key.starts_with(DAILY) {
@@ -327,14 +289,14 @@ mod tests {
     #[test]
     fn the_lockout_in_sql_is_the_lockout_in_rust() {
         assert_eq!(
-            ACCOUNT_RULE.lockout_sql(),
+            crate::store::lockout_sql(&ACCOUNT_RULE),
             "CASE WHEN failures < 5 THEN 0 WHEN failures = 5 THEN 30000 \
              WHEN failures = 6 THEN 60000 WHEN failures = 7 THEN 120000 \
              WHEN failures = 8 THEN 240000 WHEN failures = 9 THEN 480000 \
              WHEN failures = 10 THEN 900000 ELSE 900000 END"
         );
         assert_eq!(
-            DAILY_RULE.lockout_sql(),
+            crate::store::lockout_sql(&DAILY_RULE),
             "CASE WHEN failures < 20 THEN 0 WHEN failures = 20 THEN 86400000 ELSE 86400000 END"
         );
     }

@@ -7,12 +7,8 @@ pub mod apps;
 pub mod auth;
 pub mod email;
 mod flood;
-pub mod ids;
 pub mod limits;
-pub mod model;
-pub mod networks;
 pub mod passwords;
-pub mod policy;
 pub mod signing_keys;
 pub mod sso;
 pub mod totp;
@@ -27,18 +23,18 @@ use chrono::{DateTime, Duration, Utc};
 use tracing::{info, warn};
 
 use crate::ca::CertificateAuthority;
+use crate::domain::admin::{Admin, EnrollmentToken, Role};
+use crate::domain::audit::{AuditEntry, AuditEvent, AuditOutcome};
+use crate::domain::command::{Command, CommandKind, CommandStatus};
+use crate::domain::device::{Device, DeviceFacts, DeviceState, Posture};
+use crate::domain::ids::{AdminId, CommandId, DeviceId, TokenId};
+use crate::domain::policy::{self, Compliance, StoredPolicy};
 use crate::push::Push;
 use crate::store::{NewCertificate, Store, StoreError, Tx};
 use auth::{
     AuthenticatedAdmin, AuthenticatedDevice, DeviceAuthError, DeviceChannel, DeviceRefusal,
     Permission,
 };
-use ids::{AdminId, CommandId, DeviceId, TokenId};
-use model::{
-    Admin, AuditEntry, AuditEvent, AuditOutcome, Command, CommandKind, CommandStatus, Device,
-    DeviceFacts, DeviceState, EnrollmentToken, Posture, Role, StoredPolicy,
-};
-use policy::Compliance;
 
 /// Errors of admin and device operations, named for what the caller can do.
 #[derive(Debug, thiserror::Error)]
@@ -192,10 +188,6 @@ impl Core {
 
     pub fn passwords(&self) -> &passwords::Passwords {
         &self.passwords
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.store
     }
 
     async fn audit(&self, entry: AuditEntry) -> Result<(), CoreError> {
@@ -492,6 +484,17 @@ impl Core {
             self.audit_unauthenticated(entry, now).await?;
         }
         result
+    }
+
+    /// Records what an authenticated device was refused (it broke a
+    /// channel's rules); the entry names the device as its actor.
+    pub async fn audit_device(
+        &self,
+        device: &AuthenticatedDevice,
+        entry: AuditEntry,
+    ) -> Result<(), CoreError> {
+        debug_assert_eq!(entry.actor, device.actor());
+        self.audit(entry).await
     }
 
     /// Records a refusal of a caller nobody authenticated, within the

@@ -6,8 +6,8 @@ use chrono::{DateTime, Duration, Utc};
 use latchkey_certs::jose::PublicJwk;
 
 use super::auth::{AuthenticatedAdmin, Permission};
-use super::model::{AuditEntry, AuditOutcome};
 use super::{Core, CoreError};
+use crate::domain::audit::{AuditEntry, AuditOutcome};
 use crate::store::StoredSigningKey;
 
 /// How long a retired key stays published.
@@ -36,11 +36,11 @@ impl Core {
 
     /// Creates the first signing key when there is none (first start).
     pub async fn ensure_signing_key(&self, now: DateTime<Utc>) -> Result<(), CoreError> {
-        let keys = self.store().signing_keys().await?;
+        let keys = self.store.signing_keys().await?;
         if keys.iter().any(|k| k.retired_at.is_none()) {
             return Ok(());
         }
-        self.store()
+        self.store
             .insert_signing_key(&self.new_signing_key(now)?)
             .await?;
         Ok(())
@@ -62,7 +62,7 @@ impl Core {
         )
         .await?;
         let key = self.new_signing_key(now)?;
-        let tx = self.store().begin().await?;
+        let tx = self.store.begin().await?;
         tx.retire_signing_keys(now, now - KEEP_RETIRED).await?;
         tx.insert_signing_key(&key).await?;
         tx.audit(&AuditEntry {
@@ -91,7 +91,7 @@ impl Core {
         self.authorize(caller, Permission::ReadApps, "list signing keys", "", now)
             .await?;
         Ok(self
-            .store()
+            .store
             .signing_keys()
             .await?
             .into_iter()
@@ -107,7 +107,7 @@ impl Core {
     /// retired less than [`KEEP_RETIRED`] ago.
     pub async fn jwks(&self, now: DateTime<Utc>) -> Result<Vec<PublicJwk>, CoreError> {
         Ok(self
-            .store()
+            .store
             .signing_keys()
             .await?
             .into_iter()
@@ -142,7 +142,7 @@ impl Core {
         let active = match cached {
             Some(active) => active,
             None => {
-                let keys = self.store().signing_keys().await?;
+                let keys = self.store.signing_keys().await?;
                 // Newest first; the newest unretired key signs.
                 let key = keys
                     .iter()

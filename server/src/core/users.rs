@@ -5,10 +5,11 @@ use chrono::{DateTime, Utc};
 use latchkey_proto::limits::MAX_IMPORT_ROWS;
 
 use super::auth::{AuthenticatedAdmin, Permission};
-use super::ids::UserId;
-use super::model::{AuditEntry, AuditOutcome, Group, User, UserKind, UserStatus};
 use super::passwords::{Password, TEMPORARY_PASSWORD_DAYS, temporary_password};
 use super::{Core, CoreError, DeviceView, validate_email, validate_label};
+use crate::domain::audit::{AuditEntry, AuditOutcome};
+use crate::domain::ids::UserId;
+use crate::domain::user::{Group, User, UserKind, UserStatus};
 use crate::store::PasswordRecord;
 
 /// A temporary password, shown to the admin once.
@@ -197,6 +198,12 @@ fn parse_import(csv_text: &str) -> Result<Vec<ImportRow>, CoreError> {
 }
 
 impl Core {
+    /// The user with this id, whatever their status, for the sign-in
+    /// pages (the session's user, their saved language).
+    pub async fn user_by_id(&self, id: &UserId) -> Result<Option<User>, CoreError> {
+        Ok(self.store.user_by_id(id).await?)
+    }
+
     pub async fn add_user(
         &self,
         caller: &AuthenticatedAdmin,
@@ -212,14 +219,14 @@ impl Core {
         )
         .await?;
         let new = validate_user(new)?;
-        if self.store().user_by_email(&new.email).await?.is_some() {
+        if self.store.user_by_email(&new.email).await?.is_some() {
             return Err(CoreError::AlreadyExists(format!(
                 "a user with email {} already exists",
                 new.email
             )));
         }
         let user = user_record(new, now);
-        let tx = self.store().begin().await?;
+        let tx = self.store.begin().await?;
         tx.ensure_groups(&user.groups, now).await?;
         tx.insert_user(&user).await?;
         tx.audit(&added_entry(caller, &user, "added", now)).await?;
@@ -239,7 +246,7 @@ impl Core {
             .await?;
         let rows = parse_import(csv_text)?;
         let existing: std::collections::HashSet<String> = self
-            .store()
+            .store
             .list_users()
             .await?
             .into_iter()
@@ -281,7 +288,7 @@ impl Core {
         let mut groups: Vec<String> = users.iter().flat_map(|u| u.groups.clone()).collect();
         groups.sort();
         groups.dedup();
-        let tx = self.store().begin().await?;
+        let tx = self.store.begin().await?;
         tx.ensure_groups(&groups, now).await?;
         tx.insert_users(&users).await?;
         let entries: Vec<AuditEntry> = users
@@ -310,14 +317,14 @@ impl Core {
     ) -> Result<Vec<User>, CoreError> {
         self.authorize(caller, Permission::ReadUsers, "list users", "", now)
             .await?;
-        Ok(self.store().list_users().await?)
+        Ok(self.store.list_users().await?)
     }
 
     async fn existing_user(&self, email: &str) -> Result<User, CoreError> {
         // An address stored before addresses were checked strictly must
         // still be found, so that an admin can correct or delete it.
         let email = validate_email(email).unwrap_or_else(|_| email.trim().to_lowercase());
-        self.store()
+        self.store
             .user_by_email(&email)
             .await?
             .ok_or_else(|| CoreError::NotFound(format!("user {email}")))
@@ -355,7 +362,7 @@ impl Core {
             UserStatus::Suspended => &[UserStatus::Active],
             UserStatus::Deleted => &[UserStatus::Active, UserStatus::Suspended],
         };
-        let tx = self.store().begin().await?;
+        let tx = self.store.begin().await?;
         if !tx.change_user_status(&user.id, from, to, now).await? {
             return Err(CoreError::FailedPrecondition(format!(
                 "user {} is {}",
@@ -397,7 +404,7 @@ impl Core {
         self.authorize(caller, Permission::ManageUsers, "add groups", name, now)
             .await?;
         let name = validate_label("group", name)?;
-        let tx = self.store().begin().await?;
+        let tx = self.store.begin().await?;
         if !tx.insert_group(&name, now).await? {
             return Err(CoreError::AlreadyExists(format!(
                 "group {name} already exists"
@@ -427,7 +434,7 @@ impl Core {
     ) -> Result<Vec<Group>, CoreError> {
         self.authorize(caller, Permission::ReadUsers, "list groups", "", now)
             .await?;
-        Ok(self.store().list_groups().await?)
+        Ok(self.store.list_groups().await?)
     }
 
     /// Binds a device to the one user it belongs to (for device-bound login).
@@ -442,7 +449,7 @@ impl Core {
             .await?;
         let device_id = Self::parse_device_id(id)?;
         let device = self
-            .store()
+            .store
             .device(&device_id)
             .await?
             .ok_or_else(|| CoreError::NotFound(format!("device {id}")))?;
@@ -459,7 +466,7 @@ impl Core {
                 user.email
             )));
         }
-        let tx = self.store().begin().await?;
+        let tx = self.store.begin().await?;
         tx.set_device_user(&device_id, Some(&user.email)).await?;
         if device.user.as_deref() != Some(user.email.as_str()) {
             // Logins the device confirmed for its previous user end.
@@ -541,7 +548,7 @@ impl Core {
             expires_at: Some(expires_at),
             must_change: true,
         };
-        let tx = self.store().begin().await?;
+        let tx = self.store.begin().await?;
         if !tx.set_password(&user.id, &record, now).await? {
             return Err(CoreError::FailedPrecondition(format!(
                 "user {} was suspended or deleted meanwhile",
@@ -595,11 +602,11 @@ impl Core {
         // Every path runs one Argon2 verification, so the time taken does
         // not tell a live account from an unknown or disabled one.
         let user = match validate_email(email) {
-            Ok(email) => self.store().user_by_email(&email).await?,
+            Ok(email) => self.store.user_by_email(&email).await?,
             Err(_) => None,
         };
         let record = match &user {
-            Some(user) => self.store().password(&user.id).await?,
+            Some(user) => self.store.password(&user.id).await?,
             None => None,
         };
         let Some(record) = record else {

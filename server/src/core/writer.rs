@@ -13,8 +13,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::CoreError;
-use super::ids::{DeviceId, TokenId};
-use super::model::{AuditEntry, Device};
+use crate::domain::audit::AuditEntry;
+use crate::domain::device::Device;
+use crate::domain::ids::{DeviceId, TokenId};
 use crate::store::{NewCertificate, Store, StoreResult};
 
 /// Most enrollments written in one transaction.

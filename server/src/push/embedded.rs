@@ -247,7 +247,7 @@ mod tests {
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
     use super::*;
-    use crate::core::ids::DeviceId;
+    use crate::domain::ids::DeviceId;
 
     /// Far more pushes at once than rumqttd's router channel holds (1,000
     /// events, shared by every connection).

@@ -25,8 +25,8 @@ use latchkey_proto::v1;
 use prost::Message;
 use tokio_util::sync::CancellationToken;
 
-use crate::core::ids::DeviceId;
-use crate::core::model::{Command, CommandKind};
+use crate::domain::command::{Command, CommandKind};
+use crate::domain::ids::DeviceId;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {

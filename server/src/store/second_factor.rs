@@ -9,7 +9,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelec
 
 use super::entities::{login_events, second_factor_challenges, users};
 use super::{Db, StoreResult, ms, time};
-use crate::core::ids::UserId;
+use crate::domain::ids::UserId;
 
 /// A user's second factors as stored.
 #[derive(Debug, Clone, Default)]

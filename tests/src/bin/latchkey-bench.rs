@@ -617,7 +617,7 @@ async fn bench_lock_fanout(devices: usize, concurrency: usize, external: bool) -
     .await?;
     let mut latencies = Vec::with_capacity(devices);
     for device in &enrolled {
-        let id = latchkeyd::core::ids::DeviceId::parse(&device.device_id).context("id")?;
+        let id = latchkeyd::domain::ids::DeviceId::parse(&device.device_id).context("id")?;
         for command in store.list_commands(&id).await? {
             let acked = command.acked_at.context("unacknowledged")?;
             latencies

@@ -11,13 +11,14 @@ use tracing::instrument;
 use super::status;
 use crate::core::apps::{AppChanges, ClientSecret, NewApp};
 use crate::core::auth::AuthenticatedAdmin;
-use crate::core::model::{
-    Admin, AuditEntry, AuditEvent, AuditOutcome, Command, EnrollmentToken, Group, StoredPolicy,
-    User, UserKind, UserStatus,
-};
-use crate::core::model::{App, DevicePolicy, MfaPolicy};
 use crate::core::users::NewUser;
 use crate::core::{Core, DeviceView};
+use crate::domain::admin::{Admin, EnrollmentToken};
+use crate::domain::app::{App, DevicePolicy, MfaPolicy};
+use crate::domain::audit::{AuditEntry, AuditEvent, AuditOutcome};
+use crate::domain::command::Command;
+use crate::domain::policy::StoredPolicy;
+use crate::domain::user::{Group, User, UserKind, UserStatus};
 
 pub struct AdminApi {
     core: Arc<Core>,
@@ -96,7 +97,7 @@ fn device_msg(view: DeviceView) -> v1::Device {
         compliance,
     } = view;
     let posture = d.posture.as_ref();
-    let check = |f: fn(&crate::core::model::Posture) -> crate::core::model::CheckState| {
+    let check = |f: fn(&crate::domain::device::Posture) -> crate::domain::device::CheckState| {
         posture
             .map(|p| f(p).as_str().to_owned())
             .unwrap_or_default()
@@ -191,7 +192,7 @@ fn group_msg(g: Group) -> v1::Group {
 
 /// A user's new temporary password, shown once.
 fn temporary_password_msg(
-    user: crate::core::model::User,
+    user: crate::domain::user::User,
     temporary: &crate::core::users::TemporaryPassword,
 ) -> v1::ResetPasswordResponse {
     v1::ResetPasswordResponse {

@@ -16,8 +16,10 @@ use super::status;
 use crate::core::Core;
 use crate::core::auth::AuthenticatedDevice;
 use crate::core::auth::DeviceChannel;
-use crate::core::model::DeviceFacts;
-use crate::core::sso::{DeliveryState, DeviceAuthFailure, TxnOutcome};
+use crate::core::sso::DeliveryState;
+use crate::domain::device::DeviceFacts;
+use crate::domain::sign_in::DeviceAuthFailure;
+use crate::domain::sign_in::TxnOutcome;
 
 pub struct DeviceApi {
     core: Arc<Core>,

@@ -19,19 +19,21 @@ use super::login::{
 };
 use super::{Web, pages};
 use crate::core::Core;
-use crate::core::model::{User, UserStatus};
 use crate::core::passwords::Password;
 use crate::core::sso::{
-    BrowserContext, CodeOutcome, MfaChange, MfaSetting, PasswordChange, SsoSession, StepUpOutcome,
+    BrowserContext, CodeOutcome, MfaChange, MfaSetting, PasswordChange, StepUpOutcome,
     TotpEnrollment,
 };
+
+use crate::domain::sign_in::SsoSession;
+use crate::domain::user::{User, UserStatus};
 
 /// The session's user, when it is signed in and still active.
 async fn active_user(web: &Web, session: &SsoSession, lang: Lang) -> Result<User, Response> {
     let user = match &session.user_id {
-        Some(id) if session.auth_time.is_some() => match web.core.store().user_by_id(id).await {
+        Some(id) if session.auth_time.is_some() => match web.core.user_by_id(id).await {
             Ok(user) => user.filter(|u| u.status == UserStatus::Active),
-            Err(e) => return Err(unavailable(lang, &e.into())),
+            Err(e) => return Err(unavailable(lang, &e)),
         },
         _ => None,
     };

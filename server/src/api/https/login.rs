@@ -16,10 +16,12 @@ use super::{Peer, Web, pages};
 use crate::core::passwords::Password;
 use crate::core::sso::{
     AuthorizeParams, AuthorizeRefusal, BrowserContext, CodeOutcome, DeviceCodeOutcome,
-    LoginFailure, PasswordOutcome, RedeemOutcome, SsoSession, Step, TxnOutcome,
-    validate_new_password,
+    LoginFailure, PasswordOutcome, RedeemOutcome, Step, validate_new_password,
 };
+
 use crate::core::{Core, CoreError};
+use crate::domain::sign_in::SsoSession;
+use crate::domain::sign_in::TxnOutcome;
 
 /// The session cookie. `__Host-` pins it to this host, path `/`, Secure.
 pub const SESSION_COOKIE: &str = "__Host-latchkey-session";
@@ -479,7 +481,7 @@ pub async fn login_page(
                     .and_then(Lang::parse)
                     .is_some();
             let saved = match &session.user_id {
-                Some(id) if !chosen => web.core.store().user_by_id(id).await.ok().flatten(),
+                Some(id) if !chosen => web.core.user_by_id(id).await.ok().flatten(),
                 _ => None,
             }
             .and_then(|u| u.locale);

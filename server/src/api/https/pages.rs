@@ -5,13 +5,17 @@
 use std::fmt::Write as _;
 
 use super::i18n::{self as t, Lang, Text};
-use crate::core::model::DevicePolicy;
-use crate::core::model::User;
-use crate::core::model::{App, DeviceState};
 use crate::core::sso::{
-    DeviceAuthFailure, DeviceAuthTxn, DeviceChoice, HistoryRow, LoginFailure, MfaSetting,
-    SecondFactorView, StepUpFactor, TotpEnrollment,
+    DeviceChoice, HistoryRow, LoginFailure, MfaSetting, SecondFactorView, StepUpFactor,
+    TotpEnrollment,
 };
+
+use crate::domain::app::App;
+use crate::domain::app::DevicePolicy;
+use crate::domain::device::DeviceState;
+use crate::domain::sign_in::DeviceAuthFailure;
+use crate::domain::sign_in::DeviceAuthTxn;
+use crate::domain::user::User;
 
 mod account;
 

@@ -28,7 +28,7 @@ use crate::api::accept::{Acceptor, LOG_EVERY};
 
 use crate::core::Core;
 use crate::core::auth::{AuthenticatedDevice, DeviceChannel};
-use crate::core::model::{AuditEntry, AuditOutcome};
+use crate::domain::audit::{AuditEntry, AuditOutcome};
 use crate::push::SessionRegistry;
 use crate::push::embedded::{InternalBroker, MAX_PAYLOAD};
 
@@ -220,7 +220,9 @@ impl Gateway {
                 outcome: AuditOutcome::Denied,
                 detail: reason.clone(),
             };
-            let _ = self.core.store().audit(&entry).await;
+            if let Err(e) = self.core.audit_device(&device, entry).await {
+                warn!(device = %id, error = %e, "the refusal could not be audited");
+            }
         }
         result
     }
@@ -242,7 +244,9 @@ impl Gateway {
             outcome: AuditOutcome::Denied,
             detail: reason.to_owned(),
         };
-        let _ = self.core.store().audit(&entry).await;
+        if let Err(e) = self.core.audit_unauthenticated(entry, Utc::now()).await {
+            warn!(error = %e, "the refusal could not be audited");
+        }
     }
 
     fn allowed(device: &AuthenticatedDevice, packet: &Packet) -> Result<(), GatewayError> {

@@ -11,8 +11,8 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::core::model::{CheckState, Posture};
 use crate::core::{AgentEvent, Core};
+use crate::domain::device::{CheckState, Posture};
 use crate::push::Uplink;
 use crate::push::embedded::MAX_PAYLOAD;
 

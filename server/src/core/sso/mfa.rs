@@ -9,11 +9,15 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{LoginFailure, SsoSession, Step};
+use super::{LoginFailure, Step};
 use crate::core::limits::Guess;
-use crate::core::model::{App, AuditEntry, AuditOutcome, MfaPolicy, User, UserStatus};
 use crate::core::totp::{self, TotpSecret};
 use crate::core::{Core, CoreError};
+use crate::domain::app::{App, MfaPolicy};
+use crate::domain::audit::{AuditEntry, AuditOutcome};
+use crate::domain::sign_in::Factor;
+use crate::domain::sign_in::SsoSession;
+use crate::domain::user::{User, UserStatus};
 use crate::store::{Challenge, SecondFactorRecord};
 
 /// How long an emailed code is good for.
@@ -57,30 +61,6 @@ impl MfaSetting {
             "off" => Some(MfaSetting::Off),
             "risk" => Some(MfaSetting::Risk),
             "always" => Some(MfaSetting::Always),
-            _ => None,
-        }
-    }
-}
-
-/// A factor a sign-in asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Factor {
-    Totp,
-    Email,
-}
-
-impl Factor {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Factor::Totp => "totp",
-            Factor::Email => "email",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "totp" => Some(Factor::Totp),
-            "email" => Some(Factor::Email),
             _ => None,
         }
     }
@@ -208,7 +188,7 @@ impl Core {
             MfaSetting::Always => true,
             MfaSetting::Risk => {
                 !self
-                    .store()
+                    .store
                     .known_login_ip(&user.id, &session.ip, now - KNOWN_ADDRESS_WINDOW)
                     .await?
             }
@@ -262,7 +242,7 @@ impl Core {
                     return Ok(Step::Failed(LoginFailure::SecondFactorUnavailable));
                 }
                 let pending = self
-                    .store()
+                    .store
                     .challenge(&session.id)
                     .await?
                     .filter(|c| c.kind == KIND_EMAIL && c.expires_at > now);
@@ -285,7 +265,7 @@ impl Core {
     ) -> Result<TotpEnrollment, CoreError> {
         let keys = self.ca.token_keys();
         let existing = self
-            .store()
+            .store
             .challenge(&session.id)
             .await?
             .filter(|c| c.kind == KIND_ENROLL && c.expires_at > now)
@@ -298,7 +278,7 @@ impl Core {
                 let secret = TotpSecret::generate()?;
                 let sealed =
                     keys.seal(&pending_kid(&session.id), &hex::encode(secret.as_bytes()))?;
-                self.store()
+                self.store
                     .put_challenge(&Challenge {
                         session_id: session.id.clone(),
                         kind: KIND_ENROLL.to_owned(),
@@ -332,7 +312,7 @@ impl Core {
         };
         let bytes = latchkey_certs::random_bytes::<4>()?;
         let code = format!("{:06}", u32::from_be_bytes(bytes) % 1_000_000);
-        self.store()
+        self.store
             .put_challenge(&Challenge {
                 session_id: session.id.clone(),
                 kind: KIND_EMAIL.to_owned(),
@@ -361,7 +341,7 @@ impl Core {
             Ok(()) => Ok(true),
             Err(e) => {
                 tracing::warn!(error = %e, "could not send a sign-in code");
-                self.store().delete_challenge(&session.id).await?;
+                self.store.delete_challenge(&session.id).await?;
                 Ok(false)
             }
         }
@@ -379,7 +359,7 @@ impl Core {
         // Nothing is sent unless an emailed code is the factor in play: a
         // code this sign-in already sent, not yet used.
         let Some(challenge) = self
-            .store()
+            .store
             .challenge(&session.id)
             .await?
             .filter(|c| c.kind == KIND_EMAIL)
@@ -398,7 +378,7 @@ impl Core {
             return Ok(None);
         };
         Ok(self
-            .store()
+            .store
             .user_by_id(user_id)
             .await?
             .filter(|u| u.status == UserStatus::Active))
@@ -428,7 +408,7 @@ impl Core {
             }
         };
         let challenge = self
-            .store()
+            .store
             .challenge(&session.id)
             .await?
             .filter(|c| c.expires_at > now);
@@ -474,7 +454,7 @@ impl Core {
             return Ok(CodeOutcome::StepUpNeeded);
         }
         let Some(challenge) = self
-            .store()
+            .store
             .challenge(&session.id)
             .await?
             .filter(|c| c.kind == KIND_ENROLL && c.expires_at > now)
@@ -522,7 +502,7 @@ impl Core {
     ) -> Result<bool, CoreError> {
         let code = code.trim();
         if !self
-            .store()
+            .store
             .spend_challenge_attempt(&challenge.session_id, EMAIL_CODE_ATTEMPTS)
             .await?
         {
@@ -533,7 +513,7 @@ impl Core {
             .as_deref()
             .is_some_and(|h| super::constant_eq(h, &code_hash(&challenge.session_id, code)));
         // Deleting is the compare-and-set: only one request redeems a code.
-        Ok(matches && self.store().delete_challenge(&challenge.session_id).await?)
+        Ok(matches && self.store.delete_challenge(&challenge.session_id).await?)
     }
 
     pub(super) async fn check_totp(
@@ -542,13 +522,13 @@ impl Core {
         code: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, CoreError> {
-        let record = self.store().second_factor(&user.id).await?;
+        let record = self.store.second_factor(&user.id).await?;
         let Some(sealed) = record.totp_secret else {
             return Ok(false);
         };
         let secret = self.open_totp_secret(user, &sealed)?;
         match totp::verify(&secret, code, now, record.totp_last_step) {
-            Some(step) => Ok(self.store().use_totp_step(&user.id, step).await?),
+            Some(step) => Ok(self.store.use_totp_step(&user.id, step).await?),
             None => Ok(false),
         }
     }
@@ -582,7 +562,7 @@ impl Core {
             return Ok(false);
         };
         let sealed = keys.seal(&totp_kid(user), &hex::encode(secret.as_bytes()))?;
-        let tx = self.store().begin().await?;
+        let tx = self.store.begin().await?;
         if !tx.delete_challenge(&challenge.session_id).await? {
             return Ok(false);
         }
@@ -604,7 +584,7 @@ impl Core {
     // ---- the account page ----
 
     pub async fn second_factor_view(&self, user: &User) -> Result<SecondFactorView, CoreError> {
-        let record = self.store().second_factor(&user.id).await?;
+        let record = self.store.second_factor(&user.id).await?;
         Ok(SecondFactorView {
             totp_enrolled: record.totp_secret.is_some(),
             setting: self.effective_setting(record.setting.as_deref()),
@@ -628,7 +608,7 @@ impl Core {
         if !self.stepped_up(session, user, now).await? {
             return Ok(MfaChange::StepUpNeeded);
         }
-        let tx = self.store().begin().await?;
+        let tx = self.store.begin().await?;
         tx.set_mfa_setting(&user.id, setting.as_str(), now).await?;
         tx.audit(&AuditEntry {
             at: now,
@@ -665,7 +645,7 @@ impl Core {
         now: DateTime<Utc>,
     ) -> Result<bool, CoreError> {
         Ok(self
-            .store()
+            .store
             .challenge(&session.id)
             .await?
             .is_some_and(|c| c.kind == KIND_ENROLL && c.expires_at > now))
@@ -695,7 +675,7 @@ impl Core {
             return Ok(CodeOutcome::Rejected);
         }
         self.guess_passed(reserved).await?;
-        let tx = self.store().begin().await?;
+        let tx = self.store.begin().await?;
         tx.set_totp_secret(&user.id, None, None, now).await?;
         tx.audit(&AuditEntry {
             at: now,
@@ -717,10 +697,10 @@ impl Core {
         user: &User,
         newest_first: bool,
     ) -> Result<Vec<HistoryRow>, CoreError> {
-        let apps = self.store().list_apps().await?;
-        let devices = self.store().devices_of_user(&user.email).await?;
+        let apps = self.store.list_apps().await?;
+        let devices = self.store.devices_of_user(&user.email).await?;
         let mut rows: Vec<HistoryRow> = self
-            .store()
+            .store
             .login_events(&user.id, 200)
             .await?
             .into_iter()
@@ -757,7 +737,7 @@ impl Core {
         locale: &str,
         now: DateTime<Utc>,
     ) -> Result<(), CoreError> {
-        self.store().set_user_locale(&user.id, locale, now).await?;
+        self.store.set_user_locale(&user.id, locale, now).await?;
         Ok(())
     }
 }

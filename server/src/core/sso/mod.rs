@@ -9,7 +9,6 @@
 //! transaction, and a device that is no longer fit fails the next check.
 
 mod mfa;
-pub mod model;
 mod proof;
 mod step_up;
 mod tokens;
@@ -21,25 +20,33 @@ use serde::Deserialize;
 use super::auth::{
     self, AuthenticatedDevice, DeviceAuthError, DeviceChannel, DeviceRefusal, secret_hash,
 };
-use super::ids::{ClientId, DeviceId};
 use super::limits::Guess;
-use super::model::{
-    App, AuditEntry, AuditOutcome, Device, DevicePolicy, DeviceState, EffectivePolicy, MfaPolicy,
-    User, UserKind, UserStatus,
-};
-use super::networks::{self, Cidr};
 use super::passwords::Password;
-use super::policy::Compliance;
 use super::users::PasswordCheck;
 use super::{Core, CoreError};
+use crate::domain::app::{App, DevicePolicy, MfaPolicy};
+use crate::domain::audit::{AuditEntry, AuditOutcome};
+use crate::domain::device::{Device, DeviceState};
+use crate::domain::ids::{ClientId, DeviceId};
+use crate::domain::networks::{self, Cidr};
+use crate::domain::policy::Compliance;
+use crate::domain::policy::EffectivePolicy;
+use crate::domain::sign_in::AuthRequest;
+use crate::domain::sign_in::Delivery;
+use crate::domain::sign_in::DeviceAuthFailure;
+use crate::domain::sign_in::DeviceAuthTxn;
+use crate::domain::sign_in::DeviceConfirmation;
+use crate::domain::sign_in::DeviceProof;
+use crate::domain::sign_in::Factor;
+use crate::domain::sign_in::FailedCheckView;
+use crate::domain::sign_in::Grant;
+use crate::domain::sign_in::LoginEvent;
+use crate::domain::sign_in::SsoSession;
+use crate::domain::sign_in::TxnOutcome;
+use crate::domain::user::{User, UserKind, UserStatus};
 use crate::store::{DeviceAuthFacts, FitAnswer, PasswordRecord, TxnUpdate, TxnUser};
 pub use mfa::{
-    CodeOutcome, Factor, HistoryRow, MfaChange, MfaSetting, SecondFactorView, TotpEnrollment,
-    mask_email,
-};
-pub use model::{
-    AuthRequest, Delivery, DeviceAuthFailure, DeviceAuthTxn, DeviceConfirmation, DeviceProof,
-    FailedCheckView, Grant, LoginEvent, SsoSession, TxnOutcome,
+    CodeOutcome, HistoryRow, MfaChange, MfaSetting, SecondFactorView, TotpEnrollment, mask_email,
 };
 use proof::NewProof;
 pub use proof::{
@@ -474,7 +481,7 @@ impl Core {
             return Ok(None);
         };
         if let Some(mut session) = self
-            .store()
+            .store
             .session_by_secret_hash(&secret_hash(secret))
             .await?
         {
@@ -491,7 +498,7 @@ impl Core {
         let Some(id) = virtual_session_id(secret) else {
             return Ok(None);
         };
-        if self.store().session(&id).await?.is_some() {
+        if self.store.session(&id).await?.is_some() {
             return Ok(None);
         }
         Ok(Some(unsaved_session(id, browser, now)))
@@ -507,10 +514,10 @@ impl Core {
         let secret = random_hex::<32>()?;
         let hash = secret_hash(&secret);
         if !session.persisted {
-            self.store().insert_session(session, &hash).await?;
+            self.store.insert_session(session, &hash).await?;
         }
         Ok(self
-            .store()
+            .store
             .update_session_auth(session, &hash)
             .await?
             .then_some(secret))
@@ -543,7 +550,7 @@ impl Core {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<(), CoreError> {
-        self.store().end_session(&session.id, reason, now).await?;
+        self.store.end_session(&session.id, reason, now).await?;
         Ok(())
     }
 
@@ -573,7 +580,7 @@ impl Core {
             .and_then(ClientId::parse)
             .ok_or(AuthorizeRefusal::Page("unknown_client"))?;
         let (app, _) = self
-            .store()
+            .store
             .app_by_client_id(&client_id)
             .await
             .map_err(|_| AuthorizeRefusal::Page("unavailable"))?
@@ -773,7 +780,7 @@ impl Core {
 
     /// Writes a request's row, once the user has submitted something.
     async fn persist_request(&self, request: &AuthRequest) -> Result<(), CoreError> {
-        self.store().insert_auth_request(request).await?;
+        self.store.insert_auth_request(request).await?;
         Ok(())
     }
 
@@ -788,7 +795,7 @@ impl Core {
             return Ok(None);
         }
         let key = request_key(request_id);
-        let request = match self.store().auth_request(&key).await? {
+        let request = match self.store.auth_request(&key).await? {
             Some(mut row) => {
                 row.handle = request_id.to_owned();
                 Some(row)
@@ -805,7 +812,7 @@ impl Core {
         {
             return Ok(None);
         }
-        let Some((app, _)) = self.store().app_by_client_id(&request.client_id).await? else {
+        let Some((app, _)) = self.store.app_by_client_id(&request.client_id).await? else {
             return Ok(None);
         };
         Ok(Some((request, app)))
@@ -815,7 +822,7 @@ impl Core {
     /// ended or expired) and sign-in history past its retention; run
     /// periodically. Returns the rows deleted.
     pub async fn purge_sso(&self, now: DateTime<Utc>) -> Result<u64, CoreError> {
-        let tx = self.store().begin().await?;
+        let tx = self.store.begin().await?;
         let deleted = tx
             .purge_expired(
                 now - PURGE_AFTER,
@@ -854,7 +861,7 @@ impl Core {
         now: DateTime<Utc>,
     ) -> Result<(), CoreError> {
         let (method, result, reason) = event;
-        self.store()
+        self.store
             .insert_login_event(&LoginEvent {
                 at: now,
                 user_id: user.map(|u| u.id.clone()),
@@ -927,7 +934,7 @@ impl Core {
             return Ok(Err(Step::Password));
         };
         let Some(user) = self
-            .store()
+            .store
             .user_by_id(user_id)
             .await?
             .filter(|u| u.status == UserStatus::Active)
@@ -936,14 +943,14 @@ impl Core {
             return Ok(Err(Step::Failed(LoginFailure::Expired)));
         };
         if self
-            .store()
+            .store
             .password(&user.id)
             .await?
             .is_some_and(|p: PasswordRecord| p.must_change)
         {
             return Ok(Err(Step::ChangePassword));
         }
-        let factors = self.store().second_factor(&user.id).await?;
+        let factors = self.store.second_factor(&user.id).await?;
         // An app that asks for TOTP is satisfied by nothing else; any other
         // demand by any factor that passed in this session.
         let strict = (app.mfa_policy == MfaPolicy::Totp).then_some(Factor::Totp);
@@ -1067,14 +1074,14 @@ impl Core {
             return Ok(Ok((device, None)));
         }
         let devices: Vec<Device> = self
-            .store()
+            .store
             .devices_of_user(&user.email)
             .await?
             .into_iter()
             .filter(|d| !d.state.is_final())
             .collect();
         let choices: Vec<DeviceChoice> = devices.iter().map(choice).collect();
-        match self.store().latest_txn(&request.id).await? {
+        match self.store.latest_txn(&request.id).await? {
             Some(txn) if txn.session_id == session.id => match &txn.outcome {
                 TxnOutcome::Confirmed if txn.awaiting_proof() => {
                     // The device answered; its proof has not come back
@@ -1103,7 +1110,7 @@ impl Core {
                         .map(|d| d.hostname.clone())
                         .unwrap_or_default();
                     let failure = DeviceAuthFailure::NotDelivered { device: hostname };
-                    if self.store().redeem_txn(&txn.id, &session.id, now).await? {
+                    if self.store.redeem_txn(&txn.id, &session.id, now).await? {
                         self.login_event(
                             session,
                             Some(&app.client_id),
@@ -1117,7 +1124,7 @@ impl Core {
                     return Ok(Err(Step::Failed(LoginFailure::Device(failure))));
                 }
                 TxnOutcome::Confirmed => {
-                    if !self.store().redeem_txn(&txn.id, &session.id, now).await? {
+                    if !self.store.redeem_txn(&txn.id, &session.id, now).await? {
                         return Ok(Err(Step::Failed(LoginFailure::Expired)));
                     }
                     let Some(device_id) = txn.device_id.clone() else {
@@ -1217,7 +1224,7 @@ impl Core {
             return self.next_step(session, request_id, now).await;
         }
         let devices: Vec<Device> = self
-            .store()
+            .store
             .devices_of_user(&user.email)
             .await?
             .into_iter()
@@ -1303,7 +1310,7 @@ impl Core {
             delivered: None,
             redeemed_at: None,
         };
-        self.store().insert_txn(&txn).await?;
+        self.store.insert_txn(&txn).await?;
         if txn.mode == DevicePolicy::Confirm {
             for device in &txn.expected_devices {
                 self.push.device_auth_request(device, &txn.id);
@@ -1321,7 +1328,7 @@ impl Core {
     ) -> Result<bool, CoreError> {
         let outcome = TxnOutcome::Failed(failure.clone());
         // The outcome and its history row are written together.
-        let tx = self.store().begin().await?;
+        let tx = self.store.begin().await?;
         let recorded = tx
             .answer_txn(
                 &txn.id,
@@ -1375,7 +1382,7 @@ impl Core {
         {
             Ok(reserved) => reserved,
             Err(left) => {
-                self.store()
+                self.store
                     .insert_login_event(&LoginEvent {
                         at: now,
                         user_id: None,
@@ -1405,14 +1412,14 @@ impl Core {
         let known = match &user {
             Some((user, _)) => Some(user.id.clone()),
             None => self
-                .store()
+                .store
                 .user_by_email(
                     &super::email::normalize(&login).unwrap_or_else(|_| login.to_lowercase()),
                 )
                 .await?
                 .map(|u| u.id),
         };
-        self.store()
+        self.store
             .insert_login_event(&LoginEvent {
                 at: now,
                 user_id: known,
@@ -1448,7 +1455,7 @@ impl Core {
             return Ok(PasswordOutcome::Rejected);
         };
         // A second factor started for someone else in this browser is void.
-        self.store().delete_challenge(&session.id).await?;
+        self.store.delete_challenge(&session.id).await?;
         self.guess_passed(reserved).await?;
         Ok(PasswordOutcome::Accepted(secret))
     }
@@ -1468,7 +1475,7 @@ impl Core {
             return Ok(false);
         };
         let must_change = self
-            .store()
+            .store
             .password(user_id)
             .await?
             .is_some_and(|p| p.must_change);
@@ -1490,13 +1497,13 @@ impl Core {
     pub(crate) async fn replace_password(
         &self,
         session: &SsoSession,
-        user_id: &crate::core::ids::UserId,
+        user_id: &crate::domain::ids::UserId,
         new_password: &Password,
         detail: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, CoreError> {
         let hash = self.passwords().hash(new_password).await?;
-        let tx = self.store().begin().await?;
+        let tx = self.store.begin().await?;
         let set = tx
             .set_password(
                 user_id,
@@ -1572,7 +1579,7 @@ impl Core {
             created_at: now,
             ended_at: None,
         };
-        let tx = self.store().begin().await?;
+        let tx = self.store.begin().await?;
         if !tx.finish_auth_request(&request.id, now).await? {
             return Ok(Step::Failed(LoginFailure::Expired));
         }
@@ -1663,7 +1670,7 @@ impl Core {
         // An id of another shape matches no transaction.
         let txn_id = if txn_id.len() == 32 { txn_id } else { "" };
         let facts = self
-            .store()
+            .store
             .device_auth_facts(&leaf.serial_hex, txn_id)
             .await?;
         let state = facts
@@ -1817,7 +1824,7 @@ impl Core {
         };
         let proof: NewProof = proof::new_proof(self.issuer(), &statement.txn)?;
         let spki = hex::encode(leaf.spki_sha256);
-        let basis_prefix = super::policy::verdict_basis("");
+        let basis_prefix = crate::domain::policy::verdict_basis("");
         let answer = FitAnswer {
             txn_id: &statement.txn,
             nonce: &statement.nonce,
@@ -1829,7 +1836,7 @@ impl Core {
             number: &statement.number,
             proof: proof.hashes(),
         };
-        let Some(mode) = self.store().confirm_fit_answer(&answer, now).await? else {
+        let Some(mode) = self.store.confirm_fit_answer(&answer, now).await? else {
             return Ok(None);
         };
         self.device_auth_waiters.wake(&statement.txn);
@@ -1934,7 +1941,7 @@ impl Core {
             .then(|| proof::new_proof(self.issuer(), &txn.id))
             .transpose()?;
         let confirmed = self
-            .store()
+            .store
             .answer_txn(
                 &txn.id,
                 TxnUpdate {
@@ -1971,7 +1978,7 @@ impl Core {
             return Ok(None);
         }
         let Some(txn) = self
-            .store()
+            .store
             .txn(txn_id)
             .await?
             .filter(|t| t.session_id == session.id)
@@ -2008,7 +2015,7 @@ impl Core {
 
     /// Apps the session's user may open from the home page.
     pub async fn apps_for_home(&self) -> Result<Vec<App>, CoreError> {
-        Ok(self.store().list_apps().await?)
+        Ok(self.store.list_apps().await?)
     }
 }
 

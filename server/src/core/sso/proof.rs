@@ -18,11 +18,12 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::TxnOutcome;
-use super::model::{Delivery, DeviceAuthFailure, DeviceAuthTxn, LoginEvent, SsoSession};
 use crate::core::auth;
-use crate::core::model::{AuditEntry, AuditOutcome, DevicePolicy};
 use crate::core::{Core, CoreError};
+use crate::domain::app::DevicePolicy;
+use crate::domain::audit::{AuditEntry, AuditOutcome};
+use crate::domain::sign_in::TxnOutcome;
+use crate::domain::sign_in::{Delivery, DeviceAuthFailure, DeviceAuthTxn, LoginEvent, SsoSession};
 use crate::store::ProofHashes;
 
 /// How long after the device answered its proof may reach the browser.
@@ -182,7 +183,7 @@ impl Core {
     pub(super) async fn txn_allowance(
         &self,
         session: &SsoSession,
-        user: &crate::core::ids::UserId,
+        user: &crate::domain::ids::UserId,
         mode: DevicePolicy,
         now: DateTime<Utc>,
     ) -> Result<Option<DeviceAuthFailure>, CoreError> {
@@ -191,7 +192,7 @@ impl Core {
             _ => (BOUND_TXNS_PER_SESSION, u64::MAX),
         };
         let (by_session, by_user) = self
-            .store()
+            .store
             .recent_txns(&session.id, user, mode, now - TXN_WINDOW)
             .await?;
         Ok((by_session >= per_session || by_user >= per_user)
@@ -214,7 +215,7 @@ impl Core {
         if txn_id.len() != 32 || secret.len() != 64 {
             return Ok(RedeemOutcome::Invalid);
         }
-        let tx = self.store().begin().await?;
+        let tx = self.store.begin().await?;
         if !tx
             .spend_redemption_link(txn_id, &link_hash(txn_id, secret), now - DELIVERY_TTL, now)
             .await?
@@ -296,7 +297,7 @@ impl Core {
             return Ok(DeviceCodeOutcome::Expired);
         }
         let Some(txn) = self
-            .store()
+            .store
             .latest_txn(&super::request_key(request_id))
             .await?
             .filter(|t| t.session_id == session.id && t.mode == DevicePolicy::Bound)
@@ -315,7 +316,7 @@ impl Core {
             return Ok(DeviceCodeOutcome::Expired);
         }
         if !self
-            .store()
+            .store
             .spend_code_attempt(&txn.id, &session.id, CODE_ATTEMPTS)
             .await?
         {
@@ -323,7 +324,7 @@ impl Core {
         }
         let delivered = match normalize_code(typed) {
             Some(code) => {
-                self.store()
+                self.store
                     .deliver_by_code(
                         &txn.id,
                         &session.id,
@@ -340,7 +341,7 @@ impl Core {
             return Ok(DeviceCodeOutcome::Delivered);
         }
         let left = CODE_ATTEMPTS - (txn.code_attempts + 1);
-        self.store()
+        self.store
             .insert_login_event(&LoginEvent {
                 at: now,
                 user_id: Some(txn.user_id.clone()),

@@ -13,14 +13,15 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::mfa::{Factor, KIND_EMAIL};
-use super::model::{LoginEvent, SsoSession};
+use super::mfa::KIND_EMAIL;
 use super::validate_new_password;
 use crate::core::limits::Guess;
-use crate::core::model::User;
 use crate::core::passwords::Password;
 use crate::core::users::PasswordCheck;
 use crate::core::{Core, CoreError};
+use crate::domain::sign_in::Factor;
+use crate::domain::sign_in::{LoginEvent, SsoSession};
+use crate::domain::user::User;
 
 /// How long after a step-up the account page may change protections.
 pub const STEP_UP_WINDOW: Duration = Duration::minutes(5);
@@ -66,7 +67,7 @@ pub enum PasswordChange {
 impl Core {
     /// The second factor a step-up asks of `user`.
     pub async fn step_up_factor(&self, user: &User) -> Result<StepUpFactor, CoreError> {
-        let record = self.store().second_factor(&user.id).await?;
+        let record = self.store.second_factor(&user.id).await?;
         Ok(if record.totp_secret.is_some() {
             StepUpFactor::Totp
         } else if self.mail.is_some() {
@@ -152,7 +153,7 @@ impl Core {
             return Ok(false);
         }
         // One mail per half minute at most; a code sent meanwhile stands.
-        if let Some(challenge) = self.store().challenge(&session.id).await?
+        if let Some(challenge) = self.store.challenge(&session.id).await?
             && challenge.kind == KIND_EMAIL
             && challenge.expires_at > now
             && now - challenge.sent_at < super::mfa::RESEND_AFTER
@@ -202,7 +203,7 @@ impl Core {
                 StepUpFactor::None => true,
                 StepUpFactor::Totp => self.check_totp(user, code, now).await?,
                 StepUpFactor::Email => match self
-                    .store()
+                    .store
                     .challenge(&session.id)
                     .await?
                     .filter(|c| c.kind == KIND_EMAIL && c.expires_at > now)
@@ -232,7 +233,7 @@ impl Core {
             } else {
                 "bad_credentials"
             };
-            self.store()
+            self.store
                 .insert_login_event(&event("failed", Some(reason)))
                 .await?;
             return Ok(StepUpOutcome::Rejected);
@@ -247,7 +248,7 @@ impl Core {
         let Some(secret) = self.save_session_auth(&session).await? else {
             return Ok(StepUpOutcome::Rejected);
         };
-        self.store().insert_login_event(&event("ok", None)).await?;
+        self.store.insert_login_event(&event("ok", None)).await?;
         if let Some(reserved) = code_guess {
             self.guess_passed(reserved).await?;
         }

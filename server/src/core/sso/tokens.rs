@@ -14,12 +14,13 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::model::Grant;
 use super::{REFRESH_TTL, constant_eq, device_fitness, random_hex};
 use crate::core::auth::secret_hash;
-use crate::core::ids::ClientId;
-use crate::core::model::{App, User, UserStatus};
 use crate::core::{Core, CoreError};
+use crate::domain::app::App;
+use crate::domain::ids::ClientId;
+use crate::domain::sign_in::Grant;
+use crate::domain::user::{User, UserStatus};
 
 /// How a client authenticated at the token, revocation or introspection
 /// endpoint, as the HTTP layer read it.
@@ -124,7 +125,7 @@ impl Core {
             .and_then(ClientId::parse)
             .ok_or(TokenError::InvalidClient)?;
         let (app, stored_hash) = self
-            .store()
+            .store
             .app_by_client_id(&client_id)
             .await?
             .ok_or(TokenError::InvalidClient)?;
@@ -154,13 +155,13 @@ impl Core {
             return Err(TokenError::InvalidGrant("unknown authorization code"));
         }
         let grant = self
-            .store()
+            .store
             .grant_by_code_hash(&secret_hash(code))
             .await?
             .filter(|g| g.client_id == app.client_id)
             .ok_or(TokenError::InvalidGrant("unknown authorization code"))?;
-        if !self.store().use_code(&grant.id, now).await? {
-            self.store()
+        if !self.store.use_code(&grant.id, now).await? {
+            self.store
                 .end_grant(&grant.id, "authorization code reused", now)
                 .await?;
             return Err(TokenError::InvalidGrant(
@@ -206,18 +207,18 @@ impl Core {
         let app = self.authenticate_client(auth).await?;
         let hash = secret_hash(refresh_token);
         let record = self
-            .store()
+            .store
             .refresh_token(&hash)
             .await?
             .ok_or(TokenError::InvalidGrant("unknown refresh token"))?;
         let grant = self
-            .store()
+            .store
             .grant(&record.grant_id)
             .await?
             .filter(|g| g.client_id == app.client_id)
             .ok_or(TokenError::InvalidGrant("unknown refresh token"))?;
-        if record.used_at.is_some() || !self.store().use_refresh_token(&hash, now).await? {
-            self.store()
+        if record.used_at.is_some() || !self.store.use_refresh_token(&hash, now).await? {
+            self.store
                 .end_session(&grant.session_id, "refresh token reused", now)
                 .await?;
             self.audit_sso(
@@ -235,7 +236,7 @@ impl Core {
             return Err(TokenError::InvalidGrant("the refresh token has expired"));
         }
         if grant.created_at + app.refresh_lifetime <= now {
-            self.store()
+            self.store
                 .end_grant(&grant.id, "refresh lifetime reached", now)
                 .await?;
             return Err(TokenError::InvalidGrant(
@@ -253,12 +254,12 @@ impl Core {
         detail: &str,
         now: DateTime<Utc>,
     ) -> Result<(), CoreError> {
-        self.audit(crate::core::model::AuditEntry {
+        self.audit(crate::domain::audit::AuditEntry {
             at: now,
             actor: format!("client:{}", grant.client_id),
             action,
             target: grant.user_id.to_string(),
-            outcome: crate::core::model::AuditOutcome::Denied,
+            outcome: crate::domain::audit::AuditOutcome::Denied,
             detail: detail.to_owned(),
         })
         .await
@@ -276,12 +277,12 @@ impl Core {
             return Err(TokenError::InvalidGrant("the grant has been revoked"));
         }
         let user = self
-            .store()
+            .store
             .user_by_id(&grant.user_id)
             .await?
             .filter(|u| u.status == UserStatus::Active);
         let Some(user) = user else {
-            self.store()
+            self.store
                 .end_grant(&grant.id, "user not active", now)
                 .await?;
             return Err(TokenError::InvalidGrant("the user can no longer sign in"));
@@ -289,7 +290,7 @@ impl Core {
         if let Some(device) = &grant.device_id {
             let view = self.compliance_of(device, now).await?;
             if let Some(failure) = device_fitness(&view.device, &view.compliance, &user.email) {
-                self.store()
+                self.store
                     .end_grant(&grant.id, &format!("device check: {}", failure.code()), now)
                     .await?;
                 return Err(TokenError::InvalidGrant(
@@ -360,7 +361,7 @@ impl Core {
         let refresh_token = if app.offline_access && has_scope(&grant.scope, "offline_access") {
             let token = format!("lkr_{}", random_hex::<32>()?);
             let expires = (now + REFRESH_TTL).min(grant.created_at + app.refresh_lifetime);
-            self.store()
+            self.store
                 .insert_refresh_token(&secret_hash(&token), &grant.id, now, expires)
                 .await?;
             Some(token)
@@ -407,7 +408,7 @@ impl Core {
         if claims.iss != self.issuer() || claims.exp <= now.timestamp() {
             return Ok(None);
         }
-        let Some(grant) = self.store().grant(&claims.sid).await? else {
+        let Some(grant) = self.store.grant(&claims.sid).await? else {
             return Ok(None);
         };
         if grant.ended_at.is_some() || grant.user_id.as_str() != claims.sub {
@@ -444,12 +445,12 @@ impl Core {
         now: DateTime<Utc>,
     ) -> Result<(), TokenError> {
         let app = self.authenticate_client(auth).await?;
-        let grant = match self.store().refresh_token(&secret_hash(token)).await? {
-            Some(record) => self.store().grant(&record.grant_id).await?,
+        let grant = match self.store.refresh_token(&secret_hash(token)).await? {
+            Some(record) => self.store.grant(&record.grant_id).await?,
             None => self.access_grant(token, now).await?.map(|(_, g)| g),
         };
         if let Some(grant) = grant.filter(|g| g.client_id == app.client_id) {
-            self.store()
+            self.store
                 .end_grant(&grant.id, "revoked by the client", now)
                 .await?;
         }
@@ -470,9 +471,9 @@ impl Core {
             return Err(TokenError::InvalidClient);
         }
         let inactive = IntrospectedToken(json!({ "active": false }));
-        if let Some(record) = self.store().refresh_token(&secret_hash(token)).await? {
+        if let Some(record) = self.store.refresh_token(&secret_hash(token)).await? {
             let Some(grant) = self
-                .store()
+                .store
                 .grant(&record.grant_id)
                 .await?
                 .filter(|g| g.client_id == app.client_id)
@@ -527,7 +528,7 @@ impl Core {
 pub struct IdTokenHint {
     pub client_id: String,
     pub session_id: String,
-    pub user_id: crate::core::ids::UserId,
+    pub user_id: crate::domain::ids::UserId,
 }
 
 impl Core {
@@ -570,7 +571,7 @@ impl Core {
             return Ok(None);
         };
         Ok(
-            crate::core::ids::UserId::parse(&sub).map(|user_id| IdTokenHint {
+            crate::domain::ids::UserId::parse(&sub).map(|user_id| IdTokenHint {
                 client_id,
                 session_id,
                 user_id,
@@ -590,7 +591,7 @@ impl Core {
             return Ok(None);
         };
         Ok(self
-            .store()
+            .store
             .app_by_client_id(&client_id)
             .await?
             .filter(|(app, _)| app.post_logout_redirect_uris.iter().any(|r| r == uri))

@@ -136,7 +136,7 @@ pub async fn home(
     };
     let signed_in = match &session {
         Some((s, _)) if s.auth_time.is_some() => match &s.user_id {
-            Some(id) => web.core.store().user_by_id(id).await.ok().flatten(),
+            Some(id) => web.core.user_by_id(id).await.ok().flatten(),
             None => None,
         },
         _ => None,

@@ -11,7 +11,33 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::model::{CheckState, ComplianceVerdict, Device, StoredPolicy};
+use super::device::{CheckState, Device};
+
+/// The policy in force for one device: its name and document.
+#[derive(Debug, Clone)]
+pub struct EffectivePolicy {
+    pub name: String,
+    pub document: String,
+}
+
+/// A device's compliance as judged when its posture arrived: compliant
+/// before `compliant_until` (none: not compliant) while the basis it was
+/// judged on (`policy::verdict_basis`) is still current.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComplianceVerdict {
+    pub compliant_until: Option<DateTime<Utc>>,
+    pub basis: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredPolicy {
+    pub name: String,
+    pub document: String,
+    pub version: i64,
+    pub updated_at: DateTime<Utc>,
+    pub groups: Vec<String>,
+    pub devices: Vec<String>,
+}
 
 pub const DEFAULT_MAX_POSTURE_AGE: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_POSTURE_INTERVAL: Duration = Duration::from_secs(15 * 60);
@@ -329,8 +355,8 @@ pub fn evaluate(device: &Device, rules: &ComplianceRules, now: DateTime<Utc>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::ids::DeviceId;
-    use crate::core::model::{DeviceState, Posture};
+    use crate::domain::device::{DeviceState, Posture};
+    use crate::domain::ids::DeviceId;
 
     fn device(now: DateTime<Utc>, posture: Option<Posture>) -> Device {
         Device {

@@ -1,12 +1,11 @@
 //! The SSO layer's records: browser sessions, pending authorization
 //! requests, device-auth transactions, grants and login events.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::mfa::Factor;
-use crate::core::ids::{ClientId, DeviceId, UserId};
-use crate::core::model::DevicePolicy;
+use super::app::DevicePolicy;
+use crate::domain::ids::{ClientId, DeviceId, UserId};
 
 /// How a managed device confirmed a sign-in in a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -337,4 +336,71 @@ pub struct LoginEvent {
     /// `ok` or `failed`.
     pub result: String,
     pub reason: Option<String>,
+}
+
+/// A factor a sign-in asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Factor {
+    Totp,
+    Email,
+}
+
+impl Factor {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Factor::Totp => "totp",
+            Factor::Email => "email",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "totp" => Some(Factor::Totp),
+            "email" => Some(Factor::Email),
+            _ => None,
+        }
+    }
+}
+
+/// Failed sign-in attempts counted against one key (an account name or a
+/// client address) in the current window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginThrottle {
+    pub key: String,
+    pub failures: u32,
+    pub last_failure: DateTime<Utc>,
+}
+
+/// How a kind of throttling key (an account, an address, a day's codes) is
+/// limited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleRule {
+    /// Failures allowed before the first lockout.
+    pub threshold: u32,
+    /// A count whose last failure is this old starts again.
+    pub window: Duration,
+    pub lockout: Lockout,
+}
+
+/// How long a key stays locked once past its threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lockout {
+    /// `first`, doubling with each further failure up to `max`.
+    Doubling { first: Duration, max: Duration },
+    /// As long as the rule's window.
+    Window,
+}
+
+impl ThrottleRule {
+    /// The lockout after `failures` failures, if any.
+    pub fn lockout(&self, failures: u32) -> Option<Duration> {
+        let over = failures.checked_sub(self.threshold)?;
+        match self.lockout {
+            Lockout::Window => Some(self.window),
+            Lockout::Doubling { first, max } => {
+                let factor = 1i32 << over.min(10);
+                Some((first * factor).min(max))
+            }
+        }
+    }
 }

@@ -1,0 +1,111 @@
+//! Devices: where each stands, what it reported about itself and its
+//! latest posture.
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::ids::DeviceId;
+
+/// Where a device stands. Only `Active` and `Locked` devices may use the
+/// device API; a `WipePending` device may still connect to MQTT to receive
+/// its wipe; `Retired` and `Wiped` are final and their certificates revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceState {
+    Active,
+    Locked,
+    WipePending,
+    Retired,
+    Wiped,
+}
+
+impl DeviceState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceState::Active => "active",
+            DeviceState::Locked => "locked",
+            DeviceState::WipePending => "wipe-pending",
+            DeviceState::Retired => "retired",
+            DeviceState::Wiped => "wiped",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "active" => Some(DeviceState::Active),
+            "locked" => Some(DeviceState::Locked),
+            "wipe-pending" => Some(DeviceState::WipePending),
+            "retired" => Some(DeviceState::Retired),
+            "wiped" => Some(DeviceState::Wiped),
+            _ => None,
+        }
+    }
+
+    /// Whether the device is gone for good (certificate revoked).
+    pub fn is_final(self) -> bool {
+        matches!(self, DeviceState::Retired | DeviceState::Wiped)
+    }
+}
+
+/// A posture check as the agent reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckState {
+    Enabled,
+    Disabled,
+    Unknown,
+}
+
+impl CheckState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckState::Enabled => "enabled",
+            CheckState::Disabled => "disabled",
+            CheckState::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(text: &str) -> Self {
+        match text {
+            "enabled" => CheckState::Enabled,
+            "disabled" => CheckState::Disabled,
+            _ => CheckState::Unknown,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posture {
+    pub os_version: String,
+    pub disk_encryption: CheckState,
+    pub screen_lock: CheckState,
+    pub firewall: CheckState,
+}
+
+#[derive(Debug, Clone)]
+pub struct Device {
+    pub id: DeviceId,
+    pub hostname: String,
+    pub platform: String,
+    pub os_version: String,
+    pub machine_id: String,
+    pub serial: String,
+    pub model: String,
+    pub state: DeviceState,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub enrolled_at: DateTime<Utc>,
+    pub last_seen: Option<DateTime<Utc>>,
+    pub posture: Option<Posture>,
+    pub posture_at: Option<DateTime<Utc>>,
+    /// Expiry of the newest unrevoked certificate.
+    pub certificate_expires_at: Option<DateTime<Utc>>,
+}
+
+/// Facts the agent reports at enrollment.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceFacts {
+    pub hostname: String,
+    pub platform: String,
+    pub os_version: String,
+    pub machine_id: String,
+    pub serial: String,
+    pub model: String,
+}

@@ -1,0 +1,183 @@
+//! The command outbox: a command is stored here before anything is sent,
+//! marked sent when a channel delivered it, and acknowledged once.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
+
+use super::entities::commands;
+use super::{Db, StoreError, StoreResult, ms, opt_time, time};
+use crate::domain::command::{Command, CommandKind, CommandStatus};
+use crate::domain::ids::{CommandId, DeviceId};
+
+pub(super) fn command_from(row: commands::Model) -> StoreResult<Command> {
+    Ok(Command {
+        kind: CommandKind::parse(&row.kind).ok_or_else(|| StoreError::Corrupt(row.kind.clone()))?,
+        status: CommandStatus::parse(&row.status)
+            .ok_or_else(|| StoreError::Corrupt(row.status.clone()))?,
+        id: CommandId::from_store(row.id),
+        device_id: DeviceId::from_store(row.device_id),
+        message: row.message,
+        result: row.result,
+        created_at: time(row.created_at)?,
+        sent_at: opt_time(row.sent_at)?,
+        acked_at: opt_time(row.acked_at)?,
+        created_by: row.created_by,
+    })
+}
+
+impl<C: ConnectionTrait> Db<C> {
+    pub async fn insert_command(&self, command: &Command) -> StoreResult<()> {
+        commands::Entity::insert(commands::ActiveModel {
+            id: Set(command.id.to_string()),
+            device_id: Set(command.device_id.to_string()),
+            kind: Set(command.kind.as_str().to_owned()),
+            message: Set(command.message.clone()),
+            status: Set(command.status.as_str().to_owned()),
+            result: Set(command.result.clone()),
+            created_at: Set(ms(command.created_at)),
+            sent_at: Set(command.sent_at.map(ms)),
+            acked_at: Set(command.acked_at.map(ms)),
+            created_by: Set(command.created_by.clone()),
+        })
+        .exec_without_returning(&self.0)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn command(&self, id: &CommandId) -> StoreResult<Option<Command>> {
+        commands::Entity::find_by_id(id.to_string())
+            .one(&self.0)
+            .await?
+            .map(command_from)
+            .transpose()
+    }
+
+    pub async fn list_commands(&self, device_id: &DeviceId) -> StoreResult<Vec<Command>> {
+        commands::Entity::find()
+            .filter(commands::Column::DeviceId.eq(device_id.to_string()))
+            .order_by_asc(commands::Column::CreatedAt)
+            .order_by_asc(commands::Column::Id)
+            .all(&self.0)
+            .await?
+            .into_iter()
+            .map(command_from)
+            .collect()
+    }
+
+    /// Commands of a device still waiting for an acknowledgement, oldest first.
+    pub async fn open_commands(&self, device_id: &DeviceId) -> StoreResult<Vec<Command>> {
+        commands::Entity::find()
+            .filter(commands::Column::DeviceId.eq(device_id.to_string()))
+            .filter(commands::Column::Status.is_in([
+                CommandStatus::Pending.as_str(),
+                CommandStatus::Sent.as_str(),
+            ]))
+            .order_by_asc(commands::Column::CreatedAt)
+            .order_by_asc(commands::Column::Id)
+            .all(&self.0)
+            .await?
+            .into_iter()
+            .map(command_from)
+            .collect()
+    }
+
+    /// Open commands last sent before `before` (or never sent), any device.
+    pub async fn commands_to_redeliver(
+        &self,
+        before: DateTime<Utc>,
+        limit: u64,
+    ) -> StoreResult<Vec<Command>> {
+        commands::Entity::find()
+            .filter(commands::Column::Status.is_in([
+                CommandStatus::Pending.as_str(),
+                CommandStatus::Sent.as_str(),
+            ]))
+            .filter(
+                commands::Column::SentAt
+                    .is_null()
+                    .or(commands::Column::SentAt.lt(ms(before))),
+            )
+            .order_by_asc(commands::Column::CreatedAt)
+            .limit(limit)
+            .all(&self.0)
+            .await?
+            .into_iter()
+            .map(command_from)
+            .collect()
+    }
+
+    pub async fn mark_commands_sent(
+        &self,
+        ids: &[CommandId],
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        commands::Entity::update_many()
+            .col_expr(commands::Column::SentAt, Expr::value(ms(now)))
+            .col_expr(
+                commands::Column::Status,
+                Expr::value(CommandStatus::Sent.as_str()),
+            )
+            .filter(commands::Column::Id.is_in(ids.iter().map(ToString::to_string)))
+            .filter(commands::Column::Status.is_in([
+                CommandStatus::Pending.as_str(),
+                CommandStatus::Sent.as_str(),
+            ]))
+            .exec(&self.0)
+            .await?;
+        Ok(())
+    }
+
+    /// Records the agent's answer once; a repeated acknowledgement changes nothing.
+    pub async fn acknowledge_command(
+        &self,
+        id: &CommandId,
+        device_id: &DeviceId,
+        status: CommandStatus,
+        result: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let outcome = commands::Entity::update_many()
+            .col_expr(commands::Column::Status, Expr::value(status.as_str()))
+            .col_expr(commands::Column::Result, Expr::value(result.to_owned()))
+            .col_expr(commands::Column::AckedAt, Expr::value(ms(now)))
+            .filter(commands::Column::Id.eq(id.to_string()))
+            .filter(commands::Column::DeviceId.eq(device_id.to_string()))
+            .filter(commands::Column::Status.is_in([
+                CommandStatus::Pending.as_str(),
+                CommandStatus::Sent.as_str(),
+            ]))
+            .exec(&self.0)
+            .await?;
+        Ok(outcome.rows_affected == 1)
+    }
+
+    /// Closes every open command of a device (it was retired or wiped).
+    pub async fn fail_open_commands(
+        &self,
+        device_id: &DeviceId,
+        result: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        commands::Entity::update_many()
+            .col_expr(
+                commands::Column::Status,
+                Expr::value(CommandStatus::Failed.as_str()),
+            )
+            .col_expr(commands::Column::Result, Expr::value(result.to_owned()))
+            .col_expr(commands::Column::AckedAt, Expr::value(ms(now)))
+            .filter(commands::Column::DeviceId.eq(device_id.to_string()))
+            .filter(commands::Column::Status.is_in([
+                CommandStatus::Pending.as_str(),
+                CommandStatus::Sent.as_str(),
+            ]))
+            .exec(&self.0)
+            .await?;
+        Ok(())
+    }
+}
