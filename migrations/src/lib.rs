@@ -17,6 +17,7 @@ mod m0008_compliance_verdict;
 mod m0009_login_throttles;
 mod m0010_device_proof;
 mod m0011_app_tokens;
+mod m0012_device_channel;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0009_login_throttles::Migration),
             Box::new(m0010_device_proof::Migration),
             Box::new(m0011_app_tokens::Migration),
+            Box::new(m0012_device_channel::Migration),
         ]
     }
 }

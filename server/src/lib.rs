@@ -7,6 +7,7 @@ pub mod config;
 pub mod core;
 pub mod descriptors;
 pub mod domain;
+pub mod jobs;
 pub mod mail;
 pub mod push;
 pub mod store;
@@ -14,7 +15,6 @@ pub mod store;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use chrono::Utc;
@@ -84,11 +84,6 @@ impl Running {
     }
 }
 
-/// How often open commands are checked for redelivery, and how long an
-/// unacknowledged command waits before it is sent again.
-const REDELIVERY_PERIOD: Duration = Duration::from_secs(15);
-const REDELIVERY_AFTER: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
-const CRL_REFRESH: Duration = Duration::from_secs(24 * 3600);
 /// The issuer's scheme and host on the device listener's port.
 fn device_url_beside(issuer: &str, port: u16) -> String {
     match url::Url::parse(issuer) {
@@ -100,9 +95,6 @@ fn device_url_beside(issuer: &str, port: u16) -> String {
         Err(_) => format!("https://localhost:{port}"),
     }
 }
-
-/// How often expired sign-in state is deleted.
-const SSO_PURGE_PERIOD: Duration = Duration::from_secs(10 * 60);
 
 pub async fn start(
     config: Config,
@@ -164,10 +156,13 @@ pub async fn start(
         .clone()
         .unwrap_or_else(|| format!("https://localhost:{}", https_addr.port()));
     let mailer = config.smtp.as_ref().map(mail::Mailer::new).transpose()?;
+    let mut ports = push::port::Ports::default();
+    ports.register(Arc::new(push.clone()));
     let (core, enrollment_writer) = Core::new(
         store.clone(),
         ca.clone(),
         push,
+        ports,
         mailer,
         CoreSettings {
             device_certificate_validity: chrono::Duration::from_std(
@@ -280,49 +275,7 @@ pub async fn start(
         uplinks,
         shutdown.clone(),
     ));
-    {
-        let (core, shutdown) = (core.clone(), shutdown.clone());
-        tasks.spawn(async move {
-            let mut tick = tokio::time::interval(REDELIVERY_PERIOD);
-            // The CRL says when the next one comes (7 days); brokers refuse
-            // every device once it is past, so it is renewed daily.
-            let mut crl_tick = tokio::time::interval(CRL_REFRESH);
-            crl_tick.reset();
-            loop {
-                tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    _ = crl_tick.tick() => {
-                        core.publish_crl(Utc::now()).await;
-                        continue;
-                    }
-                    _ = tick.tick() => {}
-                }
-                match core.redeliver(REDELIVERY_AFTER, Utc::now()).await {
-                    Ok(0) => {}
-                    Ok(n) => info!(commands = n, "redelivered unacknowledged commands"),
-                    Err(e) => warn!(error = %e, "redelivery failed"),
-                }
-            }
-        });
-    }
-
-    {
-        let (core, shutdown) = (core.clone(), shutdown.clone());
-        tasks.spawn(async move {
-            let mut tick = tokio::time::interval(SSO_PURGE_PERIOD);
-            loop {
-                tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    _ = tick.tick() => {}
-                }
-                match core.purge_sso(Utc::now()).await {
-                    Ok(0) => {}
-                    Ok(n) => info!(rows = n, "removed expired sign-in state"),
-                    Err(e) => warn!(error = %e, "sign-in clean-up failed"),
-                }
-            }
-        });
-    }
+    jobs::spawn(&mut tasks, &core, &shutdown);
 
     Ok(Running {
         grpc_addr,

@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub mod chrome;
+pub mod fixture;
 pub mod login;
 pub mod smtp;
 pub mod web;
@@ -77,6 +78,41 @@ fn pick_database() -> Db {
             name: format!("latchkey_t_{}", uuid::Uuid::new_v4().simple()),
         },
         _ => Db::Sqlite,
+    }
+}
+
+impl Db {
+    /// Creates the database (PostgreSQL) and returns its URL; a SQLite
+    /// database is a file in `dir`, created on first connection.
+    async fn create(&self, dir: &Path) -> Result<String> {
+        match self {
+            Db::Sqlite => Ok(format!(
+                "sqlite://{}?mode=rwc",
+                dir.join("latchkey.db").display()
+            )),
+            Db::Postgres { base, name } => {
+                let admin = Database::connect(base.as_str())
+                    .await
+                    .with_context(|| format!("connect to {base}"))?;
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await?;
+                admin.close().await?;
+                Ok(with_database(base, name))
+            }
+        }
+    }
+
+    /// Drops a PostgreSQL database; a SQLite file goes with its directory.
+    async fn drop_database(&self) -> Result<()> {
+        if let Db::Postgres { base, name } = self {
+            let admin = Database::connect(base.as_str()).await?;
+            admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await?;
+            admin.close().await?;
+        }
+        Ok(())
     }
 }
 
@@ -152,14 +188,8 @@ impl System {
     ) -> Result<System> {
         init_logging();
         let db = pick_database();
-        if let Db::Postgres { base, name } = &db {
-            let admin = Database::connect(base.as_str())
-                .await
-                .with_context(|| format!("connect to {base}"))?;
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                .await?;
-            admin.close().await?;
+        if let Db::Postgres { .. } = &db {
+            db.create(dir.path()).await?;
         }
         let mut system = System {
             dir,
@@ -253,14 +283,7 @@ impl System {
     /// Stops the server and drops its PostgreSQL database.
     pub async fn stop(mut self) -> Result<()> {
         self.halt().await;
-        if let Db::Postgres { base, name } = &self.db {
-            let admin = Database::connect(base.as_str()).await?;
-            admin
-                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .await?;
-            admin.close().await?;
-        }
-        Ok(())
+        self.db.drop_database().await
     }
 
     pub fn ca_path(&self) -> PathBuf {

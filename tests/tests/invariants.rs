@@ -28,11 +28,38 @@ fn rust_files(dir: &Path) -> Vec<(PathBuf, String)> {
     out
 }
 
-/// Source lines outside `#[cfg(test)]` modules and comments.
+/// Source lines outside `#[cfg(test)]` items and comments.
 fn code_lines(text: &str) -> impl Iterator<Item = &str> {
-    let end = text.find("#[cfg(test)]").unwrap_or(text.len());
-    text[..end]
-        .lines()
+    let mut kept = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("#[cfg(test)]") {
+        kept.push(&rest[..at]);
+        rest = &rest[at..];
+        // Skip the item the attribute is on: up to its matching brace.
+        let Some(open) = rest.find('{') else {
+            rest = "";
+            break;
+        };
+        let mut depth = 0usize;
+        let mut end = rest.len();
+        for (i, c) in rest.char_indices().skip(open) {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = i + 1;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        rest = &rest[end..];
+    }
+    kept.push(rest);
+    kept.into_iter()
+        .flat_map(str::lines)
         .map(str::trim)
         .filter(|l| !l.starts_with("//"))
 }

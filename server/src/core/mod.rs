@@ -26,10 +26,11 @@ use crate::ca::CertificateAuthority;
 use crate::domain::admin::{Admin, EnrollmentToken, Role};
 use crate::domain::audit::{AuditEntry, AuditEvent, AuditOutcome};
 use crate::domain::command::{Command, CommandKind, CommandStatus};
-use crate::domain::device::{Device, DeviceFacts, DeviceState, Posture};
+use crate::domain::device::{Channel, Device, DeviceFacts, DeviceState, Posture};
 use crate::domain::ids::{AdminId, CommandId, DeviceId, TokenId};
 use crate::domain::policy::{self, Compliance, StoredPolicy};
 use crate::push::Push;
+use crate::push::port::Ports;
 use crate::store::{NewCertificate, Store, StoreError, Tx};
 use auth::{
     AuthenticatedAdmin, AuthenticatedDevice, DeviceAuthError, DeviceChannel, DeviceRefusal,
@@ -153,6 +154,8 @@ pub struct Core {
     enrollments: tokio::sync::mpsc::Sender<writer::PendingEnrollment>,
     ca: Arc<CertificateAuthority>,
     push: Push,
+    /// Every channel that carries commands to devices, by name.
+    ports: Ports,
     settings: CoreSettings,
     signing_key_cache: std::sync::Mutex<Option<signing_keys::CachedSigningKey>>,
     /// Wakes browsers waiting on a device-auth transaction in this process.
@@ -167,6 +170,7 @@ impl Core {
         store: Store,
         ca: Arc<CertificateAuthority>,
         push: Push,
+        ports: Ports,
         mail: Option<crate::mail::Mailer>,
         settings: CoreSettings,
     ) -> (Self, EnrollmentWriter) {
@@ -178,6 +182,7 @@ impl Core {
             enrollments,
             ca,
             push,
+            ports,
             settings,
             signing_key_cache: std::sync::Mutex::new(None),
             device_auth_waiters: sso::Waiters::default(),
@@ -556,6 +561,7 @@ impl Core {
             posture: None,
             posture_at: None,
             certificate_expires_at: Some(issued.not_after),
+            channel: Channel::agent(),
         };
         let audit = AuditEntry {
             at: now,
@@ -830,7 +836,16 @@ impl Core {
         .await?;
         tx.commit().await?;
         let mut command = command;
-        if self.deliver(std::slice::from_ref(&command), now).await == 1 {
+        if self
+            .offer_work(
+                &device.channel,
+                &device_id,
+                std::slice::from_ref(&command),
+                now,
+            )
+            .await
+            == 1
+        {
             command.status = CommandStatus::Sent;
             command.sent_at = Some(now);
         }
@@ -842,21 +857,69 @@ impl Core {
         Ok((Self::view(device, &policies, now), command))
     }
 
-    /// Publishes commands and records that they were sent. A broker failure
-    /// leaves them pending for redelivery; it is logged, not returned,
-    /// because the command is already safely in the outbox.
-    async fn deliver(&self, commands: &[Command], now: DateTime<Utc>) -> usize {
-        let mut sent = Vec::with_capacity(commands.len());
-        for command in commands {
-            match self.push.send_command(command) {
-                Ok(()) => sent.push(command.id.clone()),
-                Err(e) => warn!(command = %command.id, error = %e, "command stays queued"),
-            }
+    /// Tells the device's channel that these open commands (already in the
+    /// outbox) wait for it, and records the ones the channel carried as
+    /// sent; returns how many. A channel that failed leaves the commands
+    /// pending for redelivery; that is logged, not returned, because the
+    /// commands are already safely in the outbox.
+    async fn offer_work(
+        &self,
+        channel: &Channel,
+        device: &DeviceId,
+        commands: &[Command],
+        now: DateTime<Utc>,
+    ) -> usize {
+        if commands.is_empty() {
+            return 0;
         }
-        if let Err(e) = self.store.mark_commands_sent(&sent, now).await {
+        let handover = match self.ports.get(channel) {
+            Ok(port) => port.has_work(device, commands).await,
+            Err(e) => Err(e),
+        };
+        let delivered = match handover {
+            Ok(handover) => handover.delivered,
+            Err(e) => {
+                warn!(%device, error = %e, "commands stay queued");
+                return 0;
+            }
+        };
+        let woken: Vec<CommandId> = commands
+            .iter()
+            .map(|c| c.id.clone())
+            .filter(|id| !delivered.contains(id))
+            .collect();
+        if let Err(e) = self.store.mark_commands_offered(&woken, now).await {
+            warn!(error = %e, "could not record the wake-up; the device will be woken again");
+        }
+        if let Err(e) = self.store.mark_commands_sent(&delivered, now).await {
             warn!(error = %e, "could not record sent commands; they will be resent");
         }
-        sent.len()
+        delivered.len()
+    }
+
+    /// The next command waiting for `device`, oldest first, for channels
+    /// whose devices fetch their work when they check in: it is recorded
+    /// as sent, and stays open until the device acknowledges it.
+    pub async fn next_command(
+        &self,
+        device: &AuthenticatedDevice,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Command>, CoreError> {
+        let Some(mut command) = self
+            .store
+            .open_commands(device.id())
+            .await?
+            .into_iter()
+            .next()
+        else {
+            return Ok(None);
+        };
+        self.store
+            .mark_commands_sent(std::slice::from_ref(&command.id), now)
+            .await?;
+        command.status = CommandStatus::Sent;
+        command.sent_at = Some(now);
+        Ok(Some(command))
     }
 
     pub async fn lock_device(
@@ -1178,9 +1241,10 @@ impl Core {
             AgentEvent::Hello { policy_version } => {
                 self.store.touch_device(device.id(), now).await?;
                 let open = self.store.open_commands(device.id()).await?;
-                self.deliver(&open, now).await;
                 let policies = self.store.all_policies().await?;
                 if let Some(current) = self.store.device(device.id()).await? {
+                    self.offer_work(&current.channel, device.id(), &open, now)
+                        .await;
                     let effective = policy::effective_policy(&current, &policies);
                     if effective.map_or(0, |p| p.version) != policy_version || effective.is_none() {
                         self.send_policy(device.id(), effective, now);
@@ -1209,61 +1273,90 @@ impl Core {
                 success,
                 result,
             } => {
-                let Some(command_id) = CommandId::parse(&command_id) else {
-                    return Err(CoreError::InvalidArgument(format!(
-                        "acknowledgement for unknown command {command_id:?}"
-                    )));
-                };
-                let status = if success {
-                    CommandStatus::Acknowledged
-                } else {
-                    CommandStatus::Failed
-                };
-                let result = printable(&result, MAX_MESSAGE_LEN);
-                let tx = self.store.begin().await?;
-                let changed = tx
-                    .acknowledge_command(&command_id, device.id(), status, &result, now)
-                    .await?;
-                if !changed {
-                    // A repeated acknowledgement (at-least-once delivery).
-                    return Ok(());
-                }
-                tx.touch_device(device.id(), now).await?;
-                tx.audit(&AuditEntry {
-                    at: now,
-                    actor: device.actor(),
-                    action: "command.acknowledge",
-                    target: command_id.to_string(),
-                    outcome: AuditOutcome::Ok,
-                    detail: format!("{}: {result}", status.as_str()),
-                })
-                .await?;
-                let command = tx.command(&command_id).await?;
-                let wiped = command.is_some_and(|c| c.kind == CommandKind::Wipe) && success;
-                if wiped {
-                    Self::end_device_in(
-                        &tx,
-                        device.id(),
-                        DeviceState::Wiped,
-                        &device.actor(),
-                        "device.wiped",
-                        now,
-                    )
-                    .await?;
-                }
-                tx.commit().await?;
-                if wiped {
-                    self.after_device_ended(device.id(), now).await;
-                }
-                Ok(())
+                self.acknowledge_command(device, &command_id, success, &result, now)
+                    .await
             }
         }
     }
 
-    /// Resends open commands last sent before `now - after`.
+    /// Records a device's answer to a command, once: a repeated
+    /// acknowledgement (channels deliver at least once) changes nothing.
+    /// A successful wipe ends the device.
+    pub async fn acknowledge_command(
+        &self,
+        device: &AuthenticatedDevice,
+        command_id: &str,
+        success: bool,
+        result: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), CoreError> {
+        let Some(command_id) = CommandId::parse(command_id) else {
+            return Err(CoreError::InvalidArgument(format!(
+                "acknowledgement for unknown command {command_id:?}"
+            )));
+        };
+        let status = if success {
+            CommandStatus::Acknowledged
+        } else {
+            CommandStatus::Failed
+        };
+        let result = printable(result, MAX_MESSAGE_LEN);
+        let tx = self.store.begin().await?;
+        let changed = tx
+            .acknowledge_command(&command_id, device.id(), status, &result, now)
+            .await?;
+        if !changed {
+            // A repeated acknowledgement (at-least-once delivery).
+            return Ok(());
+        }
+        tx.touch_device(device.id(), now).await?;
+        tx.audit(&AuditEntry {
+            at: now,
+            actor: device.actor(),
+            action: "command.acknowledge",
+            target: command_id.to_string(),
+            outcome: AuditOutcome::Ok,
+            detail: format!("{}: {result}", status.as_str()),
+        })
+        .await?;
+        let command = tx.command(&command_id).await?;
+        let wiped = command.is_some_and(|c| c.kind == CommandKind::Wipe) && success;
+        if wiped {
+            Self::end_device_in(
+                &tx,
+                device.id(),
+                DeviceState::Wiped,
+                &device.actor(),
+                "device.wiped",
+                now,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        if wiped {
+            self.after_device_ended(device.id(), now).await;
+        }
+        Ok(())
+    }
+
+    /// Offers again the open commands last sent before `now - after` (or
+    /// never sent), each device's through its channel, oldest first.
     pub async fn redeliver(&self, after: Duration, now: DateTime<Utc>) -> Result<usize, CoreError> {
         let due = self.store.commands_to_redeliver(now - after, 1000).await?;
-        self.deliver(&due, now).await;
+        let mut by_device: Vec<(DeviceId, Vec<Command>)> = Vec::new();
+        for command in &due {
+            match by_device.iter_mut().find(|(d, _)| *d == command.device_id) {
+                Some((_, commands)) => commands.push(command.clone()),
+                None => by_device.push((command.device_id.clone(), vec![command.clone()])),
+            }
+        }
+        let ids: Vec<DeviceId> = by_device.iter().map(|(d, _)| d.clone()).collect();
+        let channels = self.store.device_channels(&ids).await?;
+        for (device, commands) in &by_device {
+            if let Some(channel) = channels.get(device) {
+                self.offer_work(channel, device, commands, now).await;
+            }
+        }
         Ok(due.len())
     }
 }

@@ -97,6 +97,42 @@ pub struct Device {
     pub posture_at: Option<DateTime<Utc>>,
     /// Expiry of the newest unrevoked certificate.
     pub certificate_expires_at: Option<DateTime<Utc>>,
+    /// The channel that manages the device and carries its commands.
+    pub channel: Channel,
+}
+
+/// The channel that manages a device: how it learns that it has work and
+/// how its commands reach it. An ASCII slug a machine reads (`agent` for
+/// Latchkey's agent over MQTT); each device platform adds its own.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Channel(String);
+
+impl Channel {
+    /// Latchkey's agent: commands travel over MQTT.
+    pub const AGENT: &str = "agent";
+
+    pub fn agent() -> Self {
+        Channel(Self::AGENT.to_owned())
+    }
+
+    /// A channel name: 1 to 32 lowercase ASCII letters, digits or `-`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let valid = (1..=32).contains(&text.len())
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        valid.then(|| Channel(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// Facts the agent reports at enrollment.

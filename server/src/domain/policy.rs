@@ -375,6 +375,7 @@ mod tests {
             posture_at: posture.as_ref().map(|_| now),
             posture,
             certificate_expires_at: None,
+            channel: crate::domain::device::Channel::agent(),
         }
     }
 

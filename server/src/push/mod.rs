@@ -1,4 +1,5 @@
-//! Outbound channels to devices. MQTT only for now: the embedded broker
+//! Outbound channels to devices, behind one port ([`port::WorkPort`], "this
+//! device has work"). The agent's channel is MQTT: the embedded broker
 //! (rumqttd's router behind Latchkey's own TLS gateway) or an external broker
 //! (Mosquitto, EMQX) that Latchkey joins as a client. Both carry the same
 //! topics and protobuf messages; uplink messages from agents arrive on the
@@ -14,19 +15,23 @@
 
 pub mod embedded;
 pub mod external;
+pub mod port;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use latchkey_proto::topics;
 use latchkey_proto::v1;
 use prost::Message;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::command::{Command, CommandKind};
+use crate::domain::device::Channel;
 use crate::domain::ids::DeviceId;
+use port::{Handover, PortError, WorkPort};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
@@ -124,7 +129,35 @@ pub struct Push {
     sessions: SessionRegistry,
 }
 
+/// What a detached [`Push`] was asked to publish, for tests of the core
+/// without a broker.
+pub struct Published {
+    receiver: tokio::sync::mpsc::UnboundedReceiver<Outgoing>,
+}
+
+impl Published {
+    /// The topics published to since the last call, oldest first.
+    pub fn topics(&mut self) -> Vec<String> {
+        let mut topics = Vec::new();
+        while let Ok(message) = self.receiver.try_recv() {
+            topics.push(message.topic);
+        }
+        topics
+    }
+}
+
 impl Push {
+    /// The agent's channel without a broker: what it publishes is kept in
+    /// the returned [`Published`], for tests of the core and the store.
+    pub fn detached() -> (Push, Published) {
+        let (queue, receiver) = tokio::sync::mpsc::unbounded_channel();
+        let push = Push {
+            queue,
+            sessions: SessionRegistry::default(),
+        };
+        (push, Published { receiver })
+    }
+
     /// Queues a message for the publisher; fails only once the publisher
     /// has stopped (shutdown, or the broker link is gone).
     fn publish(&self, topic: String, payload: Vec<u8>) -> Result<(), PushError> {
@@ -194,5 +227,38 @@ impl Push {
 
     pub fn sessions(&self) -> &SessionRegistry {
         &self.sessions
+    }
+}
+
+/// The agent's channel carries the commands themselves: each is published
+/// on the device's command topic and counts as delivered once queued for
+/// the publisher (the agent's acknowledgement closes it; an unacknowledged
+/// command is published again by the redelivery job).
+impl WorkPort for Push {
+    fn channel(&self) -> &'static str {
+        Channel::AGENT
+    }
+
+    fn has_work<'a>(
+        &'a self,
+        _device: &'a DeviceId,
+        commands: &'a [Command],
+    ) -> BoxFuture<'a, Result<Handover, PortError>> {
+        let mut delivered = Vec::with_capacity(commands.len());
+        let mut failure = None;
+        for command in commands {
+            match self.send_command(command) {
+                Ok(()) => delivered.push(command.id.clone()),
+                Err(e) => failure = Some(e),
+            }
+        }
+        let result = match failure {
+            Some(e) if delivered.is_empty() => Err(PortError::Unavailable {
+                channel: Channel::AGENT,
+                reason: e.to_string(),
+            }),
+            _ => Ok(Handover { delivered }),
+        };
+        Box::pin(std::future::ready(result))
     }
 }

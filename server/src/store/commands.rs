@@ -41,6 +41,7 @@ impl<C: ConnectionTrait> Db<C> {
             sent_at: Set(command.sent_at.map(ms)),
             acked_at: Set(command.acked_at.map(ms)),
             created_by: Set(command.created_by.clone()),
+            offered_at: Set(command.sent_at.map(ms)),
         })
         .exec_without_returning(&self.0)
         .await?;
@@ -84,7 +85,8 @@ impl<C: ConnectionTrait> Db<C> {
             .collect()
     }
 
-    /// Open commands last sent before `before` (or never sent), any device.
+    /// Open commands last offered to their channel before `before` (or
+    /// never offered), any device, oldest first.
     pub async fn commands_to_redeliver(
         &self,
         before: DateTime<Utc>,
@@ -96,9 +98,9 @@ impl<C: ConnectionTrait> Db<C> {
                 CommandStatus::Sent.as_str(),
             ]))
             .filter(
-                commands::Column::SentAt
+                commands::Column::OfferedAt
                     .is_null()
-                    .or(commands::Column::SentAt.lt(ms(before))),
+                    .or(commands::Column::OfferedAt.lt(ms(before))),
             )
             .order_by_asc(commands::Column::CreatedAt)
             .limit(limit)
@@ -119,10 +121,33 @@ impl<C: ConnectionTrait> Db<C> {
         }
         commands::Entity::update_many()
             .col_expr(commands::Column::SentAt, Expr::value(ms(now)))
+            .col_expr(commands::Column::OfferedAt, Expr::value(ms(now)))
             .col_expr(
                 commands::Column::Status,
                 Expr::value(CommandStatus::Sent.as_str()),
             )
+            .filter(commands::Column::Id.is_in(ids.iter().map(ToString::to_string)))
+            .filter(commands::Column::Status.is_in([
+                CommandStatus::Pending.as_str(),
+                CommandStatus::Sent.as_str(),
+            ]))
+            .exec(&self.0)
+            .await?;
+        Ok(())
+    }
+
+    /// Records that the device's channel was told about these open
+    /// commands now (it woke the device, which fetches them).
+    pub async fn mark_commands_offered(
+        &self,
+        ids: &[CommandId],
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        commands::Entity::update_many()
+            .col_expr(commands::Column::OfferedAt, Expr::value(ms(now)))
             .filter(commands::Column::Id.is_in(ids.iter().map(ToString::to_string)))
             .filter(commands::Column::Status.is_in([
                 CommandStatus::Pending.as_str(),

@@ -9,8 +9,8 @@ use sea_orm::{
 };
 
 use super::entities::{device_certificates, devices};
-use super::{Db, StoreError, StoreResult, ms, opt_time, time};
-use crate::domain::device::{CheckState, Device, DeviceState, Posture};
+use super::{Db, INSERT_CHUNK, StoreError, StoreResult, ms, opt_time, time};
+use crate::domain::device::{Channel, CheckState, Device, DeviceState, Posture};
 use crate::domain::ids::DeviceId;
 use crate::domain::policy::{ComplianceVerdict, EffectivePolicy};
 
@@ -52,6 +52,8 @@ pub(super) fn device_from(row: devices::Model, cert_expiry: Option<i64>) -> Stor
         posture,
         posture_at: opt_time(row.posture_at)?,
         certificate_expires_at: opt_time(cert_expiry)?,
+        channel: Channel::parse(&row.channel)
+            .ok_or_else(|| StoreError::Corrupt(format!("channel {}", row.channel)))?,
     })
 }
 
@@ -104,10 +106,35 @@ impl<C: ConnectionTrait> Db<C> {
             compliant_until: Set(None),
             compliance_posture_at: Set(None),
             compliance_basis: Set(None),
+            channel: Set(device.channel.as_str().to_owned()),
         }))
         .exec_without_returning(&self.0)
         .await?;
         Ok(())
+    }
+
+    /// The channel of each of these devices that still exists.
+    pub async fn device_channels(
+        &self,
+        ids: &[DeviceId],
+    ) -> StoreResult<std::collections::HashMap<DeviceId, Channel>> {
+        let mut channels = std::collections::HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(INSERT_CHUNK) {
+            let rows = devices::Entity::find()
+                .select_only()
+                .column(devices::Column::Id)
+                .column(devices::Column::Channel)
+                .filter(devices::Column::Id.is_in(chunk.iter().map(ToString::to_string)))
+                .into_tuple::<(String, String)>()
+                .all(&self.0)
+                .await?;
+            for (id, channel) in rows {
+                let channel = Channel::parse(&channel)
+                    .ok_or_else(|| StoreError::Corrupt(format!("channel {channel}")))?;
+                channels.insert(DeviceId::from_store(id), channel);
+            }
+        }
+        Ok(channels)
     }
 
     pub(super) async fn newest_certificate_expiry(

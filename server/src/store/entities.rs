@@ -92,6 +92,8 @@ pub mod devices {
         /// The rules revision and the policy document the verdict was
         /// reached under (`policy::verdict_basis`).
         pub compliance_basis: Option<String>,
+        /// The channel that manages the device (`Channel`).
+        pub channel: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -138,6 +140,8 @@ pub mod commands {
         pub sent_at: Option<i64>,
         pub acked_at: Option<i64>,
         pub created_by: String,
+        /// When the device's channel was last told about the command.
+        pub offered_at: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

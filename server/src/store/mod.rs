@@ -26,7 +26,7 @@ macro_rules! device_columns {
          d.posture_json AS d_posture_json, d.posture_at AS d_posture_at, \
          d.compliant_until AS d_compliant_until, \
          d.compliance_posture_at AS d_compliance_posture_at, \
-         d.compliance_basis AS d_compliance_basis"
+         d.compliance_basis AS d_compliance_basis, d.channel AS d_channel"
     };
 }
 // The policy in force for device `d`: its own assignment (`pdp`), else its

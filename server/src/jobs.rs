@@ -1,0 +1,77 @@
+//! The server's background jobs, one task each, all stopped by the one
+//! cancellation token: redelivery of unacknowledged commands, the daily
+//! CRL refresh, and the purge of sign-in state whose time has passed. Each
+//! job only calls a core operation with the current time; what it does is
+//! in the core.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::core::Core;
+
+/// How often open commands are checked for redelivery, and how long an
+/// unacknowledged command waits before it is offered again.
+const REDELIVERY_PERIOD: Duration = Duration::from_secs(15);
+const REDELIVERY_AFTER: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+/// The CRL says when the next one comes (7 days); brokers refuse every
+/// device once it is past, so it is renewed daily.
+const CRL_REFRESH: Duration = Duration::from_secs(24 * 3600);
+/// How often expired sign-in state is deleted.
+const SSO_PURGE_PERIOD: Duration = Duration::from_secs(10 * 60);
+
+/// Starts every job on `tasks`.
+pub fn spawn(tasks: &mut JoinSet<()>, core: &Arc<Core>, shutdown: &CancellationToken) {
+    tasks.spawn(redelivery(core.clone(), shutdown.clone()).instrument(info_span!("redelivery")));
+    tasks.spawn(crl_refresh(core.clone(), shutdown.clone()).instrument(info_span!("crl_refresh")));
+    tasks.spawn(purge(core.clone(), shutdown.clone()).instrument(info_span!("purge")));
+}
+
+/// Offers open commands again through their devices' channels.
+async fn redelivery(core: Arc<Core>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(REDELIVERY_PERIOD);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        match core.redeliver(REDELIVERY_AFTER, Utc::now()).await {
+            Ok(0) => {}
+            Ok(n) => info!(commands = n, "redelivered unacknowledged commands"),
+            Err(e) => warn!(error = %e, "redelivery failed"),
+        }
+    }
+}
+
+/// Rewrites the CRL file once a day (it was written at start).
+async fn crl_refresh(core: Arc<Core>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(CRL_REFRESH);
+    tick.reset();
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = tick.tick() => core.publish_crl(Utc::now()).await,
+        }
+    }
+}
+
+/// Deletes expired sign-in sessions, requests, transactions, grants and
+/// throttling counts.
+async fn purge(core: Arc<Core>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(SSO_PURGE_PERIOD);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        match core.purge_sso(Utc::now()).await {
+            Ok(0) => {}
+            Ok(n) => info!(rows = n, "removed expired sign-in state"),
+            Err(e) => warn!(error = %e, "sign-in clean-up failed"),
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! The core and the store without listeners: a freshly migrated database
+//! (SQLite, or PostgreSQL when `LATCHKEY_TEST_DATABASE_URL` is set), a CA
+//! in a temporary directory, a fixed clock, and recording channels in
+//! place of MQTT. For tests of one operation's effect on the database; the
+//! user stories run on the whole [`crate::System`].
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, TimeZone, Utc};
+use latchkeyd::ca::CertificateAuthority;
+use latchkeyd::core::auth::AuthenticatedAdmin;
+use latchkeyd::core::sso::{MfaSetting, SsoSettings};
+use latchkeyd::core::{Core, CoreSettings};
+use latchkeyd::domain::device::Channel;
+use latchkeyd::push::port::{Ports, RecordingPort, WorkPort};
+use latchkeyd::push::{Published, Push};
+use latchkeyd::store::Store;
+use tempfile::TempDir;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Db, pick_database};
+
+pub struct CoreFixture {
+    pub core: Arc<Core>,
+    pub store: Store,
+    /// The agent's channel: records each wake-up and reports every command
+    /// delivered, as MQTT does.
+    pub agent: Arc<RecordingPort>,
+    /// What the core published to agents besides commands (policies).
+    pub published: Published,
+    /// The fixed time the fixture started at.
+    pub now: DateTime<Utc>,
+    shutdown: CancellationToken,
+    db: Db,
+    _dir: TempDir,
+}
+
+impl CoreFixture {
+    /// A fixture whose only channel is the agent's.
+    pub async fn start() -> Result<Self> {
+        Self::with_ports(Vec::new()).await
+    }
+
+    /// A fixture with these channels registered beside the agent's.
+    pub async fn with_ports(extra: Vec<Arc<dyn WorkPort>>) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let now = Utc
+            .with_ymd_and_hms(2026, 4, 1, 9, 0, 0)
+            .single()
+            .context("a valid time")?;
+        let db = pick_database();
+        let url = db.create(dir.path()).await?;
+        let store = Store::connect(&url).await?;
+        let ca = Arc::new(CertificateAuthority::load_or_create(dir.path(), now)?);
+        let (push, published) = Push::detached();
+        let agent = Arc::new(RecordingPort::delivering(Channel::AGENT));
+        let mut ports = Ports::default();
+        ports.register(agent.clone());
+        for port in extra {
+            ports.register(port);
+        }
+        let settings = CoreSettings {
+            device_certificate_validity: chrono::Duration::days(30),
+            mqtt_url: "mqtts://localhost:8883".into(),
+            sso: SsoSettings {
+                issuer: "https://id.example.test".into(),
+                access_token_ttl: chrono::Duration::minutes(5),
+                bound_requires_same_ip: false,
+                user_mfa_minimum: MfaSetting::Off,
+                allowed_networks: Vec::new(),
+                device_url: "https://id.example.test:8444".into(),
+                support_contact: String::new(),
+                trusted_proxies: Vec::new(),
+            },
+        };
+        let (core, writer) = Core::new(store.clone(), ca, push, ports, None, settings);
+        let shutdown = CancellationToken::new();
+        tokio::spawn(writer.run(shutdown.clone()));
+        Ok(CoreFixture {
+            core: Arc::new(core),
+            store,
+            agent,
+            published,
+            now,
+            shutdown,
+            db,
+            _dir: dir,
+        })
+    }
+
+    /// The first owner, created at the fixture's time.
+    pub async fn owner(&self) -> Result<AuthenticatedAdmin> {
+        let token = self
+            .core
+            .bootstrap_owner("owner@example.test", self.now)
+            .await?
+            .context("the first owner is created once")?;
+        self.core
+            .authenticate_admin(&token)
+            .await?
+            .context("the owner's token authenticates")
+    }
+
+    /// Stops the enrollment writer and drops the fixture's database.
+    pub async fn stop(self) -> Result<()> {
+        self.shutdown.cancel();
+        self.store.close().await;
+        self.db.drop_database().await
+    }
+}
