@@ -133,8 +133,8 @@ fn mqtt_options(state: &StateDir) -> Result<(MqttOptions, String), RunError> {
     let key = keystore::load(state)?;
     let chain = state.certificate_chain()?;
     let ca = state.ca()?.ok_or(StateError::NotEnrolled)?;
-    let (host, port) =
-        latchkey_proto::text::parse_mqtts_url(&enrollment.mqtt_url).map_err(RunError::Config)?;
+    let (host, port) = latchkey_proto::text::parse_mqtts_url(&enrollment.mqtt_url)
+        .map_err(|e| RunError::Config(e.to_string()))?;
     let tls = latchkey_certs::tls::client_config(&ca, Some((chain.as_str(), &key)))
         .map_err(|e| RunError::Config(format!("TLS: {e}")))?;
     let mut options = MqttOptions::new(enrollment.device_id.clone(), host, port);

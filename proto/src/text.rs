@@ -2,31 +2,50 @@
 
 use std::time::Duration;
 
+/// Why a duration's text was refused. The texts are what an admin reads
+/// after a config key, a policy field or a latchctl flag.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("duration {text:?} needs a unit: s, m, h or d (e.g. 24h)")]
+    MissingUnit { text: String },
+    #[error("duration {text:?} must start with a whole number (e.g. 24h)")]
+    NotAWholeNumber { text: String },
+    #[error("duration {text:?} has unknown unit {unit:?}; use s, m, h or d")]
+    UnknownUnit { text: String, unit: String },
+    #[error("duration {text:?} is too long")]
+    TooLong { text: String },
+}
+
 /// Parses a duration such as `90s`, `15m`, `24h` or `7d` (one number and one unit).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("duration {text:?} needs a unit: s, m, h or d (e.g. 24h)"))?;
+    let split =
+        text.find(|c: char| !c.is_ascii_digit())
+            .ok_or_else(|| DurationError::MissingUnit {
+                text: text.to_owned(),
+            })?;
     let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("duration {text:?} must start with a whole number (e.g. 24h)"))?;
+    let number: u64 = number.parse().map_err(|_| DurationError::NotAWholeNumber {
+        text: text.to_owned(),
+    })?;
     let seconds_per_unit = match unit {
         "s" => 1,
         "m" => 60,
         "h" => 3600,
         "d" => 86400,
         _ => {
-            return Err(format!(
-                "duration {text:?} has unknown unit {unit:?}; use s, m, h or d"
-            ));
+            return Err(DurationError::UnknownUnit {
+                text: text.to_owned(),
+                unit: unit.to_owned(),
+            });
         }
     };
     number
         .checked_mul(seconds_per_unit)
         .map(Duration::from_secs)
-        .ok_or_else(|| format!("duration {text:?} is too long"))
+        .ok_or_else(|| DurationError::TooLong {
+            text: text.to_owned(),
+        })
 }
 
 /// The shortest exact text for a duration, the inverse of [`parse_duration`].
@@ -59,20 +78,40 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// Why an MQTT URL was refused, with the URL as given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MqttUrlError {
+    #[error("{url:?}: an MQTT URL must start with mqtts://")]
+    NotMqtts { url: String },
+    #[error("{url:?}: the MQTT URL needs a port")]
+    MissingPort { url: String },
+    #[error("{url:?}: {port:?} is not a port")]
+    BadPort { url: String, port: String },
+    #[error("{url:?}: the MQTT URL needs a host")]
+    MissingHost { url: String },
+}
+
 /// `mqtts://host:port` -> (host, port).
-pub fn parse_mqtts_url(url: &str) -> Result<(String, u16), String> {
+pub fn parse_mqtts_url(url: &str) -> Result<(String, u16), MqttUrlError> {
     let rest = url
         .strip_prefix("mqtts://")
-        .ok_or_else(|| format!("{url:?}: an MQTT URL must start with mqtts://"))?;
+        .ok_or_else(|| MqttUrlError::NotMqtts {
+            url: url.to_owned(),
+        })?;
     let (host, port) = rest
         .rsplit_once(':')
-        .ok_or_else(|| format!("{url:?}: the MQTT URL needs a port"))?;
-    let port = port
-        .parse()
-        .map_err(|_| format!("{url:?}: {port:?} is not a port"))?;
+        .ok_or_else(|| MqttUrlError::MissingPort {
+            url: url.to_owned(),
+        })?;
+    let port = port.parse().map_err(|_| MqttUrlError::BadPort {
+        url: url.to_owned(),
+        port: port.to_owned(),
+    })?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() {
-        return Err(format!("{url:?}: the MQTT URL needs a host"));
+        return Err(MqttUrlError::MissingHost {
+            url: url.to_owned(),
+        });
     }
     Ok((host.to_owned(), port))
 }
@@ -97,10 +136,60 @@ mod tests {
         assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86400)));
         assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
         assert_eq!(format_duration(Duration::from_secs(86400)), "1d");
-        assert!(parse_duration("24").unwrap_err().contains("unit"));
-        assert!(parse_duration("h").unwrap_err().contains("whole number"));
-        assert!(parse_duration("3w").unwrap_err().contains("unknown unit"));
+        assert!(
+            parse_duration("24")
+                .unwrap_err()
+                .to_string()
+                .contains("unit")
+        );
+        assert!(
+            parse_duration("h")
+                .unwrap_err()
+                .to_string()
+                .contains("whole number")
+        );
+        assert!(
+            parse_duration("3w")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown unit")
+        );
         assert!(parse_duration("99999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn refusals_read_as_the_admin_sees_them() {
+        let duration = |text: &str| parse_duration(text).unwrap_err().to_string();
+        assert_eq!(
+            duration("24"),
+            r#"duration "24" needs a unit: s, m, h or d (e.g. 24h)"#
+        );
+        assert_eq!(
+            duration(" h "),
+            r#"duration "h" must start with a whole number (e.g. 24h)"#
+        );
+        assert_eq!(
+            duration("3w"),
+            r#"duration "3w" has unknown unit "w"; use s, m, h or d"#
+        );
+        assert_eq!(
+            duration("99999999999999999d"),
+            r#"duration "99999999999999999d" is too long"#
+        );
+        let url = |text: &str| parse_mqtts_url(text).unwrap_err().to_string();
+        assert_eq!(
+            url("mqtt://mq:1883"),
+            r#""mqtt://mq:1883": an MQTT URL must start with mqtts://"#
+        );
+        assert_eq!(
+            url("mqtts://mq"),
+            r#""mqtts://mq": the MQTT URL needs a port"#
+        );
+        assert_eq!(url("mqtts://mq:x"), r#""mqtts://mq:x": "x" is not a port"#);
+        assert_eq!(
+            url("mqtts://[]:1"),
+            r#""mqtts://[]:1": the MQTT URL needs a host"#
+        );
     }
 }
 

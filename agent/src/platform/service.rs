@@ -5,7 +5,6 @@
 //! The renderers are pure so that every platform's output is unit-tested on any build host;
 //! only [`install`] touches the system.
 
-use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 #[cfg_attr(
@@ -24,35 +23,17 @@ pub struct ServiceSpec {
 }
 
 /// Why installation failed.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum InstallError {
     /// A file or directory could not be written.
+    #[error("{}: {source}", .path.display())]
     Io { path: PathBuf, source: io::Error },
     /// A service-manager command failed.
+    #[error("{program} failed: {detail}")]
     CommandFailed { program: String, detail: String },
     /// This operating system has no supported service manager.
+    #[error("unsupported: {0}")]
     Unsupported(&'static str),
-}
-
-impl fmt::Display for InstallError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            InstallError::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            InstallError::CommandFailed { program, detail } => {
-                write!(f, "{program} failed: {detail}")
-            }
-            InstallError::Unsupported(what) => write!(f, "unsupported: {what}"),
-        }
-    }
-}
-
-impl std::error::Error for InstallError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            InstallError::Io { source, .. } => Some(source),
-            InstallError::CommandFailed { .. } | InstallError::Unsupported(_) => None,
-        }
-    }
 }
 
 /// File name of the systemd unit.
@@ -535,7 +516,7 @@ fn run_step(program: &str, args: &[&str]) -> Result<(), InstallError> {
         .map(drop)
         .map_err(|detail| InstallError::CommandFailed {
             program: program.to_owned(),
-            detail,
+            detail: detail.to_string(),
         })
 }
 
