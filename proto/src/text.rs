@@ -205,9 +205,18 @@ pub fn browser_summary(user_agent: &str) -> String {
             Some(version.split('.').next().unwrap_or(version).to_owned())
         })
     };
+    // A browser's own token comes before any it borrows: Edge, Opera,
+    // Samsung Internet and LINE's in-app browser also say `Chrome/`, and
+    // every browser on iOS says `Safari/` (Edge for iOS `Version/` too).
     let browser = [
+        ("Line", "LINE"),
         ("Edg", "Edge"),
+        ("EdgA", "Edge"),
+        ("EdgiOS", "Edge"),
         ("OPR", "Opera"),
+        ("SamsungBrowser", "Samsung Internet"),
+        ("CriOS", "Chrome"),
+        ("FxiOS", "Firefox"),
         ("Firefox", "Firefox"),
         ("HeadlessChrome", "Chrome (headless)"),
         ("Chrome", "Chrome"),
@@ -264,5 +273,66 @@ mod browser_summary_tests {
         assert_eq!(browser_summary("curl/8.5.0"), "curl/8.5.0");
         assert_eq!(browser_summary(""), "?");
         assert_eq!(browser_summary("\u{7}\n"), "?");
+    }
+
+    #[test]
+    fn a_browser_is_not_taken_for_the_engine_it_borrows() {
+        for (user_agent, shown) in [
+            (
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/131.0.6778.73 Mobile/15E148 Safari/604.1",
+                "Chrome 131 · iOS",
+            ),
+            (
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) FxiOS/133.0 Mobile/15E148 Safari/605.1.15",
+                "Firefox 133 · iOS",
+            ),
+            (
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.0 EdgiOS/131.2903.68 Mobile/15E148 Safari/605.1.15",
+                "Edge 131 · iOS",
+            ),
+            (
+                "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36 EdgA/131.0.0.0",
+                "Edge 131 · Android",
+            ),
+            (
+                "Mozilla/5.0 (Linux; Android 14; SM-S911B) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/26.0 Chrome/122.0.0.0 Mobile Safari/537.36",
+                "Samsung Internet 26 · Android",
+            ),
+            (
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Safari Line/14.9.0",
+                "LINE 14 · iOS",
+            ),
+            (
+                "Mozilla/5.0 (Linux; Android 13; SO-51C Build/64.1.C.0.123; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/126.0.6478.134 Mobile Safari/537.36 Line/14.10.1/IAB",
+                "LINE 14 · Android",
+            ),
+            (
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36 OPR/115.0.0.0",
+                "Opera 115 · Windows",
+            ),
+            (
+                "Mozilla/5.0 (Macintosh; Intel Mac OS X 10.15; rv:133.0) Gecko/20100101 Firefox/133.0",
+                "Firefox 133 · macOS",
+            ),
+            (
+                "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15",
+                "Safari 18 · macOS",
+            ),
+            (
+                "Mozilla/5.0 (iPad; CPU OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
+                "Safari 18 · iPadOS",
+            ),
+            (
+                "Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+                "Chrome 131 · ChromeOS",
+            ),
+            (
+                "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0.0.0 Safari/537.36",
+                "Chrome (headless) 131 · Linux",
+            ),
+            ("LatchkeyTest/1.0 (X11; Linux x86_64)", "Linux"),
+        ] {
+            assert_eq!(browser_summary(user_agent), shown, "{user_agent}");
+        }
     }
 }
