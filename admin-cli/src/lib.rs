@@ -740,6 +740,7 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
             uses,
         }) => {
             let expires = latchkey_proto::text::parse_duration(&expires)
+                .map_err(|e| e.to_string())
                 .and_then(|d| latchkey_proto::limits::check_token_lifetime(d).map(|()| d))
                 .map_err(|e| CliError::Usage(format!("--expires {expires}: {e}")))?;
             latchkey_proto::limits::check_token_uses(uses)

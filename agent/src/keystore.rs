@@ -22,3 +22,9 @@ pub fn load(state: &StateDir) -> Result<PrivateKeyPem, StateError> {
 pub fn store(state: &StateDir, key: &PrivateKeyPem) -> Result<(), StateError> {
     state.write(KEY_FILE, key.expose(), true)
 }
+
+/// Removes the device key (a wipe). A key that is not there is already
+/// removed.
+pub fn remove(state: &StateDir) -> Result<(), StateError> {
+    state.remove(KEY_FILE)
+}

@@ -8,6 +8,7 @@ pub mod enroll;
 pub mod keystore;
 pub mod local;
 pub mod platform;
+pub mod policy;
 pub mod run;
 pub mod state;
 

@@ -13,7 +13,6 @@ use rumqttc::{
     AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, MqttOptions, Packet, QoS,
     TlsConfiguration, Transport,
 };
-use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -21,15 +20,8 @@ use crate::device_auth;
 use crate::enroll::{self, EnrollError};
 use crate::keystore;
 use crate::platform::{actions, posture};
+use crate::policy::AppliedPolicy;
 use crate::state::{ConnectionStatus, HandledCommand, StateDir, StateError};
-
-/// The policy settings the agent applies.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct AppliedPolicy {
-    pub name: String,
-    pub version: i64,
-    pub posture_interval_seconds: u32,
-}
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -141,8 +133,8 @@ fn mqtt_options(state: &StateDir) -> Result<(MqttOptions, String), RunError> {
     let key = keystore::load(state)?;
     let chain = state.certificate_chain()?;
     let ca = state.ca()?.ok_or(StateError::NotEnrolled)?;
-    let (host, port) =
-        latchkey_proto::text::parse_mqtts_url(&enrollment.mqtt_url).map_err(RunError::Config)?;
+    let (host, port) = latchkey_proto::text::parse_mqtts_url(&enrollment.mqtt_url)
+        .map_err(|e| RunError::Config(e.to_string()))?;
     let tls = latchkey_certs::tls::client_config(&ca, Some((chain.as_str(), &key)))
         .map_err(|e| RunError::Config(format!("TLS: {e}")))?;
     let mut options = MqttOptions::new(enrollment.device_id.clone(), host, port);
@@ -458,7 +450,10 @@ async fn handle_command(state: &StateDir, options: &RunOptions, command: &v1::Co
             // A desktop wipe removes what the agent holds and unenrolls;
             // it never erases the disk. Removal comes first, so "wiped" is
             // only ever said of a device that is.
-            v1::CommandKind::Wipe => match state.remove_enrollment() {
+            v1::CommandKind::Wipe => match state
+                .remove_enrollment()
+                .and_then(|()| keystore::remove(state))
+            {
                 Ok(()) => {
                     return Outcome {
                         success: true,

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::policy::AppliedPolicy;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("{path}: {source}")]
@@ -198,32 +200,31 @@ impl StateDir {
         self.write_json(HANDLED, handled, false)
     }
 
-    pub fn policy(&self) -> Result<Option<crate::run::AppliedPolicy>, StateError> {
+    pub fn policy(&self) -> Result<Option<AppliedPolicy>, StateError> {
         self.read_json(POLICY)
     }
 
-    pub fn save_policy(&self, policy: &crate::run::AppliedPolicy) -> Result<(), StateError> {
+    pub fn save_policy(&self, policy: &AppliedPolicy) -> Result<(), StateError> {
         self.write_json(POLICY, policy, false)
     }
 
-    /// Removes everything enrollment created (wipe/unenroll); the directory stays.
+    /// Removes the files enrollment wrote here (wipe/unenroll); the
+    /// directory stays. The device key is the keystore's to remove
+    /// (`keystore::remove`), since a hardware-backed key is no file here.
     pub fn remove_enrollment(&self) -> Result<(), StateError> {
-        for name in [
-            ENROLLMENT,
-            CHAIN,
-            CA,
-            STATUS,
-            HANDLED,
-            POLICY,
-            crate::keystore::KEY_FILE,
-        ] {
-            let path = self.file(name);
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => return Err(StateError::Io { path, source }),
-            }
+        for name in [ENROLLMENT, CHAIN, CA, STATUS, HANDLED, POLICY] {
+            self.remove(name)?;
         }
         Ok(())
+    }
+
+    /// Removes one file; a file that is not there is already removed.
+    pub fn remove(&self, name: &str) -> Result<(), StateError> {
+        let path = self.file(name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StateError::Io { path, source }),
+        }
     }
 }

@@ -237,7 +237,7 @@ fn timeout(key: &str, text: Option<&str>, default: Duration) -> Result<Duration,
             .parse::<u64>()
             .map(Duration::from_millis)
             .map_err(|_| format!("{text:?} must be a whole number of ms")),
-        None => latchkey_proto::text::parse_duration(text),
+        None => latchkey_proto::text::parse_duration(text).map_err(|e| e.to_string()),
     }
     .map_err(|e| ConfigError::Invalid(format!("{key}: {e}")))?;
     if parsed < Duration::from_millis(1) || parsed > Duration::from_secs(3600) {
@@ -373,7 +373,8 @@ impl FileConfig {
         };
         let mqtt = match self.mqtt.external {
             Some(url) => {
-                latchkey_proto::text::parse_mqtts_url(&url).map_err(ConfigError::Invalid)?;
+                latchkey_proto::text::parse_mqtts_url(&url)
+                    .map_err(|e| ConfigError::Invalid(e.to_string()))?;
                 MqttMode::External { url }
             }
             None => MqttMode::Embedded {

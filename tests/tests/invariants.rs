@@ -212,3 +212,118 @@ fn api_never_names_the_store() {
     );
     assert!(found.is_empty(), "{found:#?}");
 }
+
+/// The agent's modules from the bottom up. A module names only modules of
+/// lower layers, so the agent's modules form a DAG: the state directory,
+/// the keystore and the OS integration never reach up into the MQTT
+/// session, device-bound login or enrollment that use them.
+const AGENT_LAYERS: &[&[&str]] = &[
+    &["policy", "platform"],
+    &["state"],
+    &["keystore"],
+    &["enroll"],
+    &["device_auth"],
+    &["local"],
+    &["run"],
+];
+
+/// The first path segment of `path`: `run` of `run::AppliedPolicy`.
+fn leading_identifier(path: &str) -> String {
+    path.trim_start()
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect()
+}
+
+/// The crate-level names `code` reaches through `crate::` paths, including
+/// each name of a `crate::{a, b::c}` group; in a file directly under
+/// `src/`, `super::` paths reach the same names.
+fn crate_names_in(code: &str, file_at_top: bool) -> Vec<String> {
+    let mut prefixes = vec!["crate::"];
+    if file_at_top {
+        prefixes.push("super::");
+    }
+    let mut names = Vec::new();
+    for prefix in prefixes {
+        for (at, _) in code.match_indices(prefix) {
+            let preceded_by_identifier = code[..at]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$');
+            if preceded_by_identifier {
+                continue;
+            }
+            let rest = &code[at + prefix.len()..];
+            let Some(group) = rest.strip_prefix('{') else {
+                names.push(leading_identifier(rest));
+                continue;
+            };
+            let mut depth = 0usize;
+            let mut item = String::new();
+            for c in group.chars() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        names.push(leading_identifier(&item));
+                        item.clear();
+                        continue;
+                    }
+                    _ => {}
+                }
+                item.push(c);
+            }
+            names.push(leading_identifier(&item));
+        }
+    }
+    names.retain(|name| !name.is_empty() && name != "self" && name != "super");
+    names
+}
+
+#[test]
+fn agent_modules_name_only_lower_layers() {
+    let src = root().join("agent/src");
+    let layer_of = |module: &str| AGENT_LAYERS.iter().position(|l| l.contains(&module));
+    let mut found = Vec::new();
+    let mut modules_seen = 0;
+    for (path, text) in rust_files(&src) {
+        let relative = path
+            .strip_prefix(&src)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        if relative == "lib.rs" || relative == "main.rs" {
+            continue;
+        }
+        let module = leading_identifier(&relative);
+        let Some(layer) = layer_of(&module) else {
+            found.push(format!(
+                "{relative}: module {module} is in no layer of AGENT_LAYERS; add it there"
+            ));
+            continue;
+        };
+        modules_seen += 1;
+        let code: Vec<&str> = code_lines(&text).collect();
+        let file_at_top = !relative.contains('/');
+        for name in crate_names_in(&code.join("\n"), file_at_top) {
+            if name == module {
+                continue;
+            }
+            match layer_of(&name) {
+                Some(other) if other < layer => {}
+                Some(_) => found.push(format!(
+                    "{relative}: {module} names crate::{name}, which is not below it"
+                )),
+                None => found.push(format!(
+                    "{relative}: {module} names crate::{name}, an item of the crate root above every module"
+                )),
+            }
+        }
+    }
+    assert!(
+        modules_seen >= AGENT_LAYERS.len(),
+        "too few agent modules read"
+    );
+    assert!(found.is_empty(), "{found:#?}");
+}

@@ -14,26 +14,15 @@ use std::fmt;
 use std::time::Duration;
 
 /// Why an action did not happen.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ActionError {
     /// An OS tool failed, could not be started or did not finish.
+    #[error("{program} failed: {detail}")]
     CommandFailed { program: String, detail: String },
     /// This operating system offers no way to perform the action.
+    #[error("unsupported: {0}")]
     Unsupported(&'static str),
 }
-
-impl fmt::Display for ActionError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ActionError::CommandFailed { program, detail } => {
-                write!(f, "{program} failed: {detail}")
-            }
-            ActionError::Unsupported(what) => write!(f, "unsupported: {what}"),
-        }
-    }
-}
-
-impl std::error::Error for ActionError {}
 
 /// Locking can wait on a session manager or the window server, which may be slow on a busy
 /// machine, but must still not hold up the command loop for long.
@@ -58,10 +47,10 @@ fn with_message_note(result: String, message: Option<&str>) -> String {
 }
 
 /// Wraps a failed tool run as an [`ActionError`].
-fn command_failed(program: &str, detail: String) -> ActionError {
+fn command_failed(program: &str, detail: impl fmt::Display) -> ActionError {
     ActionError::CommandFailed {
         program: program.to_owned(),
-        detail,
+        detail: detail.to_string(),
     }
 }
 

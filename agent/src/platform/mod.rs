@@ -35,6 +35,37 @@ struct CommandOutput {
     stderr: String,
 }
 
+/// Why an OS tool gave no answer. The texts end up in command results and
+/// installation reports that an administrator reads.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("could not start {program}: {source}")]
+    NotStarted {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("could not wait for {program}: {source}")]
+    NotAwaited {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("{program} did not finish within {} ms and was stopped", .timeout.as_millis())]
+    TimedOut { program: String, timeout: Duration },
+    /// The tool ran and exited unsuccessfully; `said` is what it printed
+    /// about it, trimmed, possibly empty.
+    #[error("{}", exit_text(.status, .said))]
+    ExitedUnsuccessfully { status: ExitStatus, said: String },
+}
+
+/// "exit status: 3: oops", or the status alone when the tool said nothing.
+fn exit_text(status: &ExitStatus, said: &str) -> String {
+    if said.is_empty() {
+        status.to_string()
+    } else {
+        format!("{status}: {said}")
+    }
+}
+
 /// Runs `program` with `args` and returns its standard output if it exited successfully.
 ///
 /// Returns `None` when the program is missing, cannot be started, exits unsuccessfully or
@@ -51,28 +82,27 @@ pub(crate) fn run_checked(
     program: &str,
     args: &[&str],
     timeout: Duration,
-) -> Result<String, String> {
+) -> Result<String, CommandError> {
     let output = run_command_output(program, args, timeout)?;
     if output.status.success() {
         Ok(output.stdout)
     } else {
-        Err(failure_detail(&output))
+        Err(failure(&output))
     }
 }
 
 /// Summarises a failed run; many Windows tools print errors on stdout, so stdout is used
 /// when stderr is empty.
-fn failure_detail(output: &CommandOutput) -> String {
+fn failure(output: &CommandOutput) -> CommandError {
     let stderr = output.stderr.trim();
-    let text = if stderr.is_empty() {
+    let said = if stderr.is_empty() {
         output.stdout.trim()
     } else {
         stderr
     };
-    if text.is_empty() {
-        output.status.to_string()
-    } else {
-        format!("{}: {text}", output.status)
+    CommandError::ExitedUnsuccessfully {
+        status: output.status,
+        said: said.to_owned(),
     }
 }
 
@@ -82,7 +112,7 @@ enum Stream {
     Stderr,
 }
 
-/// Spawns `program` and waits for it with a deadline, returning a readable reason on error.
+/// Spawns `program` and waits for it with a deadline, returning why it gave no answer on error.
 ///
 /// The pipes are drained on helper threads because a child that fills a pipe buffer (a large
 /// `nft list ruleset`, for example) would otherwise block forever while we wait for it to exit.
@@ -90,7 +120,7 @@ fn run_command_output(
     program: &str,
     args: &[&str],
     timeout: Duration,
-) -> Result<CommandOutput, String> {
+) -> Result<CommandOutput, CommandError> {
     run_command_full(program, args, None, timeout)
 }
 
@@ -112,7 +142,7 @@ fn run_command_full(
     args: &[&str],
     input: Option<&str>,
     timeout: Duration,
-) -> Result<CommandOutput, String> {
+) -> Result<CommandOutput, CommandError> {
     let mut command = Command::new(program);
     command
         .args(args)
@@ -130,9 +160,10 @@ fn run_command_full(
     hide_console_window(&mut command);
 
     let start = Instant::now();
-    let mut child = command
-        .spawn()
-        .map_err(|error| format!("could not start {program}: {error}"))?;
+    let mut child = command.spawn().map_err(|source| CommandError::NotStarted {
+        program: program.to_owned(),
+        source,
+    })?;
     if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
         let text = text.to_owned();
         // Written from a thread, so a child that never reads cannot block us;
@@ -158,17 +189,20 @@ fn run_command_full(
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) => {}
-            Err(error) => {
+            Err(source) => {
                 kill_and_reap(&mut child);
-                return Err(format!("could not wait for {program}: {error}"));
+                return Err(CommandError::NotAwaited {
+                    program: program.to_owned(),
+                    source,
+                });
             }
         }
         if start.elapsed() >= timeout {
             kill_and_reap(&mut child);
-            return Err(format!(
-                "{program} did not finish within {} ms and was stopped",
-                timeout.as_millis()
-            ));
+            return Err(CommandError::TimedOut {
+                program: program.to_owned(),
+                timeout,
+            });
         }
         thread::sleep(POLL_INTERVAL);
     };
@@ -285,12 +319,29 @@ mod tests {
     #[test]
     fn checked_failure_explains_itself() {
         let err = run_checked("sh", &["-c", "echo oops >&2; exit 3"], QUERY_TIMEOUT)
-            .expect_err("the command exits with 3");
+            .expect_err("the command exits with 3")
+            .to_string();
         assert!(err.contains("oops"), "{err}");
         assert!(err.contains('3'), "{err}");
 
         let err = run_checked("latchkey-no-such-program", &[], QUERY_TIMEOUT)
-            .expect_err("the program does not exist");
+            .expect_err("the program does not exist")
+            .to_string();
         assert!(err.contains("could not start"), "{err}");
+    }
+
+    #[test]
+    fn checked_failures_read_as_before() {
+        let said_nothing = run_checked("false", &[], QUERY_TIMEOUT).expect_err("false fails");
+        assert_eq!(said_nothing.to_string(), "exit status: 1");
+        let said_on_stdout = run_checked("sh", &["-c", "echo ' out '; exit 2"], QUERY_TIMEOUT)
+            .expect_err("the command exits with 2");
+        assert_eq!(said_on_stdout.to_string(), "exit status: 2: out");
+        let slow = run_checked("sleep", &["10"], Duration::from_millis(200))
+            .expect_err("sleep outlasts the deadline");
+        assert_eq!(
+            slow.to_string(),
+            "sleep did not finish within 200 ms and was stopped"
+        );
     }
 }

@@ -23,7 +23,8 @@ pub fn start(
     ca_pem: &str,
     shutdown: CancellationToken,
 ) -> Result<(Push, mpsc::Receiver<Uplink>), PushError> {
-    let (host, port) = latchkey_proto::text::parse_mqtts_url(url).map_err(PushError::Start)?;
+    let (host, port) =
+        latchkey_proto::text::parse_mqtts_url(url).map_err(|e| PushError::Start(e.to_string()))?;
     let tls = latchkey_certs::tls::client_config(
         ca_pem,
         Some((identity.chain_pem.as_str(), &identity.key_pem)),
