@@ -4,13 +4,22 @@
 //! external broker or a reverse proxy) and a health check. A second
 //! listener asks for a device certificate: the mobile path of device-auth.
 //!
-//! This module holds the two route tables and the state handlers share.
-//! The accept loop and its limits are in `connection.rs`; what anyone may
-//! fetch (CA, CRL, JWKS, health) is in `published.rs`.
+//! This module holds the two route tables and the state handlers share;
+//! no handler lives here. Each file beside it owns one concern (see
+//! `ARCHITECTURE.md`, the code map).
 
 mod account;
+mod assets;
+mod authorize;
+mod client;
 mod connection;
+mod cookies;
+mod csrf;
+mod errors;
+mod frame;
+mod home;
 mod i18n;
+mod language;
 mod login;
 mod oidc;
 mod pages;
@@ -57,7 +66,7 @@ pub async fn serve(
         .route("/crl.pem", get(published::crl))
         .route("/jwks.json", get(published::jwks))
         .route("/.well-known/openid-configuration", get(oidc::discovery))
-        .route("/authorize", get(login::authorize))
+        .route("/authorize", get(authorize::authorize))
         .route("/token", post(oidc::token))
         .route("/userinfo", get(oidc::userinfo).post(oidc::userinfo))
         .route("/revoke", post(oidc::revoke))
@@ -83,9 +92,9 @@ pub async fn serve(
         .route("/account/verify", post(account::verify))
         .route("/account/verify/send", post(account::send_verify_code))
         .route("/account/password", post(account::change_password))
-        .route("/", get(login::home))
-        .route("/static/latchkey.css", get(login::stylesheet))
-        .route("/static/device-auth.js", get(login::device_auth_script))
+        .route("/", get(home::home))
+        .route("/static/latchkey.css", get(assets::stylesheet))
+        .route("/static/device-auth.js", get(assets::device_auth_script))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(Web {
             ca_pem: ca_pem.into(),
@@ -107,7 +116,7 @@ pub async fn serve_device(
 ) {
     let app = Router::new()
         .route("/device-auth", get(login::device_certificate))
-        .route("/static/latchkey.css", get(login::stylesheet))
+        .route("/static/latchkey.css", get(assets::stylesheet))
         .with_state(Web {
             ca_pem: Arc::from(""),
             crl_path: PathBuf::new(),
