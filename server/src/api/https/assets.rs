@@ -3,7 +3,7 @@
 //! headers. Both listeners serve the stylesheet.
 //!
 //! Nothing here depends on a request: no session, no language. The pages
-//! that use them are in `pages.rs`; the content policy that
+//! that use them are in `pages.rs` and `pages/`; the content policy that
 //! allows only these is in `frame.rs`.
 
 use axum::http::header;

@@ -42,17 +42,14 @@ pub async fn authorize(
                 "request_too_large" => &t::TOO_LARGE,
                 _ => &t::UNAVAILABLE,
             };
-            let mut page = page(
+            return page(
                 lang,
                 StatusCode::BAD_REQUEST,
                 &t::BAD_REQUEST_TITLE,
-                pages::message(lang, text),
+                pages::refused_request(lang, text, code),
                 "/",
-            );
-            page.body.push_str(&format!(
-                r#"<p class="muted" data-error="{code}">{code}</p>"#
-            ));
-            return page.into_response();
+            )
+            .into_response();
         }
     };
     let existing = match web

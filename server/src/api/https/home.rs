@@ -1,7 +1,7 @@
 //! `GET /`: the home page, the signed-in user's apps with links to the
 //! account page and to sign out, or a line saying nobody is signed in.
 //!
-//! The page's HTML is in `pages.rs`; signing out is in
+//! The page's HTML is in `pages/home.rs`; signing out is in
 //! `login/signout.rs`.
 
 use axum::extract::{Query, State};

@@ -7,7 +7,7 @@
 //! Which step comes next is the core's (`Core::next_step`); this module
 //! has no rules of its own about it. It sets no cookie format (`cookies.rs`),
 //! checks no CSRF token (`csrf.rs`: `SessionForm` does before a handler
-//! runs) and holds no HTML (`pages.rs`).
+//! runs) and holds no HTML (`pages/login.rs`).
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};

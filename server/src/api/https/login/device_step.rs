@@ -4,7 +4,7 @@
 //!
 //! What a device's answer must satisfy is the core's (`core::sso`); the
 //! waiting itself is `api::long_poll`'s, shared with the agent's gRPC
-//! call. The pages' HTML is in `pages.rs`, the page's script
+//! call. The pages' HTML is in `pages/device_step.rs`, the page's script
 //! in `assets.rs`.
 
 use std::time::Duration;
@@ -272,10 +272,7 @@ pub async fn device_certificate(
             lang,
             StatusCode::FORBIDDEN,
             &t::NO_DEVICE_CERTIFICATE_TITLE,
-            format!(
-                r#"<p class="error" role="alert" data-failure="no_device_certificate">{}</p>"#,
-                text.get(lang)
-            ),
+            pages::no_device_certificate(lang, text),
             here,
         )
         .into_response()

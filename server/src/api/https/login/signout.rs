@@ -3,7 +3,8 @@
 //!
 //! Ending the session and checking the ID token hint and the redirect
 //! address are the core's (`end_session`, `id_token_hint`,
-//! `post_logout_redirect`). The home page is in `home.rs`.
+//! `post_logout_redirect`); the confirmation form's HTML is in
+//! `pages/home.rs`. The home page itself is in `home.rs`.
 
 use axum::Form;
 use axum::extract::State;
@@ -93,27 +94,19 @@ pub async fn logout(
         let hinted = hint.as_ref().is_some_and(|h| h.session_id == session.id);
         if !(confirmed || hinted) {
             let csrf = Core::csrf_token(secret);
-            let mut body = format!(
-                r#"<form method="post" action="/logout"><input type="hidden" name="csrf" value="{}">"#,
-                pages::esc(&csrf)
+            let body = pages::sign_out_form(
+                lang,
+                &csrf,
+                &[
+                    ("id_token_hint", params.id_token_hint.as_deref()),
+                    (
+                        "post_logout_redirect_uri",
+                        params.post_logout_redirect_uri.as_deref(),
+                    ),
+                    ("state", params.state.as_deref()),
+                    ("client_id", params.client_id.as_deref()),
+                ],
             );
-            for (name, value) in [
-                ("id_token_hint", &params.id_token_hint),
-                ("post_logout_redirect_uri", &params.post_logout_redirect_uri),
-                ("state", &params.state),
-                ("client_id", &params.client_id),
-            ] {
-                if let Some(value) = value {
-                    body.push_str(&format!(
-                        r#"<input type="hidden" name="{name}" value="{}">"#,
-                        pages::esc(value)
-                    ));
-                }
-            }
-            body.push_str(&format!(
-                r#"<button type="submit">{}</button></form>"#,
-                t::SIGN_OUT.get(lang)
-            ));
             return page(lang, StatusCode::OK, &t::SIGN_OUT, body, "/logout").into_response();
         }
         if let Err(e) = web.core.end_session(session, "signed out", now).await {
