@@ -1,7 +1,7 @@
 //! A user's steps through the sign-in pages and a client's token requests,
-//! shared by the SSO tests.
+//! shared by the SSO tests and the benchmarks (`latchkey-bench`).
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, ensure};
 use latchkey_agent::device_auth::{Approval, Report};
 use latchkey_agent::local::{self, Handover};
 use latchkey_agent::run::RunOptions;
@@ -60,6 +60,74 @@ pub async fn token_request(sys: &System, form: &[(&str, &str)]) -> Result<WebRes
     .await
 }
 
+/// Opens `authorize_url` and follows it to the sign-in form, which must
+/// name `app_name`: the form's request id and CSRF token.
+pub async fn open_sign_in(
+    browser: &mut Browser,
+    authorize_url: &str,
+    app_name: &str,
+) -> Result<(String, String)> {
+    let page = browser.get(authorize_url).await?;
+    let page = browser.follow(page).await?;
+    ensure!(page.status == 200, "{}: {}", page.status, page.body);
+    ensure!(page.body.contains("name=\"password\""), "{}", page.body);
+    ensure!(page.body.contains(app_name), "{}", page.body);
+    let req = page.input("req").context("req")?;
+    let csrf = page.input("csrf").context("csrf")?;
+    Ok((req, csrf))
+}
+
+/// Sends the sign-in form of request `req`; the page after it.
+pub async fn submit_password(
+    browser: &mut Browser,
+    req: &str,
+    csrf: &str,
+    email: &str,
+    password: &str,
+) -> Result<WebResponse> {
+    let after = browser
+        .post(
+            "/login",
+            &[
+                ("req", req),
+                ("csrf", csrf),
+                ("email", email),
+                ("password", password),
+            ],
+        )
+        .await?;
+    browser.follow(after).await
+}
+
+/// Whether `page` is the form for a new password after a temporary one.
+pub fn asks_new_password(page: &WebResponse) -> bool {
+    page.body.contains("name=\"confirm\"")
+}
+
+/// On the new-password form `page` of request `req`: chooses
+/// [`CHOSEN_PASSWORD`]; the response, not followed (a redirect to the
+/// sign-in's next step when the password was taken).
+pub async fn choose_password(
+    browser: &mut Browser,
+    req: &str,
+    page: &WebResponse,
+) -> Result<WebResponse> {
+    // The session's cookie secret changed with the password: the form's
+    // token is the new one.
+    let csrf = page.input("csrf").context("csrf")?;
+    browser
+        .post(
+            "/login/password",
+            &[
+                ("req", req),
+                ("csrf", &csrf),
+                ("password", CHOSEN_PASSWORD),
+                ("confirm", CHOSEN_PASSWORD),
+            ],
+        )
+        .await
+}
+
 /// Opens `authorize_url`, signs in on the form (choosing a new password
 /// after a temporary one) and returns the page after that.
 pub async fn sign_in(
@@ -69,38 +137,10 @@ pub async fn sign_in(
     email: &str,
     password: &str,
 ) -> Result<WebResponse> {
-    let page = browser.get(authorize_url).await?;
-    let page = browser.follow(page).await?;
-    assert_eq!(page.status, 200, "{}", page.body);
-    assert!(page.body.contains("name=\"password\""), "{}", page.body);
-    assert!(page.body.contains(app_name), "{}", page.body);
-    let req = page.input("req").context("req")?;
-    let csrf = page.input("csrf").context("csrf")?;
-    let after = browser
-        .post(
-            "/login",
-            &[
-                ("req", &req),
-                ("csrf", &csrf),
-                ("email", email),
-                ("password", password),
-            ],
-        )
-        .await?;
-    let mut page = browser.follow(after).await?;
-    if page.body.contains("name=\"confirm\"") {
-        let csrf = page.input("csrf").context("csrf")?;
-        let after = browser
-            .post(
-                "/login/password",
-                &[
-                    ("req", &req),
-                    ("csrf", &csrf),
-                    ("password", CHOSEN_PASSWORD),
-                    ("confirm", CHOSEN_PASSWORD),
-                ],
-            )
-            .await?;
+    let (req, csrf) = open_sign_in(browser, authorize_url, app_name).await?;
+    let mut page = submit_password(browser, &req, &csrf, email, password).await?;
+    if asks_new_password(&page) {
+        let after = choose_password(browser, &req, &page).await?;
         page = browser.follow(after).await?;
     }
     Ok(page)

@@ -781,7 +781,10 @@ async fn bench_idle_agent(seconds: u64) -> Result<()> {
     server.stop().await
 }
 
-use latchkey_tests::login::{CHOSEN_PASSWORD as PASSWORD, RP_CALLBACK};
+use latchkey_tests::login::{self, CHOSEN_PASSWORD as PASSWORD, RP_CALLBACK};
+
+/// The user the sign-in benchmarks sign in as.
+const USER: &str = "alice@example.com";
 
 /// An SSO app and a user whose password is set (the temporary one changed
 /// through the sign-in pages); returns the app's client id.
@@ -801,88 +804,50 @@ async fn sso_setup(server: &Server, device: &str) -> Result<String> {
     let client_id = app.app.context("app")?.client_id;
     admin
         .add_user(v1::AddUserRequest {
-            email: "alice@example.com".into(),
+            email: USER.into(),
             name: "Alice Suzuki".into(),
             groups: vec![],
             kind: "user".into(),
         })
         .await?;
     let temporary = admin
-        .reset_password(v1::ResetPasswordRequest {
-            email: "alice@example.com".into(),
-        })
+        .reset_password(v1::ResetPasswordRequest { email: USER.into() })
         .await?
         .into_inner()
         .temporary_password;
     let mut browser = latchkey_tests::web::Browser::new(server.https_addr, &server.ca_pem)?;
-    let (req, csrf) = open_sign_in(&mut browser, &client_id).await?;
-    let after = browser
-        .post(
-            "/login",
-            &[
-                ("req", &req),
-                ("csrf", &csrf),
-                ("email", "alice@example.com"),
-                ("password", &temporary),
-            ],
-        )
-        .await?;
-    let page = browser.follow(after).await?;
-    if !page.body.contains("name=\"confirm\"") {
+    let (req, csrf) =
+        login::open_sign_in(&mut browser, &bench_authorize_url(&client_id), "Payroll").await?;
+    let page = login::submit_password(&mut browser, &req, &csrf, USER, &temporary).await?;
+    if !login::asks_new_password(&page) {
         bail!("expected the new-password form: {}", page.body);
     }
-    // The session's cookie secret changed with the password: the form's
-    // token is the new one.
-    let csrf = page.input("csrf").context("no CSRF token")?;
-    let changed = browser
-        .post(
-            "/login/password",
-            &[
-                ("req", &req),
-                ("csrf", &csrf),
-                ("password", PASSWORD),
-                ("confirm", PASSWORD),
-            ],
-        )
-        .await?;
+    let changed = login::choose_password(&mut browser, &req, &page).await?;
     if changed.status != 303 {
         bail!("password change: {}", changed.body);
     }
     Ok(client_id)
 }
 
-/// `/authorize`, then the sign-in form: (request id, CSRF token).
-async fn open_sign_in(
-    browser: &mut latchkey_tests::web::Browser,
-    client_id: &str,
-) -> Result<(String, String)> {
-    let authorize = latchkey_tests::login::authorize_url(client_id, RP_CALLBACK, "bench");
-    let page = browser.get(&authorize).await?;
-    let page = browser.follow(page).await?;
-    Ok((
-        page.input("req").context("no sign-in form")?,
-        page.input("csrf").context("no CSRF token")?,
-    ))
+/// The authorize URL of the bench's sign-ins.
+fn bench_authorize_url(client_id: &str) -> String {
+    login::authorize_url(client_id, RP_CALLBACK, "bench")
 }
 
-/// Signs in with the password; returns the page after it.
+/// `/authorize`, then the sign-in form with the password set in
+/// [`sso_setup`]; returns the page after it.
 async fn password_step(
     browser: &mut latchkey_tests::web::Browser,
     client_id: &str,
 ) -> Result<latchkey_tests::web::WebResponse> {
-    let (req, csrf) = open_sign_in(browser, client_id).await?;
-    let after = browser
-        .post(
-            "/login",
-            &[
-                ("req", &req),
-                ("csrf", &csrf),
-                ("email", "alice@example.com"),
-                ("password", PASSWORD),
-            ],
-        )
-        .await?;
-    browser.follow(after).await
+    login::sign_in(
+        browser,
+        &bench_authorize_url(client_id),
+        "Payroll",
+        USER,
+        PASSWORD,
+    )
+    .await
 }
 
 async fn bench_device_auth(
@@ -894,7 +859,7 @@ async fn bench_device_auth(
     let dir = tempfile::tempdir()?;
     let server = Server::start(&dir.path().join("data"), server_config).await?;
     let client_id = sso_setup(&server, "bound").await?;
-    let (agent, state) = enroll_agent(&server, dir.path(), "alice@example.com").await?;
+    let (agent, state) = enroll_agent(&server, dir.path(), USER).await?;
     let mut running = tokio::process::Command::new(&agent)
         .arg("--state-dir")
         .arg(&state)

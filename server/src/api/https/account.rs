@@ -5,6 +5,9 @@
 //! needs a recent step-up: the password again and a code of the user's
 //! second factor (`core::sso::step_up`). A session that has not passed the
 //! user's second factor sees only the step-up form.
+//!
+//! What may change and when is the core's (`core::sso::mfa`,
+//! `core::sso::step_up`); the page's HTML is in `pages/account.rs`.
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -12,11 +15,13 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde::Deserialize;
 
+use super::client::{Client, current_session};
+use super::cookies::{lang_cookie, session_cookie};
+use super::csrf::{SessionForm, csrf_protected};
+use super::errors::{expired_page, unavailable};
+use super::frame::{page, see_other};
 use super::i18n::{self as t, Lang};
-use super::login::{
-    Client, CsrfProtected, SessionForm, current_session, expired_page, lang_cookie, language,
-    language_for, page, see_other, unavailable,
-};
+use super::language::{language, language_for};
 use super::{Web, pages};
 use crate::core::Core;
 use crate::core::passwords::Password;
@@ -85,11 +90,7 @@ impl axum::extract::FromRequest<Web> for AccountPost {
     }
 }
 
-impl CsrfProtected for AccountForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
+csrf_protected!(AccountForm);
 
 /// What to show besides the stored state.
 #[derive(Default)]
@@ -364,10 +365,7 @@ pub async fn verify(
         .await
     {
         Ok(StepUpOutcome::Verified(secret)) => {
-            return see_other(
-                "/account?changed=verified",
-                &[super::login::session_cookie(&secret)],
-            );
+            return see_other("/account?changed=verified", &[session_cookie(&secret)]);
         }
         Ok(StepUpOutcome::Rejected) => refused(&t::STEP_UP_FAILED, StatusCode::UNAUTHORIZED),
         Ok(StepUpOutcome::LockedOut(_)) => {
@@ -430,10 +428,7 @@ pub async fn change_password(
         .await;
     let extra = match outcome {
         Ok(PasswordChange::Changed(secret)) => {
-            return see_other(
-                "/account?changed=password",
-                &[super::login::session_cookie(&secret)],
-            );
+            return see_other("/account?changed=password", &[session_cookie(&secret)]);
         }
         Ok(PasswordChange::StepUpNeeded) => step_up_needed(),
         Ok(PasswordChange::WrongCurrent) => {

@@ -16,7 +16,12 @@
 //!   read and closes the connection;
 //!
 //! and each listener serves at most `max_connections` at once; more wait
-//! in the kernel's backlog.
+//! in the kernel's backlog. `accept` is the loop both HTTPS listeners run:
+//! the TLS handshake, the peer's address and certificate handed to the
+//! handlers, and the limits above.
+//!
+//! What each listener serves (its routes) is in `mod.rs`; pausing after a
+//! failed accept (EMFILE) is `api::accept`'s.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -24,10 +29,21 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use axum::Router;
 use axum::body::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use super::{Peer, PeerCertificate};
+use crate::api::accept::Acceptor;
+use crate::config::HttpsLimits;
 
 /// The error a body that took too long ends in.
 #[derive(Debug, thiserror::Error)]
@@ -129,5 +145,84 @@ impl Drop for InFlight {
             *at = Instant::now();
         }
         self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Accepts TLS connections and serves `app` on each, with the peer's
+/// address and (when it presented one) its verified certificate, within
+/// the limits above.
+pub(super) async fn accept(
+    name: &'static str,
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+    limits: HttpsLimits,
+    shutdown: CancellationToken,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    let slots = Arc::new(Semaphore::new(
+        limits.max_connections.min(Semaphore::MAX_PERMITS),
+    ));
+    let mut accepting = Acceptor::new(name);
+    loop {
+        let permit = tokio::select! {
+            () = shutdown.cancelled() => break,
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let Some((stream, peer)) = accepting.accept(&listener, &shutdown).await else {
+            break;
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let handshake = tokio::time::timeout(limits.header_timeout, acceptor.accept(stream));
+            let tls = match handshake.await {
+                Ok(Ok(tls)) => tls,
+                _ => {
+                    debug!(%peer, "HTTPS handshake failed");
+                    return;
+                }
+            };
+            let certificate = PeerCertificate(
+                tls.get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|chain| chain.first())
+                    .map(|leaf| Arc::from(leaf.as_ref())),
+            );
+            let app = app
+                .layer(axum::Extension(Peer(peer)))
+                .layer(axum::Extension(certificate));
+            let activity = Activity::new();
+            let service = {
+                let activity = activity.clone();
+                hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                    let in_flight = activity.begin();
+                    let request = request.map(|body| {
+                        axum::body::Body::new(TimedBody::new(body, limits.body_timeout))
+                    });
+                    let mut app = app.clone();
+                    async move {
+                        let response = tower::Service::call(&mut app, request).await;
+                        drop(in_flight);
+                        response
+                    }
+                })
+            };
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
+                .serve_connection(TokioIo::new(tls), service);
+            tokio::select! {
+                r = connection => if let Err(e) = r { debug!(%peer, error = %e, "HTTPS connection"); },
+                () = activity.idle_for(limits.idle_timeout) => debug!(%peer, "HTTPS connection idle; closed"),
+                () = shutdown.cancelled() => {}
+            }
+        });
     }
 }

@@ -1,4 +1,8 @@
-//! The sign-in pages' words in English and Japanese.
+//! The sign-in pages' words in English and Japanese, and the `Lang` they
+//! are chosen by (its codes and `Accept-Language` negotiation).
+//!
+//! Which language a request gets (`?lang=`, the cookie, the saved choice)
+//! is decided in `language.rs`.
 
 /// A page language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,4 +241,19 @@ texts! {
     HOME_TITLE = "Your apps", "アプリ一覧";
     HOME_SIGNED_OUT = "Open an app from your company to sign in.", "サインインするには会社のアプリを開いてください。";
     SIGN_OUT = "Sign out", "サインアウト";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn languages_follow_accept_language() {
+        assert_eq!(Lang::negotiate("ja-JP,ja;q=0.9,en;q=0.8"), Lang::Ja);
+        assert_eq!(Lang::negotiate("en-US,en;q=0.9,ja;q=0.8"), Lang::En);
+        assert_eq!(Lang::negotiate("fr-FR, ja;q=0.5"), Lang::Ja);
+        assert_eq!(Lang::negotiate("fr-FR"), Lang::En);
+        assert_eq!(Lang::negotiate(""), Lang::En);
+        assert_eq!(Lang::negotiate("ja;q=0"), Lang::En);
+    }
 }

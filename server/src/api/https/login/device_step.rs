@@ -1,8 +1,33 @@
 //! The device step of a sign-in: choosing the device, the waiting page's
 //! long poll and the code typed from the device, the one-time link the
 //! agent opens (`core::sso::proof`), and the mobile path's certificate.
+//!
+//! What a device's answer must satisfy is the core's (`core::sso`); the
+//! waiting itself is `api::long_poll`'s, shared with the agent's gRPC
+//! call. The pages' HTML is in `pages/device_step.rs`, the page's script
+//! in `assets.rs`.
 
-use super::*;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde::Deserialize;
+use tracing::{debug, warn};
+
+use super::{login_url, render_step};
+use crate::api::https::client::{Client, current_session};
+use crate::api::https::csrf::{SessionForm, csrf_protected};
+use crate::api::https::errors::{expired_page, unavailable};
+use crate::api::https::frame::{page, page_headers, see_other};
+use crate::api::https::i18n::{self as t, Text};
+use crate::api::https::language::language;
+use crate::api::https::{PeerCertificate, Web, pages};
+use crate::core::CoreError;
+use crate::core::sso::{DeviceCodeOutcome, RedeemOutcome, Step};
+use crate::domain::sign_in::SsoSession;
+use crate::domain::sign_in::TxnOutcome;
 
 /// How long one `/login/wait` request waits before answering "pending".
 const WAIT: Duration = Duration::from_secs(25);
@@ -231,7 +256,7 @@ async fn wait_for_answer(
 /// to the sign-in on the main listener.
 pub async fn device_certificate(
     State(web): State<Web>,
-    axum::Extension(certificate): axum::Extension<super::super::PeerCertificate>,
+    axum::Extension(certificate): axum::Extension<PeerCertificate>,
     Client(client): Client,
     headers: HeaderMap,
     Query(query): Query<WaitQuery>,
@@ -249,10 +274,7 @@ pub async fn device_certificate(
             lang,
             StatusCode::FORBIDDEN,
             &t::NO_DEVICE_CERTIFICATE_TITLE,
-            format!(
-                r#"<p class="error" role="alert" data-failure="no_device_certificate">{}</p>"#,
-                text.get(lang)
-            ),
+            pages::no_device_certificate(lang, text),
             here,
         )
         .into_response()

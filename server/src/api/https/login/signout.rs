@@ -1,6 +1,26 @@
-//! Sign-out (RP-initiated logout), the home page and the static files.
+//! Sign-out: `/logout`, both the relying party's RP-initiated logout and
+//! the home page's sign-out button.
+//!
+//! Ending the session and checking the ID token hint and the redirect
+//! address are the core's (`end_session`, `id_token_hint`,
+//! `post_logout_redirect`); the confirmation form's HTML is in
+//! `pages/home.rs`. The home page itself is in `home.rs`.
 
-use super::*;
+use axum::Form;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde::Deserialize;
+
+use crate::api::https::client::{Client, current_session};
+use crate::api::https::cookies::clear_session_cookie;
+use crate::api::https::errors::unavailable;
+use crate::api::https::frame::{page, see_other};
+use crate::api::https::i18n as t;
+use crate::api::https::language::language;
+use crate::api::https::{Web, pages};
+use crate::core::Core;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct LogoutParams {
@@ -74,27 +94,19 @@ pub async fn logout(
         let hinted = hint.as_ref().is_some_and(|h| h.session_id == session.id);
         if !(confirmed || hinted) {
             let csrf = Core::csrf_token(secret);
-            let mut body = format!(
-                r#"<form method="post" action="/logout"><input type="hidden" name="csrf" value="{}">"#,
-                pages::esc(&csrf)
+            let body = pages::sign_out_form(
+                lang,
+                &csrf,
+                &[
+                    ("id_token_hint", params.id_token_hint.as_deref()),
+                    (
+                        "post_logout_redirect_uri",
+                        params.post_logout_redirect_uri.as_deref(),
+                    ),
+                    ("state", params.state.as_deref()),
+                    ("client_id", params.client_id.as_deref()),
+                ],
             );
-            for (name, value) in [
-                ("id_token_hint", &params.id_token_hint),
-                ("post_logout_redirect_uri", &params.post_logout_redirect_uri),
-                ("state", &params.state),
-                ("client_id", &params.client_id),
-            ] {
-                if let Some(value) = value {
-                    body.push_str(&format!(
-                        r#"<input type="hidden" name="{name}" value="{}">"#,
-                        pages::esc(value)
-                    ));
-                }
-            }
-            body.push_str(&format!(
-                r#"<button type="submit">{}</button></form>"#,
-                t::SIGN_OUT.get(lang)
-            ));
             return page(lang, StatusCode::OK, &t::SIGN_OUT, body, "/logout").into_response();
         }
         if let Err(e) = web.core.end_session(session, "signed out", now).await {
@@ -116,75 +128,4 @@ pub async fn logout(
             page.into_response()
         }
     }
-}
-
-#[derive(Deserialize)]
-pub struct HomeQuery {
-    lang: Option<String>,
-}
-
-/// `GET /`: the signed-in user's apps.
-pub async fn home(
-    State(web): State<Web>,
-    Client(client): Client,
-    headers: HeaderMap,
-    Query(query): Query<HomeQuery>,
-) -> Response {
-    let session = match current_session(&web, &headers, &client).await {
-        Ok(s) => s,
-        Err(e) => return unavailable(language(&headers, None), &e),
-    };
-    let signed_in = match &session {
-        Some((s, _)) if s.auth_time.is_some() => match &s.user_id {
-            Some(id) => web.core.user_by_id(id).await.ok().flatten(),
-            None => None,
-        },
-        _ => None,
-    };
-    let lang = language_for(
-        &headers,
-        query.lang.as_deref(),
-        signed_in.as_ref().and_then(|u| u.locale.as_deref()),
-    );
-    let apps = if signed_in.is_some() {
-        web.core.apps_for_home().await.unwrap_or_default()
-    } else {
-        Vec::new()
-    };
-    let csrf = session
-        .as_ref()
-        .map(|(_, secret)| Core::csrf_token(secret))
-        .unwrap_or_default();
-    let body = pages::home(
-        lang,
-        signed_in.as_ref().map(|u| u.email.as_str()),
-        &apps,
-        &csrf,
-    );
-    with_lang_cookie(
-        page(lang, StatusCode::OK, &t::HOME_TITLE, body, "/").into_response(),
-        query.lang.as_deref(),
-    )
-}
-
-pub async fn stylesheet() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=3600"),
-        ],
-        pages::STYLESHEET,
-    )
-        .into_response()
-}
-
-pub async fn device_auth_script() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=3600"),
-        ],
-        pages::DEVICE_AUTH_SCRIPT,
-    )
-        .into_response()
 }

@@ -1,7 +1,12 @@
 //! The account page: second factors, step-up, password, language and the
 //! sign-in history.
 
-use super::*;
+use std::fmt::Write as _;
+
+use super::{alert, code_field, enrollment_block, esc};
+use crate::api::https::i18n::{self as t, Lang};
+use crate::core::sso::{HistoryRow, MfaSetting, SecondFactorView, StepUpFactor, TotpEnrollment};
+use crate::domain::user::User;
 
 /// What the account page shows besides the user: their second factors,
 /// the enrollment in progress, a notice, and the history.
