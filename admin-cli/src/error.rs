@@ -16,6 +16,10 @@ pub enum CliError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The server's answer lacks a value latchctl needs to print, or holds
+    /// one this latchctl does not know (a server newer than latchctl).
+    #[error("the server's answer {0}")]
+    Answer(String),
 }
 
 /// Awaits an admin API call and unwraps its answer, or says what failed.

@@ -3,12 +3,13 @@
 //! text to print, so tests drive exactly what an admin types.
 //!
 //! `args` holds what can be typed, `commands` what each noun does with it,
-//! `connect` where the connection comes from and `render` how answers
-//! print.
+//! `connect` where the connection comes from, `render` how answers print
+//! and `enums` the words for the server's enum values.
 
 mod args;
 mod commands;
 mod connect;
+mod enums;
 mod error;
 mod import;
 mod render;

@@ -7,10 +7,10 @@ use serde_json::json;
 
 use super::Context;
 use super::command::command_json;
-use crate::CliError;
 use crate::args::DeviceCommand;
 use crate::error::call;
 use crate::render::{self, Fields, Table, time};
+use crate::{CliError, enums};
 
 pub async fn run(command: DeviceCommand, cx: &mut Context) -> Result<String, CliError> {
     match command {
@@ -19,9 +19,11 @@ pub async fn run(command: DeviceCommand, cx: &mut Context) -> Result<String, Cli
                 .await?
                 .devices;
             if cx.json {
-                Ok(render::pretty(&json!(
-                    devices.iter().map(device_json).collect::<Vec<_>>()
-                )))
+                let devices = devices
+                    .iter()
+                    .map(device_json)
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(render::pretty(&json!(devices)))
             } else {
                 let mut table = Table::new(&[
                     "ID",
@@ -39,9 +41,9 @@ pub async fn run(command: DeviceCommand, cx: &mut Context) -> Result<String, Cli
                         d.hostname.clone(),
                         d.platform.clone(),
                         d.os_version.clone(),
-                        d.state.clone(),
+                        enums::device_state(d.state)?.to_owned(),
                         render::or_dash(&d.user).to_owned(),
-                        d.compliance.clone(),
+                        enums::compliance(d.compliance)?.1.to_owned(),
                         render::ago(d.last_seen, cx.now),
                     ]);
                 }
@@ -51,9 +53,9 @@ pub async fn run(command: DeviceCommand, cx: &mut Context) -> Result<String, Cli
         DeviceCommand::Show { id } => {
             let device = call(cx.client.get_device(v1::GetDeviceRequest { id })).await?;
             if cx.json {
-                Ok(render::pretty(&device_json(&device)))
+                Ok(render::pretty(&device_json(&device)?))
             } else {
-                Ok(device_text(&device))
+                device_text(&device)
             }
         }
         DeviceCommand::Lock { id, message } => {
@@ -80,7 +82,7 @@ pub async fn run(command: DeviceCommand, cx: &mut Context) -> Result<String, Cli
         DeviceCommand::Retire { id } => {
             let device = call(cx.client.retire_device(v1::RetireDeviceRequest { id })).await?;
             if cx.json {
-                Ok(render::pretty(&device_json(&device)))
+                Ok(render::pretty(&device_json(&device)?))
             } else {
                 Ok(format!(
                     "device {} ({}) retired; its certificates are revoked\n",
@@ -95,7 +97,7 @@ pub async fn run(command: DeviceCommand, cx: &mut Context) -> Result<String, Cli
             )
             .await?;
             if cx.json {
-                Ok(render::pretty(&device_json(&device)))
+                Ok(render::pretty(&device_json(&device)?))
             } else {
                 Ok(format!(
                     "device {} ({}) now belongs to {}\n",
@@ -116,27 +118,33 @@ fn command_result(
     let command = r.command.unwrap_or_default();
     if json {
         Ok(render::pretty(
-            &json!({"device": device_json(&device), "command": command_json(&command)}),
+            &json!({"device": device_json(&device)?, "command": command_json(&command)}),
         ))
     } else {
         Ok(format!(
             "device {} ({}) {verb}; state is now {}\ncommand {} is {}; follow it with `latchctl command list {}`\n",
-            device.id, device.hostname, device.state, command.id, command.status, device.id
+            device.id,
+            device.hostname,
+            enums::device_state(device.state)?,
+            command.id,
+            command.status,
+            device.id
         ))
     }
 }
 
-fn device_json(d: &v1::Device) -> serde_json::Value {
-    json!({
+fn device_json(d: &v1::Device) -> Result<serde_json::Value, CliError> {
+    let (compliant, compliance) = enums::compliance(d.compliance)?;
+    Ok(json!({
         "id": d.id,
         "hostname": d.hostname,
         "platform": d.platform,
         "os_version": d.os_version,
-        "state": d.state,
+        "state": enums::device_state(d.state)?,
         "user": (!d.user.is_empty()).then_some(&d.user),
         "group": (!d.group.is_empty()).then_some(&d.group),
-        "compliant": match d.compliance.as_str() { "compliant" => Some(true), "noncompliant" => Some(false), _ => None },
-        "compliance": d.compliance,
+        "compliant": compliant,
+        "compliance": compliance,
         "failed_checks": d.failed_checks.iter().map(|f| json!({"check": f.check, "detail": f.detail})).collect::<Vec<_>>(),
         "policy": (!d.policy.is_empty()).then_some(&d.policy),
         "last_seen": render::rfc3339(d.last_seen),
@@ -151,15 +159,15 @@ fn device_json(d: &v1::Device) -> serde_json::Value {
             "firewall": d.posture_firewall,
             "reported_at": render::rfc3339(d.posture_at),
         },
-    })
+    }))
 }
 
-fn device_text(d: &v1::Device) -> String {
+fn device_text(d: &v1::Device) -> Result<String, CliError> {
     let mut t = Fields::default();
     t.add("id", &d.id);
     t.add("hostname", &d.hostname);
     t.add("platform", &format!("{} {}", d.platform, d.os_version));
-    t.add("state", &d.state);
+    t.add("state", enums::device_state(d.state)?);
     t.add("user", render::or_dash(&d.user));
     t.add("group", render::or_dash(&d.group));
     t.add(
@@ -170,7 +178,7 @@ fn device_text(d: &v1::Device) -> String {
             &d.policy
         },
     );
-    t.add("compliance", &d.compliance);
+    t.add("compliance", enums::compliance(d.compliance)?.1);
     for f in &d.failed_checks {
         t.add("  failing", &format!("{}: {}", f.check, f.detail));
     }
@@ -196,5 +204,5 @@ fn device_text(d: &v1::Device) -> String {
     );
     t.add("serial", render::or_dash(&d.serial));
     t.add("model", render::or_dash(&d.model));
-    t.render()
+    Ok(t.render())
 }

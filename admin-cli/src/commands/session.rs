@@ -7,14 +7,14 @@ use super::Context;
 use super::admin::admin_json;
 use crate::connect::{self, Environment};
 use crate::error::call;
-use crate::{CliError, render};
+use crate::{CliError, enums, render};
 
 pub async fn whoami(cx: &mut Context) -> Result<String, CliError> {
     let me = call(cx.client.who_am_i(v1::WhoAmIRequest {})).await?;
     if cx.json {
-        Ok(render::pretty(&admin_json(&me)))
+        Ok(render::pretty(&admin_json(&me)?))
     } else {
-        Ok(format!("{} ({})\n", me.email, me.role))
+        Ok(format!("{} ({})\n", me.email, enums::role(me.role)?))
     }
 }
 
@@ -24,12 +24,12 @@ pub async fn login(cx: &mut Context, env: &Environment) -> Result<String, CliErr
     let path = env.profile_path().ok_or_else(|| {
         CliError::Usage("no config directory (set HOME or XDG_CONFIG_HOME)".into())
     })?;
+    let role = enums::role(me.role)?;
     connect::save_profile(&cx.connection, &path)?;
     Ok(format!(
-        "logged in to {} as {} ({}); profile saved in {}\n",
+        "logged in to {} as {} ({role}); profile saved in {}\n",
         cx.connection.server,
         me.email,
-        me.role,
         path.display()
     ))
 }

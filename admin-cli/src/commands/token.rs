@@ -1,15 +1,15 @@
 //! `latchctl token`: creating enrollment tokens (the secret shown once,
-//! with the line that enrolls a device), listing them with their status,
-//! and revoking them.
+//! with the line that enrolls a device), listing them with the status the
+//! server reports, and revoking them.
 
 use latchkey_proto::v1;
 use serde_json::json;
 
 use super::Context;
-use crate::CliError;
 use crate::args::TokenCommand;
 use crate::error::call;
 use crate::render::{self, Table, time};
+use crate::{CliError, enums};
 
 pub async fn run(command: TokenCommand, cx: &mut Context) -> Result<String, CliError> {
     match command {
@@ -74,20 +74,11 @@ pub async fn run(command: TokenCommand, cx: &mut Context) -> Result<String, CliE
                     "CREATED BY",
                 ]);
                 for t in &tokens {
-                    let status = if t.revoked {
-                        "revoked"
-                    } else if t.expires_at <= cx.now.timestamp() {
-                        "expired"
-                    } else if t.uses_count >= t.uses_allowed {
-                        "used up"
-                    } else {
-                        "usable"
-                    };
                     table.row(vec![
                         t.id.clone(),
                         format!("{}/{}", t.uses_count, t.uses_allowed),
                         time(t.expires_at),
-                        status.to_owned(),
+                        enums::token_status(t.status)?.to_owned(),
                         render::or_dash(&t.user).to_owned(),
                         render::or_dash(&t.group).to_owned(),
                         t.created_by.clone(),
