@@ -13,10 +13,14 @@ use crate::core::apps::{AppChanges, ClientSecret, NewApp};
 use crate::core::auth::AuthenticatedAdmin;
 use crate::core::users::NewUser;
 use crate::core::{Core, DeviceView};
+use crate::domain::admin::Role;
+use crate::domain::admin::TokenStatus;
 use crate::domain::admin::{Admin, EnrollmentToken};
 use crate::domain::app::{App, DevicePolicy, MfaPolicy};
 use crate::domain::audit::{AuditEntry, AuditEvent, AuditOutcome};
 use crate::domain::command::Command;
+use crate::domain::device::DeviceState;
+use crate::domain::policy::Compliance;
 use crate::domain::policy::StoredPolicy;
 use crate::domain::user::{Group, User, UserKind, UserStatus};
 
@@ -67,17 +71,71 @@ fn unix(t: DateTime<Utc>) -> i64 {
     t.timestamp()
 }
 
+fn role_msg(role: Role) -> v1::Role {
+    match role {
+        Role::Owner => v1::Role::Owner,
+        Role::Admin => v1::Role::Admin,
+        Role::Helpdesk => v1::Role::Helpdesk,
+        Role::Auditor => v1::Role::Auditor,
+    }
+}
+
+/// The role an `AddAdminRequest` names, in the words `Core::add_admin`
+/// reads. A value this server does not know becomes words no role has, so
+/// the core refuses it where it refuses any unknown role: after checking
+/// that the caller may add admins at all (and auditing a caller who may
+/// not). An unspecified role is the empty word, as an absent one was.
+fn requested_role(value: i32) -> String {
+    match v1::Role::try_from(value) {
+        Ok(v1::Role::Owner) => Role::Owner.as_str().to_owned(),
+        Ok(v1::Role::Admin) => Role::Admin.as_str().to_owned(),
+        Ok(v1::Role::Helpdesk) => Role::Helpdesk.as_str().to_owned(),
+        Ok(v1::Role::Auditor) => Role::Auditor.as_str().to_owned(),
+        Ok(v1::Role::Unspecified) => String::new(),
+        Err(_) => format!("role number {value}"),
+    }
+}
+
+fn device_state_msg(state: DeviceState) -> v1::DeviceState {
+    match state {
+        DeviceState::Active => v1::DeviceState::Active,
+        DeviceState::Locked => v1::DeviceState::Locked,
+        DeviceState::WipePending => v1::DeviceState::WipePending,
+        DeviceState::Retired => v1::DeviceState::Retired,
+        DeviceState::Wiped => v1::DeviceState::Wiped,
+    }
+}
+
+fn compliance_msg(compliance: &Compliance) -> v1::Compliance {
+    match compliance {
+        Compliance::Compliant => v1::Compliance::Compliant,
+        Compliance::NonCompliant(_) => v1::Compliance::Noncompliant,
+        Compliance::Unknown => v1::Compliance::Unknown,
+    }
+}
+
+fn token_status_msg(status: TokenStatus) -> v1::TokenStatus {
+    match status {
+        TokenStatus::Usable => v1::TokenStatus::Usable,
+        TokenStatus::Revoked => v1::TokenStatus::Revoked,
+        TokenStatus::Expired => v1::TokenStatus::Expired,
+        TokenStatus::UsedUp => v1::TokenStatus::UsedUp,
+    }
+}
+
 fn admin_msg(a: Admin) -> v1::Admin {
     v1::Admin {
         id: a.id.to_string(),
         email: a.email,
-        role: a.role.as_str().to_owned(),
+        role: role_msg(a.role).into(),
         created_at: unix(a.created_at),
     }
 }
 
-fn token_msg(t: EnrollmentToken) -> v1::EnrollmentToken {
+/// A token as it stands at `now`, the time of the call.
+fn token_msg(t: EnrollmentToken, now: DateTime<Utc>) -> v1::EnrollmentToken {
     v1::EnrollmentToken {
+        status: token_status_msg(t.status(now)).into(),
         id: t.id.to_string(),
         user: t.user.unwrap_or_default(),
         group: t.group.unwrap_or_default(),
@@ -107,9 +165,9 @@ fn device_msg(view: DeviceView) -> v1::Device {
         hostname: d.hostname.clone(),
         platform: d.platform.clone(),
         os_version: d.os_version.clone(),
-        state: d.state.as_str().to_owned(),
+        state: device_state_msg(d.state).into(),
         user: d.user.clone().unwrap_or_default(),
-        compliance: compliance.as_str().to_owned(),
+        compliance: compliance_msg(&compliance).into(),
         failed_checks: compliance
             .failed_checks()
             .iter()
@@ -277,6 +335,7 @@ impl AdminService for AdminApi {
             })?,
         };
         let uses = r.uses.unwrap_or(1);
+        let now = Utc::now();
         let (token, secret) = self
             .core
             .create_enrollment_token(
@@ -285,12 +344,12 @@ impl AdminService for AdminApi {
                 non_empty(r.group),
                 expires,
                 uses,
-                Utc::now(),
+                now,
             )
             .await
             .map_err(status)?;
         Ok(Response::new(v1::CreateEnrollmentTokenResponse {
-            token: Some(token_msg(token)),
+            token: Some(token_msg(token, now)),
             secret,
         }))
     }
@@ -300,13 +359,14 @@ impl AdminService for AdminApi {
         request: Request<v1::ListEnrollmentTokensRequest>,
     ) -> Reply<v1::ListEnrollmentTokensResponse> {
         let admin = self.admin(&request).await?;
+        let now = Utc::now();
         let tokens = self
             .core
-            .list_enrollment_tokens(&admin, Utc::now())
+            .list_enrollment_tokens(&admin, now)
             .await
             .map_err(status)?;
         Ok(Response::new(v1::ListEnrollmentTokensResponse {
-            tokens: tokens.into_iter().map(token_msg).collect(),
+            tokens: tokens.into_iter().map(|t| token_msg(t, now)).collect(),
         }))
     }
 
@@ -315,12 +375,13 @@ impl AdminService for AdminApi {
         request: Request<v1::RevokeEnrollmentTokenRequest>,
     ) -> Reply<v1::EnrollmentToken> {
         let admin = self.admin(&request).await?;
+        let now = Utc::now();
         let token = self
             .core
-            .revoke_enrollment_token(&admin, &request.into_inner().id, Utc::now())
+            .revoke_enrollment_token(&admin, &request.into_inner().id, now)
             .await
             .map_err(status)?;
-        Ok(Response::new(token_msg(token)))
+        Ok(Response::new(token_msg(token, now)))
     }
 
     async fn list_devices(
@@ -468,7 +529,7 @@ impl AdminService for AdminApi {
         let r = request.into_inner();
         let (added, token) = self
             .core
-            .add_admin(&admin, &r.email, &r.role, Utc::now())
+            .add_admin(&admin, &r.email, &requested_role(r.role), Utc::now())
             .await
             .map_err(status)?;
         Ok(Response::new(v1::AddAdminResponse {
@@ -797,5 +858,25 @@ impl AdminService for AdminApi {
                 })
                 .collect(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use latchkey_proto::v1;
+
+    use super::requested_role;
+    use crate::domain::admin::Role;
+
+    #[test]
+    fn a_role_this_server_does_not_know_is_no_role_the_core_accepts() {
+        for value in [0, 5, 99, -1] {
+            assert_eq!(Role::parse(&requested_role(value)), None, "{value}");
+        }
+        for role in [Role::Owner, Role::Admin, Role::Helpdesk, Role::Auditor] {
+            let value: i32 = super::role_msg(role).into();
+            assert_eq!(Role::parse(&requested_role(value)), Some(role));
+        }
+        assert_eq!(requested_role(v1::Role::Unspecified.into()), "");
     }
 }

@@ -1,14 +1,25 @@
-//! Human-readable output: aligned tables, key-value blocks and times.
+//! How latchctl prints: aligned tables, key-value blocks, pretty JSON, and
+//! times as people read them and as JSON carries them. Nothing here knows
+//! a command or a wire message.
 
 use chrono::{DateTime, Utc};
 use unicode_width::UnicodeWidthStr;
 
+/// A JSON value as latchctl prints it: indented, with a final newline.
+pub fn pretty(value: &serde_json::Value) -> String {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// Unix seconds as JSON carries them; none for 0 (never).
 pub fn rfc3339(unix: i64) -> Option<String> {
     (unix != 0)
         .then(|| DateTime::from_timestamp(unix, 0).map(|t| t.to_rfc3339()))
         .flatten()
 }
 
+/// Unix seconds for a table or a key-value block; `-` for 0 (never).
 pub fn time(unix: i64) -> String {
     if unix == 0 {
         return "-".to_owned();
@@ -19,6 +30,7 @@ pub fn time(unix: i64) -> String {
     )
 }
 
+/// How long before `now`, in the largest whole unit.
 pub fn ago(unix: i64, now: DateTime<Utc>) -> String {
     if unix == 0 {
         return "never".to_owned();
@@ -32,10 +44,12 @@ pub fn ago(unix: i64, now: DateTime<Utc>) -> String {
     }
 }
 
+/// `-` for an empty cell.
 pub fn or_dash(text: &str) -> &str {
     if text.is_empty() { "-" } else { text }
 }
 
+/// Columns aligned by display width, a header row, and `(none)` when empty.
 pub struct Table {
     header: Vec<String>,
     rows: Vec<Vec<String>>,
@@ -88,6 +102,7 @@ impl Table {
     }
 }
 
+/// A key-value block, the values aligned after the longest key.
 #[derive(Default)]
 pub struct Fields {
     pairs: Vec<(String, String)>,

@@ -1,0 +1,46 @@
+//! `latchctl audit`: the audit log since a time before now.
+
+use latchkey_proto::v1;
+use serde_json::json;
+
+use super::Context;
+use crate::CliError;
+use crate::args::AuditArgs;
+use crate::error::call;
+use crate::render::{self, Table, time};
+
+pub async fn run(args: AuditArgs, cx: &mut Context) -> Result<String, CliError> {
+    let since = latchkey_proto::text::parse_duration(&args.since)
+        .map_err(|e| CliError::Usage(format!("--since: {e}")))?;
+    let from = cx.now.timestamp() - i64::try_from(since.as_secs()).unwrap_or(i64::MAX / 2);
+    let events = call(cx.client.list_audit(v1::ListAuditRequest {
+        since: from,
+        limit: 0,
+    }))
+    .await?
+    .events;
+    if cx.json {
+        Ok(render::pretty(&json!(
+            events
+                .iter()
+                .map(|e| json!({
+                    "id": e.id, "at": render::rfc3339(e.at), "actor": e.actor, "action": e.action,
+                    "target": e.target, "outcome": e.outcome, "detail": e.detail,
+                }))
+                .collect::<Vec<_>>()
+        )))
+    } else {
+        let mut table = Table::new(&["TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME", "DETAIL"]);
+        for e in &events {
+            table.row(vec![
+                time(e.at),
+                e.actor.clone(),
+                e.action.clone(),
+                e.target.clone(),
+                e.outcome.clone(),
+                e.detail.clone(),
+            ]);
+        }
+        Ok(table.render())
+    }
+}

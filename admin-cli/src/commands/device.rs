@@ -1,0 +1,208 @@
+//! `latchctl device`: listing and showing devices (state, compliance and
+//! posture as the server reports them), the commands that change a
+//! device's state (lock, unlock, wipe, retire), and binding it to a user.
+
+use latchkey_proto::v1;
+use serde_json::json;
+
+use super::Context;
+use super::command::command_json;
+use crate::args::DeviceCommand;
+use crate::error::call;
+use crate::render::{self, Fields, Table, time};
+use crate::{CliError, enums};
+
+pub async fn run(command: DeviceCommand, cx: &mut Context) -> Result<String, CliError> {
+    match command {
+        DeviceCommand::List => {
+            let devices = call(cx.client.list_devices(v1::ListDevicesRequest {}))
+                .await?
+                .devices;
+            if cx.json {
+                let devices = devices
+                    .iter()
+                    .map(device_json)
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(render::pretty(&json!(devices)))
+            } else {
+                let mut table = Table::new(&[
+                    "ID",
+                    "HOSTNAME",
+                    "PLATFORM",
+                    "OS",
+                    "STATE",
+                    "USER",
+                    "COMPLIANCE",
+                    "LAST SEEN",
+                ]);
+                for d in &devices {
+                    table.row(vec![
+                        d.id.clone(),
+                        d.hostname.clone(),
+                        d.platform.clone(),
+                        d.os_version.clone(),
+                        enums::device_state(d.state)?.to_owned(),
+                        render::or_dash(&d.user).to_owned(),
+                        enums::compliance(d.compliance)?.1.to_owned(),
+                        render::ago(d.last_seen, cx.now),
+                    ]);
+                }
+                Ok(table.render())
+            }
+        }
+        DeviceCommand::Show { id } => {
+            let device = call(cx.client.get_device(v1::GetDeviceRequest { id })).await?;
+            if cx.json {
+                Ok(render::pretty(&device_json(&device)?))
+            } else {
+                device_text(&device)
+            }
+        }
+        DeviceCommand::Lock { id, message } => {
+            let r = call(cx.client.lock_device(v1::LockDeviceRequest {
+                id,
+                message: message.unwrap_or_default(),
+            }))
+            .await?;
+            command_result(cx.json, "locked", r)
+        }
+        DeviceCommand::Unlock { id } => {
+            let r = call(cx.client.unlock_device(v1::UnlockDeviceRequest { id })).await?;
+            command_result(cx.json, "unlocked", r)
+        }
+        DeviceCommand::Wipe { id, confirm } => {
+            if !confirm {
+                return Err(CliError::Usage(format!(
+                    "wiping removes the agent's key, certificates and managed data and cannot be undone; run `latchctl device wipe {id} --confirm`"
+                )));
+            }
+            let r = call(cx.client.wipe_device(v1::WipeDeviceRequest { id })).await?;
+            command_result(cx.json, "being wiped", r)
+        }
+        DeviceCommand::Retire { id } => {
+            let device = call(cx.client.retire_device(v1::RetireDeviceRequest { id })).await?;
+            if cx.json {
+                Ok(render::pretty(&device_json(&device)?))
+            } else {
+                Ok(format!(
+                    "device {} ({}) retired; its certificates are revoked\n",
+                    device.id, device.hostname
+                ))
+            }
+        }
+        DeviceCommand::Assign { id, user } => {
+            let device = call(
+                cx.client
+                    .assign_device(v1::AssignDeviceRequest { id, user }),
+            )
+            .await?;
+            if cx.json {
+                Ok(render::pretty(&device_json(&device)?))
+            } else {
+                Ok(format!(
+                    "device {} ({}) now belongs to {}\n",
+                    device.id, device.hostname, device.user
+                ))
+            }
+        }
+    }
+}
+
+/// The device and the command a lock, unlock or wipe queued for it.
+fn command_result(
+    json: bool,
+    verb: &str,
+    r: v1::DeviceCommandResponse,
+) -> Result<String, CliError> {
+    let device = r.device.unwrap_or_default();
+    let command = r.command.unwrap_or_default();
+    if json {
+        Ok(render::pretty(
+            &json!({"device": device_json(&device)?, "command": command_json(&command)}),
+        ))
+    } else {
+        Ok(format!(
+            "device {} ({}) {verb}; state is now {}\ncommand {} is {}; follow it with `latchctl command list {}`\n",
+            device.id,
+            device.hostname,
+            enums::device_state(device.state)?,
+            command.id,
+            command.status,
+            device.id
+        ))
+    }
+}
+
+fn device_json(d: &v1::Device) -> Result<serde_json::Value, CliError> {
+    let (compliant, compliance) = enums::compliance(d.compliance)?;
+    Ok(json!({
+        "id": d.id,
+        "hostname": d.hostname,
+        "platform": d.platform,
+        "os_version": d.os_version,
+        "state": enums::device_state(d.state)?,
+        "user": (!d.user.is_empty()).then_some(&d.user),
+        "group": (!d.group.is_empty()).then_some(&d.group),
+        "compliant": compliant,
+        "compliance": compliance,
+        "failed_checks": d.failed_checks.iter().map(|f| json!({"check": f.check, "detail": f.detail})).collect::<Vec<_>>(),
+        "policy": (!d.policy.is_empty()).then_some(&d.policy),
+        "last_seen": render::rfc3339(d.last_seen),
+        "enrolled_at": render::rfc3339(d.enrolled_at),
+        "serial": d.serial,
+        "model": d.model,
+        "machine_id": d.machine_id,
+        "certificate_expires_at": render::rfc3339(d.certificate_expires_at),
+        "posture": {
+            "disk_encryption": d.posture_disk_encryption,
+            "screen_lock": d.posture_screen_lock,
+            "firewall": d.posture_firewall,
+            "reported_at": render::rfc3339(d.posture_at),
+        },
+    }))
+}
+
+fn device_text(d: &v1::Device) -> Result<String, CliError> {
+    let mut t = Fields::default();
+    t.add("id", &d.id);
+    t.add("hostname", &d.hostname);
+    t.add("platform", &format!("{} {}", d.platform, d.os_version));
+    t.add("state", enums::device_state(d.state)?);
+    t.add("user", render::or_dash(&d.user));
+    t.add("group", render::or_dash(&d.group));
+    t.add(
+        "policy",
+        if d.policy.is_empty() {
+            "(default rules)"
+        } else {
+            &d.policy
+        },
+    );
+    t.add("compliance", enums::compliance(d.compliance)?.1);
+    for f in &d.failed_checks {
+        t.add("  failing", &format!("{}: {}", f.check, f.detail));
+    }
+    t.add(
+        "posture",
+        &if d.posture_at == 0 {
+            "not reported yet".to_owned()
+        } else {
+            format!(
+                "disk encryption {}, screen lock {}, firewall {} (reported {})",
+                d.posture_disk_encryption,
+                d.posture_screen_lock,
+                d.posture_firewall,
+                time(d.posture_at)
+            )
+        },
+    );
+    t.add("last seen", &time(d.last_seen));
+    t.add("enrolled", &time(d.enrolled_at));
+    t.add(
+        "certificate",
+        &format!("expires {}", time(d.certificate_expires_at)),
+    );
+    t.add("serial", render::or_dash(&d.serial));
+    t.add("model", render::or_dash(&d.model));
+    Ok(t.render())
+}
