@@ -8,18 +8,27 @@ pub const TOKEN_MAX_LIFETIME: Duration = Duration::from_secs(365 * 86400);
 /// Most devices one enrollment token may enroll.
 pub const TOKEN_MAX_USES: u32 = 1_000_000;
 
+/// An enrollment token's settings outside what both ends accept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenLimitError {
+    #[error("the expiry must be between 1s and 365d")]
+    Lifetime,
+    #[error("the uses must be between 1 and {TOKEN_MAX_USES}")]
+    Uses,
+}
+
 /// Checks an enrollment token's lifetime: 1 second to 365 days.
-pub fn check_token_lifetime(lifetime: Duration) -> Result<(), String> {
+pub fn check_token_lifetime(lifetime: Duration) -> Result<(), TokenLimitError> {
     if lifetime < Duration::from_secs(1) || lifetime > TOKEN_MAX_LIFETIME {
-        return Err("the expiry must be between 1s and 365d".into());
+        return Err(TokenLimitError::Lifetime);
     }
     Ok(())
 }
 
 /// Checks an enrollment token's number of uses: 1 to 1000000.
-pub fn check_token_uses(uses: u32) -> Result<(), String> {
+pub fn check_token_uses(uses: u32) -> Result<(), TokenLimitError> {
     if uses == 0 || uses > TOKEN_MAX_USES {
-        return Err(format!("the uses must be between 1 and {TOKEN_MAX_USES}"));
+        return Err(TokenLimitError::Uses);
     }
     Ok(())
 }

@@ -21,7 +21,11 @@ pub async fn run(command: TokenCommand, cx: &mut Context) -> Result<String, CliE
         } => {
             let expires = latchkey_proto::text::parse_duration(&expires)
                 .map_err(|e| e.to_string())
-                .and_then(|d| latchkey_proto::limits::check_token_lifetime(d).map(|()| d))
+                .and_then(|d| {
+                    latchkey_proto::limits::check_token_lifetime(d)
+                        .map(|()| d)
+                        .map_err(|e| e.to_string())
+                })
                 .map_err(|e| CliError::Usage(format!("--expires {expires}: {e}")))?;
             latchkey_proto::limits::check_token_uses(uses)
                 .map_err(|e| CliError::Usage(format!("--uses {uses}: {e}")))?;

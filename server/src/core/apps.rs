@@ -194,7 +194,7 @@ fn validate_networks(texts: &[String]) -> Result<Vec<Cidr>, CoreError> {
         )));
     }
     let mut out: Vec<Cidr> = Vec::new();
-    for cidr in networks::parse_all(texts).map_err(CoreError::InvalidArgument)? {
+    for cidr in networks::parse_all(texts).map_err(|e| CoreError::InvalidArgument(e.to_string()))? {
         if !out.contains(&cidr) {
             out.push(cidr);
         }

@@ -359,7 +359,7 @@ impl Core {
         let lifetime = expires_in.to_std().unwrap_or(std::time::Duration::ZERO);
         latchkey_proto::limits::check_token_lifetime(lifetime)
             .and_then(|()| latchkey_proto::limits::check_token_uses(uses))
-            .map_err(CoreError::InvalidArgument)?;
+            .map_err(|e| CoreError::InvalidArgument(e.to_string()))?;
         let user = user.map(|u| validate_email(&u)).transpose()?;
         let group = group.map(|g| validate_label("group", &g)).transpose()?;
         let (secret, hash) = auth::new_secret(auth::ENROLLMENT_TOKEN_PREFIX)?;

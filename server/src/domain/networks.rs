@@ -11,11 +11,22 @@ pub struct Cidr {
     prefix: u8,
 }
 
+/// Why a text is not an address block; the message names the text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CidrError {
+    #[error("{0:?} is not an address block such as 203.0.113.0/24")]
+    NotAnAddress(String),
+    #[error("{text:?}: the prefix must be 0 to {max}")]
+    Prefix { text: String, max: u8 },
+    #[error("{text:?}: host bits are set; did you mean {first}?")]
+    HostBits { text: String, first: String },
+}
+
 impl Cidr {
     /// Parses `ADDRESS/PREFIX` (or a bare address, meaning that address
     /// only). The address must be the block's first: `10.1.2.3/8` is
     /// refused as a likely typo.
-    pub fn parse(text: &str) -> Result<Cidr, String> {
+    pub fn parse(text: &str) -> Result<Cidr, CidrError> {
         let text = text.trim();
         let (address, prefix) = match text.split_once('/') {
             Some((a, p)) => (a, Some(p)),
@@ -23,22 +34,26 @@ impl Cidr {
         };
         let network: IpAddr = address
             .parse()
-            .map_err(|_| format!("{text:?} is not an address block such as 203.0.113.0/24"))?;
+            .map_err(|_| CidrError::NotAnAddress(text.to_owned()))?;
         let max = if network.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             None => max,
-            Some(p) => p
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("{text:?}: the prefix must be 0 to {max}"))?,
+            Some(p) => {
+                p.parse::<u8>()
+                    .ok()
+                    .filter(|p| *p <= max)
+                    .ok_or_else(|| CidrError::Prefix {
+                        text: text.to_owned(),
+                        max,
+                    })?
+            }
         };
         let cidr = Cidr { network, prefix };
         if cidr.masked(network) != bits(network) {
-            return Err(format!(
-                "{text:?}: host bits are set; did you mean {}?",
-                cidr.first()
-            ));
+            return Err(CidrError::HostBits {
+                text: text.to_owned(),
+                first: cidr.first(),
+            });
         }
         Ok(cidr)
     }
@@ -152,7 +167,7 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
 }
 
 /// Parses a list of blocks, naming the first bad one.
-pub fn parse_all(texts: &[String]) -> Result<Vec<Cidr>, String> {
+pub fn parse_all(texts: &[String]) -> Result<Vec<Cidr>, CidrError> {
     texts.iter().map(|t| Cidr::parse(t)).collect()
 }
 
@@ -243,12 +258,19 @@ mod tests {
         assert!(
             Cidr::parse("10.1.2.3/8")
                 .unwrap_err()
+                .to_string()
                 .contains("10.0.0.0/8")
         );
-        assert!(Cidr::parse("10.0.0.0/33").unwrap_err().contains("0 to 32"));
+        assert!(
+            Cidr::parse("10.0.0.0/33")
+                .unwrap_err()
+                .to_string()
+                .contains("0 to 32")
+        );
         assert!(
             Cidr::parse("office")
                 .unwrap_err()
+                .to_string()
                 .contains("not an address block")
         );
         assert!(Cidr::parse("::/129").is_err());

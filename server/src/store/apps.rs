@@ -41,7 +41,7 @@ impl<C: ConnectionTrait> Db<C> {
     pub(super) fn networks_from(text: Option<&str>) -> StoreResult<Vec<Cidr>> {
         text.unwrap_or("")
             .split_whitespace()
-            .map(|t| Cidr::parse(t).map_err(StoreError::Corrupt))
+            .map(|t| Cidr::parse(t).map_err(|e| StoreError::Corrupt(e.to_string())))
             .collect()
     }
 
