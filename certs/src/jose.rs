@@ -244,4 +244,104 @@ mod tests {
         assert!(verify_compact(&other, &token).is_none());
         assert!(verify_compact(&jwk, "a.b").is_none());
     }
+
+    fn uncompressed_point(jwk: &PublicJwk) -> Vec<u8> {
+        let mut point = vec![0x04];
+        point.extend(URL_SAFE_NO_PAD.decode(&jwk.x).unwrap());
+        point.extend(URL_SAFE_NO_PAD.decode(&jwk.y).unwrap());
+        point
+    }
+
+    /// RFC 7515 Appendix A.3: the specification's ES256 example verifies
+    /// against the key published with it, and a changed signature does not.
+    #[test]
+    fn rfc_7515_es256_example_verifies() {
+        let jwk = PublicJwk {
+            kid: "rfc7515-a3".into(),
+            x: "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU".into(),
+            y: "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0".into(),
+        };
+        let signing_input = concat!(
+            "eyJhbGciOiJFUzI1NiJ9",
+            ".",
+            "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFt",
+            "cGxlLmNvbS9pc19yb290Ijp0cnVlfQ",
+        );
+        let signature = concat!(
+            "DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSA",
+            "pmWQxfKTUJqPP3-Kg6NU1Q",
+        );
+        let token = format!("{signing_input}.{signature}");
+        let (header, payload) = verify_compact(&jwk, &token).unwrap();
+        assert_eq!(header, br#"{"alg":"ES256"}"#);
+        assert_eq!(
+            payload,
+            b"{\"iss\":\"joe\",\r\n \"exp\":1300819380,\r\n \"http://example.com/is_root\":true}"
+        );
+        assert!(verify_compact_p256(&uncompressed_point(&jwk), &token).is_some());
+        let changed = format!("{signing_input}.E{}", &signature[1..]);
+        assert!(verify_compact(&jwk, &changed).is_none());
+    }
+
+    /// The algorithm is the key's, never the header's (RFC 8725 §3.1): only
+    /// an ES256 signature (R || S, RFC 7518 §3.4) by the key verifies.
+    /// Tokens naming no algorithm, an HMAC keyed with the public key (the
+    /// classic key confusion), RSA, or an ES256 signature in DER form are
+    /// refused, and so is a valid token whose header is rewritten.
+    #[test]
+    fn only_es256_signatures_by_the_key_verify_whatever_the_header_says() {
+        use ring::hmac;
+        let key = SigningKey::generate().unwrap();
+        let jwk = key.public_jwk().unwrap();
+        let point = uncompressed_point(&jwk);
+        let header = |alg: &str| {
+            URL_SAFE_NO_PAD.encode(format!(
+                r#"{{"alg":"{alg}","typ":"JWT","kid":"{}"}}"#,
+                jwk.kid
+            ))
+        };
+        let payload = URL_SAFE_NO_PAD.encode(br#"{"sub":"admin"}"#);
+        let mut refused = vec![
+            format!("{}.{payload}.", header("none")),
+            format!("{}.{payload}", header("none")),
+            format!(
+                "{}.{payload}.{}",
+                header("RS256"),
+                URL_SAFE_NO_PAD.encode([0x5a; 256])
+            ),
+        ];
+        for secret in [
+            jwk.to_json().into_bytes(),
+            point.clone(),
+            jwk.x.clone().into_bytes(),
+        ] {
+            let input = format!("{}.{payload}", header("HS256"));
+            let tag = hmac::sign(
+                &hmac::Key::new(hmac::HMAC_SHA256, &secret),
+                input.as_bytes(),
+            );
+            refused.push(format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag)));
+        }
+        let der_input = format!("{}.{payload}", header("ES256"));
+        let der_signer = EcdsaKeyPair::from_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            &key.pkcs8,
+            &SystemRandom::new(),
+        )
+        .unwrap();
+        let der = der_signer
+            .sign(&SystemRandom::new(), der_input.as_bytes())
+            .unwrap();
+        refused.push(format!("{der_input}.{}", URL_SAFE_NO_PAD.encode(der)));
+        let valid = compact_jws(&key, "JWT", &jwk.kid, br#"{"sub":"admin"}"#).unwrap();
+        assert!(verify_compact(&jwk, &valid).is_some());
+        let (_, rest) = valid.split_once('.').unwrap();
+        for alg in ["none", "HS256", "RS256", "ES384", "EdDSA"] {
+            refused.push(format!("{}.{rest}", header(alg)));
+        }
+        for token in &refused {
+            assert!(verify_compact(&jwk, token).is_none(), "{token}");
+            assert!(verify_compact_p256(&point, token).is_none(), "{token}");
+        }
+    }
 }

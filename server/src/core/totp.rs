@@ -166,6 +166,7 @@ pub fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Duration;
 
     fn at(unix: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(unix, 0).unwrap()
@@ -211,6 +212,31 @@ mod tests {
         assert_eq!(verify(&secret, &too_old, now, None), None);
         assert_eq!(verify(&secret, "12345", now, None), None);
         assert_eq!(verify(&secret, "abcdef", now, None), None);
+    }
+
+    /// A code from one step ahead is accepted (a phone clock running fast),
+    /// two steps ahead is not, and once a step is used every code up to it is
+    /// refused, even one still inside the window.
+    #[test]
+    fn a_used_step_closes_every_step_up_to_it() {
+        let secret = TotpSecret::from_bytes(b"12345678901234567890".to_vec());
+        let now = at(1_800_000_015);
+        let step = Duration::seconds(STEP_SECONDS);
+        let two_ahead = code_at(&secret, now + step * 2);
+        assert_eq!(verify(&secret, &two_ahead, now, None), None);
+        let ahead = code_at(&secret, now + step);
+        assert_eq!(verify(&secret, &ahead, now, None), Some(step_at(now) + 1));
+        let used = Some(step_at(now) + 1);
+        for earlier in [now - step, now, now + step] {
+            let code = code_at(&secret, earlier);
+            assert_eq!(verify(&secret, &code, now, used), None, "{earlier}");
+        }
+        let later = code_at(&secret, now + step * 2);
+        let later_now = now + step;
+        assert_eq!(
+            verify(&secret, &later, later_now, used),
+            Some(step_at(now) + 2)
+        );
     }
 
     #[test]
