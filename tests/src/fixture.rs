@@ -11,8 +11,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use latchkeyd::ca::CertificateAuthority;
 use latchkeyd::core::auth::AuthenticatedAdmin;
 use latchkeyd::core::sso::{MfaSetting, SsoSettings};
-use latchkeyd::core::{Core, CoreSettings};
-use latchkeyd::domain::device::Channel;
+use latchkeyd::core::{Core, CoreSettings, Enrolled};
+use latchkeyd::domain::device::{Channel, DeviceFacts};
 use latchkeyd::push::port::{Ports, RecordingPort, WorkPort};
 use latchkeyd::push::{Published, Push};
 use latchkeyd::store::Store;
@@ -100,6 +100,41 @@ impl CoreFixture {
             .authenticate_admin(&token)
             .await?
             .context("the owner's token authenticates")
+    }
+
+    /// A new enrollment token's secret, made by `admin` at the fixture's
+    /// time, valid for a day.
+    pub async fn enrollment_token(
+        &self,
+        admin: &AuthenticatedAdmin,
+        group: Option<&str>,
+        uses: u32,
+    ) -> Result<String> {
+        let (_, secret) = self
+            .core
+            .create_enrollment_token(
+                admin,
+                None,
+                group.map(str::to_owned),
+                chrono::Duration::days(1),
+                uses,
+                self.now,
+            )
+            .await?;
+        Ok(secret)
+    }
+
+    /// Enrolls a device with `secret` at the fixture's time, as an agent
+    /// would (a new P-256 key and its CSR).
+    pub async fn enroll(&self, secret: &str, hostname: &str) -> Result<Enrolled> {
+        let (_, csr) = latchkey_certs::new_key_and_csr(hostname)?;
+        let facts = DeviceFacts {
+            hostname: hostname.to_owned(),
+            platform: "linux".into(),
+            os_version: "12".into(),
+            ..DeviceFacts::default()
+        };
+        Ok(self.core.enroll(secret, &csr, facts, self.now).await?)
     }
 
     /// Stops the enrollment writer and drops the fixture's database.

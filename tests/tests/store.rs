@@ -1,12 +1,17 @@
 //! Core and store with a fixed clock, on the real migrated database (SQLite,
-//! or PostgreSQL when LATCHKEY_TEST_DATABASE_URL is set).
+//! or PostgreSQL when LATCHKEY_TEST_DATABASE_URL is set), without
+//! listeners (`CoreFixture`); the two tests that compare with what the
+//! admin API shows run on the whole system.
 
 use chrono::{Duration, Utc};
 use latchkey_tests::System;
+use latchkey_tests::fixture::CoreFixture;
 use latchkeyd::core::AgentEvent;
+use latchkeyd::core::users::NewUser;
 use latchkeyd::domain::command::CommandStatus;
 use latchkeyd::domain::device::DeviceFacts;
 use latchkeyd::domain::ids::{CommandId, DeviceId};
+use latchkeyd::domain::user::UserKind;
 
 fn facts(n: usize) -> DeviceFacts {
     DeviceFacts {
@@ -20,10 +25,11 @@ fn facts(n: usize) -> DeviceFacts {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_with_three_uses_enrolls_exactly_three_of_ten_racing_devices() -> anyhow::Result<()>
 {
-    let sys = System::start().await?;
-    let secret = sys.enrollment_token(&["--uses", "3"]).await?;
-    let core = sys.running().core.clone();
-    let now = Utc::now();
+    let fixture = CoreFixture::start().await?;
+    let owner = fixture.owner().await?;
+    let secret = fixture.enrollment_token(&owner, None, 3).await?;
+    let core = fixture.core.clone();
+    let now = fixture.now;
     let mut tasks = Vec::new();
     for n in 0..10 {
         let (core, secret) = (core.clone(), secret.clone());
@@ -40,35 +46,28 @@ async fn a_token_with_three_uses_enrolls_exactly_three_of_ten_racing_devices() -
         }
     }
     assert_eq!(enrolled, 3);
-    assert_eq!(
-        sys.ctl_json(&["device", "list"])
-            .await?
-            .as_array()
-            .unwrap()
-            .len(),
-        3
-    );
-    let tokens = sys.ctl_json(&["token", "list"]).await?;
-    assert_eq!(tokens[0]["uses_count"], 3);
-    sys.stop().await
+    assert_eq!(core.list_devices(&owner, now).await?.len(), 3);
+    let tokens = core.list_enrollment_tokens(&owner, now).await?;
+    assert_eq!(tokens[0].uses_count, 3);
+    fixture.stop().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledgements_count_once_and_posture_ages_with_the_clock() -> anyhow::Result<()> {
-    let sys = System::start().await?;
-    let secret = sys.enrollment_token(&[]).await?;
-    let core = sys.running().core.clone();
-    let now = Utc::now();
-    let (_, csr) = latchkey_certs::new_key_and_csr("h")?;
-    let enrolled = core.enroll(&secret, &csr, facts(0), now).await?;
+    let fixture = CoreFixture::start().await?;
+    let owner = fixture.owner().await?;
+    let secret = fixture.enrollment_token(&owner, None, 1).await?;
+    let core = fixture.core.clone();
+    let now = fixture.now;
+    let enrolled = fixture.enroll(&secret, "host-0").await?;
     let device = core
         .authenticate_broker_device(enrolled.device_id.as_str())
         .await?;
 
-    let locked = sys
-        .ctl_json(&["device", "lock", enrolled.device_id.as_str()])
+    let (_, locked) = core
+        .lock_device(&owner, enrolled.device_id.as_str(), "", now)
         .await?;
-    let command_id = locked["command"]["id"].as_str().unwrap().to_owned();
+    let command_id = locked.id.to_string();
     for result in ["first", "second"] {
         core.handle_agent_event(
             &device,
@@ -81,8 +80,7 @@ async fn acknowledgements_count_once_and_posture_ages_with_the_clock() -> anyhow
         )
         .await?;
     }
-    let command = sys
-        .running()
+    let command = fixture
         .store
         .command(&CommandId::parse(&command_id).unwrap())
         .await?
@@ -110,62 +108,69 @@ async fn acknowledgements_count_once_and_posture_ages_with_the_clock() -> anyhow
     assert_eq!(fresh.compliance.as_str(), "compliant");
     let stale = core.compliance_of(&id, now + Duration::hours(25)).await?;
     assert_eq!(stale.compliance.failed_checks()[0].check, "posture_age");
-    sys.stop().await
+    fixture.stop().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unacknowledged_commands_are_redelivered_after_a_minute() -> anyhow::Result<()> {
-    let sys = System::start().await?;
-    let secret = sys.enrollment_token(&[]).await?;
-    let core = sys.running().core.clone();
-    let now = Utc::now();
-    let (_, csr) = latchkey_certs::new_key_and_csr("h")?;
-    let enrolled = core.enroll(&secret, &csr, facts(0), now).await?;
-    sys.ctl(&["device", "lock", enrolled.device_id.as_str()])
+    let fixture = CoreFixture::start().await?;
+    let owner = fixture.owner().await?;
+    let secret = fixture.enrollment_token(&owner, None, 1).await?;
+    let core = fixture.core.clone();
+    let now = fixture.now;
+    let enrolled = fixture.enroll(&secret, "host-0").await?;
+    core.lock_device(&owner, enrolled.device_id.as_str(), "", now)
         .await?;
 
     let soon = core
-        .redeliver(Duration::seconds(60), Utc::now() + Duration::seconds(30))
+        .redeliver(Duration::seconds(60), now + Duration::seconds(30))
         .await?;
     assert_eq!(soon, 0, "sent 30 s ago: not yet");
     let later = core
-        .redeliver(Duration::seconds(60), Utc::now() + Duration::seconds(61))
+        .redeliver(Duration::seconds(60), now + Duration::seconds(61))
         .await?;
     assert_eq!(later, 1);
-    sys.stop().await
+    // The agent's channel carried it twice: once when queued, once again.
+    assert_eq!(fixture.agent.wakes().len(), 2);
+    fixture.stop().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_sign_in_state_and_old_history_are_purged() -> anyhow::Result<()> {
     use latchkeyd::core::sso::{BrowserContext, HISTORY_RETENTION};
     use latchkeyd::domain::sign_in::LoginEvent;
-    let sys = System::start().await?;
-    sys.ctl(&["user", "add", "aiko@example.com", "--name", "Aiko"])
+    let fixture = CoreFixture::start().await?;
+    let owner = fixture.owner().await?;
+    let core = fixture.core.clone();
+    let now = fixture.now;
+    let user = core
+        .add_user(
+            &owner,
+            NewUser {
+                email: "aiko@example.com".into(),
+                name: "Aiko".into(),
+                groups: Vec::new(),
+                kind: UserKind::Employee,
+            },
+            now,
+        )
         .await?;
-    let core = sys.running().core.clone();
-    let user = sys
-        .running()
-        .store
-        .user_by_email("aiko@example.com")
-        .await?
-        .unwrap();
-    let now = Utc::now();
     let browser = BrowserContext::new("192.0.2.7".into(), "Test");
     // Sessions are written when their browser submits a form.
     let (old, _) = core
         .start_session(&browser, now - Duration::days(3))
         .await?;
-    sys.running()
+    fixture
         .store
         .insert_session(&old, "old-secret-hash")
         .await?;
     let (fresh, _) = core.start_session(&browser, now).await?;
-    sys.running()
+    fixture
         .store
         .insert_session(&fresh, "fresh-secret-hash")
         .await?;
     for at in [now - HISTORY_RETENTION - Duration::days(1), now] {
-        sys.running()
+        fixture
             .store
             .insert_login_event(&LoginEvent {
                 at,
@@ -185,7 +190,7 @@ async fn expired_sign_in_state_and_old_history_are_purged() -> anyhow::Result<()
     // A failure after a quiet window starts the count again.
     let window = latchkeyd::core::limits::WINDOW;
     let rule = latchkeyd::core::limits::ACCOUNT_RULE;
-    let store = &sys.running().store;
+    let store = &fixture.store;
     let (quiet, counting) = (vec!["a:quiet".to_owned()], vec!["a:counting".to_owned()]);
     assert!(
         store
@@ -218,13 +223,13 @@ async fn expired_sign_in_state_and_old_history_are_purged() -> anyhow::Result<()
     );
     assert!(store.login_throttles(&quiet).await?.is_empty());
     assert_eq!(store.login_throttles(&counting).await?, counted);
-    assert!(sys.running().store.session(&old.id).await?.is_none());
-    assert!(sys.running().store.session(&fresh.id).await?.is_some());
-    let history = sys.running().store.login_events(&user.id, 10).await?;
+    assert!(fixture.store.session(&old.id).await?.is_none());
+    assert!(fixture.store.session(&fresh.id).await?.is_some());
+    let history = fixture.store.login_events(&user.id, 10).await?;
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].at.timestamp(), now.timestamp());
     assert_eq!(core.purge_sso(now).await?, 0, "nothing left to purge");
-    sys.stop().await
+    fixture.stop().await
 }
 
 /// The one-statement read a device's sign-in answer is decided on sees the
