@@ -23,7 +23,7 @@ use chrono::{DateTime, Duration, Utc};
 use tracing::{info, warn};
 
 use crate::ca::CertificateAuthority;
-use crate::domain::admin::{Admin, EnrollmentToken, Role};
+use crate::domain::admin::{Admin, EnrollmentToken, Role, TokenStatus};
 use crate::domain::audit::{AuditEntry, AuditEvent, AuditOutcome};
 use crate::domain::command::{Command, CommandKind, CommandStatus};
 use crate::domain::device::{Channel, Device, DeviceFacts, DeviceState, Posture};
@@ -454,15 +454,14 @@ impl Core {
 
     // ---- enrollment ----
 
+    /// Why a token enrolls no device now, by the one rule
+    /// ([`EnrollmentToken::status`]) the admin API also reports.
     fn token_refusal(token: &EnrollmentToken, now: DateTime<Utc>) -> Option<EnrollError> {
-        if token.revoked_at.is_some() {
-            Some(EnrollError::TokenRevoked)
-        } else if token.expires_at <= now {
-            Some(EnrollError::TokenExpired)
-        } else if token.uses_count >= token.uses_allowed {
-            Some(EnrollError::TokenUsedUp)
-        } else {
-            None
+        match token.status(now) {
+            TokenStatus::Usable => None,
+            TokenStatus::Revoked => Some(EnrollError::TokenRevoked),
+            TokenStatus::Expired => Some(EnrollError::TokenExpired),
+            TokenStatus::UsedUp => Some(EnrollError::TokenUsedUp),
         }
     }
 
