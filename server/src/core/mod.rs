@@ -58,7 +58,31 @@ pub enum CoreError {
     #[error(transparent)]
     DeviceAuth(#[from] DeviceAuthError),
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(#[from] InternalError),
+}
+
+/// A failure that is Latchkey's, not the caller's: the caller hears
+/// "internal error", the log gets the cause with its source.
+#[derive(Debug, thiserror::Error)]
+pub enum InternalError {
+    /// Shared so that one failed batch can answer every request in it.
+    #[error(transparent)]
+    Store(Arc<StoreError>),
+    #[error(transparent)]
+    Ca(#[from] crate::ca::CaError),
+    #[error(transparent)]
+    Cert(#[from] latchkey_certs::CertError),
+    #[error("password hashing: {0}")]
+    PasswordHash(argon2::Error),
+    #[error("a worker thread failed: {0}")]
+    Worker(#[from] tokio::task::JoinError),
+    #[error("the password hashing queue is closed: {0}")]
+    HashQueue(#[from] tokio::sync::AcquireError),
+    #[error("sealing a sign-in request: {0}")]
+    Seal(#[from] serde_json::Error),
+    /// A state the server itself should never reach.
+    #[error("{0}")]
+    Broken(&'static str),
 }
 
 impl From<StoreError> for CoreError {
@@ -69,20 +93,20 @@ impl From<StoreError> for CoreError {
             StoreError::Conflict(_) => CoreError::AlreadyExists(
                 "it was created by another request at the same moment".into(),
             ),
-            other => CoreError::Internal(other.to_string()),
+            other => CoreError::Internal(InternalError::Store(Arc::new(other))),
         }
     }
 }
 
 impl From<crate::ca::CaError> for CoreError {
     fn from(e: crate::ca::CaError) -> Self {
-        CoreError::Internal(e.to_string())
+        CoreError::Internal(e.into())
     }
 }
 
 impl From<latchkey_certs::CertError> for CoreError {
     fn from(e: latchkey_certs::CertError) -> Self {
-        CoreError::Internal(e.to_string())
+        CoreError::Internal(e.into())
     }
 }
 
@@ -585,7 +609,8 @@ impl Core {
             now,
             reply,
         };
-        let stopped = || CoreError::Internal("the enrollment writer has stopped".into());
+        let stopped =
+            || CoreError::Internal(InternalError::Broken("the enrollment writer has stopped"));
         self.enrollments
             .send(pending)
             .await

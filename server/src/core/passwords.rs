@@ -13,7 +13,7 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64::Engine;
 use tokio::sync::Semaphore;
 
-use super::CoreError;
+use super::{CoreError, InternalError};
 
 /// How long a temporary password from `user reset-password` is valid.
 pub const TEMPORARY_PASSWORD_DAYS: i64 = 7;
@@ -122,7 +122,7 @@ fn compute(
     out: &mut [u8],
 ) -> Result<(), CoreError> {
     let params = Params::new(memory_kib, passes, lanes, Some(out.len()))
-        .map_err(|e| CoreError::Internal(format!("argon2 parameters: {e}")))?;
+        .map_err(InternalError::PasswordHash)?;
     let needed = params.block_count();
     let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
     let reused = areas.lock().ok().and_then(|mut a| a.pop());
@@ -132,7 +132,7 @@ fn compute(
     };
     let result = argon2
         .hash_password_into_with_memory(password, salt, out, &mut area[..])
-        .map_err(|e| CoreError::Internal(format!("argon2: {e}")));
+        .map_err(|e| CoreError::from(InternalError::PasswordHash(e)));
     if memory_kib == MEMORY_KIB
         && let Ok(mut areas) = areas.lock()
     {
@@ -162,7 +162,7 @@ impl Passwords {
             .clone()
             .acquire_owned()
             .await
-            .map_err(|e| CoreError::Internal(e.to_string()))?;
+            .map_err(InternalError::from)?;
         let password = password.clone();
         let salt = latchkey_certs::random_bytes::<16>()?;
         let areas = self.areas.clone();
@@ -184,7 +184,7 @@ impl Passwords {
             ))
         })
         .await
-        .map_err(|e| CoreError::Internal(e.to_string()))?
+        .map_err(InternalError::from)?
     }
 
     /// Whether `password` matches the PHC string `hash`.
@@ -194,7 +194,7 @@ impl Passwords {
             .clone()
             .acquire_owned()
             .await
-            .map_err(|e| CoreError::Internal(e.to_string()))?;
+            .map_err(InternalError::from)?;
         let Some(stored) = Stored::parse(hash) else {
             return Ok(false);
         };
@@ -219,7 +219,7 @@ impl Passwords {
             Ok(differ == 0)
         })
         .await
-        .map_err(|e| CoreError::Internal(e.to_string()))?
+        .map_err(InternalError::from)?
     }
 
     /// Spends what [`Passwords::verify`] spends, on a hash nothing matches.

@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use latchkey_certs::jose::PublicJwk;
 
 use super::auth::{AuthenticatedAdmin, Permission};
-use super::{Core, CoreError};
+use super::{Core, CoreError, InternalError};
 use crate::domain::audit::{AuditEntry, AuditOutcome};
 use crate::store::StoredSigningKey;
 
@@ -147,7 +147,7 @@ impl Core {
                 let key = keys
                     .iter()
                     .find(|k| k.retired_at.is_none())
-                    .ok_or_else(|| CoreError::Internal("no active signing key".into()))?;
+                    .ok_or(InternalError::Broken("no active signing key"))?;
                 let active = CachedSigningKey {
                     kid: key.kid.clone(),
                     key: self

@@ -6,13 +6,14 @@
 //! each caller. An enrollment is never reported done before its commit.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use super::CoreError;
+use super::{CoreError, InternalError};
 use crate::domain::audit::AuditEntry;
 use crate::domain::device::Device;
 use crate::domain::ids::{DeviceId, TokenId};
@@ -79,8 +80,10 @@ impl EnrollmentWriter {
             }
             Err(e) => {
                 warn!(error = %e, enrollments = batch.len(), "enrollment batch failed");
+                let e = Arc::new(e);
                 for pending in batch {
-                    let _ = pending.reply.send(Err(CoreError::Internal(e.to_string())));
+                    let failed = CoreError::Internal(InternalError::Store(e.clone()));
+                    let _ = pending.reply.send(Err(failed));
                 }
             }
         }

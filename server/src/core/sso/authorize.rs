@@ -14,7 +14,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 
 use super::{KNOWN_SCOPES, MAX_PARAM, REQUEST_TTL};
-use crate::core::{Core, CoreError};
+use crate::core::{Core, CoreError, InternalError};
 use crate::domain::app::App;
 use crate::domain::ids::ClientId;
 use crate::domain::sign_in::AuthRequest;
@@ -322,8 +322,7 @@ impl Core {
             finished_at: None,
         };
         let sealed = SealedRequest::from(&request);
-        let json = serde_json::to_string(&sealed)
-            .map_err(|e| CoreError::Internal(format!("sealing a request: {e}")))?;
+        let json = serde_json::to_string(&sealed).map_err(InternalError::Seal)?;
         request.handle = self.ca.token_keys().seal(REQUEST_KID, &json)?;
         request.id = request_key(&request.handle);
         Ok(request)

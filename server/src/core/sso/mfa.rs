@@ -12,7 +12,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::{LoginFailure, Step};
 use crate::core::limits::Guess;
 use crate::core::totp::{self, TotpSecret};
-use crate::core::{Core, CoreError};
+use crate::core::{Core, CoreError, InternalError};
 use crate::domain::app::{App, MfaPolicy};
 use crate::domain::audit::{AuditEntry, AuditOutcome};
 use crate::domain::sign_in::Factor;
@@ -536,7 +536,7 @@ impl Core {
     fn open_totp_secret(&self, user: &User, sealed: &str) -> Result<TotpSecret, CoreError> {
         let hex_secret = self.ca.token_keys().open(&totp_kid(user), sealed)?;
         let bytes = hex::decode(hex_secret)
-            .map_err(|_| CoreError::Internal("stored TOTP secret is not hex".into()))?;
+            .map_err(|_| InternalError::Broken("stored TOTP secret is not hex"))?;
         Ok(TotpSecret::from_bytes(bytes))
     }
 

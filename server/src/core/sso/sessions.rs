@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 
 use super::{BrowserContext, HISTORY_RETENTION, PURGE_AFTER, SESSION_TTL, random_hex};
 use crate::core::auth::secret_hash;
-use crate::core::{Core, CoreError};
+use crate::core::{Core, CoreError, InternalError};
 use crate::domain::app::App;
 use crate::domain::ids::{ClientId, DeviceId};
 use crate::domain::sign_in::LoginEvent;
@@ -116,7 +116,7 @@ impl Core {
     ) -> Result<(SsoSession, String), CoreError> {
         let secret = random_hex::<32>()?;
         let id = virtual_session_id(&secret)
-            .ok_or_else(|| CoreError::Internal("a new session secret is not hex".into()))?;
+            .ok_or(InternalError::Broken("a new session secret is not hex"))?;
         // Nothing is written until the browser submits a form.
         Ok((unsaved_session(id, browser, now), secret))
     }
