@@ -2,7 +2,6 @@
 //! requests, device-auth transactions, grants and login events.
 
 use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
 
 use super::app::DevicePolicy;
 use crate::domain::ids::{ClientId, DeviceId, UserId};
@@ -178,9 +177,8 @@ pub struct AuthRequest {
 }
 
 /// Why a device-auth transaction failed: the check that failed and what the
-/// user is shown. Stored as JSON with the transaction.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "code", rename_all = "snake_case")]
+/// user is shown. The store keeps it with the transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeviceAuthFailure {
     /// The user has no enrolled device bound to them.
     NoDevice,
@@ -234,7 +232,7 @@ impl DeviceAuthFailure {
 }
 
 /// A failed compliance check as shown on the "not compliant" page.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailedCheckView {
     pub check: String,
     pub detail: String,

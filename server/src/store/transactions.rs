@@ -18,7 +18,9 @@ use crate::domain::app::DevicePolicy;
 use crate::domain::device::Device;
 use crate::domain::ids::{ClientId, DeviceId, UserId};
 use crate::domain::policy::EffectivePolicy;
-use crate::domain::sign_in::{Delivery, DeviceAuthFailure, DeviceAuthTxn, TxnOutcome};
+use crate::domain::sign_in::{
+    Delivery, DeviceAuthFailure, DeviceAuthTxn, FailedCheckView, TxnOutcome,
+};
 use crate::domain::user::UserStatus;
 
 /// What [`Db::device_auth_facts`] reads.
@@ -157,15 +159,114 @@ pub(super) fn device_auth_facts_from(row: &QueryResult) -> StoreResult<DeviceAut
     })
 }
 
+/// A [`DeviceAuthFailure`] as the `failure` column holds it: JSON tagged
+/// by `code`, e.g. `{"code":"device_locked","device":"…"}`.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+enum FailureRow {
+    NoDevice,
+    NotAnswered,
+    DeviceLocked {
+        device: String,
+    },
+    DeviceRetired {
+        device: String,
+    },
+    NotCompliant {
+        device: String,
+        checks: Vec<CheckRow>,
+    },
+    OtherUser {
+        device: String,
+    },
+    WrongNetwork {
+        device: String,
+    },
+    BadSignature {
+        device: String,
+    },
+    WrongNumber {
+        device: String,
+    },
+    NotDelivered {
+        device: String,
+    },
+    TooManyCodes,
+    TooManyRequests,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CheckRow {
+    check: String,
+    detail: String,
+}
+
+impl From<&DeviceAuthFailure> for FailureRow {
+    fn from(failure: &DeviceAuthFailure) -> Self {
+        use DeviceAuthFailure as F;
+        match failure.clone() {
+            F::NoDevice => FailureRow::NoDevice,
+            F::NotAnswered => FailureRow::NotAnswered,
+            F::DeviceLocked { device } => FailureRow::DeviceLocked { device },
+            F::DeviceRetired { device } => FailureRow::DeviceRetired { device },
+            F::NotCompliant { device, checks } => FailureRow::NotCompliant {
+                device,
+                checks: checks
+                    .into_iter()
+                    .map(|c| CheckRow {
+                        check: c.check,
+                        detail: c.detail,
+                    })
+                    .collect(),
+            },
+            F::OtherUser { device } => FailureRow::OtherUser { device },
+            F::WrongNetwork { device } => FailureRow::WrongNetwork { device },
+            F::BadSignature { device } => FailureRow::BadSignature { device },
+            F::WrongNumber { device } => FailureRow::WrongNumber { device },
+            F::NotDelivered { device } => FailureRow::NotDelivered { device },
+            F::TooManyCodes => FailureRow::TooManyCodes,
+            F::TooManyRequests => FailureRow::TooManyRequests,
+        }
+    }
+}
+
+impl From<FailureRow> for DeviceAuthFailure {
+    fn from(row: FailureRow) -> Self {
+        use DeviceAuthFailure as F;
+        match row {
+            FailureRow::NoDevice => F::NoDevice,
+            FailureRow::NotAnswered => F::NotAnswered,
+            FailureRow::DeviceLocked { device } => F::DeviceLocked { device },
+            FailureRow::DeviceRetired { device } => F::DeviceRetired { device },
+            FailureRow::NotCompliant { device, checks } => F::NotCompliant {
+                device,
+                checks: checks
+                    .into_iter()
+                    .map(|c| FailedCheckView {
+                        check: c.check,
+                        detail: c.detail,
+                    })
+                    .collect(),
+            },
+            FailureRow::OtherUser { device } => F::OtherUser { device },
+            FailureRow::WrongNetwork { device } => F::WrongNetwork { device },
+            FailureRow::BadSignature { device } => F::BadSignature { device },
+            FailureRow::WrongNumber { device } => F::WrongNumber { device },
+            FailureRow::NotDelivered { device } => F::NotDelivered { device },
+            FailureRow::TooManyCodes => F::TooManyCodes,
+            FailureRow::TooManyRequests => F::TooManyRequests,
+        }
+    }
+}
+
 pub(super) fn txn_from(row: device_auth_txns::Model) -> StoreResult<DeviceAuthTxn> {
     let outcome = match row.outcome.as_str() {
         "pending" => TxnOutcome::Pending,
         "confirmed" => TxnOutcome::Confirmed,
         "failed" => {
-            let failure: DeviceAuthFailure =
-                serde_json::from_str(row.failure.as_deref().unwrap_or(""))
-                    .map_err(|e| StoreError::Corrupt(format!("device-auth failure: {e}")))?;
-            TxnOutcome::Failed(failure)
+            let failure: FailureRow = serde_json::from_str(row.failure.as_deref().unwrap_or(""))
+                .map_err(|e| StoreError::Corrupt(format!("device-auth failure: {e}")))?;
+            TxnOutcome::Failed(failure.into())
         }
         other => return Err(StoreError::Corrupt(format!("device-auth outcome {other}"))),
     };
@@ -347,7 +448,10 @@ impl<C: ConnectionTrait> Db<C> {
             TxnOutcome::Confirmed => ("confirmed", None),
             TxnOutcome::Failed(f) => (
                 "failed",
-                Some(serde_json::to_string(f).map_err(|e| StoreError::Corrupt(e.to_string()))?),
+                Some(
+                    serde_json::to_string(&FailureRow::from(f))
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                ),
             ),
         };
         let result = device_auth_txns::Entity::update_many()
@@ -531,5 +635,46 @@ impl<C: ConnectionTrait> Db<C> {
             .exec(&self.0)
             .await?;
         Ok(result.rows_affected == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FailureRow;
+    use crate::domain::sign_in::{DeviceAuthFailure, FailedCheckView};
+
+    /// Rows written by earlier releases read back, and new rows are written
+    /// the same way.
+    #[test]
+    fn failures_keep_their_stored_form() -> Result<(), serde_json::Error> {
+        let cases = [
+            (DeviceAuthFailure::NotAnswered, r#"{"code":"not_answered"}"#),
+            (
+                DeviceAuthFailure::DeviceLocked {
+                    device: "d1".into(),
+                },
+                r#"{"code":"device_locked","device":"d1"}"#,
+            ),
+            (
+                DeviceAuthFailure::NotCompliant {
+                    device: "d1".into(),
+                    checks: vec![FailedCheckView {
+                        check: "disk_encryption".into(),
+                        detail: "off".into(),
+                    }],
+                },
+                r#"{"code":"not_compliant","device":"d1","checks":[{"check":"disk_encryption","detail":"off"}]}"#,
+            ),
+            (
+                DeviceAuthFailure::TooManyRequests,
+                r#"{"code":"too_many_requests"}"#,
+            ),
+        ];
+        for (failure, stored) in cases {
+            assert_eq!(serde_json::to_string(&FailureRow::from(&failure))?, stored);
+            let read: FailureRow = serde_json::from_str(stored)?;
+            assert_eq!(DeviceAuthFailure::from(read), failure);
+        }
+        Ok(())
     }
 }
