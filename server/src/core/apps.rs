@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::auth::{self, AuthenticatedAdmin, Permission};
 use super::{Core, CoreError, validate_label};
 use crate::domain::app::{App, DevicePolicy, MfaPolicy};
-use crate::domain::audit::{AuditEntry, AuditOutcome};
+use crate::domain::audit::{AdminRequest, AuditAction, AuditEntry, AuditOutcome};
 use crate::domain::ids::ClientId;
 use crate::domain::networks::{self, Cidr};
 
@@ -239,7 +239,7 @@ impl Core {
         self.authorize(
             caller,
             Permission::ManageApps,
-            "register apps",
+            AdminRequest::RegisterApps,
             &new.name,
             now,
         )
@@ -284,7 +284,7 @@ impl Core {
         tx.audit(&AuditEntry {
             at: now,
             actor: caller.actor(),
-            action: "app.add",
+            action: AuditAction::AppAdd,
             target: app.name.clone(),
             outcome: AuditOutcome::Ok,
             detail: format!("client {}; {}", app.client_id, describe(&app)),
@@ -299,8 +299,14 @@ impl Core {
         caller: &AuthenticatedAdmin,
         now: DateTime<Utc>,
     ) -> Result<Vec<App>, CoreError> {
-        self.authorize(caller, Permission::ReadApps, "list apps", "", now)
-            .await?;
+        self.authorize(
+            caller,
+            Permission::ReadApps,
+            AdminRequest::ListApps,
+            "",
+            now,
+        )
+        .await?;
         Ok(self.store.list_apps().await?)
     }
 
@@ -327,8 +333,14 @@ impl Core {
         changes: AppChanges,
         now: DateTime<Utc>,
     ) -> Result<(App, Option<ClientSecret>), CoreError> {
-        self.authorize(caller, Permission::ManageApps, "change apps", name, now)
-            .await?;
+        self.authorize(
+            caller,
+            Permission::ManageApps,
+            AdminRequest::ChangeApps,
+            name,
+            now,
+        )
+        .await?;
         let mut app = self.existing_app(name).await?;
         if let Some(uris) = &changes.redirect_uris {
             app.redirect_uris = validate_redirect_uris(uris)?;
@@ -368,7 +380,7 @@ impl Core {
         tx.audit(&AuditEntry {
             at: now,
             actor: caller.actor(),
-            action: "app.update",
+            action: AuditAction::AppUpdate,
             target: app.name.clone(),
             outcome: AuditOutcome::Ok,
             detail: format!(
@@ -392,8 +404,14 @@ impl Core {
         name: &str,
         now: DateTime<Utc>,
     ) -> Result<App, CoreError> {
-        self.authorize(caller, Permission::ManageApps, "remove apps", name, now)
-            .await?;
+        self.authorize(
+            caller,
+            Permission::ManageApps,
+            AdminRequest::RemoveApps,
+            name,
+            now,
+        )
+        .await?;
         let app = self.existing_app(name).await?;
         let tx = self.store.begin().await?;
         if !tx.delete_app(&app.client_id).await? {
@@ -402,7 +420,7 @@ impl Core {
         tx.audit(&AuditEntry {
             at: now,
             actor: caller.actor(),
-            action: "app.remove",
+            action: AuditAction::AppRemove,
             target: app.name.clone(),
             outcome: AuditOutcome::Ok,
             detail: format!("client {}", app.client_id),

@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::domain::admin::{Admin, Role};
+use crate::domain::audit::Actor;
 use crate::domain::device::DeviceState;
 use crate::domain::ids::DeviceId;
 use crate::store::{CertificateRecord, Store, StoreError};
@@ -86,8 +87,8 @@ impl AuthenticatedAdmin {
     }
 
     /// How the admin appears in the audit log.
-    pub fn actor(&self) -> String {
-        format!("admin:{}", self.admin.email)
+    pub fn actor(&self) -> Actor {
+        Actor::Admin(self.admin.email.clone())
     }
 
     pub fn may(&self, permission: Permission) -> bool {
@@ -165,8 +166,9 @@ impl AuthenticatedDevice {
         self.certificate_serial.as_deref()
     }
 
-    pub fn actor(&self) -> String {
-        format!("device:{}", self.id)
+    /// How the device appears in the audit log.
+    pub fn actor(&self) -> Actor {
+        Actor::Device(self.id.clone())
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::domain::audit::{AuditEntry, AuditOutcome};
+use crate::domain::audit::{Actor, AuditAction, AuditEntry, AuditOutcome};
 
 pub const ROWS_PER_MINUTE: u32 = 120;
 
@@ -41,8 +41,8 @@ impl FloodGate {
             if window.suppressed > 0 {
                 rows.push(AuditEntry {
                     at: now,
-                    actor: "system".into(),
-                    action: "audit.suppressed",
+                    actor: Actor::System,
+                    action: AuditAction::AuditSuppressed,
                     target: String::new(),
                     outcome: AuditOutcome::Denied,
                     detail: format!(
@@ -75,8 +75,8 @@ mod tests {
     fn denied(now: DateTime<Utc>) -> AuditEntry {
         AuditEntry {
             at: now,
-            actor: "unknown".into(),
-            action: "admin.authenticate",
+            actor: Actor::Unknown,
+            action: AuditAction::AdminAuthenticate,
             target: String::new(),
             outcome: AuditOutcome::Denied,
             detail: String::new(),
@@ -97,7 +97,7 @@ mod tests {
             now + Duration::seconds(61),
         );
         assert_eq!(next.len(), 2);
-        assert_eq!(next[0].action, "audit.suppressed");
+        assert_eq!(next[0].action, AuditAction::AuditSuppressed);
         assert!(next[0].detail.starts_with("50 more"), "{}", next[0].detail);
     }
 }

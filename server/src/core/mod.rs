@@ -24,7 +24,9 @@ use tracing::{info, warn};
 
 use crate::ca::CertificateAuthority;
 use crate::domain::admin::{Admin, EnrollmentToken, Role, TokenStatus};
-use crate::domain::audit::{AuditEntry, AuditEvent, AuditOutcome};
+use crate::domain::audit::{
+    Actor, AdminRequest, AuditAction, AuditEntry, AuditEvent, AuditOutcome,
+};
 use crate::domain::command::{Command, CommandKind, CommandStatus};
 use crate::domain::device::{Channel, Device, DeviceFacts, DeviceState, Posture};
 use crate::domain::ids::{AdminId, CommandId, DeviceId, TokenId};
@@ -43,7 +45,7 @@ pub enum CoreError {
     #[error("not permitted: your role ({role}) may not {action}")]
     PermissionDenied {
         role: &'static str,
-        action: &'static str,
+        action: AdminRequest,
     },
     #[error("{0} not found")]
     NotFound(String),
@@ -229,7 +231,7 @@ impl Core {
         &self,
         admin: &AuthenticatedAdmin,
         permission: Permission,
-        action: &'static str,
+        request: AdminRequest,
         target: &str,
         now: DateTime<Utc>,
     ) -> Result<(), CoreError> {
@@ -239,7 +241,7 @@ impl Core {
         self.audit(AuditEntry {
             at: now,
             actor: admin.actor(),
-            action,
+            action: AuditAction::PermissionDenied(request),
             target: target.to_owned(),
             outcome: AuditOutcome::Denied,
             detail: format!("role {} lacks {permission:?}", admin.role().as_str()),
@@ -247,7 +249,7 @@ impl Core {
         .await?;
         Err(CoreError::PermissionDenied {
             role: admin.role().as_str(),
-            action,
+            action: request,
         })
     }
 
@@ -280,8 +282,8 @@ impl Core {
         tx.insert_admin(&admin, &hash).await?;
         tx.audit(&AuditEntry {
             at: now,
-            actor: "system".into(),
-            action: "admin.bootstrap",
+            actor: Actor::System,
+            action: AuditAction::AdminBootstrap,
             target: email.to_owned(),
             outcome: AuditOutcome::Ok,
             detail: "first owner created at first start".into(),
@@ -298,8 +300,14 @@ impl Core {
         role: &str,
         now: DateTime<Utc>,
     ) -> Result<(Admin, String), CoreError> {
-        self.authorize(caller, Permission::ManageAdmins, "add admins", email, now)
-            .await?;
+        self.authorize(
+            caller,
+            Permission::ManageAdmins,
+            AdminRequest::AddAdmins,
+            email,
+            now,
+        )
+        .await?;
         let role = Role::parse(role).ok_or_else(|| {
             CoreError::InvalidArgument(format!(
                 "unknown role {role:?}; use owner, admin, helpdesk or auditor"
@@ -308,7 +316,7 @@ impl Core {
         if role == Role::Owner && caller.role() != Role::Owner {
             return Err(CoreError::PermissionDenied {
                 role: caller.role().as_str(),
-                action: "add owners",
+                action: AdminRequest::AddOwners,
             });
         }
         let email = validate_email(email)?;
@@ -329,7 +337,7 @@ impl Core {
         tx.audit(&AuditEntry {
             at: now,
             actor: caller.actor(),
-            action: "admin.add",
+            action: AuditAction::AdminAdd,
             target: email,
             outcome: AuditOutcome::Ok,
             detail: format!("role {}", role.as_str()),
@@ -344,8 +352,14 @@ impl Core {
         caller: &AuthenticatedAdmin,
         now: DateTime<Utc>,
     ) -> Result<Vec<Admin>, CoreError> {
-        self.authorize(caller, Permission::ReadAdmins, "list admins", "", now)
-            .await?;
+        self.authorize(
+            caller,
+            Permission::ReadAdmins,
+            AdminRequest::ListAdmins,
+            "",
+            now,
+        )
+        .await?;
         Ok(self.store.list_admins().await?)
     }
 
@@ -356,8 +370,14 @@ impl Core {
         limit: u64,
         now: DateTime<Utc>,
     ) -> Result<Vec<AuditEvent>, CoreError> {
-        self.authorize(caller, Permission::ReadAudit, "read the audit log", "", now)
-            .await?;
+        self.authorize(
+            caller,
+            Permission::ReadAudit,
+            AdminRequest::ReadAuditLog,
+            "",
+            now,
+        )
+        .await?;
         Ok(self.store.list_audit(since, limit).await?)
     }
 
@@ -375,7 +395,7 @@ impl Core {
         self.authorize(
             caller,
             Permission::ManageTokens,
-            "create enrollment tokens",
+            AdminRequest::CreateEnrollmentTokens,
             "",
             now,
         )
@@ -403,7 +423,7 @@ impl Core {
         tx.audit(&AuditEntry {
             at: now,
             actor: caller.actor(),
-            action: "token.create",
+            action: AuditAction::TokenCreate,
             target: token.id.to_string(),
             outcome: AuditOutcome::Ok,
             detail: format!(
@@ -426,7 +446,7 @@ impl Core {
         self.authorize(
             caller,
             Permission::ReadTokens,
-            "list enrollment tokens",
+            AdminRequest::ListEnrollmentTokens,
             "",
             now,
         )
@@ -443,7 +463,7 @@ impl Core {
         self.authorize(
             caller,
             Permission::ManageTokens,
-            "revoke enrollment tokens",
+            AdminRequest::RevokeEnrollmentTokens,
             id,
             now,
         )
@@ -462,7 +482,7 @@ impl Core {
         tx.audit(&AuditEntry {
             at: now,
             actor: caller.actor(),
-            action: "token.revoke",
+            action: AuditAction::TokenRevoke,
             target: id.to_owned(),
             outcome: AuditOutcome::Ok,
             detail: String::new(),
@@ -503,8 +523,8 @@ impl Core {
         if let Err(CoreError::Enroll(refusal)) = &result {
             let entry = AuditEntry {
                 at: now,
-                actor: "device:(enrolling)".into(),
-                action: "device.enroll",
+                actor: Actor::EnrollingDevice,
+                action: AuditAction::DeviceEnroll,
                 target: String::new(),
                 outcome: AuditOutcome::Denied,
                 detail: refusal.to_string(),
@@ -588,8 +608,8 @@ impl Core {
         };
         let audit = AuditEntry {
             at: now,
-            actor: format!("device:{device_id}"),
-            action: "device.enroll",
+            actor: Actor::Device(device_id.clone()),
+            action: AuditAction::DeviceEnroll,
             target: device_id.to_string(),
             outcome: AuditOutcome::Ok,
             detail: format!(
@@ -678,7 +698,7 @@ impl Core {
         tx.audit(&AuditEntry {
             at: now,
             actor: device.actor(),
-            action: "device.renew",
+            action: AuditAction::DeviceRenew,
             target: device.id().to_string(),
             outcome: AuditOutcome::Ok,
             detail: format!(
@@ -749,8 +769,14 @@ impl Core {
         caller: &AuthenticatedAdmin,
         now: DateTime<Utc>,
     ) -> Result<Vec<DeviceView>, CoreError> {
-        self.authorize(caller, Permission::ReadDevices, "list devices", "", now)
-            .await?;
+        self.authorize(
+            caller,
+            Permission::ReadDevices,
+            AdminRequest::ListDevices,
+            "",
+            now,
+        )
+        .await?;
         let policies = self.store.all_policies().await?;
         Ok(self
             .store
@@ -767,8 +793,14 @@ impl Core {
         id: &str,
         now: DateTime<Utc>,
     ) -> Result<DeviceView, CoreError> {
-        self.authorize(caller, Permission::ReadDevices, "show devices", id, now)
-            .await?;
+        self.authorize(
+            caller,
+            Permission::ReadDevices,
+            AdminRequest::ShowDevices,
+            id,
+            now,
+        )
+        .await?;
         self.device_view(&Self::parse_device_id(id)?, now).await
     }
 
@@ -778,8 +810,14 @@ impl Core {
         id: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<Command>, CoreError> {
-        self.authorize(caller, Permission::ReadDevices, "list commands", id, now)
-            .await?;
+        self.authorize(
+            caller,
+            Permission::ReadDevices,
+            AdminRequest::ListCommands,
+            id,
+            now,
+        )
+        .await?;
         let device_id = Self::parse_device_id(id)?;
         if self.store.device(&device_id).await?.is_none() {
             return Err(CoreError::NotFound(format!("device {id}")));
@@ -844,9 +882,9 @@ impl Core {
             at: now,
             actor: caller.actor(),
             action: match kind {
-                CommandKind::Lock => "device.lock",
-                CommandKind::Unlock => "device.unlock",
-                CommandKind::Wipe => "device.wipe",
+                CommandKind::Lock => AuditAction::DeviceLock,
+                CommandKind::Unlock => AuditAction::DeviceUnlock,
+                CommandKind::Wipe => AuditAction::DeviceWipe,
             },
             target: device_id.to_string(),
             outcome: AuditOutcome::Ok,
@@ -953,8 +991,14 @@ impl Core {
         message: &str,
         now: DateTime<Utc>,
     ) -> Result<(DeviceView, Command), CoreError> {
-        self.authorize(caller, Permission::LockDevices, "lock devices", id, now)
-            .await?;
+        self.authorize(
+            caller,
+            Permission::LockDevices,
+            AdminRequest::LockDevices,
+            id,
+            now,
+        )
+        .await?;
         if message.len() > MAX_MESSAGE_LEN {
             return Err(CoreError::InvalidArgument(format!(
                 "the lock message is longer than {MAX_MESSAGE_LEN} bytes"
@@ -977,8 +1021,14 @@ impl Core {
         id: &str,
         now: DateTime<Utc>,
     ) -> Result<(DeviceView, Command), CoreError> {
-        self.authorize(caller, Permission::LockDevices, "unlock devices", id, now)
-            .await?;
+        self.authorize(
+            caller,
+            Permission::LockDevices,
+            AdminRequest::UnlockDevices,
+            id,
+            now,
+        )
+        .await?;
         self.queue_command(
             caller,
             id,
@@ -998,8 +1048,14 @@ impl Core {
         id: &str,
         now: DateTime<Utc>,
     ) -> Result<(DeviceView, Command), CoreError> {
-        self.authorize(caller, Permission::ManageDevices, "wipe devices", id, now)
-            .await?;
+        self.authorize(
+            caller,
+            Permission::ManageDevices,
+            AdminRequest::WipeDevices,
+            id,
+            now,
+        )
+        .await?;
         self.queue_command(
             caller,
             id,
@@ -1019,8 +1075,14 @@ impl Core {
         id: &str,
         now: DateTime<Utc>,
     ) -> Result<DeviceView, CoreError> {
-        self.authorize(caller, Permission::ManageDevices, "retire devices", id, now)
-            .await?;
+        self.authorize(
+            caller,
+            Permission::ManageDevices,
+            AdminRequest::RetireDevices,
+            id,
+            now,
+        )
+        .await?;
         let device_id = Self::parse_device_id(id)?;
         let device = self
             .store
@@ -1038,8 +1100,8 @@ impl Core {
             &tx,
             &device_id,
             DeviceState::Retired,
-            &caller.actor(),
-            "device.retire",
+            caller.actor(),
+            AuditAction::DeviceRetire,
             now,
         )
         .await?;
@@ -1055,8 +1117,8 @@ impl Core {
         tx: &Tx,
         device_id: &DeviceId,
         state: DeviceState,
-        actor: &str,
-        action: &'static str,
+        actor: Actor,
+        action: AuditAction,
         now: DateTime<Utc>,
     ) -> Result<(), CoreError> {
         let live = [
@@ -1076,7 +1138,7 @@ impl Core {
             .await?;
         tx.audit(&AuditEntry {
             at: now,
-            actor: actor.to_owned(),
+            actor,
             action,
             target: device_id.to_string(),
             outcome: AuditOutcome::Ok,
@@ -1116,7 +1178,7 @@ impl Core {
         self.authorize(
             caller,
             Permission::ManagePolicies,
-            "change policies",
+            AdminRequest::ChangePolicies,
             name,
             now,
         )
@@ -1128,7 +1190,7 @@ impl Core {
         tx.audit(&AuditEntry {
             at: now,
             actor: caller.actor(),
-            action: "policy.set",
+            action: AuditAction::PolicySet,
             target: name.clone(),
             outcome: AuditOutcome::Ok,
             detail: format!("version {version}"),
@@ -1153,7 +1215,7 @@ impl Core {
         self.authorize(
             caller,
             Permission::ManagePolicies,
-            "assign policies",
+            AdminRequest::AssignPolicies,
             name,
             now,
         )
@@ -1181,7 +1243,7 @@ impl Core {
         tx.audit(&AuditEntry {
             at: now,
             actor: caller.actor(),
-            action: "policy.assign",
+            action: AuditAction::PolicyAssign,
             target: name.to_owned(),
             outcome: AuditOutcome::Ok,
             detail: format!("{kind} {target}"),
@@ -1201,8 +1263,14 @@ impl Core {
         name: &str,
         now: DateTime<Utc>,
     ) -> Result<StoredPolicy, CoreError> {
-        self.authorize(caller, Permission::ReadPolicies, "read policies", name, now)
-            .await?;
+        self.authorize(
+            caller,
+            Permission::ReadPolicies,
+            AdminRequest::ReadPolicies,
+            name,
+            now,
+        )
+        .await?;
         self.store
             .policy(name)
             .await?
@@ -1337,7 +1405,7 @@ impl Core {
         tx.audit(&AuditEntry {
             at: now,
             actor: device.actor(),
-            action: "command.acknowledge",
+            action: AuditAction::CommandAcknowledge,
             target: command_id.to_string(),
             outcome: AuditOutcome::Ok,
             detail: format!("{}: {result}", status.as_str()),
@@ -1350,8 +1418,8 @@ impl Core {
                 &tx,
                 device.id(),
                 DeviceState::Wiped,
-                &device.actor(),
-                "device.wiped",
+                device.actor(),
+                AuditAction::DeviceWiped,
                 now,
             )
             .await?;

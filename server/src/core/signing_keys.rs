@@ -7,7 +7,7 @@ use latchkey_certs::jose::PublicJwk;
 
 use super::auth::{AuthenticatedAdmin, Permission};
 use super::{Core, CoreError, InternalError};
-use crate::domain::audit::{AuditEntry, AuditOutcome};
+use crate::domain::audit::{AdminRequest, AuditAction, AuditEntry, AuditOutcome};
 use crate::store::StoredSigningKey;
 
 /// How long a retired key stays published.
@@ -56,7 +56,7 @@ impl Core {
         self.authorize(
             caller,
             Permission::ManageApps,
-            "rotate signing keys",
+            AdminRequest::RotateSigningKeys,
             "",
             now,
         )
@@ -68,7 +68,7 @@ impl Core {
         tx.audit(&AuditEntry {
             at: now,
             actor: caller.actor(),
-            action: "signing-key.rotate",
+            action: AuditAction::SigningKeyRotate,
             target: key.kid.clone(),
             outcome: AuditOutcome::Ok,
             detail: "new ES256 signing key; the previous one stays published for 24h".into(),
@@ -88,8 +88,14 @@ impl Core {
         caller: &AuthenticatedAdmin,
         now: DateTime<Utc>,
     ) -> Result<Vec<SigningKeyInfo>, CoreError> {
-        self.authorize(caller, Permission::ReadApps, "list signing keys", "", now)
-            .await?;
+        self.authorize(
+            caller,
+            Permission::ReadApps,
+            AdminRequest::ListSigningKeys,
+            "",
+            now,
+        )
+        .await?;
         Ok(self
             .store
             .signing_keys()

@@ -7,7 +7,7 @@ use latchkey_proto::limits::MAX_IMPORT_ROWS;
 use super::auth::{AuthenticatedAdmin, Permission};
 use super::passwords::{Password, TEMPORARY_PASSWORD_DAYS, temporary_password};
 use super::{Core, CoreError, DeviceView, validate_email, validate_label};
-use crate::domain::audit::{AuditEntry, AuditOutcome};
+use crate::domain::audit::{AdminRequest, AuditAction, AuditEntry, AuditOutcome};
 use crate::domain::ids::UserId;
 use crate::domain::user::{Group, User, UserKind, UserStatus};
 use crate::store::PasswordRecord;
@@ -109,7 +109,7 @@ fn added_entry(
     AuditEntry {
         at: now,
         actor: caller.actor(),
-        action: "user.add",
+        action: AuditAction::UserAdd,
         target: user.email.clone(),
         outcome: AuditOutcome::Ok,
         detail: format!(
@@ -213,7 +213,7 @@ impl Core {
         self.authorize(
             caller,
             Permission::ManageUsers,
-            "add users",
+            AdminRequest::AddUsers,
             &new.email,
             now,
         )
@@ -242,8 +242,14 @@ impl Core {
         csv_text: &str,
         now: DateTime<Utc>,
     ) -> Result<ImportReport, CoreError> {
-        self.authorize(caller, Permission::ManageUsers, "import users", "", now)
-            .await?;
+        self.authorize(
+            caller,
+            Permission::ManageUsers,
+            AdminRequest::ImportUsers,
+            "",
+            now,
+        )
+        .await?;
         let rows = parse_import(csv_text)?;
         let existing: std::collections::HashSet<String> = self
             .store
@@ -299,7 +305,7 @@ impl Core {
         tx.audit(&AuditEntry {
             at: now,
             actor: caller.actor(),
-            action: "user.import",
+            action: AuditAction::UserImport,
             target: String::new(),
             outcome: AuditOutcome::Ok,
             detail: format!("{} added, {} rejected", users.len(), report.rejected.len()),
@@ -315,8 +321,14 @@ impl Core {
         caller: &AuthenticatedAdmin,
         now: DateTime<Utc>,
     ) -> Result<Vec<User>, CoreError> {
-        self.authorize(caller, Permission::ReadUsers, "list users", "", now)
-            .await?;
+        self.authorize(
+            caller,
+            Permission::ReadUsers,
+            AdminRequest::ListUsers,
+            "",
+            now,
+        )
+        .await?;
         Ok(self.store.list_users().await?)
     }
 
@@ -336,8 +348,14 @@ impl Core {
         email: &str,
         now: DateTime<Utc>,
     ) -> Result<User, CoreError> {
-        self.authorize(caller, Permission::ReadUsers, "show users", email, now)
-            .await?;
+        self.authorize(
+            caller,
+            Permission::ReadUsers,
+            AdminRequest::ShowUsers,
+            email,
+            now,
+        )
+        .await?;
         self.existing_user(email).await
     }
 
@@ -350,9 +368,9 @@ impl Core {
         now: DateTime<Utc>,
     ) -> Result<User, CoreError> {
         let (action, verb) = match to {
-            UserStatus::Active => ("user.activate", "activate users"),
-            UserStatus::Suspended => ("user.suspend", "suspend users"),
-            UserStatus::Deleted => ("user.delete", "delete users"),
+            UserStatus::Active => (AuditAction::UserActivate, AdminRequest::ActivateUsers),
+            UserStatus::Suspended => (AuditAction::UserSuspend, AdminRequest::SuspendUsers),
+            UserStatus::Deleted => (AuditAction::UserDelete, AdminRequest::DeleteUsers),
         };
         self.authorize(caller, Permission::ManageUsers, verb, email, now)
             .await?;
@@ -401,8 +419,14 @@ impl Core {
         name: &str,
         now: DateTime<Utc>,
     ) -> Result<Group, CoreError> {
-        self.authorize(caller, Permission::ManageUsers, "add groups", name, now)
-            .await?;
+        self.authorize(
+            caller,
+            Permission::ManageUsers,
+            AdminRequest::AddGroups,
+            name,
+            now,
+        )
+        .await?;
         let name = validate_label("group", name)?;
         let tx = self.store.begin().await?;
         if !tx.insert_group(&name, now).await? {
@@ -413,7 +437,7 @@ impl Core {
         tx.audit(&AuditEntry {
             at: now,
             actor: caller.actor(),
-            action: "group.add",
+            action: AuditAction::GroupAdd,
             target: name.clone(),
             outcome: AuditOutcome::Ok,
             detail: String::new(),
@@ -432,8 +456,14 @@ impl Core {
         caller: &AuthenticatedAdmin,
         now: DateTime<Utc>,
     ) -> Result<Vec<Group>, CoreError> {
-        self.authorize(caller, Permission::ReadUsers, "list groups", "", now)
-            .await?;
+        self.authorize(
+            caller,
+            Permission::ReadUsers,
+            AdminRequest::ListGroups,
+            "",
+            now,
+        )
+        .await?;
         Ok(self.store.list_groups().await?)
     }
 
@@ -445,8 +475,14 @@ impl Core {
         email: &str,
         now: DateTime<Utc>,
     ) -> Result<DeviceView, CoreError> {
-        self.authorize(caller, Permission::ManageDevices, "assign devices", id, now)
-            .await?;
+        self.authorize(
+            caller,
+            Permission::ManageDevices,
+            AdminRequest::AssignDevices,
+            id,
+            now,
+        )
+        .await?;
         let device_id = Self::parse_device_id(id)?;
         let device = self
             .store
@@ -476,7 +512,7 @@ impl Core {
         tx.audit(&AuditEntry {
             at: now,
             actor: caller.actor(),
-            action: "device.assign",
+            action: AuditAction::DeviceAssign,
             target: device_id.to_string(),
             outcome: AuditOutcome::Ok,
             detail: format!(
@@ -525,9 +561,9 @@ impl Core {
             caller,
             Permission::ManageUsers,
             if second_factor_too {
-                "reset second factors"
+                AdminRequest::ResetSecondFactors
             } else {
-                "reset passwords"
+                AdminRequest::ResetPasswords
             },
             email,
             now,
@@ -561,7 +597,7 @@ impl Core {
                 .end_user_sso(&user.id, "second factor reset", now)
                 .await?;
             (
-                "user.reset-mfa",
+                AuditAction::UserResetMfa,
                 format!(
                     "authenticator removed; {ended} sessions and grants ended; temporary password valid until {}",
                     expires_at.to_rfc3339()
@@ -569,7 +605,7 @@ impl Core {
             )
         } else {
             (
-                "user.reset-password",
+                AuditAction::UserResetPassword,
                 format!("temporary password valid until {}", expires_at.to_rfc3339()),
             )
         };

@@ -23,8 +23,8 @@ impl<C: ConnectionTrait> Db<C> {
             audit_log::Entity::insert_many(chunk.iter().map(|entry| audit_log::ActiveModel {
                 id: sea_orm::NotSet,
                 at: Set(ms(entry.at)),
-                actor: Set(entry.actor.clone()),
-                action: Set(entry.action.to_owned()),
+                actor: Set(entry.actor.to_string()),
+                action: Set(entry.action.as_str().to_owned()),
                 target: Set(entry.target.clone()),
                 outcome: Set(entry.outcome.as_str().to_owned()),
                 detail: Set(entry.detail.clone()),

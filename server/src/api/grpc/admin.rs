@@ -17,7 +17,7 @@ use crate::domain::admin::Role;
 use crate::domain::admin::TokenStatus;
 use crate::domain::admin::{Admin, EnrollmentToken};
 use crate::domain::app::{App, DevicePolicy, MfaPolicy};
-use crate::domain::audit::{AuditEntry, AuditEvent, AuditOutcome};
+use crate::domain::audit::{Actor, AuditAction, AuditEntry, AuditEvent, AuditOutcome};
 use crate::domain::command::Command;
 use crate::domain::device::DeviceState;
 use crate::domain::policy::Compliance;
@@ -51,8 +51,8 @@ impl AdminApi {
                 let now = Utc::now();
                 let entry = AuditEntry {
                     at: now,
-                    actor: "unknown".into(),
-                    action: "admin.authenticate",
+                    actor: Actor::Unknown,
+                    action: AuditAction::AdminAuthenticate,
                     target: String::new(),
                     outcome: AuditOutcome::Denied,
                     detail: "unknown or revoked API token".into(),

@@ -28,7 +28,8 @@ use crate::api::accept::{Acceptor, LOG_EVERY};
 
 use crate::core::Core;
 use crate::core::auth::{AuthenticatedDevice, DeviceChannel};
-use crate::domain::audit::{AuditEntry, AuditOutcome};
+use crate::domain::audit::{Actor, AuditAction, AuditEntry, AuditOutcome};
+use crate::domain::ids::DeviceId;
 use crate::push::SessionRegistry;
 use crate::push::embedded::{InternalBroker, MAX_PAYLOAD};
 
@@ -215,7 +216,7 @@ impl Gateway {
             let entry = AuditEntry {
                 at: Utc::now(),
                 actor: device.actor(),
-                action: "mqtt.forbidden",
+                action: AuditAction::MqttForbidden,
                 target: id.clone(),
                 outcome: AuditOutcome::Denied,
                 detail: reason.clone(),
@@ -228,18 +229,18 @@ impl Gateway {
     }
 
     async fn audit_refusal(&self, leaf: Option<&[u8]>, reason: &str) {
+        // The certificate passed the TLS handshake, so our CA issued it and
+        // the device id it names is one we generated.
         let who = leaf
             .and_then(|der| latchkey_certs::inspect_certificate(der).ok())
             .and_then(|info| info.device_id)
-            .map_or_else(
-                || "device:(unknown)".to_owned(),
-                |id| format!("device:{id}"),
-            );
+            .and_then(|id| DeviceId::parse(&id))
+            .map_or(Actor::UnknownDevice, Actor::Device);
         info!(actor = %who, %reason, "MQTT connection refused");
         let entry = AuditEntry {
             at: Utc::now(),
             actor: who,
-            action: "mqtt.connect",
+            action: AuditAction::MqttConnect,
             target: String::new(),
             outcome: AuditOutcome::Denied,
             detail: reason.to_owned(),

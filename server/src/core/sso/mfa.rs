@@ -14,7 +14,7 @@ use crate::core::limits::Guess;
 use crate::core::totp::{self, TotpSecret};
 use crate::core::{Core, CoreError, InternalError};
 use crate::domain::app::{App, MfaPolicy};
-use crate::domain::audit::{AuditEntry, AuditOutcome};
+use crate::domain::audit::{Actor, AuditAction, AuditEntry, AuditOutcome};
 use crate::domain::sign_in::Factor;
 use crate::domain::sign_in::SsoSession;
 use crate::domain::user::{User, UserStatus};
@@ -570,8 +570,8 @@ impl Core {
             .await?;
         tx.audit(&AuditEntry {
             at: now,
-            actor: format!("user:{}", user.email),
-            action: "user.totp-enroll",
+            actor: Actor::User(user.email.clone()),
+            action: AuditAction::UserTotpEnroll,
             target: user.email.clone(),
             outcome: AuditOutcome::Ok,
             detail: "authenticator app enrolled".into(),
@@ -612,8 +612,8 @@ impl Core {
         tx.set_mfa_setting(&user.id, setting.as_str(), now).await?;
         tx.audit(&AuditEntry {
             at: now,
-            actor: format!("user:{}", user.email),
-            action: "user.mfa-setting",
+            actor: Actor::User(user.email.clone()),
+            action: AuditAction::UserMfaSetting,
             target: user.email.clone(),
             outcome: AuditOutcome::Ok,
             detail: format!("second factor: {}", setting.as_str()),
@@ -679,8 +679,8 @@ impl Core {
         tx.set_totp_secret(&user.id, None, None, now).await?;
         tx.audit(&AuditEntry {
             at: now,
-            actor: format!("user:{}", user.email),
-            action: "user.totp-remove",
+            actor: Actor::User(user.email.clone()),
+            action: AuditAction::UserTotpRemove,
             target: user.email.clone(),
             outcome: AuditOutcome::Ok,
             detail: "authenticator app removed".into(),

@@ -21,7 +21,7 @@ use chrono::{DateTime, Duration, Utc};
 use crate::core::auth;
 use crate::core::{Core, CoreError};
 use crate::domain::app::DevicePolicy;
-use crate::domain::audit::{AuditEntry, AuditOutcome};
+use crate::domain::audit::{Actor, AuditAction, AuditEntry, AuditOutcome};
 use crate::domain::sign_in::TxnOutcome;
 use crate::domain::sign_in::{Delivery, DeviceAuthFailure, DeviceAuthTxn, LoginEvent, SsoSession};
 use crate::store::ProofHashes;
@@ -241,10 +241,12 @@ impl Core {
             .app_by_client_id(&txn.client_id)
             .await?
             .map_or_else(|| txn.client_id.to_string(), |(app, _)| app.name);
+        // A redemption link exists only once a device has answered, so the
+        // transaction names that device.
         let device = txn
             .device_id
-            .as_ref()
-            .map_or_else(String::new, ToString::to_string);
+            .clone()
+            .map_or(Actor::UnknownDevice, Actor::Device);
         tx.insert_login_event(&LoginEvent {
             at: now,
             user_id: Some(txn.user_id.clone()),
@@ -260,8 +262,8 @@ impl Core {
         .await?;
         tx.audit(&AuditEntry {
             at: now,
-            actor: format!("device:{device}"),
-            action: "sso.device-answer-unfinished",
+            actor: device,
+            action: AuditAction::SsoDeviceAnswerUnfinished,
             target: txn.user_id.to_string(),
             outcome: AuditOutcome::Denied,
             detail: format!(

@@ -292,7 +292,7 @@ impl Core {
         if !self
             .replace_password(
                 session,
-                &user.id,
+                user,
                 &new_password,
                 "password changed on the account page",
                 now,

@@ -24,7 +24,7 @@ use crate::core::passwords::Password;
 use crate::core::users::PasswordCheck;
 use crate::core::{Core, CoreError};
 use crate::domain::app::{App, DevicePolicy, MfaPolicy};
-use crate::domain::audit::{AuditEntry, AuditOutcome};
+use crate::domain::audit::{Actor, AuditAction, AuditEntry, AuditOutcome};
 use crate::domain::device::Device;
 use crate::domain::sign_in::AuthRequest;
 use crate::domain::sign_in::Factor;
@@ -180,8 +180,8 @@ impl Core {
         } else if user.kind == UserKind::BreakGlass {
             self.audit(AuditEntry {
                 at: now,
-                actor: format!("user:{}", user.email),
-                action: "sso.break-glass",
+                actor: Actor::User(user.email.clone()),
+                action: AuditAction::SsoBreakGlass,
                 target: app.name.clone(),
                 outcome: AuditOutcome::Ok,
                 detail: format!(
@@ -418,9 +418,15 @@ impl Core {
         if !must_change {
             return Ok(false);
         }
+        // The audit entry names the user by e-mail address. A session's user
+        // always exists (users are never removed); were it gone, the
+        // password could not be set either.
+        let Some(user) = self.store.user_by_id(user_id).await? else {
+            return Ok(false);
+        };
         self.replace_password(
             session,
-            user_id,
+            &user,
             new_password,
             "password changed at sign-in",
             now,
@@ -433,11 +439,12 @@ impl Core {
     pub(crate) async fn replace_password(
         &self,
         session: &SsoSession,
-        user_id: &crate::domain::ids::UserId,
+        user: &User,
         new_password: &Password,
         detail: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, CoreError> {
+        let user_id = &user.id;
         let hash = self.passwords().hash(new_password).await?;
         let tx = self.store.begin().await?;
         let set = tx
@@ -459,8 +466,8 @@ impl Core {
             .await?;
         tx.audit(&AuditEntry {
             at: now,
-            actor: format!("user:{user_id}"),
-            action: "user.password-change",
+            actor: Actor::User(user.email.clone()),
+            action: AuditAction::UserPasswordChange,
             target: user_id.to_string(),
             outcome: AuditOutcome::Ok,
             detail: format!("{detail}; {ended} other sessions and grants ended"),

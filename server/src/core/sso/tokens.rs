@@ -18,6 +18,7 @@ use super::{REFRESH_TTL, constant_eq, device_fitness, random_hex};
 use crate::core::auth::secret_hash;
 use crate::core::{Core, CoreError};
 use crate::domain::app::App;
+use crate::domain::audit::{Actor, AuditAction, AuditEntry, AuditOutcome};
 use crate::domain::ids::ClientId;
 use crate::domain::sign_in::Grant;
 use crate::domain::user::{User, UserStatus};
@@ -223,7 +224,7 @@ impl Core {
                 .await?;
             self.audit_sso(
                 &grant,
-                "sso.refresh-reuse",
+                AuditAction::SsoRefreshReuse,
                 "a used refresh token was presented again; the session was ended",
                 now,
             )
@@ -250,16 +251,16 @@ impl Core {
     async fn audit_sso(
         &self,
         grant: &Grant,
-        action: &'static str,
+        action: AuditAction,
         detail: &str,
         now: DateTime<Utc>,
     ) -> Result<(), CoreError> {
-        self.audit(crate::domain::audit::AuditEntry {
+        self.audit(AuditEntry {
             at: now,
-            actor: format!("client:{}", grant.client_id),
+            actor: Actor::Client(grant.client_id.clone()),
             action,
             target: grant.user_id.to_string(),
-            outcome: crate::domain::audit::AuditOutcome::Denied,
+            outcome: AuditOutcome::Denied,
             detail: detail.to_owned(),
         })
         .await
