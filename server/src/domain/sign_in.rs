@@ -124,20 +124,20 @@ impl SsoSession {
     /// the device the browser runs on) in `bound` mode and `mca` with
     /// `user` (a second channel where the user typed the number) in
     /// `confirm` mode.
-    pub fn amr(&self) -> Vec<String> {
+    pub fn amr(&self) -> Vec<Amr> {
         let mut amr = Vec::new();
         if self.auth_time.is_some() {
-            amr.push("pwd");
+            amr.push(Amr::Password);
         }
         if self.second_factor.is_some() {
-            amr.push("otp");
+            amr.push(Amr::OneTimeCode);
         }
         match self.device.as_ref().map(|d| d.proof) {
-            Some(DeviceProof::Bound | DeviceProof::Certificate) => amr.push("swk"),
-            Some(DeviceProof::Confirm) => amr.extend(["mca", "user"]),
+            Some(DeviceProof::Bound | DeviceProof::Certificate) => amr.push(Amr::SoftwareKey),
+            Some(DeviceProof::Confirm) => amr.extend([Amr::MultiChannel, Amr::User]),
             None => {}
         }
-        amr.into_iter().map(str::to_owned).collect()
+        amr
     }
 
     /// Whether the second factor that passed satisfies `wanted`: an app
@@ -304,8 +304,8 @@ pub struct Grant {
     pub code_expires_at: DateTime<Utc>,
     pub code_used_at: Option<DateTime<Utc>>,
     pub auth_time: DateTime<Utc>,
-    pub amr: Vec<String>,
-    pub acr: String,
+    pub amr: Vec<Amr>,
+    pub acr: Acr,
     pub created_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
 }
@@ -400,5 +400,86 @@ impl ThrottleRule {
                 Some((first * factor).min(max))
             }
         }
+    }
+}
+
+/// An authentication method a sign-in proved (RFC 8176 `amr` values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Amr {
+    /// `pwd`: the password.
+    Password,
+    /// `otp`: a one-time code (authenticator app or email).
+    OneTimeCode,
+    /// `swk`: the key of the managed device the browser runs on.
+    SoftwareKey,
+    /// `mca`: a second channel, the managed device that approved.
+    MultiChannel,
+    /// `user`: the person took part there (typed the number).
+    User,
+}
+
+impl Amr {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Amr::Password => "pwd",
+            Amr::OneTimeCode => "otp",
+            Amr::SoftwareKey => "swk",
+            Amr::MultiChannel => "mca",
+            Amr::User => "user",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Amr::Password,
+            Amr::OneTimeCode,
+            Amr::SoftwareKey,
+            Amr::MultiChannel,
+            Amr::User,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == text)
+    }
+
+    /// Whether the method is a managed device's proof.
+    pub fn is_device(self) -> bool {
+        matches!(self, Amr::SoftwareKey | Amr::MultiChannel | Amr::User)
+    }
+}
+
+/// How a sign-in was authenticated, as apps read it (`acr`, docs/sso.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acr {
+    /// The password alone.
+    Password,
+    /// The password and a one-time code.
+    Mfa,
+    /// A managed device of the user approved with number matching.
+    DeviceConfirm,
+    /// The browser runs on a managed device of the user (`bound`, or the
+    /// device certificate on a phone).
+    DeviceBound,
+}
+
+impl Acr {
+    /// Weakest first, as discovery lists them.
+    pub const ALL: [Acr; 4] = [
+        Acr::Password,
+        Acr::Mfa,
+        Acr::DeviceConfirm,
+        Acr::DeviceBound,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Acr::Password => "urn:latchkey:acr:pwd",
+            Acr::Mfa => "urn:latchkey:acr:mfa",
+            Acr::DeviceConfirm => "urn:latchkey:acr:device-confirm",
+            Acr::DeviceBound => "urn:latchkey:acr:device-bound",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == text)
     }
 }

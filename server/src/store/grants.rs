@@ -6,9 +6,10 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 
 use super::entities::{grants, refresh_tokens};
-use super::sessions::amr_from;
-use super::{Db, StoreResult, ms, opt_time, time};
+use super::sessions::{amr_from, amr_text};
+use super::{Db, StoreError, StoreResult, ms, opt_time, time};
 use crate::domain::ids::{ClientId, DeviceId, UserId};
+use crate::domain::sign_in::Acr;
 use crate::domain::sign_in::{Grant, RefreshTokenRecord};
 
 pub(super) fn grant_from(row: grants::Model) -> StoreResult<Grant> {
@@ -16,7 +17,7 @@ pub(super) fn grant_from(row: grants::Model) -> StoreResult<Grant> {
         user_id: UserId::from_store(row.user_id),
         client_id: ClientId::from_store(row.client_id),
         device_id: row.device_id.map(DeviceId::from_store),
-        amr: amr_from(Some(&row.amr)),
+        amr: amr_from(Some(&row.amr))?,
         code_expires_at: time(row.code_expires_at)?,
         code_used_at: opt_time(row.code_used_at)?,
         auth_time: time(row.auth_time)?,
@@ -28,7 +29,7 @@ pub(super) fn grant_from(row: grants::Model) -> StoreResult<Grant> {
         nonce: row.nonce,
         redirect_uri: row.redirect_uri,
         code_challenge: row.code_challenge,
-        acr: row.acr,
+        acr: Acr::parse(&row.acr).ok_or_else(|| StoreError::Corrupt(format!("acr {}", row.acr)))?,
     })
 }
 
@@ -48,8 +49,8 @@ impl<C: ConnectionTrait> Db<C> {
             code_expires_at: Set(ms(grant.code_expires_at)),
             code_used_at: Set(None),
             auth_time: Set(ms(grant.auth_time)),
-            amr: Set(grant.amr.join(" ")),
-            acr: Set(grant.acr.clone()),
+            amr: Set(amr_text(&grant.amr)),
+            acr: Set(grant.acr.as_str().to_owned()),
             created_at: Set(ms(grant.created_at)),
             ended_at: Set(None),
             end_reason: Set(None),

@@ -9,13 +9,19 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use super::entities::{grants, sso_sessions};
 use super::{Db, StoreError, StoreResult, ms, opt_time, time};
 use crate::domain::ids::{DeviceId, UserId};
+use crate::domain::sign_in::Amr;
 use crate::domain::sign_in::{DeviceConfirmation, DeviceProof, Factor, SsoSession};
 
-pub(super) fn amr_from(text: Option<&str>) -> Vec<String> {
+/// Method references as stored: their RFC 8176 names, space-separated.
+pub(super) fn amr_from(text: Option<&str>) -> StoreResult<Vec<Amr>> {
     text.unwrap_or("")
         .split_whitespace()
-        .map(str::to_owned)
+        .map(|m| Amr::parse(m).ok_or_else(|| StoreError::Corrupt(format!("amr {m}"))))
         .collect()
+}
+
+pub(super) fn amr_text(amr: &[Amr]) -> String {
+    amr.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(" ")
 }
 
 pub(super) fn session_from(row: sso_sessions::Model) -> StoreResult<SsoSession> {
@@ -127,7 +133,7 @@ impl<C: ConnectionTrait> Db<C> {
             )
             .col_expr(
                 sso_sessions::Column::Amr,
-                Expr::value(session.amr().join(" ")),
+                Expr::value(amr_text(&session.amr())),
             )
             .col_expr(
                 sso_sessions::Column::DeviceId,

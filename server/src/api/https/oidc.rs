@@ -14,6 +14,7 @@ use tracing::warn;
 
 use super::Web;
 use crate::core::sso::{ClientAuth, TokenError, TokenSet, put};
+use crate::domain::sign_in::Acr;
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
     let mut response = (
@@ -106,12 +107,7 @@ pub async fn discovery(State(web): State<Web>) -> Response {
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": ["none", "login"],
-        "acr_values_supported": [
-            crate::core::sso::ACR_PASSWORD,
-            crate::core::sso::ACR_MFA,
-            crate::core::sso::ACR_DEVICE_CONFIRM,
-            crate::core::sso::ACR_DEVICE_BOUND,
-        ],
+        "acr_values_supported": Acr::ALL.map(Acr::as_str),
         "authorization_response_iss_parameter_supported": true,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,

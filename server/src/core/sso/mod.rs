@@ -150,18 +150,6 @@ const KNOWN_SCOPES: &[&str] = &["openid", "profile", "email", "groups", "offline
 /// The `typ` of the statement an agent signs.
 pub const DEVICE_AUTH_TYP: &str = "latchkey-device-auth+jwt";
 
-/// `acr` values (docs/sso.md): the browser runs on a managed device of the
-/// user (`bound`, or the device certificate on a phone); a managed device
-/// of the user approved with number matching (`confirm`); password and a
-/// one-time code; password alone.
-pub const ACR_DEVICE_BOUND: &str = "urn:latchkey:acr:device-bound";
-
-pub const ACR_DEVICE_CONFIRM: &str = "urn:latchkey:acr:device-confirm";
-
-pub const ACR_MFA: &str = "urn:latchkey:acr:mfa";
-
-pub const ACR_PASSWORD: &str = "urn:latchkey:acr:pwd";
-
 /// Who is at the browser, as the HTTP layer saw it.
 #[derive(Debug, Clone)]
 pub struct BrowserContext {

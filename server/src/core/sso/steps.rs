@@ -14,10 +14,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{
-    ACR_DEVICE_BOUND, ACR_DEVICE_CONFIRM, ACR_MFA, ACR_PASSWORD, CODE_TTL, LoginFailure, MAX_LOGIN,
-    Step, random_hex, redirect_with, truncate,
-};
+use super::{CODE_TTL, LoginFailure, MAX_LOGIN, Step, random_hex, redirect_with, truncate};
 use crate::core::auth::secret_hash;
 use crate::core::limits::Guess;
 use crate::core::passwords::Password;
@@ -26,6 +23,7 @@ use crate::core::{Core, CoreError};
 use crate::domain::app::{App, DevicePolicy, MfaPolicy};
 use crate::domain::audit::{Actor, AuditAction, AuditEntry, AuditOutcome};
 use crate::domain::device::Device;
+use crate::domain::sign_in::Acr;
 use crate::domain::sign_in::AuthRequest;
 use crate::domain::sign_in::Factor;
 use crate::domain::sign_in::Grant;
@@ -233,10 +231,10 @@ impl Core {
         let code = random_hex::<32>()?;
         let proof = device.and(session.device.as_ref().map(|d| d.proof));
         let acr = match proof {
-            Some(p) if p.is_bound() => ACR_DEVICE_BOUND,
-            Some(_) => ACR_DEVICE_CONFIRM,
-            None if session.second_factor.is_some() => ACR_MFA,
-            None => ACR_PASSWORD,
+            Some(p) if p.is_bound() => Acr::DeviceBound,
+            Some(_) => Acr::DeviceConfirm,
+            None if session.second_factor.is_some() => Acr::Mfa,
+            None => Acr::Password,
         };
         let amr = match proof {
             Some(_) => session.amr(),
@@ -244,7 +242,7 @@ impl Core {
             None => session
                 .amr()
                 .into_iter()
-                .filter(|m| !matches!(m.as_str(), "swk" | "mca" | "user"))
+                .filter(|m| !m.is_device())
                 .collect(),
         };
         let grant = Grant {
@@ -261,7 +259,7 @@ impl Core {
             code_used_at: None,
             auth_time: session.auth_time.unwrap_or(now),
             amr,
-            acr: acr.to_owned(),
+            acr,
             created_at: now,
             ended_at: None,
         };

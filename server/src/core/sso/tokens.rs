@@ -323,8 +323,8 @@ impl Core {
             "jti": random_hex::<16>()?,
             "sid": grant.id,
             "scope": grant.scope,
-            "amr": grant.amr,
-            "acr": grant.acr,
+            "amr": grant.amr.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+            "acr": grant.acr.as_str(),
         });
         let mut id = json!({
             "iss": issuer,
@@ -333,8 +333,8 @@ impl Core {
             "exp": exp,
             "iat": now.timestamp(),
             "auth_time": grant.auth_time.timestamp(),
-            "amr": grant.amr,
-            "acr": grant.acr,
+            "amr": grant.amr.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+            "acr": grant.acr.as_str(),
             "sid": grant.session_id,
         });
         if let Some(nonce) = &grant.nonce {
