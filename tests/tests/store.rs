@@ -1,7 +1,7 @@
 //! Core and store with a fixed clock, on the real migrated database (SQLite,
 //! or PostgreSQL when LATCHKEY_TEST_DATABASE_URL is set), without
-//! listeners (`CoreFixture`); the two tests that compare with what the
-//! admin API shows run on the whole system.
+//! listeners (`CoreFixture`); the one-statement confirmation test still
+//! runs on the whole system.
 
 use chrono::{Duration, Utc};
 use latchkey_tests::System;
@@ -237,16 +237,15 @@ async fn expired_sign_in_state_and_old_history_are_purged() -> anyhow::Result<()
 /// group's; with its certificate, device and the transaction it names.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn device_auth_facts_follow_the_policy_in_force() -> anyhow::Result<()> {
-    let sys = System::start().await?;
-    let secret = sys.enrollment_token(&["--group", "sales"]).await?;
-    let core = sys.running().core.clone();
-    let now = Utc::now();
-    let (_, csr) = latchkey_certs::new_key_and_csr("h")?;
-    let enrolled = core.enroll(&secret, &csr, facts(0), now).await?;
+    let fixture = CoreFixture::start().await?;
+    let owner = fixture.owner().await?;
+    let secret = fixture.enrollment_token(&owner, Some("sales"), 1).await?;
+    let core = fixture.core.clone();
+    let now = fixture.now;
+    let enrolled = fixture.enroll(&secret, "host-0").await?;
     let serial = latchkey_certs::inspect_pem(&enrolled.certificate_chain_pem)?.serial_hex;
     let policy_in_force = || async {
-        let facts = sys
-            .running()
+        let facts = fixture
             .store
             .device_auth_facts(&serial, "no-such-transaction")
             .await?
@@ -256,41 +255,33 @@ async fn device_auth_facts_follow_the_policy_in_force() -> anyhow::Result<()> {
         let (device, policy) = facts.device.expect("the device exists");
         assert_eq!(device.group.as_deref(), Some("sales"));
         assert!(device.certificate_expires_at.is_some());
-        let shown = sys
-            .ctl_json(&["device", "show", enrolled.device_id.as_str()])
+        // What the admin API shows for the device.
+        let shown = core
+            .get_device(&owner, enrolled.device_id.as_str(), now)
             .await?;
         let name = policy.map(|p| p.name);
-        assert_eq!(shown["policy"].as_str(), name.as_deref(), "{shown}");
+        assert_eq!(shown.policy, name);
         anyhow::Ok(name)
     };
     assert_eq!(policy_in_force().await?, None);
 
-    let file = sys.dir.path().join("p.toml");
-    std::fs::write(&file, "[compliance]\n")?;
-    let file = file.to_str().unwrap_or_default();
     for name in ["for-sales", "for-this-device"] {
-        sys.ctl(&["policy", "set", name, file]).await?;
+        core.set_policy(&owner, name, "[compliance]\n", now).await?;
     }
-    sys.ctl(&["policy", "assign", "for-sales", "--group", "sales"])
+    core.assign_policy(&owner, "for-sales", Some("sales"), None, now)
         .await?;
     assert_eq!(policy_in_force().await?.as_deref(), Some("for-sales"));
-    sys.ctl(&[
-        "policy",
-        "assign",
+    core.assign_policy(
+        &owner,
         "for-this-device",
-        "--device",
-        enrolled.device_id.as_str(),
-    ])
+        None,
+        Some(enrolled.device_id.as_str()),
+        now,
+    )
     .await?;
     assert_eq!(policy_in_force().await?.as_deref(), Some("for-this-device"));
-    assert!(
-        sys.running()
-            .store
-            .device_auth_facts("00", "")
-            .await?
-            .is_none()
-    );
-    sys.stop().await
+    assert!(fixture.store.device_auth_facts("00", "").await?.is_none());
+    fixture.stop().await
 }
 
 /// Inserts `txn`, answers it with `answer` at `at` through the one-statement
