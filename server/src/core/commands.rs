@@ -1,0 +1,361 @@
+//! Commands: queued in the outbox, offered to the device's channel
+//! (`push::port`), fetched by devices that check in, acknowledged once, and
+//! offered again when unacknowledged.
+
+use chrono::{DateTime, Duration, Utc};
+use tracing::warn;
+
+use super::auth::{AuthenticatedAdmin, AuthenticatedDevice, Permission};
+use super::{Core, CoreError, DeviceView, printable};
+use crate::domain::audit::{AdminRequest, AuditAction, AuditEntry, AuditOutcome};
+use crate::domain::command::{Command, CommandKind, CommandStatus};
+use crate::domain::device::{Channel, Device, DeviceState};
+use crate::domain::ids::{CommandId, DeviceId};
+
+pub(super) const MAX_MESSAGE_LEN: usize = 1024;
+
+impl Core {
+    pub async fn list_commands(
+        &self,
+        caller: &AuthenticatedAdmin,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Command>, CoreError> {
+        self.authorize(
+            caller,
+            Permission::ReadDevices,
+            AdminRequest::ListCommands,
+            id,
+            now,
+        )
+        .await?;
+        let device_id = Self::parse_device_id(id)?;
+        if self.store.device(&device_id).await?.is_none() {
+            return Err(CoreError::NotFound(format!("device {id}")));
+        }
+        Ok(self.store.list_commands(&device_id).await?)
+    }
+
+    /// Queues a command (and the state change that goes with it) in one
+    /// transaction, then hands it to the broker. The state change is in
+    /// force before delivery: a lock cuts the device off at once.
+    pub(super) async fn queue_command(
+        &self,
+        caller: &AuthenticatedAdmin,
+        id: &str,
+        kind: CommandKind,
+        message: String,
+        new_state: DeviceState,
+        now: DateTime<Utc>,
+    ) -> Result<(DeviceView, Command), CoreError> {
+        let device_id = Self::parse_device_id(id)?;
+        let device = self
+            .store
+            .device(&device_id)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("device {id}")))?;
+        if device.state.is_final() || device.state == DeviceState::WipePending {
+            return Err(CoreError::FailedPrecondition(format!(
+                "device {id} is {}; it takes no more commands",
+                device.state.as_str()
+            )));
+        }
+        let command = Command {
+            id: CommandId::generate(),
+            device_id: device_id.clone(),
+            kind,
+            message,
+            status: CommandStatus::Pending,
+            result: None,
+            created_at: now,
+            sent_at: None,
+            acked_at: None,
+            created_by: caller.admin().email.clone(),
+        };
+        let tx = self.store.begin().await?;
+        tx.insert_command(&command).await?;
+        let open_states = [DeviceState::Active, DeviceState::Locked];
+        if !tx
+            .change_device_state(&device_id, &open_states, new_state)
+            .await?
+        {
+            return Err(CoreError::FailedPrecondition(format!(
+                "device {id} was retired or wiped meanwhile; it takes no more commands"
+            )));
+        }
+        if new_state != DeviceState::Active {
+            // Locking or wiping cuts off SSO from the device in the same
+            // transaction: its sessions and grants end now.
+            tx.end_device_sso(&device_id, &format!("device {}", new_state.as_str()), now)
+                .await?;
+        }
+        tx.audit(&AuditEntry {
+            at: now,
+            actor: caller.actor(),
+            action: match kind {
+                CommandKind::Lock => AuditAction::DeviceLock,
+                CommandKind::Unlock => AuditAction::DeviceUnlock,
+                CommandKind::Wipe => AuditAction::DeviceWipe,
+            },
+            target: device_id.to_string(),
+            outcome: AuditOutcome::Ok,
+            detail: format!(
+                "command {}; state {} -> {}",
+                command.id,
+                device.state.as_str(),
+                new_state.as_str()
+            ),
+        })
+        .await?;
+        tx.commit().await?;
+        let mut command = command;
+        if self
+            .offer_work(
+                &device.channel,
+                &device_id,
+                std::slice::from_ref(&command),
+                now,
+            )
+            .await
+            == 1
+        {
+            command.status = CommandStatus::Sent;
+            command.sent_at = Some(now);
+        }
+        let policies = self.store.all_policies().await?;
+        let device = Device {
+            state: new_state,
+            ..device
+        };
+        Ok((Self::view(device, &policies, now), command))
+    }
+
+    /// Tells the device's channel that these open commands (already in the
+    /// outbox) wait for it, and records the ones the channel carried as
+    /// sent; returns how many. A channel that failed leaves the commands
+    /// pending for redelivery; that is logged, not returned, because the
+    /// commands are already safely in the outbox.
+    pub(super) async fn offer_work(
+        &self,
+        channel: &Channel,
+        device: &DeviceId,
+        commands: &[Command],
+        now: DateTime<Utc>,
+    ) -> usize {
+        if commands.is_empty() {
+            return 0;
+        }
+        let handover = match self.ports.get(channel) {
+            Ok(port) => port.has_work(device, commands).await,
+            Err(e) => Err(e),
+        };
+        let delivered = match handover {
+            Ok(handover) => handover.delivered,
+            Err(e) => {
+                warn!(%device, error = %e, "commands stay queued");
+                return 0;
+            }
+        };
+        let woken: Vec<CommandId> = commands
+            .iter()
+            .map(|c| c.id.clone())
+            .filter(|id| !delivered.contains(id))
+            .collect();
+        if let Err(e) = self.store.mark_commands_offered(&woken, now).await {
+            warn!(error = %e, "could not record the wake-up; the device will be woken again");
+        }
+        if let Err(e) = self.store.mark_commands_sent(&delivered, now).await {
+            warn!(error = %e, "could not record sent commands; they will be resent");
+        }
+        delivered.len()
+    }
+
+    /// The next command waiting for `device`, oldest first, for channels
+    /// whose devices fetch their work when they check in: it is recorded
+    /// as sent, and stays open until the device acknowledges it.
+    pub async fn next_command(
+        &self,
+        device: &AuthenticatedDevice,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Command>, CoreError> {
+        let Some(mut command) = self
+            .store
+            .open_commands(device.id())
+            .await?
+            .into_iter()
+            .next()
+        else {
+            return Ok(None);
+        };
+        self.store
+            .mark_commands_sent(std::slice::from_ref(&command.id), now)
+            .await?;
+        command.status = CommandStatus::Sent;
+        command.sent_at = Some(now);
+        Ok(Some(command))
+    }
+
+    pub async fn lock_device(
+        &self,
+        caller: &AuthenticatedAdmin,
+        id: &str,
+        message: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(DeviceView, Command), CoreError> {
+        self.authorize(
+            caller,
+            Permission::LockDevices,
+            AdminRequest::LockDevices,
+            id,
+            now,
+        )
+        .await?;
+        if message.len() > MAX_MESSAGE_LEN {
+            return Err(CoreError::InvalidArgument(format!(
+                "the lock message is longer than {MAX_MESSAGE_LEN} bytes"
+            )));
+        }
+        self.queue_command(
+            caller,
+            id,
+            CommandKind::Lock,
+            message.to_owned(),
+            DeviceState::Locked,
+            now,
+        )
+        .await
+    }
+
+    pub async fn unlock_device(
+        &self,
+        caller: &AuthenticatedAdmin,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(DeviceView, Command), CoreError> {
+        self.authorize(
+            caller,
+            Permission::LockDevices,
+            AdminRequest::UnlockDevices,
+            id,
+            now,
+        )
+        .await?;
+        self.queue_command(
+            caller,
+            id,
+            CommandKind::Unlock,
+            String::new(),
+            DeviceState::Active,
+            now,
+        )
+        .await
+    }
+
+    /// Sends a wipe; the device stays reachable over MQTT only until it
+    /// acknowledges, then its certificates are revoked.
+    pub async fn wipe_device(
+        &self,
+        caller: &AuthenticatedAdmin,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(DeviceView, Command), CoreError> {
+        self.authorize(
+            caller,
+            Permission::ManageDevices,
+            AdminRequest::WipeDevices,
+            id,
+            now,
+        )
+        .await?;
+        self.queue_command(
+            caller,
+            id,
+            CommandKind::Wipe,
+            String::new(),
+            DeviceState::WipePending,
+            now,
+        )
+        .await
+    }
+
+    /// Records a device's answer to a command, once: a repeated
+    /// acknowledgement (channels deliver at least once) changes nothing.
+    /// A successful wipe ends the device.
+    pub async fn acknowledge_command(
+        &self,
+        device: &AuthenticatedDevice,
+        command_id: &str,
+        success: bool,
+        result: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), CoreError> {
+        let Some(command_id) = CommandId::parse(command_id) else {
+            return Err(CoreError::InvalidArgument(format!(
+                "acknowledgement for unknown command {command_id:?}"
+            )));
+        };
+        let status = if success {
+            CommandStatus::Acknowledged
+        } else {
+            CommandStatus::Failed
+        };
+        let result = printable(result, MAX_MESSAGE_LEN);
+        let tx = self.store.begin().await?;
+        let changed = tx
+            .acknowledge_command(&command_id, device.id(), status, &result, now)
+            .await?;
+        if !changed {
+            // A repeated acknowledgement (at-least-once delivery).
+            return Ok(());
+        }
+        tx.touch_device(device.id(), now).await?;
+        tx.audit(&AuditEntry {
+            at: now,
+            actor: device.actor(),
+            action: AuditAction::CommandAcknowledge,
+            target: command_id.to_string(),
+            outcome: AuditOutcome::Ok,
+            detail: format!("{}: {result}", status.as_str()),
+        })
+        .await?;
+        let command = tx.command(&command_id).await?;
+        let wiped = command.is_some_and(|c| c.kind == CommandKind::Wipe) && success;
+        if wiped {
+            Self::end_device_in(
+                &tx,
+                device.id(),
+                DeviceState::Wiped,
+                device.actor(),
+                AuditAction::DeviceWiped,
+                now,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        if wiped {
+            self.after_device_ended(device.id(), now).await;
+        }
+        Ok(())
+    }
+
+    /// Offers again the open commands last sent before `now - after` (or
+    /// never sent), each device's through its channel, oldest first.
+    pub async fn redeliver(&self, after: Duration, now: DateTime<Utc>) -> Result<usize, CoreError> {
+        let due = self.store.commands_to_redeliver(now - after, 1000).await?;
+        let mut by_device: Vec<(DeviceId, Vec<Command>)> = Vec::new();
+        for command in &due {
+            match by_device.iter_mut().find(|(d, _)| *d == command.device_id) {
+                Some((_, commands)) => commands.push(command.clone()),
+                None => by_device.push((command.device_id.clone(), vec![command.clone()])),
+            }
+        }
+        let ids: Vec<DeviceId> = by_device.iter().map(|(d, _)| d.clone()).collect();
+        let channels = self.store.device_channels(&ids).await?;
+        for (device, commands) in &by_device {
+            if let Some(channel) = channels.get(device) {
+                self.offer_work(channel, device, commands, now).await;
+            }
+        }
+        Ok(due.len())
+    }
+}

@@ -1,0 +1,262 @@
+//! Devices as admins see them (with their policy and compliance now), the
+//! end of a device (retire, wipe), the CRL, and what agents report.
+
+use chrono::{DateTime, Utc};
+use tracing::warn;
+
+use super::auth::{self, AuthenticatedAdmin, AuthenticatedDevice, Permission};
+use super::{AgentEvent, Core, CoreError, DeviceView};
+use crate::domain::audit::{Actor, AdminRequest, AuditAction, AuditEntry, AuditOutcome};
+use crate::domain::device::{Device, DeviceState};
+use crate::domain::ids::DeviceId;
+use crate::domain::policy::{self, StoredPolicy};
+use crate::store::Tx;
+
+impl Core {
+    pub(super) fn view(
+        device: Device,
+        policies: &[StoredPolicy],
+        now: DateTime<Utc>,
+    ) -> DeviceView {
+        let effective = policy::effective_policy(&device, policies)
+            .map(|p| (p.name.as_str(), p.document.as_str()));
+        Self::view_under(device, effective, now)
+    }
+
+    /// The device's compliance with the policy in force for it (`name`,
+    /// `document`), or with none.
+    pub(crate) fn view_under(
+        device: Device,
+        policy: Option<(&str, &str)>,
+        now: DateTime<Utc>,
+    ) -> DeviceView {
+        let rules = policy::rules_of(policy.map(|(_, document)| document));
+        let compliance = policy::evaluate(&device, &rules, now);
+        DeviceView {
+            policy: policy.map(|(name, _)| name.to_owned()),
+            device,
+            compliance,
+        }
+    }
+
+    pub(super) async fn device_view(
+        &self,
+        id: &DeviceId,
+        now: DateTime<Utc>,
+    ) -> Result<DeviceView, CoreError> {
+        let device = self
+            .store
+            .device(id)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("device {id}")))?;
+        let policies = self.store.all_policies().await?;
+        Ok(Self::view(device, &policies, now))
+    }
+
+    /// The device's compliance now, for checks outside the admin API.
+    pub async fn compliance_of(
+        &self,
+        id: &DeviceId,
+        now: DateTime<Utc>,
+    ) -> Result<DeviceView, CoreError> {
+        self.device_view(id, now).await
+    }
+
+    pub(crate) fn parse_device_id(id: &str) -> Result<DeviceId, CoreError> {
+        DeviceId::parse(id).ok_or_else(|| CoreError::NotFound(format!("device {id}")))
+    }
+
+    pub async fn list_devices(
+        &self,
+        caller: &AuthenticatedAdmin,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<DeviceView>, CoreError> {
+        self.authorize(
+            caller,
+            Permission::ReadDevices,
+            AdminRequest::ListDevices,
+            "",
+            now,
+        )
+        .await?;
+        let policies = self.store.all_policies().await?;
+        Ok(self
+            .store
+            .list_devices()
+            .await?
+            .into_iter()
+            .map(|d| Self::view(d, &policies, now))
+            .collect())
+    }
+
+    pub async fn get_device(
+        &self,
+        caller: &AuthenticatedAdmin,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<DeviceView, CoreError> {
+        self.authorize(
+            caller,
+            Permission::ReadDevices,
+            AdminRequest::ShowDevices,
+            id,
+            now,
+        )
+        .await?;
+        self.device_view(&Self::parse_device_id(id)?, now).await
+    }
+
+    /// Ends a device's membership: certificates revoked, sessions closed,
+    /// open commands failed.
+    pub async fn retire_device(
+        &self,
+        caller: &AuthenticatedAdmin,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<DeviceView, CoreError> {
+        self.authorize(
+            caller,
+            Permission::ManageDevices,
+            AdminRequest::RetireDevices,
+            id,
+            now,
+        )
+        .await?;
+        let device_id = Self::parse_device_id(id)?;
+        let device = self
+            .store
+            .device(&device_id)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("device {id}")))?;
+        if device.state.is_final() {
+            return Err(CoreError::FailedPrecondition(format!(
+                "device {id} is already {}",
+                device.state.as_str()
+            )));
+        }
+        let tx = self.store.begin().await?;
+        Self::end_device_in(
+            &tx,
+            &device_id,
+            DeviceState::Retired,
+            caller.actor(),
+            AuditAction::DeviceRetire,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        self.after_device_ended(&device_id, now).await;
+        self.device_view(&device_id, now).await
+    }
+
+    /// Ends a device inside `tx`: final state, certificates revoked, open
+    /// commands failed, audited. The caller commits, then calls
+    /// [`Core::after_device_ended`].
+    pub(super) async fn end_device_in(
+        tx: &Tx,
+        device_id: &DeviceId,
+        state: DeviceState,
+        actor: Actor,
+        action: AuditAction,
+        now: DateTime<Utc>,
+    ) -> Result<(), CoreError> {
+        let live = [
+            DeviceState::Active,
+            DeviceState::Locked,
+            DeviceState::WipePending,
+        ];
+        if !tx.change_device_state(device_id, &live, state).await? {
+            return Err(CoreError::FailedPrecondition(format!(
+                "device {device_id} is already retired or wiped"
+            )));
+        }
+        let revoked = tx.revoke_device_certificates(device_id, now).await?;
+        tx.fail_open_commands(device_id, &format!("device {}", state.as_str()), now)
+            .await?;
+        tx.end_device_sso(device_id, &format!("device {}", state.as_str()), now)
+            .await?;
+        tx.audit(&AuditEntry {
+            at: now,
+            actor,
+            action,
+            target: device_id.to_string(),
+            outcome: AuditOutcome::Ok,
+            detail: format!("state {}; {revoked} certificate(s) revoked", state.as_str()),
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Closes the device's sessions and republishes the CRL.
+    pub(super) async fn after_device_ended(&self, device_id: &DeviceId, now: DateTime<Utc>) {
+        self.push.disconnect_device(device_id);
+        self.publish_crl(now).await;
+    }
+
+    /// Rewrites the CRL for outside consumers (external broker, proxies).
+    pub async fn publish_crl(&self, now: DateTime<Utc>) {
+        let result = async {
+            let revoked = self.store.revoked_certificates(now).await?;
+            self.ca.write_crl(&revoked, now).map_err(CoreError::from)
+        }
+        .await;
+        if let Err(e) = result {
+            warn!(error = %e, "could not write the CRL");
+        }
+    }
+
+    pub async fn authenticate_broker_device(
+        &self,
+        device_id: &str,
+    ) -> Result<AuthenticatedDevice, CoreError> {
+        Ok(auth::authenticate_broker_device(&self.store, device_id).await?)
+    }
+
+    pub async fn handle_agent_event(
+        &self,
+        device: &AuthenticatedDevice,
+        event: AgentEvent,
+        now: DateTime<Utc>,
+    ) -> Result<(), CoreError> {
+        match event {
+            AgentEvent::Hello { policy_version } => {
+                self.store.touch_device(device.id(), now).await?;
+                let open = self.store.open_commands(device.id()).await?;
+                let policies = self.store.all_policies().await?;
+                if let Some(current) = self.store.device(device.id()).await? {
+                    self.offer_work(&current.channel, device.id(), &open, now)
+                        .await;
+                    let effective = policy::effective_policy(&current, &policies);
+                    if effective.map_or(0, |p| p.version) != policy_version || effective.is_none() {
+                        self.send_policy(device.id(), effective, now);
+                    }
+                }
+                Ok(())
+            }
+            AgentEvent::Posture(posture) => {
+                // The verdict is written with the posture it was reached on.
+                let Some((mut reported, policy)) =
+                    self.store.device_with_policy(device.id()).await?
+                else {
+                    return Err(CoreError::NotFound(format!("device {}", device.id())));
+                };
+                reported.posture = Some(posture.clone());
+                reported.posture_at = Some(now);
+                let document = policy.as_ref().map_or("", |p| p.document.as_str());
+                let verdict = policy::verdict(&reported, document);
+                self.store
+                    .set_posture(device.id(), &posture, &verdict, now)
+                    .await?;
+                Ok(())
+            }
+            AgentEvent::Ack {
+                command_id,
+                success,
+                result,
+            } => {
+                self.acknowledge_command(device, &command_id, success, &result, now)
+                    .await
+            }
+        }
+    }
+}

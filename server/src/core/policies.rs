@@ -1,0 +1,159 @@
+//! Policies: set, assigned to groups and devices, and pushed to the agents
+//! they now apply to.
+
+use chrono::{DateTime, Utc};
+use tracing::warn;
+
+use super::auth::{AuthenticatedAdmin, Permission};
+use super::{Core, CoreError, validate_label, validate_name};
+use crate::domain::audit::{AdminRequest, AuditAction, AuditEntry, AuditOutcome};
+use crate::domain::ids::DeviceId;
+use crate::domain::policy::{self, StoredPolicy};
+
+impl Core {
+    pub async fn set_policy(
+        &self,
+        caller: &AuthenticatedAdmin,
+        name: &str,
+        document: &str,
+        now: DateTime<Utc>,
+    ) -> Result<StoredPolicy, CoreError> {
+        self.authorize(
+            caller,
+            Permission::ManagePolicies,
+            AdminRequest::ChangePolicies,
+            name,
+            now,
+        )
+        .await?;
+        let name = validate_name("policy", name)?;
+        policy::parse_policy(document).map_err(|e| CoreError::InvalidArgument(e.to_string()))?;
+        let tx = self.store.begin().await?;
+        let version = tx.upsert_policy(&name, document, now).await?;
+        tx.audit(&AuditEntry {
+            at: now,
+            actor: caller.actor(),
+            action: AuditAction::PolicySet,
+            target: name.clone(),
+            outcome: AuditOutcome::Ok,
+            detail: format!("version {version}"),
+        })
+        .await?;
+        tx.commit().await?;
+        self.push_policy_to_affected(&name, now).await?;
+        self.store
+            .policy(&name)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("policy {name}")))
+    }
+
+    pub async fn assign_policy(
+        &self,
+        caller: &AuthenticatedAdmin,
+        name: &str,
+        group: Option<&str>,
+        device: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<StoredPolicy, CoreError> {
+        self.authorize(
+            caller,
+            Permission::ManagePolicies,
+            AdminRequest::AssignPolicies,
+            name,
+            now,
+        )
+        .await?;
+        if self.store.policy(name).await?.is_none() {
+            return Err(CoreError::NotFound(format!("policy {name}")));
+        }
+        let (kind, target) = match (group, device) {
+            (Some(g), None) => ("group", validate_label("group", g)?),
+            (None, Some(d)) => {
+                let id = Self::parse_device_id(d)?;
+                if self.store.device(&id).await?.is_none() {
+                    return Err(CoreError::NotFound(format!("device {d}")));
+                }
+                ("device", id.to_string())
+            }
+            _ => {
+                return Err(CoreError::InvalidArgument(
+                    "assign a policy to exactly one group or one device".into(),
+                ));
+            }
+        };
+        let tx = self.store.begin().await?;
+        tx.assign_policy(name, kind, &target).await?;
+        tx.audit(&AuditEntry {
+            at: now,
+            actor: caller.actor(),
+            action: AuditAction::PolicyAssign,
+            target: name.to_owned(),
+            outcome: AuditOutcome::Ok,
+            detail: format!("{kind} {target}"),
+        })
+        .await?;
+        tx.commit().await?;
+        self.push_policy_to_affected(name, now).await?;
+        self.store
+            .policy(name)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("policy {name}")))
+    }
+
+    pub async fn get_policy(
+        &self,
+        caller: &AuthenticatedAdmin,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<StoredPolicy, CoreError> {
+        self.authorize(
+            caller,
+            Permission::ReadPolicies,
+            AdminRequest::ReadPolicies,
+            name,
+            now,
+        )
+        .await?;
+        self.store
+            .policy(name)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("policy {name}")))
+    }
+
+    pub(super) async fn push_policy_to_affected(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), CoreError> {
+        let policies = self.store.all_policies().await?;
+        for device in self.store.list_devices().await? {
+            if device.state.is_final() {
+                continue;
+            }
+            let effective = policy::effective_policy(&device, &policies);
+            if effective.is_some_and(|p| p.name == name) {
+                self.send_policy(&device.id, effective, now);
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn send_policy(
+        &self,
+        device_id: &DeviceId,
+        stored: Option<&StoredPolicy>,
+        _now: DateTime<Utc>,
+    ) {
+        let document = stored
+            .and_then(|p| policy::parse_policy(&p.document).ok())
+            .unwrap_or_default();
+        let name = stored.map(|p| p.name.as_str()).unwrap_or("");
+        let version = stored.map_or(0, |p| p.version);
+        if let Err(e) = self
+            .push
+            .send_policy(device_id, name, version, document.posture_interval)
+        {
+            warn!(device = %device_id, error = %e, "policy not pushed; the agent gets it at its next hello");
+        }
+    }
+}
