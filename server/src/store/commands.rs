@@ -12,6 +12,15 @@ use super::{Db, StoreError, StoreResult, ms, opt_time, time};
 use crate::domain::command::{Command, CommandKind, CommandStatus};
 use crate::domain::ids::{CommandId, DeviceId};
 
+/// The condition of a command still open: pending or sent, not yet
+/// acknowledged, failed or closed.
+fn is_open() -> sea_orm::sea_query::SimpleExpr {
+    commands::Column::Status.is_in([
+        CommandStatus::Pending.as_str(),
+        CommandStatus::Sent.as_str(),
+    ])
+}
+
 pub(super) fn command_from(row: commands::Model) -> StoreResult<Command> {
     Ok(Command {
         kind: CommandKind::parse(&row.kind).ok_or_else(|| StoreError::Corrupt(row.kind.clone()))?,
@@ -72,10 +81,7 @@ impl<C: ConnectionTrait> Db<C> {
     pub async fn open_commands(&self, device_id: &DeviceId) -> StoreResult<Vec<Command>> {
         commands::Entity::find()
             .filter(commands::Column::DeviceId.eq(device_id.to_string()))
-            .filter(commands::Column::Status.is_in([
-                CommandStatus::Pending.as_str(),
-                CommandStatus::Sent.as_str(),
-            ]))
+            .filter(is_open())
             .order_by_asc(commands::Column::CreatedAt)
             .order_by_asc(commands::Column::Id)
             .all(&self.0)
@@ -93,10 +99,7 @@ impl<C: ConnectionTrait> Db<C> {
         limit: u64,
     ) -> StoreResult<Vec<Command>> {
         commands::Entity::find()
-            .filter(commands::Column::Status.is_in([
-                CommandStatus::Pending.as_str(),
-                CommandStatus::Sent.as_str(),
-            ]))
+            .filter(is_open())
             .filter(
                 commands::Column::OfferedAt
                     .is_null()
@@ -127,10 +130,7 @@ impl<C: ConnectionTrait> Db<C> {
                 Expr::value(CommandStatus::Sent.as_str()),
             )
             .filter(commands::Column::Id.is_in(ids.iter().map(ToString::to_string)))
-            .filter(commands::Column::Status.is_in([
-                CommandStatus::Pending.as_str(),
-                CommandStatus::Sent.as_str(),
-            ]))
+            .filter(is_open())
             .exec(&self.0)
             .await?;
         Ok(())
@@ -149,10 +149,7 @@ impl<C: ConnectionTrait> Db<C> {
         commands::Entity::update_many()
             .col_expr(commands::Column::OfferedAt, Expr::value(ms(now)))
             .filter(commands::Column::Id.is_in(ids.iter().map(ToString::to_string)))
-            .filter(commands::Column::Status.is_in([
-                CommandStatus::Pending.as_str(),
-                CommandStatus::Sent.as_str(),
-            ]))
+            .filter(is_open())
             .exec(&self.0)
             .await?;
         Ok(())
@@ -173,10 +170,7 @@ impl<C: ConnectionTrait> Db<C> {
             .col_expr(commands::Column::AckedAt, Expr::value(ms(now)))
             .filter(commands::Column::Id.eq(id.to_string()))
             .filter(commands::Column::DeviceId.eq(device_id.to_string()))
-            .filter(commands::Column::Status.is_in([
-                CommandStatus::Pending.as_str(),
-                CommandStatus::Sent.as_str(),
-            ]))
+            .filter(is_open())
             .exec(&self.0)
             .await?;
         Ok(outcome.rows_affected == 1)
@@ -197,10 +191,7 @@ impl<C: ConnectionTrait> Db<C> {
             .col_expr(commands::Column::Result, Expr::value(result.to_owned()))
             .col_expr(commands::Column::AckedAt, Expr::value(ms(now)))
             .filter(commands::Column::DeviceId.eq(device_id.to_string()))
-            .filter(commands::Column::Status.is_in([
-                CommandStatus::Pending.as_str(),
-                CommandStatus::Sent.as_str(),
-            ]))
+            .filter(is_open())
             .exec(&self.0)
             .await?;
         Ok(())
