@@ -263,3 +263,59 @@ async fn a_device_whose_channel_is_not_running_keeps_its_command_queued() -> any
     assert_eq!(stored.status, CommandStatus::Pending);
     fixture.stop().await
 }
+
+#[tokio::test]
+async fn another_device_can_neither_fetch_nor_acknowledge_a_devices_command() -> anyhow::Result<()>
+{
+    let (fixture, _fake) = start_with_fake().await?;
+    let owner = fixture.owner().await?;
+    let victim = add_device(&fixture, "fake").await?;
+    let attacker = add_device(&fixture, "fake").await?;
+    let now = fixture.now;
+    let (_, lock) = fixture
+        .core
+        .lock_device(&owner, victim.as_str(), "", now)
+        .await?;
+
+    // The attacker's own device, authenticated as itself, asks for work and
+    // answers the victim's command by its id.
+    let device = fixture
+        .core
+        .authenticate_broker_device(attacker.as_str())
+        .await?;
+    assert!(
+        fixture
+            .core
+            .next_command(&device, now + Duration::seconds(1))
+            .await?
+            .is_none(),
+        "the victim's lock was handed to another device"
+    );
+    fixture
+        .core
+        .acknowledge_command(&device, lock.id.as_str(), false, "ignored", now)
+        .await?;
+    let stored = fixture
+        .store
+        .command(&lock.id)
+        .await?
+        .expect("the lock is in the outbox");
+    assert_eq!(
+        stored.status,
+        CommandStatus::Pending,
+        "closed by another device"
+    );
+    assert_eq!(stored.result, None);
+
+    // The victim still gets it.
+    let victim_device = fixture
+        .core
+        .authenticate_broker_device(victim.as_str())
+        .await?;
+    let fetched = fixture
+        .core
+        .next_command(&victim_device, now + Duration::seconds(2))
+        .await?;
+    assert_eq!(fetched.map(|c| c.id), Some(lock.id));
+    fixture.stop().await
+}
