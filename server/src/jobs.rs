@@ -39,7 +39,7 @@ async fn redelivery(core: Arc<Core>, shutdown: CancellationToken) {
             () = shutdown.cancelled() => break,
             _ = tick.tick() => {}
         }
-        match core.redeliver(REDELIVERY_AFTER, Utc::now()).await {
+        match core.devices.redeliver(REDELIVERY_AFTER, Utc::now()).await {
             Ok(0) => {}
             Ok(n) => info!(commands = n, "redelivered unacknowledged commands"),
             Err(e) => warn!(error = %e, "redelivery failed"),
@@ -54,7 +54,7 @@ async fn crl_refresh(core: Arc<Core>, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
-            _ = tick.tick() => core.publish_crl(Utc::now()).await,
+            _ = tick.tick() => core.enrollment.publish_crl(Utc::now()).await,
         }
     }
 }
@@ -68,7 +68,7 @@ async fn purge(core: Arc<Core>, shutdown: CancellationToken) {
             () = shutdown.cancelled() => break,
             _ = tick.tick() => {}
         }
-        match core.purge_sso(Utc::now()).await {
+        match core.sign_in.purge_sso(Utc::now()).await {
             Ok(0) => {}
             Ok(n) => info!(rows = n, "removed expired sign-in state"),
             Err(e) => warn!(error = %e, "sign-in clean-up failed"),

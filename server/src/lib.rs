@@ -187,7 +187,11 @@ pub async fn start(
     let core = Arc::new(core);
     tasks.spawn(enrollment_writer.run(shutdown.clone()));
 
-    let admin_token_path = match core.bootstrap_owner(&config.bootstrap_email, now).await? {
+    let admin_token_path = match core
+        .admins
+        .bootstrap_owner(&config.bootstrap_email, now)
+        .await?
+    {
         Some(token) => {
             let path = config.data_dir.join("admin-token");
             ca::write_file(&path, &format!("{token}\n"), true)?;
@@ -195,8 +199,8 @@ pub async fn start(
         }
         None => None,
     };
-    core.publish_crl(now).await;
-    core.ensure_signing_key(now).await?;
+    core.enrollment.publish_crl(now).await;
+    core.signing_keys.ensure_signing_key(now).await?;
 
     {
         let (core, identity, root, shutdown) = (

@@ -93,10 +93,12 @@ impl CoreFixture {
     pub async fn owner(&self) -> Result<AuthenticatedAdmin> {
         let token = self
             .core
+            .admins
             .bootstrap_owner("owner@example.test", self.now)
             .await?
             .context("the first owner is created once")?;
         self.core
+            .admins
             .authenticate_admin(&token)
             .await?
             .context("the owner's token authenticates")
@@ -112,6 +114,7 @@ impl CoreFixture {
     ) -> Result<String> {
         let (_, secret) = self
             .core
+            .enrollment
             .create_enrollment_token(
                 admin,
                 None,
@@ -134,7 +137,11 @@ impl CoreFixture {
             os_version: "12".into(),
             ..DeviceFacts::default()
         };
-        Ok(self.core.enroll(secret, &csr, facts, self.now).await?)
+        Ok(self
+            .core
+            .enrollment
+            .enroll(secret, &csr, facts, self.now)
+            .await?)
     }
 
     /// Stops the enrollment writer and drops the fixture's database.

@@ -56,6 +56,7 @@ async fn refused_enrollment_tokens_say_why_and_enroll_nothing() -> anyhow::Resul
     let expired = sys
         .running()
         .core
+        .enrollment
         .enroll(&secret, &csr, facts(), later)
         .await;
     assert!(expired.unwrap_err().to_string().contains("expired"));

@@ -105,6 +105,7 @@ async fn a_lock_wakes_a_fetching_device_which_takes_it_and_acknowledges_it_once(
 
     let (view, lock) = fixture
         .core
+        .devices
         .lock_device(&owner, id.as_str(), "落とし物です", now)
         .await?;
     assert_eq!(view.device.state, DeviceState::Locked);
@@ -120,9 +121,14 @@ async fn a_lock_wakes_a_fetching_device_which_takes_it_and_acknowledges_it_once(
     );
 
     // The device checks in and fetches its work.
-    let device = fixture.core.authenticate_broker_device(id.as_str()).await?;
+    let device = fixture
+        .core
+        .devices
+        .authenticate_broker_device(id.as_str())
+        .await?;
     let fetched = fixture
         .core
+        .devices
         .next_command(&device, now + Duration::seconds(5))
         .await?
         .expect("the lock waits for the device");
@@ -134,6 +140,7 @@ async fn a_lock_wakes_a_fetching_device_which_takes_it_and_acknowledges_it_once(
     for _ in 0..2 {
         fixture
             .core
+            .devices
             .acknowledge_command(
                 &device,
                 lock.id.as_str(),
@@ -145,6 +152,7 @@ async fn a_lock_wakes_a_fetching_device_which_takes_it_and_acknowledges_it_once(
     }
     let commands = fixture
         .core
+        .devices
         .list_commands(&owner, id.as_str(), now + Duration::seconds(7))
         .await?;
     assert_eq!(commands.len(), 1);
@@ -152,7 +160,8 @@ async fn a_lock_wakes_a_fetching_device_which_takes_it_and_acknowledges_it_once(
     assert_eq!(commands[0].result.as_deref(), Some("locked"));
     let acknowledgements = fixture
         .core
-        .list_audit(&owner, now, 100, now + Duration::seconds(7))
+        .audit
+        .list(&owner, now, 100, now + Duration::seconds(7))
         .await?
         .into_iter()
         .filter(|e| e.action == "command.acknowledge")
@@ -163,12 +172,14 @@ async fn a_lock_wakes_a_fetching_device_which_takes_it_and_acknowledges_it_once(
     assert!(
         fixture
             .core
+            .devices
             .next_command(&device, now + Duration::seconds(8))
             .await?
             .is_none()
     );
     fixture
         .core
+        .devices
         .redeliver(Duration::seconds(60), now + Duration::minutes(10))
         .await?;
     assert_eq!(
@@ -188,22 +199,26 @@ async fn a_device_that_never_fetched_is_woken_again_and_finds_its_commands_in_or
     let now = fixture.now;
     let (_, lock) = fixture
         .core
+        .devices
         .lock_device(&owner, id.as_str(), "", now)
         .await?;
     let (_, unlock) = fixture
         .core
+        .devices
         .unlock_device(&owner, id.as_str(), now + Duration::seconds(1))
         .await?;
 
     // Not yet due: a wake-up a second ago is not repeated.
     fixture
         .core
+        .devices
         .redeliver(Duration::seconds(60), now + Duration::seconds(2))
         .await?;
     assert_eq!(fake.wakes().len(), 2);
     // Due: one wake-up for the device, with both commands, oldest first.
     let offered = fixture
         .core
+        .devices
         .redeliver(Duration::seconds(60), now + Duration::minutes(2))
         .await?;
     assert_eq!(offered, 2);
@@ -214,9 +229,14 @@ async fn a_device_that_never_fetched_is_woken_again_and_finds_its_commands_in_or
         (id.clone(), vec![lock.id.clone(), unlock.id.clone()], true)
     );
 
-    let device = fixture.core.authenticate_broker_device(id.as_str()).await?;
+    let device = fixture
+        .core
+        .devices
+        .authenticate_broker_device(id.as_str())
+        .await?;
     let first = fixture
         .core
+        .devices
         .next_command(&device, now + Duration::minutes(3))
         .await?;
     assert_eq!(first.map(|c| c.id), Some(lock.id));
@@ -230,6 +250,7 @@ async fn the_agents_channel_carries_the_command_itself() -> anyhow::Result<()> {
     let id = add_device(&fixture, Channel::AGENT).await?;
     let (_, wipe) = fixture
         .core
+        .devices
         .wipe_device(&owner, id.as_str(), fixture.now)
         .await?;
     // Handed over, so recorded as sent at once.
@@ -249,6 +270,7 @@ async fn a_device_whose_channel_is_not_running_keeps_its_command_queued() -> any
     let id = add_device(&fixture, "windows").await?;
     let (view, lock) = fixture
         .core
+        .devices
         .lock_device(&owner, id.as_str(), "", fixture.now)
         .await?;
     // Stored and the device locked (sign-ins from it end now); it waits in
@@ -274,6 +296,7 @@ async fn another_device_can_neither_fetch_nor_acknowledge_a_devices_command() ->
     let now = fixture.now;
     let (_, lock) = fixture
         .core
+        .devices
         .lock_device(&owner, victim.as_str(), "", now)
         .await?;
 
@@ -281,11 +304,13 @@ async fn another_device_can_neither_fetch_nor_acknowledge_a_devices_command() ->
     // answers the victim's command by its id.
     let device = fixture
         .core
+        .devices
         .authenticate_broker_device(attacker.as_str())
         .await?;
     assert!(
         fixture
             .core
+            .devices
             .next_command(&device, now + Duration::seconds(1))
             .await?
             .is_none(),
@@ -293,6 +318,7 @@ async fn another_device_can_neither_fetch_nor_acknowledge_a_devices_command() ->
     );
     fixture
         .core
+        .devices
         .acknowledge_command(&device, lock.id.as_str(), false, "ignored", now)
         .await?;
     let stored = fixture
@@ -310,10 +336,12 @@ async fn another_device_can_neither_fetch_nor_acknowledge_a_devices_command() ->
     // The victim still gets it.
     let victim_device = fixture
         .core
+        .devices
         .authenticate_broker_device(victim.as_str())
         .await?;
     let fetched = fixture
         .core
+        .devices
         .next_command(&victim_device, now + Duration::seconds(2))
         .await?;
     assert_eq!(fetched.map(|c| c.id), Some(lock.id));

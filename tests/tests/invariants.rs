@@ -203,6 +203,41 @@ fn store_ca_push_and_mail_never_import_core() {
     assert!(found.is_empty(), "mail.rs: {found:#?}");
 }
 
+/// Whether `line` names the identifier `word` itself (not `CoreError`).
+fn names_identifier(line: &str, word: &str) -> bool {
+    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
+    line.match_indices(word).any(|(at, _)| {
+        let before = line[..at].chars().next_back();
+        let after = line[at + word.len()..].chars().next();
+        !before.is_some_and(is_ident) && !after.is_some_and(is_ident)
+    })
+}
+
+/// The services in `core` are built together in `core/mod.rs` and reach
+/// each other only through the handles they hold, never through `Core`:
+/// a service that needs another says so in its fields.
+#[test]
+fn services_never_reach_through_core() {
+    let dir = root().join("server/src/core");
+    let mut found = Vec::new();
+    for (path, text) in rust_files(&dir) {
+        let relative = path
+            .strip_prefix(&dir)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        if relative == "mod.rs" {
+            continue;
+        }
+        for line in code_lines(&text) {
+            if names_identifier(line, "Core") {
+                found.push(format!("{relative}: {line}"));
+            }
+        }
+    }
+    assert!(found.is_empty(), "{found:#?}");
+}
+
 #[test]
 fn api_never_names_the_store() {
     let found = offenders(

@@ -75,10 +75,12 @@ async fn tokens_signed_before_a_rotation_still_verify_with_the_jwks() -> anyhow:
     let sys = System::start().await?;
     let core = sys.running().core.clone();
     let before = core
+        .signing_keys
         .sign_jws("JWT", br#"{"sub":"before"}"#, chrono::Utc::now())
         .await?;
     sys.ctl(&["signing-key", "rotate"]).await?;
     let after = core
+        .signing_keys
         .sign_jws("JWT", br#"{"sub":"after"}"#, chrono::Utc::now())
         .await?;
 

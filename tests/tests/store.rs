@@ -35,7 +35,7 @@ async fn a_token_with_three_uses_enrolls_exactly_three_of_ten_racing_devices() -
         let (core, secret) = (core.clone(), secret.clone());
         tasks.push(tokio::spawn(async move {
             let (_, csr) = latchkey_certs::new_key_and_csr("h").unwrap();
-            core.enroll(&secret, &csr, facts(n), now).await
+            core.enrollment.enroll(&secret, &csr, facts(n), now).await
         }));
     }
     let mut enrolled = 0;
@@ -46,8 +46,8 @@ async fn a_token_with_three_uses_enrolls_exactly_three_of_ten_racing_devices() -
         }
     }
     assert_eq!(enrolled, 3);
-    assert_eq!(core.list_devices(&owner, now).await?.len(), 3);
-    let tokens = core.list_enrollment_tokens(&owner, now).await?;
+    assert_eq!(core.devices.list_devices(&owner, now).await?.len(), 3);
+    let tokens = core.enrollment.list_enrollment_tokens(&owner, now).await?;
     assert_eq!(tokens[0].uses_count, 3);
     fixture.stop().await
 }
@@ -61,24 +61,27 @@ async fn acknowledgements_count_once_and_posture_ages_with_the_clock() -> anyhow
     let now = fixture.now;
     let enrolled = fixture.enroll(&secret, "host-0").await?;
     let device = core
+        .devices
         .authenticate_broker_device(enrolled.device_id.as_str())
         .await?;
 
     let (_, locked) = core
+        .devices
         .lock_device(&owner, enrolled.device_id.as_str(), "", now)
         .await?;
     let command_id = locked.id.to_string();
     for result in ["first", "second"] {
-        core.handle_agent_event(
-            &device,
-            AgentEvent::Ack {
-                command_id: command_id.clone(),
-                success: true,
-                result: result.into(),
-            },
-            now,
-        )
-        .await?;
+        core.devices
+            .handle_agent_event(
+                &device,
+                AgentEvent::Ack {
+                    command_id: command_id.clone(),
+                    success: true,
+                    result: result.into(),
+                },
+                now,
+            )
+            .await?;
     }
     let command = fixture
         .store
@@ -92,21 +95,28 @@ async fn acknowledgements_count_once_and_posture_ages_with_the_clock() -> anyhow
         "a repeated ack changes nothing"
     );
 
-    core.handle_agent_event(
-        &device,
-        AgentEvent::Posture(latchkeyd::domain::device::Posture {
-            os_version: "12".into(),
-            disk_encryption: latchkeyd::domain::device::CheckState::Enabled,
-            screen_lock: latchkeyd::domain::device::CheckState::Enabled,
-            firewall: latchkeyd::domain::device::CheckState::Unknown,
-        }),
-        now,
-    )
-    .await?;
+    core.devices
+        .handle_agent_event(
+            &device,
+            AgentEvent::Posture(latchkeyd::domain::device::Posture {
+                os_version: "12".into(),
+                disk_encryption: latchkeyd::domain::device::CheckState::Enabled,
+                screen_lock: latchkeyd::domain::device::CheckState::Enabled,
+                firewall: latchkeyd::domain::device::CheckState::Unknown,
+            }),
+            now,
+        )
+        .await?;
     let id = DeviceId::parse(enrolled.device_id.as_str()).unwrap();
-    let fresh = core.compliance_of(&id, now + Duration::hours(23)).await?;
+    let fresh = core
+        .policies
+        .compliance_of(&id, now + Duration::hours(23))
+        .await?;
     assert_eq!(fresh.compliance.as_str(), "compliant");
-    let stale = core.compliance_of(&id, now + Duration::hours(25)).await?;
+    let stale = core
+        .policies
+        .compliance_of(&id, now + Duration::hours(25))
+        .await?;
     assert_eq!(stale.compliance.failed_checks()[0].check, "posture_age");
     fixture.stop().await
 }
@@ -119,14 +129,17 @@ async fn unacknowledged_commands_are_redelivered_after_a_minute() -> anyhow::Res
     let core = fixture.core.clone();
     let now = fixture.now;
     let enrolled = fixture.enroll(&secret, "host-0").await?;
-    core.lock_device(&owner, enrolled.device_id.as_str(), "", now)
+    core.devices
+        .lock_device(&owner, enrolled.device_id.as_str(), "", now)
         .await?;
 
     let soon = core
+        .devices
         .redeliver(Duration::seconds(60), now + Duration::seconds(30))
         .await?;
     assert_eq!(soon, 0, "sent 30 s ago: not yet");
     let later = core
+        .devices
         .redeliver(Duration::seconds(60), now + Duration::seconds(61))
         .await?;
     assert_eq!(later, 1);
@@ -144,6 +157,7 @@ async fn expired_sign_in_state_and_old_history_are_purged() -> anyhow::Result<()
     let core = fixture.core.clone();
     let now = fixture.now;
     let user = core
+        .users
         .add_user(
             &owner,
             NewUser {
@@ -158,13 +172,14 @@ async fn expired_sign_in_state_and_old_history_are_purged() -> anyhow::Result<()
     let browser = BrowserContext::new("192.0.2.7".into(), "Test");
     // Sessions are written when their browser submits a form.
     let (old, _) = core
+        .sign_in
         .start_session(&browser, now - Duration::days(3))
         .await?;
     fixture
         .store
         .insert_session(&old, "old-secret-hash")
         .await?;
-    let (fresh, _) = core.start_session(&browser, now).await?;
+    let (fresh, _) = core.sign_in.start_session(&browser, now).await?;
     fixture
         .store
         .insert_session(&fresh, "fresh-secret-hash")
@@ -216,7 +231,7 @@ async fn expired_sign_in_state_and_old_history_are_purged() -> anyhow::Result<()
             .await?
     );
     store.clear_login_throttle(raced).await?;
-    let deleted = core.purge_sso(now).await?;
+    let deleted = core.sign_in.purge_sso(now).await?;
     assert_eq!(
         deleted, 3,
         "the old session, the old history line and the quiet count"
@@ -228,7 +243,11 @@ async fn expired_sign_in_state_and_old_history_are_purged() -> anyhow::Result<()
     let history = fixture.store.login_events(&user.id, 10).await?;
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].at.timestamp(), now.timestamp());
-    assert_eq!(core.purge_sso(now).await?, 0, "nothing left to purge");
+    assert_eq!(
+        core.sign_in.purge_sso(now).await?,
+        0,
+        "nothing left to purge"
+    );
     fixture.stop().await
 }
 
@@ -257,6 +276,7 @@ async fn device_auth_facts_follow_the_policy_in_force() -> anyhow::Result<()> {
         assert!(device.certificate_expires_at.is_some());
         // What the admin API shows for the device.
         let shown = core
+            .devices
             .get_device(&owner, enrolled.device_id.as_str(), now)
             .await?;
         let name = policy.map(|p| p.name);
@@ -266,19 +286,23 @@ async fn device_auth_facts_follow_the_policy_in_force() -> anyhow::Result<()> {
     assert_eq!(policy_in_force().await?, None);
 
     for name in ["for-sales", "for-this-device"] {
-        core.set_policy(&owner, name, "[compliance]\n", now).await?;
+        core.policies
+            .set_policy(&owner, name, "[compliance]\n", now)
+            .await?;
     }
-    core.assign_policy(&owner, "for-sales", Some("sales"), None, now)
+    core.policies
+        .assign_policy(&owner, "for-sales", Some("sales"), None, now)
         .await?;
     assert_eq!(policy_in_force().await?.as_deref(), Some("for-sales"));
-    core.assign_policy(
-        &owner,
-        "for-this-device",
-        None,
-        Some(enrolled.device_id.as_str()),
-        now,
-    )
-    .await?;
+    core.policies
+        .assign_policy(
+            &owner,
+            "for-this-device",
+            None,
+            Some(enrolled.device_id.as_str()),
+            now,
+        )
+        .await?;
     assert_eq!(policy_in_force().await?.as_deref(), Some("for-this-device"));
     assert!(fixture.store.device_auth_facts("00", "").await?.is_none());
     fixture.stop().await
@@ -342,11 +366,14 @@ async fn a_fit_answer_confirms_in_one_statement_only_while_nothing_changed() -> 
     let db = sys.database().await?;
     let now = Utc::now();
     let (_, csr) = latchkey_certs::new_key_and_csr("h")?;
-    let enrolled = core.enroll(&secret, &csr, facts(0), now).await?;
+    let enrolled = core.enrollment.enroll(&secret, &csr, facts(0), now).await?;
     let leaf = latchkey_certs::inspect_pem(&enrolled.certificate_chain_pem)?;
     let spki = hex::encode(leaf.spki_sha256);
     let device_id = enrolled.device_id.clone();
-    let device = core.authenticate_broker_device(device_id.as_str()).await?;
+    let device = core
+        .devices
+        .authenticate_broker_device(device_id.as_str())
+        .await?;
     let report = |os: &str| {
         AgentEvent::Posture(Posture {
             os_version: os.into(),
@@ -355,7 +382,9 @@ async fn a_fit_answer_confirms_in_one_statement_only_while_nothing_changed() -> 
             firewall: CheckState::Enabled,
         })
     };
-    core.handle_agent_event(&device, report("12"), now).await?;
+    core.devices
+        .handle_agent_event(&device, report("12"), now)
+        .await?;
     let alice = store
         .user_by_email("alice@example.com")
         .await?
@@ -539,7 +568,8 @@ async fn a_fit_answer_confirms_in_one_statement_only_while_nothing_changed() -> 
             );
         }
         posture_at += Duration::milliseconds(10);
-        core.handle_agent_event(&device, report(os), posture_at)
+        core.devices
+            .handle_agent_event(&device, report(os), posture_at)
             .await?;
         let t = txn(DevicePolicy::Bound, &device_id);
         assert_eq!(

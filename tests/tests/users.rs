@@ -238,7 +238,8 @@ async fn a_reset_password_is_temporary_and_hashed() -> anyhow::Result<()> {
         let core = core.clone();
         let password = Password::new(password.to_owned());
         async move {
-            core.check_password("mika@example.co.jp", &password, at)
+            core.sign_in
+                .check_password("mika@example.co.jp", &password, at)
                 .await
         }
     };
@@ -251,6 +252,7 @@ async fn a_reset_password_is_temporary_and_hashed() -> anyhow::Result<()> {
     }
     assert_eq!(check("guess", now).await?, PasswordCheck::Wrong);
     let nobody = core
+        .sign_in
         .check_password(
             "nobody@example.co.jp",
             &Password::new(temporary.clone()),

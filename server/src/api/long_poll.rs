@@ -27,7 +27,7 @@ where
     let deadline = tokio::time::Instant::now() + wait;
     let outcome = loop {
         // Registered before the read, so a change in between is not missed.
-        let waiter = core.device_auth_waiter(txn_id);
+        let waiter = core.sign_in.device_auth_waiter(txn_id);
         let notified = waiter.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
@@ -45,6 +45,6 @@ where
             () = tokio::time::sleep_until(wake) => {}
         }
     };
-    core.release_device_auth_waiter(txn_id);
+    core.sign_in.release_device_auth_waiter(txn_id);
     outcome
 }

@@ -1,18 +1,22 @@
-//! Admins and the audit log: the first owner, adding and listing admins,
-//! reading the log, and recording refusals (an authenticated device's, or
-//! an unauthenticated caller's within the flood gate).
+//! The admins service: authenticating an admin's token, the first owner,
+//! adding and listing admins.
 
 use chrono::{DateTime, Utc};
 
-use super::auth::{self, AuthenticatedAdmin, AuthenticatedDevice, Permission};
-use super::{Core, CoreError, validate_email};
+use super::auth::{self, AuthenticatedAdmin, Permission};
+use super::{Audit, CoreError, validate_email};
 use crate::domain::admin::{Admin, Role};
-use crate::domain::audit::{
-    Actor, AdminRequest, AuditAction, AuditEntry, AuditEvent, AuditOutcome,
-};
+use crate::domain::audit::{Actor, AdminRequest, AuditAction, AuditEntry, AuditOutcome};
 use crate::domain::ids::AdminId;
+use crate::store::Store;
 
-impl Core {
+/// Admins: their tokens, the first owner, adding and listing them.
+pub struct Admins {
+    pub(super) store: Store,
+    pub(super) audit: Audit,
+}
+
+impl Admins {
     pub async fn authenticate_admin(
         &self,
         token: &str,
@@ -58,14 +62,15 @@ impl Core {
         role: &str,
         now: DateTime<Utc>,
     ) -> Result<(Admin, String), CoreError> {
-        self.authorize(
-            caller,
-            Permission::ManageAdmins,
-            AdminRequest::AddAdmins,
-            email,
-            now,
-        )
-        .await?;
+        self.audit
+            .authorize(
+                caller,
+                Permission::ManageAdmins,
+                AdminRequest::AddAdmins,
+                email,
+                now,
+            )
+            .await?;
         let role = Role::parse(role).ok_or_else(|| {
             CoreError::InvalidArgument(format!(
                 "unknown role {role:?}; use owner, admin, helpdesk or auditor"
@@ -110,55 +115,15 @@ impl Core {
         caller: &AuthenticatedAdmin,
         now: DateTime<Utc>,
     ) -> Result<Vec<Admin>, CoreError> {
-        self.authorize(
-            caller,
-            Permission::ReadAdmins,
-            AdminRequest::ListAdmins,
-            "",
-            now,
-        )
-        .await?;
+        self.audit
+            .authorize(
+                caller,
+                Permission::ReadAdmins,
+                AdminRequest::ListAdmins,
+                "",
+                now,
+            )
+            .await?;
         Ok(self.store.list_admins().await?)
-    }
-
-    pub async fn list_audit(
-        &self,
-        caller: &AuthenticatedAdmin,
-        since: DateTime<Utc>,
-        limit: u64,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<AuditEvent>, CoreError> {
-        self.authorize(
-            caller,
-            Permission::ReadAudit,
-            AdminRequest::ReadAuditLog,
-            "",
-            now,
-        )
-        .await?;
-        Ok(self.store.list_audit(since, limit).await?)
-    }
-
-    /// Records what an authenticated device was refused (it broke a
-    /// channel's rules); the entry names the device as its actor.
-    pub async fn audit_device(
-        &self,
-        device: &AuthenticatedDevice,
-        entry: AuditEntry,
-    ) -> Result<(), CoreError> {
-        debug_assert_eq!(entry.actor, device.actor());
-        self.audit(entry).await
-    }
-
-    /// Records a refusal of a caller nobody authenticated, within the
-    /// flood gate's bound.
-    pub async fn audit_unauthenticated(
-        &self,
-        entry: AuditEntry,
-        now: DateTime<Utc>,
-    ) -> Result<(), CoreError> {
-        let rows = self.unauthenticated_denials.admit(entry, now);
-        self.store.audit_many(&rows).await?;
-        Ok(())
     }
 }

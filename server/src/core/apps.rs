@@ -1,14 +1,15 @@
-//! SSO apps: OpenID Connect relying parties, their exact redirect URIs and
-//! their access policy (which device, which second factor).
+//! The apps service: OpenID Connect relying parties, their exact redirect
+//! URIs and their access policy (which device, which second factor).
 
 use chrono::{DateTime, Utc};
 
 use super::auth::{self, AuthenticatedAdmin, Permission};
-use super::{Core, CoreError, validate_label};
+use super::{Audit, CoreError, validate_label};
 use crate::domain::app::{App, DevicePolicy, MfaPolicy};
 use crate::domain::audit::{AdminRequest, AuditAction, AuditEntry, AuditOutcome};
 use crate::domain::ids::ClientId;
 use crate::domain::networks::{self, Cidr};
+use crate::store::Store;
 
 /// Most redirect URIs one app may register.
 const MAX_REDIRECT_URIS: usize = 20;
@@ -228,7 +229,13 @@ fn describe(app: &App) -> String {
     )
 }
 
-impl Core {
+/// The apps people sign in to.
+pub struct Apps {
+    pub(super) store: Store,
+    pub(super) audit: Audit,
+}
+
+impl Apps {
     /// Registers an app; a confidential app gets a client secret, shown once.
     pub async fn add_app(
         &self,
@@ -236,14 +243,15 @@ impl Core {
         new: NewApp,
         now: DateTime<Utc>,
     ) -> Result<(App, Option<ClientSecret>), CoreError> {
-        self.authorize(
-            caller,
-            Permission::ManageApps,
-            AdminRequest::RegisterApps,
-            &new.name,
-            now,
-        )
-        .await?;
+        self.audit
+            .authorize(
+                caller,
+                Permission::ManageApps,
+                AdminRequest::RegisterApps,
+                &new.name,
+                now,
+            )
+            .await?;
         let name = validate_label("app", &new.name)?;
         let redirect_uris = validate_redirect_uris(&new.redirect_uris)?;
         let allowed_networks = validate_networks(&new.allowed_networks)?;
@@ -299,14 +307,15 @@ impl Core {
         caller: &AuthenticatedAdmin,
         now: DateTime<Utc>,
     ) -> Result<Vec<App>, CoreError> {
-        self.authorize(
-            caller,
-            Permission::ReadApps,
-            AdminRequest::ListApps,
-            "",
-            now,
-        )
-        .await?;
+        self.audit
+            .authorize(
+                caller,
+                Permission::ReadApps,
+                AdminRequest::ListApps,
+                "",
+                now,
+            )
+            .await?;
         Ok(self.store.list_apps().await?)
     }
 
@@ -333,14 +342,15 @@ impl Core {
         changes: AppChanges,
         now: DateTime<Utc>,
     ) -> Result<(App, Option<ClientSecret>), CoreError> {
-        self.authorize(
-            caller,
-            Permission::ManageApps,
-            AdminRequest::ChangeApps,
-            name,
-            now,
-        )
-        .await?;
+        self.audit
+            .authorize(
+                caller,
+                Permission::ManageApps,
+                AdminRequest::ChangeApps,
+                name,
+                now,
+            )
+            .await?;
         let mut app = self.existing_app(name).await?;
         if let Some(uris) = &changes.redirect_uris {
             app.redirect_uris = validate_redirect_uris(uris)?;
@@ -404,14 +414,15 @@ impl Core {
         name: &str,
         now: DateTime<Utc>,
     ) -> Result<App, CoreError> {
-        self.authorize(
-            caller,
-            Permission::ManageApps,
-            AdminRequest::RemoveApps,
-            name,
-            now,
-        )
-        .await?;
+        self.audit
+            .authorize(
+                caller,
+                Permission::ManageApps,
+                AdminRequest::RemoveApps,
+                name,
+                now,
+            )
+            .await?;
         let app = self.existing_app(name).await?;
         let tx = self.store.begin().await?;
         if !tx.delete_app(&app.client_id).await? {

@@ -6,7 +6,9 @@ use chrono::{DateTime, Duration, Utc};
 use tracing::warn;
 
 use super::auth::{AuthenticatedAdmin, AuthenticatedDevice, Permission};
-use super::{Core, CoreError, DeviceView, printable};
+use super::devices::Devices;
+use super::policies;
+use super::{CoreError, DeviceView, parse_device_id, printable};
 use crate::domain::audit::{AdminRequest, AuditAction, AuditEntry, AuditOutcome};
 use crate::domain::command::{Command, CommandKind, CommandStatus};
 use crate::domain::device::{Channel, Device, DeviceState};
@@ -14,22 +16,23 @@ use crate::domain::ids::{CommandId, DeviceId};
 
 pub(super) const MAX_MESSAGE_LEN: usize = 1024;
 
-impl Core {
+impl Devices {
     pub async fn list_commands(
         &self,
         caller: &AuthenticatedAdmin,
         id: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<Command>, CoreError> {
-        self.authorize(
-            caller,
-            Permission::ReadDevices,
-            AdminRequest::ListCommands,
-            id,
-            now,
-        )
-        .await?;
-        let device_id = Self::parse_device_id(id)?;
+        self.audit
+            .authorize(
+                caller,
+                Permission::ReadDevices,
+                AdminRequest::ListCommands,
+                id,
+                now,
+            )
+            .await?;
+        let device_id = parse_device_id(id)?;
         if self.store.device(&device_id).await?.is_none() {
             return Err(CoreError::NotFound(format!("device {id}")));
         }
@@ -48,7 +51,7 @@ impl Core {
         new_state: DeviceState,
         now: DateTime<Utc>,
     ) -> Result<(DeviceView, Command), CoreError> {
-        let device_id = Self::parse_device_id(id)?;
+        let device_id = parse_device_id(id)?;
         let device = self
             .store
             .device(&device_id)
@@ -127,7 +130,7 @@ impl Core {
             state: new_state,
             ..device
         };
-        Ok((Self::view(device, &policies, now), command))
+        Ok((policies::view(device, &policies, now), command))
     }
 
     /// Tells the device's channel that these open commands (already in the
@@ -202,14 +205,15 @@ impl Core {
         message: &str,
         now: DateTime<Utc>,
     ) -> Result<(DeviceView, Command), CoreError> {
-        self.authorize(
-            caller,
-            Permission::LockDevices,
-            AdminRequest::LockDevices,
-            id,
-            now,
-        )
-        .await?;
+        self.audit
+            .authorize(
+                caller,
+                Permission::LockDevices,
+                AdminRequest::LockDevices,
+                id,
+                now,
+            )
+            .await?;
         if message.len() > MAX_MESSAGE_LEN {
             return Err(CoreError::InvalidArgument(format!(
                 "the lock message is longer than {MAX_MESSAGE_LEN} bytes"
@@ -232,14 +236,15 @@ impl Core {
         id: &str,
         now: DateTime<Utc>,
     ) -> Result<(DeviceView, Command), CoreError> {
-        self.authorize(
-            caller,
-            Permission::LockDevices,
-            AdminRequest::UnlockDevices,
-            id,
-            now,
-        )
-        .await?;
+        self.audit
+            .authorize(
+                caller,
+                Permission::LockDevices,
+                AdminRequest::UnlockDevices,
+                id,
+                now,
+            )
+            .await?;
         self.queue_command(
             caller,
             id,
@@ -259,14 +264,15 @@ impl Core {
         id: &str,
         now: DateTime<Utc>,
     ) -> Result<(DeviceView, Command), CoreError> {
-        self.authorize(
-            caller,
-            Permission::ManageDevices,
-            AdminRequest::WipeDevices,
-            id,
-            now,
-        )
-        .await?;
+        self.audit
+            .authorize(
+                caller,
+                Permission::ManageDevices,
+                AdminRequest::WipeDevices,
+                id,
+                now,
+            )
+            .await?;
         self.queue_command(
             caller,
             id,

@@ -1,91 +1,55 @@
-//! Devices as admins see them (with their policy and compliance now), the
-//! end of a device (retire, wipe), the CRL, and what agents report.
+//! The devices service: devices as admins see them (with their policy and
+//! compliance now), the end of a device (retire, wipe), what agents report,
+//! and, in `commands.rs`, the command outbox and its delivery.
 
 use chrono::{DateTime, Utc};
-use tracing::warn;
 
 use super::auth::{self, AuthenticatedAdmin, AuthenticatedDevice, Permission};
-use super::{AgentEvent, Core, CoreError, DeviceView};
+use super::enrollment::Crl;
+use super::policies::{self, Policies};
+use super::{AgentEvent, Audit, CoreError, DeviceView, parse_device_id};
 use crate::domain::audit::{Actor, AdminRequest, AuditAction, AuditEntry, AuditOutcome};
-use crate::domain::device::{Device, DeviceState};
+use crate::domain::device::DeviceState;
 use crate::domain::ids::DeviceId;
-use crate::domain::policy::{self, StoredPolicy};
-use crate::store::Tx;
+use crate::domain::policy;
+use crate::push::Push;
+use crate::push::port::Ports;
+use crate::store::{Store, Tx};
 
-impl Core {
-    pub(super) fn view(
-        device: Device,
-        policies: &[StoredPolicy],
-        now: DateTime<Utc>,
-    ) -> DeviceView {
-        let effective = policy::effective_policy(&device, policies)
-            .map(|p| (p.name.as_str(), p.document.as_str()));
-        Self::view_under(device, effective, now)
-    }
+/// Devices and their commands.
+pub struct Devices {
+    pub(super) store: Store,
+    pub(super) audit: Audit,
+    /// The agents' MQTT sessions: closed when a device ends.
+    pub(super) push: Push,
+    /// Every channel that carries commands to devices, by name.
+    pub(super) ports: Ports,
+    pub(super) policies: Policies,
+    pub(super) crl: Crl,
+}
 
-    /// The device's compliance with the policy in force for it (`name`,
-    /// `document`), or with none.
-    pub(crate) fn view_under(
-        device: Device,
-        policy: Option<(&str, &str)>,
-        now: DateTime<Utc>,
-    ) -> DeviceView {
-        let rules = policy::rules_of(policy.map(|(_, document)| document));
-        let compliance = policy::evaluate(&device, &rules, now);
-        DeviceView {
-            policy: policy.map(|(name, _)| name.to_owned()),
-            device,
-            compliance,
-        }
-    }
-
-    pub(super) async fn device_view(
-        &self,
-        id: &DeviceId,
-        now: DateTime<Utc>,
-    ) -> Result<DeviceView, CoreError> {
-        let device = self
-            .store
-            .device(id)
-            .await?
-            .ok_or_else(|| CoreError::NotFound(format!("device {id}")))?;
-        let policies = self.store.all_policies().await?;
-        Ok(Self::view(device, &policies, now))
-    }
-
-    /// The device's compliance now, for checks outside the admin API.
-    pub async fn compliance_of(
-        &self,
-        id: &DeviceId,
-        now: DateTime<Utc>,
-    ) -> Result<DeviceView, CoreError> {
-        self.device_view(id, now).await
-    }
-
-    pub(crate) fn parse_device_id(id: &str) -> Result<DeviceId, CoreError> {
-        DeviceId::parse(id).ok_or_else(|| CoreError::NotFound(format!("device {id}")))
-    }
-
+impl Devices {
     pub async fn list_devices(
         &self,
         caller: &AuthenticatedAdmin,
         now: DateTime<Utc>,
     ) -> Result<Vec<DeviceView>, CoreError> {
-        self.authorize(
-            caller,
-            Permission::ReadDevices,
-            AdminRequest::ListDevices,
-            "",
-            now,
-        )
-        .await?;
+        self.audit
+            .authorize(
+                caller,
+                Permission::ReadDevices,
+                AdminRequest::ListDevices,
+                "",
+                now,
+            )
+            .await?;
         let policies = self.store.all_policies().await?;
         Ok(self
             .store
             .list_devices()
             .await?
             .into_iter()
-            .map(|d| Self::view(d, &policies, now))
+            .map(|d| policies::view(d, &policies, now))
             .collect())
     }
 
@@ -95,15 +59,16 @@ impl Core {
         id: &str,
         now: DateTime<Utc>,
     ) -> Result<DeviceView, CoreError> {
-        self.authorize(
-            caller,
-            Permission::ReadDevices,
-            AdminRequest::ShowDevices,
-            id,
-            now,
-        )
-        .await?;
-        self.device_view(&Self::parse_device_id(id)?, now).await
+        self.audit
+            .authorize(
+                caller,
+                Permission::ReadDevices,
+                AdminRequest::ShowDevices,
+                id,
+                now,
+            )
+            .await?;
+        self.policies.device_view(&parse_device_id(id)?, now).await
     }
 
     /// Ends a device's membership: certificates revoked, sessions closed,
@@ -114,15 +79,16 @@ impl Core {
         id: &str,
         now: DateTime<Utc>,
     ) -> Result<DeviceView, CoreError> {
-        self.authorize(
-            caller,
-            Permission::ManageDevices,
-            AdminRequest::RetireDevices,
-            id,
-            now,
-        )
-        .await?;
-        let device_id = Self::parse_device_id(id)?;
+        self.audit
+            .authorize(
+                caller,
+                Permission::ManageDevices,
+                AdminRequest::RetireDevices,
+                id,
+                now,
+            )
+            .await?;
+        let device_id = parse_device_id(id)?;
         let device = self
             .store
             .device(&device_id)
@@ -146,12 +112,12 @@ impl Core {
         .await?;
         tx.commit().await?;
         self.after_device_ended(&device_id, now).await;
-        self.device_view(&device_id, now).await
+        self.policies.device_view(&device_id, now).await
     }
 
     /// Ends a device inside `tx`: final state, certificates revoked, open
     /// commands failed, audited. The caller commits, then calls
-    /// [`Core::after_device_ended`].
+    /// [`Devices::after_device_ended`].
     pub(super) async fn end_device_in(
         tx: &Tx,
         device_id: &DeviceId,
@@ -190,19 +156,7 @@ impl Core {
     /// Closes the device's sessions and republishes the CRL.
     pub(super) async fn after_device_ended(&self, device_id: &DeviceId, now: DateTime<Utc>) {
         self.push.disconnect_device(device_id);
-        self.publish_crl(now).await;
-    }
-
-    /// Rewrites the CRL for outside consumers (external broker, proxies).
-    pub async fn publish_crl(&self, now: DateTime<Utc>) {
-        let result = async {
-            let revoked = self.store.revoked_certificates(now).await?;
-            self.ca.write_crl(&revoked, now).map_err(CoreError::from)
-        }
-        .await;
-        if let Err(e) = result {
-            warn!(error = %e, "could not write the CRL");
-        }
+        self.crl.publish(now).await;
     }
 
     pub async fn authenticate_broker_device(
@@ -228,7 +182,7 @@ impl Core {
                         .await;
                     let effective = policy::effective_policy(&current, &policies);
                     if effective.map_or(0, |p| p.version) != policy_version || effective.is_none() {
-                        self.send_policy(device.id(), effective, now);
+                        self.policies.send_policy(device.id(), effective, now);
                     }
                 }
                 Ok(())

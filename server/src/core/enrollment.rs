@@ -1,22 +1,61 @@
-//! Enrollment and renewal: enrollment tokens, exchanging a token and a CSR
+//! The enrollment service: enrollment tokens, exchanging a token and a CSR
 //! for a device certificate, authenticating a device by its certificate,
-//! and renewing that certificate.
+//! renewing that certificate; and the CRL those certificates are revoked
+//! through.
 
 use chrono::{DateTime, Duration, Utc};
-use tracing::info;
+use std::sync::Arc;
+
+use tracing::{info, warn};
 
 use super::auth::{
     self, AuthenticatedAdmin, AuthenticatedDevice, DeviceAuthError, DeviceChannel, DeviceRefusal,
     Permission,
 };
 use super::{
-    Core, CoreError, EnrollError, Enrolled, InternalError, validate_email, validate_label, writer,
+    Audit, CoreError, EnrollError, Enrolled, InternalError, validate_email, validate_label, writer,
 };
+use crate::ca::CertificateAuthority;
 use crate::domain::admin::{EnrollmentToken, TokenStatus};
 use crate::domain::audit::{Actor, AdminRequest, AuditAction, AuditEntry, AuditOutcome};
 use crate::domain::device::{Channel, Device, DeviceFacts, DeviceState};
 use crate::domain::ids::{DeviceId, TokenId};
-use crate::store::NewCertificate;
+use crate::store::{NewCertificate, Store};
+
+/// Tokens, enrollment, certificates and their renewal.
+pub struct Enrollment {
+    pub(super) store: Store,
+    pub(super) audit: Audit,
+    pub(super) ca: Arc<CertificateAuthority>,
+    pub(super) crl: Crl,
+    /// Batches enrollments into one transaction (see `writer.rs`).
+    pub(super) enrollments: tokio::sync::mpsc::Sender<writer::PendingEnrollment>,
+    pub(super) certificate_validity: Duration,
+    /// The MQTT URL agents are told at enrollment.
+    pub(super) mqtt_url: String,
+}
+
+/// The CRL of device certificates, rewritten whenever one is revoked.
+/// Cheap to clone: enrollment and devices hold one.
+#[derive(Clone)]
+pub struct Crl {
+    pub(super) store: Store,
+    pub(super) ca: Arc<CertificateAuthority>,
+}
+
+impl Crl {
+    /// Rewrites the CRL for outside consumers (external broker, proxies).
+    pub async fn publish(&self, now: DateTime<Utc>) {
+        let result = async {
+            let revoked = self.store.revoked_certificates(now).await?;
+            self.ca.write_crl(&revoked, now).map_err(CoreError::from)
+        }
+        .await;
+        if let Err(e) = result {
+            warn!(error = %e, "could not write the CRL");
+        }
+    }
+}
 
 pub(super) const MAX_FACT_LEN: usize = 256;
 
@@ -65,7 +104,12 @@ pub(super) fn validate_facts(facts: DeviceFacts) -> Result<DeviceFacts, EnrollEr
     Ok(facts)
 }
 
-impl Core {
+impl Enrollment {
+    /// Rewrites the CRL (at start and on the refresh job's schedule).
+    pub async fn publish_crl(&self, now: DateTime<Utc>) {
+        self.crl.publish(now).await;
+    }
+
     pub async fn create_enrollment_token(
         &self,
         caller: &AuthenticatedAdmin,
@@ -75,14 +119,15 @@ impl Core {
         uses: u32,
         now: DateTime<Utc>,
     ) -> Result<(EnrollmentToken, String), CoreError> {
-        self.authorize(
-            caller,
-            Permission::ManageTokens,
-            AdminRequest::CreateEnrollmentTokens,
-            "",
-            now,
-        )
-        .await?;
+        self.audit
+            .authorize(
+                caller,
+                Permission::ManageTokens,
+                AdminRequest::CreateEnrollmentTokens,
+                "",
+                now,
+            )
+            .await?;
         let lifetime = expires_in.to_std().unwrap_or(std::time::Duration::ZERO);
         latchkey_proto::limits::check_token_lifetime(lifetime)
             .and_then(|()| latchkey_proto::limits::check_token_uses(uses))
@@ -126,14 +171,15 @@ impl Core {
         caller: &AuthenticatedAdmin,
         now: DateTime<Utc>,
     ) -> Result<Vec<EnrollmentToken>, CoreError> {
-        self.authorize(
-            caller,
-            Permission::ReadTokens,
-            AdminRequest::ListEnrollmentTokens,
-            "",
-            now,
-        )
-        .await?;
+        self.audit
+            .authorize(
+                caller,
+                Permission::ReadTokens,
+                AdminRequest::ListEnrollmentTokens,
+                "",
+                now,
+            )
+            .await?;
         Ok(self.store.list_enrollment_tokens().await?)
     }
 
@@ -143,14 +189,15 @@ impl Core {
         id: &str,
         now: DateTime<Utc>,
     ) -> Result<EnrollmentToken, CoreError> {
-        self.authorize(
-            caller,
-            Permission::ManageTokens,
-            AdminRequest::RevokeEnrollmentTokens,
-            id,
-            now,
-        )
-        .await?;
+        self.audit
+            .authorize(
+                caller,
+                Permission::ManageTokens,
+                AdminRequest::RevokeEnrollmentTokens,
+                id,
+                now,
+            )
+            .await?;
         let not_found = || CoreError::NotFound(format!("enrollment token {id}"));
         let token_id = TokenId::parse(id).ok_or_else(not_found)?;
         let tx = self.store.begin().await?;
@@ -213,7 +260,7 @@ impl Core {
                 outcome: AuditOutcome::Denied,
                 detail: refusal.to_string(),
             };
-            self.audit_unauthenticated(entry, now).await?;
+            self.audit.record_unauthenticated(entry, now).await?;
         }
         result
     }
@@ -243,12 +290,9 @@ impl Core {
             return Err(refusal.into());
         }
         let device_id = DeviceId::generate();
-        let issued = self.ca.issue_device(
-            &csr,
-            &device_id,
-            now,
-            self.settings.device_certificate_validity,
-        )?;
+        let issued = self
+            .ca
+            .issue_device(&csr, &device_id, now, self.certificate_validity)?;
         let device = Device {
             id: device_id.clone(),
             hostname: facts.hostname,
@@ -305,7 +349,7 @@ impl Core {
             device_id,
             certificate_chain_pem: self.ca.chain_pem(&issued.pem),
             ca_pem: self.ca.root_pem().to_owned(),
-            mqtt_url: self.settings.mqtt_url.clone(),
+            mqtt_url: self.mqtt_url.clone(),
         })
     }
 
@@ -337,12 +381,9 @@ impl Core {
                 "the CSR must carry the key of the certificate used for this call".into(),
             ));
         }
-        let issued = self.ca.issue_device(
-            &csr,
-            device.id(),
-            now,
-            self.settings.device_certificate_validity,
-        )?;
+        let issued = self
+            .ca
+            .issue_device(&csr, device.id(), now, self.certificate_validity)?;
         let tx = self.store.begin().await?;
         // The old certificate is revoked (it lands in the CRL) in the same
         // transaction; if a retire or another renewal revoked it first, this
@@ -370,7 +411,7 @@ impl Core {
         })
         .await?;
         tx.commit().await?;
-        self.publish_crl(now).await;
+        self.crl.publish(now).await;
         Ok(self.ca.chain_pem(&issued.pem))
     }
 }

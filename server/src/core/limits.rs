@@ -19,7 +19,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{Core, CoreError};
+use super::CoreError;
+use super::sso::SignIn;
 use crate::domain::sign_in::{Lockout, LoginThrottle, ThrottleRule};
 
 /// Failures allowed per account before lockouts start.
@@ -134,7 +135,7 @@ pub(crate) struct Reserved {
     ip: String,
 }
 
-impl Core {
+impl SignIn {
     /// Counts a guess by `login` from `ip` before it is checked, unless the
     /// account or the address is locked out: then nothing is counted and
     /// the time left is returned.

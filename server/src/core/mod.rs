@@ -1,17 +1,18 @@
-//! The operations: enrollment, devices, the command outbox, policies and
-//! compliance, admins and the audit log, users, apps and sign-in, one file
-//! per concern, all on `Core`. This file holds `Core` itself, its errors and
-//! settings, and the checks every concern shares (labels, emails, printable
-//! text). It imports no transport or storage crate; front-ends in `api`
+//! The operations, as one service per concern: the audit log, admins,
+//! enrollment, devices and their commands, policies and compliance, users
+//! and groups, apps, signing keys and sign-in. This file holds `Core`, the
+//! set of services built in one place, its errors and settings, and the
+//! checks every service shares (labels, emails, printable text). It imports no transport or storage crate; front-ends in `api`
 //! decode requests, call these operations with the current time, and
 //! encode the results.
 
 mod admins;
 pub mod apps;
+mod audit;
 mod commands;
 mod devices;
 mod enrollment;
-mod policies;
+pub(crate) mod policies;
 
 pub mod auth;
 
@@ -37,11 +38,11 @@ pub use writer::EnrollmentWriter;
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 
 use crate::ca::CertificateAuthority;
 
-use crate::domain::audit::{AdminRequest, AuditAction, AuditEntry, AuditOutcome};
+use crate::domain::audit::AdminRequest;
 
 use crate::domain::device::{Device, Posture};
 
@@ -55,7 +56,18 @@ use crate::push::port::Ports;
 
 use crate::store::{Store, StoreError};
 
-use auth::{AuthenticatedAdmin, DeviceAuthError, Permission};
+use auth::DeviceAuthError;
+
+pub use admins::Admins;
+pub use apps::Apps;
+pub use audit::Audit;
+pub use devices::Devices;
+pub use enrollment::{Crl, Enrollment};
+pub use passwords::Passwords;
+pub use policies::Policies;
+pub use signing_keys::SigningKeys;
+pub use sso::{SignIn, Waiters};
+pub use users::Users;
 
 /// Errors of admin and device operations, named for what the caller can do.
 #[derive(Debug, thiserror::Error)]
@@ -188,25 +200,23 @@ pub struct Enrolled {
     pub mqtt_url: String,
 }
 
+/// The services, one per concern, built together in [`Core::new`]. Each
+/// holds only the collaborators it uses; the front-ends in `api` call
+/// them as `core.devices.lock_device(..)`.
 pub struct Core {
-    store: Store,
-    unauthenticated_denials: flood::FloodGate,
-    passwords: passwords::Passwords,
-    enrollments: tokio::sync::mpsc::Sender<writer::PendingEnrollment>,
-    ca: Arc<CertificateAuthority>,
-    push: Push,
-    /// Every channel that carries commands to devices, by name.
-    ports: Ports,
-    settings: CoreSettings,
-    signing_key_cache: std::sync::Mutex<Option<signing_keys::CachedSigningKey>>,
-    /// Wakes browsers waiting on a device-auth transaction in this process.
-    device_auth_waiters: sso::Waiters,
-    /// Sends emailed sign-in codes; `None` without `[smtp]`.
-    mail: Option<crate::mail::Mailer>,
+    pub audit: Audit,
+    pub admins: Admins,
+    pub enrollment: Enrollment,
+    pub devices: Devices,
+    pub policies: Policies,
+    pub users: Users,
+    pub apps: Apps,
+    pub signing_keys: SigningKeys,
+    pub sign_in: SignIn,
 }
 
 impl Core {
-    /// The core and its enrollment writer, which the caller must run.
+    /// The services and the enrollment writer, which the caller must run.
     pub fn new(
         store: Store,
         ca: Arc<CertificateAuthority>,
@@ -216,57 +226,82 @@ impl Core {
         settings: CoreSettings,
     ) -> (Self, EnrollmentWriter) {
         let (enrollments, writer) = writer::channel(store.clone());
+        let audit = Audit {
+            store: store.clone(),
+            unauthenticated_denials: Arc::default(),
+        };
+        let passwords = Passwords::default();
+        let crl = Crl {
+            store: store.clone(),
+            ca: ca.clone(),
+        };
+        let policies = Policies {
+            store: store.clone(),
+            audit: audit.clone(),
+            push: push.clone(),
+        };
+        let signing_keys = SigningKeys {
+            store: store.clone(),
+            audit: audit.clone(),
+            ca: ca.clone(),
+            cache: Arc::default(),
+        };
         let core = Core {
-            store,
-            unauthenticated_denials: flood::FloodGate::default(),
-            passwords: passwords::Passwords::default(),
-            enrollments,
-            ca,
-            push,
-            ports,
-            settings,
-            signing_key_cache: std::sync::Mutex::new(None),
-            device_auth_waiters: sso::Waiters::default(),
-            mail,
+            admins: Admins {
+                store: store.clone(),
+                audit: audit.clone(),
+            },
+            enrollment: Enrollment {
+                store: store.clone(),
+                audit: audit.clone(),
+                ca: ca.clone(),
+                crl: crl.clone(),
+                enrollments,
+                certificate_validity: settings.device_certificate_validity,
+                mqtt_url: settings.mqtt_url,
+            },
+            devices: Devices {
+                store: store.clone(),
+                audit: audit.clone(),
+                push: push.clone(),
+                ports,
+                policies: policies.clone(),
+                crl,
+            },
+            users: Users {
+                store: store.clone(),
+                audit: audit.clone(),
+                passwords: passwords.clone(),
+                policies: policies.clone(),
+            },
+            apps: Apps {
+                store: store.clone(),
+                audit: audit.clone(),
+            },
+            sign_in: SignIn {
+                store,
+                audit: audit.clone(),
+                ca,
+                settings: settings.sso,
+                passwords,
+                device_auth_waiters: Waiters::default(),
+                mail,
+                signing_keys: signing_keys.clone(),
+                push,
+                policies: policies.clone(),
+            },
+            signing_keys,
+            policies,
+            audit,
         };
         (core, writer)
     }
+}
 
-    pub fn passwords(&self) -> &passwords::Passwords {
-        &self.passwords
-    }
-
-    async fn audit(&self, entry: AuditEntry) -> Result<(), CoreError> {
-        self.store.audit(&entry).await?;
-        Ok(())
-    }
-
-    /// Checks `permission`; a refusal is audited and returned.
-    pub(crate) async fn authorize(
-        &self,
-        admin: &AuthenticatedAdmin,
-        permission: Permission,
-        request: AdminRequest,
-        target: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), CoreError> {
-        if admin.may(permission) {
-            return Ok(());
-        }
-        self.audit(AuditEntry {
-            at: now,
-            actor: admin.actor(),
-            action: AuditAction::PermissionDenied(request),
-            target: target.to_owned(),
-            outcome: AuditOutcome::Denied,
-            detail: format!("role {} lacks {permission:?}", admin.role().as_str()),
-        })
-        .await?;
-        Err(CoreError::PermissionDenied {
-            role: admin.role().as_str(),
-            action: request,
-        })
-    }
+/// A device id from an admin or a URL; one that cannot be a device id is a
+/// device that is not found.
+pub(crate) fn parse_device_id(id: &str) -> Result<DeviceId, CoreError> {
+    DeviceId::parse(id).ok_or_else(|| CoreError::NotFound(format!("device {id}")))
 }
 
 /// Device-supplied text as it may be stored and shown: control characters

@@ -1,16 +1,78 @@
-//! Policies: set, assigned to groups and devices, and pushed to the agents
-//! they now apply to.
+//! The policies service: policies set, assigned to groups and devices, and
+//! pushed to the agents they now apply to; and a device's compliance with
+//! the policy in force for it, which the admin views, the users service and
+//! sign-in read.
 
 use chrono::{DateTime, Utc};
 use tracing::warn;
 
 use super::auth::{AuthenticatedAdmin, Permission};
-use super::{Core, CoreError, validate_label, validate_name};
+use super::{Audit, CoreError, DeviceView, parse_device_id, validate_label, validate_name};
 use crate::domain::audit::{AdminRequest, AuditAction, AuditEntry, AuditOutcome};
+use crate::domain::device::Device;
 use crate::domain::ids::DeviceId;
 use crate::domain::policy::{self, StoredPolicy};
+use crate::push::Push;
+use crate::store::Store;
 
-impl Core {
+/// The device with the policy in force for it among `policies`, and its
+/// compliance with it.
+pub(crate) fn view(device: Device, policies: &[StoredPolicy], now: DateTime<Utc>) -> DeviceView {
+    let effective =
+        policy::effective_policy(&device, policies).map(|p| (p.name.as_str(), p.document.as_str()));
+    view_under(device, effective, now)
+}
+
+/// The device's compliance with the policy in force for it (`name`,
+/// `document`), or with none.
+pub(crate) fn view_under(
+    device: Device,
+    policy: Option<(&str, &str)>,
+    now: DateTime<Utc>,
+) -> DeviceView {
+    let rules = policy::rules_of(policy.map(|(_, document)| document));
+    let compliance = policy::evaluate(&device, &rules, now);
+    DeviceView {
+        policy: policy.map(|(name, _)| name.to_owned()),
+        device,
+        compliance,
+    }
+}
+
+/// Cheap to clone: devices, users and sign-in hold one.
+#[derive(Clone)]
+pub struct Policies {
+    pub(super) store: Store,
+    pub(super) audit: Audit,
+    /// Sends an agent its policy over MQTT.
+    pub(super) push: Push,
+}
+
+impl Policies {
+    /// The device as an admin sees it: its policy and compliance now.
+    pub(crate) async fn device_view(
+        &self,
+        id: &DeviceId,
+        now: DateTime<Utc>,
+    ) -> Result<DeviceView, CoreError> {
+        let device = self
+            .store
+            .device(id)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("device {id}")))?;
+        let policies = self.store.all_policies().await?;
+        Ok(view(device, &policies, now))
+    }
+
+    /// The device's compliance now, for checks outside the admin API.
+    pub async fn compliance_of(
+        &self,
+        id: &DeviceId,
+        now: DateTime<Utc>,
+    ) -> Result<DeviceView, CoreError> {
+        self.device_view(id, now).await
+    }
+
     pub async fn set_policy(
         &self,
         caller: &AuthenticatedAdmin,
@@ -18,14 +80,15 @@ impl Core {
         document: &str,
         now: DateTime<Utc>,
     ) -> Result<StoredPolicy, CoreError> {
-        self.authorize(
-            caller,
-            Permission::ManagePolicies,
-            AdminRequest::ChangePolicies,
-            name,
-            now,
-        )
-        .await?;
+        self.audit
+            .authorize(
+                caller,
+                Permission::ManagePolicies,
+                AdminRequest::ChangePolicies,
+                name,
+                now,
+            )
+            .await?;
         let name = validate_name("policy", name)?;
         policy::parse_policy(document).map_err(|e| CoreError::InvalidArgument(e.to_string()))?;
         let tx = self.store.begin().await?;
@@ -55,21 +118,22 @@ impl Core {
         device: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<StoredPolicy, CoreError> {
-        self.authorize(
-            caller,
-            Permission::ManagePolicies,
-            AdminRequest::AssignPolicies,
-            name,
-            now,
-        )
-        .await?;
+        self.audit
+            .authorize(
+                caller,
+                Permission::ManagePolicies,
+                AdminRequest::AssignPolicies,
+                name,
+                now,
+            )
+            .await?;
         if self.store.policy(name).await?.is_none() {
             return Err(CoreError::NotFound(format!("policy {name}")));
         }
         let (kind, target) = match (group, device) {
             (Some(g), None) => ("group", validate_label("group", g)?),
             (None, Some(d)) => {
-                let id = Self::parse_device_id(d)?;
+                let id = parse_device_id(d)?;
                 if self.store.device(&id).await?.is_none() {
                     return Err(CoreError::NotFound(format!("device {d}")));
                 }
@@ -106,14 +170,15 @@ impl Core {
         name: &str,
         now: DateTime<Utc>,
     ) -> Result<StoredPolicy, CoreError> {
-        self.authorize(
-            caller,
-            Permission::ReadPolicies,
-            AdminRequest::ReadPolicies,
-            name,
-            now,
-        )
-        .await?;
+        self.audit
+            .authorize(
+                caller,
+                Permission::ReadPolicies,
+                AdminRequest::ReadPolicies,
+                name,
+                now,
+            )
+            .await?;
         self.store
             .policy(name)
             .await?
@@ -138,7 +203,7 @@ impl Core {
         Ok(())
     }
 
-    pub(super) fn send_policy(
+    pub(crate) fn send_policy(
         &self,
         device_id: &DeviceId,
         stored: Option<&StoredPolicy>,

@@ -6,9 +6,12 @@ use chrono::{DateTime, Duration, Utc};
 use latchkey_certs::jose::PublicJwk;
 
 use super::auth::{AuthenticatedAdmin, Permission};
-use super::{Core, CoreError, InternalError};
+use std::sync::{Arc, Mutex};
+
+use super::{Audit, CoreError, InternalError};
+use crate::ca::CertificateAuthority;
 use crate::domain::audit::{AdminRequest, AuditAction, AuditEntry, AuditOutcome};
-use crate::store::StoredSigningKey;
+use crate::store::{Store, StoredSigningKey};
 
 /// How long a retired key stays published.
 pub const KEEP_RETIRED: Duration = Duration::hours(24);
@@ -21,7 +24,18 @@ pub struct SigningKeyInfo {
     pub retired_at: Option<DateTime<Utc>>,
 }
 
-impl Core {
+/// The signing keys, and the active one cached in memory. Cheap to clone:
+/// sign-in holds one to sign ID tokens and publish the JWKS.
+#[derive(Clone)]
+pub struct SigningKeys {
+    pub(super) store: Store,
+    pub(super) audit: Audit,
+    /// Seals private keys at rest and makes new ones.
+    pub(super) ca: Arc<CertificateAuthority>,
+    pub(super) cache: Arc<Mutex<Option<CachedSigningKey>>>,
+}
+
+impl SigningKeys {
     fn new_signing_key(&self, now: DateTime<Utc>) -> Result<StoredSigningKey, CoreError> {
         let key = self.ca.token_keys().new_signing_key()?;
         Ok(StoredSigningKey {
@@ -53,14 +67,15 @@ impl Core {
         caller: &AuthenticatedAdmin,
         now: DateTime<Utc>,
     ) -> Result<SigningKeyInfo, CoreError> {
-        self.authorize(
-            caller,
-            Permission::ManageApps,
-            AdminRequest::RotateSigningKeys,
-            "",
-            now,
-        )
-        .await?;
+        self.audit
+            .authorize(
+                caller,
+                Permission::ManageApps,
+                AdminRequest::RotateSigningKeys,
+                "",
+                now,
+            )
+            .await?;
         let key = self.new_signing_key(now)?;
         let tx = self.store.begin().await?;
         tx.retire_signing_keys(now, now - KEEP_RETIRED).await?;
@@ -88,14 +103,15 @@ impl Core {
         caller: &AuthenticatedAdmin,
         now: DateTime<Utc>,
     ) -> Result<Vec<SigningKeyInfo>, CoreError> {
-        self.authorize(
-            caller,
-            Permission::ReadApps,
-            AdminRequest::ListSigningKeys,
-            "",
-            now,
-        )
-        .await?;
+        self.audit
+            .authorize(
+                caller,
+                Permission::ReadApps,
+                AdminRequest::ListSigningKeys,
+                "",
+                now,
+            )
+            .await?;
         Ok(self
             .store
             .signing_keys()
@@ -140,7 +156,7 @@ impl Core {
         now: DateTime<Utc>,
     ) -> Result<String, CoreError> {
         let cached = self
-            .signing_key_cache
+            .cache
             .lock()
             .ok()
             .and_then(|c| c.clone())
@@ -162,7 +178,7 @@ impl Core {
                         .open_signing_key(&key.private_key, &key.kid)?,
                     fetched_at: now,
                 };
-                if let Ok(mut cache) = self.signing_key_cache.lock() {
+                if let Ok(mut cache) = self.cache.lock() {
                     *cache = Some(active.clone());
                 }
                 active
@@ -178,7 +194,7 @@ impl Core {
 
     /// Forgets the cached signing key (after a rotation on this replica).
     pub(crate) fn forget_signing_key(&self) {
-        if let Ok(mut cache) = self.signing_key_cache.lock() {
+        if let Ok(mut cache) = self.cache.lock() {
             *cache = None;
         }
     }

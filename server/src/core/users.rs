@@ -1,16 +1,18 @@
-//! Users and groups: the people who log in through the SSO layer, and the
-//! binding of a device to the one user it belongs to.
+//! The users service: users and groups, the people who log in through the
+//! SSO layer, their temporary passwords, and the binding of a device to the
+//! one user it belongs to.
 
 use chrono::{DateTime, Utc};
 use latchkey_proto::limits::MAX_IMPORT_ROWS;
 
 use super::auth::{AuthenticatedAdmin, Permission};
-use super::passwords::{Password, TEMPORARY_PASSWORD_DAYS, temporary_password};
-use super::{Core, CoreError, DeviceView, validate_email, validate_label};
+use super::passwords::{Password, Passwords, TEMPORARY_PASSWORD_DAYS, temporary_password};
+use super::policies::Policies;
+use super::{Audit, CoreError, DeviceView, parse_device_id, validate_email, validate_label};
 use crate::domain::audit::{AdminRequest, AuditAction, AuditEntry, AuditOutcome};
 use crate::domain::ids::UserId;
 use crate::domain::user::{Group, User, UserKind, UserStatus};
-use crate::store::PasswordRecord;
+use crate::store::{PasswordRecord, Store};
 
 /// A temporary password, shown to the admin once.
 #[derive(Debug)]
@@ -197,7 +199,17 @@ fn parse_import(csv_text: &str) -> Result<Vec<ImportRow>, CoreError> {
     Ok(rows)
 }
 
-impl Core {
+/// Users, groups and which user a device belongs to.
+pub struct Users {
+    pub(super) store: Store,
+    pub(super) audit: Audit,
+    /// Hashes temporary passwords.
+    pub(super) passwords: Passwords,
+    /// The device's compliance, shown once it is assigned.
+    pub(super) policies: Policies,
+}
+
+impl Users {
     /// The user with this id, whatever their status, for the sign-in
     /// pages (the session's user, their saved language).
     pub async fn user_by_id(&self, id: &UserId) -> Result<Option<User>, CoreError> {
@@ -210,14 +222,15 @@ impl Core {
         new: NewUser,
         now: DateTime<Utc>,
     ) -> Result<User, CoreError> {
-        self.authorize(
-            caller,
-            Permission::ManageUsers,
-            AdminRequest::AddUsers,
-            &new.email,
-            now,
-        )
-        .await?;
+        self.audit
+            .authorize(
+                caller,
+                Permission::ManageUsers,
+                AdminRequest::AddUsers,
+                &new.email,
+                now,
+            )
+            .await?;
         let new = validate_user(new)?;
         if self.store.user_by_email(&new.email).await?.is_some() {
             return Err(CoreError::AlreadyExists(format!(
@@ -242,14 +255,15 @@ impl Core {
         csv_text: &str,
         now: DateTime<Utc>,
     ) -> Result<ImportReport, CoreError> {
-        self.authorize(
-            caller,
-            Permission::ManageUsers,
-            AdminRequest::ImportUsers,
-            "",
-            now,
-        )
-        .await?;
+        self.audit
+            .authorize(
+                caller,
+                Permission::ManageUsers,
+                AdminRequest::ImportUsers,
+                "",
+                now,
+            )
+            .await?;
         let rows = parse_import(csv_text)?;
         let existing: std::collections::HashSet<String> = self
             .store
@@ -321,14 +335,15 @@ impl Core {
         caller: &AuthenticatedAdmin,
         now: DateTime<Utc>,
     ) -> Result<Vec<User>, CoreError> {
-        self.authorize(
-            caller,
-            Permission::ReadUsers,
-            AdminRequest::ListUsers,
-            "",
-            now,
-        )
-        .await?;
+        self.audit
+            .authorize(
+                caller,
+                Permission::ReadUsers,
+                AdminRequest::ListUsers,
+                "",
+                now,
+            )
+            .await?;
         Ok(self.store.list_users().await?)
     }
 
@@ -348,14 +363,15 @@ impl Core {
         email: &str,
         now: DateTime<Utc>,
     ) -> Result<User, CoreError> {
-        self.authorize(
-            caller,
-            Permission::ReadUsers,
-            AdminRequest::ShowUsers,
-            email,
-            now,
-        )
-        .await?;
+        self.audit
+            .authorize(
+                caller,
+                Permission::ReadUsers,
+                AdminRequest::ShowUsers,
+                email,
+                now,
+            )
+            .await?;
         self.existing_user(email).await
     }
 
@@ -372,7 +388,8 @@ impl Core {
             UserStatus::Suspended => (AuditAction::UserSuspend, AdminRequest::SuspendUsers),
             UserStatus::Deleted => (AuditAction::UserDelete, AdminRequest::DeleteUsers),
         };
-        self.authorize(caller, Permission::ManageUsers, verb, email, now)
+        self.audit
+            .authorize(caller, Permission::ManageUsers, verb, email, now)
             .await?;
         let user = self.existing_user(email).await?;
         let from: &[UserStatus] = match to {
@@ -419,14 +436,15 @@ impl Core {
         name: &str,
         now: DateTime<Utc>,
     ) -> Result<Group, CoreError> {
-        self.authorize(
-            caller,
-            Permission::ManageUsers,
-            AdminRequest::AddGroups,
-            name,
-            now,
-        )
-        .await?;
+        self.audit
+            .authorize(
+                caller,
+                Permission::ManageUsers,
+                AdminRequest::AddGroups,
+                name,
+                now,
+            )
+            .await?;
         let name = validate_label("group", name)?;
         let tx = self.store.begin().await?;
         if !tx.insert_group(&name, now).await? {
@@ -456,14 +474,15 @@ impl Core {
         caller: &AuthenticatedAdmin,
         now: DateTime<Utc>,
     ) -> Result<Vec<Group>, CoreError> {
-        self.authorize(
-            caller,
-            Permission::ReadUsers,
-            AdminRequest::ListGroups,
-            "",
-            now,
-        )
-        .await?;
+        self.audit
+            .authorize(
+                caller,
+                Permission::ReadUsers,
+                AdminRequest::ListGroups,
+                "",
+                now,
+            )
+            .await?;
         Ok(self.store.list_groups().await?)
     }
 
@@ -475,15 +494,16 @@ impl Core {
         email: &str,
         now: DateTime<Utc>,
     ) -> Result<DeviceView, CoreError> {
-        self.authorize(
-            caller,
-            Permission::ManageDevices,
-            AdminRequest::AssignDevices,
-            id,
-            now,
-        )
-        .await?;
-        let device_id = Self::parse_device_id(id)?;
+        self.audit
+            .authorize(
+                caller,
+                Permission::ManageDevices,
+                AdminRequest::AssignDevices,
+                id,
+                now,
+            )
+            .await?;
+        let device_id = parse_device_id(id)?;
         let device = self
             .store
             .device(&device_id)
@@ -523,7 +543,7 @@ impl Core {
         })
         .await?;
         tx.commit().await?;
-        self.compliance_of(&device_id, now).await
+        self.policies.compliance_of(&device_id, now).await
     }
 
     /// Sets a temporary password (valid 7 days, to be changed at the first
@@ -557,18 +577,19 @@ impl Core {
         second_factor_too: bool,
         now: DateTime<Utc>,
     ) -> Result<(User, TemporaryPassword), CoreError> {
-        self.authorize(
-            caller,
-            Permission::ManageUsers,
-            if second_factor_too {
-                AdminRequest::ResetSecondFactors
-            } else {
-                AdminRequest::ResetPasswords
-            },
-            email,
-            now,
-        )
-        .await?;
+        self.audit
+            .authorize(
+                caller,
+                Permission::ManageUsers,
+                if second_factor_too {
+                    AdminRequest::ResetSecondFactors
+                } else {
+                    AdminRequest::ResetPasswords
+                },
+                email,
+                now,
+            )
+            .await?;
         let user = self.existing_user(email).await?;
         if user.status != UserStatus::Active {
             return Err(CoreError::FailedPrecondition(format!(
@@ -580,7 +601,7 @@ impl Core {
         let password = temporary_password()?;
         let expires_at = now + chrono::Duration::days(TEMPORARY_PASSWORD_DAYS);
         let record = PasswordRecord {
-            hash: self.passwords().hash(&password).await?,
+            hash: self.passwords.hash(&password).await?,
             expires_at: Some(expires_at),
             must_change: true,
         };
@@ -626,43 +647,6 @@ impl Core {
                 expires_at,
             },
         ))
-    }
-
-    /// Checks a user's password at `now` (the first step of a sign-in).
-    pub async fn check_password(
-        &self,
-        email: &str,
-        password: &Password,
-        now: DateTime<Utc>,
-    ) -> Result<PasswordCheck, CoreError> {
-        // Every path runs one Argon2 verification, so the time taken does
-        // not tell a live account from an unknown or disabled one.
-        let user = match validate_email(email) {
-            Ok(email) => self.store.user_by_email(&email).await?,
-            Err(_) => None,
-        };
-        let record = match &user {
-            Some(user) => self.store.password(&user.id).await?,
-            None => None,
-        };
-        let Some(record) = record else {
-            self.passwords().verify_dummy(password).await?;
-            return Ok(PasswordCheck::Unusable);
-        };
-        let matches = self.passwords().verify(password, &record.hash).await?;
-        let Some(user) = user.filter(|u| u.status == UserStatus::Active) else {
-            return Ok(PasswordCheck::Unusable);
-        };
-        if !matches {
-            return Ok(PasswordCheck::Wrong);
-        }
-        if record.expires_at.is_some_and(|at| at <= now) {
-            return Ok(PasswordCheck::Expired);
-        }
-        Ok(PasswordCheck::Valid {
-            user: Box::new(user),
-            must_change: record.must_change,
-        })
     }
 }
 

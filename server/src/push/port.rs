@@ -8,7 +8,7 @@
 //! Windows' OMA-DM) only wakes the device; a cloud API (Android's) is called
 //! with the command. A channel reports which commands it handed over, and
 //! the core marks those sent; the others wait for the device to fetch them
-//! (`Core::next_command`) or for the next redelivery.
+//! (`Devices::next_command`) or for the next redelivery.
 //!
 //! Adding a channel is a file that implements [`WorkPort`] and one line
 //! that registers it in [`Ports`] where the server is assembled.

@@ -45,7 +45,13 @@ impl AdminApi {
                 "no admin API token: pass --token-file or set LATCHKEY_TOKEN",
             ));
         };
-        match self.core.authenticate_admin(token).await.map_err(status)? {
+        match self
+            .core
+            .admins
+            .authenticate_admin(token)
+            .await
+            .map_err(status)?
+        {
             Some(admin) => Ok(admin),
             None => {
                 let now = Utc::now();
@@ -58,7 +64,8 @@ impl AdminApi {
                     detail: "unknown or revoked API token".into(),
                 };
                 self.core
-                    .audit_unauthenticated(entry, now)
+                    .audit
+                    .record_unauthenticated(entry, now)
                     .await
                     .map_err(status)?;
                 Err(Status::unauthenticated("the admin API token is not valid"))
@@ -80,7 +87,7 @@ fn role_msg(role: Role) -> v1::Role {
     }
 }
 
-/// The role an `AddAdminRequest` names, in the words `Core::add_admin`
+/// The role an `AddAdminRequest` names, in the words `Admins::add_admin`
 /// reads. A value this server does not know becomes words no role has, so
 /// the core refuses it where it refuses any unknown role: after checking
 /// that the caller may add admins at all (and auditing a caller who may
@@ -338,6 +345,7 @@ impl AdminService for AdminApi {
         let now = Utc::now();
         let (token, secret) = self
             .core
+            .enrollment
             .create_enrollment_token(
                 &admin,
                 non_empty(r.user),
@@ -362,6 +370,7 @@ impl AdminService for AdminApi {
         let now = Utc::now();
         let tokens = self
             .core
+            .enrollment
             .list_enrollment_tokens(&admin, now)
             .await
             .map_err(status)?;
@@ -378,6 +387,7 @@ impl AdminService for AdminApi {
         let now = Utc::now();
         let token = self
             .core
+            .enrollment
             .revoke_enrollment_token(&admin, &request.into_inner().id, now)
             .await
             .map_err(status)?;
@@ -391,6 +401,7 @@ impl AdminService for AdminApi {
         let admin = self.admin(&request).await?;
         let devices = self
             .core
+            .devices
             .list_devices(&admin, Utc::now())
             .await
             .map_err(status)?;
@@ -403,6 +414,7 @@ impl AdminService for AdminApi {
         let admin = self.admin(&request).await?;
         let view = self
             .core
+            .devices
             .get_device(&admin, &request.into_inner().id, Utc::now())
             .await
             .map_err(status)?;
@@ -417,6 +429,7 @@ impl AdminService for AdminApi {
         let r = request.into_inner();
         let (view, command) = self
             .core
+            .devices
             .lock_device(&admin, &r.id, &r.message, Utc::now())
             .await
             .map_err(status)?;
@@ -433,6 +446,7 @@ impl AdminService for AdminApi {
         let admin = self.admin(&request).await?;
         let (view, command) = self
             .core
+            .devices
             .unlock_device(&admin, &request.into_inner().id, Utc::now())
             .await
             .map_err(status)?;
@@ -449,6 +463,7 @@ impl AdminService for AdminApi {
         let admin = self.admin(&request).await?;
         let (view, command) = self
             .core
+            .devices
             .wipe_device(&admin, &request.into_inner().id, Utc::now())
             .await
             .map_err(status)?;
@@ -462,6 +477,7 @@ impl AdminService for AdminApi {
         let admin = self.admin(&request).await?;
         let view = self
             .core
+            .devices
             .retire_device(&admin, &request.into_inner().id, Utc::now())
             .await
             .map_err(status)?;
@@ -475,6 +491,7 @@ impl AdminService for AdminApi {
         let admin = self.admin(&request).await?;
         let commands = self
             .core
+            .devices
             .list_commands(&admin, &request.into_inner().device_id, Utc::now())
             .await
             .map_err(status)?;
@@ -488,6 +505,7 @@ impl AdminService for AdminApi {
         let r = request.into_inner();
         let policy = self
             .core
+            .policies
             .set_policy(&admin, &r.name, &r.document, Utc::now())
             .await
             .map_err(status)?;
@@ -504,6 +522,7 @@ impl AdminService for AdminApi {
         };
         let policy = self
             .core
+            .policies
             .assign_policy(&admin, &r.name, group, device, Utc::now())
             .await
             .map_err(status)?;
@@ -514,6 +533,7 @@ impl AdminService for AdminApi {
         let admin = self.admin(&request).await?;
         let policy = self
             .core
+            .policies
             .get_policy(&admin, &request.into_inner().name, Utc::now())
             .await
             .map_err(status)?;
@@ -529,6 +549,7 @@ impl AdminService for AdminApi {
         let r = request.into_inner();
         let (added, token) = self
             .core
+            .admins
             .add_admin(&admin, &r.email, &requested_role(r.role), Utc::now())
             .await
             .map_err(status)?;
@@ -545,6 +566,7 @@ impl AdminService for AdminApi {
         let admin = self.admin(&request).await?;
         let admins = self
             .core
+            .admins
             .list_admins(&admin, Utc::now())
             .await
             .map_err(status)?;
@@ -567,7 +589,8 @@ impl AdminService for AdminApi {
         };
         let events = self
             .core
-            .list_audit(&admin, since, limit, Utc::now())
+            .audit
+            .list(&admin, since, limit, Utc::now())
             .await
             .map_err(status)?;
         Ok(Response::new(v1::ListAuditResponse {
@@ -593,6 +616,7 @@ impl AdminService for AdminApi {
         };
         let user = self
             .core
+            .users
             .add_user(&admin, new, Utc::now())
             .await
             .map_err(status)?;
@@ -607,6 +631,7 @@ impl AdminService for AdminApi {
         let admin = self.admin(&request).await?;
         let report = self
             .core
+            .users
             .import_users(&admin, &request.into_inner().csv, Utc::now())
             .await
             .map_err(status)?;
@@ -631,6 +656,7 @@ impl AdminService for AdminApi {
         let admin = self.admin(&request).await?;
         let users = self
             .core
+            .users
             .list_users(&admin, Utc::now())
             .await
             .map_err(status)?;
@@ -643,6 +669,7 @@ impl AdminService for AdminApi {
         let admin = self.admin(&request).await?;
         let user = self
             .core
+            .users
             .get_user(&admin, &request.into_inner().email, Utc::now())
             .await
             .map_err(status)?;
@@ -660,6 +687,7 @@ impl AdminService for AdminApi {
         })?;
         let user = self
             .core
+            .users
             .set_user_status(&admin, &r.email, to, Utc::now())
             .await
             .map_err(status)?;
@@ -670,6 +698,7 @@ impl AdminService for AdminApi {
         let admin = self.admin(&request).await?;
         let group = self
             .core
+            .users
             .add_group(&admin, &request.into_inner().name, Utc::now())
             .await
             .map_err(status)?;
@@ -683,6 +712,7 @@ impl AdminService for AdminApi {
         let admin = self.admin(&request).await?;
         let groups = self
             .core
+            .users
             .list_groups(&admin, Utc::now())
             .await
             .map_err(status)?;
@@ -696,6 +726,7 @@ impl AdminService for AdminApi {
         let r = request.into_inner();
         let view = self
             .core
+            .users
             .assign_device(&admin, &r.id, &r.user, Utc::now())
             .await
             .map_err(status)?;
@@ -719,6 +750,7 @@ impl AdminService for AdminApi {
         };
         let (app, secret) = self
             .core
+            .apps
             .add_app(&admin, new, Utc::now())
             .await
             .map_err(status)?;
@@ -732,6 +764,7 @@ impl AdminService for AdminApi {
         let admin = self.admin(&request).await?;
         let apps = self
             .core
+            .apps
             .list_apps(&admin, Utc::now())
             .await
             .map_err(status)?;
@@ -777,6 +810,7 @@ impl AdminService for AdminApi {
         };
         let (app, secret) = self
             .core
+            .apps
             .update_app(&admin, &r.name, changes, Utc::now())
             .await
             .map_err(status)?;
@@ -787,6 +821,7 @@ impl AdminService for AdminApi {
         let admin = self.admin(&request).await?;
         let app = self
             .core
+            .apps
             .remove_app(&admin, &request.into_inner().name, Utc::now())
             .await
             .map_err(status)?;
@@ -801,6 +836,7 @@ impl AdminService for AdminApi {
         let admin = self.admin(&request).await?;
         let (user, temporary) = self
             .core
+            .users
             .reset_password(&admin, &request.into_inner().email, Utc::now())
             .await
             .map_err(status)?;
@@ -815,6 +851,7 @@ impl AdminService for AdminApi {
         let admin = self.admin(&request).await?;
         let (user, temporary) = self
             .core
+            .users
             .reset_mfa(&admin, &request.into_inner().email, Utc::now())
             .await
             .map_err(status)?;
@@ -828,6 +865,7 @@ impl AdminService for AdminApi {
         let admin = self.admin(&request).await?;
         let key = self
             .core
+            .signing_keys
             .rotate_signing_key(&admin, Utc::now())
             .await
             .map_err(status)?;
@@ -845,6 +883,7 @@ impl AdminService for AdminApi {
         let admin = self.admin(&request).await?;
         let keys = self
             .core
+            .signing_keys
             .list_signing_keys(&admin, Utc::now())
             .await
             .map_err(status)?;

@@ -48,6 +48,7 @@ impl DeviceApi {
         let certs = request.peer_certs();
         let leaf = certs.as_ref().and_then(|c| c.first()).map(|c| c.as_ref());
         self.core
+            .enrollment
             .authenticate_device(leaf, DeviceChannel::DeviceApi, Utc::now())
             .await
             .map_err(status)
@@ -106,6 +107,7 @@ impl DeviceService for DeviceApi {
         let request = request.into_inner();
         let enrolled = self
             .core
+            .enrollment
             .enroll(
                 &request.token,
                 &request.csr_der,
@@ -131,6 +133,7 @@ impl DeviceService for DeviceApi {
         let device = self.device(&request).await?;
         let chain = self
             .core
+            .enrollment
             .renew(&device, &request.into_inner().csr_der, now)
             .await
             .map_err(status)?;
@@ -148,6 +151,7 @@ impl DeviceService for DeviceApi {
         let leaf = certs.as_ref().and_then(|c| c.first()).map(|c| c.as_ref());
         let challenge = self
             .core
+            .sign_in
             .device_auth_challenge(leaf, &request.get_ref().txn_id, Utc::now())
             .await
             .map_err(status)?;
@@ -177,6 +181,7 @@ impl DeviceService for DeviceApi {
             .map(|a| a.ip().to_canonical().to_string());
         let answered = self
             .core
+            .sign_in
             .answer_device_auth(
                 leaf,
                 peer_ip.as_deref(),
@@ -220,6 +225,7 @@ impl DeviceService for DeviceApi {
             async move {
                 let state = self
                     .core
+                    .sign_in
                     .device_auth_delivery(leaf, txn_id, Utc::now())
                     .await?;
                 Ok((state, state != DeliveryState::Waiting))

@@ -23,7 +23,7 @@ use super::frame::{page, see_other};
 use super::i18n::{self as t, Lang};
 use super::language::{language, language_for};
 use super::{Web, pages};
-use crate::core::Core;
+use crate::core::SignIn;
 use crate::core::passwords::Password;
 use crate::core::sso::{
     BrowserContext, CodeOutcome, MfaChange, MfaSetting, PasswordChange, StepUpOutcome,
@@ -36,7 +36,7 @@ use crate::domain::user::{User, UserStatus};
 /// The session's user, when it is signed in and still active.
 async fn active_user(web: &Web, session: &SsoSession, lang: Lang) -> Result<User, Response> {
     let user = match &session.user_id {
-        Some(id) if session.auth_time.is_some() => match web.core.user_by_id(id).await {
+        Some(id) if session.auth_time.is_some() => match web.core.users.user_by_id(id).await {
             Ok(user) => user.filter(|u| u.status == UserStatus::Active),
             Err(e) => return Err(unavailable(lang, &e)),
         },
@@ -113,9 +113,13 @@ async fn render(
     let now = Utc::now();
     let newest_first = extra.newest_first.unwrap_or(true);
     let checks = async {
-        let full = web.core.signed_in_beyond_password(&session, &user).await?;
-        let recent = web.core.stepped_up(&session, &user, now).await?;
-        let factor = web.core.step_up_factor(&user).await?;
+        let full = web
+            .core
+            .sign_in
+            .signed_in_beyond_password(&session, &user)
+            .await?;
+        let recent = web.core.sign_in.stepped_up(&session, &user, now).await?;
+        let factor = web.core.sign_in.step_up_factor(&user).await?;
         Ok::<_, crate::core::CoreError>((full, recent, factor))
     };
     let (signed_in_fully, stepped_up, step_up_factor) = match checks.await {
@@ -125,8 +129,13 @@ async fn render(
     let enrollment = match extra.enrollment {
         Some(e) => Some(e),
         // An enrollment started on this page stays on screen until done.
-        None => match web.core.enrollment_open(&session, now).await {
-            Ok(true) => match web.core.start_totp_enrollment(&session, &user, now).await {
+        None => match web.core.sign_in.enrollment_open(&session, now).await {
+            Ok(true) => match web
+                .core
+                .sign_in
+                .start_totp_enrollment(&session, &user, now)
+                .await
+            {
                 Ok(e) => e,
                 Err(e) => return unavailable(lang, &e),
             },
@@ -136,8 +145,8 @@ async fn render(
     };
     let (factors, history) = if signed_in_fully {
         match (
-            web.core.second_factor_view(&user).await,
-            web.core.account_history(&user, newest_first).await,
+            web.core.sign_in.second_factor_view(&user).await,
+            web.core.sign_in.account_history(&user, newest_first).await,
         ) {
             (Ok(f), Ok(h)) => (Some(f), h),
             (Err(e), _) | (_, Err(e)) => return unavailable(lang, &e),
@@ -155,7 +164,7 @@ async fn render(
             error: extra.error.map(|e| e.get(lang)),
             history: &history,
             newest_first,
-            csrf: &Core::csrf_token(&secret),
+            csrf: &SignIn::csrf_token(&secret),
             stepped_up,
             step_up_factor,
         },
@@ -245,6 +254,7 @@ pub async fn set_mfa(
     };
     let extra = match web
         .core
+        .sign_in
         .set_mfa_setting(&signed_in.0, &signed_in.2, setting, Utc::now())
         .await
     {
@@ -268,6 +278,7 @@ pub async fn start_totp(
 ) -> Response {
     match web
         .core
+        .sign_in
         .start_totp_enrollment(&signed_in.0, &signed_in.2, Utc::now())
         .await
     {
@@ -307,12 +318,16 @@ pub async fn confirm_totp(
     }: AccountPost,
 ) -> Response {
     let now = Utc::now();
-    if !matches!(web.core.enrollment_open(&signed_in.0, now).await, Ok(true)) {
+    if !matches!(
+        web.core.sign_in.enrollment_open(&signed_in.0, now).await,
+        Ok(true)
+    ) {
         return expired_page(language(&headers, None), "/account");
     }
     let code = form.code.unwrap_or_default();
     match web
         .core
+        .sign_in
         .confirm_account_totp(&signed_in.0, &signed_in.2, &code, now)
         .await
     {
@@ -336,6 +351,7 @@ pub async fn remove_totp(
     let code = form.code.unwrap_or_default();
     match web
         .core
+        .sign_in
         .remove_totp(&signed_in.0, &signed_in.2, &code, Utc::now())
         .await
     {
@@ -361,6 +377,7 @@ pub async fn verify(
     let code = form.code.unwrap_or_default();
     let extra = match web
         .core
+        .sign_in
         .step_up(&signed_in.0, &signed_in.2, &password, &code, Utc::now())
         .await
     {
@@ -385,6 +402,7 @@ pub async fn send_verify_code(
 ) -> Response {
     match web
         .core
+        .sign_in
         .send_step_up_code(&signed_in.0, &signed_in.2, Utc::now())
         .await
     {
@@ -418,6 +436,7 @@ pub async fn change_password(
     let confirm = form.confirm.unwrap_or_default();
     let outcome = web
         .core
+        .sign_in
         .change_own_password(
             &signed_in.0,
             &signed_in.2,
@@ -463,6 +482,7 @@ pub async fn set_language(
     };
     if let Err(e) = web
         .core
+        .sign_in
         .set_user_locale(&signed_in.2, lang.code(), Utc::now())
         .await
     {

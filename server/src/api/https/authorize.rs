@@ -20,7 +20,7 @@ use super::i18n as t;
 use super::language::language;
 use super::login::login_url;
 use super::{Web, pages};
-use crate::core::Core;
+use crate::core::SignIn;
 use crate::core::sso::{AuthorizeParams, AuthorizeRefusal, Step};
 
 /// `GET /authorize`.
@@ -32,7 +32,7 @@ pub async fn authorize(
 ) -> Response {
     let now = Utc::now();
     let lang = language(&headers, None);
-    let valid = match web.core.validate_authorize(&params).await {
+    let valid = match web.core.sign_in.validate_authorize(&params).await {
         Ok(valid) => valid,
         Err(AuthorizeRefusal::Redirect(url)) => return see_other(&url, &[]),
         Err(AuthorizeRefusal::Page(code)) => {
@@ -54,15 +54,19 @@ pub async fn authorize(
     };
     let existing = match web
         .core
+        .sign_in
         .session_from_cookie(cookie(&headers, SESSION_COOKIE), &client, now)
         .await
     {
         Ok(s) => s,
         Err(e) => return unavailable(lang, &e),
     };
-    let reusable = existing.filter(|s| Core::session_satisfies(s, &valid, now));
+    let reusable = existing.filter(|s| SignIn::session_satisfies(s, &valid, now));
     if valid.prompt_none && reusable.as_ref().is_none_or(|s| s.auth_time.is_none()) {
-        let mut pairs = vec![("error", "login_required"), ("iss", web.core.issuer())];
+        let mut pairs = vec![
+            ("error", "login_required"),
+            ("iss", web.core.sign_in.issuer()),
+        ];
         if let Some(state) = &valid.state {
             pairs.push(("state", state));
         }
@@ -73,12 +77,17 @@ pub async fn authorize(
     }
     let (session, cookies) = match reusable {
         Some(session) => (session, Vec::new()),
-        None => match web.core.start_session(&client, now).await {
+        None => match web.core.sign_in.start_session(&client, now).await {
             Ok((session, secret)) => (session, vec![session_cookie(&secret)]),
             Err(e) => return unavailable(lang, &e),
         },
     };
-    let request = match web.core.create_auth_request(&session, &valid, now).await {
+    let request = match web
+        .core
+        .sign_in
+        .create_auth_request(&session, &valid, now)
+        .await
+    {
         Ok(request) => request,
         Err(e) => return unavailable(lang, &e),
     };
@@ -86,7 +95,12 @@ pub async fn authorize(
         return see_other(&login_url(&request.handle), &cookies);
     }
     // prompt=none: a code at once, or an error for the client; never a page.
-    let error = match web.core.silent_step(&session, &request.handle, now).await {
+    let error = match web
+        .core
+        .sign_in
+        .silent_step(&session, &request.handle, now)
+        .await
+    {
         Ok(Step::Redirect(url, secret)) => {
             let mut cookies = cookies;
             cookies.extend(secret.as_deref().map(session_cookie));
@@ -96,7 +110,7 @@ pub async fn authorize(
         Ok(_) => "interaction_required",
         Err(e) => return unavailable(lang, &e),
     };
-    let mut pairs = vec![("error", error), ("iss", web.core.issuer())];
+    let mut pairs = vec![("error", error), ("iss", web.core.sign_in.issuer())];
     if let Some(state) = &valid.state {
         pairs.push(("state", state));
     }

@@ -3,7 +3,7 @@
 //! extractor, and the live sign-in session its session cookie names.
 //!
 //! Which proxies are trusted and what a cookie's secret stands for are the
-//! core's (`Core::client_address`, `Core::session_from_cookie`); the
+//! core's (`SignIn::client_address`, `SignIn::session_from_cookie`); the
 //! cookie's format is in `cookies.rs`; checking a form's CSRF token is in
 //! `csrf.rs`.
 
@@ -26,6 +26,7 @@ pub(super) fn browser(web: &Web, headers: &HeaderMap, peer: Option<&Peer>) -> Br
         .collect();
     let ip = peer.map_or_else(String::new, |p| {
         web.core
+            .sign_in
             .client_address(p.0.ip().to_canonical(), &forwarded)
             .to_string()
     });
@@ -67,6 +68,7 @@ pub(super) async fn current_session(
     };
     Ok(web
         .core
+        .sign_in
         .session_from_cookie(Some(secret), client, Utc::now())
         .await?
         .map(|s| (s, secret.to_owned())))

@@ -4,7 +4,7 @@
 //! the "form expired" or "bad request" page instead.
 //!
 //! The token itself (derived from the session's cookie secret) and the
-//! constant-time comparison are the core's (`Core::csrf_token`,
+//! constant-time comparison are the core's (`SignIn::csrf_token`,
 //! `core::sso::constant_eq`). Sign-out checks its token itself
 //! (`login/signout.rs`): an RP-initiated GET carries none.
 
@@ -19,7 +19,7 @@ use super::frame::page;
 use super::i18n::{self as t, Lang};
 use super::language::language;
 use super::{Peer, pages};
-use crate::core::Core;
+use crate::core::SignIn;
 use crate::core::sso::BrowserContext;
 use crate::domain::sign_in::SsoSession;
 
@@ -36,7 +36,7 @@ pub(super) async fn form_session(
         Ok(None) => return Err(expired_page(lang, "/")),
         Err(e) => return Err(unavailable(lang, &e)),
     };
-    if !crate::core::sso::constant_eq(&Core::csrf_token(&session.1), csrf) {
+    if !crate::core::sso::constant_eq(&SignIn::csrf_token(&session.1), csrf) {
         return Err(page(
             lang,
             StatusCode::FORBIDDEN,

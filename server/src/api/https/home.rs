@@ -16,7 +16,7 @@ use super::frame::page;
 use super::i18n as t;
 use super::language::{language, language_for};
 use super::{Web, pages};
-use crate::core::Core;
+use crate::core::SignIn;
 
 #[derive(Deserialize)]
 pub struct HomeQuery {
@@ -36,7 +36,7 @@ pub async fn home(
     };
     let signed_in = match &session {
         Some((s, _)) if s.auth_time.is_some() => match &s.user_id {
-            Some(id) => web.core.user_by_id(id).await.ok().flatten(),
+            Some(id) => web.core.users.user_by_id(id).await.ok().flatten(),
             None => None,
         },
         _ => None,
@@ -47,13 +47,13 @@ pub async fn home(
         signed_in.as_ref().and_then(|u| u.locale.as_deref()),
     );
     let apps = if signed_in.is_some() {
-        web.core.apps_for_home().await.unwrap_or_default()
+        web.core.sign_in.apps_for_home().await.unwrap_or_default()
     } else {
         Vec::new()
     };
     let csrf = session
         .as_ref()
-        .map(|(_, secret)| Core::csrf_token(secret))
+        .map(|(_, secret)| SignIn::csrf_token(secret))
         .unwrap_or_default();
     let body = pages::home(
         lang,

@@ -4,7 +4,7 @@
 //! factor. The device step is in `login/device_step.rs`, sign-out in
 //! `login/signout.rs`.
 //!
-//! Which step comes next is the core's (`Core::next_step`); this module
+//! Which step comes next is the core's (`SignIn::next_step`); this module
 //! has no rules of its own about it. It sets no cookie format (`cookies.rs`),
 //! checks no CSRF token (`csrf.rs`: `SessionForm` does before a handler
 //! runs) and holds no HTML (`pages/login.rs`).
@@ -23,7 +23,7 @@ use super::frame::{page, see_other};
 use super::i18n::{self as t, Lang};
 use super::language::{browser_chose, language, language_for};
 use super::{Web, pages};
-use crate::core::Core;
+use crate::core::SignIn;
 use crate::core::passwords::Password;
 use crate::core::sso::{CodeOutcome, LoginFailure, PasswordOutcome, Step, validate_new_password};
 use crate::domain::sign_in::SsoSession;
@@ -57,9 +57,10 @@ async fn render_step(
     status: StatusCode,
 ) -> Response {
     let here = login_url(request_id);
-    let csrf = Core::csrf_token(secret);
+    let csrf = SignIn::csrf_token(secret);
     let app = web
         .core
+        .sign_in
         .request_app(session, request_id, Utc::now())
         .await
         .ok()
@@ -131,7 +132,7 @@ async fn render_step(
                     request_id,
                     txn: &txn,
                     devices: &devices,
-                    device_url: web.core.device_url(),
+                    device_url: web.core.sign_in.device_url(),
                     csrf: &csrf,
                     error,
                 },
@@ -173,12 +174,17 @@ pub async fn login_page(
             // The saved language counts only when this browser chose none.
             let chosen = browser_chose(&headers, query.lang.as_deref());
             let saved = match &session.user_id {
-                Some(id) if !chosen => web.core.user_by_id(id).await.ok().flatten(),
+                Some(id) if !chosen => web.core.users.user_by_id(id).await.ok().flatten(),
                 _ => None,
             }
             .and_then(|u| u.locale);
             let lang = language_for(&headers, query.lang.as_deref(), saved.as_deref());
-            match web.core.next_step(&session, &request_id, Utc::now()).await {
+            match web
+                .core
+                .sign_in
+                .next_step(&session, &request_id, Utc::now())
+                .await
+            {
                 Ok(step) => {
                     render_step(
                         &web,
@@ -227,6 +233,7 @@ pub async fn submit_password(
     let password = Password::new(form.password);
     let outcome = match web
         .core
+        .sign_in
         .submit_password(&session, &form.email, &password, Utc::now())
         .await
     {
@@ -263,9 +270,10 @@ pub async fn submit_password(
             .into_response();
         }
     };
-    let csrf = Core::csrf_token(&secret);
+    let csrf = SignIn::csrf_token(&secret);
     let app = web
         .core
+        .sign_in
         .request_app(&session, &form.req, Utc::now())
         .await
         .ok()
@@ -336,6 +344,7 @@ pub async fn change_password(
     }
     match web
         .core
+        .sign_in
         .change_password(&session, &Password::new(form.password), Utc::now())
         .await
     {
@@ -367,7 +376,12 @@ pub async fn submit_code(
     }: SessionForm<CodeForm>,
 ) -> Response {
     let now = Utc::now();
-    let (error, status, retry_after) = match web.core.submit_code(&session, &form.code, now).await {
+    let (error, status, retry_after) = match web
+        .core
+        .sign_in
+        .submit_code(&session, &form.code, now)
+        .await
+    {
         Ok(CodeOutcome::SignedIn(secret)) => {
             return see_other(&login_url(&form.req), &[session_cookie(&secret)]);
         }
@@ -388,7 +402,7 @@ pub async fn submit_code(
         Err(e) => return unavailable(lang, &e),
     };
     // The same step again, with the error.
-    let step = match web.core.next_step(&session, &form.req, now).await {
+    let step = match web.core.sign_in.next_step(&session, &form.req, now).await {
         Ok(step) => step,
         Err(e) => return unavailable(lang, &e),
     };
@@ -421,7 +435,12 @@ pub async fn resend_code(
         ..
     }: SessionForm<CodeForm>,
 ) -> Response {
-    match web.core.resend_email_code(&session, Utc::now()).await {
+    match web
+        .core
+        .sign_in
+        .resend_email_code(&session, Utc::now())
+        .await
+    {
         Ok(_) => see_other(&login_url(&form.req), &[]),
         Err(e) => unavailable(lang, &e),
     }

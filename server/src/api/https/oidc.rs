@@ -82,7 +82,7 @@ fn token_error(error: TokenError, basic: bool) -> Response {
 /// `/.well-known/openid-configuration` (OpenID Connect Discovery 1.0,
 /// RFC 8414).
 pub async fn discovery(State(web): State<Web>) -> Response {
-    let issuer = web.core.issuer();
+    let issuer = web.core.sign_in.issuer();
     let body = json!({
         "issuer": issuer,
         "authorization_endpoint": format!("{issuer}/authorize"),
@@ -208,6 +208,7 @@ pub async fn token(
         Some("authorization_code") => match &form.code {
             Some(code) => {
                 web.core
+                    .sign_in
                     .exchange_code(
                         &auth,
                         code,
@@ -220,7 +221,7 @@ pub async fn token(
             None => Err(TokenError::InvalidRequest("code is missing")),
         },
         Some("refresh_token") => match &form.refresh_token {
-            Some(token) => web.core.refresh_tokens(&auth, token, now).await,
+            Some(token) => web.core.sign_in.refresh_tokens(&auth, token, now).await,
             None => Err(TokenError::InvalidRequest("refresh_token is missing")),
         },
         Some(_) => Err(TokenError::UnsupportedGrantType),
@@ -242,7 +243,7 @@ pub async fn userinfo(State(web): State<Web>, headers: HeaderMap) -> Response {
     let Some(token) = token else {
         return token_error(TokenError::InvalidToken, false);
     };
-    match web.core.userinfo(token, Utc::now()).await {
+    match web.core.sign_in.userinfo(token, Utc::now()).await {
         Ok(info) => json_response(StatusCode::OK, &info.0),
         Err(e) => token_error(e, false),
     }
@@ -274,7 +275,12 @@ pub async fn revoke(
         Ok(parts) => parts,
         Err((e, basic)) => return token_error(e, basic),
     };
-    match web.core.revoke_token(&auth, &token, Utc::now()).await {
+    match web
+        .core
+        .sign_in
+        .revoke_token(&auth, &token, Utc::now())
+        .await
+    {
         Ok(()) => json_response(StatusCode::OK, &json!({})),
         Err(e) => token_error(e, basic),
     }
@@ -290,7 +296,7 @@ pub async fn introspect(
         Ok(parts) => parts,
         Err((e, basic)) => return token_error(e, basic),
     };
-    match web.core.introspect(&auth, &token, Utc::now()).await {
+    match web.core.sign_in.introspect(&auth, &token, Utc::now()).await {
         Ok(result) => json_response(StatusCode::OK, &result.0),
         Err(e) => token_error(e, basic),
     }

@@ -28,7 +28,7 @@ pub async fn crl(State(files): State<Web>) -> impl IntoResponse {
 
 /// RFC 7517 §5: the public keys ID tokens are signed with.
 pub async fn jwks(State(files): State<Web>) -> axum::response::Response {
-    match files.core.jwks(chrono::Utc::now()).await {
+    match files.core.signing_keys.jwks(chrono::Utc::now()).await {
         Ok(keys) => {
             let body = format!(
                 r#"{{"keys":[{}]}}"#,

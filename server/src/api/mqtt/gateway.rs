@@ -163,6 +163,7 @@ impl Gateway {
         let now = Utc::now();
         let device = self
             .core
+            .enrollment
             .authenticate_device(leaf.as_deref(), DeviceChannel::Mqtt, now)
             .await;
 
@@ -221,7 +222,7 @@ impl Gateway {
                 outcome: AuditOutcome::Denied,
                 detail: reason.clone(),
             };
-            if let Err(e) = self.core.audit_device(&device, entry).await {
+            if let Err(e) = self.core.audit.record_device(&device, entry).await {
                 warn!(device = %id, error = %e, "the refusal could not be audited");
             }
         }
@@ -245,7 +246,12 @@ impl Gateway {
             outcome: AuditOutcome::Denied,
             detail: reason.to_owned(),
         };
-        if let Err(e) = self.core.audit_unauthenticated(entry, Utc::now()).await {
+        if let Err(e) = self
+            .core
+            .audit
+            .record_unauthenticated(entry, Utc::now())
+            .await
+        {
             warn!(error = %e, "the refusal could not be audited");
         }
     }

@@ -56,14 +56,18 @@ async fn handle(core: &Core, uplink: Uplink) {
         warn!(device = device_id, "malformed agent message dropped");
         return;
     };
-    let device = match core.authenticate_broker_device(device_id).await {
+    let device = match core.devices.authenticate_broker_device(device_id).await {
         Ok(device) => device,
         Err(e) => {
             debug!(device = device_id, error = %e, "message from a refused device dropped");
             return;
         }
     };
-    if let Err(e) = core.handle_agent_event(&device, event, Utc::now()).await {
+    if let Err(e) = core
+        .devices
+        .handle_agent_event(&device, event, Utc::now())
+        .await
+    {
         warn!(device = device_id, error = %e, "agent message not handled");
     }
 }

@@ -14,7 +14,8 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 
 use super::{KNOWN_SCOPES, MAX_PARAM, REQUEST_TTL};
-use crate::core::{Core, CoreError, InternalError};
+use crate::core::sso::SignIn;
+use crate::core::{CoreError, InternalError};
 use crate::domain::app::App;
 use crate::domain::ids::ClientId;
 use crate::domain::sign_in::AuthRequest;
@@ -128,7 +129,7 @@ pub fn redirect_with(redirect_uri: &str, params: &[(&str, &str)]) -> String {
     url.to_string()
 }
 
-impl Core {
+impl SignIn {
     /// Checks an authorization request (RFC 6749 §4.1.1, OIDC Core §3.1.2).
     pub async fn validate_authorize(
         &self,

@@ -19,8 +19,9 @@ use serde::Deserialize;
 
 use super::proof::{self, NewProof};
 use super::{DEVICE_AUTH_TYP, DEVICE_CLOCK_SKEW, ProofHandoff, constant_eq, device_fitness};
+use crate::core::CoreError;
 use crate::core::auth::{self, AuthenticatedDevice, DeviceAuthError, DeviceChannel, DeviceRefusal};
-use crate::core::{Core, CoreError};
+use crate::core::sso::SignIn;
 use crate::domain::app::DevicePolicy;
 use crate::domain::device::Device;
 use crate::domain::ids::DeviceId;
@@ -57,7 +58,7 @@ pub struct AnswerOutcome {
     pub handoff: Option<ProofHandoff>,
 }
 
-/// A device's answer to a transaction, as [`Core::settle_answer`] decides
+/// A device's answer to a transaction, as [`SignIn::settle_answer`] decides
 /// it: the authenticated device, its current record with the policy in
 /// force, the transaction's user, and whether the device proved its key.
 struct Answer<'a> {
@@ -88,7 +89,7 @@ struct DeviceStatement {
     number: String,
 }
 
-impl Core {
+impl SignIn {
     /// What a device must sign for `txn_id`. Only a device the transaction
     /// expects is told; any other device fails the transaction with the
     /// reason, so the browser shows it at once.
@@ -287,7 +288,7 @@ impl Core {
         else {
             return Ok(None);
         };
-        let required_ip = if self.settings.sso.bound_requires_same_ip {
+        let required_ip = if self.settings.bound_requires_same_ip {
             match peer_ip {
                 Some(ip) => Some(ip),
                 // Only the full check can tell whether it matters.
@@ -386,16 +387,14 @@ impl Core {
                     let policy = policy
                         .as_ref()
                         .map(|p| (p.name.as_str(), p.document.as_str()));
-                    let view = Core::view_under(subject, policy, now);
+                    let view = crate::core::policies::view_under(subject, policy, now);
                     device_fitness(&view.device, &view.compliance, &user.email)
                 }
             }
         };
         let failure = failure.or_else(|| {
             let same_ip = answer.peer_ip.is_some_and(|ip| ip == txn.browser_ip);
-            (txn.mode == DevicePolicy::Bound
-                && self.settings.sso.bound_requires_same_ip
-                && !same_ip)
+            (txn.mode == DevicePolicy::Bound && self.settings.bound_requires_same_ip && !same_ip)
                 .then(|| DeviceAuthFailure::WrongNetwork {
                     device: hostname.clone(),
                 })

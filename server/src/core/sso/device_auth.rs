@@ -15,7 +15,8 @@
 use chrono::{DateTime, Utc};
 
 use super::{DeliveryState, LoginFailure, Step, TXN_TTL, proof, random_hex};
-use crate::core::{Core, CoreError};
+use crate::core::CoreError;
+use crate::core::sso::SignIn;
 use crate::domain::app::{App, DevicePolicy};
 use crate::domain::device::{Device, DeviceState};
 use crate::domain::ids::DeviceId;
@@ -43,7 +44,7 @@ pub struct DeviceChoice {
     pub state: DeviceState,
 }
 
-impl Core {
+impl SignIn {
     /// The device confirmation the session holds, if it still counts for
     /// `app`: the device is still fit for the user, and for a `bound` app
     /// it was a `bound` (or certificate) confirmation made from the address
@@ -61,7 +62,7 @@ impl Core {
         if !confirmation_counts(held, app.device_policy, &session.ip) {
             return Ok(None);
         }
-        let view = self.compliance_of(&held.device_id, now).await?;
+        let view = self.policies.compliance_of(&held.device_id, now).await?;
         Ok(device_fitness(&view.device, &view.compliance, &user.email)
             .is_none()
             .then_some(view.device))
@@ -142,7 +143,7 @@ impl Core {
                     };
                     // The checks ran when the device answered; run them
                     // again, since a lock may have landed in between.
-                    let view = self.compliance_of(&device_id, now).await?;
+                    let view = self.policies.compliance_of(&device_id, now).await?;
                     if let Some(failure) =
                         device_fitness(&view.device, &view.compliance, &user.email)
                     {

@@ -11,8 +11,9 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::{LoginFailure, Step};
 use crate::core::limits::Guess;
+use crate::core::sso::SignIn;
 use crate::core::totp::{self, TotpSecret};
-use crate::core::{Core, CoreError, InternalError};
+use crate::core::{CoreError, InternalError};
 use crate::domain::app::{App, MfaPolicy};
 use crate::domain::audit::{Actor, AuditAction, AuditEntry, AuditOutcome};
 use crate::domain::sign_in::Factor;
@@ -160,9 +161,9 @@ pub fn mask_email(email: &str) -> String {
     }
 }
 
-impl Core {
+impl SignIn {
     fn effective_setting(&self, stored: Option<&str>) -> MfaSetting {
-        let minimum = self.settings.sso.user_mfa_minimum;
+        let minimum = self.settings.user_mfa_minimum;
         stored
             .and_then(MfaSetting::parse)
             .unwrap_or(minimum)
@@ -300,7 +301,7 @@ impl Core {
 
     /// Sends a new code to the user's address; false if it could not go.
     /// Only while the sign-in asks for an emailed code (see
-    /// [`Core::resend_email_code`]).
+    /// [`SignIn::resend_email_code`]).
     pub(super) async fn send_email_code(
         &self,
         session: &SsoSession,
@@ -588,7 +589,7 @@ impl Core {
         Ok(SecondFactorView {
             totp_enrolled: record.totp_secret.is_some(),
             setting: self.effective_setting(record.setting.as_deref()),
-            minimum: self.settings.sso.user_mfa_minimum,
+            minimum: self.settings.user_mfa_minimum,
             email_available: self.mail.is_some(),
         })
     }
@@ -602,7 +603,7 @@ impl Core {
         setting: MfaSetting,
         now: DateTime<Utc>,
     ) -> Result<MfaChange, CoreError> {
-        if setting < self.settings.sso.user_mfa_minimum {
+        if setting < self.settings.user_mfa_minimum {
             return Ok(MfaChange::BelowMinimum);
         }
         if !self.stepped_up(session, user, now).await? {

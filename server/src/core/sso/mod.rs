@@ -1,7 +1,7 @@
 //! The OpenID Connect provider's core: sign-in steps, device-auth
 //! transactions and the authorization codes and tokens they lead to.
 //!
-//! A login moves through steps that [`Core::next_step`] works out afresh on
+//! A login moves through steps that [`SignIn::next_step`] works out afresh on
 //! every page load from what the database holds (session, request,
 //! transaction), so any replica can serve any step and a reload never
 //! skips a check. Device checks run again on every authorization and every
@@ -46,16 +46,26 @@ mod steps;
 mod tokens;
 mod waiters;
 
+use std::sync::Arc;
+
 use chrono::Duration;
 
-use super::{Core, CoreError};
+use super::CoreError;
 // `steps.rs` and `sessions.rs` reach these as `super::email` and
 // `super::limits`.
+use super::Audit;
+use super::passwords::Passwords;
+use super::policies::Policies;
+use super::signing_keys::SigningKeys;
 use super::{email, limits};
+use crate::ca::CertificateAuthority;
 use crate::domain::app::App;
 use crate::domain::networks::{self, Cidr};
 use crate::domain::sign_in::DeviceAuthFailure;
 use crate::domain::sign_in::DeviceAuthTxn;
+use crate::mail::Mailer;
+use crate::push::Push;
+use crate::store::Store;
 pub use authorize::{
     AuthorizeParams, AuthorizeRefusal, ValidAuthorize, redirect_with, request_key,
 };
@@ -225,17 +235,38 @@ pub enum LoginFailure {
     EnrollmentNotAllowed,
 }
 
-impl Core {
+/// The sign-in service: everything from `/authorize` to the tokens an app
+/// holds, in the files listed above.
+pub struct SignIn {
+    pub(super) store: Store,
+    pub(super) audit: Audit,
+    /// Seals sign-in requests and second-factor secrets at rest.
+    pub(super) ca: Arc<CertificateAuthority>,
+    pub(super) settings: SsoSettings,
+    pub(super) passwords: Passwords,
+    /// Wakes browsers waiting on a device-auth transaction in this process.
+    pub(super) device_auth_waiters: Waiters,
+    /// Sends emailed sign-in codes; `None` without `[smtp]`.
+    pub(super) mail: Option<Mailer>,
+    /// Signs ID tokens and publishes the JWKS.
+    pub(super) signing_keys: SigningKeys,
+    /// Sends a device-auth challenge to an agent over MQTT.
+    pub(super) push: Push,
+    /// A device's compliance, checked at every step that relies on it.
+    pub(super) policies: Policies,
+}
+
+impl SignIn {
     pub fn issuer(&self) -> &str {
-        &self.settings.sso.issuer
+        &self.settings.issuer
     }
 
     pub fn device_url(&self) -> &str {
-        &self.settings.sso.device_url
+        &self.settings.device_url
     }
 
     pub fn support_contact(&self) -> &str {
-        &self.settings.sso.support_contact
+        &self.settings.support_contact
     }
 
     /// The browser's address for a request from `peer` carrying these
@@ -245,12 +276,12 @@ impl Core {
         peer: std::net::IpAddr,
         forwarded_for: &[&str],
     ) -> std::net::IpAddr {
-        networks::client_address(peer, forwarded_for, &self.settings.sso.trusted_proxies)
+        networks::client_address(peer, forwarded_for, &self.settings.trusted_proxies)
     }
 
     /// Whether a browser at `ip` may sign in (to `app`, when known).
     pub fn network_allows(&self, ip: &str, app: Option<&App>) -> bool {
-        networks::allowed(&self.settings.sso.allowed_networks, ip)
+        networks::allowed(&self.settings.allowed_networks, ip)
             && app.is_none_or(|a| networks::allowed(&a.allowed_networks, ip))
     }
 }

@@ -18,8 +18,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 
+use crate::core::CoreError;
 use crate::core::auth;
-use crate::core::{Core, CoreError};
+use crate::core::sso::SignIn;
 use crate::domain::app::DevicePolicy;
 use crate::domain::audit::{Actor, AuditAction, AuditEntry, AuditOutcome};
 use crate::domain::sign_in::TxnOutcome;
@@ -177,7 +178,7 @@ pub enum DeliveryState {
     Over,
 }
 
-impl Core {
+impl SignIn {
     /// Device requests the session may still start, or the failure to
     /// show when it has started too many (repeated pushes stop).
     pub(super) async fn txn_allowance(

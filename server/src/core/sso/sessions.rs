@@ -15,7 +15,8 @@ use chrono::{DateTime, Utc};
 
 use super::{BrowserContext, HISTORY_RETENTION, PURGE_AFTER, SESSION_TTL, random_hex};
 use crate::core::auth::secret_hash;
-use crate::core::{Core, CoreError, InternalError};
+use crate::core::sso::SignIn;
+use crate::core::{CoreError, InternalError};
 use crate::domain::app::App;
 use crate::domain::ids::{ClientId, DeviceId};
 use crate::domain::sign_in::LoginEvent;
@@ -52,7 +53,7 @@ fn unsaved_session(id: String, browser: &BrowserContext, now: DateTime<Utc>) -> 
     }
 }
 
-impl Core {
+impl SignIn {
     /// The live session a cookie names, if any.
     /// The session is loaded with the current request's address and user
     /// agent, so every check on it judges the browser asking now.

@@ -15,10 +15,11 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::mfa::KIND_EMAIL;
 use super::validate_new_password;
+use crate::core::CoreError;
 use crate::core::limits::Guess;
 use crate::core::passwords::Password;
+use crate::core::sso::SignIn;
 use crate::core::users::PasswordCheck;
-use crate::core::{Core, CoreError};
 use crate::domain::sign_in::Factor;
 use crate::domain::sign_in::{LoginEvent, SsoSession};
 use crate::domain::user::User;
@@ -64,7 +65,7 @@ pub enum PasswordChange {
     Invalid(&'static str),
 }
 
-impl Core {
+impl SignIn {
     /// The second factor a step-up asks of `user`.
     pub async fn step_up_factor(&self, user: &User) -> Result<StepUpFactor, CoreError> {
         let record = self.store.second_factor(&user.id).await?;

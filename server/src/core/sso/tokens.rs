@@ -15,8 +15,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{REFRESH_TTL, constant_eq, device_fitness, random_hex};
+use crate::core::CoreError;
 use crate::core::auth::secret_hash;
-use crate::core::{Core, CoreError};
+use crate::core::sso::SignIn;
 use crate::domain::app::App;
 use crate::domain::audit::{Actor, AuditAction, AuditEntry, AuditOutcome};
 use crate::domain::ids::ClientId;
@@ -111,7 +112,7 @@ fn pkce_matches(verifier: &str, challenge: &str) -> bool {
         )
 }
 
-impl Core {
+impl SignIn {
     /// Authenticates a client: a confidential client by its secret (basic
     /// or post), a public client by its id alone.
     pub async fn authenticate_client(&self, auth: &ClientAuth) -> Result<App, TokenError> {
@@ -255,15 +256,16 @@ impl Core {
         detail: &str,
         now: DateTime<Utc>,
     ) -> Result<(), CoreError> {
-        self.audit(AuditEntry {
-            at: now,
-            actor: Actor::Client(grant.client_id.clone()),
-            action,
-            target: grant.user_id.to_string(),
-            outcome: AuditOutcome::Denied,
-            detail: detail.to_owned(),
-        })
-        .await
+        self.audit
+            .record(AuditEntry {
+                at: now,
+                actor: Actor::Client(grant.client_id.clone()),
+                action,
+                target: grant.user_id.to_string(),
+                outcome: AuditOutcome::Denied,
+                detail: detail.to_owned(),
+            })
+            .await
     }
 
     /// Re-evaluates a grant: live, its user active, its device (if a device
@@ -289,7 +291,7 @@ impl Core {
             return Err(TokenError::InvalidGrant("the user can no longer sign in"));
         };
         if let Some(device) = &grant.device_id {
-            let view = self.compliance_of(device, now).await?;
+            let view = self.policies.compliance_of(device, now).await?;
             if let Some(failure) = device_fitness(&view.device, &view.compliance, &user.email) {
                 self.store
                     .end_grant(&grant.id, &format!("device check: {}", failure.code()), now)
@@ -309,7 +311,7 @@ impl Core {
         user: &User,
         now: DateTime<Utc>,
     ) -> Result<TokenSet, TokenError> {
-        let ttl = self.settings.sso.access_token_ttl;
+        let ttl = self.settings.access_token_ttl;
         let exp = (now + ttl).timestamp();
         let issuer = self.issuer();
         let mut access = json!({
@@ -350,10 +352,15 @@ impl Core {
             id.extend(claims);
         }
         let access_token = self
+            .signing_keys
             .sign_jws("at+jwt", access.to_string().as_bytes(), now)
             .await?;
         let id_token = if has_scope(&grant.scope, "openid") {
-            Some(self.sign_jws("JWT", id.to_string().as_bytes(), now).await?)
+            Some(
+                self.signing_keys
+                    .sign_jws("JWT", id.to_string().as_bytes(), now)
+                    .await?,
+            )
         } else {
             None
         };
@@ -396,7 +403,7 @@ impl Core {
             return Ok(None);
         }
         let kid = header.get("kid").and_then(Value::as_str).unwrap_or("");
-        let keys = self.jwks(now).await?;
+        let keys = self.signing_keys.jwks(now).await?;
         let Some(key) = keys.iter().find(|k| k.kid == kid) else {
             return Ok(None);
         };
@@ -532,7 +539,7 @@ pub struct IdTokenHint {
     pub user_id: crate::domain::ids::UserId,
 }
 
-impl Core {
+impl SignIn {
     /// Reads an ID token we issued (its expiry does not matter here).
     pub async fn id_token_hint(
         &self,
@@ -551,7 +558,7 @@ impl Core {
         else {
             return Ok(None);
         };
-        let keys = self.jwks(now).await?;
+        let keys = self.signing_keys.jwks(now).await?;
         let Some((_, payload)) = keys
             .iter()
             .find(|k| k.kid == kid)

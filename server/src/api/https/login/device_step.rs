@@ -56,6 +56,7 @@ pub async fn choose_device(
 ) -> Response {
     match web
         .core
+        .sign_in
         .choose_device(&session, &form.req, form.device.as_deref(), Utc::now())
         .await
     {
@@ -104,6 +105,7 @@ pub async fn submit_device_code(
     let now = Utc::now();
     let outcome = match web
         .core
+        .sign_in
         .submit_device_code(&session, &form.req, &form.code, now)
         .await
     {
@@ -124,7 +126,7 @@ pub async fn submit_device_code(
             StatusCode::CONFLICT,
         ),
     };
-    let step = match web.core.next_step(&session, &form.req, now).await {
+    let step = match web.core.sign_in.next_step(&session, &form.req, now).await {
         Ok(step) => step,
         Err(e) => return unavailable(lang, &e),
     };
@@ -165,6 +167,7 @@ pub async fn redeem_device_link(
     };
     let outcome = web
         .core
+        .sign_in
         .redeem_link(
             session.as_ref(),
             query.txn.as_deref().unwrap_or(""),
@@ -186,7 +189,7 @@ pub async fn redeem_device_link(
             lang,
             StatusCode::FORBIDDEN,
             &t::OTHER_BROWSER_TITLE,
-            pages::other_browser(lang, &context, web.core.support_contact()),
+            pages::other_browser(lang, &context, web.core.sign_in.support_contact()),
             "/",
         )
         .into_response(),
@@ -243,6 +246,7 @@ async fn wait_for_answer(
     crate::api::long_poll::until_moved(&web.core, txn_id, WAIT, || async {
         let state = web
             .core
+            .sign_in
             .device_auth_state(session, txn_id, Utc::now())
             .await?;
         let done = !matches!(state, Some(TxnOutcome::Pending));
@@ -286,12 +290,13 @@ pub async fn device_certificate(
     let ip = client.ip.clone();
     match web
         .core
+        .sign_in
         .answer_with_certificate(&session, &leaf, &txn, &ip, now)
         .await
     {
         // Either way the sign-in page shows the outcome.
         Ok((_, request_id)) => see_other(
-            &format!("{}{}", web.core.issuer(), login_url(&request_id)),
+            &format!("{}{}", web.core.sign_in.issuer(), login_url(&request_id)),
             &[],
         ),
         Err(CoreError::DeviceAuth(e)) => {

@@ -20,7 +20,7 @@ use crate::api::https::frame::{page, see_other};
 use crate::api::https::i18n as t;
 use crate::api::https::language::language;
 use crate::api::https::{Web, pages};
-use crate::core::Core;
+use crate::core::SignIn;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct LogoutParams {
@@ -53,7 +53,13 @@ pub async fn logout(
     // The hint must be an ID token we issued, of the client named (when
     // one is), for this browser's session when it has one (by `sid`).
     let hint = match &params.id_token_hint {
-        Some(token) => web.core.id_token_hint(token, now).await.ok().flatten(),
+        Some(token) => web
+            .core
+            .sign_in
+            .id_token_hint(token, now)
+            .await
+            .ok()
+            .flatten(),
         None => None,
     }
     .filter(|h| {
@@ -72,6 +78,7 @@ pub async fn logout(
     let redirect = match (&params.post_logout_redirect_uri, &hint) {
         (Some(uri), Some(hint)) => web
             .core
+            .sign_in
             .post_logout_redirect(&hint.client_id, uri)
             .await
             .ok()
@@ -90,10 +97,10 @@ pub async fn logout(
             && params
                 .csrf
                 .as_deref()
-                .is_some_and(|c| crate::core::sso::constant_eq(&Core::csrf_token(secret), c));
+                .is_some_and(|c| crate::core::sso::constant_eq(&SignIn::csrf_token(secret), c));
         let hinted = hint.as_ref().is_some_and(|h| h.session_id == session.id);
         if !(confirmed || hinted) {
-            let csrf = Core::csrf_token(secret);
+            let csrf = SignIn::csrf_token(secret);
             let body = pages::sign_out_form(
                 lang,
                 &csrf,
@@ -109,7 +116,12 @@ pub async fn logout(
             );
             return page(lang, StatusCode::OK, &t::SIGN_OUT, body, "/logout").into_response();
         }
-        if let Err(e) = web.core.end_session(session, "signed out", now).await {
+        if let Err(e) = web
+            .core
+            .sign_in
+            .end_session(session, "signed out", now)
+            .await
+        {
             return unavailable(lang, &e);
         }
     }
