@@ -382,3 +382,78 @@ async fn the_helpdesk_resets_a_lost_authenticator() -> Result<()> {
     );
     scene.sys.stop().await
 }
+
+/// A new password that is not taken says why on the same form, and the
+/// temporary password still has to be replaced: the fields differ, too
+/// short, too long.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_password_that_is_not_taken_says_why() -> Result<()> {
+    let sys = System::start().await?;
+    let app = sys
+        .ctl_json(&[
+            "app",
+            "add",
+            "Payroll",
+            "--redirect-uri",
+            RP_CALLBACK,
+            "--device",
+            "none",
+        ])
+        .await?;
+    let client_id = app["client_id"].as_str().context("client id")?;
+    sys.ctl(&["user", "add", "alice@example.com", "--name", "Alice Suzuki"])
+        .await?;
+    let reset = sys
+        .ctl_json(&["user", "reset-password", "alice@example.com"])
+        .await?;
+    let temporary = reset["temporary_password"]
+        .as_str()
+        .context("temporary password")?;
+    let mut alice = Browser::new(sys.running().https_addr, &sys.ca_pem)?;
+    let url = login::authorize_url(client_id, RP_CALLBACK, "alice");
+    let (req, csrf) = login::open_sign_in(&mut alice, &url, "Payroll").await?;
+    let mut page =
+        login::submit_password(&mut alice, &req, &csrf, "alice@example.com", temporary).await?;
+    assert!(login::asks_new_password(&page), "{}", page.body);
+
+    let too_long = "x".repeat(257);
+    let tries = [
+        (
+            NEW_PASSWORD,
+            "a much longer passphrase of yours",
+            "The two passwords differ.",
+        ),
+        ("short one", "short one", "at least 12 characters"),
+        (
+            too_long.as_str(),
+            too_long.as_str(),
+            "at most 256 characters",
+        ),
+    ];
+    for (password, confirm, says) in tries {
+        let csrf = page.input("csrf").context("csrf")?;
+        let refused = alice
+            .post(
+                "/login/password",
+                &[
+                    ("req", &req),
+                    ("csrf", &csrf),
+                    ("password", password),
+                    ("confirm", confirm),
+                ],
+            )
+            .await?;
+        assert_eq!(refused.status, 400, "{says}: {}", refused.body);
+        assert!(refused.body.contains(says), "{says}: {}", refused.body);
+        assert!(login::asks_new_password(&refused), "{}", refused.body);
+        page = refused;
+    }
+
+    // The temporary password was not replaced by any of them.
+    let mut again = Browser::new(sys.running().https_addr, &sys.ca_pem)?;
+    let (req, csrf) = login::open_sign_in(&mut again, &url, "Payroll").await?;
+    let page =
+        login::submit_password(&mut again, &req, &csrf, "alice@example.com", temporary).await?;
+    assert!(login::asks_new_password(&page), "{}", page.body);
+    sys.stop().await
+}

@@ -456,14 +456,9 @@ pub async fn change_password(
         Ok(PasswordChange::LockedOut(_)) => {
             refused(&t::LOCKED_OUT_SHORT, StatusCode::TOO_MANY_REQUESTS)
         }
-        Ok(PasswordChange::Invalid(problem)) => refused(
-            match problem {
-                "mismatch" => &t::PW_MISMATCH,
-                "too_long" => &t::PW_TOO_LONG,
-                _ => &t::PW_TOO_SHORT,
-            },
-            StatusCode::BAD_REQUEST,
-        ),
+        Ok(PasswordChange::Invalid(problem)) => {
+            refused(t::new_password_problem(problem), StatusCode::BAD_REQUEST)
+        }
         Err(e) => return unavailable(language(&headers, None), &e),
     };
     render(&web, &headers, signed_in, extra).await

@@ -4,6 +4,8 @@
 //! Which language a request gets (`?lang=`, the cookie, the saved choice)
 //! is decided in `language.rs`.
 
+use crate::core::sso::NewPasswordProblem;
+
 /// A page language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
@@ -78,6 +80,16 @@ impl Text {
             Lang::En => self.en,
             Lang::Ja => self.ja,
         }
+    }
+}
+
+/// What the pages say about a new password that was not taken (the
+/// sign-in step that replaces a temporary password, and the account page).
+pub fn new_password_problem(problem: NewPasswordProblem) -> &'static Text {
+    match problem {
+        NewPasswordProblem::Mismatch => &PW_MISMATCH,
+        NewPasswordProblem::TooShort => &PW_TOO_SHORT,
+        NewPasswordProblem::TooLong => &PW_TOO_LONG,
     }
 }
 

@@ -325,11 +325,7 @@ pub async fn change_password(
     }: SessionForm<ChangePasswordForm>,
 ) -> Response {
     if let Err(problem) = validate_new_password(&form.password, &form.confirm) {
-        let text = match problem {
-            "mismatch" => &t::PW_MISMATCH,
-            "too_long" => &t::PW_TOO_LONG,
-            _ => &t::PW_TOO_SHORT,
-        };
+        let text = t::new_password_problem(problem);
         return render_step(
             &web,
             lang,

@@ -80,7 +80,7 @@ pub use proof::{
     normalize_code,
 };
 pub use step_up::{PasswordChange, STEP_UP_WINDOW, StepUpFactor, StepUpOutcome};
-pub use steps::{PasswordOutcome, validate_new_password};
+pub use steps::{NewPasswordProblem, PasswordOutcome, validate_new_password};
 pub use tokens::{ClientAuth, IdTokenHint, IntrospectedToken, TokenError, TokenSet, UserInfo, put};
 pub use waiters::Waiters;
 

@@ -14,7 +14,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::mfa::KIND_EMAIL;
-use super::validate_new_password;
+use super::{NewPasswordProblem, validate_new_password};
 use crate::core::CoreError;
 use crate::core::limits::Guess;
 use crate::core::passwords::Password;
@@ -62,7 +62,7 @@ pub enum PasswordChange {
     /// Too many failures; try again after this many seconds.
     LockedOut(i64),
     /// The new password is not acceptable (`too_short`, `mismatch`, …).
-    Invalid(&'static str),
+    Invalid(NewPasswordProblem),
 }
 
 impl SignIn {

@@ -48,18 +48,29 @@ pub enum PasswordOutcome {
     NetworkDenied,
 }
 
+/// Why a new password was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewPasswordProblem {
+    /// The two fields differ.
+    Mismatch,
+    /// Fewer than 12 characters.
+    TooShort,
+    /// More than 256 characters.
+    TooLong,
+}
+
 /// A password's acceptable shape: the length NIST SP 800-63B asks for,
 /// nothing else imposed.
-pub fn validate_new_password(password: &str, confirm: &str) -> Result<(), &'static str> {
+pub fn validate_new_password(password: &str, confirm: &str) -> Result<(), NewPasswordProblem> {
     if password != confirm {
-        return Err("mismatch");
+        return Err(NewPasswordProblem::Mismatch);
     }
     let chars = password.chars().count();
     if chars < 12 {
-        return Err("too_short");
+        return Err(NewPasswordProblem::TooShort);
     }
     if chars > 256 {
-        return Err("too_long");
+        return Err(NewPasswordProblem::TooLong);
     }
     Ok(())
 }
@@ -521,10 +532,13 @@ mod tests {
 
     #[test]
     fn new_passwords_need_twelve_characters_and_a_match() {
-        assert_eq!(validate_new_password("short", "short"), Err("too_short"));
+        assert_eq!(
+            validate_new_password("short", "short"),
+            Err(NewPasswordProblem::TooShort)
+        );
         assert_eq!(
             validate_new_password("long enough pass", "long enough pas"),
-            Err("mismatch")
+            Err(NewPasswordProblem::Mismatch)
         );
         assert_eq!(
             validate_new_password(
