@@ -73,8 +73,10 @@ impl From<&AuthRequest> for SealedRequest {
     }
 }
 
-/// The query parameters of `/authorize`, as received.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// The parameters of an `/authorize` request as the browser sent them,
+/// each absent or its text; the HTTP layer reads them from the query
+/// string (`api/https/authorize.rs`), and nothing here is checked yet.
+#[derive(Debug, Clone, Default)]
 pub struct AuthorizeParams {
     pub response_type: Option<String>,
     pub client_id: Option<String>,
