@@ -18,7 +18,9 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::proof::{self, NewProof};
-use super::{DEVICE_AUTH_TYP, DEVICE_CLOCK_SKEW, ProofHandoff, constant_eq, device_fitness};
+use super::{
+    DEVICE_AUTH_TYP, DEVICE_CLOCK_SKEW, JwsHeader, ProofHandoff, constant_eq, device_fitness,
+};
 use crate::core::CoreError;
 use crate::core::auth::{self, AuthenticatedDevice, DeviceAuthError, DeviceChannel, DeviceRefusal};
 use crate::core::sso::SignIn;
@@ -259,9 +261,9 @@ impl SignIn {
             return None;
         }
         let (header, payload) = latchkey_certs::jose::verify_compact_p256(public_key, signed)?;
-        let header: serde_json::Value = serde_json::from_slice(&header).ok()?;
-        let typ_ok = header.get("alg")?.as_str()? == "ES256"
-            && header.get("typ")?.as_str()? == DEVICE_AUTH_TYP;
+        let header: JwsHeader = serde_json::from_slice(&header).ok()?;
+        let typ_ok = header.alg.as_deref() == Some("ES256")
+            && header.typ.as_deref() == Some(DEVICE_AUTH_TYP);
         let statement: DeviceStatement = serde_json::from_slice(&payload).ok()?;
         let signed_at = DateTime::from_timestamp(statement.iat, 0)?;
         (typ_ok && statement.aud == self.issuer() && (now - signed_at).abs() <= DEVICE_CLOCK_SKEW)
