@@ -24,7 +24,7 @@ use crate::core::sso::SignIn;
 use crate::core::{CoreError, InternalError};
 use crate::domain::app::App;
 use crate::domain::audit::{Actor, AuditAction, AuditEntry, AuditOutcome};
-use crate::domain::ids::{ClientId, DeviceId, UserId};
+use crate::domain::ids::{ClientId, DeviceId, GrantId, SsoSessionId, UserId};
 use crate::domain::sign_in::Grant;
 use crate::domain::user::{User, UserStatus};
 
@@ -453,7 +453,7 @@ impl SignIn {
             iss: issuer,
             jti: random_hex::<16>()?,
             scope: &grant.scope,
-            sid: &grant.id,
+            sid: grant.id.as_str(),
             sub: user.id.as_str(),
         };
         let claims = user_claims(user, &grant.scope);
@@ -472,7 +472,7 @@ impl SignIn {
             locale: claims.locale.as_deref(),
             name: claims.name.as_deref(),
             nonce: grant.nonce.as_deref(),
-            sid: &grant.session_id,
+            sid: grant.session_id.as_str(),
             sub: user.id.as_str(),
         };
         let access = serde_json::to_vec(&access)
@@ -532,7 +532,10 @@ impl SignIn {
         if claims.iss != self.issuer() || claims.exp <= now.timestamp() {
             return Ok(None);
         }
-        let Some(grant) = self.store.grant(&claims.sid).await? else {
+        let Some(grant_id) = GrantId::parse(&claims.sid) else {
+            return Ok(None);
+        };
+        let Some(grant) = self.store.grant(&grant_id).await? else {
             return Ok(None);
         };
         if grant.ended_at.is_some() || grant.user_id.as_str() != claims.sub {
@@ -653,8 +656,8 @@ impl SignIn {
 #[derive(Debug, Clone)]
 pub struct IdTokenHint {
     pub client_id: String,
-    pub session_id: String,
-    pub user_id: crate::domain::ids::UserId,
+    pub session_id: SsoSessionId,
+    pub user_id: UserId,
 }
 
 impl SignIn {
@@ -689,13 +692,18 @@ impl SignIn {
         else {
             return Ok(None);
         };
-        Ok(
-            crate::domain::ids::UserId::parse(&sub).map(|user_id| IdTokenHint {
-                client_id,
-                session_id,
-                user_id,
-            }),
-        )
+        // Our ID tokens name a session and a user by their ids; a token
+        // that does not names neither.
+        let (Some(session_id), Some(user_id)) =
+            (SsoSessionId::parse(&session_id), UserId::parse(&sub))
+        else {
+            return Ok(None);
+        };
+        Ok(Some(IdTokenHint {
+            client_id,
+            session_id,
+            user_id,
+        }))
     }
 
     /// `uri` if it is one of the client's registered sign-out addresses
