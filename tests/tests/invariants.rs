@@ -97,6 +97,26 @@ fn core_imports_no_transport_or_storage_crate() {
     assert!(found.is_empty(), "{found:#?}");
 }
 
+/// The core answers with typed values and builds no JSON by hand: every
+/// response body is built in `api/`, and what the core signs, seals or
+/// reads (token claims, a sealed request, a JWS header, a device's
+/// statement) is a typed struct.
+#[test]
+fn core_builds_no_json_by_hand() {
+    let found = offenders(
+        &root().join("server/src/core"),
+        &[],
+        &[
+            "serde_json::Value",
+            "serde_json::Map",
+            "serde_json::{",
+            "serde_json::to_value",
+            "json!",
+        ],
+    );
+    assert!(found.is_empty(), "{found:#?}");
+}
+
 #[test]
 fn only_store_imports_sea_orm() {
     let found = offenders(

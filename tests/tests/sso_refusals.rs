@@ -218,6 +218,74 @@ async fn device_answers_that_must_not_count_are_refused_with_the_reason() -> Res
     s.sys.stop().await
 }
 
+/// Transaction ids of another shape, from a browser or from a device, name
+/// nothing: the waiting page hears "unknown", a redemption link is expired,
+/// a device is told there is no such sign-in (or that its proof's wait is
+/// over). The sign-in they were aimed at goes on untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_ids_of_another_shape_name_nothing() -> Result<()> {
+    let mut s = setup("bound").await?;
+    let (mut browser, page) = s.alice_signs_in("shapes").await?;
+    let txn = page.attr("data-txn").context("txn")?;
+    assert_eq!(txn.len(), 32, "{txn}");
+    let enrollment = s.agent.state.enrollment()?;
+    let chain = s.agent.state.certificate_chain()?;
+    let key = keystore::load(&s.agent.state)?;
+    let ca = s.agent.state.ca()?.context("ca")?;
+    let channel =
+        enroll::channel(&enrollment.server_url, &ca, Some((chain.as_str(), &key))).await?;
+    let mut device = DeviceServiceClient::new(channel);
+    let malformed = [
+        String::new(),
+        "x".into(),
+        format!("{}A", &txn[..31]),
+        format!("{}g", &txn[..31]),
+        format!("{txn}0"),
+        format!(" {txn}"),
+        "\0".repeat(32),
+        "é".repeat(16),
+        "a".repeat(2000),
+    ];
+    for bad in &malformed {
+        let q: String = url::form_urlencoded::byte_serialize(bad.as_bytes()).collect();
+        let waited = browser.get(&format!("/login/wait?txn={q}")).await?;
+        assert_eq!(waited.status, 200, "{bad:?}: {}", waited.body);
+        assert_eq!(waited.body, r#"{"status":"unknown"}"#, "{bad:?}");
+        let redeemed = browser
+            .get(&format!(
+                "/login/device/redeem?txn={q}&proof={}",
+                "0".repeat(64)
+            ))
+            .await?;
+        assert_eq!(redeemed.status, 400, "{bad:?}: {}", redeemed.body);
+        let refused = device
+            .get_device_auth(v1::GetDeviceAuthRequest {
+                txn_id: bad.clone(),
+            })
+            .await
+            .expect_err("no such sign-in");
+        assert_eq!(
+            refused.code(),
+            tonic::Code::NotFound,
+            "{bad:?}: {refused:?}"
+        );
+        let delivery = device
+            .await_device_auth_delivery(v1::AwaitDeviceAuthDeliveryRequest {
+                txn_id: bad.clone(),
+            })
+            .await?
+            .into_inner();
+        assert_eq!(delivery.state, "over", "{bad:?}");
+    }
+
+    let (report, landed) = authenticate_with_device(&mut browser, &s.agent, &page).await?;
+    assert!(report.confirmed, "{report:?}");
+    let url = landed.location().context("back to the app")?;
+    assert!(url.starts_with(RP_CALLBACK), "{url}");
+    s.agent.stop().await?;
+    s.sys.stop().await
+}
+
 /// Signs Alice in through her device (her password already chosen) and
 /// returns the code the client received.
 async fn code_for(

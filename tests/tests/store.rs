@@ -10,7 +10,7 @@ use latchkeyd::core::AgentEvent;
 use latchkeyd::core::users::NewUser;
 use latchkeyd::domain::command::CommandStatus;
 use latchkeyd::domain::device::DeviceFacts;
-use latchkeyd::domain::ids::{CommandId, DeviceId};
+use latchkeyd::domain::ids::{AuthRequestId, CommandId, DeviceAuthTxnId, DeviceId, SsoSessionId};
 use latchkeyd::domain::user::UserKind;
 
 fn facts(n: usize) -> DeviceFacts {
@@ -263,10 +263,11 @@ async fn device_auth_facts_follow_the_policy_in_force() -> anyhow::Result<()> {
     let now = fixture.now;
     let enrolled = fixture.enroll(&secret, "host-0").await?;
     let serial = latchkey_certs::inspect_pem(&enrolled.certificate_chain_pem)?.serial_hex;
+    let no_such_transaction = DeviceAuthTxnId::from_bytes([0; 16]);
     let policy_in_force = || async {
         let facts = fixture
             .store
-            .device_auth_facts(&serial, "no-such-transaction")
+            .device_auth_facts(&serial, Some(&no_such_transaction))
             .await?
             .expect("the certificate is known");
         assert!(facts.txn.is_none() && facts.user.is_none() && facts.app_name.is_none());
@@ -304,7 +305,7 @@ async fn device_auth_facts_follow_the_policy_in_force() -> anyhow::Result<()> {
         )
         .await?;
     assert_eq!(policy_in_force().await?.as_deref(), Some("for-this-device"));
-    assert!(fixture.store.device_auth_facts("00", "").await?.is_none());
+    assert!(fixture.store.device_auth_facts("00", None).await?.is_none());
     fixture.stop().await
 }
 
@@ -390,16 +391,17 @@ async fn a_fit_answer_confirms_in_one_statement_only_while_nothing_changed() -> 
         .await?
         .expect("alice exists");
 
-    let mut n = 0;
+    let mut n = 0u128;
     let mut txn = |mode: DevicePolicy, expected: &DeviceId| {
         n += 1;
+        let bytes = u128::to_be_bytes(n);
         DeviceAuthTxn {
-            id: format!("{n:032x}"),
+            id: DeviceAuthTxnId::from_bytes(bytes),
             nonce: format!("nonce-{n}"),
             short_code: "42".into(),
             mode,
-            request_id: format!("request-{n}"),
-            session_id: format!("session-{n}"),
+            request_id: AuthRequestId::from_bytes(bytes),
+            session_id: SsoSessionId::from_bytes(bytes),
             user_id: alice.id.clone(),
             client_id: ClientId::generate(),
             expected_devices: vec![DeviceId::generate(), expected.clone()],

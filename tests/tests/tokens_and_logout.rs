@@ -25,14 +25,17 @@ async fn signed_in_tokens(
     state: &str,
     password: &str,
 ) -> Result<WebResponse> {
-    let page = login::sign_in(
-        browser,
-        &s.authorize_url(state),
-        "Payroll",
-        "alice@example.com",
-        password,
-    )
-    .await?;
+    signed_in_tokens_at(s, browser, &s.authorize_url(state), password).await
+}
+
+/// As [`signed_in_tokens`], from the authorize URL `authorize`.
+async fn signed_in_tokens_at(
+    s: &Setup,
+    browser: &mut Browser,
+    authorize: &str,
+    password: &str,
+) -> Result<WebResponse> {
+    let page = login::sign_in(browser, authorize, "Payroll", "alice@example.com", password).await?;
     let (_, landed) = authenticate_with_device(browser, &s.agent, &page).await?;
     let url = landed.location().context("back to the app")?;
     let code = query_param(url, "code").context("code")?;
@@ -225,5 +228,120 @@ async fn only_a_confidential_client_introspects_and_userinfo_checks_the_device_a
         .await?;
     let after = userinfo(&s.sys, &access).await?;
     assert_eq!(after.status, 401, "{}", after.body);
+    s.sys.stop().await
+}
+
+/// `POST /introspect` of `token` by Payroll (a confidential client).
+async fn introspect(s: &Setup, token: &str) -> Result<WebResponse> {
+    let tls = latchkey_certs::tls::client_config(&s.sys.ca_pem, None)?;
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("token", token),
+            ("client_id", s.client_id.as_str()),
+            ("client_secret", s.client_secret.as_str()),
+        ])
+        .finish();
+    latchkey_tests::web::request(
+        s.sys.running().https_addr,
+        tls,
+        "POST",
+        "/introspect",
+        &[(
+            "Content-Type".into(),
+            "application/x-www-form-urlencoded".into(),
+        )],
+        body.as_bytes(),
+    )
+    .await
+}
+
+/// The claims of a JWT's payload, unverified (the server just issued it).
+fn jwt_claims(token: &str) -> Result<serde_json::Value> {
+    let payload = token.split('.').nth(1).context("payload")?;
+    Ok(serde_json::from_slice(&base64::Engine::decode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        payload,
+    )?)?)
+}
+
+/// Userinfo (OIDC Core §5.3.2) and introspection (RFC 7662 §2.2) answer
+/// with exactly these members, in this form: relying parties read them by
+/// name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn userinfo_and_introspection_answer_with_their_standard_members() -> Result<()> {
+    let s = setup("bound").await?;
+    let mut browser = Browser::new(s.sys.running().https_addr, &s.sys.ca_pem)?;
+    let authorize = s.authorize_url("claims").replace(
+        "scope=openid+email+offline_access",
+        "scope=openid+email+profile+groups+offline_access",
+    );
+    assert!(authorize.contains("groups"), "{authorize}");
+    let tokens = signed_in_tokens_at(&s, &mut browser, &authorize, &s.password)
+        .await?
+        .json()?;
+    let access = tokens["access_token"].as_str().context("access")?;
+    let refresh = tokens["refresh_token"].as_str().context("refresh")?;
+    let id_token = jwt_claims(tokens["id_token"].as_str().context("id token")?)?;
+    let sub = id_token["sub"].as_str().context("sub")?;
+    let issuer = id_token["iss"].as_str().context("iss")?;
+    assert_eq!(
+        tokens["scope"],
+        "openid profile email groups offline_access"
+    );
+    let scope = tokens["scope"].as_str().context("scope")?;
+
+    let info = userinfo(&s.sys, access).await?;
+    assert_eq!(info.status, 200, "{}", info.body);
+    let expected = serde_json::json!({
+        "sub": sub,
+        "email": "alice@example.com",
+        "email_verified": true,
+        "name": "Alice Suzuki",
+        "groups": ["staff"],
+    });
+    assert_eq!(info.body, expected.to_string());
+
+    let answer = introspect(&s, access).await?;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let body = answer.json()?;
+    let claims = jwt_claims(access)?;
+    assert!(body["exp"].is_i64() && body["iat"].is_i64(), "{body}");
+    assert_eq!(body["exp"], claims["exp"]);
+    assert_eq!(body["iat"], claims["iat"]);
+    let expected = serde_json::json!({
+        "active": true,
+        "token_type": "Bearer",
+        "client_id": s.client_id,
+        "sub": sub,
+        "scope": scope,
+        "exp": claims["exp"],
+        "iat": claims["iat"],
+        "iss": issuer,
+        "aud": s.client_id,
+        "device_id": s.agent.device_id,
+    });
+    assert_eq!(answer.body, expected.to_string());
+
+    let answer = introspect(&s, refresh).await?;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let body = answer.json()?;
+    assert!(body["exp"].is_i64(), "{body}");
+    let expected = serde_json::json!({
+        "active": true,
+        "token_type": "refresh_token",
+        "client_id": s.client_id,
+        "sub": sub,
+        "scope": scope,
+        "exp": body["exp"],
+        "iss": issuer,
+        "device_id": s.agent.device_id,
+    });
+    assert_eq!(answer.body, expected.to_string());
+
+    for unknown in ["lkr_0000", "not-a-token", "a.b.c"] {
+        let answer = introspect(&s, unknown).await?;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert_eq!(answer.body, r#"{"active":false}"#);
+    }
     s.sys.stop().await
 }

@@ -7,6 +7,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::core::{Core, CoreError};
+use crate::domain::ids::DeviceAuthTxnId;
 
 /// How often the state is read again when nothing in this process wakes
 /// the wait.
@@ -16,7 +17,7 @@ const REREAD: Duration = Duration::from_secs(1);
 /// then returns the last state read.
 pub async fn until_moved<T, F, Fut>(
     core: &Core,
-    txn_id: &str,
+    txn_id: &DeviceAuthTxnId,
     wait: Duration,
     mut read: F,
 ) -> Result<T, CoreError>

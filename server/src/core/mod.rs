@@ -112,6 +112,8 @@ pub enum InternalError {
     HashQueue(#[from] tokio::sync::AcquireError),
     #[error("sealing a sign-in request: {0}")]
     Seal(#[from] serde_json::Error),
+    #[error("writing a token's claims: {0}")]
+    Claims(serde_json::Error),
     /// A state the server itself should never reach.
     #[error("{0}")]
     Broken(&'static str),

@@ -4,7 +4,9 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::app::DevicePolicy;
-use crate::domain::ids::{ClientId, DeviceId, UserId};
+use crate::domain::ids::{
+    AuthRequestId, ClientId, DeviceAuthTxnId, DeviceId, GrantId, SsoSessionId, UserId,
+};
 
 /// How a managed device confirmed a sign-in in a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +90,7 @@ pub struct DeviceConfirmation {
 /// authenticated once `user_id` and `auth_time` are set.
 #[derive(Debug, Clone)]
 pub struct SsoSession {
-    pub id: String,
+    pub id: SsoSessionId,
     pub user_id: Option<UserId>,
     /// The address of the browser's current request: the session is
     /// loaded with it (the stored value is where the session started).
@@ -154,14 +156,14 @@ impl SsoSession {
 /// An `/authorize` request waiting for the user to finish signing in.
 #[derive(Debug, Clone)]
 pub struct AuthRequest {
-    /// The request's key in the store (32 hex digits).
-    pub id: String,
+    /// The request's key in the store.
+    pub id: AuthRequestId,
     /// What pages and forms carry (`req`): the request sealed with the
     /// server's key, so that nothing is stored before the user submits a
     /// form; the key is derived from it. Equal to `id` for a request read
     /// by its key.
     pub handle: String,
-    pub session_id: String,
+    pub session_id: SsoSessionId,
     pub client_id: ClientId,
     pub redirect_uri: String,
     pub scope: String,
@@ -249,15 +251,15 @@ pub enum TxnOutcome {
 /// expected devices to sign its nonce.
 #[derive(Debug, Clone)]
 pub struct DeviceAuthTxn {
-    pub id: String,
+    pub id: DeviceAuthTxnId,
     pub nonce: String,
     /// `confirm` mode: the two-digit number the browser shows and the
     /// user types on the device (never sent to the device). Empty in
     /// `bound` mode, whose code is made when the device answers.
     pub short_code: String,
     pub mode: DevicePolicy,
-    pub request_id: String,
-    pub session_id: String,
+    pub request_id: AuthRequestId,
+    pub session_id: SsoSessionId,
     pub user_id: UserId,
     pub client_id: ClientId,
     pub expected_devices: Vec<DeviceId>,
@@ -292,8 +294,8 @@ impl DeviceAuthTxn {
 /// ends its refresh tokens and makes its access tokens inactive.
 #[derive(Debug, Clone)]
 pub struct Grant {
-    pub id: String,
-    pub session_id: String,
+    pub id: GrantId,
+    pub session_id: SsoSessionId,
     pub user_id: UserId,
     pub client_id: ClientId,
     pub device_id: Option<DeviceId>,
@@ -313,7 +315,7 @@ pub struct Grant {
 /// A refresh token as stored (by hash).
 #[derive(Debug, Clone)]
 pub struct RefreshTokenRecord {
-    pub grant_id: String,
+    pub grant_id: GrantId,
     pub expires_at: DateTime<Utc>,
     pub used_at: Option<DateTime<Utc>>,
 }

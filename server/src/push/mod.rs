@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::domain::command::{Command, CommandKind};
 use crate::domain::device::Channel;
-use crate::domain::ids::DeviceId;
+use crate::domain::ids::{DeviceAuthTxnId, DeviceId};
 use port::{Handover, PortError, WorkPort};
 
 #[derive(Debug, thiserror::Error)]
@@ -206,11 +206,11 @@ impl Push {
     /// Asks a device to confirm a sign-in (`confirm` mode). A device that is
     /// offline misses it; the sign-in page then times out with "the agent
     /// did not answer".
-    pub fn device_auth_request(&self, device: &DeviceId, txn_id: &str) {
+    pub fn device_auth_request(&self, device: &DeviceId, txn_id: &DeviceAuthTxnId) {
         let message = v1::ServerMessage {
             body: Some(v1::server_message::Body::DeviceAuth(
                 v1::DeviceAuthRequest {
-                    txn_id: txn_id.to_owned(),
+                    txn_id: txn_id.to_string(),
                 },
             )),
         };

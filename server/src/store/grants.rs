@@ -8,7 +8,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use super::entities::{grants, refresh_tokens};
 use super::sessions::{amr_from, amr_text};
 use super::{Db, StoreError, StoreResult, ms, opt_time, time};
-use crate::domain::ids::{ClientId, DeviceId, UserId};
+use crate::domain::ids::{ClientId, DeviceId, GrantId, SsoSessionId, UserId};
 use crate::domain::sign_in::Acr;
 use crate::domain::sign_in::{Grant, RefreshTokenRecord};
 
@@ -23,8 +23,8 @@ pub(super) fn grant_from(row: grants::Model) -> StoreResult<Grant> {
         auth_time: time(row.auth_time)?,
         created_at: time(row.created_at)?,
         ended_at: opt_time(row.ended_at)?,
-        id: row.id,
-        session_id: row.session_id,
+        id: GrantId::from_store(row.id),
+        session_id: SsoSessionId::from_store(row.session_id),
         scope: row.scope,
         nonce: row.nonce,
         redirect_uri: row.redirect_uri,
@@ -36,8 +36,8 @@ pub(super) fn grant_from(row: grants::Model) -> StoreResult<Grant> {
 impl<C: ConnectionTrait> Db<C> {
     pub async fn insert_grant(&self, grant: &Grant, code_hash: &str) -> StoreResult<()> {
         grants::Entity::insert(grants::ActiveModel {
-            id: Set(grant.id.clone()),
-            session_id: Set(grant.session_id.clone()),
+            id: Set(grant.id.to_string()),
+            session_id: Set(grant.session_id.to_string()),
             user_id: Set(grant.user_id.to_string()),
             client_id: Set(grant.client_id.to_string()),
             device_id: Set(grant.device_id.as_ref().map(ToString::to_string)),
@@ -69,8 +69,8 @@ impl<C: ConnectionTrait> Db<C> {
             .transpose()
     }
 
-    pub async fn grant(&self, id: &str) -> StoreResult<Option<Grant>> {
-        grants::Entity::find_by_id(id.to_owned())
+    pub async fn grant(&self, id: &GrantId) -> StoreResult<Option<Grant>> {
+        grants::Entity::find_by_id(id.to_string())
             .one(&self.0)
             .await?
             .map(grant_from)
@@ -78,18 +78,23 @@ impl<C: ConnectionTrait> Db<C> {
     }
 
     /// Marks a grant's code used; false when it was used before.
-    pub async fn use_code(&self, grant_id: &str, now: DateTime<Utc>) -> StoreResult<bool> {
+    pub async fn use_code(&self, grant_id: &GrantId, now: DateTime<Utc>) -> StoreResult<bool> {
         let result = grants::Entity::update_many()
             .col_expr(grants::Column::CodeUsedAt, Expr::value(ms(now)))
-            .filter(grants::Column::Id.eq(grant_id))
+            .filter(grants::Column::Id.eq(grant_id.as_str()))
             .filter(grants::Column::CodeUsedAt.is_null())
             .exec(&self.0)
             .await?;
         Ok(result.rows_affected == 1)
     }
 
-    pub async fn end_grant(&self, id: &str, reason: &str, now: DateTime<Utc>) -> StoreResult<()> {
-        self.end_grants_where(grants::Column::Id, id, reason, now)
+    pub async fn end_grant(
+        &self,
+        id: &GrantId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.end_grants_where(grants::Column::Id, id.as_str(), reason, now)
             .await?;
         Ok(())
     }
@@ -97,13 +102,13 @@ impl<C: ConnectionTrait> Db<C> {
     pub async fn insert_refresh_token(
         &self,
         token_hash: &str,
-        grant_id: &str,
+        grant_id: &GrantId,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<()> {
         refresh_tokens::Entity::insert(refresh_tokens::ActiveModel {
             token_hash: Set(token_hash.to_owned()),
-            grant_id: Set(grant_id.to_owned()),
+            grant_id: Set(grant_id.to_string()),
             created_at: Set(ms(now)),
             expires_at: Set(ms(expires_at)),
             used_at: Set(None),
@@ -121,7 +126,7 @@ impl<C: ConnectionTrait> Db<C> {
             return Ok(None);
         };
         Ok(Some(RefreshTokenRecord {
-            grant_id: row.grant_id,
+            grant_id: GrantId::from_store(row.grant_id),
             expires_at: time(row.expires_at)?,
             used_at: opt_time(row.used_at)?,
         }))

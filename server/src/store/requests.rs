@@ -6,7 +6,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 
 use super::entities::auth_requests;
 use super::{Db, StoreResult, ms, opt_time, time};
-use crate::domain::ids::ClientId;
+use crate::domain::ids::{AuthRequestId, ClientId, SsoSessionId};
 use crate::domain::sign_in::AuthRequest;
 
 pub(super) fn request_from(row: auth_requests::Model) -> StoreResult<AuthRequest> {
@@ -16,8 +16,8 @@ pub(super) fn request_from(row: auth_requests::Model) -> StoreResult<AuthRequest
         expires_at: time(row.expires_at)?,
         finished_at: opt_time(row.finished_at)?,
         handle: row.id.clone(),
-        id: row.id,
-        session_id: row.session_id,
+        id: AuthRequestId::from_store(row.id),
+        session_id: SsoSessionId::from_store(row.session_id),
         redirect_uri: row.redirect_uri,
         scope: row.scope,
         state: row.state,
@@ -31,8 +31,8 @@ pub(super) fn request_from(row: auth_requests::Model) -> StoreResult<AuthRequest
 impl<C: ConnectionTrait> Db<C> {
     pub async fn insert_auth_request(&self, request: &AuthRequest) -> StoreResult<()> {
         auth_requests::Entity::insert(auth_requests::ActiveModel {
-            id: Set(request.id.clone()),
-            session_id: Set(request.session_id.clone()),
+            id: Set(request.id.to_string()),
+            session_id: Set(request.session_id.to_string()),
             client_id: Set(request.client_id.to_string()),
             redirect_uri: Set(request.redirect_uri.clone()),
             scope: Set(request.scope.clone()),
@@ -55,8 +55,8 @@ impl<C: ConnectionTrait> Db<C> {
         Ok(())
     }
 
-    pub async fn auth_request(&self, id: &str) -> StoreResult<Option<AuthRequest>> {
-        auth_requests::Entity::find_by_id(id.to_owned())
+    pub async fn auth_request(&self, id: &AuthRequestId) -> StoreResult<Option<AuthRequest>> {
+        auth_requests::Entity::find_by_id(id.to_string())
             .one(&self.0)
             .await?
             .map(request_from)
@@ -64,10 +64,14 @@ impl<C: ConnectionTrait> Db<C> {
     }
 
     /// Marks a request answered; false when it already was or has expired.
-    pub async fn finish_auth_request(&self, id: &str, now: DateTime<Utc>) -> StoreResult<bool> {
+    pub async fn finish_auth_request(
+        &self,
+        id: &AuthRequestId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
         let result = auth_requests::Entity::update_many()
             .col_expr(auth_requests::Column::FinishedAt, Expr::value(ms(now)))
-            .filter(auth_requests::Column::Id.eq(id))
+            .filter(auth_requests::Column::Id.eq(id.as_str()))
             .filter(auth_requests::Column::FinishedAt.is_null())
             .filter(auth_requests::Column::ExpiresAt.gt(ms(now)))
             .exec(&self.0)

@@ -9,7 +9,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelec
 
 use super::entities::{login_events, second_factor_challenges, users};
 use super::{Db, StoreResult, ms, time};
-use crate::domain::ids::UserId;
+use crate::domain::ids::{SsoSessionId, UserId};
 
 /// A user's second factors as stored.
 #[derive(Debug, Clone, Default)]
@@ -24,7 +24,7 @@ pub struct SecondFactorRecord {
 /// A second factor a browser session has in progress.
 #[derive(Debug, Clone)]
 pub struct Challenge {
-    pub session_id: String,
+    pub session_id: SsoSessionId,
     /// `totp-enroll` or `email`.
     pub kind: String,
     pub pending_secret: Option<String>,
@@ -136,15 +136,15 @@ impl<C: ConnectionTrait> Db<C> {
 
     // ---- challenges ----
 
-    pub async fn challenge(&self, session_id: &str) -> StoreResult<Option<Challenge>> {
-        second_factor_challenges::Entity::find_by_id(session_id.to_owned())
+    pub async fn challenge(&self, session_id: &SsoSessionId) -> StoreResult<Option<Challenge>> {
+        second_factor_challenges::Entity::find_by_id(session_id.to_string())
             .one(&self.0)
             .await?
             .map(|row| {
                 Ok(Challenge {
                     sent_at: time(row.sent_at)?,
                     expires_at: time(row.expires_at)?,
-                    session_id: row.session_id,
+                    session_id: SsoSessionId::from_store(row.session_id),
                     kind: row.kind,
                     pending_secret: row.pending_secret,
                     code_hash: row.code_hash,
@@ -158,7 +158,7 @@ impl<C: ConnectionTrait> Db<C> {
     pub async fn put_challenge(&self, challenge: &Challenge) -> StoreResult<()> {
         self.delete_challenge(&challenge.session_id).await?;
         second_factor_challenges::Entity::insert(second_factor_challenges::ActiveModel {
-            session_id: Set(challenge.session_id.clone()),
+            session_id: Set(challenge.session_id.to_string()),
             kind: Set(challenge.kind.clone()),
             pending_secret: Set(challenge.pending_secret.clone()),
             code_hash: Set(challenge.code_hash.clone()),
@@ -175,7 +175,7 @@ impl<C: ConnectionTrait> Db<C> {
     /// were already spent (or the challenge is gone).
     pub async fn spend_challenge_attempt(
         &self,
-        session_id: &str,
+        session_id: &SsoSessionId,
         attempts: i32,
     ) -> StoreResult<bool> {
         let result = second_factor_challenges::Entity::update_many()
@@ -183,7 +183,7 @@ impl<C: ConnectionTrait> Db<C> {
                 second_factor_challenges::Column::Attempts,
                 Expr::col(second_factor_challenges::Column::Attempts).add(1),
             )
-            .filter(second_factor_challenges::Column::SessionId.eq(session_id))
+            .filter(second_factor_challenges::Column::SessionId.eq(session_id.as_str()))
             .filter(second_factor_challenges::Column::Attempts.lt(attempts))
             .exec(&self.0)
             .await?;
@@ -191,9 +191,9 @@ impl<C: ConnectionTrait> Db<C> {
     }
 
     /// Removes the session's challenge; true when there was one.
-    pub async fn delete_challenge(&self, session_id: &str) -> StoreResult<bool> {
+    pub async fn delete_challenge(&self, session_id: &SsoSessionId) -> StoreResult<bool> {
         let result = second_factor_challenges::Entity::delete_many()
-            .filter(second_factor_challenges::Column::SessionId.eq(session_id))
+            .filter(second_factor_challenges::Column::SessionId.eq(session_id.as_str()))
             .exec(&self.0)
             .await?;
         Ok(result.rows_affected == 1)

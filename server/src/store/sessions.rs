@@ -8,7 +8,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 
 use super::entities::{grants, sso_sessions};
 use super::{Db, StoreError, StoreResult, ms, opt_time, time};
-use crate::domain::ids::{DeviceId, UserId};
+use crate::domain::ids::{DeviceId, SsoSessionId, UserId};
 use crate::domain::sign_in::Amr;
 use crate::domain::sign_in::{DeviceConfirmation, DeviceProof, Factor, SsoSession};
 
@@ -53,7 +53,7 @@ pub(super) fn session_from(row: sso_sessions::Model) -> StoreResult<SsoSession> 
         auth_time: opt_time(row.auth_time)?,
         ended_at: opt_time(row.ended_at)?,
         persisted: true,
-        id: row.id,
+        id: SsoSessionId::from_store(row.id),
         ip: row.ip,
         user_agent: row.user_agent,
     })
@@ -62,7 +62,7 @@ pub(super) fn session_from(row: sso_sessions::Model) -> StoreResult<SsoSession> 
 impl<C: ConnectionTrait> Db<C> {
     pub async fn insert_session(&self, session: &SsoSession, secret_hash: &str) -> StoreResult<()> {
         sso_sessions::Entity::insert(sso_sessions::ActiveModel {
-            id: Set(session.id.clone()),
+            id: Set(session.id.to_string()),
             secret_hash: Set(secret_hash.to_owned()),
             user_id: Set(session.user_id.as_ref().map(ToString::to_string)),
             ip: Set(session.ip.clone()),
@@ -101,8 +101,8 @@ impl<C: ConnectionTrait> Db<C> {
             .transpose()
     }
 
-    pub async fn session(&self, id: &str) -> StoreResult<Option<SsoSession>> {
-        sso_sessions::Entity::find_by_id(id.to_owned())
+    pub async fn session(&self, id: &SsoSessionId) -> StoreResult<Option<SsoSession>> {
+        sso_sessions::Entity::find_by_id(id.to_string())
             .one(&self.0)
             .await?
             .map(session_from)
@@ -159,7 +159,7 @@ impl<C: ConnectionTrait> Db<C> {
                 sso_sessions::Column::Onboarding,
                 Expr::value(session.onboarding),
             )
-            .filter(sso_sessions::Column::Id.eq(session.id.clone()))
+            .filter(sso_sessions::Column::Id.eq(session.id.as_str()))
             .filter(sso_sessions::Column::EndedAt.is_null())
             .exec(&self.0)
             .await?;
@@ -201,10 +201,15 @@ impl<C: ConnectionTrait> Db<C> {
     }
 
     /// Ends one session and every grant issued in it.
-    pub async fn end_session(&self, id: &str, reason: &str, now: DateTime<Utc>) -> StoreResult<()> {
-        self.end_sessions_where(sso_sessions::Column::Id, id, reason, now)
+    pub async fn end_session(
+        &self,
+        id: &SsoSessionId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.end_sessions_where(sso_sessions::Column::Id, id.as_str(), reason, now)
             .await?;
-        self.end_grants_where(grants::Column::SessionId, id, reason, now)
+        self.end_grants_where(grants::Column::SessionId, id.as_str(), reason, now)
             .await?;
         Ok(())
     }
@@ -246,7 +251,7 @@ impl<C: ConnectionTrait> Db<C> {
     pub async fn end_user_sso_except(
         &self,
         user: &UserId,
-        keep: &str,
+        keep: &SsoSessionId,
         reason: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<u64> {
@@ -254,7 +259,7 @@ impl<C: ConnectionTrait> Db<C> {
             .col_expr(sso_sessions::Column::EndedAt, Expr::value(ms(now)))
             .col_expr(sso_sessions::Column::EndReason, Expr::value(reason))
             .filter(sso_sessions::Column::UserId.eq(user.as_str()))
-            .filter(sso_sessions::Column::Id.ne(keep))
+            .filter(sso_sessions::Column::Id.ne(keep.as_str()))
             .filter(sso_sessions::Column::EndedAt.is_null())
             .exec(&self.0)
             .await?

@@ -16,7 +16,9 @@ use super::entities::{device_auth_txns, device_certificates, devices};
 use super::{Db, StoreError, StoreResult, ms, opt_time, time};
 use crate::domain::app::DevicePolicy;
 use crate::domain::device::Device;
-use crate::domain::ids::{ClientId, DeviceId, UserId};
+use crate::domain::ids::{
+    AuthRequestId, ClientId, DeviceAuthTxnId, DeviceId, SsoSessionId, UserId,
+};
 use crate::domain::policy::EffectivePolicy;
 use crate::domain::sign_in::{
     Delivery, DeviceAuthFailure, DeviceAuthTxn, FailedCheckView, TxnOutcome,
@@ -106,7 +108,7 @@ pub(super) const CONFIRM_FIT_ANSWER: &str = concat!(
 /// transaction and nonce, and the certificate the answer came with.
 #[derive(Debug, Clone, Copy)]
 pub struct FitAnswer<'a> {
-    pub txn_id: &'a str,
+    pub txn_id: &'a DeviceAuthTxnId,
     pub nonce: &'a str,
     pub device_id: &'a DeviceId,
     pub serial_hex: &'a str,
@@ -293,11 +295,11 @@ pub(super) fn txn_from(row: device_auth_txns::Model) -> StoreResult<DeviceAuthTx
             _ => None,
         },
         outcome,
-        id: row.id,
+        id: DeviceAuthTxnId::from_store(row.id),
         nonce: row.nonce,
         short_code: row.short_code,
-        request_id: row.request_id,
-        session_id: row.session_id,
+        request_id: AuthRequestId::from_store(row.request_id),
+        session_id: SsoSessionId::from_store(row.session_id),
         browser_ip: row.browser_ip,
         browser_ua: row.browser_ua,
     })
@@ -327,12 +329,12 @@ impl<C: ConnectionTrait> Db<C> {
     pub async fn insert_txn(&self, txn: &DeviceAuthTxn) -> StoreResult<()> {
         let expected: Vec<&str> = txn.expected_devices.iter().map(DeviceId::as_str).collect();
         device_auth_txns::Entity::insert(device_auth_txns::ActiveModel {
-            id: Set(txn.id.clone()),
+            id: Set(txn.id.to_string()),
             nonce: Set(txn.nonce.clone()),
             short_code: Set(txn.short_code.clone()),
             mode: Set(txn.mode.as_str().to_owned()),
-            request_id: Set(txn.request_id.clone()),
-            session_id: Set(txn.session_id.clone()),
+            request_id: Set(txn.request_id.to_string()),
+            session_id: Set(txn.session_id.to_string()),
             user_id: Set(txn.user_id.to_string()),
             client_id: Set(txn.client_id.to_string()),
             expected_devices: Set(
@@ -359,8 +361,8 @@ impl<C: ConnectionTrait> Db<C> {
         Ok(())
     }
 
-    pub async fn txn(&self, id: &str) -> StoreResult<Option<DeviceAuthTxn>> {
-        device_auth_txns::Entity::find_by_id(id.to_owned())
+    pub async fn txn(&self, id: &DeviceAuthTxnId) -> StoreResult<Option<DeviceAuthTxn>> {
+        device_auth_txns::Entity::find_by_id(id.to_string())
             .one(&self.0)
             .await?
             .map(txn_from)
@@ -370,14 +372,17 @@ impl<C: ConnectionTrait> Db<C> {
     /// Everything a device's call about a device-auth transaction is decided
     /// on, read in one statement: the certificate the device presented (by
     /// `serial`) with its device, the device's effective policy and newest
-    /// valid certificate, and the transaction `txn_id` with its user and
-    /// app. `None` when no certificate has that serial.
+    /// valid certificate, and the transaction `txn_id` (if the call named
+    /// one) with its user and app. `None` when no certificate has that
+    /// serial.
     pub async fn device_auth_facts(
         &self,
         serial: &str,
-        txn_id: &str,
+        txn_id: Option<&DeviceAuthTxnId>,
     ) -> StoreResult<Option<DeviceAuthFacts>> {
         let backend = self.0.get_database_backend();
+        // No transaction has the empty id.
+        let txn_id = txn_id.map_or("", DeviceAuthTxnId::as_str);
         let statement = Statement::from_sql_and_values(
             backend,
             DEVICE_AUTH_FACTS,
@@ -390,9 +395,12 @@ impl<C: ConnectionTrait> Db<C> {
     }
 
     /// The newest transaction started for an authorization request.
-    pub async fn latest_txn(&self, request_id: &str) -> StoreResult<Option<DeviceAuthTxn>> {
+    pub async fn latest_txn(
+        &self,
+        request_id: &AuthRequestId,
+    ) -> StoreResult<Option<DeviceAuthTxn>> {
         device_auth_txns::Entity::find()
-            .filter(device_auth_txns::Column::RequestId.eq(request_id))
+            .filter(device_auth_txns::Column::RequestId.eq(request_id.as_str()))
             .order_by_desc(device_auth_txns::Column::CreatedAt)
             .limit(1)
             .one(&self.0)
@@ -413,7 +421,7 @@ impl<C: ConnectionTrait> Db<C> {
             self.0.get_database_backend(),
             CONFIRM_FIT_ANSWER,
             [
-                answer.txn_id.into(),
+                answer.txn_id.as_str().into(),
                 answer.nonce.into(),
                 answer.device_id.as_str().into(),
                 ms(now).into(),
@@ -439,7 +447,7 @@ impl<C: ConnectionTrait> Db<C> {
     /// answered already.
     pub async fn answer_txn(
         &self,
-        id: &str,
+        id: &DeviceAuthTxnId,
         update: TxnUpdate<'_>,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
@@ -478,7 +486,7 @@ impl<C: ConnectionTrait> Db<C> {
                 device_auth_txns::Column::DeliveredAt,
                 Expr::value(update.delivered.map(|_| ms(now))),
             )
-            .filter(device_auth_txns::Column::Id.eq(id))
+            .filter(device_auth_txns::Column::Id.eq(id.as_str()))
             .filter(device_auth_txns::Column::Outcome.eq("pending"))
             .exec(&self.0)
             .await?;
@@ -492,7 +500,7 @@ impl<C: ConnectionTrait> Db<C> {
     /// browser was the right one.
     pub async fn spend_redemption_link(
         &self,
-        txn_id: &str,
+        txn_id: &DeviceAuthTxnId,
         proof_hash: &str,
         answered_after: DateTime<Utc>,
         now: DateTime<Utc>,
@@ -503,7 +511,7 @@ impl<C: ConnectionTrait> Db<C> {
                 Expr::value(Option::<String>::None),
             )
             .col_expr(device_auth_txns::Column::LinkOpenedAt, Expr::value(ms(now)))
-            .filter(device_auth_txns::Column::Id.eq(txn_id))
+            .filter(device_auth_txns::Column::Id.eq(txn_id.as_str()))
             .filter(device_auth_txns::Column::ProofHash.eq(proof_hash))
             .filter(device_auth_txns::Column::Outcome.eq("confirmed"))
             .filter(device_auth_txns::Column::DeliveredAt.is_null())
@@ -518,8 +526,8 @@ impl<C: ConnectionTrait> Db<C> {
     /// not yet delivered.
     pub async fn deliver_proof(
         &self,
-        txn_id: &str,
-        session_id: &str,
+        txn_id: &DeviceAuthTxnId,
+        session_id: &SsoSessionId,
         delivery: Delivery,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
@@ -529,8 +537,8 @@ impl<C: ConnectionTrait> Db<C> {
                 Expr::value(delivery.as_str()),
             )
             .col_expr(device_auth_txns::Column::DeliveredAt, Expr::value(ms(now)))
-            .filter(device_auth_txns::Column::Id.eq(txn_id))
-            .filter(device_auth_txns::Column::SessionId.eq(session_id))
+            .filter(device_auth_txns::Column::Id.eq(txn_id.as_str()))
+            .filter(device_auth_txns::Column::SessionId.eq(session_id.as_str()))
             .filter(device_auth_txns::Column::Outcome.eq("confirmed"))
             .filter(device_auth_txns::Column::DeliveredAt.is_null())
             .exec(&self.0)
@@ -544,8 +552,8 @@ impl<C: ConnectionTrait> Db<C> {
     /// in parallel cannot all be compared.
     pub async fn spend_code_attempt(
         &self,
-        txn_id: &str,
-        session_id: &str,
+        txn_id: &DeviceAuthTxnId,
+        session_id: &SsoSessionId,
         max: i32,
     ) -> StoreResult<bool> {
         let result = device_auth_txns::Entity::update_many()
@@ -553,8 +561,8 @@ impl<C: ConnectionTrait> Db<C> {
                 device_auth_txns::Column::CodeAttempts,
                 Expr::col(device_auth_txns::Column::CodeAttempts).add(1),
             )
-            .filter(device_auth_txns::Column::Id.eq(txn_id))
-            .filter(device_auth_txns::Column::SessionId.eq(session_id))
+            .filter(device_auth_txns::Column::Id.eq(txn_id.as_str()))
+            .filter(device_auth_txns::Column::SessionId.eq(session_id.as_str()))
             .filter(device_auth_txns::Column::DeliveredAt.is_null())
             .filter(device_auth_txns::Column::CodeAttempts.lt(max))
             .exec(&self.0)
@@ -566,8 +574,8 @@ impl<C: ConnectionTrait> Db<C> {
     /// device was given and the transaction still waits for it.
     pub async fn deliver_by_code(
         &self,
-        txn_id: &str,
-        session_id: &str,
+        txn_id: &DeviceAuthTxnId,
+        session_id: &SsoSessionId,
         code_hash: &str,
         answered_after: DateTime<Utc>,
         now: DateTime<Utc>,
@@ -582,8 +590,8 @@ impl<C: ConnectionTrait> Db<C> {
                 device_auth_txns::Column::CodeHash,
                 Expr::value(Option::<String>::None),
             )
-            .filter(device_auth_txns::Column::Id.eq(txn_id))
-            .filter(device_auth_txns::Column::SessionId.eq(session_id))
+            .filter(device_auth_txns::Column::Id.eq(txn_id.as_str()))
+            .filter(device_auth_txns::Column::SessionId.eq(session_id.as_str()))
             .filter(device_auth_txns::Column::CodeHash.eq(code_hash))
             .filter(device_auth_txns::Column::Outcome.eq("confirmed"))
             .filter(device_auth_txns::Column::DeliveredAt.is_null())
@@ -597,13 +605,13 @@ impl<C: ConnectionTrait> Db<C> {
     /// `since` in `session_id`, and for `user`.
     pub async fn recent_txns(
         &self,
-        session_id: &str,
+        session_id: &SsoSessionId,
         user: &UserId,
         mode: DevicePolicy,
         since: DateTime<Utc>,
     ) -> StoreResult<(u64, u64)> {
         let by_session = device_auth_txns::Entity::find()
-            .filter(device_auth_txns::Column::SessionId.eq(session_id))
+            .filter(device_auth_txns::Column::SessionId.eq(session_id.as_str()))
             .filter(device_auth_txns::Column::CreatedAt.gt(ms(since)))
             .filter(device_auth_txns::Column::Mode.eq(mode.as_str()))
             .count(&self.0)
@@ -622,14 +630,14 @@ impl<C: ConnectionTrait> Db<C> {
     /// session.
     pub async fn redeem_txn(
         &self,
-        id: &str,
-        session_id: &str,
+        id: &DeviceAuthTxnId,
+        session_id: &SsoSessionId,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let result = device_auth_txns::Entity::update_many()
             .col_expr(device_auth_txns::Column::RedeemedAt, Expr::value(ms(now)))
-            .filter(device_auth_txns::Column::Id.eq(id))
-            .filter(device_auth_txns::Column::SessionId.eq(session_id))
+            .filter(device_auth_txns::Column::Id.eq(id.as_str()))
+            .filter(device_auth_txns::Column::SessionId.eq(session_id.as_str()))
             .filter(device_auth_txns::Column::Outcome.eq("confirmed"))
             .filter(device_auth_txns::Column::RedeemedAt.is_null())
             .exec(&self.0)

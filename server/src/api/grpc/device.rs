@@ -18,6 +18,7 @@ use crate::core::auth::AuthenticatedDevice;
 use crate::core::auth::DeviceChannel;
 use crate::core::sso::DeliveryState;
 use crate::domain::device::DeviceFacts;
+use crate::domain::ids::DeviceAuthTxnId;
 use crate::domain::sign_in::DeviceAuthFailure;
 use crate::domain::sign_in::TxnOutcome;
 
@@ -149,14 +150,17 @@ impl DeviceService for DeviceApi {
     ) -> Result<Response<DeviceAuthChallenge>, Status> {
         let certs = request.peer_certs();
         let leaf = certs.as_ref().and_then(|c| c.first()).map(|c| c.as_ref());
+        // An id of another shape names no transaction; the device is still
+        // authenticated first.
+        let txn_id = DeviceAuthTxnId::parse(&request.get_ref().txn_id);
         let challenge = self
             .core
             .sign_in
-            .device_auth_challenge(leaf, &request.get_ref().txn_id, Utc::now())
+            .device_auth_challenge(leaf, txn_id.as_ref(), Utc::now())
             .await
             .map_err(status)?;
         Ok(Response::new(DeviceAuthChallenge {
-            txn_id: challenge.txn_id,
+            txn_id: challenge.txn_id.to_string(),
             nonce: challenge.nonce,
             audience: challenge.audience,
             app_name: challenge.app_name,
@@ -219,19 +223,30 @@ impl DeviceService for DeviceApi {
     ) -> Result<Response<DeviceAuthDelivery>, Status> {
         let certs = request.peer_certs();
         let leaf = certs.as_ref().and_then(|c| c.first()).map(|c| c.as_ref());
-        let txn_id = request.get_ref().txn_id.clone();
-        let state = crate::api::long_poll::until_moved(&self.core, &txn_id, DELIVERY_WAIT, || {
-            let txn_id = txn_id.as_str();
-            async move {
-                let state = self
-                    .core
-                    .sign_in
-                    .device_auth_delivery(leaf, txn_id, Utc::now())
-                    .await?;
-                Ok((state, state != DeliveryState::Waiting))
+        let state = match DeviceAuthTxnId::parse(&request.get_ref().txn_id) {
+            Some(txn_id) => {
+                crate::api::long_poll::until_moved(&self.core, &txn_id, DELIVERY_WAIT, || {
+                    let txn_id = &txn_id;
+                    async move {
+                        let state = self
+                            .core
+                            .sign_in
+                            .device_auth_delivery(leaf, Some(txn_id), Utc::now())
+                            .await?;
+                        Ok((state, state != DeliveryState::Waiting))
+                    }
+                })
+                .await
             }
-        })
-        .await
+            // An id of another shape names no transaction: once the device
+            // is authenticated there is nothing to wait for.
+            None => {
+                self.core
+                    .sign_in
+                    .device_auth_delivery(leaf, None, Utc::now())
+                    .await
+            }
+        }
         .map_err(status)?;
         Ok(Response::new(DeviceAuthDelivery {
             state: match state {

@@ -5,12 +5,14 @@
 //!
 //! The checks and what is stored are the core's (`validate_authorize`,
 //! `create_auth_request`, `silent_step`); this handler writes nothing
-//! itself. The sign-in pages that follow are in `login.rs`.
+//! itself; it reads the query string into the core's `AuthorizeParams`.
+//! The sign-in pages that follow are in `login.rs`.
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
+use serde::Deserialize;
 
 use super::client::Client;
 use super::cookies::{SESSION_COOKIE, cookie, session_cookie};
@@ -23,15 +25,55 @@ use super::{Web, pages};
 use crate::core::SignIn;
 use crate::core::sso::{AuthorizeParams, AuthorizeRefusal, Step};
 
+/// The query string of `/authorize` (RFC 6749 §4.1.1, OIDC Core §3.1.2.1),
+/// each parameter absent or its text. A query this cannot read (a
+/// parameter given twice) is refused by the extractor before the handler
+/// runs.
+#[derive(Debug, Default, Deserialize)]
+pub struct AuthorizeQuery {
+    response_type: Option<String>,
+    client_id: Option<String>,
+    redirect_uri: Option<String>,
+    scope: Option<String>,
+    state: Option<String>,
+    nonce: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+    prompt: Option<String>,
+    max_age: Option<String>,
+    request: Option<String>,
+    request_uri: Option<String>,
+}
+
+impl From<AuthorizeQuery> for AuthorizeParams {
+    fn from(query: AuthorizeQuery) -> Self {
+        AuthorizeParams {
+            response_type: query.response_type,
+            client_id: query.client_id,
+            redirect_uri: query.redirect_uri,
+            scope: query.scope,
+            state: query.state,
+            nonce: query.nonce,
+            code_challenge: query.code_challenge,
+            code_challenge_method: query.code_challenge_method,
+            prompt: query.prompt,
+            max_age: query.max_age,
+            request: query.request,
+            request_uri: query.request_uri,
+        }
+    }
+}
+
 /// `GET /authorize`.
 pub async fn authorize(
     State(web): State<Web>,
     Client(client): Client,
     headers: HeaderMap,
-    Query(params): Query<AuthorizeParams>,
+    Query(query): Query<AuthorizeQuery>,
 ) -> Response {
     let now = Utc::now();
     let lang = language(&headers, None);
+    let params = AuthorizeParams::from(query);
     let valid = match web.core.sign_in.validate_authorize(&params).await {
         Ok(valid) => valid,
         Err(AuthorizeRefusal::Redirect(url)) => return see_other(&url, &[]),

@@ -1,5 +1,8 @@
 //! The relying parties' endpoints: discovery, token, userinfo, revocation
-//! and introspection. Errors follow RFC 6749 §5.2 and RFC 6750 §3.
+//! and introspection, and every JSON body they answer with: the core
+//! returns typed values ([`TokenSet`], [`UserInfo`], [`Introspection`])
+//! and this file names their members. Errors follow RFC 6749 §5.2 and
+//! RFC 6750 §3.
 
 use axum::Form;
 use axum::extract::State;
@@ -9,11 +12,13 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::Utc;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use tracing::warn;
 
 use super::Web;
-use crate::core::sso::{ClientAuth, TokenError, TokenSet, put};
+use crate::core::sso::{
+    ActiveToken, ClientAuth, IntrospectedKind, Introspection, TokenError, TokenSet, UserInfo,
+};
 use crate::domain::sign_in::Acr;
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
@@ -174,20 +179,76 @@ fn client_auth(headers: &HeaderMap, form: &TokenForm) -> (ClientAuth, bool) {
     }
 }
 
-fn token_set(set: TokenSet) -> Response {
-    let mut body = json!({
-        "access_token": set.access_token,
-        "token_type": "Bearer",
-        "expires_in": set.expires_in,
-        "scope": set.scope,
-    });
+/// A successful token response (RFC 6749 §5.1, OIDC Core §3.1.3.3).
+fn token_body(set: TokenSet) -> Value {
+    let mut body = Map::new();
+    body.insert("access_token".into(), json!(set.access_token));
+    body.insert("token_type".into(), json!("Bearer"));
+    body.insert("expires_in".into(), json!(set.expires_in));
+    body.insert("scope".into(), json!(set.scope));
     if let Some(refresh_token) = set.refresh_token {
-        put(&mut body, "refresh_token", json!(refresh_token));
+        body.insert("refresh_token".into(), json!(refresh_token));
     }
     if let Some(id_token) = set.id_token {
-        put(&mut body, "id_token", json!(id_token));
+        body.insert("id_token".into(), json!(id_token));
     }
-    json_response(StatusCode::OK, &body)
+    Value::Object(body)
+}
+
+/// A userinfo response (OIDC Core §5.3.2): `sub` and the claims the
+/// token's scope allows, named as in OIDC Core §5.1 (`groups` is ours).
+fn userinfo_body(info: UserInfo) -> Value {
+    let claims = info.claims;
+    let mut body = Map::new();
+    body.insert("sub".into(), json!(info.sub.as_str()));
+    if let Some(email) = claims.email {
+        body.insert("email".into(), json!(email));
+    }
+    if let Some(verified) = claims.email_verified {
+        body.insert("email_verified".into(), json!(verified));
+    }
+    if let Some(name) = claims.name {
+        body.insert("name".into(), json!(name));
+    }
+    if let Some(locale) = claims.locale {
+        body.insert("locale".into(), json!(locale));
+    }
+    if let Some(groups) = claims.groups {
+        body.insert("groups".into(), json!(groups));
+    }
+    Value::Object(body)
+}
+
+/// An introspection response (RFC 7662 §2.2). An inactive token is
+/// `{"active": false}` and nothing else; a refresh token's `token_type`
+/// is `refresh_token`, an access token's `Bearer` (RFC 6750).
+fn introspection_body(introspection: Introspection) -> Value {
+    let token: ActiveToken = match introspection {
+        Introspection::Inactive => return json!({ "active": false }),
+        Introspection::Active(token) => token,
+    };
+    let token_type = match token.kind {
+        IntrospectedKind::Refresh => "refresh_token",
+        IntrospectedKind::Access => "Bearer",
+    };
+    let mut body = Map::new();
+    body.insert("active".into(), json!(true));
+    body.insert("token_type".into(), json!(token_type));
+    body.insert("client_id".into(), json!(token.client_id.as_str()));
+    body.insert("sub".into(), json!(token.sub.as_str()));
+    body.insert("scope".into(), json!(token.scope));
+    body.insert("exp".into(), json!(token.expires_at.timestamp()));
+    if let Some(issued_at) = token.issued_at {
+        body.insert("iat".into(), json!(issued_at.timestamp()));
+    }
+    body.insert("iss".into(), json!(token.issuer));
+    if let Some(audience) = token.audience {
+        body.insert("aud".into(), json!(audience.as_str()));
+    }
+    if let Some(device) = token.device_id {
+        body.insert("device_id".into(), json!(device.as_str()));
+    }
+    Value::Object(body)
 }
 
 /// `POST /token`.
@@ -228,7 +289,7 @@ pub async fn token(
         None => Err(TokenError::InvalidRequest("grant_type is missing")),
     };
     match result {
-        Ok(set) => token_set(set),
+        Ok(set) => json_response(StatusCode::OK, &token_body(set)),
         Err(e) => token_error(e, basic),
     }
 }
@@ -244,7 +305,7 @@ pub async fn userinfo(State(web): State<Web>, headers: HeaderMap) -> Response {
         return token_error(TokenError::InvalidToken, false);
     };
     match web.core.sign_in.userinfo(token, Utc::now()).await {
-        Ok(info) => json_response(StatusCode::OK, &info.0),
+        Ok(info) => json_response(StatusCode::OK, &userinfo_body(info)),
         Err(e) => token_error(e, false),
     }
 }
@@ -297,7 +358,101 @@ pub async fn introspect(
         Err((e, basic)) => return token_error(e, basic),
     };
     match web.core.sign_in.introspect(&auth, &token, Utc::now()).await {
-        Ok(result) => json_response(StatusCode::OK, &result.0),
+        Ok(result) => json_response(StatusCode::OK, &introspection_body(result)),
         Err(e) => token_error(e, basic),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::DateTime;
+
+    use super::*;
+    use crate::core::sso::UserClaims;
+    use crate::domain::ids::{ClientId, DeviceId, UserId};
+
+    const USER: &str = "0123456789abcdef0123456789abcdef";
+    const CLIENT: &str = "fedcba9876543210fedcba9876543210";
+    const DEVICE: &str = "00112233445566778899aabbccddeeff";
+
+    fn ids() -> Option<(UserId, ClientId, DeviceId)> {
+        Some((
+            UserId::parse(USER)?,
+            ClientId::parse(CLIENT)?,
+            DeviceId::parse(DEVICE)?,
+        ))
+    }
+
+    #[test]
+    fn userinfo_names_the_scopes_claims() {
+        let (sub, _, _) = ids().expect("canonical ids");
+        let all = UserInfo {
+            sub: sub.clone(),
+            claims: UserClaims {
+                email: Some("a@example.com".into()),
+                email_verified: Some(true),
+                name: Some("Alice".into()),
+                locale: Some("ja".into()),
+                groups: Some(vec!["staff".into(), "営業部".into()]),
+            },
+        };
+        assert_eq!(
+            userinfo_body(all).to_string(),
+            format!(
+                r#"{{"email":"a@example.com","email_verified":true,"groups":["staff","営業部"],"locale":"ja","name":"Alice","sub":"{USER}"}}"#
+            )
+        );
+        let bare = UserInfo {
+            sub,
+            claims: UserClaims::default(),
+        };
+        assert_eq!(
+            userinfo_body(bare).to_string(),
+            format!(r#"{{"sub":"{USER}"}}"#)
+        );
+    }
+
+    #[test]
+    fn introspection_follows_rfc_7662() {
+        let (sub, client, device) = ids().expect("canonical ids");
+        assert_eq!(
+            introspection_body(Introspection::Inactive).to_string(),
+            r#"{"active":false}"#
+        );
+        let at = |s| DateTime::from_timestamp(s, 0).expect("a time");
+        let refresh = ActiveToken {
+            kind: IntrospectedKind::Refresh,
+            client_id: client.clone(),
+            sub: sub.clone(),
+            scope: "openid offline_access".into(),
+            expires_at: at(2000),
+            issued_at: None,
+            issuer: "https://id.example.com".into(),
+            audience: None,
+            device_id: None,
+        };
+        assert_eq!(
+            introspection_body(Introspection::Active(refresh)).to_string(),
+            format!(
+                r#"{{"active":true,"client_id":"{CLIENT}","exp":2000,"iss":"https://id.example.com","scope":"openid offline_access","sub":"{USER}","token_type":"refresh_token"}}"#
+            )
+        );
+        let access = ActiveToken {
+            kind: IntrospectedKind::Access,
+            client_id: client.clone(),
+            sub,
+            scope: "openid".into(),
+            expires_at: at(2000),
+            issued_at: Some(at(1000)),
+            issuer: "https://id.example.com".into(),
+            audience: Some(client),
+            device_id: Some(device),
+        };
+        assert_eq!(
+            introspection_body(Introspection::Active(access)).to_string(),
+            format!(
+                r#"{{"active":true,"aud":"{CLIENT}","client_id":"{CLIENT}","device_id":"{DEVICE}","exp":2000,"iat":1000,"iss":"https://id.example.com","scope":"openid","sub":"{USER}","token_type":"Bearer"}}"#
+            )
+        );
     }
 }

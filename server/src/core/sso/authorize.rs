@@ -5,7 +5,8 @@
 //! A request is written to the store only once the user has submitted a
 //! form (`persist_request`, called by the sign-in steps); until then it
 //! lives in its handle, sealed with the server's key, and its store key
-//! is the handle's digest ([`request_key`]).
+//! is the handle's digest ([`request_key`]). A page may also carry the key
+//! itself as the handle.
 //!
 //! This file does not decide what the browser sees next (`steps.rs`) and
 //! does not hold sessions (`sessions.rs`).
@@ -17,7 +18,7 @@ use super::{KNOWN_SCOPES, MAX_PARAM, REQUEST_TTL};
 use crate::core::sso::SignIn;
 use crate::core::{CoreError, InternalError};
 use crate::domain::app::App;
-use crate::domain::ids::ClientId;
+use crate::domain::ids::{AuthRequestId, ClientId, SsoSessionId};
 use crate::domain::sign_in::AuthRequest;
 use crate::domain::sign_in::SsoSession;
 
@@ -28,15 +29,17 @@ const REQUEST_KID: &str = "latchkey-authorize-request";
 const MAX_HANDLE: usize = 16 * 1024;
 
 /// The store key of a request handle: a sealed handle's digest, or a key
-/// itself.
-pub fn request_key(handle: &str) -> String {
+/// itself; `None` for a short handle that is no key.
+pub fn request_key(handle: &str) -> Option<AuthRequestId> {
     if handle.len() <= 32 {
-        return handle.to_owned();
+        return AuthRequestId::parse(handle);
     }
-    hex::encode(latchkey_certs::sha256(handle.as_bytes()))
-        .chars()
-        .take(32)
-        .collect()
+    Some(sealed_handle_key(handle))
+}
+
+/// The store key of a sealed handle: its digest.
+fn sealed_handle_key(handle: &str) -> AuthRequestId {
+    AuthRequestId::from_digest(&latchkey_certs::sha256(handle.as_bytes()))
 }
 
 /// An authorization request as its sealed handle carries it.
@@ -55,26 +58,10 @@ struct SealedRequest {
     expires_at: i64,
 }
 
-impl From<&AuthRequest> for SealedRequest {
-    fn from(r: &AuthRequest) -> Self {
-        SealedRequest {
-            session_id: r.session_id.clone(),
-            client_id: r.client_id.to_string(),
-            redirect_uri: r.redirect_uri.clone(),
-            scope: r.scope.clone(),
-            state: r.state.clone(),
-            nonce: r.nonce.clone(),
-            code_challenge: r.code_challenge.clone(),
-            prompt_login: r.prompt_login,
-            max_age: r.max_age,
-            created_at: r.created_at.timestamp_millis(),
-            expires_at: r.expires_at.timestamp_millis(),
-        }
-    }
-}
-
-/// The query parameters of `/authorize`, as received.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// The parameters of an `/authorize` request as the browser sent them,
+/// each absent or its text; the HTTP layer reads them from the query
+/// string (`api/https/authorize.rs`), and nothing here is checked yet.
+#[derive(Debug, Clone, Default)]
 pub struct AuthorizeParams {
     pub response_type: Option<String>,
     pub client_id: Option<String>,
@@ -306,9 +293,25 @@ impl SignIn {
         valid: &ValidAuthorize,
         now: DateTime<Utc>,
     ) -> Result<AuthRequest, CoreError> {
-        let mut request = AuthRequest {
-            id: String::new(),
-            handle: String::new(),
+        let expires_at = now + REQUEST_TTL;
+        let sealed = SealedRequest {
+            session_id: session.id.to_string(),
+            client_id: valid.app.client_id.to_string(),
+            redirect_uri: valid.redirect_uri.clone(),
+            scope: valid.scope.clone(),
+            state: valid.state.clone(),
+            nonce: valid.nonce.clone(),
+            code_challenge: valid.code_challenge.clone(),
+            prompt_login: valid.prompt_login,
+            max_age: valid.max_age,
+            created_at: now.timestamp_millis(),
+            expires_at: expires_at.timestamp_millis(),
+        };
+        let json = serde_json::to_string(&sealed).map_err(InternalError::Seal)?;
+        let handle = self.ca.token_keys().seal(REQUEST_KID, &json)?;
+        Ok(AuthRequest {
+            id: sealed_handle_key(&handle),
+            handle,
             session_id: session.id.clone(),
             client_id: valid.app.client_id.clone(),
             redirect_uri: valid.redirect_uri.clone(),
@@ -319,14 +322,9 @@ impl SignIn {
             prompt_login: valid.prompt_login,
             max_age: valid.max_age,
             created_at: now,
-            expires_at: now + REQUEST_TTL,
+            expires_at,
             finished_at: None,
-        };
-        let sealed = SealedRequest::from(&request);
-        let json = serde_json::to_string(&sealed).map_err(InternalError::Seal)?;
-        request.handle = self.ca.token_keys().seal(REQUEST_KID, &json)?;
-        request.id = request_key(&request.handle);
-        Ok(request)
+        })
     }
 
     /// The request a sealed handle carries, if this server sealed it.
@@ -334,9 +332,9 @@ impl SignIn {
         let json = self.ca.token_keys().open(REQUEST_KID, handle).ok()?;
         let sealed: SealedRequest = serde_json::from_str(&json).ok()?;
         Some(AuthRequest {
-            id: request_key(handle),
+            id: sealed_handle_key(handle),
             handle: handle.to_owned(),
-            session_id: sealed.session_id,
+            session_id: SsoSessionId::parse(&sealed.session_id)?,
             client_id: ClientId::parse(&sealed.client_id)?,
             redirect_uri: sealed.redirect_uri,
             scope: sealed.scope,
@@ -367,7 +365,9 @@ impl SignIn {
         if request_id.len() > MAX_HANDLE {
             return Ok(None);
         }
-        let key = request_key(request_id);
+        let Some(key) = request_key(request_id) else {
+            return Ok(None);
+        };
         let request = match self.store.auth_request(&key).await? {
             Some(mut row) => {
                 row.handle = request_id.to_owned();
@@ -418,5 +418,24 @@ mod tests {
             ),
             "https://rp.example/cb?x=1&code=a+b&state=s%26t"
         );
+    }
+
+    /// A sealed handle's key is the first 32 hex digits of its SHA-256; a
+    /// short handle is a key itself, or names nothing.
+    #[test]
+    fn request_keys_are_handle_digests() {
+        let handle = "h".repeat(100);
+        let digest = hex::encode(latchkey_certs::sha256(handle.as_bytes()));
+        assert_eq!(
+            request_key(&handle).map(|k| k.to_string()),
+            digest.get(..32).map(str::to_owned)
+        );
+        let key = "0123456789abcdef0123456789abcdef";
+        assert_eq!(
+            request_key(key).map(|k| k.to_string()).as_deref(),
+            Some(key)
+        );
+        assert_eq!(request_key("not-a-key"), None);
+        assert_eq!(request_key(""), None);
     }
 }

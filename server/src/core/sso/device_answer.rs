@@ -18,13 +18,15 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::proof::{self, NewProof};
-use super::{DEVICE_AUTH_TYP, DEVICE_CLOCK_SKEW, ProofHandoff, constant_eq, device_fitness};
+use super::{
+    DEVICE_AUTH_TYP, DEVICE_CLOCK_SKEW, JwsHeader, ProofHandoff, constant_eq, device_fitness,
+};
 use crate::core::CoreError;
 use crate::core::auth::{self, AuthenticatedDevice, DeviceAuthError, DeviceChannel, DeviceRefusal};
 use crate::core::sso::SignIn;
 use crate::domain::app::DevicePolicy;
 use crate::domain::device::Device;
-use crate::domain::ids::DeviceId;
+use crate::domain::ids::{AuthRequestId, DeviceAuthTxnId, DeviceId};
 use crate::domain::policy::EffectivePolicy;
 use crate::domain::sign_in::Delivery;
 use crate::domain::sign_in::DeviceAuthFailure;
@@ -37,7 +39,7 @@ use crate::store::{DeviceAuthFacts, FitAnswer, TxnUpdate, TxnUser};
 /// What an agent is shown and signs for a transaction.
 #[derive(Debug, Clone)]
 pub struct DeviceChallenge {
-    pub txn_id: String,
+    pub txn_id: DeviceAuthTxnId,
     pub nonce: String,
     pub audience: String,
     pub app_name: String,
@@ -92,11 +94,13 @@ struct DeviceStatement {
 impl SignIn {
     /// What a device must sign for `txn_id`. Only a device the transaction
     /// expects is told; any other device fails the transaction with the
-    /// reason, so the browser shows it at once.
+    /// reason, so the browser shows it at once. `None`: the call named no
+    /// id this server could have made; the device is still authenticated,
+    /// and then finds no sign-in.
     pub async fn device_auth_challenge(
         &self,
         leaf_der: Option<&[u8]>,
-        txn_id: &str,
+        txn_id: Option<&DeviceAuthTxnId>,
         now: DateTime<Utc>,
     ) -> Result<DeviceChallenge, CoreError> {
         let leaf = auth::read_leaf(leaf_der, now)?;
@@ -136,14 +140,13 @@ impl SignIn {
     }
 
     /// Authenticates a device by the certificate it presented and reads,
-    /// in the same statement, what its call about `txn_id` is decided on.
+    /// in the same statement, what its call about `txn_id` (if it named
+    /// one) is decided on.
     pub(super) async fn device_auth_facts(
         &self,
         leaf: latchkey_certs::CertificateInfo,
-        txn_id: &str,
+        txn_id: Option<&DeviceAuthTxnId>,
     ) -> Result<(AuthenticatedDevice, DeviceAuthFacts), CoreError> {
-        // An id of another shape matches no transaction.
-        let txn_id = if txn_id.len() == 32 { txn_id } else { "" };
         let facts = self
             .store
             .device_auth_facts(&leaf.serial_hex, txn_id)
@@ -217,8 +220,10 @@ impl SignIn {
             .flatten()
             .and_then(base64_url)
             .and_then(|p| serde_json::from_slice::<DeviceStatement>(&p).ok());
-        let txn_id = claimed.as_ref().map_or("", |s| s.txn.as_str());
-        let (device, facts) = self.device_auth_facts(leaf, txn_id).await?;
+        let txn_id = claimed
+            .as_ref()
+            .and_then(|s| DeviceAuthTxnId::parse(&s.txn));
+        let (device, facts) = self.device_auth_facts(leaf, txn_id.as_ref()).await?;
         if claimed.is_none() {
             return Err(CoreError::InvalidArgument(format!(
                 "the answer is not a signed statement (or is longer than {MAX_STATEMENT} bytes)"
@@ -226,7 +231,7 @@ impl SignIn {
         }
         let txn = self.pending(facts.txn, now).await?;
         let verified = verified.filter(|s| {
-            s.txn == txn.id
+            s.txn == txn.id.as_str()
                 && constant_eq(&s.nonce, &txn.nonce)
                 && s.device_id == device.id().as_str()
         });
@@ -259,9 +264,9 @@ impl SignIn {
             return None;
         }
         let (header, payload) = latchkey_certs::jose::verify_compact_p256(public_key, signed)?;
-        let header: serde_json::Value = serde_json::from_slice(&header).ok()?;
-        let typ_ok = header.get("alg")?.as_str()? == "ES256"
-            && header.get("typ")?.as_str()? == DEVICE_AUTH_TYP;
+        let header: JwsHeader = serde_json::from_slice(&header).ok()?;
+        let typ_ok = header.alg.as_deref() == Some("ES256")
+            && header.typ.as_deref() == Some(DEVICE_AUTH_TYP);
         let statement: DeviceStatement = serde_json::from_slice(&payload).ok()?;
         let signed_at = DateTime::from_timestamp(statement.iat, 0)?;
         (typ_ok && statement.aud == self.issuer() && (now - signed_at).abs() <= DEVICE_CLOCK_SKEW)
@@ -280,6 +285,9 @@ impl SignIn {
         peer_ip: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Option<Option<ProofHandoff>>, CoreError> {
+        let Some(txn_id) = DeviceAuthTxnId::parse(&statement.txn) else {
+            return Ok(None);
+        };
         let Some(device_id) = leaf
             .device_id
             .as_deref()
@@ -297,11 +305,11 @@ impl SignIn {
         } else {
             None
         };
-        let proof: NewProof = proof::new_proof(self.issuer(), &statement.txn)?;
+        let proof: NewProof = proof::new_proof(self.issuer(), &txn_id)?;
         let spki = hex::encode(leaf.spki_sha256);
         let basis_prefix = crate::domain::policy::verdict_basis("");
         let answer = FitAnswer {
-            txn_id: &statement.txn,
+            txn_id: &txn_id,
             nonce: &statement.nonce,
             device_id: &device_id,
             serial_hex: &leaf.serial_hex,
@@ -314,22 +322,24 @@ impl SignIn {
         let Some(mode) = self.store.confirm_fit_answer(&answer, now).await? else {
             return Ok(None);
         };
-        self.device_auth_waiters.wake(&statement.txn);
+        self.device_auth_waiters.wake(&txn_id);
         Ok(Some((mode == DevicePolicy::Bound).then_some(proof.handoff)))
     }
 
     /// The mobile path: a browser on a managed phone or tablet opened the
     /// device listener, presenting the certificate its MDM profile
     /// installed. The TLS handshake proved the key, so no statement is
-    /// signed; the transaction must be this browser session's own.
+    /// signed; the transaction must be this browser session's own (`None`:
+    /// the browser named no id this server could have made). Returns the
+    /// outcome and the request the sign-in page continues with.
     pub async fn answer_with_certificate(
         &self,
         session: &SsoSession,
         leaf_der: &[u8],
-        txn_id: &str,
+        txn_id: Option<&DeviceAuthTxnId>,
         peer_ip: &str,
         now: DateTime<Utc>,
-    ) -> Result<(TxnOutcome, String), CoreError> {
+    ) -> Result<(TxnOutcome, AuthRequestId), CoreError> {
         let leaf = auth::read_leaf(Some(leaf_der), now)?;
         let (device, facts) = self.device_auth_facts(leaf, txn_id).await?;
         let txn = self.pending(facts.txn, now).await?;

@@ -19,7 +19,7 @@ use crate::core::CoreError;
 use crate::core::sso::SignIn;
 use crate::domain::app::{App, DevicePolicy};
 use crate::domain::device::{Device, DeviceState};
-use crate::domain::ids::DeviceId;
+use crate::domain::ids::{DeviceAuthTxnId, DeviceId};
 use crate::domain::policy::Compliance;
 use crate::domain::sign_in::AuthRequest;
 use crate::domain::sign_in::Delivery;
@@ -300,7 +300,7 @@ impl SignIn {
             _ => String::new(),
         };
         let txn = DeviceAuthTxn {
-            id: random_hex::<16>()?,
+            id: DeviceAuthTxnId::from_bytes(latchkey_certs::random_bytes::<16>()?),
             nonce: random_hex::<32>()?,
             short_code,
             mode: app.device_policy,
@@ -380,12 +380,9 @@ impl SignIn {
     pub async fn device_auth_state(
         &self,
         session: &SsoSession,
-        txn_id: &str,
+        txn_id: &DeviceAuthTxnId,
         now: DateTime<Utc>,
     ) -> Result<Option<TxnOutcome>, CoreError> {
-        if txn_id.len() != 32 {
-            return Ok(None);
-        }
         let Some(txn) = self
             .store
             .txn(txn_id)
@@ -413,12 +410,15 @@ impl SignIn {
     /// Woken when an answer to `txn_id` is taken in this process. Register
     /// (enable the `notified` future) before reading the state, so an
     /// answer in between is not missed.
-    pub fn device_auth_waiter(&self, txn_id: &str) -> std::sync::Arc<tokio::sync::Notify> {
+    pub fn device_auth_waiter(
+        &self,
+        txn_id: &DeviceAuthTxnId,
+    ) -> std::sync::Arc<tokio::sync::Notify> {
         self.device_auth_waiters.waiter(txn_id)
     }
 
     /// Forgets a transaction's waiter once nobody holds it.
-    pub fn release_device_auth_waiter(&self, txn_id: &str) {
+    pub fn release_device_auth_waiter(&self, txn_id: &DeviceAuthTxnId) {
         self.device_auth_waiters.prune(txn_id);
     }
 }

@@ -16,6 +16,7 @@ use crate::core::totp::{self, TotpSecret};
 use crate::core::{CoreError, InternalError};
 use crate::domain::app::{App, MfaPolicy};
 use crate::domain::audit::{Actor, AuditAction, AuditEntry, AuditOutcome};
+use crate::domain::ids::SsoSessionId;
 use crate::domain::sign_in::Factor;
 use crate::domain::sign_in::SsoSession;
 use crate::domain::user::{User, UserStatus};
@@ -126,7 +127,7 @@ pub struct SecondFactorView {
     pub email_available: bool,
 }
 
-fn code_hash(session_id: &str, code: &str) -> String {
+fn code_hash(session_id: &SsoSessionId, code: &str) -> String {
     hex::encode(latchkey_certs::sha256(
         format!("latchkey-email-code:{session_id}:{code}").as_bytes(),
     ))
@@ -136,7 +137,7 @@ fn totp_kid(user: &User) -> String {
     format!("totp:{}", user.id)
 }
 
-fn pending_kid(session_id: &str) -> String {
+fn pending_kid(session_id: &SsoSessionId) -> String {
     format!("totp-pending:{session_id}")
 }
 
@@ -765,7 +766,11 @@ mod tests {
 
     #[test]
     fn code_hashes_are_bound_to_the_session() {
-        assert_ne!(code_hash("s1", "123456"), code_hash("s2", "123456"));
-        assert_eq!(code_hash("s1", "123456"), code_hash("s1", "123456"));
+        let (s1, s2) = (
+            SsoSessionId::from_bytes([1; 16]),
+            SsoSessionId::from_bytes([2; 16]),
+        );
+        assert_ne!(code_hash(&s1, "123456"), code_hash(&s2, "123456"));
+        assert_eq!(code_hash(&s1, "123456"), code_hash(&s1, "123456"));
     }
 }

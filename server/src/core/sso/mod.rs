@@ -81,7 +81,10 @@ pub use proof::{
 };
 pub use step_up::{PasswordChange, STEP_UP_WINDOW, StepUpFactor, StepUpOutcome};
 pub use steps::{NewPasswordProblem, PasswordOutcome, validate_new_password};
-pub use tokens::{ClientAuth, IdTokenHint, IntrospectedToken, TokenError, TokenSet, UserInfo, put};
+pub use tokens::{
+    ActiveToken, ClientAuth, IdTokenHint, IntrospectedKind, Introspection, TokenError, TokenSet,
+    UserClaims, UserInfo,
+};
 pub use waiters::Waiters;
 
 /// Settings of the OpenID Connect provider.
@@ -159,6 +162,15 @@ const KNOWN_SCOPES: &[&str] = &["openid", "profile", "email", "groups", "offline
 
 /// The `typ` of the statement an agent signs.
 pub const DEVICE_AUTH_TYP: &str = "latchkey-device-auth+jwt";
+
+/// The members of a compact JWS's header (RFC 7515 §4.1) that reading a
+/// token or a device's statement looks at; any other member is ignored.
+#[derive(Debug, serde::Deserialize)]
+struct JwsHeader {
+    alg: Option<String>,
+    typ: Option<String>,
+    kid: Option<String>,
+}
 
 /// Who is at the browser, as the HTTP layer saw it.
 #[derive(Debug, Clone)]

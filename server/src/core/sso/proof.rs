@@ -23,6 +23,7 @@ use crate::core::auth;
 use crate::core::sso::SignIn;
 use crate::domain::app::DevicePolicy;
 use crate::domain::audit::{Actor, AuditAction, AuditEntry, AuditOutcome};
+use crate::domain::ids::{AuthRequestId, DeviceAuthTxnId};
 use crate::domain::sign_in::TxnOutcome;
 use crate::domain::sign_in::{Delivery, DeviceAuthFailure, DeviceAuthTxn, LoginEvent, SsoSession};
 use crate::store::ProofHashes;
@@ -70,19 +71,19 @@ impl NewProof {
     }
 }
 
-fn link_hash(txn_id: &str, secret: &str) -> String {
+fn link_hash(txn_id: &DeviceAuthTxnId, secret: &str) -> String {
     hex::encode(latchkey_certs::sha256(
         format!("latchkey-device-proof:{txn_id}:{secret}").as_bytes(),
     ))
 }
 
-fn code_hash(txn_id: &str, code: &str) -> String {
+fn code_hash(txn_id: &DeviceAuthTxnId, code: &str) -> String {
     hex::encode(latchkey_certs::sha256(
         format!("latchkey-device-code:{txn_id}:{code}").as_bytes(),
     ))
 }
 
-pub(super) fn new_proof(issuer: &str, txn_id: &str) -> Result<NewProof, CoreError> {
+pub(super) fn new_proof(issuer: &str, txn_id: &DeviceAuthTxnId) -> Result<NewProof, CoreError> {
     let secret = hex::encode(latchkey_certs::random_bytes::<32>()?);
     let bytes = latchkey_certs::random_bytes::<8>()?;
     let code = format!("{:08}", u64::from_be_bytes(bytes) % 100_000_000);
@@ -141,7 +142,7 @@ pub struct SignInContext {
 #[derive(Debug, Clone)]
 pub enum RedeemOutcome {
     /// It came from the session that started the sign-in, which goes on.
-    Delivered { request_id: String },
+    Delivered { request_id: AuthRequestId },
     /// It came from another browser: nothing completes.
     OtherBrowser(SignInContext),
     /// Unknown, spent or expired.
@@ -208,12 +209,12 @@ impl SignIn {
     pub async fn redeem_link(
         &self,
         session: Option<&SsoSession>,
-        txn_id: &str,
+        txn_id: &DeviceAuthTxnId,
         secret: &str,
         browser: &super::BrowserContext,
         now: DateTime<Utc>,
     ) -> Result<RedeemOutcome, CoreError> {
-        if txn_id.len() != 32 || secret.len() != 64 {
+        if secret.len() != 64 {
             return Ok(RedeemOutcome::Invalid);
         }
         let tx = self.store.begin().await?;
@@ -299,9 +300,12 @@ impl SignIn {
         if request_id.len() > 16 * 1024 {
             return Ok(DeviceCodeOutcome::Expired);
         }
+        let Some(key) = super::request_key(request_id) else {
+            return Ok(DeviceCodeOutcome::Expired);
+        };
         let Some(txn) = self
             .store
-            .latest_txn(&super::request_key(request_id))
+            .latest_txn(&key)
             .await?
             .filter(|t| t.session_id == session.id && t.mode == DevicePolicy::Bound)
         else {
@@ -370,7 +374,7 @@ impl SignIn {
     pub async fn device_auth_delivery(
         &self,
         leaf_der: Option<&[u8]>,
-        txn_id: &str,
+        txn_id: Option<&DeviceAuthTxnId>,
         now: DateTime<Utc>,
     ) -> Result<DeliveryState, CoreError> {
         let leaf = auth::read_leaf(leaf_der, now)?;
@@ -420,18 +424,20 @@ mod tests {
 
     #[test]
     fn proofs_are_fresh_and_stored_only_as_hashes() {
-        let a = new_proof("https://id.example.com/", "t1").unwrap();
-        let b = new_proof("https://id.example.com", "t1").unwrap();
-        assert_ne!(a.handoff.redeem_url, b.handoff.redeem_url);
-        assert!(
-            a.handoff
-                .redeem_url
-                .starts_with("https://id.example.com/login/device/redeem?txn=t1&proof=")
+        let (t1, t2) = (
+            DeviceAuthTxnId::from_bytes([1; 16]),
+            DeviceAuthTxnId::from_bytes([2; 16]),
         );
+        let a = new_proof("https://id.example.com/", &t1).unwrap();
+        let b = new_proof("https://id.example.com", &t1).unwrap();
+        assert_ne!(a.handoff.redeem_url, b.handoff.redeem_url);
+        assert!(a.handoff.redeem_url.starts_with(&format!(
+            "https://id.example.com/login/device/redeem?txn={t1}&proof="
+        )));
         assert_eq!(a.handoff.code.len(), CODE_DIGITS);
         assert!(!a.link_hash.contains(&a.handoff.code));
-        assert_eq!(a.code_hash, code_hash("t1", &a.handoff.code));
-        assert_ne!(code_hash("t1", "12345678"), code_hash("t2", "12345678"));
+        assert_eq!(a.code_hash, code_hash(&t1, &a.handoff.code));
+        assert_ne!(code_hash(&t1, "12345678"), code_hash(&t2, "12345678"));
     }
 
     #[test]

@@ -18,25 +18,22 @@ use crate::core::auth::secret_hash;
 use crate::core::sso::SignIn;
 use crate::core::{CoreError, InternalError};
 use crate::domain::app::App;
-use crate::domain::ids::{ClientId, DeviceId};
+use crate::domain::ids::{ClientId, DeviceId, SsoSessionId};
 use crate::domain::sign_in::LoginEvent;
 use crate::domain::sign_in::SsoSession;
 use crate::domain::user::User;
 
 /// The id of a session that exists in its cookie alone, derived from the
 /// cookie's secret (64 hex digits); `None` for anything else.
-fn virtual_session_id(secret: &str) -> Option<String> {
+fn virtual_session_id(secret: &str) -> Option<SsoSessionId> {
     (secret.len() == 64 && secret.bytes().all(|b| b.is_ascii_hexdigit())).then(|| {
-        hex::encode(latchkey_certs::sha256(
+        SsoSessionId::from_digest(&latchkey_certs::sha256(
             format!("latchkey-session-id:{secret}").as_bytes(),
         ))
-        .chars()
-        .take(32)
-        .collect()
     })
 }
 
-fn unsaved_session(id: String, browser: &BrowserContext, now: DateTime<Utc>) -> SsoSession {
+fn unsaved_session(id: SsoSessionId, browser: &BrowserContext, now: DateTime<Utc>) -> SsoSession {
     SsoSession {
         id,
         user_id: None,
@@ -190,5 +187,26 @@ impl SignIn {
     /// Apps the session's user may open from the home page.
     pub async fn apps_for_home(&self) -> Result<Vec<App>, CoreError> {
         Ok(self.store.list_apps().await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cookie-only session's id is the first 32 hex digits of its
+    /// secret's digest; anything but a 64-digit hex secret has none.
+    #[test]
+    fn a_new_sessions_id_is_derived_from_its_secret() {
+        let secret = "ab".repeat(32);
+        let digest = hex::encode(latchkey_certs::sha256(
+            format!("latchkey-session-id:{secret}").as_bytes(),
+        ));
+        assert_eq!(
+            virtual_session_id(&secret).map(|id| id.to_string()),
+            digest.get(..32).map(str::to_owned)
+        );
+        assert_eq!(virtual_session_id(&"g".repeat(64)), None);
+        assert_eq!(virtual_session_id("ab"), None);
     }
 }

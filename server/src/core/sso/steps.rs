@@ -24,6 +24,7 @@ use crate::core::{CoreError, validate_email};
 use crate::domain::app::{App, DevicePolicy, MfaPolicy};
 use crate::domain::audit::{Actor, AuditAction, AuditEntry, AuditOutcome};
 use crate::domain::device::Device;
+use crate::domain::ids::GrantId;
 use crate::domain::sign_in::Acr;
 use crate::domain::sign_in::AuthRequest;
 use crate::domain::sign_in::Factor;
@@ -296,7 +297,7 @@ impl SignIn {
                 .collect(),
         };
         let grant = Grant {
-            id: random_hex::<16>()?,
+            id: GrantId::from_bytes(latchkey_certs::random_bytes::<16>()?),
             session_id: session.id.clone(),
             user_id: user.id.clone(),
             client_id: app.client_id.clone(),

@@ -7,20 +7,24 @@
 //! replayed) makes them inactive at once for userinfo and introspection,
 //! and relying parties that verify them offline see them expire within the
 //! access-token lifetime.
+//!
+//! What the endpoints answer is returned as typed values ([`TokenSet`],
+//! [`UserInfo`], [`Introspection`]); their JSON bodies are built in
+//! `api/https/oidc.rs`. The claims of the tokens signed here are token
+//! content and stay here.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
-use super::{REFRESH_TTL, constant_eq, device_fitness, random_hex};
-use crate::core::CoreError;
+use super::{JwsHeader, REFRESH_TTL, constant_eq, device_fitness, random_hex};
 use crate::core::auth::secret_hash;
 use crate::core::sso::SignIn;
+use crate::core::{CoreError, InternalError};
 use crate::domain::app::App;
 use crate::domain::audit::{Actor, AuditAction, AuditEntry, AuditOutcome};
-use crate::domain::ids::ClientId;
+use crate::domain::ids::{ClientId, DeviceId, GrantId, SsoSessionId, UserId};
 use crate::domain::sign_in::Grant;
 use crate::domain::user::{User, UserStatus};
 
@@ -69,14 +73,124 @@ pub struct TokenSet {
     pub scope: String,
 }
 
-/// The claims `/userinfo` returns.
-#[derive(Debug, Clone)]
-pub struct UserInfo(pub Value);
+/// The claims about the user that the granted scope allows (OIDC Core
+/// §5.4), as the ID token and `/userinfo` carry them; each is absent when
+/// the scope does not ask for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserClaims {
+    /// `email` scope: the address.
+    pub email: Option<String>,
+    /// `email` scope: whether the address is verified (always: addresses
+    /// are set by an admin, not self-asserted).
+    pub email_verified: Option<bool>,
+    /// `profile` scope: the display name.
+    pub name: Option<String>,
+    /// `profile` scope: the user's language, if they chose one.
+    pub locale: Option<String>,
+    /// `groups` scope (Latchkey's own claim): the user's group names.
+    pub groups: Option<Vec<String>>,
+}
 
-/// RFC 7662 introspection response members.
-#[derive(Debug, Clone)]
-pub struct IntrospectedToken(pub Value);
+/// What `/userinfo` answers for a live access token (OIDC Core §5.3.2):
+/// the subject and the claims the token's scope allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserInfo {
+    pub sub: UserId,
+    pub claims: UserClaims,
+}
 
+/// What introspection found out about a token (RFC 7662 §2.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Introspection {
+    /// Unknown, expired, revoked, used, or another client's: nothing more
+    /// is said about it.
+    Inactive,
+    /// A live token of the asking client.
+    Active(ActiveToken),
+}
+
+/// Which of our tokens an active introspected token is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntrospectedKind {
+    /// A refresh token.
+    Refresh,
+    /// An access token (a bearer token, RFC 6750).
+    Access,
+}
+
+/// An active token as introspection describes it (RFC 7662 §2.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveToken {
+    pub kind: IntrospectedKind,
+    /// The client the token was issued to.
+    pub client_id: ClientId,
+    /// The user the token is about.
+    pub sub: UserId,
+    pub scope: String,
+    /// When the token expires.
+    pub expires_at: DateTime<Utc>,
+    /// When the token was issued (access tokens, from their `iat`).
+    pub issued_at: Option<DateTime<Utc>>,
+    pub issuer: String,
+    /// The audience (access tokens: the client).
+    pub audience: Option<ClientId>,
+    /// The managed device that confirmed the sign-in, if one did.
+    pub device_id: Option<DeviceId>,
+}
+
+/// The claims of an access token this server signs (RFC 9068 §2.2, with
+/// `sid` naming the grant). Members are in the order of their names, the
+/// order of a JSON object with sorted keys, as tokens have always been
+/// written.
+#[derive(Debug, Serialize)]
+struct AccessTokenClaims<'a> {
+    acr: &'a str,
+    amr: Vec<&'a str>,
+    aud: &'a str,
+    auth_time: i64,
+    client_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_id: Option<&'a str>,
+    exp: i64,
+    iat: i64,
+    iss: &'a str,
+    jti: String,
+    scope: &'a str,
+    sid: &'a str,
+    sub: &'a str,
+}
+
+/// The claims of an ID token this server signs (OIDC Core §2, §5.1, and
+/// Latchkey's `device_id` and `groups`), in the order of their names like
+/// [`AccessTokenClaims`]; the user's claims are those the scope allows.
+#[derive(Debug, Serialize)]
+struct IdTokenClaims<'a> {
+    acr: &'a str,
+    amr: Vec<&'a str>,
+    aud: &'a str,
+    auth_time: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email_verified: Option<bool>,
+    exp: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    groups: Option<&'a [String]>,
+    iat: i64,
+    iss: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    locale: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nonce: Option<&'a str>,
+    sid: &'a str,
+    sub: &'a str,
+}
+
+/// The claims of one of our access tokens that reading it back relies on.
 #[derive(Debug, Deserialize)]
 struct AccessClaims {
     iss: String,
@@ -88,11 +202,22 @@ struct AccessClaims {
     scope: String,
 }
 
-/// Sets a member of a JSON object (a no-op on anything else).
-pub fn put(value: &mut Value, key: &str, item: Value) {
-    if let Value::Object(map) = value {
-        map.insert(key.to_owned(), item);
-    }
+/// The claims of an ID token that a logout's `id_token_hint` is read for.
+#[derive(Debug, Deserialize)]
+struct HintClaims {
+    iss: Option<String>,
+    aud: Option<String>,
+    sid: Option<String>,
+    sub: Option<String>,
+}
+
+/// The header of a compact JWS `token`, if it has one that reads as JSON.
+fn jws_header(token: &str) -> Option<JwsHeader> {
+    token
+        .split('.')
+        .next()
+        .and_then(|h| URL_SAFE_NO_PAD.decode(h).ok())
+        .and_then(|h| serde_json::from_slice::<JwsHeader>(&h).ok())
 }
 
 fn has_scope(scope: &str, wanted: &str) -> bool {
@@ -314,53 +439,49 @@ impl SignIn {
         let ttl = self.settings.access_token_ttl;
         let exp = (now + ttl).timestamp();
         let issuer = self.issuer();
-        let mut access = json!({
-            "iss": issuer,
-            "sub": user.id.as_str(),
-            "aud": app.client_id.as_str(),
-            "client_id": app.client_id.as_str(),
-            "exp": exp,
-            "iat": now.timestamp(),
-            "auth_time": grant.auth_time.timestamp(),
-            "jti": random_hex::<16>()?,
-            "sid": grant.id,
-            "scope": grant.scope,
-            "amr": grant.amr.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
-            "acr": grant.acr.as_str(),
-        });
-        let mut id = json!({
-            "iss": issuer,
-            "sub": user.id.as_str(),
-            "aud": app.client_id.as_str(),
-            "exp": exp,
-            "iat": now.timestamp(),
-            "auth_time": grant.auth_time.timestamp(),
-            "amr": grant.amr.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
-            "acr": grant.acr.as_str(),
-            "sid": grant.session_id,
-        });
-        if let Some(nonce) = &grant.nonce {
-            put(&mut id, "nonce", json!(nonce));
-        }
-        if let Some(device) = &grant.device_id {
-            put(&mut id, "device_id", json!(device.as_str()));
-            put(&mut access, "device_id", json!(device.as_str()));
-        }
-        if let Value::Object(claims) = user_claims(user, &grant.scope)
-            && let Value::Object(id) = &mut id
-        {
-            id.extend(claims);
-        }
-        let access_token = self
-            .signing_keys
-            .sign_jws("at+jwt", access.to_string().as_bytes(), now)
-            .await?;
+        let amr = || grant.amr.iter().map(|m| m.as_str()).collect::<Vec<_>>();
+        let device_id = grant.device_id.as_ref().map(DeviceId::as_str);
+        let access = AccessTokenClaims {
+            acr: grant.acr.as_str(),
+            amr: amr(),
+            aud: app.client_id.as_str(),
+            auth_time: grant.auth_time.timestamp(),
+            client_id: app.client_id.as_str(),
+            device_id,
+            exp,
+            iat: now.timestamp(),
+            iss: issuer,
+            jti: random_hex::<16>()?,
+            scope: &grant.scope,
+            sid: grant.id.as_str(),
+            sub: user.id.as_str(),
+        };
+        let claims = user_claims(user, &grant.scope);
+        let id = IdTokenClaims {
+            acr: grant.acr.as_str(),
+            amr: amr(),
+            aud: app.client_id.as_str(),
+            auth_time: grant.auth_time.timestamp(),
+            device_id,
+            email: claims.email.as_deref(),
+            email_verified: claims.email_verified,
+            exp,
+            groups: claims.groups.as_deref(),
+            iat: now.timestamp(),
+            iss: issuer,
+            locale: claims.locale.as_deref(),
+            name: claims.name.as_deref(),
+            nonce: grant.nonce.as_deref(),
+            sid: grant.session_id.as_str(),
+            sub: user.id.as_str(),
+        };
+        let access = serde_json::to_vec(&access)
+            .map_err(|e| CoreError::Internal(InternalError::Claims(e)))?;
+        let access_token = self.signing_keys.sign_jws("at+jwt", &access, now).await?;
         let id_token = if has_scope(&grant.scope, "openid") {
-            Some(
-                self.signing_keys
-                    .sign_jws("JWT", id.to_string().as_bytes(), now)
-                    .await?,
-            )
+            let id = serde_json::to_vec(&id)
+                .map_err(|e| CoreError::Internal(InternalError::Claims(e)))?;
+            Some(self.signing_keys.sign_jws("JWT", &id, now).await?)
         } else {
             None
         };
@@ -391,18 +512,13 @@ impl SignIn {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<(AccessClaims, Grant)>, CoreError> {
-        let Some(header) = token
-            .split('.')
-            .next()
-            .and_then(|h| URL_SAFE_NO_PAD.decode(h).ok())
-            .and_then(|h| serde_json::from_slice::<Value>(&h).ok())
-        else {
+        let Some(header) = jws_header(token) else {
             return Ok(None);
         };
-        if header.get("typ").and_then(Value::as_str) != Some("at+jwt") {
+        if header.typ.as_deref() != Some("at+jwt") {
             return Ok(None);
         }
-        let kid = header.get("kid").and_then(Value::as_str).unwrap_or("");
+        let kid = header.kid.as_deref().unwrap_or("");
         let keys = self.signing_keys.jwks(now).await?;
         let Some(key) = keys.iter().find(|k| k.kid == kid) else {
             return Ok(None);
@@ -416,7 +532,10 @@ impl SignIn {
         if claims.iss != self.issuer() || claims.exp <= now.timestamp() {
             return Ok(None);
         }
-        let Some(grant) = self.store.grant(&claims.sid).await? else {
+        let Some(grant_id) = GrantId::parse(&claims.sid) else {
+            return Ok(None);
+        };
+        let Some(grant) = self.store.grant(&grant_id).await? else {
             return Ok(None);
         };
         if grant.ended_at.is_some() || grant.user_id.as_str() != claims.sub {
@@ -439,9 +558,10 @@ impl SignIn {
             Err(TokenError::Internal(e)) => return Err(TokenError::Internal(e)),
             Err(_) => return Err(TokenError::InvalidToken),
         };
-        let mut info = user_claims(&user, &claims.scope);
-        put(&mut info, "sub", json!(user.id.as_str()));
-        Ok(UserInfo(info))
+        Ok(UserInfo {
+            claims: user_claims(&user, &claims.scope),
+            sub: user.id,
+        })
     }
 
     /// RFC 7009: ends the grant behind a refresh or access token of this
@@ -473,12 +593,12 @@ impl SignIn {
         auth: &ClientAuth,
         token: &str,
         now: DateTime<Utc>,
-    ) -> Result<IntrospectedToken, TokenError> {
+    ) -> Result<Introspection, TokenError> {
         let app = self.authenticate_client(auth).await?;
         if app.public {
             return Err(TokenError::InvalidClient);
         }
-        let inactive = IntrospectedToken(json!({ "active": false }));
+        let inactive = Introspection::Inactive;
         if let Some(record) = self.store.refresh_token(&secret_hash(token)).await? {
             let Some(grant) = self
                 .store
@@ -493,19 +613,17 @@ impl SignIn {
             if !active {
                 return Ok(inactive);
             }
-            let mut out = json!({
-                "active": true,
-                "token_type": "refresh_token",
-                "client_id": app.client_id.as_str(),
-                "sub": grant.user_id.as_str(),
-                "scope": grant.scope,
-                "exp": record.expires_at.timestamp(),
-                "iss": self.issuer(),
-            });
-            if let Some(device) = &grant.device_id {
-                put(&mut out, "device_id", json!(device.as_str()));
-            }
-            return Ok(IntrospectedToken(out));
+            return Ok(Introspection::Active(ActiveToken {
+                kind: IntrospectedKind::Refresh,
+                client_id: app.client_id,
+                sub: grant.user_id,
+                scope: grant.scope,
+                expires_at: record.expires_at,
+                issued_at: None,
+                issuer: self.issuer().to_owned(),
+                audience: None,
+                device_id: grant.device_id,
+            }));
         }
         let Some((claims, grant)) = self.access_grant(token, now).await? else {
             return Ok(inactive);
@@ -513,21 +631,24 @@ impl SignIn {
         if claims.client_id != app.client_id.as_str() {
             return Ok(inactive);
         }
-        let mut out = json!({
-            "active": true,
-            "token_type": "Bearer",
-            "client_id": claims.client_id,
-            "sub": claims.sub,
-            "scope": claims.scope,
-            "exp": claims.exp,
-            "iat": claims.iat,
-            "iss": claims.iss,
-            "aud": app.client_id.as_str(),
-        });
-        if let Some(device) = &grant.device_id {
-            put(&mut out, "device_id", json!(device.as_str()));
-        }
-        Ok(IntrospectedToken(out))
+        // `access_grant` found the token's `sub` to be its grant's user.
+        let (Some(expires_at), Some(issued_at)) = (
+            DateTime::from_timestamp(claims.exp, 0),
+            DateTime::from_timestamp(claims.iat, 0),
+        ) else {
+            return Ok(inactive);
+        };
+        Ok(Introspection::Active(ActiveToken {
+            kind: IntrospectedKind::Access,
+            client_id: app.client_id.clone(),
+            sub: grant.user_id,
+            scope: claims.scope,
+            expires_at,
+            issued_at: Some(issued_at),
+            issuer: claims.iss,
+            audience: Some(app.client_id),
+            device_id: grant.device_id,
+        }))
     }
 }
 
@@ -535,8 +656,8 @@ impl SignIn {
 #[derive(Debug, Clone)]
 pub struct IdTokenHint {
     pub client_id: String,
-    pub session_id: String,
-    pub user_id: crate::domain::ids::UserId,
+    pub session_id: SsoSessionId,
+    pub user_id: UserId,
 }
 
 impl SignIn {
@@ -546,15 +667,10 @@ impl SignIn {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<IdTokenHint>, CoreError> {
-        let header = token
-            .split('.')
-            .next()
-            .and_then(|h| URL_SAFE_NO_PAD.decode(h).ok())
-            .and_then(|h| serde_json::from_slice::<Value>(&h).ok());
         // Only an ID token (`typ` JWT), never an access token (`at+jwt`).
-        let Some(kid) = header
-            .filter(|h| h.get("typ").and_then(Value::as_str) == Some("JWT"))
-            .and_then(|h| h.get("kid").and_then(Value::as_str).map(str::to_owned))
+        let Some(kid) = jws_header(token)
+            .filter(|h| h.typ.as_deref() == Some("JWT"))
+            .and_then(|h| h.kid)
         else {
             return Ok(None);
         };
@@ -566,25 +682,28 @@ impl SignIn {
         else {
             return Ok(None);
         };
-        let Ok(claims) = serde_json::from_slice::<Value>(&payload) else {
+        let Ok(claims) = serde_json::from_slice::<HintClaims>(&payload) else {
             return Ok(None);
         };
-        if claims.get("iss").and_then(Value::as_str) != Some(self.issuer()) {
+        if claims.iss.as_deref() != Some(self.issuer()) {
             return Ok(None);
         }
-        let field = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
-        let (Some(client_id), Some(session_id), Some(sub)) =
-            (field("aud"), field("sid"), field("sub"))
+        let (Some(client_id), Some(session_id), Some(sub)) = (claims.aud, claims.sid, claims.sub)
         else {
             return Ok(None);
         };
-        Ok(
-            crate::domain::ids::UserId::parse(&sub).map(|user_id| IdTokenHint {
-                client_id,
-                session_id,
-                user_id,
-            }),
-        )
+        // Our ID tokens name a session and a user by their ids; a token
+        // that does not names neither.
+        let (Some(session_id), Some(user_id)) =
+            (SsoSessionId::parse(&session_id), UserId::parse(&sub))
+        else {
+            return Ok(None);
+        };
+        Ok(Some(IdTokenHint {
+            client_id,
+            session_id,
+            user_id,
+        }))
     }
 
     /// `uri` if it is one of the client's registered sign-out addresses
@@ -608,28 +727,90 @@ impl SignIn {
 }
 
 /// The user's claims the granted scope allows.
-fn user_claims(user: &User, scope: &str) -> Value {
-    let mut claims = json!({});
-    if has_scope(scope, "email") {
-        put(&mut claims, "email", json!(user.email));
+fn user_claims(user: &User, scope: &str) -> UserClaims {
+    let email = has_scope(scope, "email");
+    let profile = has_scope(scope, "profile");
+    UserClaims {
+        email: email.then(|| user.email.clone()),
         // Emails are set by an admin, not self-asserted.
-        put(&mut claims, "email_verified", json!(true));
+        email_verified: email.then_some(true),
+        name: profile.then(|| user.name.clone()),
+        locale: user.locale.clone().filter(|_| profile),
+        groups: has_scope(scope, "groups").then(|| user.groups.clone()),
     }
-    if has_scope(scope, "profile") {
-        put(&mut claims, "name", json!(user.name));
-        if let Some(locale) = &user.locale {
-            put(&mut claims, "locale", json!(locale));
-        }
-    }
-    if has_scope(scope, "groups") {
-        put(&mut claims, "groups", json!(user.groups));
-    }
-    claims
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Token claims are written as a JSON object with sorted keys, with
+    /// absent claims left out.
+    #[test]
+    fn token_claims_keep_their_written_form() -> Result<(), serde_json::Error> {
+        let groups = vec!["staff".to_owned(), "営業部".to_owned()];
+        let full = IdTokenClaims {
+            acr: "urn:latchkey:acr:device-bound",
+            amr: vec!["pwd", "swk"],
+            aud: "c1",
+            auth_time: 1,
+            device_id: Some("d1"),
+            email: Some("a@example.com"),
+            email_verified: Some(true),
+            exp: 3,
+            groups: Some(&groups),
+            iat: 2,
+            iss: "https://id.example.com",
+            locale: Some("ja"),
+            name: Some("Alice"),
+            nonce: Some("n"),
+            sid: "s1",
+            sub: "u1",
+        };
+        assert_eq!(
+            serde_json::to_string(&full)?,
+            r#"{"acr":"urn:latchkey:acr:device-bound","amr":["pwd","swk"],"aud":"c1","auth_time":1,"device_id":"d1","email":"a@example.com","email_verified":true,"exp":3,"groups":["staff","営業部"],"iat":2,"iss":"https://id.example.com","locale":"ja","name":"Alice","nonce":"n","sid":"s1","sub":"u1"}"#
+        );
+        let bare = IdTokenClaims {
+            device_id: None,
+            email: None,
+            email_verified: None,
+            groups: None,
+            locale: None,
+            name: None,
+            nonce: None,
+            ..full
+        };
+        assert_eq!(
+            serde_json::to_string(&bare)?,
+            r#"{"acr":"urn:latchkey:acr:device-bound","amr":["pwd","swk"],"aud":"c1","auth_time":1,"exp":3,"iat":2,"iss":"https://id.example.com","sid":"s1","sub":"u1"}"#
+        );
+        let access = AccessTokenClaims {
+            acr: "urn:latchkey:acr:pwd",
+            amr: vec!["pwd"],
+            aud: "c1",
+            auth_time: 1,
+            client_id: "c1",
+            device_id: Some("d1"),
+            exp: 3,
+            iat: 2,
+            iss: "https://id.example.com",
+            jti: "j".into(),
+            scope: "openid email",
+            sid: "g1",
+            sub: "u1",
+        };
+        assert_eq!(
+            serde_json::to_string(&access)?,
+            r#"{"acr":"urn:latchkey:acr:pwd","amr":["pwd"],"aud":"c1","auth_time":1,"client_id":"c1","device_id":"d1","exp":3,"iat":2,"iss":"https://id.example.com","jti":"j","scope":"openid email","sid":"g1","sub":"u1"}"#
+        );
+        let access = AccessTokenClaims {
+            device_id: None,
+            ..access
+        };
+        assert!(!serde_json::to_string(&access)?.contains("device_id"));
+        Ok(())
+    }
 
     #[test]
     fn pkce_follows_rfc_7636_appendix_b() {

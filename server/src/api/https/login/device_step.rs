@@ -26,6 +26,7 @@ use crate::api::https::language::language;
 use crate::api::https::{PeerCertificate, Web, pages};
 use crate::core::CoreError;
 use crate::core::sso::{DeviceCodeOutcome, RedeemOutcome, Step};
+use crate::domain::ids::DeviceAuthTxnId;
 use crate::domain::sign_in::SsoSession;
 use crate::domain::sign_in::TxnOutcome;
 
@@ -165,12 +166,16 @@ pub async fn redeem_device_link(
         Ok(s) => s.map(|(session, _)| session),
         Err(e) => return unavailable(lang, &e),
     };
+    // A link naming no id this server could have made is like a spent one.
+    let Some(txn) = query.txn.as_deref().and_then(DeviceAuthTxnId::parse) else {
+        return expired_page(lang, "/");
+    };
     let outcome = web
         .core
         .sign_in
         .redeem_link(
             session.as_ref(),
-            query.txn.as_deref().unwrap_or(""),
+            &txn,
             query.proof.as_deref().unwrap_or(""),
             &client,
             now,
@@ -181,8 +186,8 @@ pub async fn redeem_device_link(
             lang,
             StatusCode::OK,
             &t::PROOF_DELIVERED_TITLE,
-            pages::proof_delivered(lang, &request_id, query.txn.as_deref().unwrap_or("")),
-            &login_url(&request_id),
+            pages::proof_delivered(lang, request_id.as_str(), txn.as_str()),
+            &login_url(request_id.as_str()),
         )
         .into_response(),
         Ok(RedeemOutcome::OtherBrowser(context)) => page(
@@ -212,9 +217,10 @@ pub async fn wait(
     Query(query): Query<WaitQuery>,
 ) -> Response {
     let status = match current_session(&web, &headers, &client).await {
-        Ok(Some((session, _))) => {
-            let txn = query.txn.unwrap_or_default();
-            match wait_for_answer(&web, &session, &txn).await {
+        // A transaction id of another shape names no transaction.
+        Ok(Some((session, _))) => match query.txn.as_deref().and_then(DeviceAuthTxnId::parse) {
+            None => "unknown",
+            Some(txn) => match wait_for_answer(&web, &session, &txn).await {
                 Ok(Some(TxnOutcome::Pending)) => "pending",
                 Ok(Some(TxnOutcome::Confirmed)) => "confirmed",
                 Ok(Some(TxnOutcome::Failed(_))) => "failed",
@@ -223,8 +229,8 @@ pub async fn wait(
                     warn!(error = %e, "device-auth wait failed");
                     return (StatusCode::SERVICE_UNAVAILABLE, "unavailable\n").into_response();
                 }
-            }
-        }
+            },
+        },
         Ok(None) => "unknown",
         Err(_) => return (StatusCode::SERVICE_UNAVAILABLE, "unavailable\n").into_response(),
     };
@@ -241,7 +247,7 @@ pub async fn wait(
 async fn wait_for_answer(
     web: &Web,
     session: &SsoSession,
-    txn_id: &str,
+    txn_id: &DeviceAuthTxnId,
 ) -> Result<Option<TxnOutcome>, CoreError> {
     crate::api::long_poll::until_moved(&web.core, txn_id, WAIT, || async {
         let state = web
@@ -286,17 +292,23 @@ pub async fn device_certificate(
     let Some(leaf) = certificate.0 else {
         return refused(&t::NO_DEVICE_CERTIFICATE);
     };
-    let txn = query.txn.unwrap_or_default();
+    // An id of another shape names no transaction; the certificate is
+    // still checked, as for any other unknown one.
+    let txn = query.txn.as_deref().and_then(DeviceAuthTxnId::parse);
     let ip = client.ip.clone();
     match web
         .core
         .sign_in
-        .answer_with_certificate(&session, &leaf, &txn, &ip, now)
+        .answer_with_certificate(&session, &leaf, txn.as_ref(), &ip, now)
         .await
     {
         // Either way the sign-in page shows the outcome.
         Ok((_, request_id)) => see_other(
-            &format!("{}{}", web.core.sign_in.issuer(), login_url(&request_id)),
+            &format!(
+                "{}{}",
+                web.core.sign_in.issuer(),
+                login_url(request_id.as_str())
+            ),
             &[],
         ),
         Err(CoreError::DeviceAuth(e)) => {

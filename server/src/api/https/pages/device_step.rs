@@ -124,7 +124,7 @@ pub fn device_auth(lang: Lang, view: &DeviceAuthPage<'_>) -> String {
                     body,
                     r#"<p>{intro}</p><p><a id="device-link" class="button" href="latchkey://device-auth?txn={txn}">{button}</a></p><p class="muted">{mobile} <a id="mobile-link" href="{device_url}/device-auth?txn={txn}">{mobile_link}</a></p>"#,
                     intro = t::DEVICE_AUTH_BOUND.get(lang),
-                    txn = q(&txn.id),
+                    txn = q(txn.id.as_str()),
                     button = t::DEVICE_AUTH_BUTTON.get(lang),
                     mobile = t::DEVICE_AUTH_MOBILE.get(lang),
                     device_url = esc(device_url),
@@ -157,7 +157,7 @@ pub fn device_auth(lang: Lang, view: &DeviceAuthPage<'_>) -> String {
 <form method="get" action="/login"><input type="hidden" name="req" value="{req}"><button type="submit" class="secondary">{continue_label}</button></form>
 </div>
 <script src="/static/device-auth.js" defer></script>"#,
-        txn = esc(&txn.id),
+        txn = esc(txn.id.as_str()),
         next = esc(&next),
         waiting = t::DEVICE_WAITING.get(lang),
         expires = t::DEVICE_EXPIRES.get(lang),
