@@ -222,7 +222,7 @@ fn audit_msg(e: AuditEvent) -> v1::AuditEvent {
         actor: e.actor,
         action: e.action,
         target: e.target,
-        outcome: e.outcome,
+        outcome: e.outcome.as_str().to_owned(),
         detail: e.detail,
     }
 }
