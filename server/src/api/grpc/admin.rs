@@ -8,19 +8,16 @@ use latchkey_proto::v1::{self, admin_service_server::AdminService};
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
+use super::enums::{compliance_msg, device_state_msg, requested_role, role_msg, token_status_msg};
 use super::status;
 use crate::core::apps::{AppChanges, ClientSecret, NewApp};
 use crate::core::auth::AuthenticatedAdmin;
 use crate::core::users::NewUser;
 use crate::core::{Core, DeviceView};
-use crate::domain::admin::Role;
-use crate::domain::admin::TokenStatus;
 use crate::domain::admin::{Admin, EnrollmentToken};
 use crate::domain::app::{App, DevicePolicy, MfaPolicy};
 use crate::domain::audit::{Actor, AuditAction, AuditEntry, AuditEvent, AuditOutcome};
 use crate::domain::command::Command;
-use crate::domain::device::DeviceState;
-use crate::domain::policy::Compliance;
 use crate::domain::policy::StoredPolicy;
 use crate::domain::user::{Group, User, UserKind, UserStatus};
 
@@ -69,58 +66,6 @@ impl AdminApi {
 
 fn unix(t: DateTime<Utc>) -> i64 {
     t.timestamp()
-}
-
-fn role_msg(role: Role) -> v1::Role {
-    match role {
-        Role::Owner => v1::Role::Owner,
-        Role::Admin => v1::Role::Admin,
-        Role::Helpdesk => v1::Role::Helpdesk,
-        Role::Auditor => v1::Role::Auditor,
-    }
-}
-
-/// The role an `AddAdminRequest` names, in the words `Core::add_admin`
-/// reads. A value this server does not know becomes words no role has, so
-/// the core refuses it where it refuses any unknown role: after checking
-/// that the caller may add admins at all (and auditing a caller who may
-/// not). An unspecified role is the empty word, as an absent one was.
-fn requested_role(value: i32) -> String {
-    match v1::Role::try_from(value) {
-        Ok(v1::Role::Owner) => Role::Owner.as_str().to_owned(),
-        Ok(v1::Role::Admin) => Role::Admin.as_str().to_owned(),
-        Ok(v1::Role::Helpdesk) => Role::Helpdesk.as_str().to_owned(),
-        Ok(v1::Role::Auditor) => Role::Auditor.as_str().to_owned(),
-        Ok(v1::Role::Unspecified) => String::new(),
-        Err(_) => format!("role number {value}"),
-    }
-}
-
-fn device_state_msg(state: DeviceState) -> v1::DeviceState {
-    match state {
-        DeviceState::Active => v1::DeviceState::Active,
-        DeviceState::Locked => v1::DeviceState::Locked,
-        DeviceState::WipePending => v1::DeviceState::WipePending,
-        DeviceState::Retired => v1::DeviceState::Retired,
-        DeviceState::Wiped => v1::DeviceState::Wiped,
-    }
-}
-
-fn compliance_msg(compliance: &Compliance) -> v1::Compliance {
-    match compliance {
-        Compliance::Compliant => v1::Compliance::Compliant,
-        Compliance::NonCompliant(_) => v1::Compliance::Noncompliant,
-        Compliance::Unknown => v1::Compliance::Unknown,
-    }
-}
-
-fn token_status_msg(status: TokenStatus) -> v1::TokenStatus {
-    match status {
-        TokenStatus::Usable => v1::TokenStatus::Usable,
-        TokenStatus::Revoked => v1::TokenStatus::Revoked,
-        TokenStatus::Expired => v1::TokenStatus::Expired,
-        TokenStatus::UsedUp => v1::TokenStatus::UsedUp,
-    }
 }
 
 fn admin_msg(a: Admin) -> v1::Admin {
@@ -858,25 +803,5 @@ impl AdminService for AdminApi {
                 })
                 .collect(),
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use latchkey_proto::v1;
-
-    use super::requested_role;
-    use crate::domain::admin::Role;
-
-    #[test]
-    fn a_role_this_server_does_not_know_is_no_role_the_core_accepts() {
-        for value in [0, 5, 99, -1] {
-            assert_eq!(Role::parse(&requested_role(value)), None, "{value}");
-        }
-        for role in [Role::Owner, Role::Admin, Role::Helpdesk, Role::Auditor] {
-            let value: i32 = super::role_msg(role).into();
-            assert_eq!(Role::parse(&requested_role(value)), Some(role));
-        }
-        assert_eq!(requested_role(v1::Role::Unspecified.into()), "");
     }
 }
