@@ -1,5 +1,8 @@
 //! The words latchctl prints for the server's enum values (roles, device
-//! states, compliance, token statuses), and the role words it reads.
+//! states, compliance, token statuses, commands' kinds and statuses,
+//! users' kinds and statuses, apps' device and second-factor policies,
+//! audit outcomes), and the words it reads into them (`--role`, `--device`,
+//! `--mfa`).
 //!
 //! Protobuf enums arrive as numbers, and a server newer than latchctl may
 //! send one latchctl does not know; that, or a value the server left
@@ -77,6 +80,92 @@ pub fn token_status(value: i32) -> Result<&'static str, CliError> {
     }
 }
 
+pub fn command_kind(value: i32) -> Result<&'static str, CliError> {
+    match v1::CommandKind::try_from(value) {
+        Ok(v1::CommandKind::Lock) => Ok("lock"),
+        Ok(v1::CommandKind::Unlock) => Ok("unlock"),
+        Ok(v1::CommandKind::Wipe) => Ok("wipe"),
+        Ok(v1::CommandKind::Unspecified) | Err(_) => Err(cannot_print("command kind", value)),
+    }
+}
+
+pub fn command_status(value: i32) -> Result<&'static str, CliError> {
+    match v1::CommandStatus::try_from(value) {
+        Ok(v1::CommandStatus::Pending) => Ok("pending"),
+        Ok(v1::CommandStatus::Sent) => Ok("sent"),
+        Ok(v1::CommandStatus::Acknowledged) => Ok("acknowledged"),
+        Ok(v1::CommandStatus::Failed) => Ok("failed"),
+        Ok(v1::CommandStatus::Unspecified) | Err(_) => Err(cannot_print("command status", value)),
+    }
+}
+
+pub fn user_kind(value: i32) -> Result<&'static str, CliError> {
+    match v1::UserKind::try_from(value) {
+        Ok(v1::UserKind::User) => Ok("user"),
+        Ok(v1::UserKind::BreakGlass) => Ok("break-glass"),
+        Ok(v1::UserKind::Unspecified) | Err(_) => Err(cannot_print("user kind", value)),
+    }
+}
+
+pub fn user_status(value: i32) -> Result<&'static str, CliError> {
+    match v1::UserStatus::try_from(value) {
+        Ok(v1::UserStatus::Active) => Ok("active"),
+        Ok(v1::UserStatus::Suspended) => Ok("suspended"),
+        Ok(v1::UserStatus::Deleted) => Ok("deleted"),
+        Ok(v1::UserStatus::Unspecified) | Err(_) => Err(cannot_print("user status", value)),
+    }
+}
+
+pub fn device_policy(value: i32) -> Result<&'static str, CliError> {
+    match v1::DevicePolicy::try_from(value) {
+        Ok(v1::DevicePolicy::None) => Ok("none"),
+        Ok(v1::DevicePolicy::Confirm) => Ok("confirm"),
+        Ok(v1::DevicePolicy::Bound) => Ok("bound"),
+        Ok(v1::DevicePolicy::Unspecified) | Err(_) => Err(cannot_print("device policy", value)),
+    }
+}
+
+/// An app's device policy as the admin types it (`--device confirm`).
+pub fn parse_device_policy(text: &str) -> Result<v1::DevicePolicy, CliError> {
+    match text {
+        "none" => Ok(v1::DevicePolicy::None),
+        "confirm" => Ok(v1::DevicePolicy::Confirm),
+        "bound" => Ok(v1::DevicePolicy::Bound),
+        _ => Err(CliError::Usage(format!(
+            "invalid argument: unknown device policy {text:?}; use none, confirm or bound"
+        ))),
+    }
+}
+
+pub fn mfa_policy(value: i32) -> Result<&'static str, CliError> {
+    match v1::MfaPolicy::try_from(value) {
+        Ok(v1::MfaPolicy::None) => Ok("none"),
+        Ok(v1::MfaPolicy::Totp) => Ok("totp"),
+        Ok(v1::MfaPolicy::Email) => Ok("email"),
+        Ok(v1::MfaPolicy::Unspecified) | Err(_) => Err(cannot_print("second-factor policy", value)),
+    }
+}
+
+/// An app's second factor as the admin types it (`--mfa totp`).
+pub fn parse_mfa_policy(text: &str) -> Result<v1::MfaPolicy, CliError> {
+    match text {
+        "none" => Ok(v1::MfaPolicy::None),
+        "totp" => Ok(v1::MfaPolicy::Totp),
+        "email" => Ok(v1::MfaPolicy::Email),
+        _ => Err(CliError::Usage(format!(
+            "invalid argument: unknown second factor {text:?}; use none, totp or email"
+        ))),
+    }
+}
+
+pub fn audit_outcome(value: i32) -> Result<&'static str, CliError> {
+    match v1::AuditOutcome::try_from(value) {
+        Ok(v1::AuditOutcome::Ok) => Ok("ok"),
+        Ok(v1::AuditOutcome::Denied) => Ok("denied"),
+        Ok(v1::AuditOutcome::Unspecified) | Err(_) => Err(cannot_print("audit outcome", value)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +181,40 @@ mod tests {
             let word = super::role(role.into()).unwrap();
             assert_eq!(parse_role(word).unwrap(), role);
         }
+    }
+
+    #[test]
+    fn every_app_policy_latchctl_prints_it_also_reads() {
+        for policy in [
+            v1::DevicePolicy::None,
+            v1::DevicePolicy::Confirm,
+            v1::DevicePolicy::Bound,
+        ] {
+            let word = device_policy(policy.into()).unwrap();
+            assert_eq!(parse_device_policy(word).unwrap(), policy);
+        }
+        for policy in [
+            v1::MfaPolicy::None,
+            v1::MfaPolicy::Totp,
+            v1::MfaPolicy::Email,
+        ] {
+            let word = mfa_policy(policy.into()).unwrap();
+            assert_eq!(parse_mfa_policy(word).unwrap(), policy);
+        }
+    }
+
+    #[test]
+    fn an_unknown_policy_word_is_refused_in_the_words_the_server_used() {
+        assert_eq!(
+            parse_device_policy("maybe").unwrap_err().to_string(),
+            r#"invalid argument: unknown device policy "maybe"; use none, confirm or bound"#
+        );
+        assert_eq!(
+            parse_mfa_policy("sms").unwrap_err().to_string(),
+            r#"invalid argument: unknown second factor "sms"; use none, totp or email"#
+        );
+        assert!(parse_device_policy("").is_err());
+        assert!(parse_mfa_policy("TOTP").is_err());
     }
 
     #[test]
@@ -116,6 +239,21 @@ mod tests {
         assert!(newer.contains("as new as the server"), "{newer}");
         assert!(role(-1).is_err());
         assert!(token_status(99).is_err());
+        assert_eq!(
+            user_status(0).unwrap_err().to_string(),
+            "the server's answer has no user status"
+        );
+        for error in [
+            command_kind(9),
+            command_status(9),
+            user_kind(9),
+            device_policy(9),
+            mfa_policy(9),
+            audit_outcome(9),
+        ] {
+            let error = error.unwrap_err().to_string();
+            assert!(error.contains("number 9"), "{error}");
+        }
     }
 
     #[test]
@@ -135,6 +273,27 @@ mod tests {
         assert_eq!(
             token_status(v1::TokenStatus::UsedUp.into()).unwrap(),
             "used up"
+        );
+        assert_eq!(
+            command_kind(v1::CommandKind::Unlock.into()).unwrap(),
+            "unlock"
+        );
+        assert_eq!(
+            command_status(v1::CommandStatus::Acknowledged.into()).unwrap(),
+            "acknowledged"
+        );
+        assert_eq!(user_kind(v1::UserKind::User.into()).unwrap(), "user");
+        assert_eq!(
+            user_kind(v1::UserKind::BreakGlass.into()).unwrap(),
+            "break-glass"
+        );
+        assert_eq!(
+            user_status(v1::UserStatus::Suspended.into()).unwrap(),
+            "suspended"
+        );
+        assert_eq!(
+            audit_outcome(v1::AuditOutcome::Denied.into()).unwrap(),
+            "denied"
         );
     }
 }

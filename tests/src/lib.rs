@@ -14,11 +14,14 @@ use anyhow::{Context, Result, bail};
 use cli::parse_cli;
 use latchkey_agent::run::{RunOptions, RunOutcome};
 use latchkey_agent::state::StateDir;
+use latchkey_proto::v1::admin_service_client::AdminServiceClient;
 use latchkeyd::{Config, FileConfig, Listeners, Overrides, Running};
 use sea_orm::{ConnectionTrait, Database};
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
 
 pub mod chrome;
 pub mod fixture;
@@ -123,6 +126,25 @@ fn with_database(base: &str, name: &str) -> String {
         }
         Some(slash) => format!("{}/{name}", &base[..slash]),
         None => format!("{base}/{name}"),
+    }
+}
+
+/// An admin API client that sends an API token with every request.
+pub type AdminApi = AdminServiceClient<InterceptedService<Channel, Bearer>>;
+
+/// The `authorization` header of every admin API request.
+#[derive(Clone)]
+pub struct Bearer(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        Ok(request)
     }
 }
 
@@ -304,6 +326,16 @@ impl System {
             config_dir: Some(self.dir.path().join("latchctl")),
         };
         latchctl::run(cli, &env).await
+    }
+
+    /// The admin API as the owner, for requests latchctl never sends.
+    pub async fn admin_api(&self) -> Result<AdminApi> {
+        let channel = latchkey_agent::enroll::channel(&self.grpc_url, &self.ca_pem, None).await?;
+        let header = format!("Bearer {}", self.owner_token).parse()?;
+        Ok(AdminServiceClient::with_interceptor(
+            channel,
+            Bearer(header),
+        ))
     }
 
     /// latchctl with `--json`, parsed.

@@ -129,6 +129,10 @@ async fn apps_are_registered_changed_and_removed() -> anyhow::Result<()> {
             ],
             "device policy",
         ),
+        (
+            vec!["app", "update", "crm", "--mfa", "sms"],
+            r#"invalid argument: unknown second factor "sms"; use none, totp or email"#,
+        ),
         (vec!["app", "remove", "nothing"], "app nothing not found"),
     ] {
         let error = sys.ctl(&args).await.unwrap_err().to_string();

@@ -279,17 +279,7 @@ async fn an_admin_asking_for_a_token_that_expires_at_once_or_has_no_uses_is_refu
     }
     // The server refuses the same zeros from any other client: zero is a
     // value, only an absent field means the default.
-    let channel = latchkey_agent::enroll::channel(&sys.grpc_url, &sys.ca_pem, None).await?;
-    let token: tonic::metadata::MetadataValue<_> = format!("Bearer {}", sys.owner_token).parse()?;
-    let mut admin = v1::admin_service_client::AdminServiceClient::with_interceptor(
-        channel,
-        move |mut request: tonic::Request<()>| {
-            request
-                .metadata_mut()
-                .insert("authorization", token.clone());
-            Ok(request)
-        },
-    );
+    let mut admin = sys.admin_api().await?;
     for (expires_in_seconds, uses, expected) in [
         (Some(0), None, "the expiry must be between 1s and 365d"),
         (Some(-5), None, "the expiry must be between 1s and 365d"),
@@ -325,6 +315,159 @@ async fn an_admin_asking_for_a_token_that_expires_at_once_or_has_no_uses_is_refu
     let lifetime = defaults.expires_at - Utc::now().timestamp();
     assert!((86_000..=86_400).contains(&lifetime), "{lifetime}");
     sys.stop().await
+}
+
+/// A client other than latchctl may send an enum number this server does
+/// not know, or leave out a value the request needs. Each is refused with
+/// INVALID_ARGUMENT naming the field and the values it takes, and nothing
+/// changes; a value the request may leave out keeps its documented meaning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enum_values_the_server_does_not_know_are_refused_and_change_nothing() -> anyhow::Result<()>
+{
+    let sys = System::start().await?;
+    let mut admin = sys.admin_api().await?;
+    let user = |kind: i32| v1::AddUserRequest {
+        email: "hanako@example.co.jp".into(),
+        name: "山田 花子".into(),
+        groups: vec!["staff".into()],
+        kind,
+    };
+
+    let refused = admin.add_user(user(7)).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert_eq!(
+        refused.message(),
+        "AddUserRequest.kind has the unknown value 7; use USER_KIND_USER (1) or USER_KIND_BREAK_GLASS (2)"
+    );
+    assert_eq!(
+        sys.ctl_json(&["user", "list"]).await?,
+        serde_json::json!([]),
+        "no user was added"
+    );
+    assert!(
+        !sys.ctl(&["group", "list"]).await?.contains("staff"),
+        "no group was made for the refused user"
+    );
+
+    // Left out, the kind is an ordinary user's.
+    admin.add_user(user(0)).await?;
+    let hanako = sys
+        .ctl_json(&["user", "show", "hanako@example.co.jp"])
+        .await?;
+    assert_eq!(hanako["kind"], "user");
+    assert_eq!(hanako["status"], "active");
+
+    // A status change must say which status, with a known number.
+    for (status, expected) in [
+        (
+            0,
+            "SetUserStatusRequest.status is required; use USER_STATUS_ACTIVE (1), USER_STATUS_SUSPENDED (2) or USER_STATUS_DELETED (3)",
+        ),
+        (
+            4,
+            "SetUserStatusRequest.status has the unknown value 4; use USER_STATUS_ACTIVE (1), USER_STATUS_SUSPENDED (2) or USER_STATUS_DELETED (3)",
+        ),
+    ] {
+        let refused = admin
+            .set_user_status(v1::SetUserStatusRequest {
+                email: "hanako@example.co.jp".into(),
+                status,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{status}");
+        assert_eq!(refused.message(), expected);
+    }
+    assert_eq!(
+        sys.ctl_json(&["user", "show", "hanako@example.co.jp"])
+            .await?["status"],
+        "active"
+    );
+
+    let app = |device: i32, mfa: i32| v1::AddAppRequest {
+        name: "勤怠管理".into(),
+        redirect_uris: vec!["https://kintai.example.co.jp/cb".into()],
+        device,
+        mfa,
+        ..v1::AddAppRequest::default()
+    };
+    for (device, mfa, expected) in [
+        (
+            9,
+            0,
+            "AddAppRequest.device has the unknown value 9; use DEVICE_POLICY_NONE (1), DEVICE_POLICY_CONFIRM (2) or DEVICE_POLICY_BOUND (3)",
+        ),
+        (
+            0,
+            -1,
+            "AddAppRequest.mfa has the unknown value -1; use MFA_POLICY_NONE (1), MFA_POLICY_TOTP (2) or MFA_POLICY_EMAIL (3)",
+        ),
+    ] {
+        let refused = admin.add_app(app(device, mfa)).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+        assert_eq!(refused.message(), expected);
+    }
+    assert_eq!(
+        sys.ctl_json(&["app", "list"]).await?,
+        serde_json::json!([]),
+        "no app was registered"
+    );
+
+    // Left out, an app's device policy is bound and it asks no second factor.
+    admin.add_app(app(0, 0)).await?;
+    assert_eq!(app_policies(&sys).await?, ["bound", "none"]);
+
+    let change = |device: i32, mfa: i32| v1::UpdateAppRequest {
+        name: "勤怠管理".into(),
+        device,
+        mfa,
+        ..v1::UpdateAppRequest::default()
+    };
+    let refused = admin
+        .update_app(change(v1::DevicePolicy::Confirm.into(), 42))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(
+        refused
+            .message()
+            .starts_with("UpdateAppRequest.mfa has the unknown value 42; use MFA_POLICY_NONE (1)"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        app_policies(&sys).await?,
+        ["bound", "none"],
+        "nothing changed, the known device policy neither"
+    );
+    // Unspecified keeps the current value.
+    admin
+        .update_app(change(0, v1::MfaPolicy::Totp.into()))
+        .await?;
+    assert_eq!(app_policies(&sys).await?, ["bound", "totp"]);
+
+    let audit = sys.ctl_json(&["audit"]).await?;
+    let actions: Vec<_> = audit
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["action"].as_str())
+        .filter(|a| a.starts_with("user.") || a.starts_with("app."))
+        .collect();
+    assert_eq!(actions, ["user.add", "app.add", "app.update"]);
+    sys.stop().await
+}
+
+/// The one app's device and second-factor policies as `app list --json`
+/// shows them.
+async fn app_policies(sys: &System) -> anyhow::Result<[String; 2]> {
+    let apps = sys.ctl_json(&["app", "list"]).await?;
+    let word = |field: &str| {
+        apps.pointer(&format!("/0/{field}"))
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    Ok([word("device"), word("mfa")])
 }
 
 /// Sends raw bytes as a gRPC message, for requests the generated client

@@ -13,6 +13,8 @@ pub enum AppCommand {
         /// A public client (SPA, native app): no secret, PKCE required.
         #[arg(long)]
         public: bool,
+        // --device and --mfa are read by the handler rather than by clap,
+        // so an unknown word is refused with the words the server used.
         /// Which device a login must come from: none, confirm or bound.
         #[arg(long, default_value = "bound")]
         device: String,

@@ -4,10 +4,10 @@ use latchkey_proto::v1;
 use serde_json::json;
 
 use super::Context;
-use crate::CliError;
 use crate::args::AuditArgs;
 use crate::error::call;
 use crate::render::{self, Table, time};
+use crate::{CliError, enums};
 
 pub async fn run(args: AuditArgs, cx: &mut Context) -> Result<String, CliError> {
     let since = latchkey_proto::text::parse_duration(&args.since)
@@ -20,15 +20,16 @@ pub async fn run(args: AuditArgs, cx: &mut Context) -> Result<String, CliError> 
     .await?
     .events;
     if cx.json {
-        Ok(render::pretty(&json!(
-            events
-                .iter()
-                .map(|e| json!({
+        let events = events
+            .iter()
+            .map(|e| {
+                Ok(json!({
                     "id": e.id, "at": render::rfc3339(e.at), "actor": e.actor, "action": e.action,
-                    "target": e.target, "outcome": e.outcome, "detail": e.detail,
+                    "target": e.target, "outcome": enums::audit_outcome(e.outcome)?, "detail": e.detail,
                 }))
-                .collect::<Vec<_>>()
-        )))
+            })
+            .collect::<Result<Vec<_>, CliError>>()?;
+        Ok(render::pretty(&json!(events)))
     } else {
         let mut table = Table::new(&["TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME", "DETAIL"]);
         for e in &events {
@@ -37,7 +38,7 @@ pub async fn run(args: AuditArgs, cx: &mut Context) -> Result<String, CliError> 
                 e.actor.clone(),
                 e.action.clone(),
                 e.target.clone(),
-                e.outcome.clone(),
+                enums::audit_outcome(e.outcome)?.to_owned(),
                 e.detail.clone(),
             ]);
         }

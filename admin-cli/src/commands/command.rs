@@ -4,10 +4,10 @@ use latchkey_proto::v1;
 use serde_json::json;
 
 use super::Context;
-use crate::CliError;
 use crate::args::CommandCommand;
 use crate::error::call;
 use crate::render::{self, Table, time};
+use crate::{CliError, enums};
 
 pub async fn run(command: CommandCommand, cx: &mut Context) -> Result<String, CliError> {
     match command {
@@ -19,40 +19,42 @@ pub async fn run(command: CommandCommand, cx: &mut Context) -> Result<String, Cl
             .await?
             .commands;
             if cx.json {
-                Ok(render::pretty(&json!(
-                    commands.iter().map(command_json).collect::<Vec<_>>()
-                )))
+                let commands = commands
+                    .iter()
+                    .map(command_json)
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(render::pretty(&json!(commands)))
             } else {
-                Ok(commands_table(&commands))
+                commands_table(&commands)
             }
         }
     }
 }
 
-pub fn command_json(c: &v1::DeviceCommand) -> serde_json::Value {
-    json!({
+pub fn command_json(c: &v1::DeviceCommand) -> Result<serde_json::Value, CliError> {
+    Ok(json!({
         "id": c.id,
         "device_id": c.device_id,
-        "kind": c.kind,
-        "status": c.status,
+        "kind": enums::command_kind(c.kind)?,
+        "status": enums::command_status(c.status)?,
         "result": (!c.result.is_empty()).then_some(&c.result),
         "created_at": render::rfc3339(c.created_at),
         "acknowledged_at": render::rfc3339(c.acknowledged_at),
         "created_by": c.created_by,
-    })
+    }))
 }
 
-fn commands_table(commands: &[v1::DeviceCommand]) -> String {
+fn commands_table(commands: &[v1::DeviceCommand]) -> Result<String, CliError> {
     let mut table = Table::new(&["ID", "KIND", "STATUS", "CREATED", "BY", "RESULT"]);
     for c in commands {
         table.row(vec![
             c.id.clone(),
-            c.kind.clone(),
-            c.status.clone(),
+            enums::command_kind(c.kind)?.to_owned(),
+            enums::command_status(c.status)?.to_owned(),
             time(c.created_at),
             c.created_by.clone(),
             c.result.clone(),
         ]);
     }
-    table.render()
+    Ok(table.render())
 }

@@ -118,7 +118,7 @@ fn command_result(
     let command = r.command.unwrap_or_default();
     if json {
         Ok(render::pretty(
-            &json!({"device": device_json(&device)?, "command": command_json(&command)}),
+            &json!({"device": device_json(&device)?, "command": command_json(&command)?}),
         ))
     } else {
         Ok(format!(
@@ -127,7 +127,7 @@ fn command_result(
             device.hostname,
             enums::device_state(device.state)?,
             command.id,
-            command.status,
+            enums::command_status(command.status)?,
             device.id
         ))
     }

@@ -8,7 +8,7 @@ use super::Context;
 use crate::args::UserCommand;
 use crate::error::call;
 use crate::render::{self, Fields, Table, time};
-use crate::{CliError, import};
+use crate::{CliError, enums, import};
 
 pub async fn run(command: UserCommand, cx: &mut Context) -> Result<String, CliError> {
     match command {
@@ -18,15 +18,22 @@ pub async fn run(command: UserCommand, cx: &mut Context) -> Result<String, CliEr
             groups,
             break_glass,
         } => {
-            let user = call(cx.client.add_user(v1::AddUserRequest {
-                email,
-                name,
-                groups,
-                kind: if break_glass { "break-glass" } else { "user" }.to_owned(),
-            }))
+            let user = call(
+                cx.client.add_user(v1::AddUserRequest {
+                    email,
+                    name,
+                    groups,
+                    kind: if break_glass {
+                        v1::UserKind::BreakGlass
+                    } else {
+                        v1::UserKind::User
+                    }
+                    .into(),
+                }),
+            )
             .await?;
             if cx.json {
-                Ok(render::pretty(&user_json(&user)))
+                Ok(render::pretty(&user_json(&user)?))
             } else {
                 Ok(format!("user {} added\n", user.email))
             }
@@ -69,17 +76,16 @@ pub async fn run(command: UserCommand, cx: &mut Context) -> Result<String, CliEr
                 .await?
                 .users;
             if cx.json {
-                Ok(render::pretty(&json!(
-                    users.iter().map(user_json).collect::<Vec<_>>()
-                )))
+                let users = users.iter().map(user_json).collect::<Result<Vec<_>, _>>()?;
+                Ok(render::pretty(&json!(users)))
             } else {
                 let mut table = Table::new(&["EMAIL", "NAME", "KIND", "STATUS", "GROUPS"]);
                 for u in &users {
                     table.row(vec![
                         u.email.clone(),
                         u.name.clone(),
-                        u.kind.clone(),
-                        u.status.clone(),
+                        enums::user_kind(u.kind)?.to_owned(),
+                        enums::user_status(u.status)?.to_owned(),
                         u.groups.join(", "),
                     ]);
                 }
@@ -89,14 +95,20 @@ pub async fn run(command: UserCommand, cx: &mut Context) -> Result<String, CliEr
         UserCommand::Show { email } => {
             let user = call(cx.client.get_user(v1::GetUserRequest { email })).await?;
             if cx.json {
-                Ok(render::pretty(&user_json(&user)))
+                Ok(render::pretty(&user_json(&user)?))
             } else {
-                Ok(user_text(&user))
+                user_text(&user)
             }
         }
-        UserCommand::Suspend { email } => set_status(cx, email, "suspended", "suspended").await,
-        UserCommand::Activate { email } => set_status(cx, email, "active", "activated").await,
-        UserCommand::Delete { email } => set_status(cx, email, "deleted", "deleted").await,
+        UserCommand::Suspend { email } => {
+            set_status(cx, email, v1::UserStatus::Suspended, "suspended").await
+        }
+        UserCommand::Activate { email } => {
+            set_status(cx, email, v1::UserStatus::Active, "activated").await
+        }
+        UserCommand::Delete { email } => {
+            set_status(cx, email, v1::UserStatus::Deleted, "deleted").await
+        }
         UserCommand::ResetPassword { email } => {
             let r = call(cx.client.reset_password(v1::ResetPasswordRequest { email })).await?;
             Ok(temporary_password_out(cx.json, &r))
@@ -112,44 +124,45 @@ pub async fn run(command: UserCommand, cx: &mut Context) -> Result<String, CliEr
     }
 }
 
-/// Suspends, activates or deletes a user: `status` is the server's word,
-/// `verb` what latchctl says was done.
+/// Suspends, activates or deletes a user: `status` is the one asked of the
+/// server, `verb` what latchctl says was done.
 async fn set_status(
     cx: &mut Context,
     email: String,
-    status: &str,
+    status: v1::UserStatus,
     verb: &str,
 ) -> Result<String, CliError> {
     let user = call(cx.client.set_user_status(v1::SetUserStatusRequest {
         email,
-        status: status.to_owned(),
+        status: status.into(),
     }))
     .await?;
     if cx.json {
-        Ok(render::pretty(&user_json(&user)))
+        Ok(render::pretty(&user_json(&user)?))
     } else {
         Ok(format!("user {} {verb}\n", user.email))
     }
 }
 
-fn user_json(u: &v1::User) -> serde_json::Value {
-    json!({
-        "id": u.id, "email": u.email, "name": u.name, "kind": u.kind, "status": u.status,
+fn user_json(u: &v1::User) -> Result<serde_json::Value, CliError> {
+    Ok(json!({
+        "id": u.id, "email": u.email, "name": u.name,
+        "kind": enums::user_kind(u.kind)?, "status": enums::user_status(u.status)?,
         "groups": u.groups, "created_at": render::rfc3339(u.created_at),
         "updated_at": render::rfc3339(u.updated_at),
-    })
+    }))
 }
 
-fn user_text(u: &v1::User) -> String {
+fn user_text(u: &v1::User) -> Result<String, CliError> {
     let mut f = Fields::default();
     f.add("email", &u.email);
     f.add("name", &u.name);
-    f.add("kind", &u.kind);
-    f.add("status", &u.status);
+    f.add("kind", enums::user_kind(u.kind)?);
+    f.add("status", enums::user_status(u.status)?);
     f.add("groups", &u.groups.join(", "));
     f.add("added", &time(u.created_at));
     f.add("changed", &time(u.updated_at));
-    f.render()
+    Ok(f.render())
 }
 
 /// A temporary password, shown once.

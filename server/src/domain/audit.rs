@@ -198,6 +198,7 @@ impl fmt::Display for Actor {
     }
 }
 
+/// How the operation an entry records ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuditOutcome {
     Ok,
@@ -205,10 +206,19 @@ pub enum AuditOutcome {
 }
 
 impl AuditOutcome {
+    /// The text stored in the `outcome` column.
     pub fn as_str(self) -> &'static str {
         match self {
             AuditOutcome::Ok => "ok",
             AuditOutcome::Denied => "denied",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "ok" => Some(AuditOutcome::Ok),
+            "denied" => Some(AuditOutcome::Denied),
+            _ => None,
         }
     }
 }
@@ -224,7 +234,9 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
-/// One line of the audit log as stored, in its text forms.
+/// One line of the audit log as stored: the actor and the action in their
+/// text forms (entries of older releases keep the words they were written
+/// with), the outcome read back into its enum.
 #[derive(Debug, Clone)]
 pub struct AuditEvent {
     pub id: i64,
@@ -232,7 +244,7 @@ pub struct AuditEvent {
     pub actor: String,
     pub action: String,
     pub target: String,
-    pub outcome: String,
+    pub outcome: AuditOutcome,
     pub detail: String,
 }
 
@@ -276,6 +288,14 @@ mod tests {
                 "{text:?} is not lower-case words"
             );
         }
+    }
+
+    #[test]
+    fn outcomes_read_back_from_their_stored_text() {
+        for outcome in [AuditOutcome::Ok, AuditOutcome::Denied] {
+            assert_eq!(AuditOutcome::parse(outcome.as_str()), Some(outcome));
+        }
+        assert_eq!(AuditOutcome::parse("Denied"), None);
     }
 
     #[test]

@@ -6,8 +6,8 @@ use sea_orm::{
 };
 
 use super::entities::audit_log;
-use super::{Db, INSERT_CHUNK, StoreResult, ms, time};
-use crate::domain::audit::{AuditEntry, AuditEvent};
+use super::{Db, INSERT_CHUNK, StoreError, StoreResult, ms, time};
+use crate::domain::audit::{AuditEntry, AuditEvent, AuditOutcome};
 
 impl<C: ConnectionTrait> Db<C> {
     pub async fn audit(&self, entry: &AuditEntry) -> StoreResult<()> {
@@ -55,7 +55,9 @@ impl<C: ConnectionTrait> Db<C> {
                     actor: r.actor,
                     action: r.action,
                     target: r.target,
-                    outcome: r.outcome,
+                    outcome: AuditOutcome::parse(&r.outcome).ok_or_else(|| {
+                        StoreError::Corrupt(format!("audit outcome {}", r.outcome))
+                    })?,
                     detail: r.detail,
                 })
             })

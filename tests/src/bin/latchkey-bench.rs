@@ -788,14 +788,14 @@ const USER: &str = "alice@example.com";
 
 /// An SSO app and a user whose password is set (the temporary one changed
 /// through the sign-in pages); returns the app's client id.
-async fn sso_setup(server: &Server, device: &str) -> Result<String> {
+async fn sso_setup(server: &Server, device: v1::DevicePolicy) -> Result<String> {
     let mut admin = server.admin().await?;
     let app = admin
         .add_app(v1::AddAppRequest {
             name: "Payroll".into(),
             redirect_uris: vec![RP_CALLBACK.into()],
             device: device.into(),
-            mfa: "none".into(),
+            mfa: v1::MfaPolicy::None.into(),
             public: false,
             ..v1::AddAppRequest::default()
         })
@@ -807,7 +807,7 @@ async fn sso_setup(server: &Server, device: &str) -> Result<String> {
             email: USER.into(),
             name: "Alice Suzuki".into(),
             groups: vec![],
-            kind: "user".into(),
+            kind: v1::UserKind::User.into(),
         })
         .await?;
     let temporary = admin
@@ -858,7 +858,7 @@ async fn bench_device_auth(
 ) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let server = Server::start(&dir.path().join("data"), server_config).await?;
-    let client_id = sso_setup(&server, "bound").await?;
+    let client_id = sso_setup(&server, v1::DevicePolicy::Bound).await?;
     let (agent, state) = enroll_agent(&server, dir.path(), USER).await?;
     let mut running = tokio::process::Command::new(&agent)
         .arg("--state-dir")
@@ -1362,7 +1362,7 @@ fn bench_verify(count: usize) -> Result<()> {
 async fn bench_password_logins(attempts: usize, bursts: usize) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let server = Server::start(&dir.path().join("data"), None).await?;
-    let client_id = Arc::new(sso_setup(&server, "none").await?);
+    let client_id = Arc::new(sso_setup(&server, v1::DevicePolicy::None).await?);
     println!(
         "password-logins: {bursts} bursts of {attempts} browser sign-ins started at once (authorize, sign-in page, password, redirect with a code; each request its own TLS connection); release latchkeyd, SQLite"
     );

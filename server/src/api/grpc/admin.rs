@@ -8,21 +8,22 @@ use latchkey_proto::v1::{self, admin_service_server::AdminService};
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
+use super::enums::{
+    self, audit_outcome_msg, command_kind_msg, command_status_msg, compliance_msg,
+    device_policy_msg, device_state_msg, mfa_policy_msg, requested_role, role_msg,
+    token_status_msg, user_kind_msg, user_status_msg,
+};
 use super::status;
 use crate::core::apps::{AppChanges, ClientSecret, NewApp};
 use crate::core::auth::AuthenticatedAdmin;
 use crate::core::users::NewUser;
 use crate::core::{Core, DeviceView};
-use crate::domain::admin::Role;
-use crate::domain::admin::TokenStatus;
 use crate::domain::admin::{Admin, EnrollmentToken};
 use crate::domain::app::{App, DevicePolicy, MfaPolicy};
 use crate::domain::audit::{Actor, AuditAction, AuditEntry, AuditEvent, AuditOutcome};
 use crate::domain::command::Command;
-use crate::domain::device::DeviceState;
-use crate::domain::policy::Compliance;
 use crate::domain::policy::StoredPolicy;
-use crate::domain::user::{Group, User, UserKind, UserStatus};
+use crate::domain::user::{Group, User, UserKind};
 
 pub struct AdminApi {
     core: Arc<Core>,
@@ -76,58 +77,6 @@ impl AdminApi {
 
 fn unix(t: DateTime<Utc>) -> i64 {
     t.timestamp()
-}
-
-fn role_msg(role: Role) -> v1::Role {
-    match role {
-        Role::Owner => v1::Role::Owner,
-        Role::Admin => v1::Role::Admin,
-        Role::Helpdesk => v1::Role::Helpdesk,
-        Role::Auditor => v1::Role::Auditor,
-    }
-}
-
-/// The role an `AddAdminRequest` names, in the words `Admins::add_admin`
-/// reads. A value this server does not know becomes words no role has, so
-/// the core refuses it where it refuses any unknown role: after checking
-/// that the caller may add admins at all (and auditing a caller who may
-/// not). An unspecified role is the empty word, as an absent one was.
-fn requested_role(value: i32) -> String {
-    match v1::Role::try_from(value) {
-        Ok(v1::Role::Owner) => Role::Owner.as_str().to_owned(),
-        Ok(v1::Role::Admin) => Role::Admin.as_str().to_owned(),
-        Ok(v1::Role::Helpdesk) => Role::Helpdesk.as_str().to_owned(),
-        Ok(v1::Role::Auditor) => Role::Auditor.as_str().to_owned(),
-        Ok(v1::Role::Unspecified) => String::new(),
-        Err(_) => format!("role number {value}"),
-    }
-}
-
-fn device_state_msg(state: DeviceState) -> v1::DeviceState {
-    match state {
-        DeviceState::Active => v1::DeviceState::Active,
-        DeviceState::Locked => v1::DeviceState::Locked,
-        DeviceState::WipePending => v1::DeviceState::WipePending,
-        DeviceState::Retired => v1::DeviceState::Retired,
-        DeviceState::Wiped => v1::DeviceState::Wiped,
-    }
-}
-
-fn compliance_msg(compliance: &Compliance) -> v1::Compliance {
-    match compliance {
-        Compliance::Compliant => v1::Compliance::Compliant,
-        Compliance::NonCompliant(_) => v1::Compliance::Noncompliant,
-        Compliance::Unknown => v1::Compliance::Unknown,
-    }
-}
-
-fn token_status_msg(status: TokenStatus) -> v1::TokenStatus {
-    match status {
-        TokenStatus::Usable => v1::TokenStatus::Usable,
-        TokenStatus::Revoked => v1::TokenStatus::Revoked,
-        TokenStatus::Expired => v1::TokenStatus::Expired,
-        TokenStatus::UsedUp => v1::TokenStatus::UsedUp,
-    }
 }
 
 fn admin_msg(a: Admin) -> v1::Admin {
@@ -202,8 +151,8 @@ fn command_msg(c: Command) -> v1::DeviceCommand {
     v1::DeviceCommand {
         id: c.id.to_string(),
         device_id: c.device_id.to_string(),
-        kind: c.kind.as_str().to_owned(),
-        status: c.status.as_str().to_owned(),
+        kind: command_kind_msg(c.kind).into(),
+        status: command_status_msg(c.status).into(),
         result: c.result.unwrap_or_default(),
         created_at: unix(c.created_at),
         acknowledged_at: c.acked_at.map_or(0, unix),
@@ -229,7 +178,7 @@ fn audit_msg(e: AuditEvent) -> v1::AuditEvent {
         actor: e.actor,
         action: e.action,
         target: e.target,
-        outcome: e.outcome,
+        outcome: audit_outcome_msg(e.outcome).into(),
         detail: e.detail,
     }
 }
@@ -239,8 +188,8 @@ fn user_msg(u: User) -> v1::User {
         id: u.id.to_string(),
         email: u.email,
         name: u.name,
-        kind: u.kind.as_str().to_owned(),
-        status: u.status.as_str().to_owned(),
+        kind: user_kind_msg(u.kind).into(),
+        status: user_status_msg(u.status).into(),
         groups: u.groups,
         created_at: unix(u.created_at),
         updated_at: unix(u.updated_at),
@@ -273,8 +222,8 @@ fn app_msg(a: App) -> v1::App {
         client_id: a.client_id.to_string(),
         public: a.public,
         redirect_uris: a.redirect_uris,
-        device: a.device_policy.as_str().to_owned(),
-        mfa: a.mfa_policy.as_str().to_owned(),
+        device: device_policy_msg(a.device_policy).into(),
+        mfa: mfa_policy_msg(a.mfa_policy).into(),
         allowed_networks: a.allowed_networks.iter().map(ToString::to_string).collect(),
         post_logout_redirect_uris: a.post_logout_redirect_uris,
         offline_access: a.offline_access,
@@ -289,28 +238,6 @@ fn app_with_secret(app: App, secret: Option<ClientSecret>) -> v1::AppWithSecret 
         app: Some(app_msg(app)),
         client_secret: secret.map(|s| s.0).unwrap_or_default(),
     }
-}
-
-fn device_policy(text: &str) -> Result<Option<DevicePolicy>, Status> {
-    if text.is_empty() {
-        return Ok(None);
-    }
-    DevicePolicy::parse(text).map(Some).ok_or_else(|| {
-        Status::invalid_argument(format!(
-            "unknown device policy {text:?}; use none, confirm or bound"
-        ))
-    })
-}
-
-fn mfa_policy(text: &str) -> Result<Option<MfaPolicy>, Status> {
-    if text.is_empty() {
-        return Ok(None);
-    }
-    MfaPolicy::parse(text).map(Some).ok_or_else(|| {
-        Status::invalid_argument(format!(
-            "unknown second factor {text:?}; use none, totp or email"
-        ))
-    })
 }
 
 fn non_empty(s: String) -> Option<String> {
@@ -602,12 +529,7 @@ impl AdminService for AdminApi {
     async fn add_user(&self, request: Request<v1::AddUserRequest>) -> Reply<v1::User> {
         let admin = self.admin(&request).await?;
         let r = request.into_inner();
-        let kind = UserKind::parse(&r.kind).ok_or_else(|| {
-            Status::invalid_argument(format!(
-                "unknown kind {:?}; use user or break-glass",
-                r.kind
-            ))
-        })?;
+        let kind = enums::user_kind("AddUserRequest.kind", r.kind)?.unwrap_or(UserKind::Employee);
         let new = NewUser {
             email: r.email,
             name: r.name,
@@ -679,12 +601,7 @@ impl AdminService for AdminApi {
     async fn set_user_status(&self, request: Request<v1::SetUserStatusRequest>) -> Reply<v1::User> {
         let admin = self.admin(&request).await?;
         let r = request.into_inner();
-        let to = UserStatus::parse(&r.status).ok_or_else(|| {
-            Status::invalid_argument(format!(
-                "unknown status {:?}; use active, suspended or deleted",
-                r.status
-            ))
-        })?;
+        let to = enums::required_user_status("SetUserStatusRequest.status", r.status)?;
         let user = self
             .core
             .users
@@ -741,8 +658,9 @@ impl AdminService for AdminApi {
             name: r.name,
             redirect_uris: r.redirect_uris,
             public: r.public,
-            device_policy: device_policy(&r.device)?.unwrap_or(DevicePolicy::Bound),
-            mfa_policy: mfa_policy(&r.mfa)?.unwrap_or(MfaPolicy::None),
+            device_policy: enums::device_policy("AddAppRequest.device", r.device)?
+                .unwrap_or(DevicePolicy::Bound),
+            mfa_policy: enums::mfa_policy("AddAppRequest.mfa", r.mfa)?.unwrap_or(MfaPolicy::None),
             allowed_networks: r.allowed_networks,
             post_logout_redirect_uris: r.post_logout_redirect_uris,
             offline_access: r.offline_access,
@@ -779,8 +697,8 @@ impl AdminService for AdminApi {
         let r = request.into_inner();
         let changes = AppChanges {
             redirect_uris: (!r.redirect_uris.is_empty()).then_some(r.redirect_uris),
-            device_policy: device_policy(&r.device)?,
-            mfa_policy: mfa_policy(&r.mfa)?,
+            device_policy: enums::device_policy("UpdateAppRequest.device", r.device)?,
+            mfa_policy: enums::mfa_policy("UpdateAppRequest.mfa", r.mfa)?,
             allowed_networks: match (r.allow_any_network, r.allowed_networks.is_empty()) {
                 (true, true) => Some(Vec::new()),
                 (true, false) => {
@@ -897,25 +815,5 @@ impl AdminService for AdminApi {
                 })
                 .collect(),
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use latchkey_proto::v1;
-
-    use super::requested_role;
-    use crate::domain::admin::Role;
-
-    #[test]
-    fn a_role_this_server_does_not_know_is_no_role_the_core_accepts() {
-        for value in [0, 5, 99, -1] {
-            assert_eq!(Role::parse(&requested_role(value)), None, "{value}");
-        }
-        for role in [Role::Owner, Role::Admin, Role::Helpdesk, Role::Auditor] {
-            let value: i32 = super::role_msg(role).into();
-            assert_eq!(Role::parse(&requested_role(value)), Some(role));
-        }
-        assert_eq!(requested_role(v1::Role::Unspecified.into()), "");
     }
 }

@@ -1,10 +1,12 @@
 //! gRPC over TLS: `AdminService` for latchctl (bearer API token) and
 //! `DeviceService` for agents (enrollment token, then mTLS). One listener;
 //! client certificates are optional at the TLS layer and demanded per call.
+//! `enums.rs` maps the domain's enums to the admin API's and back.
 
 mod admin;
 mod decode;
 mod device;
+mod enums;
 
 use std::sync::Arc;
 use std::time::Duration;
