@@ -91,14 +91,15 @@ fn role_msg(role: Role) -> v1::Role {
 /// reads. A value this server does not know becomes words no role has, so
 /// the core refuses it where it refuses any unknown role: after checking
 /// that the caller may add admins at all (and auditing a caller who may
-/// not). An unspecified role is the empty word, as an absent one was.
-fn requested_role(value: i32) -> String {
+/// not). An unspecified role is the role as text, which a latchctl older
+/// than the enum sends instead (the empty word when neither is given).
+fn requested_role(value: i32, text: &str) -> String {
     match v1::Role::try_from(value) {
         Ok(v1::Role::Owner) => Role::Owner.as_str().to_owned(),
         Ok(v1::Role::Admin) => Role::Admin.as_str().to_owned(),
         Ok(v1::Role::Helpdesk) => Role::Helpdesk.as_str().to_owned(),
         Ok(v1::Role::Auditor) => Role::Auditor.as_str().to_owned(),
-        Ok(v1::Role::Unspecified) => String::new(),
+        Ok(v1::Role::Unspecified) => text.to_owned(),
         Err(_) => format!("role number {value}"),
     }
 }
@@ -135,6 +136,7 @@ fn admin_msg(a: Admin) -> v1::Admin {
         id: a.id.to_string(),
         email: a.email,
         role: role_msg(a.role).into(),
+        role_text: a.role.as_str().to_owned(),
         created_at: unix(a.created_at),
     }
 }
@@ -173,8 +175,10 @@ fn device_msg(view: DeviceView) -> v1::Device {
         platform: d.platform.clone(),
         os_version: d.os_version.clone(),
         state: device_state_msg(d.state).into(),
+        state_text: d.state.as_str().to_owned(),
         user: d.user.clone().unwrap_or_default(),
         compliance: compliance_msg(&compliance).into(),
+        compliance_text: compliance.as_str().to_owned(),
         failed_checks: compliance
             .failed_checks()
             .iter()
@@ -550,7 +554,12 @@ impl AdminService for AdminApi {
         let (added, token) = self
             .core
             .admins
-            .add_admin(&admin, &r.email, &requested_role(r.role), Utc::now())
+            .add_admin(
+                &admin,
+                &r.email,
+                &requested_role(r.role, &r.role_text),
+                Utc::now(),
+            )
             .await
             .map_err(status)?;
         Ok(Response::new(v1::AddAdminResponse {
@@ -910,12 +919,20 @@ mod tests {
     #[test]
     fn a_role_this_server_does_not_know_is_no_role_the_core_accepts() {
         for value in [0, 5, 99, -1] {
-            assert_eq!(Role::parse(&requested_role(value)), None, "{value}");
+            assert_eq!(Role::parse(&requested_role(value, "")), None, "{value}");
         }
         for role in [Role::Owner, Role::Admin, Role::Helpdesk, Role::Auditor] {
             let value: i32 = super::role_msg(role).into();
-            assert_eq!(Role::parse(&requested_role(value)), Some(role));
+            assert_eq!(Role::parse(&requested_role(value, "")), Some(role));
+            // The enum wins over the text.
+            assert_eq!(Role::parse(&requested_role(value, "auditor")), Some(role));
         }
-        assert_eq!(requested_role(v1::Role::Unspecified.into()), "");
+        assert_eq!(requested_role(v1::Role::Unspecified.into(), ""), "");
+        // An older latchctl's role as text, read only without the enum.
+        assert_eq!(
+            Role::parse(&requested_role(v1::Role::Unspecified.into(), "helpdesk")),
+            Some(Role::Helpdesk)
+        );
+        assert_eq!(requested_role(99, "owner"), "role number 99");
     }
 }
