@@ -16,7 +16,9 @@ use crate::CliError;
 /// number this latchctl does not know.
 fn cannot_print(field: &str, value: i32) -> CliError {
     if value == 0 {
-        CliError::Answer(format!("has no {field}"))
+        CliError::Answer(format!(
+            "has no {field}; a server older than this latchctl sends none, so use a latchctl as old as the server"
+        ))
     } else {
         CliError::Answer(format!(
             "has {field} number {value}, which this latchctl does not know; use a latchctl as new as the server"
@@ -232,7 +234,7 @@ mod tests {
     fn an_unspecified_or_unknown_value_is_an_error_that_names_the_field() {
         assert_eq!(
             device_state(0).unwrap_err().to_string(),
-            "the server's answer has no device state"
+            "the server's answer has no device state; a server older than this latchctl sends none, so use a latchctl as old as the server"
         );
         let newer = compliance(42).unwrap_err().to_string();
         assert!(newer.contains("compliance number 42"), "{newer}");

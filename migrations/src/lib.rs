@@ -23,7 +23,7 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![
+        let migrations: Vec<Box<dyn MigrationTrait>> = vec![
             Box::new(m0001_spine::Migration),
             Box::new(m0002_users::Migration),
             Box::new(m0003_apps::Migration),
@@ -36,6 +36,38 @@ impl MigratorTrait for Migrator {
             Box::new(m0010_device_proof::Migration),
             Box::new(m0011_app_tokens::Migration),
             Box::new(m0012_device_channel::Migration),
-        ]
+        ];
+        migrations
+            .into_iter()
+            .map(|m| Box::new(Atomic(m)) as Box<dyn MigrationTrait>)
+            .collect()
+    }
+}
+
+/// A migration run in one transaction with the record that it ran, on
+/// SQLite as on PostgreSQL (sea-orm-migration wraps only PostgreSQL's by
+/// default): a server stopped part-way through a migration leaves the
+/// schema as it was before it, and the next start runs it again from its
+/// first statement instead of failing on a column it already added.
+struct Atomic(Box<dyn MigrationTrait>);
+
+impl MigrationName for Atomic {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Atomic {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        self.0.up(manager).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        self.0.down(manager).await
+    }
+
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
     }
 }

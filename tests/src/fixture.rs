@@ -151,3 +151,26 @@ impl CoreFixture {
         self.db.drop_database().await
     }
 }
+
+/// An empty database, not migrated (a SQLite file in a temporary directory,
+/// or a new PostgreSQL database when `LATCHKEY_TEST_DATABASE_URL` is set),
+/// for tests of the schema's upgrades.
+pub struct EmptyDatabase {
+    pub url: String,
+    db: Db,
+    _dir: TempDir,
+}
+
+impl EmptyDatabase {
+    pub async fn create() -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let db = pick_database();
+        let url = db.create(dir.path()).await?;
+        Ok(EmptyDatabase { url, db, _dir: dir })
+    }
+
+    /// Drops the PostgreSQL database; a SQLite file goes with its directory.
+    pub async fn drop_database(self) -> Result<()> {
+        self.db.drop_database().await
+    }
+}

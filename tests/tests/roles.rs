@@ -138,3 +138,44 @@ async fn each_role_may_do_exactly_what_it_is_for() -> anyhow::Result<()> {
     );
     sys.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_refused_adding_an_owner_is_in_the_audit_log() -> anyhow::Result<()> {
+    let sys = System::start().await?;
+    let added = sys
+        .ctl_json(&["admin", "add", "admin@example.com", "--role", "admin"])
+        .await?;
+    let admin_token = added["token"].as_str().unwrap().to_owned();
+
+    let refused = sys
+        .ctl_as(
+            &admin_token,
+            &["admin", "add", "boss@example.com", "--role", "owner"],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("your role (admin) may not add owners"),
+        "{refused}"
+    );
+
+    let audit = sys.ctl_json(&["audit"]).await?;
+    let denied: Vec<_> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["outcome"] == "denied")
+        .collect();
+    assert_eq!(denied.len(), 1, "{audit:#}");
+    assert_eq!(denied[0]["actor"], "admin:admin@example.com");
+    assert_eq!(denied[0]["action"], "add owners");
+    assert_eq!(denied[0]["target"], "boss@example.com");
+    let admins = sys.ctl_json(&["admin", "list"]).await?;
+    assert!(
+        !admins.to_string().contains("boss@example.com"),
+        "{admins:#}"
+    );
+    sys.stop().await
+}

@@ -14,9 +14,13 @@ pub async fn run(command: AdminCommand, cx: &mut Context) -> Result<String, CliE
     match command {
         AdminCommand::Add { email, role } => {
             let role = enums::parse_role(&role)?;
+            // Only the enum: a server older than it refuses the request,
+            // rather than adding an admin whose token this latchctl could
+            // not show (it cannot print that server's answer).
             let r = call(cx.client.add_admin(v1::AddAdminRequest {
                 email,
                 role: role.into(),
+                ..Default::default()
             }))
             .await?;
             let admin = r.admin.unwrap_or_default();

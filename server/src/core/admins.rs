@@ -77,10 +77,11 @@ impl Admins {
             ))
         })?;
         if role == Role::Owner && caller.role() != Role::Owner {
-            return Err(CoreError::PermissionDenied {
-                role: caller.role().as_str(),
-                action: AdminRequest::AddOwners,
-            });
+            let detail = format!("role {} may not add owners", caller.role().as_str());
+            return Err(self
+                .audit
+                .refuse(caller, AdminRequest::AddOwners, email, detail, now)
+                .await);
         }
         let email = validate_email(email)?;
         if self.store.admin_by_email(&email).await?.is_some() {

@@ -41,19 +41,38 @@ impl Audit {
         if admin.may(permission) {
             return Ok(());
         }
-        self.record(AuditEntry {
-            at: now,
-            actor: admin.actor(),
-            action: AuditAction::PermissionDenied(request),
-            target: target.to_owned(),
-            outcome: AuditOutcome::Denied,
-            detail: format!("role {} lacks {permission:?}", admin.role().as_str()),
-        })
-        .await?;
-        Err(CoreError::PermissionDenied {
-            role: admin.role().as_str(),
-            action: request,
-        })
+        let detail = format!("role {} lacks {permission:?}", admin.role().as_str());
+        Err(self.refuse(admin, request, target, detail, now).await)
+    }
+
+    /// Records that `admin` was refused `request` (on `target`, for the
+    /// reason `detail`) and returns the refusal, for a rule beyond the
+    /// role's permissions, such as only an owner adding owners.
+    pub(crate) async fn refuse(
+        &self,
+        admin: &AuthenticatedAdmin,
+        request: AdminRequest,
+        target: &str,
+        detail: String,
+        now: DateTime<Utc>,
+    ) -> CoreError {
+        let recorded = self
+            .record(AuditEntry {
+                at: now,
+                actor: admin.actor(),
+                action: AuditAction::PermissionDenied(request),
+                target: target.to_owned(),
+                outcome: AuditOutcome::Denied,
+                detail,
+            })
+            .await;
+        match recorded {
+            Ok(()) => CoreError::PermissionDenied {
+                role: admin.role().as_str(),
+                action: request,
+            },
+            Err(e) => e,
+        }
     }
 
     pub async fn list(

@@ -115,7 +115,7 @@ text_enum! {
     /// "your role may not …" and are the action of the denied audit entry.
     pub enum AdminRequest {
         AddAdmins = "add admins",
-        /// Only an owner adds owners; this refusal is not audited.
+        /// Only an owner adds owners.
         AddOwners = "add owners",
         ListAdmins = "list admins",
         ReadAuditLog = "read the audit log",

@@ -84,6 +84,7 @@ fn admin_msg(a: Admin) -> v1::Admin {
         id: a.id.to_string(),
         email: a.email,
         role: role_msg(a.role).into(),
+        role_text: a.role.as_str().to_owned(),
         created_at: unix(a.created_at),
     }
 }
@@ -122,8 +123,10 @@ fn device_msg(view: DeviceView) -> v1::Device {
         platform: d.platform.clone(),
         os_version: d.os_version.clone(),
         state: device_state_msg(d.state).into(),
+        state_text: d.state.as_str().to_owned(),
         user: d.user.clone().unwrap_or_default(),
         compliance: compliance_msg(&compliance).into(),
+        compliance_text: compliance.as_str().to_owned(),
         failed_checks: compliance
             .failed_checks()
             .iter()
@@ -477,7 +480,12 @@ impl AdminService for AdminApi {
         let (added, token) = self
             .core
             .admins
-            .add_admin(&admin, &r.email, &requested_role(r.role), Utc::now())
+            .add_admin(
+                &admin,
+                &r.email,
+                &requested_role(r.role, &r.role_text),
+                Utc::now(),
+            )
             .await
             .map_err(status)?;
         Ok(Response::new(v1::AddAdminResponse {

@@ -82,14 +82,15 @@ pub fn role_msg(role: Role) -> v1::Role {
 /// reads. A value this server does not know becomes words no role has, so
 /// the core refuses it where it refuses any unknown role: after checking
 /// that the caller may add admins at all (and auditing a caller who may
-/// not). An unspecified role is the empty word, as an absent one was.
-pub fn requested_role(value: i32) -> String {
+/// not). An unspecified role is the role as text, which a latchctl older
+/// than the enum sends instead (the empty word when neither is given).
+pub fn requested_role(value: i32, text: &str) -> String {
     match v1::Role::try_from(value) {
         Ok(v1::Role::Owner) => Role::Owner.as_str().to_owned(),
         Ok(v1::Role::Admin) => Role::Admin.as_str().to_owned(),
         Ok(v1::Role::Helpdesk) => Role::Helpdesk.as_str().to_owned(),
         Ok(v1::Role::Auditor) => Role::Auditor.as_str().to_owned(),
-        Ok(v1::Role::Unspecified) => String::new(),
+        Ok(v1::Role::Unspecified) => text.to_owned(),
         Err(_) => format!("role number {value}"),
     }
 }
@@ -248,13 +249,21 @@ mod tests {
     #[test]
     fn a_role_this_server_does_not_know_is_no_role_the_core_accepts() {
         for value in [0, 5, 99, -1] {
-            assert_eq!(Role::parse(&requested_role(value)), None, "{value}");
+            assert_eq!(Role::parse(&requested_role(value, "")), None, "{value}");
         }
         for role in [Role::Owner, Role::Admin, Role::Helpdesk, Role::Auditor] {
             let value: i32 = role_msg(role).into();
-            assert_eq!(Role::parse(&requested_role(value)), Some(role));
+            assert_eq!(Role::parse(&requested_role(value, "")), Some(role));
+            // The enum wins over the text.
+            assert_eq!(Role::parse(&requested_role(value, "auditor")), Some(role));
         }
-        assert_eq!(requested_role(v1::Role::Unspecified.into()), "");
+        assert_eq!(requested_role(v1::Role::Unspecified.into(), ""), "");
+        // An older latchctl's role as text, read only without the enum.
+        assert_eq!(
+            Role::parse(&requested_role(v1::Role::Unspecified.into(), "helpdesk")),
+            Some(Role::Helpdesk)
+        );
+        assert_eq!(requested_role(99, "owner"), "role number 99");
     }
 
     #[test]
