@@ -470,6 +470,45 @@ async fn app_policies(sys: &System) -> anyhow::Result<[String; 2]> {
     Ok([word("device"), word("mfa")])
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_that_quotes_a_huge_argument_still_reaches_latchctl() -> anyhow::Result<()> {
+    let sys = System::start().await?;
+    // Each refusal quotes what it refuses; quoted whole, 100 kB would not
+    // fit the answer's headers and latchctl would see only "h2 protocol
+    // error".
+    let huge = "a".repeat(100_000);
+    let email = format!("{huge}@example.com");
+    let cases: [(&[&str], &str); 4] = [
+        (&["group", "add", &huge], "invalid argument: group name"),
+        (&["device", "show", &huge], "not found: device aaaa"),
+        (&["user", "add", &email, "--name", "x"], "invalid argument"),
+        (
+            &[
+                "app",
+                "add",
+                &huge,
+                "--redirect-uri",
+                "https://x.example.com/cb",
+            ],
+            "invalid argument: app name",
+        ),
+    ];
+    for (args, expected) in cases {
+        let error = sys.ctl(args).await.unwrap_err().to_string();
+        assert!(error.contains(expected), "{}: {error:.300}", args[0]);
+        assert!(error.len() < 5_000, "cut short: {} bytes", error.len());
+    }
+    // A long quote that fits is not cut.
+    let long = "b".repeat(2_000);
+    let error = sys
+        .ctl(&["group", "add", &long])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains(&long), "{error:.300}");
+    sys.stop().await
+}
+
 /// Sends raw bytes as a gRPC message, for requests the generated client
 /// cannot express.
 #[derive(Clone, Copy)]

@@ -7,6 +7,7 @@ mod admin;
 mod decode;
 mod device;
 mod enums;
+mod short_status;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,6 +84,7 @@ pub async fn serve(
         .tls_config(tls)?
         .tcp_nodelay(true)
         .timeout(Duration::from_secs(30))
+        .layer(short_status::ShortStatusMessages)
         .layer(decode::UndecodableIsInvalidArgument)
         .add_service(
             AdminServiceServer::new(AdminApi::new(core.clone()))
