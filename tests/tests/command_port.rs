@@ -347,3 +347,63 @@ async fn another_device_can_neither_fetch_nor_acknowledge_a_devices_command() ->
     assert_eq!(fetched.map(|c| c.id), Some(lock.id));
     fixture.stop().await
 }
+
+#[tokio::test]
+async fn commands_no_channel_can_carry_do_not_hold_back_other_devices_redelivery()
+-> anyhow::Result<()> {
+    let fixture = CoreFixture::start().await?;
+    let owner = fixture.owner().await?;
+    let now = fixture.now;
+    // A device of a channel this server does not run, with more open
+    // commands than one redelivery round takes, all older than any other.
+    let stranded = add_device(&fixture, "windows").await?;
+    let tx = fixture.store.begin().await?;
+    for i in 0..1000 {
+        let at = now - Duration::minutes(10) + Duration::milliseconds(i);
+        tx.insert_command(&Command {
+            id: CommandId::generate(),
+            device_id: stranded.clone(),
+            kind: latchkeyd::domain::command::CommandKind::Lock,
+            message: String::new(),
+            status: CommandStatus::Pending,
+            result: None,
+            created_at: at,
+            sent_at: None,
+            acked_at: None,
+            created_by: "owner@example.test".into(),
+        })
+        .await?;
+    }
+    tx.commit().await?;
+    // An agent's lock, carried once and never acknowledged.
+    let secret = fixture.enrollment_token(&owner, None, 1).await?;
+    let agent = fixture.enroll(&secret, "laptop").await?.device_id;
+    let (_, lock) = fixture
+        .core
+        .devices
+        .lock_device(&owner, agent.as_str(), "", now)
+        .await?;
+    assert_eq!(fixture.agent.wakes().len(), 1);
+
+    // The job's rounds, 15 s apart, from when the lock is due.
+    for round in 0..4 {
+        fixture
+            .core
+            .devices
+            .redeliver(
+                Duration::seconds(60),
+                now + Duration::seconds(61 + 15 * round),
+            )
+            .await?;
+    }
+    let wakes = fixture.agent.wakes();
+    assert!(
+        wakes.iter().skip(1).any(|w| w.commands.contains(&lock.id)),
+        "the agent's lock is offered again: {wakes:?}"
+    );
+    // The stranded commands stay queued for a channel that can carry them.
+    let open = fixture.store.open_commands(&stranded).await?;
+    assert_eq!(open.len(), 1000);
+    assert!(open.iter().all(|c| c.status == CommandStatus::Pending));
+    fixture.stop().await
+}

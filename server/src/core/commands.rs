@@ -136,7 +136,8 @@ impl Devices {
     /// Tells the device's channel that these open commands (already in the
     /// outbox) wait for it, and records the ones the channel carried as
     /// sent; returns how many. A channel that failed leaves the commands
-    /// pending for redelivery; that is logged, not returned, because the
+    /// pending for the next redelivery (recorded as offered now, so they
+    /// wait their turn); that is logged, not returned, because the
     /// commands are already safely in the outbox.
     pub(super) async fn offer_work(
         &self,
@@ -156,6 +157,13 @@ impl Devices {
             Ok(handover) => handover.delivered,
             Err(e) => {
                 warn!(%device, error = %e, "commands stay queued");
+                // Tried now: they wait for the next redelivery like any
+                // offer, so that commands no channel can carry do not take
+                // every round's places from other devices' commands.
+                let tried: Vec<CommandId> = commands.iter().map(|c| c.id.clone()).collect();
+                if let Err(e) = self.store.mark_commands_offered(&tried, now).await {
+                    warn!(error = %e, "could not record the attempt; it will be retried");
+                }
                 return 0;
             }
         };
