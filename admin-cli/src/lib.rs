@@ -17,14 +17,15 @@ mod render;
 use chrono::Utc;
 
 pub use args::{
-    AdminCommand, AppCommand, AssignArgs, AuditArgs, Cli, Command, CommandCommand, DeviceCommand,
-    GroupCommand, PolicyCommand, SigningKeyCommand, TokenCommand, UserCommand,
+    AdminCommand, AppCommand, AppleCommand, AssignArgs, AuditArgs, Cli, Command, CommandCommand,
+    DeviceCommand, GroupCommand, PolicyCommand, SigningKeyCommand, TokenCommand, UserCommand,
 };
 pub use connect::Environment;
 pub use error::CliError;
 
 use commands::{
-    Context, admin, app, audit, command, device, group, policy, session, signing_key, token, user,
+    Context, admin, app, apple, audit, command, device, group, policy, session, signing_key, token,
+    user,
 };
 
 /// Executes one latchctl invocation and returns what it prints.
@@ -50,5 +51,6 @@ pub async fn run(cli: Cli, env: &Environment) -> Result<String, CliError> {
         Command::SigningKey(c) => signing_key::run(c, &mut cx).await,
         Command::Admin(c) => admin::run(c, &mut cx).await,
         Command::Audit(args) => audit::run(args, &mut cx).await,
+        Command::Apple(c) => apple::run(c, &mut cx).await,
     }
 }

@@ -6,6 +6,8 @@
 //! the server; key material is carried in [`PrivateKeyPem`], which redacts
 //! itself in `Debug`. Randomness (serials, secrets) comes from [`random_bytes`].
 
+#[cfg(feature = "mdm")]
+pub mod apns;
 pub mod files;
 pub mod jose;
 pub mod tls;

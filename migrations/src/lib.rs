@@ -18,6 +18,7 @@ mod m0009_login_throttles;
 mod m0010_device_proof;
 mod m0011_app_tokens;
 mod m0012_device_channel;
+mod m0013_apple;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0010_device_proof::Migration),
             Box::new(m0011_app_tokens::Migration),
             Box::new(m0012_device_channel::Migration),
+            Box::new(m0013_apple::Migration),
         ];
         migrations
             .into_iter()

@@ -33,6 +33,18 @@ pub struct FileConfig {
     pub https: FileHttps,
     /// Outgoing mail for emailed sign-in codes; none without it.
     pub smtp: Option<FileSmtp>,
+    #[serde(default)]
+    pub apple: FileApple,
+}
+
+/// `[apple]`: Apple device management.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileApple {
+    /// `production` (default) or `sandbox`: which APNs environment pushes
+    /// go to. APNs is reached through the `a2` crate, whose two endpoints
+    /// are fixed.
+    pub apns: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -276,6 +288,7 @@ pub struct Config {
     pub trusted_proxies: Vec<Cidr>,
     pub support_contact: String,
     pub smtp: Option<SmtpSettings>,
+    pub apns: crate::push::apns::ApnsEnvironment,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -437,6 +450,15 @@ impl FileConfig {
             crate::domain::networks::parse_all(&self.sso.allowed_networks.unwrap_or_default())
                 .map_err(|e| ConfigError::Invalid(format!("sso.allowed_networks: {e}")))?;
         let smtp = self.smtp.map(FileSmtp::validate).transpose()?;
+        let apns = match self.apple.apns.as_deref() {
+            None | Some("production") => crate::push::apns::ApnsEnvironment::Production,
+            Some("sandbox") => crate::push::apns::ApnsEnvironment::Sandbox,
+            Some(other) => {
+                return Err(ConfigError::Invalid(format!(
+                    "apple.apns {other:?}: use production or sandbox"
+                )));
+            }
+        };
         let trusted_proxies =
             crate::domain::networks::parse_all(&self.https.trusted_proxies.unwrap_or_default())
                 .map_err(|e| ConfigError::Invalid(format!("https.trusted_proxies: {e}")))?;
@@ -501,6 +523,7 @@ impl FileConfig {
             trusted_proxies,
             support_contact,
             smtp,
+            apns,
         })
     }
 }

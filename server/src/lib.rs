@@ -96,10 +96,30 @@ fn device_url_beside(issuer: &str, port: u16) -> String {
     }
 }
 
+/// The parts of the server that talk to services tests cannot reach,
+/// replaceable by fakes ([`start_with`]).
+pub struct Seams {
+    /// Where Apple MDM pushes go.
+    pub apns: Arc<dyn push::apns::Apns>,
+}
+
 pub async fn start(
     config: Config,
     listeners: Listeners,
     shutdown: CancellationToken,
+) -> anyhow::Result<Running> {
+    let seams = Seams {
+        apns: Arc::new(push::apns::A2Apns::new(config.apns)),
+    };
+    start_with(config, listeners, shutdown, seams).await
+}
+
+/// [`start`] with the given seams (tests pass fakes of Apple's services).
+pub async fn start_with(
+    config: Config,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+    seams: Seams,
 ) -> anyhow::Result<Running> {
     let now = Utc::now();
     std::fs::create_dir_all(&config.data_dir)
@@ -158,11 +178,16 @@ pub async fn start(
     let mailer = config.smtp.as_ref().map(mail::Mailer::new).transpose()?;
     let mut ports = push::port::Ports::default();
     ports.register(Arc::new(push.clone()));
+    ports.register(Arc::new(push::apple::AppleWake::new(
+        store.clone(),
+        seams.apns.clone(),
+    )));
     let (core, enrollment_writer) = Core::new(
         store.clone(),
         ca.clone(),
         push,
         ports,
+        seams.apns,
         mailer,
         CoreSettings {
             device_certificate_validity: chrono::Duration::from_std(
@@ -201,6 +226,7 @@ pub async fn start(
     };
     core.enrollment.publish_crl(now).await;
     core.signing_keys.ensure_signing_key(now).await?;
+    core.apple.load_push_certificates().await;
 
     {
         let (core, identity, root, shutdown) = (

@@ -74,7 +74,15 @@ impl CoreFixture {
                 trusted_proxies: Vec::new(),
             },
         };
-        let (core, writer) = Core::new(store.clone(), ca, push, ports, None, settings);
+        let (core, writer) = Core::new(
+            store.clone(),
+            ca,
+            push,
+            ports,
+            Arc::new(latchkeyd::push::apns::RecordingApns::default()),
+            None,
+            settings,
+        );
         let shutdown = CancellationToken::new();
         tokio::spawn(writer.run(shutdown.clone()));
         Ok(CoreFixture {

@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -15,7 +16,8 @@ use cli::parse_cli;
 use latchkey_agent::run::{RunOptions, RunOutcome};
 use latchkey_agent::state::StateDir;
 use latchkey_proto::v1::admin_service_client::AdminServiceClient;
-use latchkeyd::{Config, FileConfig, Listeners, Overrides, Running};
+use latchkeyd::push::apns::RecordingApns;
+use latchkeyd::{Config, FileConfig, Listeners, Overrides, Running, Seams};
 use sea_orm::{ConnectionTrait, Database};
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
@@ -166,6 +168,9 @@ pub struct System {
     pub grpc_url: String,
     /// Changes to the configuration file every boot applies.
     configure: Option<Configure>,
+    /// Where the server's Apple MDM pushes go (Apple cannot be reached
+    /// from tests); kept across restarts.
+    pub apns: Arc<RecordingApns>,
 }
 
 /// A change to the server's configuration file.
@@ -223,6 +228,7 @@ impl System {
             ca_pem: String::new(),
             grpc_url: String::new(),
             configure,
+            apns: Arc::new(RecordingApns::default()),
         };
         system.boot().await?;
         system.owner_token = std::fs::read_to_string(system.data_dir().join("admin-token"))?
@@ -269,7 +275,8 @@ impl System {
         let config = self.config()?;
         let listeners = Listeners::bind(&config).await?;
         self.shutdown = CancellationToken::new();
-        let running = latchkeyd::start(config, listeners, self.shutdown.clone()).await?;
+        let running =
+            latchkeyd::start_with(config, listeners, self.shutdown.clone(), self.seams()).await?;
         self.grpc_url = format!("https://localhost:{}", running.grpc_addr.port());
         self.running = Some(running);
         Ok(())
@@ -281,8 +288,15 @@ impl System {
         let config = self.config()?;
         let listeners = Listeners::bind(&config).await?;
         let shutdown = CancellationToken::new();
-        let running = latchkeyd::start(config, listeners, shutdown.clone()).await?;
+        let running =
+            latchkeyd::start_with(config, listeners, shutdown.clone(), self.seams()).await?;
         Ok(Replica { running, shutdown })
+    }
+
+    fn seams(&self) -> Seams {
+        Seams {
+            apns: self.apns.clone(),
+        }
     }
 
     pub fn running(&self) -> &Running {

@@ -40,6 +40,7 @@ impl WorkPort for FakeWakingPlatform {
         &'a self,
         device: &'a DeviceId,
         commands: &'a [Command],
+        _now: chrono::DateTime<chrono::Utc>,
     ) -> BoxFuture<'a, Result<Handover, PortError>> {
         Box::pin(async move {
             let mut stored = true;

@@ -12,6 +12,20 @@ async fn each_role_may_do_exactly_what_it_is_for() -> anyhow::Result<()> {
     let policy = dir.path().join("p.toml");
     std::fs::write(&policy, "[compliance]\nscreen_lock = true\n")?;
     let policy = policy.to_str().unwrap().to_owned();
+    let now = chrono::Utc::now();
+    let (push_cert, push_key) = latchkey_certs::apns::self_signed_push_certificate(
+        "com.apple.mgmt.External.roles",
+        now - chrono::Duration::days(1),
+        now + chrono::Duration::days(300),
+    )?;
+    let push_cert_path = dir.path().join("push.pem");
+    let push_key_path = dir.path().join("push-key.pem");
+    std::fs::write(&push_cert_path, push_cert)?;
+    std::fs::write(&push_key_path, push_key.expose())?;
+    let (push_cert_path, push_key_path) = (
+        push_cert_path.to_str().unwrap().to_owned(),
+        push_key_path.to_str().unwrap().to_owned(),
+    );
 
     let mut tokens = vec![("owner", sys.owner_token.clone())];
     for role in ["admin", "helpdesk", "auditor"] {
@@ -65,6 +79,19 @@ async fn each_role_may_do_exactly_what_it_is_for() -> anyhow::Result<()> {
             ),
             ("device retire", vec!["device", "retire", &retire_target]),
             ("device wipe", vec!["device", "wipe", &device, "--confirm"]),
+            ("apple status", vec!["apple", "status"]),
+            (
+                "apple push-cert import",
+                vec![
+                    "apple",
+                    "push-cert",
+                    "import",
+                    "--cert",
+                    &push_cert_path,
+                    "--key",
+                    &push_key_path,
+                ],
+            ),
         ];
         let reads = [
             "device list",
@@ -75,6 +102,7 @@ async fn each_role_may_do_exactly_what_it_is_for() -> anyhow::Result<()> {
             "admin list",
             "audit",
             "user list",
+            "apple status",
         ];
         for (name, args) in actions {
             let allowed = match *role {
@@ -113,14 +141,14 @@ async fn each_role_may_do_exactly_what_it_is_for() -> anyhow::Result<()> {
             .iter()
             .filter(|a| *a == "admin:helpdesk@example.com")
             .count(),
-        12
+        14
     );
     assert_eq!(
         denied
             .iter()
             .filter(|a| *a == "admin:auditor@example.com")
             .count(),
-        10
+        11
     );
 
     // Only an owner may create owners.

@@ -31,7 +31,11 @@ async fn a_migration_stopped_after_its_first_step_leaves_nothing_and_runs_again(
         "the failed migration's first step is undone"
     );
     let pending = Migrator::get_pending_migrations(&db).await?;
-    assert_eq!(pending.len(), 1, "m0012 is still to run");
+    assert_eq!(
+        pending.len(),
+        Migrator::migrations().len() - BEFORE_M0012 as usize,
+        "m0012 and the later migrations are still to run"
+    );
 
     // Without the obstacle, the server's next start completes the upgrade.
     db.execute_unprepared("ALTER TABLE commands DROP COLUMN offered_at")

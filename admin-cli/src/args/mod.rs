@@ -4,6 +4,7 @@
 
 mod admin;
 mod app;
+mod apple;
 mod audit;
 mod command;
 mod device;
@@ -19,6 +20,7 @@ use clap::{Parser, Subcommand};
 
 pub use admin::AdminCommand;
 pub use app::AppCommand;
+pub use apple::{AppleCommand, PushCertCommand};
 pub use audit::AuditArgs;
 pub use command::CommandCommand;
 pub use device::DeviceCommand;
@@ -83,4 +85,7 @@ pub enum Command {
     Admin(AdminCommand),
     /// The audit log.
     Audit(AuditArgs),
+    /// Apple devices: the APNs push certificate, enrollment, status.
+    #[command(subcommand)]
+    Apple(AppleCommand),
 }

@@ -236,6 +236,11 @@ impl std::fmt::Debug for KeyWrapper {
 
 const SEALED_PREFIX: &str = "a256gcm.";
 
+/// What a push certificate's sealed key is bound to.
+fn push_key_kid(topic: &str) -> String {
+    format!("apns:{topic}")
+}
+
 impl KeyWrapper {
     /// Loads the wrapping key from `dir`, creating it at first start.
     pub fn load_or_create(dir: &Path) -> Result<Self, CaError> {
@@ -328,6 +333,16 @@ impl KeyWrapper {
         kid: &str,
     ) -> Result<latchkey_certs::jose::SigningKey, CertError> {
         latchkey_certs::jose::SigningKey::from_stored(&self.open(kid, sealed_private_key)?)
+    }
+
+    /// Seals an APNs push certificate's key, bound to its topic.
+    pub fn seal_push_key(&self, topic: &str, key: &PrivateKeyPem) -> Result<String, CertError> {
+        self.seal(&push_key_kid(topic), key.expose())
+    }
+
+    /// Unseals the push certificate key stored for `topic`.
+    pub fn open_push_key(&self, topic: &str, sealed: &str) -> Result<PrivateKeyPem, CertError> {
+        Ok(PrivateKeyPem::new(self.open(&push_key_kid(topic), sealed)?))
     }
 
     /// Signs `payload` as a compact JWS with a sealed token-signing key.

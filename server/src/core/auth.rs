@@ -49,6 +49,10 @@ pub enum Permission {
     ManageUsers,
     ReadApps,
     ManageApps,
+    /// The device platforms' settings: Apple's push certificate and
+    /// enrollment, Android's binding.
+    ReadPlatforms,
+    ManagePlatforms,
 }
 
 impl Permission {
@@ -67,6 +71,7 @@ impl Permission {
                     | ReadAudit
                     | ReadUsers
                     | ReadApps
+                    | ReadPlatforms
             ),
         }
     }

@@ -150,7 +150,7 @@ impl Devices {
             return 0;
         }
         let handover = match self.ports.get(channel) {
-            Ok(port) => port.has_work(device, commands).await,
+            Ok(port) => port.has_work(device, commands, now).await,
             Err(e) => Err(e),
         };
         let delivered = match handover {

@@ -1,4 +1,4 @@
-//! The operations, as one service per concern: the audit log, admins,
+//! The operations, as one service per concern: the audit log, admins, Apple devices,
 //! enrollment, devices and their commands, policies and compliance, users
 //! and groups, apps, signing keys and sign-in. This file holds `Core`, the
 //! set of services built in one place, its errors and settings, and the
@@ -7,6 +7,7 @@
 //! encode the results.
 
 mod admins;
+pub mod apple;
 pub mod apps;
 mod audit;
 mod commands;
@@ -52,6 +53,8 @@ use crate::domain::policy::Compliance;
 
 use crate::push::Push;
 
+use crate::push::apns::Apns;
+
 use crate::push::port::Ports;
 
 use crate::store::{Store, StoreError};
@@ -59,6 +62,7 @@ use crate::store::{Store, StoreError};
 use auth::DeviceAuthError;
 
 pub use admins::Admins;
+pub use apple::Apple;
 pub use apps::Apps;
 pub use audit::Audit;
 pub use devices::Devices;
@@ -208,6 +212,7 @@ pub struct Enrolled {
 pub struct Core {
     pub audit: Audit,
     pub admins: Admins,
+    pub apple: Apple,
     pub enrollment: Enrollment,
     pub devices: Devices,
     pub policies: Policies,
@@ -224,6 +229,7 @@ impl Core {
         ca: Arc<CertificateAuthority>,
         push: Push,
         ports: Ports,
+        apns: Arc<dyn Apns>,
         mail: Option<crate::mail::Mailer>,
         settings: CoreSettings,
     ) -> (Self, EnrollmentWriter) {
@@ -252,6 +258,12 @@ impl Core {
             admins: Admins {
                 store: store.clone(),
                 audit: audit.clone(),
+            },
+            apple: Apple {
+                store: store.clone(),
+                audit: audit.clone(),
+                ca: ca.clone(),
+                apns,
             },
             enrollment: Enrollment {
                 store: store.clone(),

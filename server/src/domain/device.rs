@@ -110,6 +110,9 @@ pub struct Channel(String);
 impl Channel {
     /// Latchkey's agent: commands travel over MQTT.
     pub const AGENT: &str = "agent";
+    /// Apple's MDM: an APNs push wakes the device, which checks in and
+    /// fetches its commands.
+    pub const APPLE: &str = "apple";
 
     pub fn agent() -> Self {
         Channel(Self::AGENT.to_owned())

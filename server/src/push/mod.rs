@@ -13,6 +13,8 @@
 //! thread of its own that may block on that channel. The external client's
 //! publisher is a task that awaits room in rumqttc's request queue.
 
+pub mod apns;
+pub mod apple;
 pub mod embedded;
 pub mod external;
 pub mod port;
@@ -243,6 +245,7 @@ impl WorkPort for Push {
         &'a self,
         _device: &'a DeviceId,
         commands: &'a [Command],
+        _now: chrono::DateTime<chrono::Utc>,
     ) -> BoxFuture<'a, Result<Handover, PortError>> {
         let mut delivered = Vec::with_capacity(commands.len());
         let mut failure = None;

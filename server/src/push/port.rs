@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 
 use crate::domain::command::Command;
@@ -48,11 +49,13 @@ pub trait WorkPort: Send + Sync {
     /// The channel's name, as devices record it ([`Channel`]).
     fn channel(&self) -> &'static str;
 
-    /// `device` has these open commands, oldest first (at least one).
+    /// `device` has these open commands, oldest first (at least one), at
+    /// `now`.
     fn has_work<'a>(
         &'a self,
         device: &'a DeviceId,
         commands: &'a [Command],
+        now: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<Handover, PortError>>;
 }
 
@@ -126,6 +129,7 @@ impl WorkPort for RecordingPort {
         &'a self,
         device: &'a DeviceId,
         commands: &'a [Command],
+        _now: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<Handover, PortError>> {
         let ids: Vec<CommandId> = commands.iter().map(|c| c.id.clone()).collect();
         if let Ok(mut wakes) = self.wakes.lock() {

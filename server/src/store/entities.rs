@@ -540,3 +540,56 @@ pub mod login_throttles {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod apple_push_certificates {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "apple_push_certificates")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub topic: String,
+        pub certificate_pem: String,
+        pub key_sealed: String,
+        pub not_after: i64,
+        pub imported_at: i64,
+        pub imported_by: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod apple_enrollments {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "apple_enrollments")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub device_id: String,
+        pub udid: Option<String>,
+        pub identity_sha256: Option<String>,
+        pub topic: Option<String>,
+        pub push_token: Option<String>,
+        pub push_magic: Option<String>,
+        pub unlock_token_sealed: Option<String>,
+        pub bootstrap_token_sealed: Option<String>,
+        pub awaiting_configuration: bool,
+        pub token_updates: i32,
+        pub enabled: bool,
+        pub authenticated_at: Option<i64>,
+        pub last_seen_at: Option<i64>,
+        pub last_idle_at: Option<i64>,
+        pub last_push_at: Option<i64>,
+        pub last_push_result: Option<String>,
+        pub push_token_invalid_at: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

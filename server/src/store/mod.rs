@@ -62,6 +62,7 @@ macro_rules! txn_columns {
 }
 
 mod admins;
+mod apple_push;
 mod apps;
 mod audit;
 mod certificates;
@@ -81,6 +82,7 @@ mod throttles;
 mod transactions;
 mod users;
 
+pub use apple_push::StoredPushCertificate;
 pub use certificates::{CertificateRecord, NewCertificate};
 pub use second_factor::{Challenge, SecondFactorRecord};
 pub use signing_keys::StoredSigningKey;

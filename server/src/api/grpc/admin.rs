@@ -34,7 +34,14 @@ impl AdminApi {
         Self { core }
     }
 
-    async fn admin<T>(&self, request: &Request<T>) -> Result<AuthenticatedAdmin, Status> {
+    pub(super) fn core(&self) -> &Core {
+        &self.core
+    }
+
+    pub(super) async fn admin<T>(
+        &self,
+        request: &Request<T>,
+    ) -> Result<AuthenticatedAdmin, Status> {
         let token = request
             .metadata()
             .get("authorization")
@@ -75,7 +82,7 @@ impl AdminApi {
     }
 }
 
-fn unix(t: DateTime<Utc>) -> i64 {
+pub(super) fn unix(t: DateTime<Utc>) -> i64 {
     t.timestamp()
 }
 
@@ -248,7 +255,7 @@ fn non_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
-type Reply<T> = Result<Response<T>, Status>;
+pub(super) type Reply<T> = Result<Response<T>, Status>;
 
 #[tonic::async_trait]
 impl AdminService for AdminApi {
@@ -823,5 +830,19 @@ impl AdminService for AdminApi {
                 })
                 .collect(),
         }))
+    }
+
+    async fn import_apple_push_certificate(
+        &self,
+        request: Request<v1::ImportApplePushCertificateRequest>,
+    ) -> Reply<v1::ImportApplePushCertificateResponse> {
+        super::apple::import_push_certificate(self, request).await
+    }
+
+    async fn get_apple_status(
+        &self,
+        request: Request<v1::GetAppleStatusRequest>,
+    ) -> Reply<v1::AppleStatus> {
+        super::apple::status_of_apple(self, request).await
     }
 }

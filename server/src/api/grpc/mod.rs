@@ -4,6 +4,7 @@
 //! `enums.rs` maps the domain's enums to the admin API's and back.
 
 mod admin;
+mod apple;
 mod decode;
 mod device;
 mod enums;

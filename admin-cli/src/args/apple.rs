@@ -1,0 +1,32 @@
+//! `latchctl apple`: Apple devices' push certificate and MDM status.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+#[derive(Debug, Subcommand)]
+pub enum AppleCommand {
+    /// The APNs push certificate that wakes Apple devices.
+    #[command(subcommand)]
+    PushCert(PushCertCommand),
+    /// The push certificate's topic and expiry, and what needs doing.
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PushCertCommand {
+    /// Import the MDM push certificate Apple issued, with its private key.
+    /// The topic is read from the certificate.
+    Import {
+        /// The push certificate (PEM).
+        #[arg(long)]
+        cert: PathBuf,
+        /// Its private key (PEM, unencrypted).
+        #[arg(long)]
+        key: PathBuf,
+        /// Accept a certificate for another topic than the one in use:
+        /// every Apple device enrolled so far must enroll again.
+        #[arg(long)]
+        force: bool,
+    },
+}

@@ -1,0 +1,156 @@
+//! `latchctl apple`: importing the APNs push certificate and showing the
+//! Apple status (push topic, expiry, warnings).
+
+use std::io::Read;
+use std::path::Path;
+
+use latchkey_proto::v1;
+use serde_json::json;
+
+use super::Context;
+use crate::CliError;
+use crate::args::{AppleCommand, PushCertCommand};
+use crate::error::call;
+use crate::render::{self, Table, time};
+
+/// A certificate or key file is a few KiB; anything much larger is the
+/// wrong file, refused before it is read into memory.
+const MAX_PEM_FILE: u64 = 64 * 1024;
+
+fn read_pem_file(path: &Path) -> Result<String, CliError> {
+    let file_error = |source| CliError::File {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(file_error)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_PEM_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(file_error)?;
+    if bytes.len() as u64 > MAX_PEM_FILE {
+        return Err(CliError::Usage(format!(
+            "{}: larger than {MAX_PEM_FILE} bytes; give the PEM file of the push certificate or its key",
+            path.display()
+        )));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        CliError::Usage(format!(
+            "{}: not PEM text (a .p12 file must be split into certificate and key first: \
+             openssl pkcs12 -in FILE.p12 -clcerts -nokeys -out cert.pem; \
+             openssl pkcs12 -in FILE.p12 -nocerts -nodes -out key.pem)",
+            path.display()
+        ))
+    })
+}
+
+fn warning_line(w: &v1::ApplePushWarning) -> String {
+    use v1::apple_push_warning::Kind;
+    match Kind::try_from(w.kind) {
+        Ok(Kind::Missing) => "warning: no push certificate; import one with \
+                              `latchctl apple push-cert import` before enrolling Apple devices"
+            .to_owned(),
+        Ok(Kind::ExpiresSoon) => format!(
+            "warning: the push certificate for {} expires {}; renew it with the same Apple \
+             Account (the topic must stay the same) and import it again",
+            w.topic,
+            time(w.not_after)
+        ),
+        Ok(Kind::Expired) => format!(
+            "warning: the push certificate for {} expired {}; Apple devices cannot be woken \
+             until it is renewed with the same Apple Account and imported again",
+            w.topic,
+            time(w.not_after)
+        ),
+        Ok(Kind::Unspecified) | Err(_) => format!("warning: {} (kind {})", w.topic, w.kind),
+    }
+}
+
+fn warning_kind(w: &v1::ApplePushWarning) -> &'static str {
+    use v1::apple_push_warning::Kind;
+    match Kind::try_from(w.kind) {
+        Ok(Kind::Missing) => "missing",
+        Ok(Kind::ExpiresSoon) => "expires-soon",
+        Ok(Kind::Expired) => "expired",
+        Ok(Kind::Unspecified) | Err(_) => "unknown",
+    }
+}
+
+pub async fn run(command: AppleCommand, cx: &mut Context) -> Result<String, CliError> {
+    match command {
+        AppleCommand::PushCert(PushCertCommand::Import { cert, key, force }) => {
+            let certificate_pem = read_pem_file(&cert)?;
+            let key_pem = read_pem_file(&key)?;
+            let import = call(cx.client.import_apple_push_certificate(
+                v1::ImportApplePushCertificateRequest {
+                    certificate_pem,
+                    key_pem,
+                    force,
+                },
+            ))
+            .await?;
+            let certificate = import
+                .certificate
+                .ok_or_else(|| CliError::Answer("lacks the imported certificate".into()))?;
+            if cx.json {
+                return Ok(render::pretty(&json!({
+                    "topic": certificate.topic,
+                    "common_name": import.common_name,
+                    "not_after": render::rfc3339(certificate.not_after),
+                    "replaced_topic": (!import.replaced_topic.is_empty()).then_some(&import.replaced_topic),
+                    "orphaned_devices": import.orphaned_devices,
+                })));
+            }
+            let mut out = format!(
+                "push certificate imported: topic {}, expires {}\n",
+                certificate.topic,
+                time(certificate.not_after)
+            );
+            if !import.replaced_topic.is_empty() {
+                out.push_str(&format!(
+                    "warning: it replaces topic {}; the {} device(s) enrolled under it must \
+                     enroll again\n",
+                    import.replaced_topic, import.orphaned_devices
+                ));
+            }
+            Ok(out)
+        }
+        AppleCommand::Status => {
+            let status = call(cx.client.get_apple_status(v1::GetAppleStatusRequest {})).await?;
+            if cx.json {
+                return Ok(render::pretty(&json!({
+                    "push_certificates": status.push_certificates.iter().enumerate().map(|(i, c)| json!({
+                        "topic": c.topic,
+                        "not_after": render::rfc3339(c.not_after),
+                        "imported_at": render::rfc3339(c.imported_at),
+                        "imported_by": c.imported_by,
+                        "current": i == 0,
+                    })).collect::<Vec<_>>(),
+                    "warnings": status.warnings.iter().map(|w| json!({
+                        "kind": warning_kind(w),
+                        "topic": (!w.topic.is_empty()).then_some(&w.topic),
+                        "not_after": render::rfc3339(w.not_after),
+                    })).collect::<Vec<_>>(),
+                })));
+            }
+            let mut out = String::new();
+            if !status.push_certificates.is_empty() {
+                let mut table = Table::new(&["TOPIC", "EXPIRES", "IMPORTED", "BY", "USE"]);
+                for (i, c) in status.push_certificates.iter().enumerate() {
+                    table.row(vec![
+                        c.topic.clone(),
+                        time(c.not_after),
+                        time(c.imported_at),
+                        c.imported_by.clone(),
+                        if i == 0 { "current" } else { "older devices" }.to_owned(),
+                    ]);
+                }
+                out.push_str(&table.render());
+            }
+            for w in &status.warnings {
+                out.push_str(&warning_line(w));
+                out.push('\n');
+            }
+            Ok(out)
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! Apple devices under MDM. This file holds the service and the push
+//! certificates: importing one (its topic from the certificate's UID, a
+//! change of topic refused unless forced, because every device enrolled
+//! under the old topic can be woken only through the old certificate) and
+//! the status an admin checks (expiry warned about 30 days ahead).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use latchkey_certs::apns::{PushCertificateError, read_push_certificate};
+
+use super::auth::{AuthenticatedAdmin, Permission};
+use super::{Audit, CoreError};
+use crate::ca::CertificateAuthority;
+use crate::domain::apple::push::{self, PushCertificateInfo, PushWarning};
+use crate::domain::audit::{AdminRequest, AuditAction, AuditEntry, AuditOutcome};
+use crate::push::apns::Apns;
+use crate::store::{Store, StoredPushCertificate};
+use tracing::warn;
+
+/// The Apple service: push certificates, and (in the files beside this
+/// one) enrollment, check-in and the command queue.
+#[derive(Clone)]
+pub struct Apple {
+    pub(super) store: Store,
+    pub(super) audit: Audit,
+    /// Seals the push certificate's key at rest.
+    pub(super) ca: Arc<CertificateAuthority>,
+    /// Given every push certificate, at start and when one is imported.
+    pub(super) apns: Arc<dyn Apns>,
+}
+
+/// What an import did.
+#[derive(Debug, Clone)]
+pub struct PushCertificateImport {
+    pub certificate: PushCertificateInfo,
+    /// The certificate's subject CN, as Apple wrote it.
+    pub common_name: String,
+    /// The topic new enrollments used before, when this import changed it.
+    pub replaced_topic: Option<String>,
+    /// Devices enrolled under the replaced topic.
+    pub orphaned_devices: u64,
+}
+
+/// What `latchctl apple status` shows.
+#[derive(Debug, Clone)]
+pub struct AppleStatus {
+    /// Latest import first; the first is the one new enrollments use.
+    pub push_certificates: Vec<PushCertificateInfo>,
+    pub warnings: Vec<PushWarning>,
+}
+
+impl Apple {
+    /// Imports the MDM push certificate and its key. A certificate for the
+    /// topic already in use renews it; one for another topic is refused
+    /// unless `force`, since the devices enrolled under the old topic
+    /// would no longer be reachable once it expires.
+    pub async fn import_push_certificate(
+        &self,
+        caller: &AuthenticatedAdmin,
+        certificate_pem: &str,
+        key_pem: &str,
+        force: bool,
+        now: DateTime<Utc>,
+    ) -> Result<PushCertificateImport, CoreError> {
+        self.audit
+            .authorize(
+                caller,
+                Permission::ManagePlatforms,
+                AdminRequest::ImportApplePushCertificates,
+                "",
+                now,
+            )
+            .await?;
+        let read = read_push_certificate(certificate_pem, key_pem, now).map_err(|e| match e {
+            PushCertificateError::KeyMismatch => CoreError::InvalidArgument(
+                "the private key does not belong to this push certificate; give the key \
+                 whose certificate signing request Apple signed"
+                    .into(),
+            ),
+            other => CoreError::InvalidArgument(other.to_string()),
+        })?;
+        let stored = self.store.push_certificates().await?;
+        let infos: Vec<PushCertificateInfo> = stored.iter().map(|s| s.info.clone()).collect();
+        let previous = push::current(&infos).map(|c| c.topic.clone());
+        let replaced_topic = previous.filter(|topic| *topic != read.topic);
+        let orphaned_devices = match &replaced_topic {
+            Some(topic) => self.store.apple_devices_with_topic(topic).await?,
+            None => 0,
+        };
+        if let Some(old) = &replaced_topic
+            && !force
+        {
+            return Err(CoreError::FailedPrecondition(format!(
+                "this push certificate is for topic {new}, but Apple devices enroll under \
+                 {old}: {orphaned_devices} enrolled device(s) would be orphaned, because a \
+                 device can be woken only through the topic it enrolled with. Renew the \
+                 certificate with the same Apple Account to keep the topic, or import with \
+                 --force to start over (every enrolled device must enroll again)",
+                new = read.topic,
+            )));
+        }
+        let info = PushCertificateInfo {
+            topic: read.topic.clone(),
+            not_after: read.not_after,
+            imported_at: now,
+            imported_by: caller.admin().email.clone(),
+        };
+        // Refused here rather than at the first push, days later.
+        self.apns
+            .install(&read.topic, &read.certificate_pem, &read.key_pem)
+            .map_err(|e| CoreError::InvalidArgument(e.to_string()))?;
+        let key_sealed = self
+            .ca
+            .token_keys()
+            .seal_push_key(&read.topic, &read.key_pem)?;
+        let tx = self.store.begin().await?;
+        tx.put_push_certificate(&StoredPushCertificate {
+            info: info.clone(),
+            certificate_pem: read.certificate_pem,
+            key_sealed,
+        })
+        .await?;
+        tx.audit(&AuditEntry {
+            at: now,
+            actor: caller.actor(),
+            action: AuditAction::ApplePushCertificateImport,
+            target: read.topic.clone(),
+            outcome: AuditOutcome::Ok,
+            detail: match &replaced_topic {
+                Some(old) => format!(
+                    "expires {}; replaces topic {old} (forced; {orphaned_devices} device(s) \
+                     enrolled under it)",
+                    read.not_after.to_rfc3339()
+                ),
+                None => format!("expires {}", read.not_after.to_rfc3339()),
+            },
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(PushCertificateImport {
+            certificate: info,
+            common_name: read.common_name,
+            replaced_topic,
+            orphaned_devices,
+        })
+    }
+
+    /// Gives APNs every stored push certificate (at start). A certificate
+    /// that cannot be opened is logged and skipped: its devices cannot be
+    /// woken, and `latchctl apple status` still shows it.
+    pub async fn load_push_certificates(&self) {
+        let stored = match self.store.push_certificates().await {
+            Ok(stored) => stored,
+            Err(e) => {
+                warn!(error = %e, "cannot read the Apple push certificates");
+                return;
+            }
+        };
+        for cert in stored {
+            let topic = &cert.info.topic;
+            let installed = self
+                .ca
+                .token_keys()
+                .open_push_key(topic, &cert.key_sealed)
+                .map_err(|e| e.to_string())
+                .and_then(|key| {
+                    self.apns
+                        .install(topic, &cert.certificate_pem, &key)
+                        .map_err(|e| e.to_string())
+                });
+            if let Err(error) = installed {
+                warn!(%topic, %error, "the Apple push certificate cannot be used");
+            }
+        }
+    }
+
+    pub async fn status(
+        &self,
+        caller: &AuthenticatedAdmin,
+        now: DateTime<Utc>,
+    ) -> Result<AppleStatus, CoreError> {
+        self.audit
+            .authorize(
+                caller,
+                Permission::ReadPlatforms,
+                AdminRequest::ShowAppleStatus,
+                "",
+                now,
+            )
+            .await?;
+        let push_certificates: Vec<PushCertificateInfo> = self
+            .store
+            .push_certificates()
+            .await?
+            .into_iter()
+            .map(|s| s.info)
+            .collect();
+        let warnings = push::warnings(&push_certificates, now);
+        Ok(AppleStatus {
+            push_certificates,
+            warnings,
+        })
+    }
+}
