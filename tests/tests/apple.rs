@@ -133,7 +133,7 @@ async fn the_push_certificate_is_imported_renewed_and_never_silently_replaced() 
 
     let audit = sys.ctl(&["audit"]).await?;
     assert_eq!(
-        audit.matches("apple.push-certificate.import").count(),
+        audit.matches("apple-push-certificate.import").count(),
         3,
         "{audit}"
     );

@@ -61,7 +61,7 @@ text_enum! {
         /// The first owner, created at first start.
         AdminBootstrap = "admin.bootstrap",
         AppAdd = "app.add",
-        ApplePushCertificateImport = "apple.push-certificate.import",
+        ApplePushCertificateImport = "apple-push-certificate.import",
         AppRemove = "app.remove",
         AppUpdate = "app.update",
         /// Refusals of unauthenticated callers past the flood gate's bound,
@@ -151,8 +151,8 @@ text_enum! {
         ResetSecondFactors = "reset second factors",
         AddGroups = "add groups",
         ListGroups = "list groups",
-        ImportApplePushCertificates = "import Apple push certificates",
-        ShowAppleStatus = "show the Apple status",
+        ImportApplePushCertificates = "import apple push certificates",
+        ShowAppleStatus = "show the apple status",
     }
 }
 
