@@ -8,6 +8,7 @@
 
 pub mod files;
 pub mod jose;
+pub mod scep;
 pub mod tls;
 
 use std::fmt;
