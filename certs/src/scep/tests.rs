@@ -659,3 +659,146 @@ fn the_ra_key_must_be_rsa_and_match_its_certificate() {
     let printed = format!("{:?}", deployment.ra);
     assert!(printed.contains("[redacted]"), "{printed}");
 }
+
+mod golden {
+    //! Messages captured from Debian's `scep` 2.1.0 (`scepclient` and
+    //! `scepserver`); see `certs/test_data/scep/README.md`.
+    use super::*;
+
+    const PKCS_REQ: &[u8] = include_bytes!("../../test_data/scep/scepclient-pkcsreq.der");
+    const PKCS_REQ_WRONG_CHALLENGE: &[u8] =
+        include_bytes!("../../test_data/scep/scepclient-pkcsreq-wrong-challenge.der");
+    const CERT_REP_SUCCESS: &[u8] =
+        include_bytes!("../../test_data/scep/scepserver-certrep-success.der");
+    const CERT_REP_FAILURE: &[u8] =
+        include_bytes!("../../test_data/scep/scepserver-certrep-failure.der");
+    const SERVER_CA_PEM: &str = include_str!("../../test_data/scep/scepserver-ca.pem");
+    const SERVER_CA_KEY: &str = include_str!("../../test_data/scep/scepserver-ca.key");
+    const CLIENT_KEY: &str = include_str!("../../test_data/scep/scepclient.key");
+    const CLIENT_ISSUED_PEM: &str = include_str!("../../test_data/scep/scepclient-issued.pem");
+
+    fn server_ra() -> RegistrationAuthority {
+        let der = X509::from_pem(SERVER_CA_PEM.as_bytes())
+            .unwrap()
+            .to_der()
+            .unwrap();
+        RegistrationAuthority::load(&der, &PrivateKeyPem::new(SERVER_CA_KEY.to_owned())).unwrap()
+    }
+
+    /// The device of the successful capture: its key and the self-signed
+    /// certificate its PKCSReq carries.
+    fn scepclient() -> Requester {
+        let signed = cms::parse_signed_data(PKCS_REQ).unwrap();
+        let certificate = signed.signer_certificate().unwrap();
+        Requester::load(&PrivateKeyPem::new(CLIENT_KEY.to_owned()), certificate).unwrap()
+    }
+
+    #[test]
+    fn the_server_reads_scepclients_pkcs_req() {
+        let ra = server_ra();
+        let request = decode_pki_message(PKCS_REQ, &ra).unwrap();
+        assert_eq!(request.reply_to.digest, DigestAlgorithm::Sha1);
+        assert_eq!(request.content_encryption, ContentEncryption::DesCbc);
+        assert_eq!(
+            request.csr.challenge_password.as_ref().unwrap().expose(),
+            "secret"
+        );
+        assert_eq!(
+            request.csr.subject_common_name.as_deref(),
+            Some("simdevice")
+        );
+        assert!(
+            request.csr.subject.contains("O=scep-client"),
+            "{}",
+            request.csr.subject
+        );
+        let issued = X509::from_pem(CLIENT_ISSUED_PEM.as_bytes()).unwrap();
+        assert_eq!(
+            issued.public_key().unwrap().public_key_to_der().unwrap(),
+            request.csr.subject_public_key_info
+        );
+
+        let wrong = decode_pki_message(PKCS_REQ_WRONG_CHALLENGE, &ra).unwrap();
+        assert_eq!(
+            wrong.csr.challenge_password.as_ref().unwrap().expose(),
+            "wrong"
+        );
+        assert_eq!(wrong.csr.subject_common_name.as_deref(), Some("simdevice2"));
+    }
+
+    #[test]
+    fn scepclients_pkcs_req_is_unanswerable_for_another_ra() {
+        let deployment = deployment();
+        let cause = unanswerable(decode_pki_message(PKCS_REQ, &deployment.ra));
+        assert!(matches!(cause, ScepError::Decrypt), "{cause:?}");
+    }
+
+    #[test]
+    fn the_client_reads_scepservers_success_cert_rep() {
+        let request = decode_pki_message(PKCS_REQ, &server_ra()).unwrap();
+        let answer = scepclient()
+            .decode_cert_rep(CERT_REP_SUCCESS, server_ra().certificate_der())
+            .unwrap();
+        assert_eq!(answer.transaction_id, request.reply_to.transaction_id);
+        assert_eq!(answer.recipient_nonce, request.reply_to.sender_nonce);
+        let CertRepStatus::Success {
+            issued_certificate_der,
+            ..
+        } = answer.status
+        else {
+            panic!("expected success, got {:?}", answer.status);
+        };
+        let issued = X509::from_pem(CLIENT_ISSUED_PEM.as_bytes()).unwrap();
+        assert_eq!(issued_certificate_der, issued.to_der().unwrap());
+    }
+
+    #[test]
+    fn the_client_reads_scepservers_failure_cert_rep() {
+        let request = decode_pki_message(PKCS_REQ_WRONG_CHALLENGE, &server_ra()).unwrap();
+        let answer = scepclient()
+            .decode_cert_rep(CERT_REP_FAILURE, server_ra().certificate_der())
+            .unwrap();
+        assert_eq!(answer.status, CertRepStatus::Failure(FailInfo::BadRequest));
+        assert_eq!(answer.transaction_id, request.reply_to.transaction_id);
+        assert_eq!(answer.recipient_nonce, request.reply_to.sender_nonce);
+    }
+
+    #[test]
+    fn scepclient_can_read_our_reply_to_its_request() {
+        // Our answer to the captured request, decoded as scepclient would
+        // with its key: single DES upgraded to DES-EDE3, SHA-1 kept.
+        let ra = server_ra();
+        let request = decode_pki_message(PKCS_REQ, &ra).unwrap();
+        let issued = X509::from_pem(CLIENT_ISSUED_PEM.as_bytes())
+            .unwrap()
+            .to_der()
+            .unwrap();
+        let reply = encode_cert_rep(
+            &request.reply_to,
+            &CertRepOutcome::Success {
+                certificate_der: issued.clone(),
+                chain_der: vec![ra.certificate_der().to_vec()],
+                encryption: request.content_encryption.for_reply(),
+            },
+            &ra,
+            Utc::now(),
+        )
+        .unwrap();
+        let signed = cms::parse_signed_data(&reply).unwrap();
+        assert_eq!(signed.digest, DigestAlgorithm::Sha1);
+        assert_eq!(
+            cms::envelope_encryption(&signed.content).unwrap(),
+            ContentEncryption::DesEde3Cbc
+        );
+        let answer = scepclient()
+            .decode_cert_rep(&reply, ra.certificate_der())
+            .unwrap();
+        assert_eq!(
+            answer.status,
+            CertRepStatus::Success {
+                issued_certificate_der: issued,
+                chain_der: vec![ra.certificate_der().to_vec()],
+            }
+        );
+    }
+}
