@@ -10,6 +10,7 @@
 pub mod apns;
 pub mod files;
 pub mod jose;
+pub mod scep;
 pub mod tls;
 
 use std::fmt;
