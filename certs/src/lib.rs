@@ -10,6 +10,7 @@
 pub mod apns;
 pub mod files;
 pub mod jose;
+#[cfg(feature = "mdm")]
 pub mod scep;
 pub mod tls;
 
