@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod apple;
 pub mod audit;
 pub mod command;
 pub mod device;

@@ -1,0 +1,7 @@
+//! Apple MDM vocabulary: the check-in messages a device sends, the commands
+//! the server sends it and the reports that answer them, as typed values.
+//! Nothing here knows the plist wire form (that is `api::apple`), HTTP or
+//! the store.
+
+pub mod checkin;
+pub mod command;
