@@ -8,9 +8,6 @@
 //! or `EnrollmentUserID` (User Enrollment on macOS). [`EnrollmentId::key`]
 //! is the one text form of that identity, one row per enrollment.
 
-// Nothing calls these types until the Apple check-in endpoint exists.
-#![allow(dead_code)]
-
 use std::fmt;
 
 /// The `UserID` a Shared iPad sends for its user channel: authentication did

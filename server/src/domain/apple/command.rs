@@ -6,9 +6,6 @@
 //! posture, installed profiles, location, the lock message's outcome). The
 //! raw report is stored as it arrived, so a key not typed here is not lost.
 
-// Nothing calls these types until the Apple command endpoint exists.
-#![allow(dead_code)]
-
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -216,8 +213,8 @@ pub struct ErrorChainItem {
 /// result keys the report carries (the report does not name its command).
 #[derive(Debug, Clone, PartialEq)]
 pub enum CommandResult {
-    /// `QueryResponses`.
-    DeviceInformation(DeviceInformation),
+    /// `QueryResponses` (boxed: it is by far the largest result).
+    DeviceInformation(Box<DeviceInformation>),
     /// `SecurityInfo`.
     SecurityInfo(SecurityInfo),
     /// `ProfileList`.

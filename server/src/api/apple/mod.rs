@@ -1,0 +1,7 @@
+//! Apple MDM wire forms: property lists in (check-in messages, command
+//! reports) and out (commands, check-in answers), as pure functions over
+//! `domain::apple` types.
+
+pub mod checkin;
+pub mod commands;
+pub mod wire;
