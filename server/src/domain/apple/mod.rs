@@ -1,5 +1,9 @@
-//! Apple devices under MDM: the push certificates and pushes that wake them
-//! (`push`), and, from the codecs in `api/apple`, the check-in
-//! messages they send and the commands they are sent.
+//! Apple MDM vocabulary: the check-in messages a device sends, the commands
+//! the server sends it and the reports that answer them (`checkin`,
+//! `command`), and the push certificates and pushes that wake a device
+//! (`push`), as typed values. Nothing here knows the plist wire form (that
+//! is `api::apple`), HTTP or the store.
 
+pub mod checkin;
+pub mod command;
 pub mod push;
