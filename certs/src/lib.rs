@@ -8,6 +8,8 @@
 
 #[cfg(feature = "mdm")]
 pub mod apns;
+#[cfg(feature = "mdm")]
+pub mod cms;
 pub mod files;
 pub mod jose;
 #[cfg(feature = "mdm")]
