@@ -57,6 +57,8 @@ pub fn device_state(value: i32) -> Result<&'static str, CliError> {
         Ok(v1::DeviceState::WipePending) => Ok("wipe-pending"),
         Ok(v1::DeviceState::Retired) => Ok("retired"),
         Ok(v1::DeviceState::Wiped) => Ok("wiped"),
+        Ok(v1::DeviceState::AwaitingEnrollment) => Ok("awaiting-enrollment"),
+        Ok(v1::DeviceState::Lost) => Ok("lost"),
         Ok(v1::DeviceState::Unspecified) | Err(_) => Err(cannot_print("device state", value)),
     }
 }
@@ -87,6 +89,11 @@ pub fn command_kind(value: i32) -> Result<&'static str, CliError> {
         Ok(v1::CommandKind::Lock) => Ok("lock"),
         Ok(v1::CommandKind::Unlock) => Ok("unlock"),
         Ok(v1::CommandKind::Wipe) => Ok("wipe"),
+        Ok(v1::CommandKind::LostMode) => Ok("lost-mode"),
+        Ok(v1::CommandKind::Inventory) => Ok("inventory"),
+        Ok(v1::CommandKind::SecurityInfo) => Ok("security-info"),
+        Ok(v1::CommandKind::InstallProfile) => Ok("install-profile"),
+        Ok(v1::CommandKind::ReleaseSetup) => Ok("release-setup"),
         Ok(v1::CommandKind::Unspecified) | Err(_) => Err(cannot_print("command kind", value)),
     }
 }

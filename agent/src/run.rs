@@ -472,6 +472,19 @@ async fn handle_command(state: &StateDir, options: &RunOptions, command: &v1::Co
                 result: format!("unknown command kind {}", command.kind),
                 wipe: false,
             },
+            // Commands of a platform's own MDM; the agent has none of them.
+            v1::CommandKind::LostMode
+            | v1::CommandKind::Inventory
+            | v1::CommandKind::SecurityInfo
+            | v1::CommandKind::InstallProfile
+            | v1::CommandKind::ReleaseSetup => Outcome {
+                success: false,
+                result: format!(
+                    "the agent does not carry out {} commands",
+                    kind.as_str_name()
+                ),
+                wipe: false,
+            },
         }
     };
     handled.push(HandledCommand {

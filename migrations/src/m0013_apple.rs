@@ -14,8 +14,8 @@
 //!   after CheckOut. The unlock and bootstrap tokens are sealed.
 //!   `last_idle_at` orders NotNow retries: a command the device answered
 //!   NotNow after its latest Idle is not offered again until the next Idle.
-//! - `apple_scep_challenges`: the SHA-256 of each challenge, who it
-//!   enrolls, until when, and the SCEP transaction that used it (once).
+//! - `apple_scep_challenges`: the SHA-256 of each challenge, the user
+//!   (email) whose device it enrolls, until when, and the SCEP transaction that used it (once).
 //! - `commands.args`: a command's arguments beyond the message (JSON
 //!   object, e.g. a phone number or the sealed PIN of a Mac's lock);
 //!   `not_now_at`/`not_now_count`: Apple's NotNow answers.
@@ -70,7 +70,7 @@ enum AppleEnrollments {
 enum AppleScepChallenges {
     Table,
     ChallengeSha256,
-    UserId,
+    UserEmail,
     DeviceId,
     CreatedBy,
     CreatedAt,
@@ -144,7 +144,7 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(AppleScepChallenges::Table)
                     .col(string(AppleScepChallenges::ChallengeSha256).primary_key())
-                    .col(string_null(AppleScepChallenges::UserId))
+                    .col(string_null(AppleScepChallenges::UserEmail))
                     // Known when the profile is for a device Latchkey already
                     // lists (Automated Device Enrollment).
                     .col(string_null(AppleScepChallenges::DeviceId))

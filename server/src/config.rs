@@ -45,6 +45,12 @@ pub struct FileApple {
     /// go to. APNs is reached through the `a2` crate, whose two endpoints
     /// are fixed.
     pub apns: Option<String>,
+    /// Where Apple devices reach the server (`https://host[:port]`): the
+    /// enrollment profile's check-in, command and SCEP URLs start with it.
+    /// Default: the SSO issuer.
+    pub base_url: Option<String>,
+    /// The organization enrollment profiles name. Default: `Latchkey`.
+    pub organization: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -289,6 +295,8 @@ pub struct Config {
     pub support_contact: String,
     pub smtp: Option<SmtpSettings>,
     pub apns: crate::push::apns::ApnsEnvironment,
+    pub apple_base_url: Option<String>,
+    pub apple_organization: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -450,6 +458,23 @@ impl FileConfig {
             crate::domain::networks::parse_all(&self.sso.allowed_networks.unwrap_or_default())
                 .map_err(|e| ConfigError::Invalid(format!("sso.allowed_networks: {e}")))?;
         let smtp = self.smtp.map(FileSmtp::validate).transpose()?;
+        let apple_base_url = match self.apple.base_url.as_deref() {
+            None => None,
+            Some(text) => match url::Url::parse(text) {
+                Ok(url)
+                    if url.scheme() == "https"
+                        && url.host_str().is_some()
+                        && url.query().is_none() =>
+                {
+                    Some(text.trim_end_matches('/').to_owned())
+                }
+                _ => {
+                    return Err(ConfigError::Invalid(format!(
+                        "apple.base_url {text:?}: give an https URL such as https://mdm.example.com"
+                    )));
+                }
+            },
+        };
         let apns = match self.apple.apns.as_deref() {
             None | Some("production") => crate::push::apns::ApnsEnvironment::Production,
             Some("sandbox") => crate::push::apns::ApnsEnvironment::Sandbox,
@@ -524,6 +549,12 @@ impl FileConfig {
             support_contact,
             smtp,
             apns,
+            apple_base_url,
+            apple_organization: self
+                .apple
+                .organization
+                .filter(|o| !o.trim().is_empty())
+                .unwrap_or_else(|| "Latchkey".into()),
         })
     }
 }

@@ -187,13 +187,27 @@ pub async fn start_with(
         ca.clone(),
         push,
         ports,
-        seams.apns,
+        crate::core::apple::ApplePlatform {
+            apns: seams.apns,
+            enrollment_authority: Arc::new(
+                ca.enrollment_authority(now)
+                    .context("cannot load the SCEP registration authority")?,
+            ),
+        },
         mailer,
         CoreSettings {
             device_certificate_validity: chrono::Duration::from_std(
                 config.device_certificate_validity,
             )?,
             mqtt_url: mqtt_url.clone(),
+            apple: crate::core::apple::AppleSettings {
+                identity_validity: chrono::Duration::days(365),
+                base_url: config
+                    .apple_base_url
+                    .clone()
+                    .unwrap_or_else(|| issuer.trim_end_matches('/').to_owned()),
+                organization: config.apple_organization.clone(),
+            },
             sso: SsoSettings {
                 device_url: config
                     .sso_device_url

@@ -63,6 +63,11 @@ impl CoreFixture {
         let settings = CoreSettings {
             device_certificate_validity: chrono::Duration::days(30),
             mqtt_url: "mqtts://localhost:8883".into(),
+            apple: latchkeyd::core::apple::AppleSettings {
+                identity_validity: chrono::Duration::days(365),
+                base_url: "https://mdm.example.test".into(),
+                organization: "Example".into(),
+            },
             sso: SsoSettings {
                 issuer: "https://id.example.test".into(),
                 access_token_ttl: chrono::Duration::minutes(5),
@@ -76,10 +81,13 @@ impl CoreFixture {
         };
         let (core, writer) = Core::new(
             store.clone(),
-            ca,
+            ca.clone(),
             push,
             ports,
-            Arc::new(latchkeyd::push::apns::RecordingApns::default()),
+            latchkeyd::core::apple::ApplePlatform {
+                apns: Arc::new(latchkeyd::push::apns::RecordingApns::default()),
+                enrollment_authority: Arc::new(ca.enrollment_authority(now)?),
+            },
             None,
             settings,
         );

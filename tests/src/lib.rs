@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
+pub mod apple;
 pub mod chrome;
 pub mod fixture;
 pub mod login;

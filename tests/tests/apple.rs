@@ -1,8 +1,12 @@
-//! Apple devices: the IT admin's side of the APNs push certificate. The
+//! Apple devices. The IT admin's side of the APNs push certificate: the
 //! topic comes from the certificate; a certificate for another topic is
 //! refused unless forced (it would orphan every enrolled device); expiry
 //! shows in `latchctl apple status` and is warned about 30 days ahead; a
-//! restart gives the stored certificate back to the APNs sender.
+//! restart gives the stored certificate back to the APNs sender. Then a
+//! simulated iPhone enrolls with the profile `latchctl apple profile`
+//! writes (real SCEP, signed check-ins), is woken by a push and fetches
+//! its commands with Apple's semantics; and what an attacker or a broken
+//! device sends is refused in Apple's terms, never with 401.
 
 // Helpers of a test file: a panic is the failed check.
 #![allow(clippy::expect_used)]
@@ -12,6 +16,7 @@ use std::path::{Path, PathBuf};
 use chrono::{Duration, Utc};
 use latchkey_certs::apns::self_signed_push_certificate;
 use latchkey_tests::System;
+use latchkey_tests::apple::{Answer, EnrollmentProfile, SimulatedAppleDevice};
 
 const TOPIC: &str = "com.apple.mgmt.External.7d1f3a52-0b8e-4c1a-9f2d-3e4b5c6d7e8f";
 const OTHER_TOPIC: &str = "com.apple.mgmt.External.11111111-2222-3333-4444-555555555555";
@@ -227,5 +232,254 @@ async fn wrong_files_are_refused_with_what_is_wrong_and_nothing_stored() -> anyh
     let status = sys.ctl_json(&["apple", "status"]).await?;
     assert_eq!(status["push_certificates"], serde_json::json!([]));
     assert!(sys.apns.installed_topics().is_empty());
+    sys.stop().await
+}
+
+/// Waits for the next push that wakes `device`.
+async fn woken(
+    pushes: &mut tokio::sync::broadcast::Receiver<latchkeyd::push::apns::RecordedPush>,
+    device: &SimulatedAppleDevice,
+) -> anyhow::Result<()> {
+    let wait = async {
+        loop {
+            let push = pushes.recv().await?;
+            if device.is_woken_by(&push) {
+                return anyhow::Ok(());
+            }
+        }
+    };
+    tokio::time::timeout(latchkey_tests::DEADLINE, wait).await?
+}
+
+async fn import_push_certificate(sys: &System, dir: &Path) -> anyhow::Result<()> {
+    let (cert, key) = push_certificate(dir, "push", TOPIC, 365);
+    sys.ctl(&[
+        "apple",
+        "push-cert",
+        "import",
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+    ])
+    .await?;
+    Ok(())
+}
+
+async fn device_with_serial(sys: &System, serial: &str) -> anyhow::Result<serde_json::Value> {
+    let devices = sys.ctl_json(&["device", "list"]).await?;
+    devices
+        .as_array()
+        .and_then(|all| all.iter().find(|d| d["serial"] == serial).cloned())
+        .ok_or_else(|| anyhow::anyhow!("no device with serial {serial}: {devices}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_iphone_enrolls_by_profile_and_a_lock_reaches_it_through_a_push() -> anyhow::Result<()> {
+    let sys = System::start().await?;
+    let dir = tempfile::tempdir()?;
+
+    // Without a push certificate there is nothing to enroll under.
+    let refused = sys
+        .ctl(&["apple", "profile"])
+        .await
+        .expect_err("no push certificate yet");
+    assert!(
+        refused.to_string().contains("push-cert import"),
+        "{refused}"
+    );
+    import_push_certificate(&sys, dir.path()).await?;
+
+    let profile = sys
+        .ctl(&["apple", "profile", "--user", "taro@example.com"])
+        .await?;
+    let profile = EnrollmentProfile::read(profile.as_bytes())?;
+    assert_eq!(profile.topic, TOPIC);
+    assert!(profile.sign_message);
+    let mut pushes = sys.apns.watch();
+    let mut phone =
+        SimulatedAppleDevice::iphone(profile.clone(), sys.running().https_addr, &sys.ca_pem);
+    phone.enroll().await?;
+
+    // Enrolled: listed for its user, and woken for its first queries.
+    let listed = device_with_serial(&sys, &phone.serial).await?;
+    assert_eq!(listed["user"], "taro@example.com");
+    assert_eq!(listed["state"], "active");
+    assert_eq!(listed["platform"], "ios");
+    let id = listed["id"].as_str().expect("an id").to_owned();
+    woken(&mut pushes, &phone).await?;
+    let first = phone.check_for_commands().await?;
+    let kinds: Vec<&str> = first.iter().map(|r| r.request_type.as_str()).collect();
+    assert_eq!(kinds, ["DeviceInformation", "SecurityInfo"]);
+    let shown = sys.device(&id).await?;
+    assert_eq!(shown["os_version"], "18.1", "{shown}");
+    assert_eq!(shown["model"], "iPhone", "{shown}");
+
+    // The helpdesk locks it: the push wakes it, it fetches the lock and
+    // acknowledges it.
+    let locked = sys
+        .ctl_json(&["device", "lock", &id, "--message", "Call IT: 03-1234-5678"])
+        .await?;
+    assert_eq!(locked["device"]["state"], "locked", "{locked}");
+    woken(&mut pushes, &phone).await?;
+    let fetched = phone.check_for_commands().await?;
+    assert_eq!(fetched.len(), 1);
+    assert_eq!(fetched[0].request_type, "DeviceLock");
+    assert_eq!(
+        fetched[0]
+            .command
+            .get("Message")
+            .and_then(plist::Value::as_string),
+        Some("Call IT: 03-1234-5678")
+    );
+    let commands = sys.commands(&id).await?;
+    let lock = commands
+        .iter()
+        .find(|c| c["kind"] == "lock")
+        .expect("the lock is listed");
+    assert_eq!(lock["status"], "acknowledged", "{lock}");
+    assert_eq!(sys.device(&id).await?["state"], "locked");
+
+    // Nothing more waits for it; another Idle gets an empty answer.
+    assert!(phone.check_for_commands().await?.is_empty());
+    sys.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profiles_challenge_enrolls_one_device_and_a_replay_gets_a_scep_failure()
+-> anyhow::Result<()> {
+    let sys = System::start().await?;
+    let dir = tempfile::tempdir()?;
+    import_push_certificate(&sys, dir.path()).await?;
+    let profile = EnrollmentProfile::read(sys.ctl(&["apple", "profile"]).await?.as_bytes())?;
+    let addr = sys.running().https_addr;
+    let mut first = SimulatedAppleDevice::iphone(profile.clone(), addr, &sys.ca_pem);
+    assert_eq!(first.scep_enroll().await?, Ok(()));
+    let mut second = SimulatedAppleDevice::iphone(profile.clone(), addr, &sys.ca_pem);
+    assert_eq!(second.scep_enroll().await?, Err("BadRequest".to_owned()));
+    let mut wrong = profile.clone();
+    wrong.scep_challenge = "not-a-challenge".into();
+    let mut third = SimulatedAppleDevice::iphone(wrong, addr, &sys.ca_pem);
+    assert_eq!(third.scep_enroll().await?, Err("BadRequest".to_owned()));
+    let audit = sys.ctl(&["audit"]).await?;
+    assert!(
+        audit.contains("the challenge is unknown, used or expired"),
+        "{audit}"
+    );
+    sys.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_answered_not_now_waits_for_the_next_idle() -> anyhow::Result<()> {
+    let sys = System::start().await?;
+    let dir = tempfile::tempdir()?;
+    import_push_certificate(&sys, dir.path()).await?;
+    let profile = EnrollmentProfile::read(sys.ctl(&["apple", "profile"]).await?.as_bytes())?;
+    let mut phone = SimulatedAppleDevice::iphone(profile, sys.running().https_addr, &sys.ca_pem);
+    phone.enroll().await?;
+    // The device is busy (say, in Setup Assistant): NotNow to the inventory.
+    phone.answer("DeviceInformation", Answer::NotNow);
+    let first = phone.check_for_commands().await?;
+    let kinds: Vec<&str> = first.iter().map(|r| r.request_type.as_str()).collect();
+    // The NotNow command is not offered again on the same connection.
+    assert_eq!(kinds, ["DeviceInformation", "SecurityInfo"]);
+    phone.answer("DeviceInformation", Answer::Acknowledged);
+    let again = phone.check_for_commands().await?;
+    let kinds: Vec<&str> = again.iter().map(|r| r.request_type.as_str()).collect();
+    assert_eq!(kinds, ["DeviceInformation"]);
+    assert_eq!(again[0].command_uuid, first[0].command_uuid);
+    assert!(phone.check_for_commands().await?.is_empty());
+    sys.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_ins_that_do_not_verify_or_fit_are_refused_and_never_with_401() -> anyhow::Result<()>
+{
+    let sys = System::start().await?;
+    let dir = tempfile::tempdir()?;
+    import_push_certificate(&sys, dir.path()).await?;
+    let profile = EnrollmentProfile::read(sys.ctl(&["apple", "profile"]).await?.as_bytes())?;
+    let addr = sys.running().https_addr;
+    let mut phone = SimulatedAppleDevice::iphone(profile.clone(), addr, &sys.ca_pem);
+    phone.enroll().await?;
+
+    let checkin = profile.check_in_url.clone();
+    let path = url::Url::parse(&checkin)?.path().to_owned();
+    // No identity at all.
+    let (status, _, _) =
+        latchkey_tests::apple::https_exchange(addr, &sys.ca_pem, "PUT", &path, &[], b"<plist/>")
+            .await?;
+    assert_eq!(status, 400);
+    // A signature over another body.
+    let (status, _, body) = latchkey_tests::apple::https_exchange(
+        addr,
+        &sys.ca_pem,
+        "PUT",
+        &path,
+        &[("Mdm-Signature", "MIIBAAAA".to_owned())],
+        b"<plist/>",
+    )
+    .await?;
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    // Malformed plists, XML and binary, from the enrolled device.
+    for garbage in [
+        &b"<?xml version=\"1.0\"?><plist><dict><key>"[..],
+        b"bplist00\xff\xff",
+    ] {
+        let (status, body) = phone.put_raw(&checkin, garbage).await?;
+        assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    }
+    // An unknown MessageType.
+    let mut unknown = plist::Dictionary::new();
+    unknown.insert(
+        "MessageType".into(),
+        plist::Value::String("Teleport".into()),
+    );
+    unknown.insert("UDID".into(), plist::Value::String(phone.udid.clone()));
+    let (status, body) = phone
+        .put_signed(&checkin, &plist::Value::Dictionary(unknown))
+        .await?;
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    // Its certificate used for another UDID.
+    let mut impostor = SimulatedAppleDevice::iphone(profile.clone(), addr, &sys.ca_pem);
+    impostor.udid = "00008110-IMPOSTOR".into();
+    let mut stolen = plist::Dictionary::new();
+    stolen.insert(
+        "MessageType".into(),
+        plist::Value::String("Authenticate".into()),
+    );
+    stolen.insert("UDID".into(), plist::Value::String(impostor.udid.clone()));
+    stolen.insert("Topic".into(), plist::Value::String(TOPIC.into()));
+    let (status, body) = phone
+        .put_signed(&checkin, &plist::Value::Dictionary(stolen))
+        .await?;
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    // An oversized body.
+    let huge = vec![b' '; 5 * 1024 * 1024];
+    let (status, _) = phone.put_raw(&checkin, &huge).await?;
+    assert_eq!(status, 413);
+    // The device itself is still fine.
+    assert_eq!(phone.token_update().await?, 200);
+
+    // Retired: the device hears that it is no longer managed, so it
+    // unenrolls; still not 401.
+    let id = device_with_serial(&sys, &phone.serial).await?["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    sys.ctl(&["device", "retire", &id]).await?;
+    let (status, body) = phone
+        .put_signed(&profile.server_url, &{
+            let mut idle = plist::Dictionary::new();
+            idle.insert("UDID".into(), plist::Value::String(phone.udid.clone()));
+            idle.insert("Status".into(), plist::Value::String("Idle".into()));
+            plist::Value::Dictionary(idle)
+        })
+        .await?;
+    assert_eq!(status, 403);
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        r#"{"code":"com.apple.unrecognized.device"}"#
+    );
     sys.stop().await
 }

@@ -366,6 +366,7 @@ async fn commands_no_channel_can_carry_do_not_hold_back_other_devices_redelivery
             device_id: stranded.clone(),
             kind: latchkeyd::domain::command::CommandKind::Lock,
             message: String::new(),
+            args: Default::default(),
             status: CommandStatus::Pending,
             result: None,
             created_at: at,

@@ -11,6 +11,13 @@ pub enum AppleCommand {
     PushCert(PushCertCommand),
     /// The push certificate's topic and expiry, and what needs doing.
     Status,
+    /// Write an enrollment profile (.mobileconfig) to standard output. Its
+    /// one-time SCEP challenge enrolls one device, within 7 days.
+    Profile {
+        /// Bind the enrolled device to this user.
+        #[arg(long)]
+        user: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

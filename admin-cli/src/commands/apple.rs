@@ -114,6 +114,23 @@ pub async fn run(command: AppleCommand, cx: &mut Context) -> Result<String, CliE
             }
             Ok(out)
         }
+        AppleCommand::Profile { user } => {
+            let profile = call(cx.client.create_apple_enrollment_profile(
+                v1::CreateAppleEnrollmentProfileRequest {
+                    user: user.unwrap_or_default(),
+                },
+            ))
+            .await?;
+            if cx.json {
+                return Ok(render::pretty(&json!({
+                    "profile": String::from_utf8_lossy(&profile.profile),
+                    "expires_at": render::rfc3339(profile.expires_at),
+                    "user": (!profile.user.is_empty()).then_some(&profile.user),
+                })));
+            }
+            String::from_utf8(profile.profile)
+                .map_err(|_| CliError::Answer("holds a profile that is not UTF-8 XML".into()))
+        }
         AppleCommand::Status => {
             let status = call(cx.client.get_apple_status(v1::GetAppleStatusRequest {})).await?;
             if cx.json {

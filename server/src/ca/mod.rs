@@ -2,6 +2,8 @@
 //! directory, generating it at first start (keys 0600), the server's TLS
 //! identities, device certificates and the CRL file.
 
+pub mod apple;
+
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, Utc};

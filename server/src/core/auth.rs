@@ -120,6 +120,8 @@ pub async fn authenticate_admin(
 pub enum DeviceChannel {
     DeviceApi,
     Mqtt,
+    /// Apple's MDM check-in and command channel.
+    AppleMdm,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -180,7 +182,12 @@ impl AuthenticatedDevice {
 fn state_allowed(state: DeviceState, channel: DeviceChannel) -> bool {
     match state {
         DeviceState::Active | DeviceState::Locked => true,
-        DeviceState::WipePending => channel == DeviceChannel::Mqtt,
+        // An Apple device keeps checking in to fetch its erase, and in
+        // lost mode to be located and released.
+        DeviceState::WipePending => {
+            matches!(channel, DeviceChannel::Mqtt | DeviceChannel::AppleMdm)
+        }
+        DeviceState::Lost | DeviceState::AwaitingEnrollment => channel == DeviceChannel::AppleMdm,
         DeviceState::Retired | DeviceState::Wiped => false,
     }
 }

@@ -10,11 +10,18 @@ use super::devices::Devices;
 use super::policies;
 use super::{CoreError, DeviceView, parse_device_id, printable};
 use crate::domain::audit::{AdminRequest, AuditAction, AuditEntry, AuditOutcome};
-use crate::domain::command::{Command, CommandKind, CommandStatus};
+use crate::domain::command::{Command, CommandArgs, CommandKind, CommandStatus};
 use crate::domain::device::{Channel, Device, DeviceState};
 use crate::domain::ids::{CommandId, DeviceId};
 
 pub(super) const MAX_MESSAGE_LEN: usize = 1024;
+
+/// What an admin asks a device to do.
+pub(super) struct CommandRequest {
+    pub kind: CommandKind,
+    pub message: String,
+    pub args: CommandArgs,
+}
 
 impl Devices {
     pub async fn list_commands(
@@ -46,11 +53,15 @@ impl Devices {
         &self,
         caller: &AuthenticatedAdmin,
         id: &str,
-        kind: CommandKind,
-        message: String,
+        request: CommandRequest,
         new_state: DeviceState,
         now: DateTime<Utc>,
     ) -> Result<(DeviceView, Command), CoreError> {
+        let CommandRequest {
+            kind,
+            message,
+            args,
+        } = request;
         let device_id = parse_device_id(id)?;
         let device = self
             .store
@@ -68,6 +79,7 @@ impl Devices {
             device_id: device_id.clone(),
             kind,
             message,
+            args,
             status: CommandStatus::Pending,
             result: None,
             created_at: now,
@@ -99,6 +111,11 @@ impl Devices {
                 CommandKind::Lock => AuditAction::DeviceLock,
                 CommandKind::Unlock => AuditAction::DeviceUnlock,
                 CommandKind::Wipe => AuditAction::DeviceWipe,
+                CommandKind::LostMode => AuditAction::DeviceLostMode,
+                CommandKind::Inventory
+                | CommandKind::SecurityInfo
+                | CommandKind::InstallProfile
+                | CommandKind::ReleaseSetup => AuditAction::CommandQueue,
             },
             target: device_id.to_string(),
             outcome: AuditOutcome::Ok,
@@ -230,8 +247,11 @@ impl Devices {
         self.queue_command(
             caller,
             id,
-            CommandKind::Lock,
-            message.to_owned(),
+            CommandRequest {
+                kind: CommandKind::Lock,
+                message: message.to_owned(),
+                args: CommandArgs::default(),
+            },
             DeviceState::Locked,
             now,
         )
@@ -256,8 +276,11 @@ impl Devices {
         self.queue_command(
             caller,
             id,
-            CommandKind::Unlock,
-            String::new(),
+            CommandRequest {
+                kind: CommandKind::Unlock,
+                message: String::new(),
+                args: CommandArgs::default(),
+            },
             DeviceState::Active,
             now,
         )
@@ -284,8 +307,11 @@ impl Devices {
         self.queue_command(
             caller,
             id,
-            CommandKind::Wipe,
-            String::new(),
+            CommandRequest {
+                kind: CommandKind::Wipe,
+                message: String::new(),
+                args: CommandArgs::default(),
+            },
             DeviceState::WipePending,
             now,
         )

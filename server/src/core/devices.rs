@@ -16,7 +16,9 @@ use crate::push::Push;
 use crate::push::port::Ports;
 use crate::store::{Store, Tx};
 
-/// Devices and their commands.
+/// Devices and their commands. Cheap to clone: the Apple service holds
+/// one to acknowledge its devices' commands.
+#[derive(Clone)]
 pub struct Devices {
     pub(super) store: Store,
     pub(super) audit: Audit,

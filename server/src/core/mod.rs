@@ -53,8 +53,6 @@ use crate::domain::policy::Compliance;
 
 use crate::push::Push;
 
-use crate::push::apns::Apns;
-
 use crate::push::port::Ports;
 
 use crate::store::{Store, StoreError};
@@ -118,6 +116,8 @@ pub enum InternalError {
     Seal(#[from] serde_json::Error),
     #[error("writing a token's claims: {0}")]
     Claims(serde_json::Error),
+    #[error("signing or checking CMS: {0}")]
+    Cms(#[from] latchkey_certs::cms::CmsError),
     /// A state the server itself should never reach.
     #[error("{0}")]
     Broken(&'static str),
@@ -173,6 +173,7 @@ pub struct CoreSettings {
     /// The MQTT URL agents are told at enrollment.
     pub mqtt_url: String,
     pub sso: sso::SsoSettings,
+    pub apple: apple::AppleSettings,
 }
 
 /// A device as an admin sees it: with its policy and compliance now.
@@ -229,7 +230,7 @@ impl Core {
         ca: Arc<CertificateAuthority>,
         push: Push,
         ports: Ports,
-        apns: Arc<dyn Apns>,
+        apple: apple::ApplePlatform,
         mail: Option<crate::mail::Mailer>,
         settings: CoreSettings,
     ) -> (Self, EnrollmentWriter) {
@@ -254,6 +255,14 @@ impl Core {
             ca: ca.clone(),
             cache: Arc::default(),
         };
+        let devices = Devices {
+            store: store.clone(),
+            audit: audit.clone(),
+            push: push.clone(),
+            ports,
+            policies: policies.clone(),
+            crl: crl.clone(),
+        };
         let core = Core {
             admins: Admins {
                 store: store.clone(),
@@ -263,7 +272,10 @@ impl Core {
                 store: store.clone(),
                 audit: audit.clone(),
                 ca: ca.clone(),
-                apns,
+                apns: apple.apns,
+                enrollment_authority: apple.enrollment_authority,
+                settings: settings.apple,
+                devices: devices.clone(),
             },
             enrollment: Enrollment {
                 store: store.clone(),
@@ -274,14 +286,7 @@ impl Core {
                 certificate_validity: settings.device_certificate_validity,
                 mqtt_url: settings.mqtt_url,
             },
-            devices: Devices {
-                store: store.clone(),
-                audit: audit.clone(),
-                push: push.clone(),
-                ports,
-                policies: policies.clone(),
-                crl,
-            },
+            devices: devices.clone(),
             users: Users {
                 store: store.clone(),
                 audit: audit.clone(),

@@ -62,15 +62,23 @@ text_enum! {
         AdminBootstrap = "admin.bootstrap",
         AppAdd = "app.add",
         ApplePushCertificateImport = "apple-push-certificate.import",
+        /// A one-time SCEP challenge made for an enrollment profile.
+        AppleEnrollmentProfileCreate = "apple-enrollment-profile.create",
         AppRemove = "app.remove",
         AppUpdate = "app.update",
         /// Refusals of unauthenticated callers past the flood gate's bound,
         /// counted in one entry.
         AuditSuppressed = "audit.suppressed",
         CommandAcknowledge = "command.acknowledge",
+        /// A command the server queued by itself (an Apple device's
+        /// inventory, its policy profile).
+        CommandQueue = "command.queue",
         DeviceAssign = "device.assign",
+        /// An Apple device's Authenticate, first TokenUpdate or CheckOut.
+        DeviceCheckIn = "device.check-in",
         DeviceEnroll = "device.enroll",
         DeviceLock = "device.lock",
+        DeviceLostMode = "device.lost-mode",
         DeviceRenew = "device.renew",
         DeviceRetire = "device.retire",
         DeviceUnlock = "device.unlock",
@@ -153,6 +161,7 @@ text_enum! {
         ListGroups = "list groups",
         ImportApplePushCertificates = "import apple push certificates",
         ShowAppleStatus = "show the apple status",
+        CreateAppleEnrollmentProfiles = "create apple enrollment profiles",
     }
 }
 

@@ -10,6 +10,18 @@ pub enum CommandKind {
     Lock,
     Unlock,
     Wipe,
+    /// Lost mode (supervised iOS): the device shows a message and a phone
+    /// number and can be located; `Unlock` ends it.
+    LostMode,
+    /// Ask the device what it is (Apple's DeviceInformation).
+    Inventory,
+    /// Ask the device how it is protected (Apple's SecurityInfo).
+    SecurityInfo,
+    /// Install a configuration profile (the device's policy, rendered).
+    InstallProfile,
+    /// Release a device waiting in Setup Assistant (Apple's
+    /// DeviceConfigured).
+    ReleaseSetup,
 }
 
 impl CommandKind {
@@ -18,6 +30,11 @@ impl CommandKind {
             CommandKind::Lock => "lock",
             CommandKind::Unlock => "unlock",
             CommandKind::Wipe => "wipe",
+            CommandKind::LostMode => "lost-mode",
+            CommandKind::Inventory => "inventory",
+            CommandKind::SecurityInfo => "security-info",
+            CommandKind::InstallProfile => "install-profile",
+            CommandKind::ReleaseSetup => "release-setup",
         }
     }
 
@@ -26,6 +43,11 @@ impl CommandKind {
             "lock" => Some(CommandKind::Lock),
             "unlock" => Some(CommandKind::Unlock),
             "wipe" => Some(CommandKind::Wipe),
+            "lost-mode" => Some(CommandKind::LostMode),
+            "inventory" => Some(CommandKind::Inventory),
+            "security-info" => Some(CommandKind::SecurityInfo),
+            "install-profile" => Some(CommandKind::InstallProfile),
+            "release-setup" => Some(CommandKind::ReleaseSetup),
             _ => None,
         }
     }
@@ -66,12 +88,28 @@ impl CommandStatus {
     }
 }
 
+/// A command's arguments beyond its message; which apply depends on the
+/// kind and the device's platform.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommandArgs {
+    /// Shown on a locked or lost device.
+    pub phone_number: Option<String>,
+    /// Lost mode's footnote.
+    pub footnote: Option<String>,
+    /// A Mac's Find My PIN for a lock or an erase, sealed: the helpdesk
+    /// reads it to the user, who types it to unlock the Mac.
+    pub pin_sealed: Option<String>,
+    /// The profile an `InstallProfile` installs.
+    pub profile: Option<Vec<u8>>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Command {
     pub id: CommandId,
     pub device_id: DeviceId,
     pub kind: CommandKind,
     pub message: String,
+    pub args: CommandArgs,
     pub status: CommandStatus,
     pub result: Option<String>,
     pub created_at: DateTime<Utc>,

@@ -6,8 +6,11 @@ use chrono::{DateTime, Utc};
 use crate::domain::ids::DeviceId;
 
 /// Where a device stands. Only `Active` and `Locked` devices may use the
-/// device API; a `WipePending` device may still connect to MQTT to receive
-/// its wipe; `Retired` and `Wiped` are final and their certificates revoked.
+/// device API; a `WipePending` device may still connect to MQTT (or check
+/// in, an Apple device) to receive its wipe; `Retired` and `Wiped` are
+/// final and their certificates revoked. `AwaitingEnrollment` is an Apple
+/// device listed or issued its identity but not yet checked in; `Lost` a
+/// locked device in lost mode. Only an `Active` device signs anyone in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceState {
     Active,
@@ -15,6 +18,8 @@ pub enum DeviceState {
     WipePending,
     Retired,
     Wiped,
+    AwaitingEnrollment,
+    Lost,
 }
 
 impl DeviceState {
@@ -25,6 +30,8 @@ impl DeviceState {
             DeviceState::WipePending => "wipe-pending",
             DeviceState::Retired => "retired",
             DeviceState::Wiped => "wiped",
+            DeviceState::AwaitingEnrollment => "awaiting-enrollment",
+            DeviceState::Lost => "lost",
         }
     }
 
@@ -35,6 +42,8 @@ impl DeviceState {
             "wipe-pending" => Some(DeviceState::WipePending),
             "retired" => Some(DeviceState::Retired),
             "wiped" => Some(DeviceState::Wiped),
+            "awaiting-enrollment" => Some(DeviceState::AwaitingEnrollment),
+            "lost" => Some(DeviceState::Lost),
             _ => None,
         }
     }
@@ -116,6 +125,10 @@ impl Channel {
 
     pub fn agent() -> Self {
         Channel(Self::AGENT.to_owned())
+    }
+
+    pub fn apple() -> Self {
+        Channel(Self::APPLE.to_owned())
     }
 
     /// A channel name: 1 to 32 lowercase ASCII letters, digits or `-`.

@@ -214,6 +214,8 @@ pub struct RecordingApns {
     topics: Mutex<Vec<String>>,
     pushes: Mutex<Vec<RecordedPush>>,
     handler: Box<PushHandler>,
+    /// Every push as it happens, for simulated devices that wait for one.
+    live: tokio::sync::broadcast::Sender<RecordedPush>,
 }
 
 impl Default for RecordingApns {
@@ -230,7 +232,13 @@ impl RecordingApns {
             topics: Mutex::default(),
             pushes: Mutex::default(),
             handler: Box::new(handler),
+            live: tokio::sync::broadcast::channel(16_384).0,
         }
+    }
+
+    /// The pushes from now on, as they happen.
+    pub fn watch(&self) -> tokio::sync::broadcast::Receiver<RecordedPush> {
+        self.live.subscribe()
     }
 
     /// Every push so far, oldest first.
@@ -269,14 +277,20 @@ impl Apns for RecordingApns {
             let body = mdm_push(&target.topic, &token, &target.push_magic, now)
                 .to_json_string()
                 .unwrap_or_default();
+            let recorded = RecordedPush {
+                target: target.clone(),
+                body,
+                at: now,
+            };
             if let Ok(mut pushes) = self.pushes.lock() {
-                pushes.push(RecordedPush {
-                    target: target.clone(),
-                    body,
-                    at: now,
-                });
+                pushes.push(recorded.clone());
             }
-            outcomes.push((self.handler)(target));
+            let outcome = (self.handler)(target);
+            if outcome == PushOutcome::Sent {
+                // No one listening is not an error: no device was woken.
+                let _ = self.live.send(recorded);
+            }
+            outcomes.push(outcome);
         }
         Box::pin(std::future::ready(outcomes))
     }

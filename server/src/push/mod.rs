@@ -173,6 +173,11 @@ impl Push {
             CommandKind::Lock => v1::CommandKind::Lock,
             CommandKind::Unlock => v1::CommandKind::Unlock,
             CommandKind::Wipe => v1::CommandKind::Wipe,
+            CommandKind::LostMode => v1::CommandKind::LostMode,
+            CommandKind::Inventory => v1::CommandKind::Inventory,
+            CommandKind::SecurityInfo => v1::CommandKind::SecurityInfo,
+            CommandKind::InstallProfile => v1::CommandKind::InstallProfile,
+            CommandKind::ReleaseSetup => v1::CommandKind::ReleaseSetup,
         };
         let message = v1::ServerMessage {
             body: Some(v1::server_message::Body::Command(v1::Command {

@@ -9,7 +9,7 @@ use sea_orm::{
 
 use super::entities::commands;
 use super::{Db, StoreError, StoreResult, ms, opt_time, time};
-use crate::domain::command::{Command, CommandKind, CommandStatus};
+use crate::domain::command::{Command, CommandArgs, CommandKind, CommandStatus};
 use crate::domain::ids::{CommandId, DeviceId};
 
 /// The condition of a command still open: pending or sent, not yet
@@ -22,6 +22,7 @@ fn is_open() -> sea_orm::sea_query::SimpleExpr {
 }
 
 pub(super) fn command_from(row: commands::Model) -> StoreResult<Command> {
+    let args = args_from(&row.id, row.args.as_deref())?;
     Ok(Command {
         kind: CommandKind::parse(&row.kind).ok_or_else(|| StoreError::Corrupt(row.kind.clone()))?,
         status: CommandStatus::parse(&row.status)
@@ -29,11 +30,58 @@ pub(super) fn command_from(row: commands::Model) -> StoreResult<Command> {
         id: CommandId::from_store(row.id),
         device_id: DeviceId::from_store(row.device_id),
         message: row.message,
+        args,
         result: row.result,
         created_at: time(row.created_at)?,
         sent_at: opt_time(row.sent_at)?,
         acked_at: opt_time(row.acked_at)?,
         created_by: row.created_by,
+    })
+}
+
+/// A command's arguments as the `args` column holds them: a JSON object
+/// with only the arguments given (`None` when there are none).
+fn args_text(args: &CommandArgs) -> Option<String> {
+    use base64::Engine;
+    let mut object = serde_json::Map::new();
+    let mut put = |key: &str, value: Option<String>| {
+        if let Some(value) = value {
+            object.insert(key.to_owned(), serde_json::Value::String(value));
+        }
+    };
+    put("phone_number", args.phone_number.clone());
+    put("footnote", args.footnote.clone());
+    put("pin_sealed", args.pin_sealed.clone());
+    put(
+        "profile",
+        args.profile
+            .as_ref()
+            .map(|p| base64::engine::general_purpose::STANDARD.encode(p)),
+    );
+    (!object.is_empty()).then(|| serde_json::Value::Object(object).to_string())
+}
+
+fn args_from(id: &str, text: Option<&str>) -> StoreResult<CommandArgs> {
+    use base64::Engine;
+    let Some(text) = text else {
+        return Ok(CommandArgs::default());
+    };
+    let corrupt = || StoreError::Corrupt(format!("commands.args of {id}"));
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|_| corrupt())?;
+    let get = |key: &str| value.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+    let profile = match get("profile") {
+        Some(b64) => Some(
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|_| corrupt())?,
+        ),
+        None => None,
+    };
+    Ok(CommandArgs {
+        phone_number: get("phone_number"),
+        footnote: get("footnote"),
+        pin_sealed: get("pin_sealed"),
+        profile,
     })
 }
 
@@ -51,6 +99,9 @@ impl<C: ConnectionTrait> Db<C> {
             acked_at: Set(command.acked_at.map(ms)),
             created_by: Set(command.created_by.clone()),
             offered_at: Set(command.sent_at.map(ms)),
+            args: Set(args_text(&command.args)),
+            not_now_at: Set(None),
+            not_now_count: Set(0),
         })
         .exec_without_returning(&self.0)
         .await?;

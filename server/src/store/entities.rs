@@ -142,6 +142,11 @@ pub mod commands {
         pub created_by: String,
         /// When the device's channel was last told about the command.
         pub offered_at: Option<i64>,
+        /// The command's arguments beyond the message (JSON object).
+        pub args: Option<String>,
+        /// The device's latest NotNow answer (Apple), and how many.
+        pub not_now_at: Option<i64>,
+        pub not_now_count: i32,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -586,6 +591,29 @@ pub mod apple_enrollments {
         pub last_push_at: Option<i64>,
         pub last_push_result: Option<String>,
         pub push_token_invalid_at: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod apple_scep_challenges {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "apple_scep_challenges")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub challenge_sha256: String,
+        pub user_email: Option<String>,
+        pub device_id: Option<String>,
+        pub created_by: String,
+        pub created_at: i64,
+        pub expires_at: i64,
+        pub used_at: Option<i64>,
+        pub used_by_transaction: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

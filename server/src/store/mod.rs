@@ -62,6 +62,7 @@ macro_rules! txn_columns {
 }
 
 mod admins;
+mod apple_enrollments;
 mod apple_push;
 mod apps;
 mod audit;
@@ -82,6 +83,7 @@ mod throttles;
 mod transactions;
 mod users;
 
+pub use apple_enrollments::StoredTokenUpdate;
 pub use apple_push::StoredPushCertificate;
 pub use certificates::{CertificateRecord, NewCertificate};
 pub use second_factor::{Challenge, SecondFactorRecord};

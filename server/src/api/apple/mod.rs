@@ -4,6 +4,7 @@
 
 pub mod checkin;
 pub mod commands;
+pub mod enrollment;
 pub mod policy_profile;
 pub mod profile;
 pub mod wire;

@@ -845,4 +845,11 @@ impl AdminService for AdminApi {
     ) -> Reply<v1::AppleStatus> {
         super::apple::status_of_apple(self, request).await
     }
+
+    async fn create_apple_enrollment_profile(
+        &self,
+        request: Request<v1::CreateAppleEnrollmentProfileRequest>,
+    ) -> Reply<v1::AppleEnrollmentProfile> {
+        super::apple::create_enrollment_profile(self, request).await
+    }
 }

@@ -86,3 +86,24 @@ pub(super) async fn status_of_apple(
         warnings: status.warnings.into_iter().map(warning_msg).collect(),
     }))
 }
+
+pub(super) async fn create_enrollment_profile(
+    api: &AdminApi,
+    request: Request<v1::CreateAppleEnrollmentProfileRequest>,
+) -> Reply<v1::AppleEnrollmentProfile> {
+    let admin = api.admin(&request).await?;
+    let r = request.into_inner();
+    let user = (!r.user.trim().is_empty()).then_some(r.user.as_str());
+    let apple = &api.core().apple;
+    let enrollment = apple
+        .new_enrollment(&admin, user, Utc::now())
+        .await
+        .map_err(status)?;
+    let profile =
+        crate::api::apple::enrollment::enrollment_profile(apple, &enrollment).map_err(status)?;
+    Ok(Response::new(v1::AppleEnrollmentProfile {
+        profile,
+        expires_at: unix(enrollment.expires_at),
+        user: enrollment.user.unwrap_or_default(),
+    }))
+}

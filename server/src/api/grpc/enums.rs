@@ -102,6 +102,8 @@ pub fn device_state_msg(state: DeviceState) -> v1::DeviceState {
         DeviceState::WipePending => v1::DeviceState::WipePending,
         DeviceState::Retired => v1::DeviceState::Retired,
         DeviceState::Wiped => v1::DeviceState::Wiped,
+        DeviceState::AwaitingEnrollment => v1::DeviceState::AwaitingEnrollment,
+        DeviceState::Lost => v1::DeviceState::Lost,
     }
 }
 
@@ -127,6 +129,11 @@ pub fn command_kind_msg(kind: CommandKind) -> v1::CommandKind {
         CommandKind::Lock => v1::CommandKind::Lock,
         CommandKind::Unlock => v1::CommandKind::Unlock,
         CommandKind::Wipe => v1::CommandKind::Wipe,
+        CommandKind::LostMode => v1::CommandKind::LostMode,
+        CommandKind::Inventory => v1::CommandKind::Inventory,
+        CommandKind::SecurityInfo => v1::CommandKind::SecurityInfo,
+        CommandKind::InstallProfile => v1::CommandKind::InstallProfile,
+        CommandKind::ReleaseSetup => v1::CommandKind::ReleaseSetup,
     }
 }
 

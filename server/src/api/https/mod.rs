@@ -1,7 +1,8 @@
 //! The HTTPS listener: the OpenID Connect provider (discovery, authorize,
 //! token, userinfo, revoke, introspect, logout, JWKS), the sign-in pages,
 //! and what outside parties fetch: the CA certificate, the CRL (for an
-//! external broker or a reverse proxy) and a health check. A second
+//! external broker or a reverse proxy) and a health check; and Apple
+//! devices' SCEP, check-in and command channel. A second
 //! listener asks for a device certificate: the mobile path of device-auth.
 //!
 //! This module holds the two route tables and the state handlers share;
@@ -9,6 +10,7 @@
 //! `ARCHITECTURE.md`, the code map).
 
 mod account;
+mod apple;
 mod assets;
 mod authorize;
 mod client;
@@ -29,7 +31,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -96,6 +98,13 @@ pub async fn serve(
         .route("/static/latchkey.css", get(assets::stylesheet))
         .route("/static/device-auth.js", get(assets::device_auth_script))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        .merge(
+            Router::new()
+                .route("/apple/scep", get(apple::scep_get).post(apple::scep_post))
+                .route("/apple/mdm/checkin", put(apple::checkin))
+                .route("/apple/mdm/connect", put(apple::connect))
+                .layer(axum::extract::DefaultBodyLimit::max(apple::MAX_BODY)),
+        )
         .with_state(Web {
             ca_pem: ca_pem.into(),
             crl_path,

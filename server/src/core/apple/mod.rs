@@ -12,11 +12,18 @@ use latchkey_certs::apns::{PushCertificateError, read_push_certificate};
 use super::auth::{AuthenticatedAdmin, Permission};
 use super::{Audit, CoreError};
 use crate::ca::CertificateAuthority;
+use crate::ca::apple::EnrollmentAuthority;
 use crate::domain::apple::push::{self, PushCertificateInfo, PushWarning};
 use crate::domain::audit::{AdminRequest, AuditAction, AuditEntry, AuditOutcome};
 use crate::push::apns::Apns;
 use crate::store::{Store, StoredPushCertificate};
 use tracing::warn;
+
+mod checkin;
+mod enroll;
+
+pub use checkin::{AppleDevice, AppleProof, AppleRefusal, CheckInAnswer, posture_of};
+pub use enroll::{NewEnrollment, ScepAnswer};
 
 /// The Apple service: push certificates, and (in the files beside this
 /// one) enrollment, check-in and the command queue.
@@ -24,10 +31,79 @@ use tracing::warn;
 pub struct Apple {
     pub(super) store: Store,
     pub(super) audit: Audit,
-    /// Seals the push certificate's key at rest.
+    /// Seals the push certificate's key at rest; issues identities.
     pub(super) ca: Arc<CertificateAuthority>,
     /// Given every push certificate, at start and when one is imported.
     pub(super) apns: Arc<dyn Apns>,
+    /// The SCEP RA and profile signer.
+    pub(super) enrollment_authority: Arc<EnrollmentAuthority>,
+    pub(super) settings: AppleSettings,
+    /// Acknowledges commands, ends devices, offers work to the channel.
+    pub(super) devices: super::Devices,
+}
+
+/// What the Apple service is built with besides the store and the CA.
+pub struct ApplePlatform {
+    /// Where pushes go.
+    pub apns: Arc<dyn Apns>,
+    /// The SCEP RA and profile signer.
+    pub enrollment_authority: Arc<EnrollmentAuthority>,
+}
+
+/// Apple settings, from the validated configuration.
+#[derive(Debug, Clone)]
+pub struct AppleSettings {
+    /// How long a SCEP-issued identity certificate is valid.
+    pub identity_validity: chrono::Duration,
+    /// Where devices reach the server: `https://host[:port]`, no path.
+    pub base_url: String,
+    /// The organization profiles name.
+    pub organization: String,
+}
+
+impl AppleSettings {
+    /// The command channel (the MDM payload's `ServerURL`).
+    pub fn server_url(&self) -> String {
+        format!("{}/apple/mdm/connect", self.base_url)
+    }
+
+    pub fn check_in_url(&self) -> String {
+        format!("{}/apple/mdm/checkin", self.base_url)
+    }
+
+    /// Without a query string: devices append their own.
+    pub fn scep_url(&self) -> String {
+        format!("{}/apple/scep", self.base_url)
+    }
+
+    /// The reverse-DNS base of the profiles' identifiers: the server's
+    /// host reversed, so a deployment keeps it and a refreshed profile
+    /// replaces the installed one.
+    pub fn identifier_base(&self) -> String {
+        let host = url::Url::parse(&self.base_url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_else(|| "localhost".into());
+        let mut labels: Vec<String> = host
+            .split('.')
+            .map(|label| {
+                label
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || c == '-' {
+                            c
+                        } else {
+                            '-'
+                        }
+                    })
+                    .collect::<String>()
+            })
+            .filter(|label| !label.is_empty())
+            .collect();
+        labels.reverse();
+        labels.push("latchkey".into());
+        labels.join(".")
+    }
 }
 
 /// What an import did.
@@ -173,6 +249,10 @@ impl Apple {
                 warn!(%topic, %error, "the Apple push certificate cannot be used");
             }
         }
+    }
+
+    pub fn settings(&self) -> &AppleSettings {
+        &self.settings
     }
 
     pub async fn status(

@@ -456,10 +456,10 @@ pub(crate) fn device_fitness(
     }
     match device.state {
         DeviceState::Active => {}
-        DeviceState::Locked | DeviceState::WipePending => {
+        DeviceState::Locked | DeviceState::Lost | DeviceState::WipePending => {
             return Some(DeviceAuthFailure::DeviceLocked { device: name });
         }
-        DeviceState::Retired | DeviceState::Wiped => {
+        DeviceState::Retired | DeviceState::Wiped | DeviceState::AwaitingEnrollment => {
             return Some(DeviceAuthFailure::DeviceRetired { device: name });
         }
     }

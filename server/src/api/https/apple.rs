@@ -1,0 +1,261 @@
+//! Apple devices over HTTPS: SCEP (RFC 8894 §4: GetCACaps, GetCACert and
+//! PKIOperation over GET and POST), the MDM check-in URL and the command
+//! channel (Apple, "Check-in" and "Sending MDM commands to a device").
+//!
+//! Every answer is in Apple's terms and none is 401, which makes a device
+//! unenroll: a device Latchkey no longer manages hears 403
+//! `{"code":"com.apple.unrecognized.device"}` (iOS 17 and macOS 14 then
+//! unenroll on purpose), a request that does not verify or fit its device
+//! 400, and a failure of the server's own 500. SCEP refusals are CertReps
+//! with pkiStatus FAILURE whenever the request names its transaction.
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use chrono::Utc;
+use serde::Deserialize;
+use tracing::{info, warn};
+
+use super::{PeerCertificate, Web};
+use crate::api::apple::{checkin as checkin_wire, commands as command_wire};
+use crate::core::CoreError;
+use crate::core::apple::{AppleDevice, AppleProof, AppleRefusal, CheckInAnswer, ScepAnswer};
+
+/// Longest body an Apple device sends (a command report with a long
+/// profile list or installed-application list stays well below).
+pub(super) const MAX_BODY: usize = 4 * 1024 * 1024;
+
+const PKI_MESSAGE: &str = "application/x-pki-message";
+
+fn plain(status: StatusCode, text: impl Into<String>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        text.into(),
+    )
+        .into_response()
+}
+
+/// The one mapping from a refusal to what an Apple device hears.
+fn refusal(e: AppleRefusal) -> Response {
+    match e {
+        AppleRefusal::Unrecognized(why) => {
+            info!(reason = %why, "Apple device not recognized");
+            (
+                StatusCode::FORBIDDEN,
+                [(header::CONTENT_TYPE, "application/json")],
+                r#"{"code":"com.apple.unrecognized.device"}"#,
+            )
+                .into_response()
+        }
+        AppleRefusal::Unidentified(why) | AppleRefusal::Mismatch(why) => {
+            plain(StatusCode::BAD_REQUEST, why)
+        }
+        AppleRefusal::Operation(e) => core_error(e),
+    }
+}
+
+fn core_error(e: CoreError) -> Response {
+    match e {
+        CoreError::Internal(cause) => {
+            warn!(error = %cause, "Apple request failed");
+            plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+        CoreError::NotFound(what) => plain(StatusCode::BAD_REQUEST, format!("{what} not found")),
+        other => plain(StatusCode::BAD_REQUEST, other.to_string()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ScepQuery {
+    operation: Option<String>,
+    message: Option<String>,
+}
+
+/// `GET /apple/scep?operation=…`.
+pub(super) async fn scep_get(State(web): State<Web>, Query(query): Query<ScepQuery>) -> Response {
+    match query.operation.as_deref() {
+        Some("GetCACaps") => plain(StatusCode::OK, latchkey_certs::scep::ca_caps()),
+        Some("GetCACert") => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/x-x509-ca-ra-cert")],
+            web.core.apple.scep_ca_certificates(),
+        )
+            .into_response(),
+        Some("PKIOperation") => {
+            // RFC 8894 §4.3: over GET the message is base64 in `message`
+            // (URL-encoded, which the query decoding undid).
+            let Some(message) = query.message else {
+                return plain(StatusCode::BAD_REQUEST, "PKIOperation without a message");
+            };
+            let cleaned: String = message.chars().filter(|c| !c.is_whitespace()).collect();
+            match base64::engine::general_purpose::STANDARD.decode(cleaned.as_bytes()) {
+                Ok(der) => pki_operation(&web, &der).await,
+                Err(_) => plain(StatusCode::BAD_REQUEST, "the message is not base64"),
+            }
+        }
+        Some(other) => plain(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "unknown SCEP operation {:?}",
+                crate::api::apple::wire::quote(other)
+            ),
+        ),
+        None => plain(StatusCode::BAD_REQUEST, "no SCEP operation"),
+    }
+}
+
+/// `POST /apple/scep?operation=PKIOperation`.
+pub(super) async fn scep_post(
+    State(web): State<Web>,
+    Query(query): Query<ScepQuery>,
+    body: Bytes,
+) -> Response {
+    match query.operation.as_deref() {
+        Some("PKIOperation") => pki_operation(&web, &body).await,
+        _ => plain(StatusCode::BAD_REQUEST, "only PKIOperation is posted"),
+    }
+}
+
+async fn pki_operation(web: &Web, message: &[u8]) -> Response {
+    match web.core.apple.scep_pki_operation(message, Utc::now()).await {
+        Ok(ScepAnswer::CertRep(der)) => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, PKI_MESSAGE)], der).into_response()
+        }
+        Ok(ScepAnswer::Unreadable(why)) => plain(StatusCode::BAD_REQUEST, why),
+        Err(e) => core_error(e),
+    }
+}
+
+/// Who sent an MDM request: the `Mdm-Signature` over the body, else the
+/// TLS client certificate.
+async fn identify(
+    web: &Web,
+    headers: &HeaderMap,
+    peer: Option<&PeerCertificate>,
+    body: &[u8],
+) -> Result<AppleDevice, Response> {
+    let now = Utc::now();
+    let signature = match headers.get("mdm-signature").map(HeaderValue::to_str) {
+        Some(Ok(text)) => {
+            let cleaned: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+            Some(
+                base64::engine::general_purpose::STANDARD
+                    .decode(cleaned.as_bytes())
+                    .map_err(|_| plain(StatusCode::BAD_REQUEST, "Mdm-Signature is not base64"))?,
+            )
+        }
+        Some(Err(_)) => {
+            return Err(plain(
+                StatusCode::BAD_REQUEST,
+                "Mdm-Signature is not base64",
+            ));
+        }
+        None => None,
+    };
+    let proof = match (&signature, peer.and_then(|p| p.0.as_deref())) {
+        (Some(signature), _) => AppleProof::Signature(signature),
+        (None, Some(certificate)) => AppleProof::TlsCertificate(certificate),
+        (None, None) => {
+            return Err(plain(
+                StatusCode::BAD_REQUEST,
+                "no device identity: sign the request (Mdm-Signature) or present the identity \
+                 certificate",
+            ));
+        }
+    };
+    web.core
+        .apple
+        .identify(proof, body, now)
+        .await
+        .map_err(refusal)
+}
+
+fn too_large(body: &[u8]) -> Option<Response> {
+    (body.len() > MAX_BODY).then(|| {
+        plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is over {MAX_BODY} bytes"),
+        )
+    })
+}
+
+/// `PUT /apple/mdm/checkin`.
+pub(super) async fn checkin(
+    State(web): State<Web>,
+    peer: Option<axum::Extension<PeerCertificate>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(answer) = too_large(&body) {
+        return answer;
+    }
+    let device = match identify(&web, &headers, peer.as_deref(), &body).await {
+        Ok(device) => device,
+        Err(answer) => return answer,
+    };
+    let message = match checkin_wire::decode_checkin(&body) {
+        Ok(message) => message,
+        Err(e) => return plain(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    match web.core.apple.check_in(&device, message, Utc::now()).await {
+        Ok(CheckInAnswer::Done) => StatusCode::OK.into_response(),
+        Ok(CheckInAnswer::BootstrapToken(token)) => {
+            match checkin_wire::encode_get_bootstrap_token_response(token.as_ref()) {
+                Ok(body) => xml(body),
+                Err(e) => plain(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            }
+        }
+        Ok(CheckInAnswer::Gone) => plain(StatusCode::GONE, "user channels are not managed"),
+        Ok(CheckInAnswer::Unsupported(what)) => plain(
+            StatusCode::BAD_REQUEST,
+            format!("{what} is not supported by this server"),
+        ),
+        Err(e) => refusal(e),
+    }
+}
+
+fn xml(body: Vec<u8>) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+/// `PUT /apple/mdm/connect`: a report, answered with the next command or
+/// an empty body.
+pub(super) async fn connect(
+    State(web): State<Web>,
+    peer: Option<axum::Extension<PeerCertificate>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(answer) = too_large(&body) {
+        return answer;
+    }
+    let device = match identify(&web, &headers, peer.as_deref(), &body).await {
+        Ok(device) => device,
+        Err(answer) => return answer,
+    };
+    let report = match command_wire::decode_report(&body) {
+        Ok(report) => report,
+        Err(e) => return plain(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    match web
+        .core
+        .apple
+        .command_report(&device, report, Utc::now())
+        .await
+    {
+        Ok(Some((id, command))) => match command_wire::encode_command(&id, &command) {
+            Ok(body) => xml(body),
+            Err(e) => plain(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        },
+        Ok(None) => StatusCode::OK.into_response(),
+        Err(e) => refusal(e),
+    }
+}

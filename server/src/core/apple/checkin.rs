@@ -1,0 +1,674 @@
+//! An enrolled Apple device talking to the server: who it is (its identity
+//! certificate, proved by TLS or by the `Mdm-Signature` over the body),
+//! its check-in messages (Apple, "Check-in"; `mdm/checkin/*.yaml`), and
+//! its command channel, where it reports on the last command and fetches
+//! the next (Apple, "Sending MDM commands to a device").
+//!
+//! Rules that bite (`../shared/notes/apple.md` §11):
+//! - Authenticate binds the UDID and the identity certificate and turns
+//!   pushes off; the TokenUpdate after it turns them on and brings the
+//!   push triple. A certificate speaks only for the device it was issued
+//!   to, and only the one bound at Authenticate.
+//! - NotNow keeps a command; it is offered again only after a later
+//!   Idle, never on the same connection.
+//! - The server never answers 401 (a device unenrolls on it); a device
+//!   Latchkey no longer manages hears `com.apple.unrecognized.device`.
+
+use chrono::{DateTime, Utc};
+use tracing::warn;
+
+use super::Apple;
+use crate::core::auth::{self, AuthenticatedDevice, DeviceAuthError, DeviceChannel, DeviceRefusal};
+use crate::core::{AgentEvent, CoreError, printable};
+use crate::domain::apple::checkin::{
+    Authenticate, CheckInMessage, EnrollmentId, SecretBytes, TokenUpdate,
+};
+use crate::domain::apple::command::{
+    AppleCommand, CommandResult, FindMyPin, LostModeNotice, ReportStatus, SecurityInfo,
+};
+use crate::domain::apple::enrollment::{AppleEnrollment, platform_of};
+use crate::domain::audit::{Actor, AuditAction, AuditEntry, AuditOutcome};
+use crate::domain::command::{Command, CommandArgs, CommandKind, CommandStatus};
+use crate::domain::device::{CheckState, DeviceState, Posture};
+use crate::domain::ids::{CommandId, DeviceId};
+use crate::store::StoredTokenUpdate;
+
+/// How a device proves who it is.
+#[derive(Debug, Clone, Copy)]
+pub enum AppleProof<'a> {
+    /// `Mdm-Signature`: a detached CMS signature (DER) over the body.
+    Signature(&'a [u8]),
+    /// The client certificate (DER) of a TLS connection that verified its
+    /// chain.
+    TlsCertificate(&'a [u8]),
+}
+
+/// An Apple device whose identity certificate checked out.
+#[derive(Debug, Clone)]
+pub struct AppleDevice {
+    device: AuthenticatedDevice,
+    /// SHA-256 (hex) of the identity certificate.
+    identity_sha256: String,
+}
+
+impl AppleDevice {
+    pub fn id(&self) -> &DeviceId {
+        self.device.id()
+    }
+}
+
+/// Why a device's request is refused, as the device must hear it.
+#[derive(Debug, thiserror::Error)]
+pub enum AppleRefusal {
+    /// No identity, or one that does not verify: the request is bad.
+    #[error("{0}")]
+    Unidentified(String),
+    /// A certificate Latchkey does not know, or of a device it no longer
+    /// manages: the device should unenroll.
+    #[error("{0}")]
+    Unrecognized(String),
+    /// The message does not fit the device it came from (another UDID, a
+    /// certificate that was not bound): refused, the device stays.
+    #[error("{0}")]
+    Mismatch(String),
+    #[error(transparent)]
+    Operation(#[from] CoreError),
+}
+
+impl From<latchkey_certs::CertError> for AppleRefusal {
+    fn from(e: latchkey_certs::CertError) -> Self {
+        AppleRefusal::Operation(e.into())
+    }
+}
+
+impl From<crate::store::StoreError> for AppleRefusal {
+    fn from(e: crate::store::StoreError) -> Self {
+        AppleRefusal::Operation(e.into())
+    }
+}
+
+/// What a check-in is answered with.
+#[derive(Debug)]
+pub enum CheckInAnswer {
+    /// 200 with an empty body.
+    Done,
+    /// GetBootstrapToken's answer (`None`: no token escrowed).
+    BootstrapToken(Option<SecretBytes>),
+    /// UserAuthenticate: declined, 410 (no user channel).
+    Gone,
+    /// A message type Latchkey does not take part in.
+    Unsupported(&'static str),
+}
+
+fn sealing_kid(what: &str, device: &DeviceId) -> String {
+    format!("apple-{what}:{device}")
+}
+
+impl Apple {
+    /// Works out which device a request comes from.
+    pub async fn identify(
+        &self,
+        proof: AppleProof<'_>,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<AppleDevice, AppleRefusal> {
+        let certificate = match proof {
+            AppleProof::Signature(signature) => self
+                .ca
+                .verify_mdm_signature(signature, body)
+                .map_err(|e| AppleRefusal::Unidentified(format!("Mdm-Signature: {e}")))?,
+            AppleProof::TlsCertificate(der) => der.to_vec(),
+        };
+        let device = auth::authenticate_device_certificate(
+            &self.store,
+            Some(&certificate),
+            DeviceChannel::AppleMdm,
+            now,
+        )
+        .await
+        .map_err(|e| match e {
+            DeviceAuthError::Refused(
+                r @ (DeviceRefusal::NoCertificate | DeviceRefusal::MalformedCertificate),
+            ) => AppleRefusal::Unidentified(r.to_string()),
+            DeviceAuthError::Refused(r) => AppleRefusal::Unrecognized(r.to_string()),
+            DeviceAuthError::Store(e) => e.into(),
+        })?;
+        Ok(AppleDevice {
+            device,
+            identity_sha256: hex::encode(latchkey_certs::sha256(&certificate)),
+        })
+    }
+
+    async fn enrollment_of(&self, device: &AppleDevice) -> Result<AppleEnrollment, AppleRefusal> {
+        self.store
+            .apple_enrollment(device.id())
+            .await?
+            .ok_or_else(|| {
+                AppleRefusal::Unrecognized(format!(
+                    "device {} is not managed as an Apple device",
+                    device.id()
+                ))
+            })
+    }
+
+    /// The enrollment of a device past Authenticate, checked against the
+    /// message's UDID and the certificate bound at Authenticate.
+    async fn bound_enrollment(
+        &self,
+        device: &AppleDevice,
+        enrollment_id: &EnrollmentId,
+    ) -> Result<AppleEnrollment, AppleRefusal> {
+        let enrollment = self.enrollment_of(device).await?;
+        if enrollment.udid.as_deref() != Some(enrollment_id.device.as_str()) {
+            return Err(AppleRefusal::Mismatch(format!(
+                "UDID {} is not the device this certificate authenticated as",
+                printable(enrollment_id.device.as_str(), 64)
+            )));
+        }
+        if enrollment.identity_sha256.as_deref() != Some(device.identity_sha256.as_str()) {
+            return Err(AppleRefusal::Mismatch(
+                "this identity certificate was not the one bound at Authenticate".into(),
+            ));
+        }
+        Ok(enrollment)
+    }
+
+    /// A check-in message (`PUT` to the check-in URL).
+    pub async fn check_in(
+        &self,
+        device: &AppleDevice,
+        message: CheckInMessage,
+        now: DateTime<Utc>,
+    ) -> Result<CheckInAnswer, AppleRefusal> {
+        if let Some(enrollment) = message.enrollment()
+            && enrollment.is_user_channel()
+        {
+            // Latchkey manages devices, not user channels: a user channel
+            // message is declined without touching the device's state.
+            return Ok(match message {
+                CheckInMessage::UserAuthenticate(_) => CheckInAnswer::Gone,
+                _ => CheckInAnswer::Unsupported("user channel"),
+            });
+        }
+        match message {
+            CheckInMessage::Authenticate(m) => self.authenticate(device, m, now).await,
+            CheckInMessage::TokenUpdate(m) => self.token_update(device, m, now).await,
+            CheckInMessage::CheckOut(m) => {
+                self.bound_enrollment(device, &m.enrollment).await?;
+                let tx = self.store.begin().await?;
+                tx.apple_check_out(device.id(), now).await?;
+                tx.audit(&AuditEntry {
+                    at: now,
+                    actor: device.device.actor(),
+                    action: AuditAction::DeviceCheckIn,
+                    target: device.id().to_string(),
+                    outcome: AuditOutcome::Ok,
+                    detail: "CheckOut: the MDM profile was removed; no more pushes".into(),
+                })
+                .await?;
+                tx.commit().await?;
+                Ok(CheckInAnswer::Done)
+            }
+            CheckInMessage::UserAuthenticate(_) => Ok(CheckInAnswer::Gone),
+            CheckInMessage::SetBootstrapToken(m) => {
+                self.bound_enrollment(device, &m.enrollment).await?;
+                let sealed = match &m.token {
+                    Some(token) => Some(self.ca.token_keys().seal(
+                        &sealing_kid("bootstrap", device.id()),
+                        &hex::encode(token.expose()),
+                    )?),
+                    None => None,
+                };
+                self.store
+                    .set_apple_bootstrap_token(device.id(), sealed.as_deref())
+                    .await?;
+                Ok(CheckInAnswer::Done)
+            }
+            CheckInMessage::GetBootstrapToken(m) => {
+                self.bound_enrollment(device, &m.enrollment).await?;
+                let token = match self.store.apple_bootstrap_token(device.id()).await? {
+                    Some(sealed) => {
+                        let text = self
+                            .ca
+                            .token_keys()
+                            .open(&sealing_kid("bootstrap", device.id()), &sealed)?;
+                        hex::decode(text).ok().map(SecretBytes::new)
+                    }
+                    None => None,
+                };
+                Ok(CheckInAnswer::BootstrapToken(token))
+            }
+            CheckInMessage::Declined(kind) => Ok(CheckInAnswer::Unsupported(kind.as_str())),
+        }
+    }
+
+    async fn authenticate(
+        &self,
+        device: &AppleDevice,
+        m: Authenticate,
+        now: DateTime<Utc>,
+    ) -> Result<CheckInAnswer, AppleRefusal> {
+        let enrollment = self.enrollment_of(device).await?;
+        let udid = m.enrollment.device.as_str().to_owned();
+        if let Some(bound) = &enrollment.udid
+            && *bound != udid
+        {
+            return Err(AppleRefusal::Mismatch(format!(
+                "this identity certificate belongs to another device than UDID {}",
+                printable(&udid, 64)
+            )));
+        }
+        let earlier = self
+            .store
+            .apple_enrollment_by_udid(&udid)
+            .await?
+            .filter(|e| e.device != *device.id());
+        let tx = self.store.begin().await?;
+        if let Some(earlier) = &earlier {
+            // The same hardware enrolled again as a new device record: the
+            // old record ends, so one device never holds two identities.
+            tx.release_apple_udid(&earlier.device).await?;
+            if let Err(e) = crate::core::Devices::end_device_in(
+                &tx,
+                &earlier.device,
+                DeviceState::Retired,
+                Actor::Device(device.id().clone()),
+                AuditAction::DeviceRetire,
+                now,
+            )
+            .await
+            {
+                warn!(device = %earlier.device, error = %e, "the earlier record stays as it was");
+            }
+        }
+        tx.authenticate_apple(device.id(), &udid, &device.identity_sha256, &m.topic, now)
+            .await?;
+        tx.fail_open_commands(device.id(), "cleared: the device enrolled again", now)
+            .await?;
+        let os_version = m.os_version.clone().unwrap_or_default();
+        tx.set_apple_device_facts(
+            device.id(),
+            m.device_name
+                .as_deref()
+                .map(|n| printable(n, 128))
+                .as_deref(),
+            platform_of(m.product_name.as_deref(), m.model.as_deref()),
+            &printable(&os_version, 64),
+            &printable(m.serial_number.as_deref().unwrap_or_default(), 64),
+            &printable(
+                m.model_name
+                    .as_deref()
+                    .or(m.product_name.as_deref())
+                    .unwrap_or_default(),
+                64,
+            ),
+            now,
+        )
+        .await?;
+        tx.audit(&AuditEntry {
+            at: now,
+            actor: device.device.actor(),
+            action: AuditAction::DeviceCheckIn,
+            target: device.id().to_string(),
+            outcome: AuditOutcome::Ok,
+            detail: format!(
+                "Authenticate: UDID {}, topic {}{}",
+                printable(&udid, 64),
+                printable(&m.topic, 128),
+                match &earlier {
+                    Some(e) => format!("; replaces device {}", e.device),
+                    None => String::new(),
+                }
+            ),
+        })
+        .await?;
+        tx.commit().await?;
+        if earlier.is_some() {
+            self.devices.crl.publish(now).await;
+        }
+        Ok(CheckInAnswer::Done)
+    }
+
+    async fn token_update(
+        &self,
+        device: &AppleDevice,
+        m: TokenUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<CheckInAnswer, AppleRefusal> {
+        self.bound_enrollment(device, &m.enrollment).await?;
+        if m.token.is_empty() || m.push_magic.is_empty() {
+            return Err(AppleRefusal::Mismatch(
+                "TokenUpdate without a push token or PushMagic".into(),
+            ));
+        }
+        let unlock_token_sealed = match &m.unlock_token {
+            Some(token) => Some(self.ca.token_keys().seal(
+                &sealing_kid("unlock", device.id()),
+                &hex::encode(token.expose()),
+            )?),
+            None => None,
+        };
+        let state = self.store.device_state(device.id()).await?;
+        let tx = self.store.begin().await?;
+        tx.apple_token_update(
+            device.id(),
+            &StoredTokenUpdate {
+                push_token_hex: hex::encode(&m.token),
+                push_magic: printable(&m.push_magic, 256),
+                unlock_token_sealed,
+                awaiting_configuration: m.awaiting_configuration,
+            },
+            now,
+        )
+        .await?;
+        if state == Some(DeviceState::AwaitingEnrollment) {
+            // The first TokenUpdate completes the enrollment: the device is
+            // reachable, and is asked what it is and how it is protected.
+            tx.change_device_state(
+                device.id(),
+                &[DeviceState::AwaitingEnrollment],
+                DeviceState::Active,
+            )
+            .await?;
+            let mut kinds = vec![CommandKind::Inventory, CommandKind::SecurityInfo];
+            if m.awaiting_configuration {
+                kinds.push(CommandKind::ReleaseSetup);
+            }
+            for (i, kind) in kinds.into_iter().enumerate() {
+                tx.insert_command(&Command {
+                    id: CommandId::generate(),
+                    device_id: device.id().clone(),
+                    kind,
+                    message: String::new(),
+                    args: CommandArgs::default(),
+                    status: CommandStatus::Pending,
+                    result: None,
+                    // Distinct times keep the order the device fetches in.
+                    created_at: now + chrono::Duration::milliseconds(i64::try_from(i).unwrap_or(0)),
+                    sent_at: None,
+                    acked_at: None,
+                    created_by: Actor::System.to_string(),
+                })
+                .await?;
+            }
+            tx.audit(&AuditEntry {
+                at: now,
+                actor: device.device.actor(),
+                action: AuditAction::DeviceEnroll,
+                target: device.id().to_string(),
+                outcome: AuditOutcome::Ok,
+                detail: "first TokenUpdate: enrolled; inventory and security queries queued".into(),
+            })
+            .await?;
+        }
+        tx.commit().await?;
+        self.wake(device.id(), now).await?;
+        Ok(CheckInAnswer::Done)
+    }
+
+    /// Pushes the device when it has open commands.
+    pub(super) async fn wake(
+        &self,
+        device: &DeviceId,
+        now: DateTime<Utc>,
+    ) -> Result<(), CoreError> {
+        let open = self.store.open_commands(device).await?;
+        if !open.is_empty() {
+            self.devices
+                .offer_work(&crate::domain::device::Channel::apple(), device, &open, now)
+                .await;
+        }
+        Ok(())
+    }
+
+    /// A report on the command channel (`PUT` to the server URL): records
+    /// the answer to the last command and hands out the next one, if any.
+    pub async fn command_report(
+        &self,
+        device: &AppleDevice,
+        report: crate::domain::apple::command::CommandReport,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(CommandId, AppleCommand)>, AppleRefusal> {
+        if report.enrollment.is_user_channel() {
+            return Ok(None);
+        }
+        let enrollment = self.bound_enrollment(device, &report.enrollment).await?;
+        let idle = matches!(report.status, ReportStatus::Idle);
+        self.store.apple_seen(device.id(), idle, now).await?;
+        self.store.touch_device(device.id(), now).await?;
+        let last_idle = if idle {
+            Some(now)
+        } else {
+            enrollment.last_idle_at
+        };
+        if let Some(answer) = report.status.answer() {
+            let Some(command_id) = CommandId::parse(&answer.command_uuid) else {
+                return Err(AppleRefusal::Mismatch(format!(
+                    "CommandUUID {} names no command",
+                    printable(&answer.command_uuid, 64)
+                )));
+            };
+            match &report.status {
+                ReportStatus::NotNow(_) => {
+                    self.store
+                        .mark_command_not_now(&command_id, device.id(), now)
+                        .await?;
+                }
+                ReportStatus::Acknowledged(answer) => {
+                    let summary = self
+                        .apply_result(device, answer.result.as_ref(), now)
+                        .await?;
+                    self.devices
+                        .acknowledge_command(
+                            &device.device,
+                            command_id.as_str(),
+                            true,
+                            &summary,
+                            now,
+                        )
+                        .await?;
+                }
+                ReportStatus::Error(answer) | ReportStatus::CommandFormatError(answer) => {
+                    let chain: Vec<String> = answer
+                        .error_chain
+                        .iter()
+                        .map(|e| {
+                            format!(
+                                "{} {}: {}",
+                                printable(&e.domain, 64),
+                                e.code,
+                                e.us_english_description
+                                    .as_deref()
+                                    .or(e.localized_description.as_deref())
+                                    .unwrap_or("")
+                            )
+                        })
+                        .collect();
+                    let result = format!("{}: {}", report.status.as_str(), chain.join("; "));
+                    self.devices
+                        .acknowledge_command(
+                            &device.device,
+                            command_id.as_str(),
+                            false,
+                            &result,
+                            now,
+                        )
+                        .await?;
+                }
+                ReportStatus::Idle => {}
+            }
+        }
+        self.next_command(device, last_idle, now).await
+    }
+
+    /// The next command the device fetches, rendered for it; commands
+    /// Apple has no form for are closed here and skipped.
+    async fn next_command(
+        &self,
+        device: &AppleDevice,
+        last_idle: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(CommandId, AppleCommand)>, AppleRefusal> {
+        loop {
+            let Some(command) = self
+                .store
+                .next_apple_command(device.id(), last_idle)
+                .await?
+            else {
+                return Ok(None);
+            };
+            match self.render(&command)? {
+                Some(apple) => {
+                    self.store
+                        .mark_commands_sent(std::slice::from_ref(&command.id), now)
+                        .await?;
+                    return Ok(Some((command.id, apple)));
+                }
+                None => {
+                    self.devices
+                        .acknowledge_command(
+                            &device.device,
+                            command.id.as_str(),
+                            true,
+                            "nothing to send: an Apple device unlocks with its passcode \
+                             (a Mac with the PIN of its lock)",
+                            now,
+                        )
+                        .await?;
+                }
+            }
+        }
+    }
+
+    /// A queued command as Apple's request (`None`: nothing to send).
+    fn render(&self, command: &Command) -> Result<Option<AppleCommand>, CoreError> {
+        let text = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        let pin = match &command.args.pin_sealed {
+            Some(sealed) => FindMyPin::parse(
+                &self
+                    .ca
+                    .token_keys()
+                    .open(&sealing_kid("pin", &command.device_id), sealed)?,
+            ),
+            None => None,
+        };
+        Ok(Some(match command.kind {
+            CommandKind::Lock => AppleCommand::DeviceLock {
+                pin,
+                message: text(&command.message),
+                phone_number: command.args.phone_number.clone(),
+            },
+            CommandKind::Unlock => return Ok(None),
+            CommandKind::Wipe => AppleCommand::EraseDevice {
+                pin,
+                preserve_data_plan: false,
+                disallow_proximity_setup: false,
+                obliteration_behavior: None,
+            },
+            CommandKind::LostMode => match LostModeNotice::new(
+                text(&command.message),
+                command.args.phone_number.clone(),
+                command.args.footnote.clone(),
+            ) {
+                Some(notice) => AppleCommand::EnableLostMode(notice),
+                None => return Ok(None),
+            },
+            CommandKind::Inventory => AppleCommand::inventory(),
+            CommandKind::SecurityInfo => AppleCommand::SecurityInfo,
+            CommandKind::InstallProfile => match &command.args.profile {
+                Some(payload) => AppleCommand::InstallProfile {
+                    payload: payload.clone(),
+                },
+                None => return Ok(None),
+            },
+            CommandKind::ReleaseSetup => AppleCommand::DeviceConfigured,
+        }))
+    }
+
+    /// What an acknowledged command's result changes: the device's facts
+    /// and its posture. Returns the result as `command list` shows it.
+    async fn apply_result(
+        &self,
+        device: &AppleDevice,
+        result: Option<&CommandResult>,
+        now: DateTime<Utc>,
+    ) -> Result<String, CoreError> {
+        let Some(result) = result else {
+            return Ok("acknowledged".into());
+        };
+        match result {
+            CommandResult::DeviceInformation(info) => {
+                self.store
+                    .set_apple_device_facts(
+                        device.id(),
+                        info.device_name
+                            .as_deref()
+                            .map(|n| printable(n, 128))
+                            .as_deref(),
+                        platform_of(info.product_name.as_deref(), info.model.as_deref()),
+                        &printable(info.os_version.as_deref().unwrap_or_default(), 64),
+                        &printable(info.serial_number.as_deref().unwrap_or_default(), 64),
+                        &printable(
+                            info.model_name
+                                .as_deref()
+                                .or(info.product_name.as_deref())
+                                .unwrap_or_default(),
+                            64,
+                        ),
+                        now,
+                    )
+                    .await?;
+                Ok(format!(
+                    "{} {} (serial {}), supervised: {}",
+                    info.model_name.as_deref().unwrap_or("?"),
+                    info.os_version.as_deref().unwrap_or("?"),
+                    info.serial_number.as_deref().unwrap_or("?"),
+                    info.is_supervised
+                        .map_or("unknown", |s| if s { "yes" } else { "no" }),
+                ))
+            }
+            CommandResult::SecurityInfo(security) => {
+                let os_version = self
+                    .store
+                    .device(device.id())
+                    .await?
+                    .map(|d| d.os_version)
+                    .unwrap_or_default();
+                let posture = posture_of(security, os_version);
+                let summary = format!(
+                    "disk encryption {}, screen lock {}, firewall {}",
+                    posture.disk_encryption.as_str(),
+                    posture.screen_lock.as_str(),
+                    posture.firewall.as_str()
+                );
+                self.devices
+                    .handle_agent_event(&device.device, AgentEvent::Posture(posture), now)
+                    .await?;
+                Ok(summary)
+            }
+            CommandResult::ProfileList(profiles) => Ok(format!("{} profile(s)", profiles.len())),
+            CommandResult::DeviceLocation(location) => Ok(format!(
+                "at {:.5}, {:.5}",
+                location.latitude, location.longitude
+            )),
+            CommandResult::DeviceLock(result) => Ok(format!("lock: {result:?}")),
+        }
+    }
+}
+
+/// The posture an Apple device's SecurityInfo shows: disk encryption is
+/// FileVault on a Mac and Data Protection on iOS; the screen lock is a
+/// passcode; the firewall is reported by Macs only.
+pub fn posture_of(security: &SecurityInfo, os_version: String) -> Posture {
+    let state = |value: Option<bool>| match value {
+        Some(true) => CheckState::Enabled,
+        Some(false) => CheckState::Disabled,
+        None => CheckState::Unknown,
+    };
+    Posture {
+        os_version,
+        disk_encryption: state(security.fde_enabled.or_else(|| security.data_protection())),
+        screen_lock: state(security.passcode_present),
+        firewall: state(security.firewall.as_ref().and_then(|f| f.enabled)),
+    }
+}

@@ -1,0 +1,585 @@
+//! A simulated Apple device, as an iPhone or a Mac behaves toward an MDM
+//! server: it reads the enrollment profile, gets its identity certificate
+//! over real SCEP with the profile's challenge, signs every check-in and
+//! command report (`Mdm-Signature`), and runs Apple's command state
+//! machine: Idle, then each command answered Acknowledged, Error or NotNow
+//! as the test tells it, until the server has nothing more.
+//!
+//! Its property lists are written here with the `plist` crate from the
+//! keys of Apple's schema, not with the server's codecs, so the server's
+//! decoders are checked against an independent writer.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result, bail};
+use base64::Engine;
+use chrono::Utc;
+use latchkey_certs::PrivateKeyPem;
+use latchkey_certs::scep::{
+    CertRepStatus, ContentEncryption, DigestAlgorithm, Requester, decode_ca_cert_response,
+};
+use plist::{Dictionary, Value};
+
+/// How the device answers a command of a given `RequestType`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Acknowledged,
+    NotNow,
+    Error,
+}
+
+/// What the server sent the device, in order.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub command_uuid: String,
+    pub request_type: String,
+    pub command: Dictionary,
+}
+
+/// What the enrollment profile told the device.
+#[derive(Debug, Clone)]
+pub struct EnrollmentProfile {
+    pub server_url: String,
+    pub check_in_url: String,
+    pub topic: String,
+    pub scep_url: String,
+    pub scep_challenge: String,
+    pub scep_name: Option<String>,
+    pub sign_message: bool,
+}
+
+fn payloads(profile: &Value) -> Result<Vec<&Dictionary>> {
+    Ok(profile
+        .as_dictionary()
+        .and_then(|d| d.get("PayloadContent"))
+        .and_then(Value::as_array)
+        .context("the profile has no PayloadContent")?
+        .iter()
+        .filter_map(Value::as_dictionary)
+        .collect())
+}
+
+fn text(dict: &Dictionary, key: &str) -> Result<String> {
+    dict.get(key)
+        .and_then(Value::as_string)
+        .map(str::to_owned)
+        .with_context(|| format!("the payload has no {key}"))
+}
+
+impl EnrollmentProfile {
+    /// Reads the `.mobileconfig` (XML) as the device's profile installer
+    /// would.
+    pub fn read(bytes: &[u8]) -> Result<Self> {
+        let profile = Value::from_reader_xml(bytes).context("the profile is not a plist")?;
+        let all = payloads(&profile)?;
+        let of_type = |t: &str| {
+            all.iter()
+                .copied()
+                .find(|p| p.get("PayloadType").and_then(Value::as_string) == Some(t))
+                .with_context(|| format!("the profile has no {t} payload"))
+        };
+        let mdm = of_type("com.apple.mdm")?;
+        let scep = of_type("com.apple.security.scep")?;
+        let scep_content = scep
+            .get("PayloadContent")
+            .and_then(Value::as_dictionary)
+            .context("the SCEP payload has no PayloadContent")?;
+        let identity_uuid = text(mdm, "IdentityCertificateUUID")?;
+        if identity_uuid != text(scep, "PayloadUUID")? {
+            bail!("IdentityCertificateUUID does not name the SCEP payload");
+        }
+        let server_url = text(mdm, "ServerURL")?;
+        Ok(EnrollmentProfile {
+            check_in_url: text(mdm, "CheckInURL").unwrap_or_else(|_| server_url.clone()),
+            server_url,
+            topic: text(mdm, "Topic")?,
+            scep_url: text(scep_content, "URL")?,
+            scep_challenge: text(scep_content, "Challenge")?,
+            scep_name: text(scep_content, "Name").ok(),
+            sign_message: mdm
+                .get("SignMessage")
+                .and_then(Value::as_boolean)
+                .unwrap_or(false),
+        })
+    }
+}
+
+/// One HTTPS exchange with the server (HTTP/1.1, one request per
+/// connection): the status, the headers (lower-case names) and the body.
+pub async fn https_exchange(
+    addr: SocketAddr,
+    ca_pem: &str,
+    method: &str,
+    path_and_query: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> Result<(u16, BTreeMap<String, String>, Vec<u8>)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tls = latchkey_certs::tls::client_config(ca_pem, None)?;
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = rustls_pki_types::ServerName::try_from("localhost")?;
+    let mut stream = tokio_rustls::TlsConnector::from(tls)
+        .connect(name, tcp)
+        .await?;
+    let mut head = format!(
+        "{method} {path_and_query} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+         Content-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body).await?;
+    let mut response = Vec::new();
+    // The server may close without close_notify; what arrived is the answer.
+    let _ = stream.read_to_end(&mut response).await;
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("no HTTP header")?;
+    let head = String::from_utf8_lossy(response.get(..split).unwrap_or_default()).into_owned();
+    let body = response.get(split + 4..).unwrap_or_default().to_vec();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .context("no status")?
+        .parse()?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Ok((status, headers, body))
+}
+
+fn path_of(url: &str) -> Result<String> {
+    let url = url::Url::parse(url)?;
+    Ok(url.path().to_owned())
+}
+
+fn pem_of(der: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(chunk));
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
+}
+
+fn xml(value: &Value) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    value.to_writer_xml(&mut out)?;
+    Ok(out)
+}
+
+/// A simulated iPhone or Mac.
+pub struct SimulatedAppleDevice {
+    pub udid: String,
+    pub serial: String,
+    pub product_name: String,
+    pub os_version: String,
+    pub push_token: Vec<u8>,
+    pub push_magic: String,
+    pub profile: EnrollmentProfile,
+    server: SocketAddr,
+    ca_pem: String,
+    identity: Option<(String, Vec<u8>, PrivateKeyPem)>,
+    answers: Arc<Mutex<BTreeMap<String, Answer>>>,
+    received: Arc<Mutex<Vec<Received>>>,
+    /// What SecurityInfo reports: passcode present, FileVault on.
+    pub passcode_present: bool,
+}
+
+impl SimulatedAppleDevice {
+    /// An iPhone that has the enrollment profile in hand.
+    pub fn iphone(profile: EnrollmentProfile, server: SocketAddr, ca_pem: &str) -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
+        SimulatedAppleDevice {
+            udid: format!("00008110-{}", id.get(..16).unwrap_or_default()),
+            serial: format!("F{}", id.get(..10).unwrap_or_default()),
+            product_name: "iPhone15,2".into(),
+            os_version: "18.1".into(),
+            push_token: uuid::Uuid::new_v4().as_bytes().repeat(2),
+            push_magic: uuid::Uuid::new_v4().to_string().to_uppercase(),
+            profile,
+            server,
+            ca_pem: ca_pem.to_owned(),
+            identity: None,
+            answers: Arc::default(),
+            received: Arc::default(),
+            passcode_present: true,
+        }
+    }
+
+    /// A Mac.
+    pub fn mac(profile: EnrollmentProfile, server: SocketAddr, ca_pem: &str) -> Self {
+        SimulatedAppleDevice {
+            product_name: "Mac14,2".into(),
+            os_version: "15.1".into(),
+            ..Self::iphone(profile, server, ca_pem)
+        }
+    }
+
+    /// Answer commands of `request_type` so from now on (default:
+    /// Acknowledged).
+    pub fn answer(&self, request_type: &str, answer: Answer) {
+        if let Ok(mut answers) = self.answers.lock() {
+            answers.insert(request_type.to_owned(), answer);
+        }
+    }
+
+    /// Every command received so far, in order.
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// The identity certificate SCEP issued (DER).
+    pub fn identity_der(&self) -> Option<&[u8]> {
+        self.identity.as_ref().map(|(_, der, _)| der.as_slice())
+    }
+
+    async fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+    ) -> Result<(u16, BTreeMap<String, String>, Vec<u8>)> {
+        https_exchange(self.server, &self.ca_pem, method, path, headers, body).await
+    }
+
+    /// Gets the identity certificate over SCEP, as the profile's SCEP
+    /// payload says; returns the server's failInfo when refused.
+    pub async fn scep_enroll(&mut self) -> Result<std::result::Result<(), String>> {
+        let path = path_of(&self.profile.scep_url)?;
+        let (status, _, caps) = self
+            .exchange("GET", &format!("{path}?operation=GetCACaps"), &[], b"")
+            .await?;
+        if status != 200 {
+            bail!("GetCACaps answered {status}");
+        }
+        let caps = String::from_utf8_lossy(&caps).into_owned();
+        let (digest, encryption) = if caps.contains("SHA-256") && caps.contains("AES") {
+            (DigestAlgorithm::Sha256, ContentEncryption::Aes128Cbc)
+        } else {
+            (DigestAlgorithm::Sha1, ContentEncryption::DesEde3Cbc)
+        };
+        let name = self.profile.scep_name.clone().unwrap_or_default();
+        let (status, headers, certs) = self
+            .exchange(
+                "GET",
+                &format!(
+                    "{path}?operation=GetCACert&message={}",
+                    url::form_urlencoded::byte_serialize(name.as_bytes()).collect::<String>()
+                ),
+                &[],
+                b"",
+            )
+            .await?;
+        if status != 200 {
+            bail!("GetCACert answered {status}");
+        }
+        if headers.get("content-type").map(String::as_str) != Some("application/x-x509-ca-ra-cert")
+        {
+            bail!(
+                "GetCACert's content type is {:?}",
+                headers.get("content-type")
+            );
+        }
+        let certs = decode_ca_cert_response(&certs)?;
+        let ra = certs
+            .first()
+            .context("GetCACert sent no certificate")?
+            .clone();
+        let requester = Requester::generate(&self.udid, Utc::now())?;
+        let csr = requester.csr(
+            "Latchkey device identity",
+            &self.profile.scep_challenge,
+            digest,
+        )?;
+        let (message, transaction) =
+            requester.pkcs_req(&csr, &ra, digest, encryption, Utc::now())?;
+        let (status, headers, reply) = self
+            .exchange(
+                "POST",
+                &format!("{path}?operation=PKIOperation"),
+                &[("Content-Type", "application/x-pki-message".into())],
+                &message,
+            )
+            .await?;
+        if status != 200 {
+            return Ok(Err(format!(
+                "HTTP {status}: {}",
+                String::from_utf8_lossy(&reply)
+            )));
+        }
+        if headers.get("content-type").map(String::as_str) != Some("application/x-pki-message") {
+            bail!(
+                "PKIOperation's content type is {:?}",
+                headers.get("content-type")
+            );
+        }
+        let rep = requester.decode_cert_rep(&reply, &ra)?;
+        if rep.transaction_id != transaction.transaction_id
+            || rep.recipient_nonce != transaction.sender_nonce
+        {
+            bail!("the CertRep does not answer this transaction");
+        }
+        match rep.status {
+            CertRepStatus::Success {
+                issued_certificate_der,
+                ..
+            } => {
+                self.identity = Some((
+                    pem_of(&issued_certificate_der),
+                    issued_certificate_der,
+                    requester.key_pem()?,
+                ));
+                Ok(Ok(()))
+            }
+            CertRepStatus::Failure(info) => Ok(Err(format!("{info:?}"))),
+            CertRepStatus::Pending => Ok(Err("pending".into())),
+        }
+    }
+
+    /// PUTs a signed plist to `url`; returns the status and body.
+    pub async fn put_signed(&self, url: &str, body: &Value) -> Result<(u16, Vec<u8>)> {
+        let bytes = xml(body)?;
+        self.put_raw(url, &bytes).await
+    }
+
+    /// PUTs bytes as they are, signed with the identity.
+    pub async fn put_raw(&self, url: &str, bytes: &[u8]) -> Result<(u16, Vec<u8>)> {
+        let (cert_pem, _, key) = self.identity.as_ref().context("no identity yet")?;
+        let signature = latchkey_certs::cms::sign_detached(bytes, cert_pem, key)?;
+        let headers = [
+            (
+                "Mdm-Signature",
+                base64::engine::general_purpose::STANDARD.encode(signature),
+            ),
+            (
+                "Content-Type",
+                "application/x-apple-aspen-mdm-checkin".to_owned(),
+            ),
+        ];
+        let (status, _, body) = self
+            .exchange("PUT", &path_of(url)?, &headers, bytes)
+            .await?;
+        Ok((status, body))
+    }
+
+    fn message(&self, message_type: &str) -> Dictionary {
+        let mut d = Dictionary::new();
+        d.insert("MessageType".into(), Value::String(message_type.into()));
+        d.insert("UDID".into(), Value::String(self.udid.clone()));
+        d.insert("Topic".into(), Value::String(self.profile.topic.clone()));
+        d
+    }
+
+    /// Authenticate (`mdm/checkin/authenticate.yaml`).
+    pub async fn authenticate(&self) -> Result<u16> {
+        let mut d = self.message("Authenticate");
+        d.insert(
+            "DeviceName".into(),
+            Value::String(format!("{}'s device", self.serial)),
+        );
+        d.insert("Model".into(), Value::String(self.product_name.clone()));
+        d.insert("ModelName".into(), Value::String(self.model_name().into()));
+        d.insert(
+            "ProductName".into(),
+            Value::String(self.product_name.clone()),
+        );
+        d.insert("SerialNumber".into(), Value::String(self.serial.clone()));
+        d.insert("OSVersion".into(), Value::String(self.os_version.clone()));
+        d.insert("BuildVersion".into(), Value::String("22B83".into()));
+        let url = self.profile.check_in_url.clone();
+        Ok(self.put_signed(&url, &Value::Dictionary(d)).await?.0)
+    }
+
+    fn model_name(&self) -> &'static str {
+        if self.product_name.starts_with("Mac") {
+            "MacBook Air"
+        } else {
+            "iPhone"
+        }
+    }
+
+    /// TokenUpdate (`mdm/checkin/tokenupdate.yaml`).
+    pub async fn token_update(&self) -> Result<u16> {
+        let mut d = self.message("TokenUpdate");
+        d.insert("Token".into(), Value::Data(self.push_token.clone()));
+        d.insert("PushMagic".into(), Value::String(self.push_magic.clone()));
+        d.insert("UnlockToken".into(), Value::Data(vec![7; 32]));
+        d.insert("AwaitingConfiguration".into(), Value::Boolean(false));
+        let url = self.profile.check_in_url.clone();
+        Ok(self.put_signed(&url, &Value::Dictionary(d)).await?.0)
+    }
+
+    /// CheckOut (`mdm/checkin/checkout.yaml`).
+    pub async fn check_out(&self) -> Result<u16> {
+        let d = self.message("CheckOut");
+        let url = self.profile.check_in_url.clone();
+        Ok(self.put_signed(&url, &Value::Dictionary(d)).await?.0)
+    }
+
+    /// Enrolls as a device does after installing the profile: SCEP, then
+    /// Authenticate and TokenUpdate.
+    pub async fn enroll(&mut self) -> Result<()> {
+        if let Err(refused) = self.scep_enroll().await? {
+            bail!("SCEP refused: {refused}");
+        }
+        let status = self.authenticate().await?;
+        if status != 200 {
+            bail!("Authenticate answered {status}");
+        }
+        let status = self.token_update().await?;
+        if status != 200 {
+            bail!("TokenUpdate answered {status}");
+        }
+        Ok(())
+    }
+
+    fn report(&self, status: &str, uuid: Option<&str>, result: Option<Dictionary>) -> Value {
+        let mut d = Dictionary::new();
+        d.insert("UDID".into(), Value::String(self.udid.clone()));
+        d.insert("Status".into(), Value::String(status.into()));
+        if let Some(uuid) = uuid {
+            d.insert("CommandUUID".into(), Value::String(uuid.into()));
+        }
+        if status == "Error" {
+            let mut item = Dictionary::new();
+            item.insert("ErrorCode".into(), Value::Integer(12_021.into()));
+            item.insert(
+                "ErrorDomain".into(),
+                Value::String("MCMDMErrorDomain".into()),
+            );
+            item.insert(
+                "USEnglishDescription".into(),
+                Value::String("The command failed on the device".into()),
+            );
+            d.insert(
+                "ErrorChain".into(),
+                Value::Array(vec![Value::Dictionary(item)]),
+            );
+        }
+        for (k, v) in result.into_iter().flatten() {
+            d.insert(k, v);
+        }
+        Value::Dictionary(d)
+    }
+
+    fn result_for(&self, request_type: &str) -> Option<Dictionary> {
+        let mut d = Dictionary::new();
+        match request_type {
+            "DeviceInformation" => {
+                let mut q = Dictionary::new();
+                q.insert("UDID".into(), Value::String(self.udid.clone()));
+                q.insert("SerialNumber".into(), Value::String(self.serial.clone()));
+                q.insert("OSVersion".into(), Value::String(self.os_version.clone()));
+                q.insert("Model".into(), Value::String(self.product_name.clone()));
+                q.insert("ModelName".into(), Value::String(self.model_name().into()));
+                q.insert(
+                    "ProductName".into(),
+                    Value::String(self.product_name.clone()),
+                );
+                q.insert(
+                    "DeviceName".into(),
+                    Value::String(format!("{}'s device", self.serial)),
+                );
+                q.insert("IsSupervised".into(), Value::Boolean(true));
+                d.insert("QueryResponses".into(), Value::Dictionary(q));
+            }
+            "SecurityInfo" => {
+                let mut s = Dictionary::new();
+                s.insert(
+                    "PasscodePresent".into(),
+                    Value::Boolean(self.passcode_present),
+                );
+                s.insert("PasscodeCompliant".into(), Value::Boolean(true));
+                if self.product_name.starts_with("Mac") {
+                    s.insert("FDE_Enabled".into(), Value::Boolean(true));
+                    let mut fw = Dictionary::new();
+                    fw.insert("FirewallEnabled".into(), Value::Boolean(true));
+                    s.insert("FirewallSettings".into(), Value::Dictionary(fw));
+                } else {
+                    s.insert("HardwareEncryptionCaps".into(), Value::Integer(3.into()));
+                }
+                d.insert("SecurityInfo".into(), Value::Dictionary(s));
+            }
+            "DeviceLock" => {
+                d.insert("MessageResult".into(), Value::String("Success".into()));
+            }
+            _ => return None,
+        }
+        Some(d)
+    }
+
+    /// One connection to the command channel, as after a push: Idle, then
+    /// each command answered, until the server sends nothing. Returns the
+    /// commands received on it.
+    pub async fn check_for_commands(&self) -> Result<Vec<Received>> {
+        let url = self.profile.server_url.clone();
+        let mut report = self.report("Idle", None, None);
+        let mut got = Vec::new();
+        for _ in 0..64 {
+            let (status, body) = self.put_signed(&url, &report).await?;
+            if status != 200 {
+                bail!(
+                    "the command channel answered {status}: {}",
+                    String::from_utf8_lossy(&body)
+                );
+            }
+            if body.is_empty() {
+                return Ok(got);
+            }
+            let value =
+                Value::from_reader_xml(body.as_slice()).context("the command is not a plist")?;
+            let outer = value
+                .as_dictionary()
+                .context("the command is not a dictionary")?;
+            let uuid = text(outer, "CommandUUID")?;
+            let command = outer
+                .get("Command")
+                .and_then(Value::as_dictionary)
+                .context("no Command")?
+                .clone();
+            let request_type = text(&command, "RequestType")?;
+            let received = Received {
+                command_uuid: uuid.clone(),
+                request_type: request_type.clone(),
+                command,
+            };
+            if let Ok(mut all) = self.received.lock() {
+                all.push(received.clone());
+            }
+            got.push(received);
+            let answer = self
+                .answers
+                .lock()
+                .ok()
+                .and_then(|a| a.get(&request_type).cloned())
+                .unwrap_or(Answer::Acknowledged);
+            report = match answer {
+                Answer::Acknowledged => {
+                    self.report("Acknowledged", Some(&uuid), self.result_for(&request_type))
+                }
+                Answer::NotNow => self.report("NotNow", Some(&uuid), None),
+                Answer::Error => self.report("Error", Some(&uuid), None),
+            };
+        }
+        bail!("the server kept sending commands")
+    }
+
+    /// Whether `push` would wake this device (its token and its magic).
+    pub fn is_woken_by(&self, push: &latchkeyd::push::apns::RecordedPush) -> bool {
+        push.target.token == self.push_token
+            && push.body == format!(r#"{{"mdm":"{}"}}"#, self.push_magic)
+            && push.target.topic == self.profile.topic
+    }
+}
