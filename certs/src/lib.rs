@@ -8,6 +8,8 @@
 
 #[cfg(feature = "mdm")]
 pub mod apns;
+#[cfg(feature = "mdm")]
+pub mod dep;
 pub mod files;
 pub mod jose;
 pub mod tls;
