@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, USER_AGENT};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
@@ -142,12 +142,19 @@ impl HttpRequest {
 /// A response read in full (within the size limit).
 #[derive(Debug, Clone)]
 pub struct HttpResponse {
-    pub status: StatusCode,
+    /// The status code (a number: status names are `api/`'s vocabulary,
+    /// for answering clients).
+    pub status: u16,
     pub headers: HeaderMap,
     pub body: Bytes,
 }
 
 impl HttpResponse {
+    /// A 2xx status.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
     /// The body parsed as JSON into `T`.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, HttpError> {
         serde_json::from_slice(&self.body).map_err(|e| HttpError::MalformedJson(e.to_string()))
@@ -346,7 +353,7 @@ impl HttpClient {
                 })?
                 .to_bytes();
             Ok(HttpResponse {
-                status: parts.status,
+                status: parts.status.as_u16(),
                 headers: parts.headers,
                 body,
             })
@@ -448,7 +455,7 @@ mod tests {
             )
             .await
             .unwrap();
-        assert_eq!(response.status, StatusCode::CREATED);
+        assert_eq!(response.status, 201);
         assert_eq!(response.header("x-thing"), Some("a"));
         let value: serde_json::Value = response.json().unwrap();
         assert_eq!(value["a"][1], 2);
