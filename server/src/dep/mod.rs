@@ -296,6 +296,7 @@ impl DepClient {
             return Ok(session.clone());
         }
         let session = self.new_session(now).await?;
+        tracing::debug!("new ADE session");
         *current = Some(session.clone());
         Ok(session)
     }
@@ -350,6 +351,11 @@ impl DepClient {
             }
             let response = self.inner.http.send(request).await?;
             if session_refused(&response) {
+                tracing::debug!(
+                    status = response.status,
+                    retried = renewed,
+                    "Apple refused the ADE session"
+                );
                 self.forget_session(&session).await;
                 if renewed {
                     return Err(DepError::AuthRefused {
