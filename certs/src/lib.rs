@@ -10,6 +10,8 @@
 pub mod apns;
 #[cfg(feature = "mdm")]
 pub mod cms;
+#[cfg(feature = "mdm")]
+pub mod dep;
 pub mod files;
 pub mod jose;
 #[cfg(feature = "mdm")]

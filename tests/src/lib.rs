@@ -27,6 +27,7 @@ use tonic::transport::Channel;
 
 pub mod apple;
 pub mod chrome;
+pub mod fake_dep;
 pub mod fixture;
 pub mod login;
 pub mod smtp;
