@@ -477,7 +477,8 @@ async fn handle_command(state: &StateDir, options: &RunOptions, command: &v1::Co
             | v1::CommandKind::Inventory
             | v1::CommandKind::SecurityInfo
             | v1::CommandKind::InstallProfile
-            | v1::CommandKind::ReleaseSetup => Outcome {
+            | v1::CommandKind::ReleaseSetup
+            | v1::CommandKind::EndLostMode => Outcome {
                 success: false,
                 result: format!(
                     "the agent does not carry out {} commands",

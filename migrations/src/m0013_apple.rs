@@ -22,7 +22,8 @@
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::{
-    big_integer, big_integer_null, boolean, integer, string, string_null, text, text_null,
+    big_integer, big_integer_null, boolean, boolean_null, integer, string, string_null, text,
+    text_null,
 };
 
 pub struct Migration;
@@ -64,6 +65,7 @@ enum AppleEnrollments {
     LastPushAt,
     LastPushResult,
     PushTokenInvalidAt,
+    Supervised,
 }
 
 #[derive(DeriveIden)]
@@ -130,6 +132,8 @@ impl MigrationTrait for Migration {
                     .col(big_integer_null(AppleEnrollments::LastPushAt))
                     .col(string_null(AppleEnrollments::LastPushResult))
                     .col(big_integer_null(AppleEnrollments::PushTokenInvalidAt))
+                    // From DeviceInformation's IsSupervised; unknown until then.
+                    .col(boolean_null(AppleEnrollments::Supervised))
                     .foreign_key(
                         ForeignKey::create()
                             .from(AppleEnrollments::Table, AppleEnrollments::DeviceId)

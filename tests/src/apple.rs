@@ -133,7 +133,9 @@ pub async fn https_exchange(
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body).await?;
+    // A server refusing a body too large may answer and close before the
+    // body is through; its answer is what counts.
+    let _ = stream.write_all(body).await;
     let mut response = Vec::new();
     // The server may close without close_notify; what arrived is the answer.
     let _ = stream.read_to_end(&mut response).await;
@@ -582,4 +584,105 @@ impl SimulatedAppleDevice {
             && push.body == format!(r#"{{"mdm":"{}"}}"#, self.push_magic)
             && push.target.topic == self.profile.topic
     }
+}
+
+/// A push certificate for `topic` valid for `days`, written into `dir`;
+/// returns the certificate's and the key's paths as latchctl takes them.
+pub fn push_certificate_files(
+    dir: &std::path::Path,
+    name: &str,
+    topic: &str,
+    days: i64,
+) -> Result<(String, String)> {
+    let now = Utc::now();
+    let (cert, key) = latchkey_certs::apns::self_signed_push_certificate(
+        topic,
+        now - chrono::Duration::days(1),
+        now + chrono::Duration::days(days),
+    )?;
+    let cert_path = dir.join(format!("{name}.pem"));
+    let key_path = dir.join(format!("{name}-key.pem"));
+    std::fs::write(&cert_path, cert)?;
+    std::fs::write(&key_path, key.expose())?;
+    let text = |p: std::path::PathBuf| {
+        p.to_str()
+            .map(str::to_owned)
+            .context("a temporary path that is not UTF-8")
+    };
+    Ok((text(cert_path)?, text(key_path)?))
+}
+
+/// The topic of the push certificate [`enrolled_iphone`] imports.
+pub const TEST_TOPIC: &str = "com.apple.mgmt.External.7d1f3a52-0b8e-4c1a-9f2d-3e4b5c6d7e8f";
+
+/// Imports a push certificate into `sys`.
+pub async fn import_push_certificate(sys: &crate::System, dir: &std::path::Path) -> Result<()> {
+    let (cert, key) = push_certificate_files(dir, "push", TEST_TOPIC, 365)?;
+    sys.ctl(&[
+        "apple",
+        "push-cert",
+        "import",
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+    ])
+    .await?;
+    Ok(())
+}
+
+/// The device `latchctl device list` shows with this serial number.
+pub async fn device_with_serial(sys: &crate::System, serial: &str) -> Result<serde_json::Value> {
+    let devices = sys.ctl_json(&["device", "list"]).await?;
+    devices
+        .as_array()
+        .and_then(|all| all.iter().find(|d| d["serial"] == serial).cloned())
+        .with_context(|| format!("no device with serial {serial}: {devices}"))
+}
+
+/// Waits for the next push that wakes `device`.
+pub async fn woken(
+    pushes: &mut tokio::sync::broadcast::Receiver<latchkeyd::push::apns::RecordedPush>,
+    device: &SimulatedAppleDevice,
+) -> Result<()> {
+    let wait = async {
+        loop {
+            let push = pushes.recv().await?;
+            if device.is_woken_by(&push) {
+                return anyhow::Ok(());
+            }
+        }
+    };
+    tokio::time::timeout(crate::DEADLINE, wait).await?
+}
+
+/// An Apple device enrolled with a profile for `user` (a push certificate
+/// is imported first if none is), past its first inventory; returns it
+/// with its device id.
+pub async fn enrolled_device(
+    sys: &crate::System,
+    make: fn(EnrollmentProfile, SocketAddr, &str) -> SimulatedAppleDevice,
+    user: Option<&str>,
+) -> Result<(SimulatedAppleDevice, String)> {
+    let status = sys.ctl_json(&["apple", "status"]).await?;
+    if status["push_certificates"]
+        .as_array()
+        .is_none_or(Vec::is_empty)
+    {
+        let dir = tempfile::tempdir()?;
+        import_push_certificate(sys, dir.path()).await?;
+    }
+    let mut args = vec!["apple", "profile"];
+    if let Some(user) = user {
+        args.extend(["--user", user]);
+    }
+    let profile = EnrollmentProfile::read(sys.ctl(&args).await?.as_bytes())?;
+    let mut device = make(profile, sys.running().https_addr, &sys.ca_pem);
+    device.enroll().await?;
+    device.check_for_commands().await?;
+    let id = device_with_serial(sys, &device.serial).await?["id"]
+        .as_str()
+        .context("a device id")?
+        .to_owned();
+    Ok((device, id))
 }

@@ -16,23 +16,15 @@ use std::path::{Path, PathBuf};
 use chrono::{Duration, Utc};
 use latchkey_certs::apns::self_signed_push_certificate;
 use latchkey_tests::System;
-use latchkey_tests::apple::{Answer, EnrollmentProfile, SimulatedAppleDevice};
+use latchkey_tests::apple::{
+    Answer, EnrollmentProfile, SimulatedAppleDevice, TEST_TOPIC as TOPIC, device_with_serial,
+    import_push_certificate, push_certificate_files, woken,
+};
 
-const TOPIC: &str = "com.apple.mgmt.External.7d1f3a52-0b8e-4c1a-9f2d-3e4b5c6d7e8f";
 const OTHER_TOPIC: &str = "com.apple.mgmt.External.11111111-2222-3333-4444-555555555555";
 
-/// Writes a push certificate valid for `days` and its key; returns the
-/// two paths as latchctl takes them.
 fn push_certificate(dir: &Path, name: &str, topic: &str, days: i64) -> (String, String) {
-    let now = Utc::now();
-    let (cert, key) =
-        self_signed_push_certificate(topic, now - Duration::days(1), now + Duration::days(days))
-            .expect("a push certificate");
-    let cert_path = dir.join(format!("{name}.pem"));
-    let key_path = dir.join(format!("{name}-key.pem"));
-    std::fs::write(&cert_path, cert).expect("written");
-    std::fs::write(&key_path, key.expose()).expect("written");
-    (path_text(cert_path), path_text(key_path))
+    push_certificate_files(dir, name, topic, days).expect("a push certificate")
 }
 
 fn path_text(path: PathBuf) -> String {
@@ -233,45 +225,6 @@ async fn wrong_files_are_refused_with_what_is_wrong_and_nothing_stored() -> anyh
     assert_eq!(status["push_certificates"], serde_json::json!([]));
     assert!(sys.apns.installed_topics().is_empty());
     sys.stop().await
-}
-
-/// Waits for the next push that wakes `device`.
-async fn woken(
-    pushes: &mut tokio::sync::broadcast::Receiver<latchkeyd::push::apns::RecordedPush>,
-    device: &SimulatedAppleDevice,
-) -> anyhow::Result<()> {
-    let wait = async {
-        loop {
-            let push = pushes.recv().await?;
-            if device.is_woken_by(&push) {
-                return anyhow::Ok(());
-            }
-        }
-    };
-    tokio::time::timeout(latchkey_tests::DEADLINE, wait).await?
-}
-
-async fn import_push_certificate(sys: &System, dir: &Path) -> anyhow::Result<()> {
-    let (cert, key) = push_certificate(dir, "push", TOPIC, 365);
-    sys.ctl(&[
-        "apple",
-        "push-cert",
-        "import",
-        "--cert",
-        &cert,
-        "--key",
-        &key,
-    ])
-    .await?;
-    Ok(())
-}
-
-async fn device_with_serial(sys: &System, serial: &str) -> anyhow::Result<serde_json::Value> {
-    let devices = sys.ctl_json(&["device", "list"]).await?;
-    devices
-        .as_array()
-        .and_then(|all| all.iter().find(|d| d["serial"] == serial).cloned())
-        .ok_or_else(|| anyhow::anyhow!("no device with serial {serial}: {devices}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -107,7 +107,12 @@ async fn a_lock_wakes_a_fetching_device_which_takes_it_and_acknowledges_it_once(
     let (view, lock) = fixture
         .core
         .devices
-        .lock_device(&owner, id.as_str(), "落とし物です", now)
+        .lock_device(
+            &owner,
+            id.as_str(),
+            latchkeyd::core::LockRequest::showing("落とし物です"),
+            now,
+        )
         .await?;
     assert_eq!(view.device.state, DeviceState::Locked);
     // The channel only woke the device: nothing was handed over yet.
@@ -201,7 +206,12 @@ async fn a_device_that_never_fetched_is_woken_again_and_finds_its_commands_in_or
     let (_, lock) = fixture
         .core
         .devices
-        .lock_device(&owner, id.as_str(), "", now)
+        .lock_device(
+            &owner,
+            id.as_str(),
+            latchkeyd::core::LockRequest::showing(""),
+            now,
+        )
         .await?;
     let (_, unlock) = fixture
         .core
@@ -272,7 +282,12 @@ async fn a_device_whose_channel_is_not_running_keeps_its_command_queued() -> any
     let (view, lock) = fixture
         .core
         .devices
-        .lock_device(&owner, id.as_str(), "", fixture.now)
+        .lock_device(
+            &owner,
+            id.as_str(),
+            latchkeyd::core::LockRequest::showing(""),
+            fixture.now,
+        )
         .await?;
     // Stored and the device locked (sign-ins from it end now); it waits in
     // the outbox until a channel can carry it.
@@ -298,7 +313,12 @@ async fn another_device_can_neither_fetch_nor_acknowledge_a_devices_command() ->
     let (_, lock) = fixture
         .core
         .devices
-        .lock_device(&owner, victim.as_str(), "", now)
+        .lock_device(
+            &owner,
+            victim.as_str(),
+            latchkeyd::core::LockRequest::showing(""),
+            now,
+        )
         .await?;
 
     // The attacker's own device, authenticated as itself, asks for work and
@@ -383,7 +403,12 @@ async fn commands_no_channel_can_carry_do_not_hold_back_other_devices_redelivery
     let (_, lock) = fixture
         .core
         .devices
-        .lock_device(&owner, agent.as_str(), "", now)
+        .lock_device(
+            &owner,
+            agent.as_str(),
+            latchkeyd::core::LockRequest::showing(""),
+            now,
+        )
         .await?;
     assert_eq!(fixture.agent.wakes().len(), 1);
 

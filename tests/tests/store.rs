@@ -67,7 +67,12 @@ async fn acknowledgements_count_once_and_posture_ages_with_the_clock() -> anyhow
 
     let (_, locked) = core
         .devices
-        .lock_device(&owner, enrolled.device_id.as_str(), "", now)
+        .lock_device(
+            &owner,
+            enrolled.device_id.as_str(),
+            latchkeyd::core::LockRequest::showing(""),
+            now,
+        )
         .await?;
     let command_id = locked.id.to_string();
     for result in ["first", "second"] {
@@ -130,7 +135,12 @@ async fn unacknowledged_commands_are_redelivered_after_a_minute() -> anyhow::Res
     let now = fixture.now;
     let enrolled = fixture.enroll(&secret, "host-0").await?;
     core.devices
-        .lock_device(&owner, enrolled.device_id.as_str(), "", now)
+        .lock_device(
+            &owner,
+            enrolled.device_id.as_str(),
+            latchkeyd::core::LockRequest::showing(""),
+            now,
+        )
         .await?;
 
     let soon = core

@@ -11,8 +11,19 @@ pub enum DeviceCommand {
     /// Lock the device; it is cut off at once, before the agent acknowledges.
     Lock {
         id: String,
+        /// Shown on the locked device.
         #[arg(long)]
         message: Option<String>,
+        /// Lost mode (supervised iPhones and iPads): the device shows the
+        /// message and the phone number and can be located until unlocked.
+        #[arg(long)]
+        lost: bool,
+        /// A number to call, shown on an Apple device's lock screen.
+        #[arg(long)]
+        phone: Option<String>,
+        /// Lost mode's footnote.
+        #[arg(long)]
+        footnote: Option<String>,
     },
     Unlock {
         id: String,

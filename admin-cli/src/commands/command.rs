@@ -41,6 +41,7 @@ pub fn command_json(c: &v1::DeviceCommand) -> Result<serde_json::Value, CliError
         "created_at": render::rfc3339(c.created_at),
         "acknowledged_at": render::rfc3339(c.acknowledged_at),
         "created_by": c.created_by,
+        "pin": (!c.pin.is_empty()).then_some(&c.pin),
     }))
 }
 

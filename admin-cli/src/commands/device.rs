@@ -58,13 +58,31 @@ pub async fn run(command: DeviceCommand, cx: &mut Context) -> Result<String, Cli
                 device_text(&device)
             }
         }
-        DeviceCommand::Lock { id, message } => {
+        DeviceCommand::Lock {
+            id,
+            message,
+            lost,
+            phone,
+            footnote,
+        } => {
             let r = call(cx.client.lock_device(v1::LockDeviceRequest {
                 id,
                 message: message.unwrap_or_default(),
+                lost,
+                phone: phone.unwrap_or_default(),
+                footnote: footnote.unwrap_or_default(),
             }))
             .await?;
-            command_result(cx.json, "locked", r)
+            let pin = r
+                .command
+                .as_ref()
+                .map(|c| c.pin.clone())
+                .unwrap_or_default();
+            let mut out = command_result(cx.json, if lost { "in lost mode" } else { "locked" }, r)?;
+            if !pin.is_empty() && !cx.json {
+                out.push_str(&format!("PIN to unlock this Mac: {pin}\n"));
+            }
+            Ok(out)
         }
         DeviceCommand::Unlock { id } => {
             let r = call(cx.client.unlock_device(v1::UnlockDeviceRequest { id })).await?;

@@ -15,6 +15,33 @@ use crate::domain::device::{Channel, Device, DeviceState};
 use crate::domain::ids::{CommandId, DeviceId};
 
 pub(super) const MAX_MESSAGE_LEN: usize = 1024;
+const MAX_PHONE_LEN: usize = 64;
+
+/// What the sealed PIN of a Mac's lock is bound to (the Apple service
+/// opens it with the same words).
+pub(super) fn pin_kid(device: &DeviceId) -> String {
+    format!("apple-pin:{device}")
+}
+
+/// A lock as an admin asks for it.
+#[derive(Debug, Clone, Default)]
+pub struct LockRequest {
+    pub message: String,
+    /// Lost mode (supervised iPhones and iPads).
+    pub lost: bool,
+    pub phone: Option<String>,
+    pub footnote: Option<String>,
+}
+
+impl LockRequest {
+    /// A plain lock showing `message`.
+    pub fn showing(message: &str) -> Self {
+        LockRequest {
+            message: message.to_owned(),
+            ..Self::default()
+        }
+    }
+}
 
 /// What an admin asks a device to do.
 pub(super) struct CommandRequest {
@@ -89,7 +116,7 @@ impl Devices {
         };
         let tx = self.store.begin().await?;
         tx.insert_command(&command).await?;
-        let open_states = [DeviceState::Active, DeviceState::Locked];
+        let open_states = [DeviceState::Active, DeviceState::Locked, DeviceState::Lost];
         if !tx
             .change_device_state(&device_id, &open_states, new_state)
             .await?
@@ -112,6 +139,7 @@ impl Devices {
                 CommandKind::Unlock => AuditAction::DeviceUnlock,
                 CommandKind::Wipe => AuditAction::DeviceWipe,
                 CommandKind::LostMode => AuditAction::DeviceLostMode,
+                CommandKind::EndLostMode => AuditAction::DeviceUnlock,
                 CommandKind::Inventory
                 | CommandKind::SecurityInfo
                 | CommandKind::InstallProfile
@@ -227,7 +255,7 @@ impl Devices {
         &self,
         caller: &AuthenticatedAdmin,
         id: &str,
-        message: &str,
+        lock: LockRequest,
         now: DateTime<Utc>,
     ) -> Result<(DeviceView, Command), CoreError> {
         self.audit
@@ -239,23 +267,104 @@ impl Devices {
                 now,
             )
             .await?;
-        if message.len() > MAX_MESSAGE_LEN {
+        if lock.message.len() > MAX_MESSAGE_LEN {
             return Err(CoreError::InvalidArgument(format!(
                 "the lock message is longer than {MAX_MESSAGE_LEN} bytes"
             )));
         }
+        let phone = lock
+            .phone
+            .map(|p| printable(p.trim(), MAX_PHONE_LEN))
+            .filter(|p| !p.is_empty());
+        let footnote = lock
+            .footnote
+            .map(|f| printable(f.trim(), MAX_MESSAGE_LEN))
+            .filter(|f| !f.is_empty());
+        let device_id = parse_device_id(id)?;
+        let device = self
+            .store
+            .device(&device_id)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("device {id}")))?;
+        let apple = device.channel == Channel::apple();
+        if !apple && (phone.is_some() || footnote.is_some() || lock.lost) {
+            return Err(CoreError::FailedPrecondition(format!(
+                "device {id} is managed by the Latchkey agent, which shows only the message; \
+                 lost mode, a phone number and a footnote are for Apple devices"
+            )));
+        }
+        if lock.lost {
+            let supervised = self
+                .store
+                .apple_enrollment(&device_id)
+                .await?
+                .and_then(|e| e.supervised);
+            let mobile = matches!(device.platform.as_str(), "ios" | "ipados");
+            if !mobile || supervised != Some(true) {
+                return Err(CoreError::FailedPrecondition(format!(
+                    "lost mode needs a supervised iPhone or iPad; device {id} is {} ({})",
+                    device.platform,
+                    match supervised {
+                        Some(true) => "supervised",
+                        Some(false) => "not supervised",
+                        None => "not known to be supervised yet",
+                    }
+                )));
+            }
+            if lock.message.trim().is_empty() && phone.is_none() {
+                return Err(CoreError::InvalidArgument(
+                    "lost mode shows a message or a phone number: give --message or --phone".into(),
+                ));
+            }
+        }
+        // A Mac locks with a PIN (Find My); the helpdesk reads it to the
+        // user, who types it to unlock.
+        let pin_sealed = if apple && device.platform == "macos" && !lock.lost {
+            Some(self.new_sealed_pin(&device_id)?)
+        } else {
+            None
+        };
+        let (kind, state) = if lock.lost {
+            (CommandKind::LostMode, DeviceState::Lost)
+        } else {
+            (CommandKind::Lock, DeviceState::Locked)
+        };
         self.queue_command(
             caller,
             id,
             CommandRequest {
-                kind: CommandKind::Lock,
-                message: message.to_owned(),
-                args: CommandArgs::default(),
+                kind,
+                message: lock.message,
+                args: CommandArgs {
+                    phone_number: phone,
+                    footnote,
+                    pin_sealed,
+                    profile: None,
+                },
             },
-            DeviceState::Locked,
+            state,
             now,
         )
         .await
+    }
+
+    /// A six-digit PIN, sealed for the device's command arguments.
+    fn new_sealed_pin(&self, device: &DeviceId) -> Result<String, CoreError> {
+        let bytes = latchkey_certs::random_bytes::<4>()?;
+        let pin = format!("{:06}", u32::from_le_bytes(bytes) % 1_000_000);
+        Ok(self.ca.token_keys().seal(&pin_kid(device), &pin)?)
+    }
+
+    /// The PIN of a Mac's lock or erase, for callers who may lock devices.
+    pub fn command_pin(&self, caller: &AuthenticatedAdmin, command: &Command) -> Option<String> {
+        if !caller.may(Permission::LockDevices) {
+            return None;
+        }
+        let sealed = command.args.pin_sealed.as_ref()?;
+        self.ca
+            .token_keys()
+            .open(&pin_kid(&command.device_id), sealed)
+            .ok()
     }
 
     pub async fn unlock_device(
@@ -273,11 +382,16 @@ impl Devices {
                 now,
             )
             .await?;
+        let lost = self.store.device_state(&parse_device_id(id)?).await? == Some(DeviceState::Lost);
         self.queue_command(
             caller,
             id,
             CommandRequest {
-                kind: CommandKind::Unlock,
+                kind: if lost {
+                    CommandKind::EndLostMode
+                } else {
+                    CommandKind::Unlock
+                },
                 message: String::new(),
                 args: CommandArgs::default(),
             },

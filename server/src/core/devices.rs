@@ -2,12 +2,15 @@
 //! compliance now), the end of a device (retire, wipe), what agents report,
 //! and, in `commands.rs`, the command outbox and its delivery.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
 use super::auth::{self, AuthenticatedAdmin, AuthenticatedDevice, Permission};
 use super::enrollment::Crl;
 use super::policies::{self, Policies};
 use super::{AgentEvent, Audit, CoreError, DeviceView, parse_device_id};
+use crate::ca::CertificateAuthority;
 use crate::domain::audit::{Actor, AdminRequest, AuditAction, AuditEntry, AuditOutcome};
 use crate::domain::device::DeviceState;
 use crate::domain::ids::DeviceId;
@@ -28,6 +31,8 @@ pub struct Devices {
     pub(super) ports: Ports,
     pub(super) policies: Policies,
     pub(super) crl: Crl,
+    /// Seals the PIN of a Mac's lock.
+    pub(super) ca: Arc<CertificateAuthority>,
 }
 
 impl Devices {
@@ -131,7 +136,9 @@ impl Devices {
         let live = [
             DeviceState::Active,
             DeviceState::Locked,
+            DeviceState::Lost,
             DeviceState::WipePending,
+            DeviceState::AwaitingEnrollment,
         ];
         if !tx.change_device_state(device_id, &live, state).await? {
             return Err(CoreError::FailedPrecondition(format!(

@@ -63,6 +63,7 @@ pub use admins::Admins;
 pub use apple::Apple;
 pub use apps::Apps;
 pub use audit::Audit;
+pub use commands::LockRequest;
 pub use devices::Devices;
 pub use enrollment::{Crl, Enrollment};
 pub use passwords::Passwords;
@@ -262,6 +263,7 @@ impl Core {
             ports,
             policies: policies.clone(),
             crl: crl.clone(),
+            ca: ca.clone(),
         };
         let core = Core {
             admins: Admins {

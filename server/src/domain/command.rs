@@ -22,6 +22,8 @@ pub enum CommandKind {
     /// Release a device waiting in Setup Assistant (Apple's
     /// DeviceConfigured).
     ReleaseSetup,
+    /// End lost mode (the unlock of a lost device).
+    EndLostMode,
 }
 
 impl CommandKind {
@@ -35,6 +37,7 @@ impl CommandKind {
             CommandKind::SecurityInfo => "security-info",
             CommandKind::InstallProfile => "install-profile",
             CommandKind::ReleaseSetup => "release-setup",
+            CommandKind::EndLostMode => "end-lost-mode",
         }
     }
 
@@ -48,6 +51,7 @@ impl CommandKind {
             "security-info" => Some(CommandKind::SecurityInfo),
             "install-profile" => Some(CommandKind::InstallProfile),
             "release-setup" => Some(CommandKind::ReleaseSetup),
+            "end-lost-mode" => Some(CommandKind::EndLostMode),
             _ => None,
         }
     }

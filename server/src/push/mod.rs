@@ -178,6 +178,7 @@ impl Push {
             CommandKind::SecurityInfo => v1::CommandKind::SecurityInfo,
             CommandKind::InstallProfile => v1::CommandKind::InstallProfile,
             CommandKind::ReleaseSetup => v1::CommandKind::ReleaseSetup,
+            CommandKind::EndLostMode => v1::CommandKind::EndLostMode,
         };
         let message = v1::ServerMessage {
             body: Some(v1::server_message::Body::Command(v1::Command {

@@ -28,6 +28,7 @@ fn enrollment_from(row: e::Model) -> StoreResult<AppleEnrollment> {
         last_push_at: opt_time(row.last_push_at)?,
         last_push_result: row.last_push_result,
         push_token_invalid_at: opt_time(row.push_token_invalid_at)?,
+        supervised: row.supervised,
     })
 }
 
@@ -62,6 +63,7 @@ impl<C: ConnectionTrait> Db<C> {
             last_push_at: Set(None),
             last_push_result: Set(None),
             push_token_invalid_at: Set(None),
+            supervised: Set(None),
         })
         .exec_without_returning(&self.0)
         .await?;
@@ -190,6 +192,19 @@ impl<C: ConnectionTrait> Db<C> {
             query = query.col_expr(e::Column::LastIdleAt, Expr::value(ms(now)));
         }
         query
+            .filter(e::Column::DeviceId.eq(device.to_string()))
+            .exec(&self.0)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_apple_supervised(
+        &self,
+        device: &DeviceId,
+        supervised: bool,
+    ) -> StoreResult<()> {
+        e::Entity::update_many()
+            .col_expr(e::Column::Supervised, Expr::value(supervised))
             .filter(e::Column::DeviceId.eq(device.to_string()))
             .exec(&self.0)
             .await?;

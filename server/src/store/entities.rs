@@ -591,6 +591,7 @@ pub mod apple_enrollments {
         pub last_push_at: Option<i64>,
         pub last_push_result: Option<String>,
         pub push_token_invalid_at: Option<i64>,
+        pub supervised: Option<bool>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

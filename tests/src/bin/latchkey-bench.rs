@@ -568,7 +568,7 @@ async fn bench_lock_fanout(devices: usize, concurrency: usize, external: bool) -
             admin
                 .lock_device(v1::LockDeviceRequest {
                     id,
-                    message: String::new(),
+                    ..Default::default()
                 })
                 .await?;
             drop(permit);

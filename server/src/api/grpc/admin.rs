@@ -17,7 +17,7 @@ use super::status;
 use crate::core::apps::{AppChanges, ClientSecret, NewApp};
 use crate::core::auth::AuthenticatedAdmin;
 use crate::core::users::NewUser;
-use crate::core::{Core, DeviceView};
+use crate::core::{Core, DeviceView, LockRequest};
 use crate::domain::admin::{Admin, EnrollmentToken};
 use crate::domain::app::{App, DevicePolicy, MfaPolicy};
 use crate::domain::audit::{Actor, AuditAction, AuditEntry, AuditEvent, AuditOutcome};
@@ -167,6 +167,7 @@ fn command_msg(c: Command) -> v1::DeviceCommand {
         created_at: unix(c.created_at),
         acknowledged_at: c.acked_at.map_or(0, unix),
         created_by: c.created_by,
+        pin: String::new(),
     }
 }
 
@@ -367,12 +368,25 @@ impl AdminService for AdminApi {
         let (view, command) = self
             .core
             .devices
-            .lock_device(&admin, &r.id, &r.message, Utc::now())
+            .lock_device(
+                &admin,
+                &r.id,
+                LockRequest {
+                    message: r.message,
+                    lost: r.lost,
+                    phone: (!r.phone.is_empty()).then_some(r.phone),
+                    footnote: (!r.footnote.is_empty()).then_some(r.footnote),
+                },
+                Utc::now(),
+            )
             .await
             .map_err(status)?;
+        let pin = self.core.devices.command_pin(&admin, &command);
+        let mut command = command_msg(command);
+        command.pin = pin.unwrap_or_default();
         Ok(Response::new(v1::DeviceCommandResponse {
             device: Some(device_msg(view)),
-            command: Some(command_msg(command)),
+            command: Some(command),
         }))
     }
 

@@ -134,6 +134,7 @@ pub fn command_kind_msg(kind: CommandKind) -> v1::CommandKind {
         CommandKind::SecurityInfo => v1::CommandKind::SecurityInfo,
         CommandKind::InstallProfile => v1::CommandKind::InstallProfile,
         CommandKind::ReleaseSetup => v1::CommandKind::ReleaseSetup,
+        CommandKind::EndLostMode => v1::CommandKind::EndLostMode,
     }
 }
 

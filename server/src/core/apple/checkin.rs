@@ -548,7 +548,7 @@ impl Apple {
                 &self
                     .ca
                     .token_keys()
-                    .open(&sealing_kid("pin", &command.device_id), sealed)?,
+                    .open(&crate::core::commands::pin_kid(&command.device_id), sealed)?,
             ),
             None => None,
         };
@@ -559,6 +559,7 @@ impl Apple {
                 phone_number: command.args.phone_number.clone(),
             },
             CommandKind::Unlock => return Ok(None),
+            CommandKind::EndLostMode => AppleCommand::DisableLostMode,
             CommandKind::Wipe => AppleCommand::EraseDevice {
                 pin,
                 preserve_data_plan: false,
@@ -598,6 +599,11 @@ impl Apple {
         };
         match result {
             CommandResult::DeviceInformation(info) => {
+                if let Some(supervised) = info.is_supervised {
+                    self.store
+                        .set_apple_supervised(device.id(), supervised)
+                        .await?;
+                }
                 self.store
                     .set_apple_device_facts(
                         device.id(),

@@ -28,6 +28,9 @@ pub struct AppleEnrollment {
     pub last_push_result: Option<String>,
     /// When APNs reported the push token unregistered (410).
     pub push_token_invalid_at: Option<DateTime<Utc>>,
+    /// Whether the device is supervised (lost mode needs it), once it
+    /// has said.
+    pub supervised: Option<bool>,
 }
 
 /// A one-time SCEP challenge, as stored (the challenge itself only as its

@@ -1,0 +1,155 @@
+//! The helpdesk and a lost Apple device: lost mode on a supervised iPhone
+//! and back, a Mac's lock with the PIN the helpdesk reads to its user, and
+//! lost mode refused where Apple has none.
+
+use latchkey_tests::System;
+use latchkey_tests::apple::{SimulatedAppleDevice, enrolled_device, woken};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervised_iphone_goes_into_lost_mode_and_back() -> anyhow::Result<()> {
+    let sys = System::start().await?;
+    let (phone, id) = enrolled_device(
+        &sys,
+        SimulatedAppleDevice::iphone,
+        Some("hanako@example.com"),
+    )
+    .await?;
+    let mut pushes = sys.apns.watch();
+
+    let lost = sys
+        .ctl_json(&[
+            "device",
+            "lock",
+            &id,
+            "--lost",
+            "--message",
+            "拾った方はご連絡ください",
+            "--phone",
+            "03-1234-5678",
+            "--footnote",
+            "Latchkey IT",
+        ])
+        .await?;
+    assert_eq!(lost["device"]["state"], "lost", "{lost}");
+    assert_eq!(lost["command"]["kind"], "lost-mode");
+    woken(&mut pushes, &phone).await?;
+    let fetched = phone.check_for_commands().await?;
+    assert_eq!(fetched.len(), 1);
+    assert_eq!(fetched[0].request_type, "EnableLostMode");
+    let text = |key: &str| {
+        fetched[0]
+            .command
+            .get(key)
+            .and_then(plist::Value::as_string)
+            .map(str::to_owned)
+    };
+    assert_eq!(text("Message").as_deref(), Some("拾った方はご連絡ください"));
+    assert_eq!(text("PhoneNumber").as_deref(), Some("03-1234-5678"));
+    assert_eq!(text("Footnote").as_deref(), Some("Latchkey IT"));
+
+    let back = sys.ctl_json(&["device", "unlock", &id]).await?;
+    assert_eq!(back["device"]["state"], "active", "{back}");
+    assert_eq!(back["command"]["kind"], "end-lost-mode");
+    woken(&mut pushes, &phone).await?;
+    let fetched = phone.check_for_commands().await?;
+    assert_eq!(fetched.len(), 1);
+    assert_eq!(fetched[0].request_type, "DisableLostMode");
+    let commands = sys.commands(&id).await?;
+    for kind in ["lost-mode", "end-lost-mode"] {
+        let c = commands.iter().find(|c| c["kind"] == kind).expect("listed");
+        assert_eq!(c["status"], "acknowledged", "{c}");
+    }
+    let audit = sys.ctl(&["audit"]).await?;
+    assert!(audit.contains("device.lost-mode"), "{audit}");
+    sys.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_macs_lock_carries_a_pin_the_helpdesk_can_read() -> anyhow::Result<()> {
+    let sys = System::start().await?;
+    let (mac, id) = enrolled_device(&sys, SimulatedAppleDevice::mac, None).await?;
+    let helpdesk = sys
+        .ctl_json(&["admin", "add", "desk@example.com", "--role", "helpdesk"])
+        .await?["token"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+    let auditor = sys
+        .ctl_json(&["admin", "add", "audit@example.com", "--role", "auditor"])
+        .await?["token"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+
+    // Lost mode is an iPhone and iPad feature.
+    let refused = sys
+        .ctl_as(
+            &helpdesk,
+            &["device", "lock", &id, "--lost", "--message", "x"],
+        )
+        .await
+        .expect_err("no lost mode on a Mac");
+    assert!(
+        refused.to_string().contains("supervised iPhone or iPad"),
+        "{refused}"
+    );
+
+    let locked = sys
+        .ctl_as(&helpdesk, &["device", "lock", &id, "--message", "Call IT"])
+        .await?;
+    let pin = locked
+        .lines()
+        .find_map(|l| l.strip_prefix("PIN to unlock this Mac: "))
+        .expect("the PIN is shown")
+        .to_owned();
+    assert_eq!(pin.len(), 6);
+    assert!(pin.bytes().all(|b| b.is_ascii_digit()));
+    let fetched = mac.check_for_commands().await?;
+    assert_eq!(fetched[0].request_type, "DeviceLock");
+    assert_eq!(
+        fetched[0]
+            .command
+            .get("PIN")
+            .and_then(plist::Value::as_string),
+        Some(pin.as_str())
+    );
+    // The PIN is not in the audit log, and an auditor does not see it.
+    let audit = sys.ctl(&["audit"]).await?;
+    assert!(!audit.contains(&pin), "{audit}");
+    let listed = sys
+        .ctl_as(&auditor, &["--json", "command", "list", &id])
+        .await?;
+    assert!(!listed.contains(&pin), "{listed}");
+    sys.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_mode_waits_until_the_iphone_says_it_is_supervised() -> anyhow::Result<()> {
+    let sys = System::start().await?;
+    let dir = tempfile::tempdir()?;
+    latchkey_tests::apple::import_push_certificate(&sys, dir.path()).await?;
+    let profile = latchkey_tests::apple::EnrollmentProfile::read(
+        sys.ctl(&["apple", "profile"]).await?.as_bytes(),
+    )?;
+    let mut phone = SimulatedAppleDevice::iphone(profile, sys.running().https_addr, &sys.ca_pem);
+    phone.enroll().await?;
+    // Enrolled, but its inventory has not come back yet.
+    let id = latchkey_tests::apple::device_with_serial(&sys, &phone.serial).await?["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let refused = sys
+        .ctl(&["device", "lock", &id, "--lost", "--phone", "110"])
+        .await
+        .expect_err("not known to be supervised");
+    assert!(
+        refused
+            .to_string()
+            .contains("not known to be supervised yet"),
+        "{refused}"
+    );
+    phone.check_for_commands().await?;
+    sys.ctl(&["device", "lock", &id, "--lost", "--phone", "110"])
+        .await?;
+    sys.stop().await
+}
