@@ -192,6 +192,8 @@ pub struct SimulatedAppleDevice {
     server: SocketAddr,
     ca_pem: String,
     identity: Option<(String, Vec<u8>, PrivateKeyPem)>,
+    /// The identity certificate and the CA chain SCEP sent with it, PEM.
+    identity_chain: Option<String>,
     answers: Arc<Mutex<BTreeMap<String, Answer>>>,
     received: Arc<Mutex<Vec<Received>>>,
     /// What SecurityInfo reports: passcode present, FileVault on.
@@ -213,6 +215,7 @@ impl SimulatedAppleDevice {
             server,
             ca_pem: ca_pem.to_owned(),
             identity: None,
+            identity_chain: None,
             answers: Arc::default(),
             received: Arc::default(),
             passcode_present: true,
@@ -239,6 +242,12 @@ impl SimulatedAppleDevice {
     /// Every command received so far, in order.
     pub fn received(&self) -> Vec<Received> {
         self.received.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// The identity as a TLS client presents it: the certificate with the
+    /// CA chain (PEM), and the key.
+    pub fn tls_identity(&self) -> Option<(&str, &PrivateKeyPem)> {
+        Some((self.identity_chain.as_deref()?, &self.identity.as_ref()?.2))
     }
 
     /// The identity certificate SCEP issued (DER).
@@ -336,8 +345,13 @@ impl SimulatedAppleDevice {
         match rep.status {
             CertRepStatus::Success {
                 issued_certificate_der,
-                ..
+                chain_der,
             } => {
+                let mut chain = pem_of(&issued_certificate_der);
+                for der in &chain_der {
+                    chain.push_str(&pem_of(der));
+                }
+                self.identity_chain = Some(chain);
                 self.identity = Some((
                     pem_of(&issued_certificate_der),
                     issued_certificate_der,
