@@ -1,6 +1,6 @@
-//! The helpdesk and a lost Apple device: lost mode on a supervised iPhone
+//! The helpdesk and a lost or departing Apple device: lost mode on a supervised iPhone
 //! and back, a Mac's lock with the PIN the helpdesk reads to its user, and
-//! lost mode refused where Apple has none.
+//! lost mode refused where Apple has none; an erase, with a Mac's PIN.
 
 use latchkey_tests::System;
 use latchkey_tests::apple::{SimulatedAppleDevice, enrolled_device, woken};
@@ -151,5 +151,54 @@ async fn lost_mode_waits_until_the_iphone_says_it_is_supervised() -> anyhow::Res
     phone.check_for_commands().await?;
     sys.ctl(&["device", "lock", &id, "--lost", "--phone", "110"])
         .await?;
+    sys.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erased_iphone_is_wiped_and_no_longer_recognized() -> anyhow::Result<()> {
+    let sys = System::start().await?;
+    let (phone, id) = enrolled_device(&sys, SimulatedAppleDevice::iphone, None).await?;
+    let mut pushes = sys.apns.watch();
+    let wiping = sys.ctl_json(&["device", "wipe", &id, "--confirm"]).await?;
+    assert_eq!(wiping["device"]["state"], "wipe-pending", "{wiping}");
+    woken(&mut pushes, &phone).await?;
+    let fetched = phone.check_for_commands().await?;
+    assert_eq!(fetched.len(), 1);
+    assert_eq!(fetched[0].request_type, "EraseDevice");
+    // An iPhone's erase has no PIN.
+    assert!(fetched[0].command.get("PIN").is_none());
+    assert_eq!(sys.device(&id).await?["state"], "wiped");
+    // Whatever is left of it hears that it is no longer managed.
+    let (status, body) = phone
+        .put_signed(&phone.profile.server_url, &{
+            let mut idle = plist::Dictionary::new();
+            idle.insert("UDID".into(), plist::Value::String(phone.udid.clone()));
+            idle.insert("Status".into(), plist::Value::String("Idle".into()));
+            plist::Value::Dictionary(idle)
+        })
+        .await?;
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+    sys.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_macs_erase_carries_a_pin() -> anyhow::Result<()> {
+    let sys = System::start().await?;
+    let (mac, id) = enrolled_device(&sys, SimulatedAppleDevice::mac, None).await?;
+    let wiping = sys.ctl(&["device", "wipe", &id, "--confirm"]).await?;
+    let pin = wiping
+        .lines()
+        .find_map(|l| l.strip_prefix("PIN the erased Mac asks for: "))
+        .expect("the PIN is shown")
+        .to_owned();
+    let fetched = mac.check_for_commands().await?;
+    assert_eq!(fetched[0].request_type, "EraseDevice");
+    assert_eq!(
+        fetched[0]
+            .command
+            .get("PIN")
+            .and_then(plist::Value::as_string),
+        Some(pin.as_str())
+    );
     sys.stop().await
 }

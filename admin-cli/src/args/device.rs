@@ -28,7 +28,8 @@ pub enum DeviceCommand {
     Unlock {
         id: String,
     },
-    /// Remove the agent's key, certificates and managed data; revokes the device.
+    /// Erase an Apple device, or remove an agent's key, certificates and
+    /// managed data; revokes the device.
     Wipe {
         id: String,
         /// Required: wiping cannot be undone.

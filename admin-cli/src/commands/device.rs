@@ -91,11 +91,20 @@ pub async fn run(command: DeviceCommand, cx: &mut Context) -> Result<String, Cli
         DeviceCommand::Wipe { id, confirm } => {
             if !confirm {
                 return Err(CliError::Usage(format!(
-                    "wiping removes the agent's key, certificates and managed data and cannot be undone; run `latchctl device wipe {id} --confirm`"
+                    "wiping cannot be undone (an Apple device is erased; an agent removes its key, certificates and managed data); run `latchctl device wipe {id} --confirm`"
                 )));
             }
             let r = call(cx.client.wipe_device(v1::WipeDeviceRequest { id })).await?;
-            command_result(cx.json, "being wiped", r)
+            let pin = r
+                .command
+                .as_ref()
+                .map(|c| c.pin.clone())
+                .unwrap_or_default();
+            let mut out = command_result(cx.json, "being wiped", r)?;
+            if !pin.is_empty() && !cx.json {
+                out.push_str(&format!("PIN the erased Mac asks for: {pin}\n"));
+            }
+            Ok(out)
         }
         DeviceCommand::Retire { id } => {
             let device = call(cx.client.retire_device(v1::RetireDeviceRequest { id })).await?;

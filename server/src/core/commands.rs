@@ -16,6 +16,8 @@ use crate::domain::ids::{CommandId, DeviceId};
 
 pub(super) const MAX_MESSAGE_LEN: usize = 1024;
 const MAX_PHONE_LEN: usize = 64;
+/// Devices offered their work at once by a redelivery round.
+const REDELIVERY_CONCURRENCY: usize = 256;
 
 /// What the sealed PIN of a Mac's lock is bound to (the Apple service
 /// opens it with the same words).
@@ -418,13 +420,28 @@ impl Devices {
                 now,
             )
             .await?;
+        let device_id = parse_device_id(id)?;
+        // A Mac's erase asks for a PIN, as its lock does (Find My).
+        let is_mac = self
+            .store
+            .device(&device_id)
+            .await?
+            .is_some_and(|d| d.channel == Channel::apple() && d.platform == "macos");
+        let pin_sealed = if is_mac {
+            Some(self.new_sealed_pin(&device_id)?)
+        } else {
+            None
+        };
         self.queue_command(
             caller,
             id,
             CommandRequest {
                 kind: CommandKind::Wipe,
                 message: String::new(),
-                args: CommandArgs::default(),
+                args: CommandArgs {
+                    pin_sealed,
+                    ..CommandArgs::default()
+                },
             },
             DeviceState::WipePending,
             now,
@@ -493,23 +510,35 @@ impl Devices {
     }
 
     /// Offers again the open commands last sent before `now - after` (or
-    /// never sent), each device's through its channel, oldest first.
+    /// never sent), each device's through its channel, oldest first. The
+    /// devices are offered their work concurrently (a wake-up is a network
+    /// call for some channels: thousands of Apple devices are pushed at
+    /// once, not one after another).
     pub async fn redeliver(&self, after: Duration, now: DateTime<Utc>) -> Result<usize, CoreError> {
+        use futures_util::StreamExt;
         let due = self.store.commands_to_redeliver(now - after, 1000).await?;
-        let mut by_device: Vec<(DeviceId, Vec<Command>)> = Vec::new();
+        let mut by_device: std::collections::BTreeMap<DeviceId, Vec<Command>> =
+            std::collections::BTreeMap::new();
         for command in &due {
-            match by_device.iter_mut().find(|(d, _)| *d == command.device_id) {
-                Some((_, commands)) => commands.push(command.clone()),
-                None => by_device.push((command.device_id.clone(), vec![command.clone()])),
-            }
+            by_device
+                .entry(command.device_id.clone())
+                .or_default()
+                .push(command.clone());
         }
-        let ids: Vec<DeviceId> = by_device.iter().map(|(d, _)| d.clone()).collect();
+        let ids: Vec<DeviceId> = by_device.keys().cloned().collect();
         let channels = self.store.device_channels(&ids).await?;
-        for (device, commands) in &by_device {
-            if let Some(channel) = channels.get(device) {
-                self.offer_work(channel, device, commands, now).await;
-            }
-        }
+        let offers: Vec<_> = by_device
+            .iter()
+            .filter_map(|(device, commands)| {
+                channels
+                    .get(device)
+                    .map(|channel| self.offer_work(channel, device, commands, now))
+            })
+            .collect();
+        futures_util::stream::iter(offers)
+            .buffer_unordered(REDELIVERY_CONCURRENCY)
+            .for_each(|_| std::future::ready(()))
+            .await;
         Ok(due.len())
     }
 }

@@ -418,9 +418,12 @@ impl AdminService for AdminApi {
             .wipe_device(&admin, &request.into_inner().id, Utc::now())
             .await
             .map_err(status)?;
+        let pin = self.core.devices.command_pin(&admin, &command);
+        let mut command = command_msg(command);
+        command.pin = pin.unwrap_or_default();
         Ok(Response::new(v1::DeviceCommandResponse {
             device: Some(device_msg(view)),
-            command: Some(command_msg(command)),
+            command: Some(command),
         }))
     }
 
