@@ -2,6 +2,7 @@
 //! [`start`]; tests bind their own listeners on port 0 and do the same.
 
 pub mod api;
+pub mod apple_profiles;
 pub mod ca;
 pub mod config;
 pub mod core;

@@ -13,6 +13,7 @@ use crate::domain::audit::{AdminRequest, AuditAction, AuditEntry, AuditOutcome};
 use crate::domain::command::{Command, CommandArgs, CommandKind, CommandStatus};
 use crate::domain::device::{Channel, Device, DeviceState};
 use crate::domain::ids::{CommandId, DeviceId};
+use crate::push::port::Ports;
 
 pub(super) const MAX_MESSAGE_LEN: usize = 1024;
 const MAX_PHONE_LEN: usize = 64;
@@ -193,39 +194,7 @@ impl Devices {
         commands: &[Command],
         now: DateTime<Utc>,
     ) -> usize {
-        if commands.is_empty() {
-            return 0;
-        }
-        let handover = match self.ports.get(channel) {
-            Ok(port) => port.has_work(device, commands, now).await,
-            Err(e) => Err(e),
-        };
-        let delivered = match handover {
-            Ok(handover) => handover.delivered,
-            Err(e) => {
-                warn!(%device, error = %e, "commands stay queued");
-                // Tried now: they wait for the next redelivery like any
-                // offer, so that commands no channel can carry do not take
-                // every round's places from other devices' commands.
-                let tried: Vec<CommandId> = commands.iter().map(|c| c.id.clone()).collect();
-                if let Err(e) = self.store.mark_commands_offered(&tried, now).await {
-                    warn!(error = %e, "could not record the attempt; it will be retried");
-                }
-                return 0;
-            }
-        };
-        let woken: Vec<CommandId> = commands
-            .iter()
-            .map(|c| c.id.clone())
-            .filter(|id| !delivered.contains(id))
-            .collect();
-        if let Err(e) = self.store.mark_commands_offered(&woken, now).await {
-            warn!(error = %e, "could not record the wake-up; the device will be woken again");
-        }
-        if let Err(e) = self.store.mark_commands_sent(&delivered, now).await {
-            warn!(error = %e, "could not record sent commands; they will be resent");
-        }
-        delivered.len()
+        offer_work_through(&self.store, &self.ports, channel, device, commands, now).await
     }
 
     /// The next command waiting for `device`, oldest first, for channels
@@ -541,4 +510,50 @@ impl Devices {
             .await;
         Ok(due.len())
     }
+}
+
+/// Tells the device's channel that these open commands (already in the
+/// outbox) wait for it, and records the ones the channel carried as sent;
+/// returns how many. See [`Devices::offer_work`].
+pub(super) async fn offer_work_through(
+    store: &crate::store::Store,
+    ports: &Ports,
+    channel: &Channel,
+    device: &DeviceId,
+    commands: &[Command],
+    now: DateTime<Utc>,
+) -> usize {
+    if commands.is_empty() {
+        return 0;
+    }
+    let handover = match ports.get(channel) {
+        Ok(port) => port.has_work(device, commands, now).await,
+        Err(e) => Err(e),
+    };
+    let delivered = match handover {
+        Ok(handover) => handover.delivered,
+        Err(e) => {
+            warn!(%device, error = %e, "commands stay queued");
+            // Tried now: they wait for the next redelivery like any
+            // offer, so that commands no channel can carry do not take
+            // every round's places from other devices' commands.
+            let tried: Vec<CommandId> = commands.iter().map(|c| c.id.clone()).collect();
+            if let Err(e) = store.mark_commands_offered(&tried, now).await {
+                warn!(error = %e, "could not record the attempt; it will be retried");
+            }
+            return 0;
+        }
+    };
+    let woken: Vec<CommandId> = commands
+        .iter()
+        .map(|c| c.id.clone())
+        .filter(|id| !delivered.contains(id))
+        .collect();
+    if let Err(e) = store.mark_commands_offered(&woken, now).await {
+        warn!(error = %e, "could not record the wake-up; the device will be woken again");
+    }
+    if let Err(e) = store.mark_commands_sent(&delivered, now).await {
+        warn!(error = %e, "could not record sent commands; they will be resent");
+    }
+    delivered.len()
 }

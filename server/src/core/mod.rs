@@ -249,6 +249,8 @@ impl Core {
             store: store.clone(),
             audit: audit.clone(),
             push: push.clone(),
+            ports: ports.clone(),
+            apple: settings.apple.clone(),
         };
         let signing_keys = SigningKeys {
             store: store.clone(),

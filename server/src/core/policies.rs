@@ -9,10 +9,11 @@ use tracing::warn;
 use super::auth::{AuthenticatedAdmin, Permission};
 use super::{Audit, CoreError, DeviceView, parse_device_id, validate_label, validate_name};
 use crate::domain::audit::{AdminRequest, AuditAction, AuditEntry, AuditOutcome};
-use crate::domain::device::Device;
+use crate::domain::device::{Channel, Device};
 use crate::domain::ids::DeviceId;
 use crate::domain::policy::{self, StoredPolicy};
 use crate::push::Push;
+use crate::push::port::Ports;
 use crate::store::Store;
 
 /// The device with the policy in force for it among `policies`, and its
@@ -46,6 +47,10 @@ pub struct Policies {
     pub(super) audit: Audit,
     /// Sends an agent its policy over MQTT.
     pub(super) push: Push,
+    /// Wakes an Apple device whose policy profile changed.
+    pub(super) ports: Ports,
+    /// Where Apple policy profiles are rendered for.
+    pub(super) apple: super::apple::AppleSettings,
 }
 
 impl Policies {
@@ -196,8 +201,30 @@ impl Policies {
                 continue;
             }
             let effective = policy::effective_policy(&device, &policies);
-            if effective.is_some_and(|p| p.name == name) {
-                self.send_policy(&device.id, effective, now);
+            let Some(effective) = effective.filter(|p| p.name == name) else {
+                continue;
+            };
+            if device.channel == Channel::apple() {
+                // An Apple device gets the policy as a profile it fetches.
+                if let Some(command) = super::apple::policy::policy_install_command(
+                    &self.apple,
+                    &device,
+                    effective,
+                    now,
+                ) {
+                    self.store.insert_command(&command).await?;
+                    super::commands::offer_work_through(
+                        &self.store,
+                        &self.ports,
+                        &device.channel,
+                        &device.id,
+                        std::slice::from_ref(&command),
+                        now,
+                    )
+                    .await;
+                }
+            } else {
+                self.send_policy(&device.id, Some(effective), now);
             }
         }
         Ok(())

@@ -10,8 +10,8 @@
 
 use plist::{Dictionary, Value};
 
-use super::commands::{EncodeError, to_xml};
 use super::wire::{Fields, WireError, quote, read_plist, top_dictionary};
+use crate::apple_profiles::{EncodeError, to_xml};
 use crate::domain::apple::checkin::{
     Authenticate, CheckInMessage, CheckOut, DeclinedMessageType, DeviceChannelId, EnrollmentId,
     GetBootstrapToken, SHARED_IPAD_USER_ID, SecretBytes, SetBootstrapToken, TokenUpdate,
@@ -172,7 +172,7 @@ pub fn encode_digest_challenge(challenge: &str) -> Result<Vec<u8>, EncodeError> 
     let mut response = Dictionary::new();
     response.insert(
         "DigestChallenge".into(),
-        super::commands::text("DigestChallenge", challenge)?,
+        crate::apple_profiles::text("DigestChallenge", challenge)?,
     );
     to_xml(&Value::Dictionary(response))
 }

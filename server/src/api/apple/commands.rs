@@ -20,6 +20,7 @@ use plist::{Dictionary, Value};
 
 use super::checkin::enrollment;
 use super::wire::{Fields, WireError, quote, read_plist, top_dictionary};
+use crate::apple_profiles::{text, to_xml};
 use crate::domain::apple::command::{
     AppleCommand, CommandAnswer, CommandReport, CommandResult, DeviceInformation, DeviceLocation,
     ErrorChainItem, FirewallSettings, HardwareEncryptionCaps, InstalledProfile, LockMessageResult,
@@ -27,30 +28,7 @@ use crate::domain::apple::command::{
 };
 use crate::domain::ids::CommandId;
 
-/// Why a command or a response could not be written.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum EncodeError {
-    /// XML 1.0 cannot carry the text: it holds a control character other
-    /// than tab, line feed and carriage return, or U+FFFE/U+FFFF.
-    #[error("{key} holds a character a property list cannot carry")]
-    UnencodableText { key: &'static str },
-    #[error("writing the property list failed: {0}")]
-    Plist(String),
-}
-
-/// Whether XML 1.0 can carry `c` (its `Char` production).
-fn xml_char(c: char) -> bool {
-    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
-}
-
-/// `value` as a string value, refused if XML cannot carry it.
-pub(super) fn text(key: &'static str, value: &str) -> Result<Value, EncodeError> {
-    if value.chars().all(xml_char) {
-        Ok(Value::String(value.to_owned()))
-    } else {
-        Err(EncodeError::UnencodableText { key })
-    }
-}
+pub use crate::apple_profiles::EncodeError;
 
 /// Puts `value` under `key` when there is one.
 fn put_text(
@@ -62,16 +40,6 @@ fn put_text(
         body.insert(key.into(), text(key, value)?);
     }
     Ok(())
-}
-
-/// `value` as an XML property list.
-pub(super) fn to_xml(value: &Value) -> Result<Vec<u8>, EncodeError> {
-    let mut out = Vec::new();
-    value
-        .to_writer_xml(&mut out)
-        .map_err(|e| EncodeError::Plist(e.to_string()))?;
-    out.push(b'\n');
-    Ok(out)
 }
 
 /// The command as the server answers a report with it:

@@ -99,8 +99,7 @@ pub(super) async fn create_enrollment_profile(
         .new_enrollment(&admin, user, Utc::now())
         .await
         .map_err(status)?;
-    let profile =
-        crate::api::apple::enrollment::enrollment_profile(apple, &enrollment).map_err(status)?;
+    let profile = apple.enrollment_profile(&enrollment).map_err(status)?;
     Ok(Response::new(v1::AppleEnrollmentProfile {
         profile,
         expires_at: unix(enrollment.expires_at),

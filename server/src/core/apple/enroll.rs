@@ -14,6 +14,9 @@ use latchkey_certs::scep::{CertRepOutcome, DecodeError, FailInfo};
 use tracing::warn;
 
 use super::Apple;
+use crate::apple_profiles::enrollment::{
+    AccessRights, EnrollmentProfileSettings, ServerCapability, render_enrollment_profile,
+};
 use crate::core::auth::{AuthenticatedAdmin, Permission};
 use crate::core::{CoreError, printable, validate_email};
 use crate::domain::apple::enrollment::ScepChallenge;
@@ -152,6 +155,34 @@ impl Apple {
             user,
             expires_at: record.expires_at,
         })
+    }
+
+    /// The `.mobileconfig` for `enrollment`, unsigned: the server's Apple
+    /// settings and the enrollment's one-time challenge.
+    pub fn enrollment_profile(&self, enrollment: &NewEnrollment) -> Result<Vec<u8>, CoreError> {
+        let settings = &self.settings;
+        let profile = EnrollmentProfileSettings {
+            organization: settings.organization.clone(),
+            display_name: format!("{} device management", settings.organization),
+            identifier_base: settings.identifier_base(),
+            push_topic: enrollment.topic.clone(),
+            server_url: settings.server_url(),
+            check_in_url: Some(settings.check_in_url()),
+            scep_url: settings.scep_url(),
+            scep_challenge: enrollment.challenge.clone(),
+            scep_subject_common_name: "Latchkey device identity".into(),
+            scep_name: Some("Latchkey".into()),
+            ca_certificate_der: self.ca_certificate_der()?,
+            access_rights: AccessRights::ALL,
+            sign_message: true,
+            server_capabilities: vec![ServerCapability::BootstrapToken],
+            check_out_when_removed: true,
+        };
+        render_enrollment_profile(&profile)
+            .map(|rendered| rendered.bytes)
+            .map_err(|e| {
+                CoreError::FailedPrecondition(format!("the enrollment profile cannot be made: {e}"))
+            })
     }
 
     /// Signs an enrollment profile (CMS, content attached) as Latchkey's

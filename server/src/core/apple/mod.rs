@@ -21,6 +21,7 @@ use tracing::warn;
 
 mod checkin;
 mod enroll;
+pub(crate) mod policy;
 
 pub use checkin::{AppleDevice, AppleProof, AppleRefusal, CheckInAnswer, posture_of};
 pub use enroll::{NewEnrollment, ScepAnswer};

@@ -22,7 +22,7 @@ use std::fmt;
 use plist::{Dictionary, Value};
 use ring::digest;
 
-use super::commands::{EncodeError, text, to_xml};
+use super::{EncodeError, text, to_xml};
 
 /// `AccessRights` of the MDM payload: a bit set the schema constrains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,10 +22,10 @@
 
 use plist::Value;
 
-use super::commands::{text, to_xml};
-use super::profile::{
+use super::enrollment::{
     ProfileError, RenderedProfile, non_empty, payload, reverse_dns, stable_uuid, top_level,
 };
+use super::{text, to_xml};
 use crate::domain::policy::PolicyDocument;
 
 /// The auto-lock the `screen_lock` rule sets, in minutes: the policy says
