@@ -162,6 +162,77 @@ async fn text(sys: &System, sql: &str) -> Result<Option<String>> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_speaks_for_its_own_udid_only_and_cannot_take_over_another_device()
+-> Result<()> {
+    let sys = apple_system().await?;
+    let alice = enrolled_phone(&sys, Some("alice@example.com")).await?;
+    let bob = enrolled_phone(&sys, Some("bob@example.com")).await?;
+    let bob_id = device_id(&sys, &bob.serial).await?;
+    let checkin = alice.profile.check_in_url.clone();
+    let connect = alice.profile.server_url.clone();
+
+    // Alice's certificate naming Bob's UDID, on every message.
+    let (status, body) = alice.put_signed(&checkin, &token_update(&bob.udid)).await?;
+    assert_eq!(
+        status,
+        400,
+        "TokenUpdate: {}",
+        String::from_utf8_lossy(&body)
+    );
+    let authenticate = Value::Dictionary(message("Authenticate", &bob.udid, TOPIC));
+    let (status, _) = alice.put_signed(&checkin, &authenticate).await?;
+    assert_eq!(status, 400, "Authenticate");
+    let check_out = Value::Dictionary(message("CheckOut", &bob.udid, TOPIC));
+    let (status, _) = alice.put_signed(&checkin, &check_out).await?;
+    assert_eq!(status, 400, "CheckOut");
+    let (status, _) = alice.put_signed(&connect, &idle(&bob.udid)).await?;
+    assert_eq!(status, 400, "Idle on the command channel");
+
+    // Mallory gets a certificate with a profile of her own, then claims
+    // Bob's UDID at her first Authenticate: Bob's record is not hers to
+    // end, and Bob stays enrolled and reachable.
+    let mut thief = SimulatedAppleDevice::iphone(
+        profile(&sys, Some("mallory@example.com")).await?,
+        sys.running().https_addr,
+        &sys.ca_pem,
+    );
+    thief.udid = bob.udid.clone();
+    assert_eq!(thief.scep_enroll().await?, Ok(()));
+    assert_eq!(
+        thief.authenticate().await?,
+        400,
+        "Authenticate as Bob's UDID"
+    );
+    assert_eq!(thief.token_update().await?, 400);
+    assert_eq!(sys.device(&bob_id).await?["state"], "active");
+    assert_eq!(bob.token_update().await?, 200);
+    assert!(bob.check_for_commands().await?.is_empty());
+    let bob_token = text(
+        &sys,
+        &format!("SELECT push_token AS v FROM apple_enrollments WHERE device_id = '{bob_id}'"),
+    )
+    .await?;
+    assert_eq!(bob_token, Some(hex::encode(&bob.push_token)));
+
+    // The same hardware enrolled again by its own user replaces its old
+    // record, as before: the old certificate is then unrecognized.
+    let alice_id = device_id(&sys, &alice.serial).await?;
+    let mut again = SimulatedAppleDevice::iphone(
+        profile(&sys, Some("alice@example.com")).await?,
+        sys.running().https_addr,
+        &sys.ca_pem,
+    );
+    again.udid = alice.udid.clone();
+    again.serial = alice.serial.clone();
+    again.enroll().await?;
+    assert_eq!(sys.device(&alice_id).await?["state"], "retired");
+    let (status, body) = alice.put_signed(&connect, &idle(&alice.udid)).await?;
+    assert_unrecognized(status, &body, "the replaced record's certificate");
+    assert_eq!(again.check_for_commands().await?.len(), 2);
+    sys.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mdm_signatures_that_do_not_prove_an_enrolled_identity_are_refused() -> Result<()> {
     let sys = apple_system().await?;
     let phone = enrolled_phone(&sys, None).await?;

@@ -263,6 +263,9 @@ impl Apple {
             .apple_enrollment_by_udid(&udid)
             .await?
             .filter(|e| e.device != *device.id());
+        if let Some(earlier) = &earlier {
+            self.may_replace(device, earlier).await?;
+        }
         let tx = self.store.begin().await?;
         if let Some(earlier) = &earlier {
             // The same hardware enrolled again as a new device record: the
@@ -327,6 +330,34 @@ impl Apple {
             self.devices.crl.publish(now).await;
         }
         Ok(CheckInAnswer::Done)
+    }
+
+    /// Whether `device`, at its first Authenticate, may take the UDID of
+    /// the `earlier` record. A UDID is no secret, and Authenticate proves
+    /// only the certificate, so a UDID that a live device holds passes
+    /// only to a device of the same user (the owner enrolling the same
+    /// hardware again); anyone else would end someone else's device. An
+    /// admin retires the old record first when the hardware changed hands.
+    async fn may_replace(
+        &self,
+        device: &AppleDevice,
+        earlier: &AppleEnrollment,
+    ) -> Result<(), AppleRefusal> {
+        let Some(holder) = self.store.device(&earlier.device).await? else {
+            return Ok(());
+        };
+        if matches!(holder.state, DeviceState::Retired | DeviceState::Wiped) {
+            return Ok(());
+        }
+        let user = self.store.device(device.id()).await?.and_then(|d| d.user);
+        if holder.user == user {
+            return Ok(());
+        }
+        Err(AppleRefusal::Mismatch(format!(
+            "UDID {} is enrolled as another device of another user; an admin retires that \
+             device before this one can enroll as it",
+            printable(&earlier.udid.clone().unwrap_or_default(), 64)
+        )))
     }
 
     async fn token_update(
