@@ -25,6 +25,7 @@ use plist::{Dictionary, Value};
 use sea_orm::{ConnectionTrait, Statement};
 
 const TOPIC: &str = "com.apple.mgmt.External.7d1f3a52-0b8e-4c1a-9f2d-3e4b5c6d7e8f";
+const OTHER_TOPIC: &str = "com.apple.mgmt.External.11111111-2222-3333-4444-555555555555";
 const UNRECOGNIZED: &str = r#"{"code":"com.apple.unrecognized.device"}"#;
 
 /// A system with a push certificate imported, ready to enroll.
@@ -229,6 +230,62 @@ async fn a_certificate_speaks_for_its_own_udid_only_and_cannot_take_over_another
     let (status, body) = alice.put_signed(&connect, &idle(&alice.udid)).await?;
     assert_unrecognized(status, &body, "the replaced record's certificate");
     assert_eq!(again.check_for_commands().await?.len(), 2);
+    sys.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authenticate_under_another_topic_is_refused_and_the_device_stays_reachable() -> Result<()>
+{
+    let sys = apple_system().await?;
+    let alice = enrolled_phone(&sys, None).await?;
+    let checkin = alice.profile.check_in_url.clone();
+    // Alice's own device re-sending Authenticate under a topic this server
+    // has no push certificate for, or under another of its topics, would
+    // never be woken again: refused, and her enrollment keeps its topic
+    // and push token.
+    let alice_id = device_id(&sys, &alice.serial).await?;
+    let enrollment = |column: &str| {
+        format!("SELECT {column} AS v FROM apple_enrollments WHERE device_id = '{alice_id}'")
+    };
+    let unknown = "com.apple.mgmt.External.00000000-0000-0000-0000-000000000000";
+    let moved = Value::Dictionary(message("Authenticate", &alice.udid, unknown));
+    let (status, body) = alice.put_signed(&checkin, &moved).await?;
+    assert_eq!(
+        status,
+        400,
+        "an unknown topic: {}",
+        String::from_utf8_lossy(&body)
+    );
+    // The admin moves new enrollments to another topic: Alice's device is
+    // still reached through the one it enrolled under.
+    import_push_certificate(&sys, &sys.dir.path().join("other"), OTHER_TOPIC, true).await?;
+    let moved = Value::Dictionary(message("Authenticate", &alice.udid, OTHER_TOPIC));
+    let (status, body) = alice.put_signed(&checkin, &moved).await?;
+    assert_eq!(
+        status,
+        400,
+        "another topic: {}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(
+        text(&sys, &enrollment("topic")).await?.as_deref(),
+        Some(TOPIC)
+    );
+    assert_eq!(
+        text(&sys, &enrollment("push_token")).await?,
+        Some(hex::encode(&alice.push_token))
+    );
+    let mut pushes = sys.apns.watch();
+    sys.ctl(&["device", "lock", &alice_id]).await?;
+    let wait = async {
+        loop {
+            let push = pushes.recv().await?;
+            if alice.is_woken_by(&push) {
+                return anyhow::Ok(());
+            }
+        }
+    };
+    tokio::time::timeout(latchkey_tests::DEADLINE, wait).await??;
     sys.stop().await
 }
 

@@ -258,6 +258,22 @@ impl Apple {
                 printable(&udid, 64)
             )));
         }
+        // The topic is the profile's and never changes for an enrollment;
+        // one this server has no push certificate for could never wake the
+        // device, and taking it would lose the push triple it has.
+        let known = self
+            .store
+            .push_certificates()
+            .await?
+            .iter()
+            .any(|c| c.info.topic == m.topic);
+        let changed = enrollment.topic.as_ref().is_some_and(|t| *t != m.topic);
+        if !known || changed {
+            return Err(AppleRefusal::Mismatch(format!(
+                "topic {} is not the push topic this device enrolled under",
+                printable(&m.topic, 128)
+            )));
+        }
         let earlier = self
             .store
             .apple_enrollment_by_udid(&udid)
