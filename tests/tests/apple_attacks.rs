@@ -133,6 +133,27 @@ fn idle(udid: &str) -> Value {
     report(udid, "Idle", None, Dictionary::new())
 }
 
+/// A DeviceInformation answer claiming another serial number and name.
+fn forged_device_information() -> Dictionary {
+    let mut q = Dictionary::new();
+    q.insert("SerialNumber".into(), Value::String("FORGED".into()));
+    q.insert("DeviceName".into(), Value::String("forged".into()));
+    q.insert("OSVersion".into(), Value::String("99.0".into()));
+    let mut d = Dictionary::new();
+    d.insert("QueryResponses".into(), Value::Dictionary(q));
+    d
+}
+
+/// A SecurityInfo answer claiming no passcode.
+fn forged_security_info() -> Dictionary {
+    let mut s = Dictionary::new();
+    s.insert("PasscodePresent".into(), Value::Boolean(false));
+    s.insert("HardwareEncryptionCaps".into(), Value::Integer(0.into()));
+    let mut d = Dictionary::new();
+    d.insert("SecurityInfo".into(), Value::Dictionary(s));
+    d
+}
+
 fn xml(value: &Value) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     value.to_writer_xml(&mut out)?;
@@ -420,6 +441,200 @@ async fn mdm_signatures_that_do_not_prove_an_enrolled_identity_are_refused() -> 
             .await?;
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
     }
+    sys.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_cannot_answer_for_another_devices_commands_or_report_what_it_was_not_asked()
+-> Result<()> {
+    let sys = apple_system().await?;
+    let alice = enrolled_phone(&sys, None).await?;
+    let alice_id = device_id(&sys, &alice.serial).await?;
+    let alice_before = sys.device(&alice_id).await?;
+    let alice_commands = sys.commands(&alice_id).await?;
+    let alice_inventory = alice_commands
+        .iter()
+        .find(|c| c["kind"] == "inventory")
+        .and_then(|c| c["id"].as_str())
+        .context("Alice's inventory")?
+        .to_owned();
+
+    // Bob enrolls; his first queries wait for him.
+    let mut bob = SimulatedAppleDevice::iphone(
+        profile(&sys, None).await?,
+        sys.running().https_addr,
+        &sys.ca_pem,
+    );
+    bob.enroll().await?;
+    let bob_id = device_id(&sys, &bob.serial).await?;
+    let bob_commands = sys.commands(&bob_id).await?;
+    let id_of = |kind: &str| {
+        bob_commands
+            .iter()
+            .find(|c| c["kind"] == kind)
+            .and_then(|c| c["id"].as_str())
+            .map(str::to_owned)
+            .with_context(|| format!("Bob's {kind}"))
+    };
+    let (bob_inventory, bob_security) = (id_of("inventory")?, id_of("security-info")?);
+
+    let connect = alice.profile.server_url.clone();
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    let attempts = [
+        (
+            "Acknowledged",
+            bob_inventory.as_str(),
+            forged_device_information(),
+        ),
+        (
+            "Acknowledged",
+            bob_security.as_str(),
+            forged_security_info(),
+        ),
+        ("Error", bob_inventory.as_str(), Dictionary::new()),
+        ("NotNow", bob_inventory.as_str(), Dictionary::new()),
+        ("NotNow", bob_security.as_str(), Dictionary::new()),
+        // Alice's own inventory, acknowledged a second time.
+        (
+            "Acknowledged",
+            alice_inventory.as_str(),
+            forged_device_information(),
+        ),
+        // A command nobody was sent.
+        ("Acknowledged", random.as_str(), forged_security_info()),
+        ("Acknowledged", random.as_str(), forged_device_information()),
+    ];
+    for (status, uuid, result) in attempts {
+        let (code, body) = alice
+            .put_signed(&connect, &report(&alice.udid, status, Some(uuid), result))
+            .await?;
+        assert_eq!(
+            code,
+            200,
+            "{status} {uuid}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        assert!(
+            body.is_empty(),
+            "{status} {uuid}: nothing is waiting for Alice"
+        );
+    }
+    // An unparseable CommandUUID, and Bob's UDID: the request is refused.
+    let (code, _) = alice
+        .put_signed(
+            &connect,
+            &report(
+                &alice.udid,
+                "Acknowledged",
+                Some("../../etc"),
+                forged_security_info(),
+            ),
+        )
+        .await?;
+    assert_eq!(code, 400);
+    let (code, _) = alice
+        .put_signed(
+            &connect,
+            &report(
+                &bob.udid,
+                "Acknowledged",
+                Some(&bob_inventory),
+                forged_device_information(),
+            ),
+        )
+        .await?;
+    assert_eq!(code, 400);
+
+    // Bob's commands are as they were and reach him on his first connection.
+    for c in sys.commands(&bob_id).await? {
+        assert!(
+            c["status"] == "pending" || c["status"] == "sent",
+            "Bob's command changed: {c}"
+        );
+    }
+    let not_now = count(
+        &sys,
+        &format!(
+            "SELECT COUNT(*) AS n FROM commands WHERE device_id = '{bob_id}' \
+             AND (not_now_at IS NOT NULL OR not_now_count > 0)"
+        ),
+    )
+    .await?;
+    assert_eq!(not_now, 0, "Bob's commands were marked NotNow");
+    let fetched = bob.check_for_commands().await?;
+    let kinds: Vec<&str> = fetched.iter().map(|r| r.request_type.as_str()).collect();
+    assert_eq!(kinds, ["DeviceInformation", "SecurityInfo"]);
+
+    // Alice's facts and posture are what her device reported when asked.
+    let alice_after = sys.device(&alice_id).await?;
+    for key in ["serial", "hostname", "os_version", "posture", "compliant"] {
+        assert_eq!(alice_after[key], alice_before[key], "{key}");
+    }
+    assert_eq!(alice_after["serial"], alice.serial.as_str());
+
+    // A result that does not answer the command it names changes nothing
+    // either: Alice is locked, and acknowledges the lock with a
+    // SecurityInfo saying she has no passcode.
+    let lock = sys.ctl_json(&["device", "lock", &alice_id]).await?;
+    let lock_id = lock["command"]["id"]
+        .as_str()
+        .context("a lock id")?
+        .to_owned();
+    let (code, body) = alice.put_signed(&connect, &idle(&alice.udid)).await?;
+    assert_eq!(code, 200);
+    assert!(String::from_utf8_lossy(&body).contains(&lock_id));
+    let (code, _) = alice
+        .put_signed(
+            &connect,
+            &report(
+                &alice.udid,
+                "Acknowledged",
+                Some(&lock_id),
+                forged_security_info(),
+            ),
+        )
+        .await?;
+    assert_eq!(code, 200);
+    sys.wait_for_command(&alice_id, &lock_id, "acknowledged")
+        .await?;
+    let alice_locked = sys.device(&alice_id).await?;
+    assert_eq!(alice_locked["posture"], alice_before["posture"]);
+
+    // A device between Authenticate and TokenUpdate has been asked nothing.
+    let mut early = SimulatedAppleDevice::iphone(
+        profile(&sys, None).await?,
+        sys.running().https_addr,
+        &sys.ca_pem,
+    );
+    assert_eq!(early.scep_enroll().await?, Ok(()));
+    assert_eq!(early.authenticate().await?, 200);
+    let early_id = device_id(&sys, &early.serial).await?;
+    let (code, body) = early
+        .put_signed(
+            &connect,
+            &report(
+                &early.udid,
+                "Acknowledged",
+                Some(&random),
+                forged_security_info(),
+            ),
+        )
+        .await?;
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    let shown = sys.device(&early_id).await?;
+    assert!(shown["posture"]["reported_at"].is_null(), "{shown}");
+    assert_eq!(shown["state"], "awaiting-enrollment");
+
+    // An Idle flood writes no audit row and changes nothing.
+    let audit_before = count(&sys, "SELECT COUNT(*) AS n FROM audit_log").await?;
+    for _ in 0..40 {
+        let (code, body) = alice.put_signed(&connect, &idle(&alice.udid)).await?;
+        assert_eq!((code, body.is_empty()), (200, true));
+    }
+    assert_eq!(
+        count(&sys, "SELECT COUNT(*) AS n FROM audit_log").await?,
+        audit_before
+    );
     sys.stop().await
 }
 

@@ -502,18 +502,29 @@ impl Apple {
                         .await?;
                 }
                 ReportStatus::Acknowledged(answer) => {
-                    let summary = self
-                        .apply_result(device, answer.result.as_ref(), now)
-                        .await?;
-                    self.devices
-                        .acknowledge_command(
-                            &device.device,
-                            command_id.as_str(),
-                            true,
-                            &summary,
-                            now,
-                        )
-                        .await?;
+                    // Only the answer to an open command of this device
+                    // says anything: one naming another device's command,
+                    // a repeat, or one to a command never sent changes
+                    // neither the device's facts nor its posture.
+                    let open = self
+                        .store
+                        .command(&command_id)
+                        .await?
+                        .filter(|c| c.device_id == *device.id() && c.status.is_open());
+                    if let Some(command) = open {
+                        let summary = self
+                            .apply_result(device, command.kind, answer.result.as_ref(), now)
+                            .await?;
+                        self.devices
+                            .acknowledge_command(
+                                &device.device,
+                                command_id.as_str(),
+                                true,
+                                &summary,
+                                now,
+                            )
+                            .await?;
+                    }
                 }
                 ReportStatus::Error(answer) | ReportStatus::CommandFormatError(answer) => {
                     let chain: Vec<String> = answer
@@ -633,10 +644,12 @@ impl Apple {
     }
 
     /// What an acknowledged command's result changes: the device's facts
-    /// and its posture. Returns the result as `command list` shows it.
+    /// and its posture, each only from the command that asks for it.
+    /// Returns the result as `command list` shows it.
     async fn apply_result(
         &self,
         device: &AppleDevice,
+        kind: CommandKind,
         result: Option<&CommandResult>,
         now: DateTime<Utc>,
     ) -> Result<String, CoreError> {
@@ -644,6 +657,12 @@ impl Apple {
             return Ok("acknowledged".into());
         };
         match result {
+            CommandResult::DeviceInformation(_) if kind != CommandKind::Inventory => {
+                Ok("acknowledged".into())
+            }
+            CommandResult::SecurityInfo(_) if kind != CommandKind::SecurityInfo => {
+                Ok("acknowledged".into())
+            }
             CommandResult::DeviceInformation(info) => {
                 self.store
                     .set_apple_device_facts(
