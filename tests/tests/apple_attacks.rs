@@ -415,6 +415,26 @@ async fn mdm_signatures_that_do_not_prove_an_enrolled_identity_are_refused() -> 
             "deeply nested definite lengths",
             vec![("Mdm-Signature", nested_definite)],
         ),
+        (
+            "two signatures, the first valid",
+            vec![
+                ("Mdm-Signature", valid.clone()),
+                (
+                    "Mdm-Signature",
+                    mdm_signature(&self_signed_pem, &self_signed_key, "", &body)?,
+                ),
+            ],
+        ),
+        (
+            "two signatures, the second valid",
+            vec![
+                (
+                    "Mdm-Signature",
+                    mdm_signature(&self_signed_pem, &self_signed_key, "", &body)?,
+                ),
+                ("Mdm-Signature", valid.clone()),
+            ],
+        ),
     ];
     let audit_before = count(&sys, "SELECT COUNT(*) AS n FROM audit_log").await?;
     for (what, headers) in &cases {
