@@ -255,6 +255,25 @@ impl SimulatedAppleDevice {
         self.identity.as_ref().map(|(_, der, _)| der.as_slice())
     }
 
+    /// The identity certificate (PEM) and its key, as an attacker who
+    /// copied them off the device would hold them.
+    pub fn identity_pem(&self) -> Option<(&str, &PrivateKeyPem)> {
+        self.identity
+            .as_ref()
+            .map(|(pem, _, key)| (pem.as_str(), key))
+    }
+
+    /// PUTs `bytes` to `url` with exactly `headers` (nothing added).
+    pub async fn put_with_headers(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        bytes: &[u8],
+    ) -> Result<(u16, Vec<u8>)> {
+        let (status, _, body) = self.exchange("PUT", &path_of(url)?, headers, bytes).await?;
+        Ok((status, body))
+    }
+
     async fn exchange(
         &self,
         method: &str,

@@ -26,6 +26,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 pub mod apple;
+pub mod apple_attacker;
 pub mod chrome;
 pub mod fake_dep;
 pub mod fixture;

@@ -138,7 +138,17 @@ async fn identify(
     body: &[u8],
 ) -> Result<AppleDevice, Response> {
     let now = Utc::now();
-    let signature = match headers.get("mdm-signature").map(HeaderValue::to_str) {
+    // One signature speaks for a request: with two, which one a proxy in
+    // front checked and which one this server would read could differ.
+    let mut signatures = headers.get_all("mdm-signature").iter();
+    let first = signatures.next();
+    if signatures.next().is_some() {
+        return Err(plain(
+            StatusCode::BAD_REQUEST,
+            "more than one Mdm-Signature header",
+        ));
+    }
+    let signature = match first.map(HeaderValue::to_str) {
         Some(Ok(text)) => {
             let cleaned: String = text.chars().filter(|c| !c.is_whitespace()).collect();
             Some(

@@ -258,11 +258,30 @@ impl Apple {
                 printable(&udid, 64)
             )));
         }
+        // The topic is the profile's and never changes for an enrollment;
+        // one this server has no push certificate for could never wake the
+        // device, and taking it would lose the push triple it has.
+        let known = self
+            .store
+            .push_certificates()
+            .await?
+            .iter()
+            .any(|c| c.info.topic == m.topic);
+        let changed = enrollment.topic.as_ref().is_some_and(|t| *t != m.topic);
+        if !known || changed {
+            return Err(AppleRefusal::Mismatch(format!(
+                "topic {} is not the push topic this device enrolled under",
+                printable(&m.topic, 128)
+            )));
+        }
         let earlier = self
             .store
             .apple_enrollment_by_udid(&udid)
             .await?
             .filter(|e| e.device != *device.id());
+        if let Some(earlier) = &earlier {
+            self.may_replace(device, earlier).await?;
+        }
         let tx = self.store.begin().await?;
         if let Some(earlier) = &earlier {
             // The same hardware enrolled again as a new device record: the
@@ -327,6 +346,34 @@ impl Apple {
             self.devices.crl.publish(now).await;
         }
         Ok(CheckInAnswer::Done)
+    }
+
+    /// Whether `device`, at its first Authenticate, may take the UDID of
+    /// the `earlier` record. A UDID is no secret, and Authenticate proves
+    /// only the certificate, so a UDID that a live device holds passes
+    /// only to a device of the same user (the owner enrolling the same
+    /// hardware again); anyone else would end someone else's device. An
+    /// admin retires the old record first when the hardware changed hands.
+    async fn may_replace(
+        &self,
+        device: &AppleDevice,
+        earlier: &AppleEnrollment,
+    ) -> Result<(), AppleRefusal> {
+        let Some(holder) = self.store.device(&earlier.device).await? else {
+            return Ok(());
+        };
+        if matches!(holder.state, DeviceState::Retired | DeviceState::Wiped) {
+            return Ok(());
+        }
+        let user = self.store.device(device.id()).await?.and_then(|d| d.user);
+        if holder.user == user {
+            return Ok(());
+        }
+        Err(AppleRefusal::Mismatch(format!(
+            "UDID {} is enrolled as another device of another user; an admin retires that \
+             device before this one can enroll as it",
+            printable(&earlier.udid.clone().unwrap_or_default(), 64)
+        )))
     }
 
     async fn token_update(
@@ -455,18 +502,29 @@ impl Apple {
                         .await?;
                 }
                 ReportStatus::Acknowledged(answer) => {
-                    let summary = self
-                        .apply_result(device, answer.result.as_ref(), now)
-                        .await?;
-                    self.devices
-                        .acknowledge_command(
-                            &device.device,
-                            command_id.as_str(),
-                            true,
-                            &summary,
-                            now,
-                        )
-                        .await?;
+                    // Only the answer to an open command of this device
+                    // says anything: one naming another device's command,
+                    // a repeat, or one to a command never sent changes
+                    // neither the device's facts nor its posture.
+                    let open = self
+                        .store
+                        .command(&command_id)
+                        .await?
+                        .filter(|c| c.device_id == *device.id() && c.status.is_open());
+                    if let Some(command) = open {
+                        let summary = self
+                            .apply_result(device, command.kind, answer.result.as_ref(), now)
+                            .await?;
+                        self.devices
+                            .acknowledge_command(
+                                &device.device,
+                                command_id.as_str(),
+                                true,
+                                &summary,
+                                now,
+                            )
+                            .await?;
+                    }
                 }
                 ReportStatus::Error(answer) | ReportStatus::CommandFormatError(answer) => {
                     let chain: Vec<String> = answer
@@ -587,10 +645,12 @@ impl Apple {
     }
 
     /// What an acknowledged command's result changes: the device's facts
-    /// and its posture. Returns the result as `command list` shows it.
+    /// and its posture, each only from the command that asks for it.
+    /// Returns the result as `command list` shows it.
     async fn apply_result(
         &self,
         device: &AppleDevice,
+        kind: CommandKind,
         result: Option<&CommandResult>,
         now: DateTime<Utc>,
     ) -> Result<String, CoreError> {
@@ -598,6 +658,12 @@ impl Apple {
             return Ok("acknowledged".into());
         };
         match result {
+            CommandResult::DeviceInformation(_) if kind != CommandKind::Inventory => {
+                Ok("acknowledged".into())
+            }
+            CommandResult::SecurityInfo(_) if kind != CommandKind::SecurityInfo => {
+                Ok("acknowledged".into())
+            }
             CommandResult::DeviceInformation(info) => {
                 if let Some(supervised) = info.is_supervised {
                     self.store
