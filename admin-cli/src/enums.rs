@@ -254,15 +254,15 @@ mod tests {
             "the server's answer has no user status; a server older than this latchctl sends none, so use a latchctl as old as the server"
         );
         for error in [
-            command_kind(9),
-            command_status(9),
-            user_kind(9),
-            device_policy(9),
-            mfa_policy(9),
-            audit_outcome(9),
+            command_kind(99),
+            command_status(99),
+            user_kind(99),
+            device_policy(99),
+            mfa_policy(99),
+            audit_outcome(99),
         ] {
             let error = error.unwrap_err().to_string();
-            assert!(error.contains("number 9"), "{error}");
+            assert!(error.contains("number 99"), "{error}");
         }
     }
 

@@ -209,7 +209,8 @@ impl Policies {
                 if let Some(command) = super::apple::policy::policy_install_command(
                     &self.apple,
                     &device,
-                    effective,
+                    &effective.name,
+                    &effective.document,
                     now,
                 ) {
                     self.store.insert_command(&command).await?;

@@ -438,13 +438,27 @@ impl Apple {
                 })
                 .await?;
             }
+            // Then the policy in force, as a configuration profile.
+            if let Some((listed, Some(policy))) = tx.device_with_policy(device.id()).await?
+                && let Some(install) = super::policy::policy_install_command(
+                    &self.settings,
+                    &listed,
+                    &policy.name,
+                    &policy.document,
+                    now + chrono::Duration::milliseconds(10),
+                )
+            {
+                tx.insert_command(&install).await?;
+            }
             tx.audit(&AuditEntry {
                 at: now,
                 actor: device.device.actor(),
                 action: AuditAction::DeviceEnroll,
                 target: device.id().to_string(),
                 outcome: AuditOutcome::Ok,
-                detail: "first TokenUpdate: enrolled; inventory and security queries queued".into(),
+                detail: "first TokenUpdate: enrolled; inventory, security queries and the \
+                         policy profile queued"
+                    .into(),
             })
             .await?;
         }

@@ -13,7 +13,7 @@ use crate::domain::audit::Actor;
 use crate::domain::command::{Command, CommandArgs, CommandKind, CommandStatus};
 use crate::domain::device::Device;
 use crate::domain::ids::CommandId;
-use crate::domain::policy::{StoredPolicy, parse_policy};
+use crate::domain::policy::parse_policy;
 
 /// The profile platform of an Apple device's `platform`.
 fn profile_platform(platform: &str) -> Option<ApplePlatform> {
@@ -24,19 +24,21 @@ fn profile_platform(platform: &str) -> Option<ApplePlatform> {
     }
 }
 
-/// The InstallProfile command that brings `device` to `policy`, if the
-/// policy needs a profile on the device's platform.
+/// The InstallProfile command that brings `device` to the policy `name`
+/// (its TOML `document`), if the policy needs a profile on the device's
+/// platform.
 pub(crate) fn policy_install_command(
     settings: &AppleSettings,
     device: &Device,
-    policy: &StoredPolicy,
+    name: &str,
+    document: &str,
     now: DateTime<Utc>,
 ) -> Option<Command> {
     let platform = profile_platform(&device.platform)?;
-    let document = match parse_policy(&policy.document) {
-        Ok(document) => document,
+    let parsed = match parse_policy(document) {
+        Ok(parsed) => parsed,
         Err(e) => {
-            warn!(policy = %policy.name, error = %e, "a stored policy does not parse");
+            warn!(policy = %name, error = %e, "a stored policy does not parse");
             return None;
         }
     };
@@ -45,13 +47,13 @@ pub(crate) fn policy_install_command(
             organization: settings.organization.clone(),
             identifier_base: settings.identifier_base(),
         },
-        &policy.name,
-        &document,
+        name,
+        &parsed,
         platform,
     ) {
         Ok(rendered) => rendered,
         Err(e) => {
-            warn!(policy = %policy.name, error = %e, "the policy cannot be rendered as a profile");
+            warn!(policy = %name, error = %e, "the policy cannot be rendered as a profile");
             return None;
         }
     };
@@ -60,7 +62,7 @@ pub(crate) fn policy_install_command(
         id: CommandId::generate(),
         device_id: device.id.clone(),
         kind: CommandKind::InstallProfile,
-        message: format!("policy {} version {}", policy.name, policy.version),
+        message: format!("policy {name}"),
         args: CommandArgs {
             profile: Some(profile.bytes),
             ..CommandArgs::default()
