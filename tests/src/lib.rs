@@ -31,6 +31,7 @@ pub mod chrome;
 pub mod fake_dep;
 pub mod fixture;
 pub mod login;
+pub mod scep_clients;
 pub mod smtp;
 pub mod web;
 

@@ -65,6 +65,16 @@ fn challenge_hash(challenge: &str) -> String {
     hex::encode(latchkey_certs::sha256(challenge.as_bytes()))
 }
 
+/// A new one-time challenge: 192 random bits in lower-case hex. A client
+/// may put the challengePassword (RFC 2985 §5.4.1) in a PrintableString
+/// whatever it holds (certmonger does), and a PrintableString holding a
+/// character outside its alphabet (letters, digits, space and
+/// `'()+,-./:=?`), such as base64url's `_`, makes the whole certificate
+/// request unreadable; hex is in every string type's alphabet.
+fn new_challenge() -> Result<String, CoreError> {
+    Ok(hex::encode(latchkey_certs::random_bytes::<24>()?))
+}
+
 impl Apple {
     /// A one-time challenge for an enrollment profile an admin hands out;
     /// the device it enrolls is bound to `user` when one is given.
@@ -121,11 +131,7 @@ impl Apple {
                     .into(),
             ));
         };
-        let challenge = {
-            use base64::Engine;
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .encode(latchkey_certs::random_bytes::<24>()?)
-        };
+        let challenge = new_challenge()?;
         let record = ScepChallenge {
             challenge_sha256: challenge_hash(&challenge),
             user: user.clone(),
@@ -376,5 +382,20 @@ impl Apple {
                 now,
             )
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_challenge_fits_in_a_printable_string() {
+        let challenge = super::new_challenge().expect("random bytes");
+        assert_eq!(challenge.len(), 48);
+        assert!(
+            challenge
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+            "{challenge}"
+        );
     }
 }
