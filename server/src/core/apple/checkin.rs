@@ -408,15 +408,19 @@ impl Apple {
             now,
         )
         .await?;
-        if state == Some(DeviceState::AwaitingEnrollment) {
-            // The first TokenUpdate completes the enrollment: the device is
-            // reachable, and is asked what it is and how it is protected.
-            tx.change_device_state(
-                device.id(),
-                &[DeviceState::AwaitingEnrollment],
-                DeviceState::Active,
-            )
-            .await?;
+        // The first TokenUpdate completes the enrollment: the device is
+        // reachable, and is asked what it is and how it is protected. The
+        // state changes once, so two TokenUpdates racing queue the first
+        // queries once.
+        if state == Some(DeviceState::AwaitingEnrollment)
+            && tx
+                .change_device_state(
+                    device.id(),
+                    &[DeviceState::AwaitingEnrollment],
+                    DeviceState::Active,
+                )
+                .await?
+        {
             let mut kinds = vec![CommandKind::Inventory, CommandKind::SecurityInfo];
             if m.awaiting_configuration {
                 kinds.push(CommandKind::ReleaseSetup);

@@ -257,7 +257,7 @@ impl Apple {
         };
         let tx = self.store.begin().await?;
         let Some(challenge) = tx
-            .use_scep_challenge(&hash, &reply_to.transaction_id, now)
+            .use_scep_challenge(&hash, &printable(&reply_to.transaction_id, 128), now)
             .await?
         else {
             drop(tx);
