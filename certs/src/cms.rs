@@ -111,6 +111,28 @@ fn sign(
         .map_err(|e| CmsError::Key(reason(&e)))
 }
 
+/// The content of an attached signature (a signed profile), its
+/// signature checked against the certificate it carries; whose
+/// certificate that is, is the caller's question.
+pub fn attached_content(signed_der: &[u8]) -> Result<Vec<u8>, CmsError> {
+    let pkcs7 = Pkcs7::from_der(signed_der).map_err(|e| CmsError::Malformed(reason(&e)))?;
+    let none = Stack::new().map_err(|e| CmsError::Malformed(reason(&e)))?;
+    let store = X509StoreBuilder::new()
+        .map_err(|e| CmsError::Malformed(reason(&e)))?
+        .build();
+    let mut content = Vec::new();
+    pkcs7
+        .verify(
+            &none,
+            &store,
+            None,
+            Some(&mut content),
+            Pkcs7Flags::BINARY | Pkcs7Flags::NOVERIFY,
+        )
+        .map_err(|_| CmsError::BadSignature)?;
+    Ok(content)
+}
+
 /// Verifies a detached signature over `content` and returns the signer's
 /// certificate (DER), which chains to `root_pem` through the certificates
 /// in `intermediates_pem` or those the signature carries.

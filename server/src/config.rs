@@ -51,6 +51,10 @@ pub struct FileApple {
     pub base_url: Option<String>,
     /// The organization enrollment profiles name. Default: `Latchkey`.
     pub organization: Option<String>,
+    /// Whether signed-in users may download an enrollment profile for
+    /// their own device at `/apple/enroll` (after a second factor).
+    /// Default: true.
+    pub enrollment_page: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -297,6 +301,7 @@ pub struct Config {
     pub apns: crate::push::apns::ApnsEnvironment,
     pub apple_base_url: Option<String>,
     pub apple_organization: String,
+    pub apple_enrollment_page: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -550,6 +555,7 @@ impl FileConfig {
             smtp,
             apns,
             apple_base_url,
+            apple_enrollment_page: self.apple.enrollment_page.unwrap_or(true),
             apple_organization: self
                 .apple
                 .organization

@@ -210,6 +210,7 @@ pub async fn start_with(
                     .clone()
                     .unwrap_or_else(|| issuer.trim_end_matches('/').to_owned()),
                 organization: config.apple_organization.clone(),
+                enrollment_page: config.apple_enrollment_page,
             },
             sso: SsoSettings {
                 device_url: config

@@ -67,6 +67,7 @@ impl CoreFixture {
                 identity_validity: chrono::Duration::days(365),
                 base_url: "https://mdm.example.test".into(),
                 organization: "Example".into(),
+                enrollment_page: true,
             },
             sso: SsoSettings {
                 issuer: "https://id.example.test".into(),

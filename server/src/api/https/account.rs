@@ -47,7 +47,7 @@ async fn active_user(web: &Web, session: &SsoSession, lang: Lang) -> Result<User
 
 /// The signed-in session (its cookie secret) and its user, or the page to
 /// show instead.
-async fn signed_in(
+pub(super) async fn signed_in(
     web: &Web,
     headers: &HeaderMap,
     client: &BrowserContext,

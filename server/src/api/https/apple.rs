@@ -269,3 +269,61 @@ pub(super) async fn connect(
         Err(e) => refusal(e),
     }
 }
+
+/// `GET /apple/enroll`: the enrollment profile for the signed-in user's
+/// own device, signed, as Settings installs it. The user must have passed a
+/// second factor in this session: a device enrolled here is bound to the
+/// user and then answers device-bound sign-ins, so a password alone (which
+/// may be phished) must not be enough to get one.
+pub(super) async fn enrollment_page(
+    State(web): State<Web>,
+    super::client::Client(client): super::client::Client,
+    headers: HeaderMap,
+) -> Response {
+    use super::frame::page;
+    use super::i18n as t;
+    let lang = super::language::language(&headers, None);
+    let here = "/apple/enroll";
+    let refuse = |status: StatusCode, text: &'static super::i18n::Text| {
+        page(
+            lang,
+            status,
+            &t::ENROLL_TITLE,
+            format!(r#"<p class="error" role="alert">{}</p>"#, text.get(lang)),
+            here,
+        )
+        .into_response()
+    };
+    if !web.core.apple.settings().enrollment_page {
+        return refuse(StatusCode::NOT_FOUND, &t::ENROLL_OFF);
+    }
+    let (session, _, user) = match super::account::signed_in(&web, &headers, &client).await {
+        Ok(signed_in) => signed_in,
+        Err(_) => return refuse(StatusCode::FORBIDDEN, &t::ENROLL_SIGN_IN_FIRST),
+    };
+    if session.second_factor.is_none() {
+        return refuse(StatusCode::FORBIDDEN, &t::ENROLL_NEEDS_SECOND_FACTOR);
+    }
+    let apple = &web.core.apple;
+    let signed = apple
+        .new_enrollment_for_user(&user.email, Utc::now())
+        .await
+        .and_then(|enrollment| apple.enrollment_profile(&enrollment))
+        .and_then(|profile| apple.sign_profile(&profile));
+    match signed {
+        Ok(der) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "application/x-apple-aspen-config"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"enroll.mobileconfig\"",
+                ),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            der,
+        )
+            .into_response(),
+        Err(e) => super::errors::unavailable(lang, &e),
+    }
+}

@@ -251,6 +251,10 @@ texts! {
     SIGNED_OUT = "You have signed out of Latchkey.", "Latchkey からサインアウトしました。";
     SKIP_TO_CONTENT = "Skip to content", "本文へ移動";
     HOME_TITLE = "Your apps", "アプリ一覧";
+    ENROLL_TITLE = "Enroll your iPhone, iPad or Mac", "iPhone・iPad・Mac の登録";
+    ENROLL_SIGN_IN_FIRST = "Sign in to Latchkey first (open an app from your company), then come back to this page.", "先に Latchkey にサインインしてから（会社のアプリを開いてください）、このページに戻ってください。";
+    ENROLL_NEEDS_SECOND_FACTOR = "Enrolling a device needs a sign-in with your second factor (an authenticator app or an emailed code). Set one up on your account page, or ask your IT department for an enrollment profile.", "デバイスの登録には二要素目（認証アプリまたはメールのコード）でのサインインが必要です。アカウントページで設定するか、IT 部門に登録プロファイルを依頼してください。";
+    ENROLL_OFF = "Enrollment from this page is turned off. Ask your IT department for an enrollment profile.", "このページからの登録は無効になっています。IT 部門に登録プロファイルを依頼してください。";
     HOME_SIGNED_OUT = "Open an app from your company to sign in.", "サインインするには会社のアプリを開いてください。";
     SIGN_OUT = "Sign out", "サインアウト";
 }

@@ -103,6 +103,7 @@ pub async fn serve(
                 .route("/apple/scep", get(apple::scep_get).post(apple::scep_post))
                 .route("/apple/mdm/checkin", put(apple::checkin))
                 .route("/apple/mdm/connect", put(apple::connect))
+                .route("/apple/enroll", get(apple::enrollment_page))
                 .layer(axum::extract::DefaultBodyLimit::max(apple::MAX_BODY)),
         )
         .with_state(Web {

@@ -60,6 +60,9 @@ pub struct AppleSettings {
     pub base_url: String,
     /// The organization profiles name.
     pub organization: String,
+    /// Signed-in users may download an enrollment profile for their own
+    /// device from `/apple/enroll`.
+    pub enrollment_page: bool,
 }
 
 impl AppleSettings {
