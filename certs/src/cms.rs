@@ -72,6 +72,32 @@ pub fn sign_attached(
     )
 }
 
+/// The content of an attached SignedData, its signature and signer NOT
+/// checked: for what a device says of itself and is no proof (Setup
+/// Assistant's MachineInfo, Apple "Device Assignment"), which the caller
+/// may use only to name, never to grant.
+pub fn attached_content_unverified(der: &[u8]) -> Result<Vec<u8>, CmsError> {
+    if der.len() > MAX_SIGNATURE_BYTES {
+        return Err(CmsError::TooLong);
+    }
+    let signed = Pkcs7::from_der(der).map_err(|e| CmsError::Malformed(reason(&e)))?;
+    let certs = Stack::new().map_err(|e| CmsError::Malformed(reason(&e)))?;
+    let store = X509StoreBuilder::new()
+        .map_err(|e| CmsError::Malformed(reason(&e)))?
+        .build();
+    let mut content = Vec::new();
+    signed
+        .verify(
+            &certs,
+            &store,
+            None,
+            Some(&mut content),
+            Pkcs7Flags::NOVERIFY | Pkcs7Flags::NOSIGS,
+        )
+        .map_err(|e| CmsError::Malformed(reason(&e)))?;
+    Ok(content)
+}
+
 /// Signs `content` detached (what a device puts in `Mdm-Signature`).
 pub fn sign_detached(
     content: &[u8],

@@ -195,6 +195,11 @@ pub async fn start_with(
                 ca.enrollment_authority(now)
                     .context("cannot load the SCEP registration authority")?,
             ),
+            dep_http: http_client::HttpClient::new(http_client::HttpClientConfig::new(format!(
+                "Latchkey/{}",
+                env!("CARGO_PKG_VERSION")
+            )))
+            .context("cannot make the HTTPS client for Apple's services")?,
         },
         mailer,
         CoreSettings {
@@ -209,6 +214,7 @@ pub async fn start_with(
                     .clone()
                     .unwrap_or_else(|| issuer.trim_end_matches('/').to_owned()),
                 organization: config.apple_organization.clone(),
+                dep_base_url: config.apple_dep_base_url.clone(),
             },
             sso: SsoSettings {
                 device_url: config
@@ -321,7 +327,7 @@ pub async fn start_with(
         uplinks,
         shutdown.clone(),
     ));
-    jobs::spawn(&mut tasks, &core, &shutdown);
+    jobs::spawn(&mut tasks, &core, &shutdown, config.apple_dep_sync_interval);
 
     Ok(Running {
         grpc_addr,

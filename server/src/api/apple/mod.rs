@@ -5,6 +5,7 @@
 pub mod checkin;
 pub mod commands;
 pub mod enrollment;
+pub mod machine_info;
 pub mod policy_profile;
 pub mod profile;
 pub mod wire;
