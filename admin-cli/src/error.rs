@@ -29,7 +29,7 @@ pub async fn call<T>(
     Ok(response.await.map_err(server_error)?.into_inner())
 }
 
-fn server_error(status: tonic::Status) -> CliError {
+pub(crate) fn server_error(status: tonic::Status) -> CliError {
     use tonic::Code;
     let what = match status.code() {
         Code::PermissionDenied => "permission denied",

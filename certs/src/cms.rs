@@ -72,6 +72,33 @@ pub fn sign_attached(
     )
 }
 
+/// The content of an attached SignedData, its signature and signer NOT
+/// checked: for what a device says of itself and is no proof (Setup
+/// Assistant's MachineInfo, Apple "Device Assignment"), which the caller
+/// may use only to name, never to grant.
+pub fn attached_content_unverified(der: &[u8]) -> Result<Vec<u8>, CmsError> {
+    open_attached(der, Pkcs7Flags::NOVERIFY | Pkcs7Flags::NOSIGS)
+        .map_err(|e| e.unwrap_or_else(|| CmsError::Malformed("unreadable content".into())))
+}
+
+/// The content of an attached SignedData with `flags`; `Err(None)` when
+/// the verification those flags ask for fails.
+fn open_attached(der: &[u8], flags: Pkcs7Flags) -> Result<Vec<u8>, Option<CmsError>> {
+    if der.len() > MAX_SIGNATURE_BYTES {
+        return Err(Some(CmsError::TooLong));
+    }
+    let signed = Pkcs7::from_der(der).map_err(|e| Some(CmsError::Malformed(reason(&e))))?;
+    let none = Stack::new().map_err(|e| Some(CmsError::Malformed(reason(&e))))?;
+    let store = X509StoreBuilder::new()
+        .map_err(|e| Some(CmsError::Malformed(reason(&e))))?
+        .build();
+    let mut content = Vec::new();
+    signed
+        .verify(&none, &store, None, Some(&mut content), flags)
+        .map_err(|_| None)?;
+    Ok(content)
+}
+
 /// Signs `content` detached (what a device puts in `Mdm-Signature`).
 pub fn sign_detached(
     content: &[u8],
@@ -115,22 +142,8 @@ fn sign(
 /// signature checked against the certificate it carries; whose
 /// certificate that is, is the caller's question.
 pub fn attached_content(signed_der: &[u8]) -> Result<Vec<u8>, CmsError> {
-    let pkcs7 = Pkcs7::from_der(signed_der).map_err(|e| CmsError::Malformed(reason(&e)))?;
-    let none = Stack::new().map_err(|e| CmsError::Malformed(reason(&e)))?;
-    let store = X509StoreBuilder::new()
-        .map_err(|e| CmsError::Malformed(reason(&e)))?
-        .build();
-    let mut content = Vec::new();
-    pkcs7
-        .verify(
-            &none,
-            &store,
-            None,
-            Some(&mut content),
-            Pkcs7Flags::BINARY | Pkcs7Flags::NOVERIFY,
-        )
-        .map_err(|_| CmsError::BadSignature)?;
-    Ok(content)
+    open_attached(signed_der, Pkcs7Flags::BINARY | Pkcs7Flags::NOVERIFY)
+        .map_err(|e| e.unwrap_or(CmsError::BadSignature))
 }
 
 /// Verifies a detached signature over `content` and returns the signer's

@@ -19,6 +19,7 @@ mod m0010_device_proof;
 mod m0011_app_tokens;
 mod m0012_device_channel;
 mod m0013_apple;
+mod m0014_apple_dep;
 
 pub struct Migrator;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0011_app_tokens::Migration),
             Box::new(m0012_device_channel::Migration),
             Box::new(m0013_apple::Migration),
+            Box::new(m0014_apple_dep::Migration),
         ];
         migrations
             .into_iter()

@@ -55,6 +55,13 @@ pub struct FileApple {
     /// their own device at `/apple/enroll` (after a second factor).
     /// Default: true.
     pub enrollment_page: Option<bool>,
+    /// Apple's Automated Device Enrollment service. Default:
+    /// `https://mdmenrollment.apple.com`; plain http only on loopback (a
+    /// fake in tests).
+    pub dep_base_url: Option<String>,
+    /// How often every ADE token's device list is synced, e.g. `5m`.
+    /// Default: 5 minutes.
+    pub dep_sync_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -302,6 +309,8 @@ pub struct Config {
     pub apple_base_url: Option<String>,
     pub apple_organization: String,
     pub apple_enrollment_page: bool,
+    pub apple_dep_base_url: String,
+    pub apple_dep_sync_interval: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -480,6 +489,30 @@ impl FileConfig {
                 }
             },
         };
+        let apple_dep_base_url = match self.apple.dep_base_url.as_deref() {
+            None => crate::dep::APPLE_DEP_BASE_URL.to_owned(),
+            Some(text) => match url::Url::parse(text) {
+                Ok(url) if url.query().is_none() && crate::http_client::check_url(&url).is_ok() => {
+                    text.trim_end_matches('/').to_owned()
+                }
+                _ => {
+                    return Err(ConfigError::Invalid(format!(
+                        "apple.dep_base_url {text:?}: give an https URL (http only on loopback)"
+                    )));
+                }
+            },
+        };
+        let apple_dep_sync_interval = match self.apple.dep_sync_interval.as_deref() {
+            None => Duration::from_secs(300),
+            Some(text) => match latchkey_proto::text::parse_duration(text) {
+                Ok(d) if d >= Duration::from_secs(10) => d,
+                _ => {
+                    return Err(ConfigError::Invalid(format!(
+                        "apple.dep_sync_interval {text:?}: give a duration of 10s or more, e.g. 5m"
+                    )));
+                }
+            },
+        };
         let apns = match self.apple.apns.as_deref() {
             None | Some("production") => crate::push::apns::ApnsEnvironment::Production,
             Some("sandbox") => crate::push::apns::ApnsEnvironment::Sandbox,
@@ -561,6 +594,8 @@ impl FileConfig {
                 .organization
                 .filter(|o| !o.trim().is_empty())
                 .unwrap_or_else(|| "Latchkey".into()),
+            apple_dep_base_url,
+            apple_dep_sync_interval,
         })
     }
 }

@@ -1,6 +1,7 @@
 //! The server's background jobs, one task each, all stopped by the one
 //! cancellation token: redelivery of unacknowledged commands, the daily
-//! CRL refresh, and the purge of sign-in state whose time has passed. Each
+//! CRL refresh, the purge of sign-in state whose time has passed, and the
+//! sync of every Automated Device Enrollment token's device list. Each
 //! job only calls a core operation with the current time; what it does is
 //! in the core.
 
@@ -25,10 +26,37 @@ const CRL_REFRESH: Duration = Duration::from_secs(24 * 3600);
 const SSO_PURGE_PERIOD: Duration = Duration::from_secs(10 * 60);
 
 /// Starts every job on `tasks`.
-pub fn spawn(tasks: &mut JoinSet<()>, core: &Arc<Core>, shutdown: &CancellationToken) {
+pub fn spawn(
+    tasks: &mut JoinSet<()>,
+    core: &Arc<Core>,
+    shutdown: &CancellationToken,
+    dep_sync_interval: Duration,
+) {
     tasks.spawn(redelivery(core.clone(), shutdown.clone()).instrument(info_span!("redelivery")));
     tasks.spawn(crl_refresh(core.clone(), shutdown.clone()).instrument(info_span!("crl_refresh")));
     tasks.spawn(purge(core.clone(), shutdown.clone()).instrument(info_span!("purge")));
+    tasks.spawn(
+        dep_sync(core.clone(), shutdown.clone(), dep_sync_interval)
+            .instrument(info_span!("dep_sync")),
+    );
+}
+
+/// Syncs every ADE token's device list, the first time one interval after
+/// start (a restart does not hit Apple at once). Replicas share each
+/// token's cursor and lease in the database, so running this job on
+/// every replica syncs each token once per interval or so.
+async fn dep_sync(core: Arc<Core>, shutdown: CancellationToken, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.reset();
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = core.apple.sync_all_dep(Utc::now()).await {
+            warn!(error = %e, "ADE sync failed");
+        }
+    }
 }
 
 /// Offers open commands again through their devices' channels.

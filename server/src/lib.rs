@@ -196,6 +196,11 @@ pub async fn start_with(
                 ca.enrollment_authority(now)
                     .context("cannot load the SCEP registration authority")?,
             ),
+            dep_http: http_client::HttpClient::new(http_client::HttpClientConfig::new(format!(
+                "Latchkey/{}",
+                env!("CARGO_PKG_VERSION")
+            )))
+            .context("cannot make the HTTPS client for Apple's services")?,
         },
         mailer,
         CoreSettings {
@@ -211,6 +216,7 @@ pub async fn start_with(
                     .unwrap_or_else(|| issuer.trim_end_matches('/').to_owned()),
                 organization: config.apple_organization.clone(),
                 enrollment_page: config.apple_enrollment_page,
+                dep_base_url: config.apple_dep_base_url.clone(),
             },
             sso: SsoSettings {
                 device_url: config
@@ -323,7 +329,7 @@ pub async fn start_with(
         uplinks,
         shutdown.clone(),
     ));
-    jobs::spawn(&mut tasks, &core, &shutdown);
+    jobs::spawn(&mut tasks, &core, &shutdown, config.apple_dep_sync_interval);
 
     Ok(Running {
         grpc_addr,

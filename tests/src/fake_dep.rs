@@ -369,6 +369,16 @@ impl FakeDep {
         }
     }
 
+    /// Every cursor issued so far answers 400 `EXPIRED_CURSOR` from now on
+    /// (as after seven days); returns how many there were.
+    pub fn expire_all_cursors(&self) -> usize {
+        let mut state = self.state();
+        for cursor in state.cursors.values_mut() {
+            cursor.expired = true;
+        }
+        state.cursors.len()
+    }
+
     /// How many requests came for `"METHOD /path"`, e.g. `"GET /session"`.
     pub fn requests(&self, method_and_path: &str) -> usize {
         self.state()

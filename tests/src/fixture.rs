@@ -68,6 +68,7 @@ impl CoreFixture {
                 base_url: "https://mdm.example.test".into(),
                 organization: "Example".into(),
                 enrollment_page: true,
+                dep_base_url: "https://mdmenrollment.example.test".into(),
             },
             sso: SsoSettings {
                 issuer: "https://id.example.test".into(),
@@ -88,6 +89,9 @@ impl CoreFixture {
             latchkeyd::core::apple::ApplePlatform {
                 apns: Arc::new(latchkeyd::push::apns::RecordingApns::default()),
                 enrollment_authority: Arc::new(ca.enrollment_authority(now)?),
+                dep_http: latchkeyd::http_client::HttpClient::new(
+                    latchkeyd::http_client::HttpClientConfig::new("Latchkey tests"),
+                )?,
             },
             None,
             settings,

@@ -3,6 +3,9 @@
 //! them; without a sign-in, or with a password alone (which may have been
 //! phished), the page gives none.
 
+// Helpers of a test file: a panic is the failed check.
+#![allow(clippy::indexing_slicing)]
+
 use anyhow::{Context, Result};
 use chrono::Utc;
 use latchkey_tests::System;

@@ -1,4 +1,5 @@
-//! `latchctl apple`: Apple devices' push certificate and MDM status.
+//! `latchctl apple`: Apple devices' push certificate, MDM status,
+//! enrollment profiles and Automated Device Enrollment.
 
 use std::path::PathBuf;
 
@@ -9,6 +10,10 @@ pub enum AppleCommand {
     /// The APNs push certificate that wakes Apple devices.
     #[command(subcommand)]
     PushCert(PushCertCommand),
+    /// Automated Device Enrollment: Apple Business Manager's tokens and
+    /// the devices they list.
+    #[command(subcommand)]
+    Dep(DepCommand),
     /// The push certificate's topic and expiry, and what needs doing.
     Status,
     /// Write an enrollment profile (.mobileconfig) to standard output. Its
@@ -36,4 +41,35 @@ pub enum PushCertCommand {
         #[arg(long)]
         force: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DepCommand {
+    /// Make the key pair for a token (or show the one it has) and print
+    /// the certificate to upload to Apple Business Manager.
+    Keypair {
+        /// The token's name (default: "default").
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Import the token file (.p7m) Apple Business Manager made for the
+    /// key pair's certificate; it is checked with Apple before it is kept.
+    ImportToken {
+        /// The .p7m file, as downloaded.
+        file: PathBuf,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Sync the token's devices with Apple now, showing progress.
+    Sync {
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Forget the token's cursor: the next sync fetches every device again.
+    ResetCursor {
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Every token: its server, expiry, last sync and device count.
+    Status,
 }

@@ -20,7 +20,7 @@ use clap::{Parser, Subcommand};
 
 pub use admin::AdminCommand;
 pub use app::AppCommand;
-pub use apple::{AppleCommand, PushCertCommand};
+pub use apple::{AppleCommand, DepCommand, PushCertCommand};
 pub use audit::AuditArgs;
 pub use command::CommandCommand;
 pub use device::DeviceCommand;

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::Context;
 use crate::CliError;
-use crate::args::{AppleCommand, PushCertCommand};
+use crate::args::{AppleCommand, DepCommand, PushCertCommand};
 use crate::error::call;
 use crate::render::{self, Table, time};
 
@@ -77,6 +77,7 @@ fn warning_kind(w: &v1::ApplePushWarning) -> &'static str {
 
 pub async fn run(command: AppleCommand, cx: &mut Context) -> Result<String, CliError> {
     match command {
+        AppleCommand::Dep(command) => dep(command, cx).await,
         AppleCommand::PushCert(PushCertCommand::Import { cert, key, force }) => {
             let certificate_pem = read_pem_file(&cert)?;
             let key_pem = read_pem_file(&key)?;
@@ -168,6 +169,203 @@ pub async fn run(command: AppleCommand, cx: &mut Context) -> Result<String, CliE
                 out.push('\n');
             }
             Ok(out)
+        }
+    }
+}
+
+/// The largest token file read: Apple's are about 4 KiB.
+const MAX_TOKEN_FILE: u64 = 64 * 1024;
+
+fn read_token_file(path: &Path) -> Result<Vec<u8>, CliError> {
+    let file_error = |source| CliError::File {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(file_error)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_TOKEN_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(file_error)?;
+    if bytes.len() as u64 > MAX_TOKEN_FILE {
+        return Err(CliError::Usage(format!(
+            "{}: larger than {MAX_TOKEN_FILE} bytes; give the .p7m file Apple Business Manager downloads",
+            path.display()
+        )));
+    }
+    Ok(bytes)
+}
+
+fn or_never(at: i64) -> String {
+    if at == 0 { "never".into() } else { time(at) }
+}
+
+fn dep_token_json(t: &v1::AppleDepToken) -> serde_json::Value {
+    json!({
+        "name": t.name,
+        "imported": t.imported,
+        "server_name": t.server_name,
+        "server_uuid": t.server_uuid,
+        "org_name": t.org_name,
+        "expires_at": t.imported.then(|| render::rfc3339(t.expires_at)),
+        "imported_at": t.imported.then(|| render::rfc3339(t.imported_at)),
+        "imported_by": t.imported_by,
+        "profile_uuid": (!t.profile_uuid.is_empty()).then_some(&t.profile_uuid),
+        "has_cursor": t.has_cursor,
+        "cursor_at": (t.cursor_at != 0).then(|| render::rfc3339(t.cursor_at)),
+        "last_sync_at": (t.last_sync_at != 0).then(|| render::rfc3339(t.last_sync_at)),
+        "last_sync_outcome": t.last_sync_outcome,
+        "devices": t.devices,
+    })
+}
+
+async fn dep(command: DepCommand, cx: &mut Context) -> Result<String, CliError> {
+    match command {
+        DepCommand::Keypair { name } => {
+            let keypair = call(cx.client.create_apple_dep_keypair(
+                v1::CreateAppleDepKeypairRequest {
+                    name: name.unwrap_or_default(),
+                },
+            ))
+            .await?;
+            if cx.json {
+                return Ok(render::pretty(&json!({
+                    "name": keypair.name,
+                    "certificate_pem": keypair.certificate_pem,
+                    "created": keypair.created,
+                })));
+            }
+            Ok(keypair.certificate_pem)
+        }
+        DepCommand::ImportToken { file, name } => {
+            let token_file = read_token_file(&file)?;
+            let token = call(
+                cx.client
+                    .import_apple_dep_token(v1::ImportAppleDepTokenRequest {
+                        name: name.unwrap_or_default(),
+                        token_file,
+                    }),
+            )
+            .await?;
+            if cx.json {
+                return Ok(render::pretty(&dep_token_json(&token)));
+            }
+            Ok(format!(
+                "ADE token {} imported: server {} of {}, expires {}\n",
+                token.name,
+                render::or_dash(&token.server_name),
+                render::or_dash(&token.org_name),
+                time(token.expires_at)
+            ))
+        }
+        DepCommand::Sync { name } => {
+            let mut stream = call(cx.client.sync_apple_dep(v1::SyncAppleDepRequest {
+                name: name.unwrap_or_default(),
+            }))
+            .await?;
+            loop {
+                let Some(progress) = stream.message().await.map_err(crate::error::server_error)?
+                else {
+                    return Err(CliError::Answer("ended before the sync's outcome".into()));
+                };
+                if !progress.done {
+                    if !cx.json {
+                        eprintln!(
+                            "{}: {} device(s) fetched so far",
+                            progress.name, progress.fetched
+                        );
+                    }
+                    continue;
+                }
+                if cx.json {
+                    return Ok(render::pretty(&json!({
+                        "name": progress.name,
+                        "fetched": progress.fetched,
+                        "added": progress.added,
+                        "updated": progress.updated,
+                        "retired": progress.retired,
+                        "assigned": progress.assigned,
+                        "assign_failed": progress.assign_failed,
+                        "refetched": progress.refetched,
+                    })));
+                }
+                let mut out = format!(
+                    "ADE token {} synced: {} device(s) fetched, {} added, {} updated, {} retired, \
+                     {} assigned the profile\n",
+                    progress.name,
+                    progress.fetched,
+                    progress.added,
+                    progress.updated,
+                    progress.retired,
+                    progress.assigned
+                );
+                if progress.assign_failed > 0 {
+                    out.push_str(&format!(
+                        "warning: Apple refused the profile for {} device(s)\n",
+                        progress.assign_failed
+                    ));
+                }
+                if progress.refetched {
+                    out.push_str("the cursor had expired: every device was fetched again\n");
+                }
+                return Ok(out);
+            }
+        }
+        DepCommand::ResetCursor { name } => {
+            let token = call(
+                cx.client
+                    .reset_apple_dep_cursor(v1::ResetAppleDepCursorRequest {
+                        name: name.unwrap_or_default(),
+                    }),
+            )
+            .await?;
+            if cx.json {
+                return Ok(render::pretty(&dep_token_json(&token)));
+            }
+            Ok(format!(
+                "ADE token {}: cursor reset; the next sync fetches every device again\n",
+                token.name
+            ))
+        }
+        DepCommand::Status => {
+            let list = call(
+                cx.client
+                    .list_apple_dep_tokens(v1::ListAppleDepTokensRequest {}),
+            )
+            .await?;
+            if cx.json {
+                return Ok(render::pretty(&json!(
+                    list.tokens.iter().map(dep_token_json).collect::<Vec<_>>()
+                )));
+            }
+            let mut table = Table::new(&[
+                "NAME",
+                "SERVER",
+                "ORG",
+                "EXPIRES",
+                "LAST SYNC",
+                "DEVICES",
+                "OUTCOME",
+            ]);
+            for t in &list.tokens {
+                table.row(vec![
+                    t.name.clone(),
+                    if t.imported {
+                        t.server_name.clone()
+                    } else {
+                        "(no token imported)".into()
+                    },
+                    render::or_dash(&t.org_name).to_owned(),
+                    if t.imported {
+                        time(t.expires_at)
+                    } else {
+                        "-".into()
+                    },
+                    or_never(t.last_sync_at),
+                    t.devices.to_string(),
+                    render::or_dash(&t.last_sync_outcome).to_owned(),
+                ]);
+            }
+            Ok(table.render())
         }
     }
 }

@@ -3,6 +3,7 @@
 //! identities, device certificates and the CRL file.
 
 pub mod apple;
+pub mod dep;
 
 use std::path::{Path, PathBuf};
 

@@ -88,6 +88,10 @@ pub enum CoreError {
     FailedPrecondition(String),
     #[error("{0}")]
     AlreadyExists(String),
+    /// A service the server depends on (Apple's) failed or is throttling;
+    /// trying again later may work.
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Enroll(#[from] EnrollError),
     #[error(transparent)]
@@ -280,6 +284,7 @@ impl Core {
                 enrollment_authority: apple.enrollment_authority,
                 settings: settings.apple,
                 devices: devices.clone(),
+                dep_http: apple.dep_http,
             },
             enrollment: Enrollment {
                 store: store.clone(),

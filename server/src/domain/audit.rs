@@ -64,6 +64,12 @@ text_enum! {
         ApplePushCertificateImport = "apple-push-certificate.import",
         /// A one-time SCEP challenge made for an enrollment profile.
         AppleEnrollmentProfileCreate = "apple-enrollment-profile.create",
+        /// The key pair of an Automated Device Enrollment token.
+        AppleDepKeypairCreate = "apple-dep-keypair.create",
+        AppleDepTokenImport = "apple-dep-token.import",
+        /// One sync of a token's device list, and how it ended.
+        AppleDepSync = "apple-dep.sync",
+        AppleDepCursorReset = "apple-dep-cursor.reset",
         AppRemove = "app.remove",
         AppUpdate = "app.update",
         /// Refusals of unauthenticated callers past the flood gate's bound,
@@ -162,6 +168,10 @@ text_enum! {
         ImportApplePushCertificates = "import apple push certificates",
         ShowAppleStatus = "show the apple status",
         CreateAppleEnrollmentProfiles = "create apple enrollment profiles",
+        CreateAppleDepKeypairs = "create apple ade key pairs",
+        ImportAppleDepTokens = "import apple ade tokens",
+        SyncAppleDep = "sync apple ade devices",
+        ResetAppleDepCursors = "reset apple ade cursors",
     }
 }
 

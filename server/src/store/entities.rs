@@ -622,3 +622,68 @@ pub mod apple_scep_challenges {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod apple_dep_tokens {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "apple_dep_tokens")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub name: String,
+        pub certificate_pem: String,
+        pub key_sealed: String,
+        pub created_at: i64,
+        pub created_by: String,
+        pub token_sealed: Option<String>,
+        pub consumer_key: Option<String>,
+        pub token_expires_at: Option<i64>,
+        pub server_name: Option<String>,
+        pub server_uuid: Option<String>,
+        pub org_name: Option<String>,
+        pub imported_at: Option<i64>,
+        pub imported_by: Option<String>,
+        pub profile_uuid: Option<String>,
+        pub profile_url: Option<String>,
+        pub cursor: Option<String>,
+        pub cursor_at: Option<i64>,
+        pub fetch_done: bool,
+        pub last_sync_at: Option<i64>,
+        pub last_sync_outcome: Option<String>,
+        pub sync_lease_until: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod apple_dep_devices {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "apple_dep_devices")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub serial_number: String,
+        pub token_name: String,
+        pub device_id: Option<String>,
+        pub model: Option<String>,
+        pub description: Option<String>,
+        pub color: Option<String>,
+        pub os: Option<String>,
+        pub device_family: Option<String>,
+        pub profile_status: Option<String>,
+        pub profile_uuid: Option<String>,
+        pub op_type: Option<String>,
+        pub op_date: Option<i64>,
+        pub updated_at: i64,
+        pub deleted_at: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

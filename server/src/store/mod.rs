@@ -62,6 +62,7 @@ macro_rules! txn_columns {
 }
 
 mod admins;
+mod apple_dep;
 mod apple_enrollments;
 mod apple_push;
 mod apps;
@@ -83,6 +84,7 @@ mod throttles;
 mod transactions;
 mod users;
 
+pub use apple_dep::StoredDepToken;
 pub use apple_enrollments::StoredTokenUpdate;
 pub use apple_push::StoredPushCertificate;
 pub use certificates::{CertificateRecord, NewCertificate};

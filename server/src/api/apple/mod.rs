@@ -3,4 +3,5 @@
 
 pub mod checkin;
 pub mod commands;
+pub mod machine_info;
 pub mod wire;

@@ -869,4 +869,41 @@ impl AdminService for AdminApi {
     ) -> Reply<v1::AppleEnrollmentProfile> {
         super::apple::create_enrollment_profile(self, request).await
     }
+
+    async fn create_apple_dep_keypair(
+        &self,
+        request: Request<v1::CreateAppleDepKeypairRequest>,
+    ) -> Reply<v1::AppleDepKeypair> {
+        super::apple::create_dep_keypair(self, request).await
+    }
+
+    async fn import_apple_dep_token(
+        &self,
+        request: Request<v1::ImportAppleDepTokenRequest>,
+    ) -> Reply<v1::AppleDepToken> {
+        super::apple::import_dep_token(self, request).await
+    }
+
+    type SyncAppleDepStream = super::apple::DepSyncStream;
+
+    async fn sync_apple_dep(
+        &self,
+        request: Request<v1::SyncAppleDepRequest>,
+    ) -> Reply<Self::SyncAppleDepStream> {
+        super::apple::sync_dep(self, request).await
+    }
+
+    async fn reset_apple_dep_cursor(
+        &self,
+        request: Request<v1::ResetAppleDepCursorRequest>,
+    ) -> Reply<v1::AppleDepToken> {
+        super::apple::reset_dep_cursor(self, request).await
+    }
+
+    async fn list_apple_dep_tokens(
+        &self,
+        request: Request<v1::ListAppleDepTokensRequest>,
+    ) -> Reply<v1::ListAppleDepTokensResponse> {
+        super::apple::list_dep_tokens(self, request).await
+    }
 }

@@ -43,6 +43,7 @@ pub fn status(error: CoreError) -> Status {
         CoreError::InvalidArgument(_) => Status::invalid_argument(error.to_string()),
         CoreError::FailedPrecondition(_) => Status::failed_precondition(error.to_string()),
         CoreError::AlreadyExists(_) => Status::already_exists(error.to_string()),
+        CoreError::Unavailable(_) => Status::unavailable(error.to_string()),
         CoreError::Enroll(ref e) => match e {
             EnrollError::TokenUnknown => Status::unauthenticated(error.to_string()),
             EnrollError::TokenExpired | EnrollError::TokenRevoked | EnrollError::TokenUsedUp => {

@@ -1,6 +1,9 @@
 //! Apple devices over HTTPS: SCEP (RFC 8894 §4: GetCACaps, GetCACert and
 //! PKIOperation over GET and POST), the MDM check-in URL and the command
-//! channel (Apple, "Check-in" and "Sending MDM commands to a device").
+//! channel (Apple, "Check-in" and "Sending MDM commands to a device"), and
+//! the enrollment profile Setup Assistant fetches for a device listed by
+//! Automated Device Enrollment (Apple, "Device Assignment": POST of the
+//! CMS-signed MachineInfo, or GET with `x-apple-aspen-deviceinfo`).
 //!
 //! Every answer is in Apple's terms and none is 401, which makes a device
 //! unenroll: a device Latchkey no longer manages hears 403
@@ -325,5 +328,70 @@ pub(super) async fn enrollment_page(
         )
             .into_response(),
         Err(e) => super::errors::unavailable(lang, &e),
+    }
+}
+
+const ASPEN_CONFIG: &str = "application/x-apple-aspen-config";
+
+/// `POST /apple/dep/enroll`: Setup Assistant sends its MachineInfo
+/// (CMS-signed plist) in the body.
+pub(super) async fn dep_enroll_post(State(web): State<Web>, body: Bytes) -> Response {
+    dep_enroll(&web, &body).await
+}
+
+/// `GET /apple/dep/enroll`: the web view of `configuration_web_url` sends
+/// the same MachineInfo, base64, in `x-apple-aspen-deviceinfo`.
+pub(super) async fn dep_enroll_get(State(web): State<Web>, headers: HeaderMap) -> Response {
+    let Some(value) = headers.get("x-apple-aspen-deviceinfo") else {
+        return plain(
+            StatusCode::FORBIDDEN,
+            "this enrollment is for devices in Setup Assistant, which send their MachineInfo",
+        );
+    };
+    let cleaned: String = value
+        .to_str()
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    match base64::engine::general_purpose::STANDARD.decode(cleaned.as_bytes()) {
+        Ok(der) => dep_enroll(&web, &der).await,
+        Err(_) => plain(
+            StatusCode::BAD_REQUEST,
+            "x-apple-aspen-deviceinfo is not base64",
+        ),
+    }
+}
+
+/// The signed enrollment profile for the listed device MachineInfo names.
+/// MachineInfo is not checked against Apple's CA: it proves nothing (a
+/// replayed one reads the same), so it only picks which listed record the
+/// one-time challenge enrolls.
+async fn dep_enroll(web: &Web, machine_info: &[u8]) -> Response {
+    let info = match latchkey_certs::cms::attached_content_unverified(machine_info)
+        .map_err(|e| e.to_string())
+        .and_then(|plist| {
+            crate::api::apple::machine_info::machine_info(&plist).map_err(|e| e.to_string())
+        }) {
+        Ok(info) => info,
+        Err(why) => return plain(StatusCode::BAD_REQUEST, format!("MachineInfo: {why}")),
+    };
+    let apple = &web.core.apple;
+    let enrollment = match apple.dep_enrollment(&info.serial, Utc::now()).await {
+        Ok(enrollment) => enrollment,
+        Err(CoreError::NotFound(_)) => {
+            return plain(
+                StatusCode::FORBIDDEN,
+                "this device is not awaiting Automated Device Enrollment here",
+            );
+        }
+        Err(e) => return core_error(e),
+    };
+    let signed = apple
+        .enrollment_profile(&enrollment)
+        .and_then(|profile| apple.sign_profile(&profile));
+    match signed {
+        Ok(der) => (StatusCode::OK, [(header::CONTENT_TYPE, ASPEN_CONFIG)], der).into_response(),
+        Err(e) => core_error(e),
     }
 }

@@ -104,6 +104,10 @@ pub async fn serve(
                 .route("/apple/mdm/checkin", put(apple::checkin))
                 .route("/apple/mdm/connect", put(apple::connect))
                 .route("/apple/enroll", get(apple::enrollment_page))
+                .route(
+                    "/apple/dep/enroll",
+                    get(apple::dep_enroll_get).post(apple::dep_enroll_post),
+                )
                 .layer(axum::extract::DefaultBodyLimit::max(apple::MAX_BODY)),
         )
         .with_state(Web {

@@ -94,7 +94,7 @@ impl Apple {
             )
             .await?;
         let user = user.map(validate_email).transpose()?;
-        self.make_enrollment(user, caller.actor(), ADMIN_CHALLENGE_LIFETIME, now)
+        self.make_enrollment(user, None, caller.actor(), ADMIN_CHALLENGE_LIFETIME, now)
             .await
     }
 
@@ -107,6 +107,7 @@ impl Apple {
     ) -> Result<NewEnrollment, CoreError> {
         self.make_enrollment(
             Some(user_email.to_owned()),
+            None,
             Actor::User(user_email.to_owned()),
             PAGE_CHALLENGE_LIFETIME,
             now,
@@ -114,9 +115,13 @@ impl Apple {
         .await
     }
 
-    async fn make_enrollment(
+    /// A challenge for `user`'s device; bound to `device` when the device
+    /// is already listed (Automated Device Enrollment), so that SCEP issues
+    /// its identity to that record instead of a new one.
+    pub(super) async fn make_enrollment(
         &self,
         user: Option<String>,
+        device: Option<DeviceId>,
         actor: Actor,
         lifetime: Duration,
         now: DateTime<Utc>,
@@ -135,7 +140,7 @@ impl Apple {
         let record = ScepChallenge {
             challenge_sha256: challenge_hash(&challenge),
             user: user.clone(),
-            device: None,
+            device: device.clone(),
             created_by: actor.to_string(),
             created_at: now,
             expires_at: now + lifetime,
@@ -149,8 +154,12 @@ impl Apple {
             target: user.clone().unwrap_or_default(),
             outcome: AuditOutcome::Ok,
             detail: format!(
-                "one-time SCEP challenge until {}; topic {topic}",
-                record.expires_at.to_rfc3339()
+                "one-time SCEP challenge until {}; topic {topic}{}",
+                record.expires_at.to_rfc3339(),
+                match &device {
+                    Some(id) => format!("; for the listed device {id}"),
+                    None => String::new(),
+                }
             ),
         })
         .await?;

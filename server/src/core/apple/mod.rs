@@ -20,10 +20,12 @@ use crate::store::{Store, StoredPushCertificate};
 use tracing::warn;
 
 mod checkin;
+mod dep;
 mod enroll;
 pub(crate) mod policy;
 
 pub use checkin::{AppleDevice, AppleProof, AppleRefusal, CheckInAnswer, posture_of};
+pub use dep::{DepKeypair, MAX_TOKEN_FILE_BYTES};
 pub use enroll::{NewEnrollment, ScepAnswer};
 
 /// The Apple service: push certificates, and (in the files beside this
@@ -41,6 +43,8 @@ pub struct Apple {
     pub(super) settings: AppleSettings,
     /// Acknowledges commands, ends devices, offers work to the channel.
     pub(super) devices: super::Devices,
+    /// Reaches Apple's ADE service.
+    pub(super) dep_http: crate::http_client::HttpClient,
 }
 
 /// What the Apple service is built with besides the store and the CA.
@@ -49,6 +53,8 @@ pub struct ApplePlatform {
     pub apns: Arc<dyn Apns>,
     /// The SCEP RA and profile signer.
     pub enrollment_authority: Arc<EnrollmentAuthority>,
+    /// Reaches Apple's ADE service.
+    pub dep_http: crate::http_client::HttpClient,
 }
 
 /// Apple settings, from the validated configuration.
@@ -63,6 +69,8 @@ pub struct AppleSettings {
     /// Signed-in users may download an enrollment profile for their own
     /// device from `/apple/enroll`.
     pub enrollment_page: bool,
+    /// Apple's ADE service (`https://mdmenrollment.apple.com`), or a fake.
+    pub dep_base_url: String,
 }
 
 impl AppleSettings {
@@ -73,6 +81,13 @@ impl AppleSettings {
 
     pub fn check_in_url(&self) -> String {
         format!("{}/apple/mdm/checkin", self.base_url)
+    }
+
+    /// Where Setup Assistant fetches the enrollment profile of a device
+    /// listed by Automated Device Enrollment (the ADE profile's `url` and
+    /// `configuration_web_url`).
+    pub fn dep_enrollment_url(&self) -> String {
+        format!("{}/apple/dep/enroll", self.base_url)
     }
 
     /// Without a query string: devices append their own.

@@ -6,5 +6,6 @@
 
 pub mod checkin;
 pub mod command;
+pub mod dep;
 pub mod enrollment;
 pub mod push;

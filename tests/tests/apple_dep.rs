@@ -1,0 +1,309 @@
+//! Automated Device Enrollment as an admin uses it, against the fake of
+//! Apple's service: the key pair's certificate goes to Apple Business
+//! Manager, the token it hands back is imported, syncs list Apple's
+//! devices as awaiting enrollment (and retire the released ones), and a
+//! listed iPhone fetches its profile in Setup Assistant and enrolls as
+//! that same device record.
+
+// Helpers of a test file: a panic is the failed check.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use latchkey_certs::PrivateKeyPem;
+use latchkey_tests::System;
+use latchkey_tests::apple::{
+    EnrollmentProfile, SimulatedAppleDevice, device_with_serial, https_exchange,
+    import_push_certificate,
+};
+use latchkey_tests::fake_dep::{FakeDep, FakeDevice};
+
+async fn system_for(fake: &FakeDep) -> Result<System> {
+    let url = fake.url().to_owned();
+    System::start_configured(Arc::new(move |file: &mut latchkeyd::FileConfig| {
+        file.apple.dep_base_url = Some(url.clone());
+    }))
+    .await
+}
+
+/// MachineInfo as Setup Assistant posts it: a plist signed by a
+/// certificate of the device's (here a self-signed one: the server must
+/// not take it as proof of anything).
+fn machine_info(serial: &str) -> Result<Vec<u8>> {
+    let plist = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
+<plist version="1.0"><dict>
+<key>LANGUAGE</key><string>en-US</string>
+<key>PRODUCT</key><string>iPhone15,2</string>
+<key>SERIAL</key><string>{serial}</string>
+<key>UDID</key><string>00008110-000A1B2C3D4E5F60</string>
+<key>VERSION</key><string>22B83</string>
+</dict></plist>"#
+    );
+    let signer = rcgen::generate_simple_self_signed(vec!["iPhone Device".into()])?;
+    Ok(latchkey_certs::cms::sign_attached(
+        plist.as_bytes(),
+        &signer.cert.pem(),
+        &PrivateKeyPem::new(signer.signing_key.serialize_pem()),
+        "",
+    )?)
+}
+
+/// Setup Assistant's request for the enrollment profile: the status, the
+/// content type and the body.
+async fn fetch_dep_profile(sys: &System, serial: &str) -> Result<(u16, String, Vec<u8>)> {
+    let (status, headers, body) = https_exchange(
+        sys.running().https_addr,
+        &sys.ca_pem,
+        "POST",
+        "/apple/dep/enroll",
+        &[("content-type", "application/pkcs7-signature".into())],
+        &machine_info(serial)?,
+    )
+    .await?;
+    Ok((
+        status,
+        headers.get("content-type").cloned().unwrap_or_default(),
+        body,
+    ))
+}
+
+async fn token(sys: &System, name: &str) -> Result<serde_json::Value> {
+    let tokens = sys.ctl_json(&["apple", "dep", "status"]).await?;
+    tokens
+        .as_array()
+        .and_then(|all| all.iter().find(|t| t["name"] == name).cloned())
+        .with_context(|| format!("no token {name}: {tokens}"))
+}
+
+async fn devices_with_serial(sys: &System, serial: &str) -> Result<usize> {
+    let devices = sys.ctl_json(&["device", "list"]).await?;
+    Ok(devices
+        .as_array()
+        .context("a list")?
+        .iter()
+        .filter(|d| d["serial"] == serial)
+        .count())
+}
+
+#[tokio::test]
+async fn devices_listed_in_apple_business_manager_enroll_as_their_own_records() -> Result<()> {
+    let fake = FakeDep::start().await?;
+    fake.add_device(FakeDevice::iphone("DEPIPHONE01"));
+    fake.add_device(FakeDevice::mac("DEPMAC00001"));
+    let sys = system_for(&fake).await?;
+    let dir = tempfile::tempdir()?;
+    import_push_certificate(&sys, dir.path()).await?;
+
+    // The certificate to upload; asked again, the same one.
+    let certificate = sys.ctl(&["apple", "dep", "keypair"]).await?;
+    assert!(
+        certificate.starts_with("-----BEGIN CERTIFICATE-----"),
+        "{certificate}"
+    );
+    assert_eq!(sys.ctl(&["apple", "dep", "keypair"]).await?, certificate);
+
+    let path = dir.path().join("token.p7m");
+    std::fs::write(&path, fake.token_p7m_for(&certificate)?)?;
+    let imported = sys
+        .ctl(&["apple", "dep", "import-token", path.to_str().unwrap()])
+        .await?;
+    assert!(
+        imported.contains("ADE token default imported"),
+        "{imported}"
+    );
+    assert!(imported.contains("expires"), "{imported}");
+    let status = token(&sys, "default").await?;
+    assert_eq!(status["imported"], true);
+    assert_eq!(status["server_uuid"], fake.server_uuid());
+
+    // The first sync lists both devices, awaiting enrollment, and assigns
+    // them the profile.
+    let synced = sys.ctl_json(&["apple", "dep", "sync"]).await?;
+    assert_eq!(synced["added"], 2, "{synced}");
+    let iphone = device_with_serial(&sys, "DEPIPHONE01").await?;
+    assert_eq!(iphone["state"], "awaiting-enrollment", "{iphone}");
+    assert_eq!(iphone["model"], "iPhone 15");
+    assert_eq!(iphone["hostname"], "IPHONE 15 BLACK 128GB");
+    let profile_uuid = fake
+        .assigned_profile("DEPIPHONE01")
+        .context("the profile is assigned")?;
+    let profile = fake.profile(&profile_uuid).context("the profile")?;
+    let url = profile["url"].as_str().unwrap();
+    assert!(url.ends_with("/apple/dep/enroll"), "{profile}");
+    assert_eq!(profile["configuration_web_url"], url);
+    assert_eq!(profile["is_supervised"], true);
+    assert_eq!(profile["is_mdm_removable"], false);
+    assert_eq!(profile["await_device_configured"], true);
+
+    // A device added at Apple appears at the next sync.
+    fake.add_device(FakeDevice::iphone("DEPIPHONE02"));
+    let synced = sys.ctl_json(&["apple", "dep", "sync"]).await?;
+    assert_eq!(synced["added"], 1, "{synced}");
+    assert_eq!(
+        device_with_serial(&sys, "DEPIPHONE02").await?["state"],
+        "awaiting-enrollment"
+    );
+
+    // A device released at Apple is retired.
+    assert!(fake.delete_device("DEPMAC00001"));
+    let synced = sys.ctl_json(&["apple", "dep", "sync"]).await?;
+    assert_eq!(synced["retired"], 1, "{synced}");
+    assert_eq!(
+        device_with_serial(&sys, "DEPMAC00001").await?["state"],
+        "retired"
+    );
+
+    // An expired cursor: the next sync fetches everything again, and
+    // lists no device twice.
+    assert!(fake.expire_all_cursors() > 0);
+    let synced = sys.ctl_json(&["apple", "dep", "sync"]).await?;
+    assert_eq!(synced["refetched"], true, "{synced}");
+    assert_eq!(synced["added"], 0, "{synced}");
+    assert_eq!(devices_with_serial(&sys, "DEPIPHONE01").await?, 1);
+    let status = token(&sys, "default").await?;
+    assert_eq!(status["devices"], 2, "{status}");
+    assert!(status["last_sync_at"].is_string(), "{status}");
+
+    // Setup Assistant fetches the signed profile for the listed iPhone,
+    // which enrolls as that same record.
+    let (code, content_type, body) = fetch_dep_profile(&sys, "DEPIPHONE01").await?;
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(content_type, "application/x-apple-aspen-config");
+    let xml = latchkey_certs::cms::attached_content_unverified(&body)?;
+    let profile = EnrollmentProfile::read(&xml)?;
+    let mut device = SimulatedAppleDevice::iphone(profile, sys.running().https_addr, &sys.ca_pem);
+    device.serial = "DEPIPHONE01".into();
+    device.enroll().await?;
+    device.check_for_commands().await?;
+    let enrolled = device_with_serial(&sys, "DEPIPHONE01").await?;
+    assert_eq!(enrolled["id"], iphone["id"], "{enrolled}");
+    assert_eq!(enrolled["state"], "active", "{enrolled}");
+    assert_eq!(devices_with_serial(&sys, "DEPIPHONE01").await?, 1);
+
+    // Enrolled, it gets no second profile; nor does a serial no token
+    // lists, nor a released one.
+    for serial in ["DEPIPHONE01", "NOTLISTED01", "DEPMAC00001"] {
+        let (code, _, _) = fetch_dep_profile(&sys, serial).await?;
+        assert_eq!(code, 403, "{serial}");
+    }
+
+    // Every admin change and each sync is in the audit log.
+    let audit = sys.ctl(&["audit"]).await?;
+    for action in [
+        "apple-dep-keypair.create",
+        "apple-dep-token.import",
+        "apple-dep.sync",
+    ] {
+        assert!(audit.contains(action), "{action} missing:\n{audit}");
+    }
+    sys.ctl(&["apple", "dep", "reset-cursor"]).await?;
+    assert_eq!(token(&sys, "default").await?["has_cursor"], false);
+    assert!(
+        sys.ctl(&["audit"])
+            .await?
+            .contains("apple-dep-cursor.reset")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_wrong_token_file_an_unknown_name_and_apple_failing_are_reported() -> Result<()> {
+    let fake = FakeDep::start().await?;
+    fake.add_device(FakeDevice::iphone("DEPBAD00001"));
+    let sys = system_for(&fake).await?;
+    let dir = tempfile::tempdir()?;
+
+    // A token made for another key pair's certificate does not decrypt,
+    // and nothing is stored.
+    sys.ctl(&["apple", "dep", "keypair"]).await?;
+    let other = sys
+        .ctl(&["apple", "dep", "keypair", "--name", "other"])
+        .await?;
+    let path = dir.path().join("other.p7m");
+    std::fs::write(&path, fake.token_p7m_for(&other)?)?;
+    let refused = sys
+        .ctl(&["apple", "dep", "import-token", path.to_str().unwrap()])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("does not decrypt with this key"),
+        "{refused}"
+    );
+    assert_eq!(token(&sys, "default").await?["imported"], false);
+
+    // A file that is no token at all.
+    let garbage = dir.path().join("garbage.p7m");
+    std::fs::write(&garbage, b"this is not a token")?;
+    let refused = sys
+        .ctl(&["apple", "dep", "import-token", garbage.to_str().unwrap()])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("not an S/MIME message"), "{refused}");
+    assert_eq!(token(&sys, "default").await?["imported"], false);
+
+    // A name with no key pair.
+    let refused = sys
+        .ctl(&["apple", "dep", "sync", "--name", "nosuch"])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("nosuch not found"), "{refused}");
+
+    // The token for the other key pair imports under its name.
+    sys.ctl(&[
+        "apple",
+        "dep",
+        "import-token",
+        path.to_str().unwrap(),
+        "--name",
+        "other",
+    ])
+    .await?;
+    let synced = sys
+        .ctl_json(&["apple", "dep", "sync", "--name", "other"])
+        .await?;
+    assert_eq!(synced["added"], 1, "{synced}");
+    let before = token(&sys, "other").await?;
+
+    // Apple failing or throttling: the sync says so and keeps the cursor.
+    fake.add_device(FakeDevice::iphone("DEPBAD00002"));
+    fake.respond_once("POST /devices/sync", 500, &[], "INTERNAL_ERROR");
+    let failed = sys
+        .ctl(&["apple", "dep", "sync", "--name", "other"])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(failed.contains("Apple's service failed"), "{failed}");
+    fake.respond_once("POST /devices/sync", 429, &[("Retry-After", "30")], "");
+    let throttled = sys
+        .ctl(&["apple", "dep", "sync", "--name", "other"])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(throttled.contains("throttling"), "{throttled}");
+    let after = token(&sys, "other").await?;
+    assert_eq!(after["cursor_at"], before["cursor_at"]);
+    assert!(
+        after["last_sync_outcome"]
+            .as_str()
+            .unwrap()
+            .contains("failed"),
+        "{after}"
+    );
+    // The next sync continues from the kept cursor.
+    let synced = sys
+        .ctl_json(&["apple", "dep", "sync", "--name", "other"])
+        .await?;
+    assert_eq!(synced["added"], 1, "{synced}");
+    assert_eq!(synced["refetched"], false, "{synced}");
+    assert_eq!(
+        device_with_serial(&sys, "DEPBAD00002").await?["state"],
+        "awaiting-enrollment"
+    );
+    Ok(())
+}
