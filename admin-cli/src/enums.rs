@@ -95,6 +95,7 @@ pub fn command_kind(value: i32) -> Result<&'static str, CliError> {
         Ok(v1::CommandKind::InstallProfile) => Ok("install-profile"),
         Ok(v1::CommandKind::ReleaseSetup) => Ok("release-setup"),
         Ok(v1::CommandKind::EndLostMode) => Ok("end-lost-mode"),
+        Ok(v1::CommandKind::Locate) => Ok("locate"),
         Ok(v1::CommandKind::Unspecified) | Err(_) => Err(cannot_print("command kind", value)),
     }
 }

@@ -478,7 +478,8 @@ async fn handle_command(state: &StateDir, options: &RunOptions, command: &v1::Co
             | v1::CommandKind::SecurityInfo
             | v1::CommandKind::InstallProfile
             | v1::CommandKind::ReleaseSetup
-            | v1::CommandKind::EndLostMode => Outcome {
+            | v1::CommandKind::EndLostMode
+            | v1::CommandKind::Locate => Outcome {
                 success: false,
                 result: format!(
                     "the agent does not carry out {} commands",

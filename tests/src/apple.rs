@@ -547,6 +547,11 @@ impl SimulatedAppleDevice {
                 }
                 d.insert("SecurityInfo".into(), Value::Dictionary(s));
             }
+            "DeviceLocation" => {
+                d.insert("Latitude".into(), Value::Real(35.681_236));
+                d.insert("Longitude".into(), Value::Real(139.767_125));
+                d.insert("HorizontalAccuracy".into(), Value::Real(10.0));
+            }
             "DeviceLock" => {
                 d.insert("MessageResult".into(), Value::String("Success".into()));
             }

@@ -202,3 +202,38 @@ async fn a_macs_erase_carries_a_pin() -> anyhow::Result<()> {
     );
     sys.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_iphone_says_where_it_is() -> anyhow::Result<()> {
+    let sys = System::start().await?;
+    let (phone, id) = enrolled_device(&sys, SimulatedAppleDevice::iphone, None).await?;
+    let refused = sys
+        .ctl(&["device", "locate", &id])
+        .await
+        .expect_err("not lost");
+    assert!(
+        refused.to_string().contains("not in lost mode"),
+        "{refused}"
+    );
+    sys.ctl(&["device", "lock", &id, "--lost", "--phone", "110"])
+        .await?;
+    phone.check_for_commands().await?;
+    let asked = sys.ctl_json(&["device", "locate", &id]).await?;
+    assert_eq!(asked["command"]["kind"], "locate");
+    assert_eq!(asked["device"]["state"], "lost");
+    let fetched = phone.check_for_commands().await?;
+    assert_eq!(fetched[0].request_type, "DeviceLocation");
+    let commands = sys.commands(&id).await?;
+    let located = commands
+        .iter()
+        .find(|c| c["kind"] == "locate")
+        .expect("listed");
+    assert_eq!(located["status"], "acknowledged", "{located}");
+    assert!(
+        located["result"]
+            .as_str()
+            .is_some_and(|r| r.contains("35.68124") && r.contains("139.76712")),
+        "{located}"
+    );
+    sys.stop().await
+}

@@ -28,6 +28,11 @@ pub enum DeviceCommand {
     Unlock {
         id: String,
     },
+    /// Ask a device in lost mode where it is; `command list` shows the
+    /// answer.
+    Locate {
+        id: String,
+    },
     /// Erase an Apple device, or remove an agent's key, certificates and
     /// managed data; revokes the device.
     Wipe {

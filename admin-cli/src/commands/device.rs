@@ -88,6 +88,10 @@ pub async fn run(command: DeviceCommand, cx: &mut Context) -> Result<String, Cli
             let r = call(cx.client.unlock_device(v1::UnlockDeviceRequest { id })).await?;
             command_result(cx.json, "unlocked", r)
         }
+        DeviceCommand::Locate { id } => {
+            let r = call(cx.client.locate_device(v1::LocateDeviceRequest { id })).await?;
+            command_result(cx.json, "asked where it is", r)
+        }
         DeviceCommand::Wipe { id, confirm } => {
             if !confirm {
                 return Err(CliError::Usage(format!(

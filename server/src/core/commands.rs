@@ -143,6 +143,7 @@ impl Devices {
                 CommandKind::Wipe => AuditAction::DeviceWipe,
                 CommandKind::LostMode => AuditAction::DeviceLostMode,
                 CommandKind::EndLostMode => AuditAction::DeviceUnlock,
+                CommandKind::Locate => AuditAction::DeviceLocate,
                 CommandKind::Inventory
                 | CommandKind::SecurityInfo
                 | CommandKind::InstallProfile
@@ -367,6 +368,44 @@ impl Devices {
                 args: CommandArgs::default(),
             },
             DeviceState::Active,
+            now,
+        )
+        .await
+    }
+
+    /// Asks a device in lost mode where it is; the answer is the
+    /// command's result (`latchctl command list`).
+    pub async fn locate_device(
+        &self,
+        caller: &AuthenticatedAdmin,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(DeviceView, Command), CoreError> {
+        self.audit
+            .authorize(
+                caller,
+                Permission::LockDevices,
+                AdminRequest::LocateDevices,
+                id,
+                now,
+            )
+            .await?;
+        let state = self.store.device_state(&parse_device_id(id)?).await?;
+        if state != Some(DeviceState::Lost) {
+            return Err(CoreError::FailedPrecondition(format!(
+                "device {id} is not in lost mode; only a lost iPhone or iPad reports where it is \
+                 (`latchctl device lock {id} --lost --message …` first)"
+            )));
+        }
+        self.queue_command(
+            caller,
+            id,
+            CommandRequest {
+                kind: CommandKind::Locate,
+                message: String::new(),
+                args: CommandArgs::default(),
+            },
+            DeviceState::Lost,
             now,
         )
         .await

@@ -24,6 +24,8 @@ pub enum CommandKind {
     ReleaseSetup,
     /// End lost mode (the unlock of a lost device).
     EndLostMode,
+    /// Where a lost device is (Apple's DeviceLocation, lost mode only).
+    Locate,
 }
 
 impl CommandKind {
@@ -38,6 +40,7 @@ impl CommandKind {
             CommandKind::InstallProfile => "install-profile",
             CommandKind::ReleaseSetup => "release-setup",
             CommandKind::EndLostMode => "end-lost-mode",
+            CommandKind::Locate => "locate",
         }
     }
 
@@ -52,6 +55,7 @@ impl CommandKind {
             "install-profile" => Some(CommandKind::InstallProfile),
             "release-setup" => Some(CommandKind::ReleaseSetup),
             "end-lost-mode" => Some(CommandKind::EndLostMode),
+            "locate" => Some(CommandKind::Locate),
             _ => None,
         }
     }

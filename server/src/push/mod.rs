@@ -179,6 +179,7 @@ impl Push {
             CommandKind::InstallProfile => v1::CommandKind::InstallProfile,
             CommandKind::ReleaseSetup => v1::CommandKind::ReleaseSetup,
             CommandKind::EndLostMode => v1::CommandKind::EndLostMode,
+            CommandKind::Locate => v1::CommandKind::Locate,
         };
         let message = v1::ServerMessage {
             body: Some(v1::server_message::Body::Command(v1::Command {

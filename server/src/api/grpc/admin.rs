@@ -407,6 +407,23 @@ impl AdminService for AdminApi {
         }))
     }
 
+    async fn locate_device(
+        &self,
+        request: Request<v1::LocateDeviceRequest>,
+    ) -> Reply<v1::DeviceCommandResponse> {
+        let admin = self.admin(&request).await?;
+        let (view, command) = self
+            .core
+            .devices
+            .locate_device(&admin, &request.into_inner().id, Utc::now())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(v1::DeviceCommandResponse {
+            device: Some(device_msg(view)),
+            command: Some(command_msg(command)),
+        }))
+    }
+
     async fn wipe_device(
         &self,
         request: Request<v1::WipeDeviceRequest>,

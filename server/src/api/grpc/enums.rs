@@ -135,6 +135,7 @@ pub fn command_kind_msg(kind: CommandKind) -> v1::CommandKind {
         CommandKind::InstallProfile => v1::CommandKind::InstallProfile,
         CommandKind::ReleaseSetup => v1::CommandKind::ReleaseSetup,
         CommandKind::EndLostMode => v1::CommandKind::EndLostMode,
+        CommandKind::Locate => v1::CommandKind::Locate,
     }
 }
 

@@ -636,6 +636,7 @@ impl Apple {
             },
             CommandKind::Unlock => return Ok(None),
             CommandKind::EndLostMode => AppleCommand::DisableLostMode,
+            CommandKind::Locate => AppleCommand::DeviceLocation,
             CommandKind::Wipe => AppleCommand::EraseDevice {
                 pin,
                 preserve_data_plan: false,
@@ -680,6 +681,9 @@ impl Apple {
                 Ok("acknowledged".into())
             }
             CommandResult::SecurityInfo(_) if kind != CommandKind::SecurityInfo => {
+                Ok("acknowledged".into())
+            }
+            CommandResult::DeviceLocation(_) if kind != CommandKind::Locate => {
                 Ok("acknowledged".into())
             }
             CommandResult::DeviceInformation(info) => {
