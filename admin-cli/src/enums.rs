@@ -96,6 +96,8 @@ pub fn command_kind(value: i32) -> Result<&'static str, CliError> {
         Ok(v1::CommandKind::ReleaseSetup) => Ok("release-setup"),
         Ok(v1::CommandKind::EndLostMode) => Ok("end-lost-mode"),
         Ok(v1::CommandKind::Locate) => Ok("locate"),
+        Ok(v1::CommandKind::Restart) => Ok("restart"),
+        Ok(v1::CommandKind::ListProfiles) => Ok("list-profiles"),
         Ok(v1::CommandKind::Unspecified) | Err(_) => Err(cannot_print("command kind", value)),
     }
 }

@@ -479,7 +479,9 @@ async fn handle_command(state: &StateDir, options: &RunOptions, command: &v1::Co
             | v1::CommandKind::InstallProfile
             | v1::CommandKind::ReleaseSetup
             | v1::CommandKind::EndLostMode
-            | v1::CommandKind::Locate => Outcome {
+            | v1::CommandKind::Locate
+            | v1::CommandKind::Restart
+            | v1::CommandKind::ListProfiles => Outcome {
                 success: false,
                 result: format!(
                     "the agent does not carry out {} commands",

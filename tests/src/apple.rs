@@ -547,6 +547,26 @@ impl SimulatedAppleDevice {
                 }
                 d.insert("SecurityInfo".into(), Value::Dictionary(s));
             }
+            "ProfileList" => {
+                let mut p = Dictionary::new();
+                p.insert(
+                    "PayloadIdentifier".into(),
+                    Value::String("com.example.mdm".into()),
+                );
+                p.insert(
+                    "PayloadUUID".into(),
+                    Value::String(uuid::Uuid::new_v4().to_string()),
+                );
+                p.insert(
+                    "PayloadDisplayName".into(),
+                    Value::String("Device management".into()),
+                );
+                p.insert("IsManaged".into(), Value::Boolean(true));
+                d.insert(
+                    "ProfileList".into(),
+                    Value::Array(vec![Value::Dictionary(p)]),
+                );
+            }
             "DeviceLocation" => {
                 d.insert("Latitude".into(), Value::Real(35.681_236));
                 d.insert("Longitude".into(), Value::Real(139.767_125));

@@ -1,6 +1,7 @@
 //! The helpdesk and a lost or departing Apple device: lost mode on a supervised iPhone
 //! and back, a Mac's lock with the PIN the helpdesk reads to its user, and
-//! lost mode refused where Apple has none; an erase, with a Mac's PIN.
+//! lost mode refused where Apple has none; an erase, with a Mac's PIN;
+//! where a lost device is; a restart and the installed profiles.
 
 use latchkey_tests::System;
 use latchkey_tests::apple::{SimulatedAppleDevice, enrolled_device, woken};
@@ -234,6 +235,37 @@ async fn a_lost_iphone_says_where_it_is() -> anyhow::Result<()> {
             .as_str()
             .is_some_and(|r| r.contains("35.68124") && r.contains("139.76712")),
         "{located}"
+    );
+    sys.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apple_device_restarts_and_lists_its_profiles_and_an_agent_is_told_it_has_neither()
+-> anyhow::Result<()> {
+    let sys = System::start().await?;
+    let (phone, id) = enrolled_device(&sys, SimulatedAppleDevice::iphone, None).await?;
+    sys.ctl(&["device", "restart", &id]).await?;
+    sys.ctl(&["device", "profiles", &id]).await?;
+    let fetched = phone.check_for_commands().await?;
+    let kinds: Vec<&str> = fetched.iter().map(|r| r.request_type.as_str()).collect();
+    assert_eq!(kinds, ["RestartDevice", "ProfileList"]);
+    let commands = sys.commands(&id).await?;
+    let listed = commands
+        .iter()
+        .find(|c| c["kind"] == "list-profiles")
+        .expect("listed");
+    assert_eq!(listed["result"], "1 profile(s)", "{listed}");
+    assert_eq!(sys.device(&id).await?["state"], "active");
+
+    let token = sys.enrollment_token(&[]).await?;
+    let agent = sys.enroll(&token).await?;
+    let refused = sys
+        .ctl(&["device", "restart", &agent.device_id])
+        .await
+        .expect_err("the agent has no restart");
+    assert!(
+        refused.to_string().contains("for Apple devices"),
+        "{refused}"
     );
     sys.stop().await
 }

@@ -33,6 +33,15 @@ pub enum DeviceCommand {
     Locate {
         id: String,
     },
+    /// Restart an Apple device.
+    Restart {
+        id: String,
+    },
+    /// Ask an Apple device which configuration profiles it has installed;
+    /// `command list` shows the answer.
+    Profiles {
+        id: String,
+    },
     /// Erase an Apple device, or remove an agent's key, certificates and
     /// managed data; revokes the device.
     Wipe {

@@ -92,6 +92,18 @@ pub async fn run(command: DeviceCommand, cx: &mut Context) -> Result<String, Cli
             let r = call(cx.client.locate_device(v1::LocateDeviceRequest { id })).await?;
             command_result(cx.json, "asked where it is", r)
         }
+        DeviceCommand::Restart { id } => {
+            let r = call(cx.client.restart_device(v1::RestartDeviceRequest { id })).await?;
+            command_result(cx.json, "asked to restart", r)
+        }
+        DeviceCommand::Profiles { id } => {
+            let r = call(
+                cx.client
+                    .list_device_profiles(v1::ListDeviceProfilesRequest { id }),
+            )
+            .await?;
+            command_result(cx.json, "asked for its profiles", r)
+        }
         DeviceCommand::Wipe { id, confirm } => {
             if !confirm {
                 return Err(CliError::Usage(format!(

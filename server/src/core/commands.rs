@@ -144,6 +144,8 @@ impl Devices {
                 CommandKind::LostMode => AuditAction::DeviceLostMode,
                 CommandKind::EndLostMode => AuditAction::DeviceUnlock,
                 CommandKind::Locate => AuditAction::DeviceLocate,
+                CommandKind::Restart => AuditAction::DeviceRestart,
+                CommandKind::ListProfiles => AuditAction::CommandQueue,
                 CommandKind::Inventory
                 | CommandKind::SecurityInfo
                 | CommandKind::InstallProfile
@@ -368,6 +370,59 @@ impl Devices {
                 args: CommandArgs::default(),
             },
             DeviceState::Active,
+            now,
+        )
+        .await
+    }
+
+    /// A command an Apple device's MDM carries and the agent does not:
+    /// `Restart` (helpdesk) or `ListProfiles` (reading); the device's
+    /// state stays as it is.
+    pub async fn apple_device_command(
+        &self,
+        caller: &AuthenticatedAdmin,
+        id: &str,
+        kind: CommandKind,
+        now: DateTime<Utc>,
+    ) -> Result<(DeviceView, Command), CoreError> {
+        let (permission, request) = match kind {
+            CommandKind::Restart => (Permission::LockDevices, AdminRequest::RestartDevices),
+            _ => (Permission::ReadDevices, AdminRequest::ListDeviceProfiles),
+        };
+        self.audit
+            .authorize(caller, permission, request, id, now)
+            .await?;
+        let device_id = parse_device_id(id)?;
+        let device = self
+            .store
+            .device(&device_id)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("device {id}")))?;
+        if device.channel != Channel::apple() {
+            return Err(CoreError::FailedPrecondition(format!(
+                "device {id} is managed by the Latchkey agent; {} is for Apple devices",
+                kind.as_str()
+            )));
+        }
+        let state = device.state;
+        if !matches!(
+            state,
+            DeviceState::Active | DeviceState::Locked | DeviceState::Lost
+        ) {
+            return Err(CoreError::FailedPrecondition(format!(
+                "device {id} is {}; it takes no such command",
+                state.as_str()
+            )));
+        }
+        self.queue_command(
+            caller,
+            id,
+            CommandRequest {
+                kind,
+                message: String::new(),
+                args: CommandArgs::default(),
+            },
+            state,
             now,
         )
         .await

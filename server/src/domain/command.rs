@@ -26,6 +26,10 @@ pub enum CommandKind {
     EndLostMode,
     /// Where a lost device is (Apple's DeviceLocation, lost mode only).
     Locate,
+    /// Restart the device (Apple's RestartDevice).
+    Restart,
+    /// List the configuration profiles installed (Apple's ProfileList).
+    ListProfiles,
 }
 
 impl CommandKind {
@@ -41,6 +45,8 @@ impl CommandKind {
             CommandKind::ReleaseSetup => "release-setup",
             CommandKind::EndLostMode => "end-lost-mode",
             CommandKind::Locate => "locate",
+            CommandKind::Restart => "restart",
+            CommandKind::ListProfiles => "list-profiles",
         }
     }
 
@@ -56,6 +62,8 @@ impl CommandKind {
             "release-setup" => Some(CommandKind::ReleaseSetup),
             "end-lost-mode" => Some(CommandKind::EndLostMode),
             "locate" => Some(CommandKind::Locate),
+            "restart" => Some(CommandKind::Restart),
+            "list-profiles" => Some(CommandKind::ListProfiles),
             _ => None,
         }
     }

@@ -180,6 +180,8 @@ impl Push {
             CommandKind::ReleaseSetup => v1::CommandKind::ReleaseSetup,
             CommandKind::EndLostMode => v1::CommandKind::EndLostMode,
             CommandKind::Locate => v1::CommandKind::Locate,
+            CommandKind::Restart => v1::CommandKind::Restart,
+            CommandKind::ListProfiles => v1::CommandKind::ListProfiles,
         };
         let message = v1::ServerMessage {
             body: Some(v1::server_message::Body::Command(v1::Command {

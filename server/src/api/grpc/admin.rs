@@ -21,7 +21,7 @@ use crate::core::{Core, DeviceView, LockRequest};
 use crate::domain::admin::{Admin, EnrollmentToken};
 use crate::domain::app::{App, DevicePolicy, MfaPolicy};
 use crate::domain::audit::{Actor, AuditAction, AuditEntry, AuditEvent, AuditOutcome};
-use crate::domain::command::Command;
+use crate::domain::command::{Command, CommandKind};
 use crate::domain::policy::StoredPolicy;
 use crate::domain::user::{Group, User, UserKind};
 
@@ -416,6 +416,50 @@ impl AdminService for AdminApi {
             .core
             .devices
             .locate_device(&admin, &request.into_inner().id, Utc::now())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(v1::DeviceCommandResponse {
+            device: Some(device_msg(view)),
+            command: Some(command_msg(command)),
+        }))
+    }
+
+    async fn restart_device(
+        &self,
+        request: Request<v1::RestartDeviceRequest>,
+    ) -> Reply<v1::DeviceCommandResponse> {
+        let admin = self.admin(&request).await?;
+        let (view, command) = self
+            .core
+            .devices
+            .apple_device_command(
+                &admin,
+                &request.into_inner().id,
+                CommandKind::Restart,
+                Utc::now(),
+            )
+            .await
+            .map_err(status)?;
+        Ok(Response::new(v1::DeviceCommandResponse {
+            device: Some(device_msg(view)),
+            command: Some(command_msg(command)),
+        }))
+    }
+
+    async fn list_device_profiles(
+        &self,
+        request: Request<v1::ListDeviceProfilesRequest>,
+    ) -> Reply<v1::DeviceCommandResponse> {
+        let admin = self.admin(&request).await?;
+        let (view, command) = self
+            .core
+            .devices
+            .apple_device_command(
+                &admin,
+                &request.into_inner().id,
+                CommandKind::ListProfiles,
+                Utc::now(),
+            )
             .await
             .map_err(status)?;
         Ok(Response::new(v1::DeviceCommandResponse {

@@ -136,6 +136,8 @@ pub fn command_kind_msg(kind: CommandKind) -> v1::CommandKind {
         CommandKind::ReleaseSetup => v1::CommandKind::ReleaseSetup,
         CommandKind::EndLostMode => v1::CommandKind::EndLostMode,
         CommandKind::Locate => v1::CommandKind::Locate,
+        CommandKind::Restart => v1::CommandKind::Restart,
+        CommandKind::ListProfiles => v1::CommandKind::ListProfiles,
     }
 }
 

@@ -637,6 +637,10 @@ impl Apple {
             CommandKind::Unlock => return Ok(None),
             CommandKind::EndLostMode => AppleCommand::DisableLostMode,
             CommandKind::Locate => AppleCommand::DeviceLocation,
+            CommandKind::Restart => AppleCommand::RestartDevice,
+            CommandKind::ListProfiles => AppleCommand::ProfileList {
+                managed_only: false,
+            },
             CommandKind::Wipe => AppleCommand::EraseDevice {
                 pin,
                 preserve_data_plan: false,
@@ -684,6 +688,9 @@ impl Apple {
                 Ok("acknowledged".into())
             }
             CommandResult::DeviceLocation(_) if kind != CommandKind::Locate => {
+                Ok("acknowledged".into())
+            }
+            CommandResult::ProfileList(_) if kind != CommandKind::ListProfiles => {
                 Ok("acknowledged".into())
             }
             CommandResult::DeviceInformation(info) => {
