@@ -198,6 +198,9 @@ pub struct SimulatedAppleDevice {
     received: Arc<Mutex<Vec<Received>>>,
     /// What SecurityInfo reports: passcode present, FileVault on.
     pub passcode_present: bool,
+    /// Send the PKIOperation over GET with the base64 message unescaped in
+    /// the query (as careless clients do), instead of POST.
+    pub scep_over_get: bool,
 }
 
 impl SimulatedAppleDevice {
@@ -219,6 +222,7 @@ impl SimulatedAppleDevice {
             answers: Arc::default(),
             received: Arc::default(),
             passcode_present: true,
+            scep_over_get: false,
         }
     }
 
@@ -335,14 +339,24 @@ impl SimulatedAppleDevice {
         )?;
         let (message, transaction) =
             requester.pkcs_req(&csr, &ra, digest, encryption, Utc::now())?;
-        let (status, headers, reply) = self
-            .exchange(
+        let (status, headers, reply) = if self.scep_over_get {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(&message);
+            self.exchange(
+                "GET",
+                &format!("{path}?operation=PKIOperation&message={b64}"),
+                &[],
+                b"",
+            )
+            .await?
+        } else {
+            self.exchange(
                 "POST",
                 &format!("{path}?operation=PKIOperation"),
                 &[("Content-Type", "application/x-pki-message".into())],
                 &message,
             )
-            .await?;
+            .await?
+        };
         if status != 200 {
             return Ok(Err(format!(
                 "HTTP {status}: {}",

@@ -436,3 +436,20 @@ async fn check_ins_that_do_not_verify_or_fit_are_refused_and_never_with_401() ->
     );
     sys.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pki_operation_over_get_with_its_base64_unescaped_enrolls() -> anyhow::Result<()> {
+    let sys = System::start().await?;
+    let dir = tempfile::tempdir()?;
+    import_push_certificate(&sys, dir.path()).await?;
+    let addr = sys.running().https_addr;
+    // Several devices, so that some message holds a `+` (a 2 KiB message
+    // almost always does).
+    for _ in 0..3 {
+        let profile = EnrollmentProfile::read(sys.ctl(&["apple", "profile"]).await?.as_bytes())?;
+        let mut phone = SimulatedAppleDevice::iphone(profile, addr, &sys.ca_pem);
+        phone.scep_over_get = true;
+        assert_eq!(phone.scep_enroll().await?, Ok(()));
+    }
+    sys.stop().await
+}

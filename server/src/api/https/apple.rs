@@ -93,7 +93,14 @@ pub(super) async fn scep_get(State(web): State<Web>, Query(query): Query<ScepQue
             let Some(message) = query.message else {
                 return plain(StatusCode::BAD_REQUEST, "PKIOperation without a message");
             };
-            let cleaned: String = message.chars().filter(|c| !c.is_whitespace()).collect();
+            // Base64 has no spaces: a space is a `+` a client did not
+            // escape (the query decoding turned it into one); line breaks
+            // some clients add are dropped.
+            let cleaned: String = message
+                .chars()
+                .map(|c| if c == ' ' { '+' } else { c })
+                .filter(|c| !c.is_whitespace())
+                .collect();
             match base64::engine::general_purpose::STANDARD.decode(cleaned.as_bytes()) {
                 Ok(der) => pki_operation(&web, &der).await,
                 Err(_) => plain(StatusCode::BAD_REQUEST, "the message is not base64"),
