@@ -4,4 +4,5 @@
 pub mod checkin;
 pub mod commands;
 pub mod machine_info;
+pub mod report;
 pub mod wire;

@@ -8,22 +8,20 @@ use latchkey_proto::v1::{self, admin_service_server::AdminService};
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
-use super::enums::{
-    self, audit_outcome_msg, command_kind_msg, command_status_msg, compliance_msg,
-    device_policy_msg, device_state_msg, mfa_policy_msg, requested_role, role_msg,
-    token_status_msg, user_kind_msg, user_status_msg,
+use super::enums::{self, requested_role};
+use super::messages::{
+    admin_msg, app_msg, app_with_secret, audit_msg, command_msg, device_msg, group_msg, non_empty,
+    policy_msg, temporary_password_msg, token_msg, unix, user_msg,
 };
 use super::status;
-use crate::core::apps::{AppChanges, ClientSecret, NewApp};
+use crate::core::Core;
+use crate::core::apps::{AppChanges, NewApp};
 use crate::core::auth::AuthenticatedAdmin;
 use crate::core::users::NewUser;
-use crate::core::{Core, DeviceView, LockRequest};
-use crate::domain::admin::{Admin, EnrollmentToken};
-use crate::domain::app::{App, DevicePolicy, MfaPolicy};
-use crate::domain::audit::{Actor, AuditAction, AuditEntry, AuditEvent, AuditOutcome};
-use crate::domain::command::{Command, CommandKind};
-use crate::domain::policy::StoredPolicy;
-use crate::domain::user::{Group, User, UserKind};
+use crate::domain::app::{DevicePolicy, MfaPolicy};
+use crate::domain::audit::{Actor, AuditAction, AuditEntry, AuditOutcome};
+use crate::domain::command::CommandKind;
+use crate::domain::user::UserKind;
 
 pub struct AdminApi {
     core: Arc<Core>,
@@ -80,180 +78,6 @@ impl AdminApi {
             }
         }
     }
-}
-
-pub(super) fn unix(t: DateTime<Utc>) -> i64 {
-    t.timestamp()
-}
-
-fn admin_msg(a: Admin) -> v1::Admin {
-    v1::Admin {
-        id: a.id.to_string(),
-        email: a.email,
-        role: role_msg(a.role).into(),
-        role_text: a.role.as_str().to_owned(),
-        created_at: unix(a.created_at),
-    }
-}
-
-/// A token as it stands at `now`, the time of the call.
-fn token_msg(t: EnrollmentToken, now: DateTime<Utc>) -> v1::EnrollmentToken {
-    v1::EnrollmentToken {
-        status: token_status_msg(t.status(now)).into(),
-        id: t.id.to_string(),
-        user: t.user.unwrap_or_default(),
-        group: t.group.unwrap_or_default(),
-        expires_at: unix(t.expires_at),
-        uses_allowed: t.uses_allowed,
-        uses_count: t.uses_count,
-        revoked: t.revoked_at.is_some(),
-        created_at: unix(t.created_at),
-        created_by: t.created_by,
-    }
-}
-
-fn device_msg(view: DeviceView) -> v1::Device {
-    let DeviceView {
-        device: d,
-        policy,
-        compliance,
-    } = view;
-    let posture = d.posture.as_ref();
-    let check = |f: fn(&crate::domain::device::Posture) -> crate::domain::device::CheckState| {
-        posture
-            .map(|p| f(p).as_str().to_owned())
-            .unwrap_or_default()
-    };
-    v1::Device {
-        id: d.id.to_string(),
-        hostname: d.hostname.clone(),
-        platform: d.platform.clone(),
-        os_version: d.os_version.clone(),
-        state: device_state_msg(d.state).into(),
-        state_text: d.state.as_str().to_owned(),
-        user: d.user.clone().unwrap_or_default(),
-        compliance: compliance_msg(&compliance).into(),
-        compliance_text: compliance.as_str().to_owned(),
-        failed_checks: compliance
-            .failed_checks()
-            .iter()
-            .map(|f| v1::FailedCheck {
-                check: f.check.to_owned(),
-                detail: f.detail.clone(),
-            })
-            .collect(),
-        last_seen: d.last_seen.map_or(0, unix),
-        enrolled_at: unix(d.enrolled_at),
-        serial: d.serial.clone(),
-        model: d.model.clone(),
-        machine_id: d.machine_id.clone(),
-        group: d.group.clone().unwrap_or_default(),
-        policy: policy.unwrap_or_default(),
-        certificate_expires_at: d.certificate_expires_at.map_or(0, unix),
-        posture_disk_encryption: check(|p| p.disk_encryption),
-        posture_screen_lock: check(|p| p.screen_lock),
-        posture_firewall: check(|p| p.firewall),
-        posture_at: d.posture_at.map_or(0, unix),
-    }
-}
-
-fn command_msg(c: Command) -> v1::DeviceCommand {
-    v1::DeviceCommand {
-        id: c.id.to_string(),
-        device_id: c.device_id.to_string(),
-        kind: command_kind_msg(c.kind).into(),
-        status: command_status_msg(c.status).into(),
-        result: c.result.unwrap_or_default(),
-        created_at: unix(c.created_at),
-        acknowledged_at: c.acked_at.map_or(0, unix),
-        created_by: c.created_by,
-        pin: String::new(),
-    }
-}
-
-fn policy_msg(p: StoredPolicy) -> v1::Policy {
-    v1::Policy {
-        name: p.name,
-        document: p.document,
-        version: p.version,
-        updated_at: unix(p.updated_at),
-        groups: p.groups,
-        devices: p.devices,
-    }
-}
-
-fn audit_msg(e: AuditEvent) -> v1::AuditEvent {
-    v1::AuditEvent {
-        id: e.id,
-        at: unix(e.at),
-        actor: e.actor,
-        action: e.action,
-        target: e.target,
-        outcome: audit_outcome_msg(e.outcome).into(),
-        detail: e.detail,
-    }
-}
-
-fn user_msg(u: User) -> v1::User {
-    v1::User {
-        id: u.id.to_string(),
-        email: u.email,
-        name: u.name,
-        kind: user_kind_msg(u.kind).into(),
-        status: user_status_msg(u.status).into(),
-        groups: u.groups,
-        created_at: unix(u.created_at),
-        updated_at: unix(u.updated_at),
-    }
-}
-
-fn group_msg(g: Group) -> v1::Group {
-    v1::Group {
-        name: g.name,
-        members: g.members,
-        created_at: unix(g.created_at),
-    }
-}
-
-/// A user's new temporary password, shown once.
-fn temporary_password_msg(
-    user: crate::domain::user::User,
-    temporary: &crate::core::users::TemporaryPassword,
-) -> v1::ResetPasswordResponse {
-    v1::ResetPasswordResponse {
-        user: Some(user_msg(user)),
-        temporary_password: temporary.password.expose().to_owned(),
-        expires_at: unix(temporary.expires_at),
-    }
-}
-
-fn app_msg(a: App) -> v1::App {
-    v1::App {
-        name: a.name,
-        client_id: a.client_id.to_string(),
-        public: a.public,
-        redirect_uris: a.redirect_uris,
-        device: device_policy_msg(a.device_policy).into(),
-        mfa: mfa_policy_msg(a.mfa_policy).into(),
-        allowed_networks: a.allowed_networks.iter().map(ToString::to_string).collect(),
-        post_logout_redirect_uris: a.post_logout_redirect_uris,
-        offline_access: a.offline_access,
-        refresh_lifetime_seconds: a.refresh_lifetime.num_seconds(),
-        created_at: unix(a.created_at),
-        updated_at: unix(a.updated_at),
-    }
-}
-
-fn app_with_secret(app: App, secret: Option<ClientSecret>) -> v1::AppWithSecret {
-    v1::AppWithSecret {
-        app: Some(app_msg(app)),
-        client_secret: secret.map(|s| s.0).unwrap_or_default(),
-    }
-}
-
-fn non_empty(s: String) -> Option<String> {
-    let s = s.trim().to_owned();
-    (!s.is_empty()).then_some(s)
 }
 
 pub(super) type Reply<T> = Result<Response<T>, Status>;
@@ -363,31 +187,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<v1::LockDeviceRequest>,
     ) -> Reply<v1::DeviceCommandResponse> {
-        let admin = self.admin(&request).await?;
-        let r = request.into_inner();
-        let (view, command) = self
-            .core
-            .devices
-            .lock_device(
-                &admin,
-                &r.id,
-                LockRequest {
-                    message: r.message,
-                    lost: r.lost,
-                    phone: (!r.phone.is_empty()).then_some(r.phone),
-                    footnote: (!r.footnote.is_empty()).then_some(r.footnote),
-                },
-                Utc::now(),
-            )
-            .await
-            .map_err(status)?;
-        let pin = self.core.devices.command_pin(&admin, &command);
-        let mut command = command_msg(command);
-        command.pin = pin.unwrap_or_default();
-        Ok(Response::new(v1::DeviceCommandResponse {
-            device: Some(device_msg(view)),
-            command: Some(command),
-        }))
+        super::device_commands::lock(self, request).await
     }
 
     async fn unlock_device(
@@ -395,16 +195,13 @@ impl AdminService for AdminApi {
         request: Request<v1::UnlockDeviceRequest>,
     ) -> Reply<v1::DeviceCommandResponse> {
         let admin = self.admin(&request).await?;
-        let (view, command) = self
+        let id = request.into_inner().id;
+        let queued = self
             .core
             .devices
-            .unlock_device(&admin, &request.into_inner().id, Utc::now())
-            .await
-            .map_err(status)?;
-        Ok(Response::new(v1::DeviceCommandResponse {
-            device: Some(device_msg(view)),
-            command: Some(command_msg(command)),
-        }))
+            .unlock_device(&admin, &id, Utc::now())
+            .await;
+        super::device_commands::reply(self, &admin, queued)
     }
 
     async fn locate_device(
@@ -412,60 +209,29 @@ impl AdminService for AdminApi {
         request: Request<v1::LocateDeviceRequest>,
     ) -> Reply<v1::DeviceCommandResponse> {
         let admin = self.admin(&request).await?;
-        let (view, command) = self
+        let id = request.into_inner().id;
+        let queued = self
             .core
             .devices
-            .locate_device(&admin, &request.into_inner().id, Utc::now())
-            .await
-            .map_err(status)?;
-        Ok(Response::new(v1::DeviceCommandResponse {
-            device: Some(device_msg(view)),
-            command: Some(command_msg(command)),
-        }))
+            .locate_device(&admin, &id, Utc::now())
+            .await;
+        super::device_commands::reply(self, &admin, queued)
     }
 
     async fn restart_device(
         &self,
         request: Request<v1::RestartDeviceRequest>,
     ) -> Reply<v1::DeviceCommandResponse> {
-        let admin = self.admin(&request).await?;
-        let (view, command) = self
-            .core
-            .devices
-            .apple_device_command(
-                &admin,
-                &request.into_inner().id,
-                CommandKind::Restart,
-                Utc::now(),
-            )
-            .await
-            .map_err(status)?;
-        Ok(Response::new(v1::DeviceCommandResponse {
-            device: Some(device_msg(view)),
-            command: Some(command_msg(command)),
-        }))
+        let id = request.get_ref().id.clone();
+        super::device_commands::apple(self, &request, &id, CommandKind::Restart).await
     }
 
     async fn list_device_profiles(
         &self,
         request: Request<v1::ListDeviceProfilesRequest>,
     ) -> Reply<v1::DeviceCommandResponse> {
-        let admin = self.admin(&request).await?;
-        let (view, command) = self
-            .core
-            .devices
-            .apple_device_command(
-                &admin,
-                &request.into_inner().id,
-                CommandKind::ListProfiles,
-                Utc::now(),
-            )
-            .await
-            .map_err(status)?;
-        Ok(Response::new(v1::DeviceCommandResponse {
-            device: Some(device_msg(view)),
-            command: Some(command_msg(command)),
-        }))
+        let id = request.get_ref().id.clone();
+        super::device_commands::apple(self, &request, &id, CommandKind::ListProfiles).await
     }
 
     async fn wipe_device(
@@ -473,19 +239,9 @@ impl AdminService for AdminApi {
         request: Request<v1::WipeDeviceRequest>,
     ) -> Reply<v1::DeviceCommandResponse> {
         let admin = self.admin(&request).await?;
-        let (view, command) = self
-            .core
-            .devices
-            .wipe_device(&admin, &request.into_inner().id, Utc::now())
-            .await
-            .map_err(status)?;
-        let pin = self.core.devices.command_pin(&admin, &command);
-        let mut command = command_msg(command);
-        command.pin = pin.unwrap_or_default();
-        Ok(Response::new(v1::DeviceCommandResponse {
-            device: Some(device_msg(view)),
-            command: Some(command),
-        }))
+        let id = request.into_inner().id;
+        let queued = self.core.devices.wipe_device(&admin, &id, Utc::now()).await;
+        super::device_commands::reply(self, &admin, queued)
     }
 
     async fn retire_device(&self, request: Request<v1::RetireDeviceRequest>) -> Reply<v1::Device> {

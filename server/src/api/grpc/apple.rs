@@ -6,7 +6,8 @@ use chrono::Utc;
 use latchkey_proto::v1;
 use tonic::{Request, Response, Status};
 
-use super::admin::{AdminApi, Reply, unix};
+use super::admin::{AdminApi, Reply};
+use super::messages::unix;
 use super::status;
 use crate::core::apple::MAX_TOKEN_FILE_BYTES;
 use crate::domain::apple::dep::DepTokenInfo;

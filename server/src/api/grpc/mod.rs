@@ -7,7 +7,9 @@ mod admin;
 mod apple;
 mod decode;
 mod device;
+mod device_commands;
 mod enums;
+mod messages;
 mod short_status;
 
 use std::sync::Arc;

@@ -261,7 +261,7 @@ pub(super) async fn connect(
         Ok(device) => device,
         Err(answer) => return answer,
     };
-    let report = match command_wire::decode_report(&body) {
+    let report = match crate::api::apple::report::decode_report(&body) {
         Ok(report) => report,
         Err(e) => return plain(StatusCode::BAD_REQUEST, e.to_string()),
     };
