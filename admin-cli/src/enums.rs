@@ -98,6 +98,7 @@ pub fn command_kind(value: i32) -> Result<&'static str, CliError> {
         Ok(v1::CommandKind::Locate) => Ok("locate"),
         Ok(v1::CommandKind::Restart) => Ok("restart"),
         Ok(v1::CommandKind::ListProfiles) => Ok("list-profiles"),
+        Ok(v1::CommandKind::RemoveProfile) => Ok("remove-profile"),
         Ok(v1::CommandKind::Unspecified) | Err(_) => Err(cannot_print("command kind", value)),
     }
 }
@@ -175,6 +176,7 @@ pub fn audit_outcome(value: i32) -> Result<&'static str, CliError> {
     match v1::AuditOutcome::try_from(value) {
         Ok(v1::AuditOutcome::Ok) => Ok("ok"),
         Ok(v1::AuditOutcome::Denied) => Ok("denied"),
+        Ok(v1::AuditOutcome::Failed) => Ok("failed"),
         Ok(v1::AuditOutcome::Unspecified) | Err(_) => Err(cannot_print("audit outcome", value)),
     }
 }

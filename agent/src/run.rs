@@ -481,7 +481,8 @@ async fn handle_command(state: &StateDir, options: &RunOptions, command: &v1::Co
             | v1::CommandKind::EndLostMode
             | v1::CommandKind::Locate
             | v1::CommandKind::Restart
-            | v1::CommandKind::ListProfiles => Outcome {
+            | v1::CommandKind::ListProfiles
+            | v1::CommandKind::RemoveProfile => Outcome {
                 success: false,
                 result: format!(
                     "the agent does not carry out {} commands",

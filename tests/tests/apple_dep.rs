@@ -213,7 +213,7 @@ async fn devices_listed_in_apple_business_manager_enroll_as_their_own_records() 
 async fn a_wrong_token_file_an_unknown_name_and_apple_failing_are_reported() -> Result<()> {
     let fake = FakeDep::start().await?;
     fake.add_device(FakeDevice::iphone("DEPBAD00001"));
-    let sys = system_for(&fake).await?;
+    let mut sys = system_for(&fake).await?;
     let dir = tempfile::tempdir()?;
 
     // A token made for another key pair's certificate does not decrypt,
@@ -279,13 +279,26 @@ async fn a_wrong_token_file_an_unknown_name_and_apple_failing_are_reported() -> 
         .unwrap_err()
         .to_string();
     assert!(failed.contains("Apple's service failed"), "{failed}");
-    fake.respond_once("POST /devices/sync", 429, &[("Retry-After", "30")], "");
+    fake.respond_once("POST /devices/sync", 429, &[("Retry-After", "3600")], "");
     let throttled = sys
         .ctl(&["apple", "dep", "sync", "--name", "other"])
         .await
         .unwrap_err()
         .to_string();
     assert!(throttled.contains("throttling"), "{throttled}");
+    // Apple asked for an hour: the next sync does not ask Apple again
+    // before then, and says when it can.
+    let asked = fake.requests("POST /devices/sync");
+    let waiting = sys
+        .ctl(&["apple", "dep", "sync", "--name", "other"])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        waiting.contains("Apple asked Latchkey to wait; the next sync can run after"),
+        "{waiting}"
+    );
+    assert_eq!(fake.requests("POST /devices/sync"), asked);
     let after = token(&sys, "other").await?;
     assert_eq!(after["cursor_at"], before["cursor_at"]);
     assert!(
@@ -295,7 +308,24 @@ async fn a_wrong_token_file_an_unknown_name_and_apple_failing_are_reported() -> 
             .contains("failed"),
         "{after}"
     );
-    // The next sync continues from the kept cursor.
+    // Both failures are in the audit log as failed, with Apple's reason.
+    let audit = sys.ctl_json(&["audit"]).await?;
+    let failed_syncs: Vec<_> = audit
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter(|e| e["action"] == "apple-dep.sync" && e["outcome"] == "failed")
+        .collect();
+    assert_eq!(failed_syncs.len(), 2, "{audit}");
+    assert!(
+        failed_syncs
+            .iter()
+            .any(|e| e["detail"].as_str().unwrap().contains("throttling")),
+        "{failed_syncs:?}"
+    );
+    // The wait is kept in memory: a restarted server asks Apple again,
+    // and the sync continues from the kept cursor.
+    sys.restart().await?;
     let synced = sys
         .ctl_json(&["apple", "dep", "sync", "--name", "other"])
         .await?;

@@ -121,6 +121,17 @@ async fn a_macs_lock_carries_a_pin_the_helpdesk_can_read() -> anyhow::Result<()>
         .ctl_as(&auditor, &["--json", "command", "list", &id])
         .await?;
     assert!(!listed.contains(&pin), "{listed}");
+    // The helpdesk can read it again from `device show` when the user
+    // calls; the auditor cannot.
+    let shown = sys.ctl_as(&helpdesk, &["device", "show", &id]).await?;
+    let pin_line = shown
+        .lines()
+        .find(|l| l.starts_with("unlock PIN"))
+        .unwrap_or_else(|| panic!("no PIN line in {shown}"));
+    assert!(pin_line.contains(&pin), "{shown}");
+    let shown = sys.ctl_as(&auditor, &["device", "show", &id]).await?;
+    assert!(!shown.contains(&pin), "{shown}");
+    assert!(!shown.contains("unlock PIN"), "{shown}");
     sys.stop().await
 }
 

@@ -291,7 +291,7 @@ async fn device_auth_facts_follow_the_policy_in_force() -> anyhow::Result<()> {
             .get_device(&owner, enrolled.device_id.as_str(), now)
             .await?;
         let name = policy.map(|p| p.name);
-        assert_eq!(shown.policy, name);
+        assert_eq!(shown.view.policy, name);
         anyhow::Ok(name)
     };
     assert_eq!(policy_in_force().await?, None);

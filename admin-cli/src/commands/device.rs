@@ -202,7 +202,60 @@ fn device_json(d: &v1::Device) -> Result<serde_json::Value, CliError> {
             "firewall": d.posture_firewall,
             "reported_at": render::rfc3339(d.posture_at),
         },
+        "apple": d.apple.as_ref().map(|a| json!({
+            "supervised": a.supervised,
+            "last_check_in": render::rfc3339(a.last_check_in),
+            "last_push_at": render::rfc3339(a.last_push_at),
+            "last_push_result": (!a.last_push_result.is_empty()).then_some(&a.last_push_result),
+            "push_token_invalid": a.push_token_invalid,
+            "push_enabled": a.push_enabled,
+            "awaiting_configuration": a.awaiting_configuration,
+            "topic": (!a.topic.is_empty()).then_some(&a.topic),
+            "unlock_pin": (!a.unlock_pin.is_empty()).then_some(&a.unlock_pin),
+            "unlock_pin_set_at": render::rfc3339(a.unlock_pin_set_at),
+        })),
+        "policy_gaps": d.policy_gaps.iter().map(|g| json!({
+            "rule": g.rule,
+            "reason": g.reason,
+            "reported_by": (!g.reported_by.is_empty()).then_some(&g.reported_by),
+        })).collect::<Vec<_>>(),
     }))
+}
+
+/// The lines `device show` gives an Apple device's MDM facts.
+fn apple_lines(t: &mut Fields, a: &v1::AppleDeviceFacts) {
+    t.add(
+        "supervised",
+        match a.supervised {
+            Some(true) => "yes",
+            Some(false) => "no (lost mode needs a supervised device)",
+            None => "not reported yet",
+        },
+    );
+    t.add("last check-in", &time(a.last_check_in));
+    let push = if a.push_token_invalid {
+        "token no longer valid (APNs 410); waiting for the device's next token update".to_owned()
+    } else if !a.push_enabled {
+        "not enabled (no push token yet, or the device checked out)".to_owned()
+    } else if a.last_push_at == 0 {
+        "enabled; none sent yet".to_owned()
+    } else {
+        format!(
+            "last {} ({})",
+            time(a.last_push_at),
+            render::or_dash(&a.last_push_result)
+        )
+    };
+    t.add("push", &push);
+    if a.awaiting_configuration {
+        t.add("setup", "waiting in Setup Assistant for its configuration");
+    }
+    if !a.unlock_pin.is_empty() {
+        t.add(
+            "unlock PIN",
+            &format!("{} (set {})", a.unlock_pin, time(a.unlock_pin_set_at)),
+        );
+    }
 }
 
 fn device_text(d: &v1::Device) -> Result<String, CliError> {
@@ -247,5 +300,22 @@ fn device_text(d: &v1::Device) -> Result<String, CliError> {
     );
     t.add("serial", render::or_dash(&d.serial));
     t.add("model", render::or_dash(&d.model));
+    if let Some(apple) = &d.apple {
+        apple_lines(&mut t, apple);
+    }
+    for g in &d.policy_gaps {
+        let line = if g.reported_by.is_empty() {
+            format!(
+                "{}: not reported by this platform, so it cannot pass here ({})",
+                g.rule, g.reason
+            )
+        } else {
+            format!(
+                "{}: not enforced, only checked through {} ({})",
+                g.rule, g.reported_by, g.reason
+            )
+        };
+        t.add("policy gap", &line);
+    }
     Ok(t.render())
 }

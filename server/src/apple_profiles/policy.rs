@@ -89,6 +89,12 @@ pub struct PolicyProfile {
     pub gaps: Vec<RuleGap>,
 }
 
+/// The `PayloadIdentifier` of the policy profile under `identifier_base`:
+/// one for every policy, so installing one replaces the other.
+pub fn policy_profile_identifier(identifier_base: &str) -> String {
+    format!("{identifier_base}.policy")
+}
+
 /// Renders `policy` (named `policy_name`) for `platform`.
 pub fn render_policy_profile(
     settings: &PolicyProfileSettings,
@@ -99,7 +105,7 @@ pub fn render_policy_profile(
     non_empty("organization", &settings.organization)?;
     reverse_dns(&settings.identifier_base)?;
     let base = settings.identifier_base.as_str();
-    let identifier = format!("{base}.policy");
+    let identifier = policy_profile_identifier(base);
     let rules = &policy.rules;
     let payload_uuid = |payload_type: &str| {
         stable_uuid(&[

@@ -149,6 +149,7 @@ impl Devices {
                 CommandKind::Inventory
                 | CommandKind::SecurityInfo
                 | CommandKind::InstallProfile
+                | CommandKind::RemoveProfile
                 | CommandKind::ReleaseSetup => AuditAction::CommandQueue,
             },
             target: device_id.to_string(),
@@ -313,7 +314,7 @@ impl Devices {
                     phone_number: phone,
                     footnote,
                     pin_sealed,
-                    profile: None,
+                    ..CommandArgs::default()
                 },
             },
             state,

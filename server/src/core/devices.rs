@@ -9,10 +9,10 @@ use chrono::{DateTime, Utc};
 use super::auth::{self, AuthenticatedAdmin, AuthenticatedDevice, Permission};
 use super::enrollment::Crl;
 use super::policies::{self, Policies};
-use super::{AgentEvent, Audit, CoreError, DeviceView, parse_device_id};
+use super::{AgentEvent, Audit, CoreError, DeviceDetails, DeviceView, UnlockPin, parse_device_id};
 use crate::ca::CertificateAuthority;
 use crate::domain::audit::{Actor, AdminRequest, AuditAction, AuditEntry, AuditOutcome};
-use crate::domain::device::DeviceState;
+use crate::domain::device::{Channel, DeviceState};
 use crate::domain::ids::DeviceId;
 use crate::domain::policy;
 use crate::push::Push;
@@ -65,7 +65,7 @@ impl Devices {
         caller: &AuthenticatedAdmin,
         id: &str,
         now: DateTime<Utc>,
-    ) -> Result<DeviceView, CoreError> {
+    ) -> Result<DeviceDetails, CoreError> {
         self.audit
             .authorize(
                 caller,
@@ -75,7 +75,51 @@ impl Devices {
                 now,
             )
             .await?;
-        self.policies.device_view(&parse_device_id(id)?, now).await
+        let id = parse_device_id(id)?;
+        let view = self.policies.device_view(&id, now).await?;
+        if view.device.channel != Channel::apple() {
+            return Ok(DeviceDetails {
+                view,
+                apple: None,
+                unlock_pin: None,
+                policy_gaps: Vec::new(),
+            });
+        }
+        let apple = self.store.apple_enrollment(&id).await?;
+        // The latest PIN set: a Mac's user types it to unlock or to set the
+        // erased Mac up again, and the helpdesk reads it to them.
+        let unlock_pin = self
+            .store
+            .list_commands(&id)
+            .await?
+            .into_iter()
+            .rev()
+            .find(|c| c.args.pin_sealed.is_some())
+            .and_then(|c| {
+                Some(UnlockPin {
+                    pin: self.command_pin(caller, &c)?,
+                    command: c.id,
+                    set_at: c.created_at,
+                })
+            });
+        let policies = self.store.all_policies().await?;
+        let policy_gaps = policy::effective_policy(&view.device, &policies)
+            .and_then(|p| {
+                super::apple::policy::rendered_policy(
+                    &self.policies.apple,
+                    &view.device,
+                    &p.name,
+                    &p.document,
+                )
+            })
+            .map(|rendered| rendered.gaps)
+            .unwrap_or_default();
+        Ok(DeviceDetails {
+            view,
+            apple,
+            unlock_pin,
+            policy_gaps,
+        })
     }
 
     /// Ends a device's membership: certificates revoked, sessions closed,

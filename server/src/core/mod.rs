@@ -39,7 +39,7 @@ pub use writer::EnrollmentWriter;
 
 use std::sync::Arc;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 
 use crate::ca::CertificateAuthority;
 
@@ -47,7 +47,7 @@ use crate::domain::audit::AdminRequest;
 
 use crate::domain::device::{Device, Posture};
 
-use crate::domain::ids::DeviceId;
+use crate::domain::ids::{CommandId, DeviceId};
 
 use crate::domain::policy::Compliance;
 
@@ -189,6 +189,27 @@ pub struct DeviceView {
     pub compliance: Compliance,
 }
 
+/// A device as `device show` presents it: the view, what its platform's
+/// MDM says of it, and the rules of its policy the platform cannot
+/// enforce or report.
+#[derive(Debug, Clone)]
+pub struct DeviceDetails {
+    pub view: DeviceView,
+    /// An Apple device's enrollment: supervision, check-ins, pushes.
+    pub apple: Option<crate::domain::apple::enrollment::AppleEnrollment>,
+    /// The PIN of a Mac's latest lock or erase, for a caller who may lock.
+    pub unlock_pin: Option<UnlockPin>,
+    pub policy_gaps: Vec<crate::apple_profiles::policy::RuleGap>,
+}
+
+/// A Mac's Find My PIN and the command that set it.
+#[derive(Debug, Clone)]
+pub struct UnlockPin {
+    pub pin: String,
+    pub command: CommandId,
+    pub set_at: DateTime<Utc>,
+}
+
 /// What the agent told us over MQTT, decoded by `api::mqtt`.
 #[derive(Debug, Clone)]
 pub enum AgentEvent {
@@ -285,6 +306,7 @@ impl Core {
                 settings: settings.apple,
                 devices: devices.clone(),
                 dep_http: apple.dep_http,
+                dep_throttled: Default::default(),
             },
             enrollment: Enrollment {
                 store: store.clone(),

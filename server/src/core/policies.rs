@@ -9,7 +9,7 @@ use tracing::warn;
 use super::auth::{AuthenticatedAdmin, Permission};
 use super::{Audit, CoreError, DeviceView, parse_device_id, validate_label, validate_name};
 use crate::domain::audit::{AdminRequest, AuditAction, AuditEntry, AuditOutcome};
-use crate::domain::device::{Channel, Device};
+use crate::domain::device::{Channel, Device, DeviceState};
 use crate::domain::ids::DeviceId;
 use crate::domain::policy::{self, StoredPolicy};
 use crate::push::Push;
@@ -205,29 +205,47 @@ impl Policies {
                 continue;
             };
             if device.channel == Channel::apple() {
-                // An Apple device gets the policy as a profile it fetches.
-                if let Some(command) = super::apple::policy::policy_install_command(
-                    &self.apple,
-                    &device,
-                    &effective.name,
-                    &effective.document,
-                    now,
-                ) {
-                    self.store.insert_command(&command).await?;
-                    super::commands::offer_work_through(
-                        &self.store,
-                        &self.ports,
-                        &device.channel,
-                        &device.id,
-                        std::slice::from_ref(&command),
-                        now,
-                    )
-                    .await;
-                }
+                self.bring_apple_profile_to(&device, Some(effective), now)
+                    .await?;
             } else {
                 self.send_policy(&device.id, Some(effective), now);
             }
         }
+        Ok(())
+    }
+
+    /// Brings an Apple device's policy profile to the policy in force
+    /// (`effective`), which it gets as a command it fetches: an install,
+    /// a removal, or nothing when it already has what the policy asks.
+    pub(crate) async fn bring_apple_profile_to(
+        &self,
+        device: &Device,
+        effective: Option<&StoredPolicy>,
+        now: DateTime<Utc>,
+    ) -> Result<(), CoreError> {
+        if device.state.is_final() || device.state == DeviceState::AwaitingEnrollment {
+            return Ok(());
+        }
+        let history = self.store.profile_commands(&device.id).await?;
+        let Some(command) = super::apple::policy::policy_profile_command(
+            &self.apple,
+            device,
+            effective.map(|p| (p.name.as_str(), p.document.as_str())),
+            &history,
+            now,
+        ) else {
+            return Ok(());
+        };
+        self.store.insert_command(&command).await?;
+        super::commands::offer_work_through(
+            &self.store,
+            &self.ports,
+            &device.channel,
+            &device.id,
+            std::slice::from_ref(&command),
+            now,
+        )
+        .await;
         Ok(())
     }
 

@@ -543,6 +543,17 @@ impl Users {
         })
         .await?;
         tx.commit().await?;
+        if device.channel == crate::domain::device::Channel::apple() {
+            // The user's group may bring another policy, and so another
+            // profile.
+            if let Some(reassigned) = self.store.device(&device_id).await? {
+                let policies = self.store.all_policies().await?;
+                let effective = crate::domain::policy::effective_policy(&reassigned, &policies);
+                self.policies
+                    .bring_apple_profile_to(&reassigned, effective, now)
+                    .await?;
+            }
+        }
         self.policies.compliance_of(&device_id, now).await
     }
 

@@ -230,6 +230,8 @@ impl fmt::Display for Actor {
 pub enum AuditOutcome {
     Ok,
     Denied,
+    /// Allowed, but it did not succeed (an outside service failed).
+    Failed,
 }
 
 impl AuditOutcome {
@@ -238,6 +240,7 @@ impl AuditOutcome {
         match self {
             AuditOutcome::Ok => "ok",
             AuditOutcome::Denied => "denied",
+            AuditOutcome::Failed => "failed",
         }
     }
 
@@ -245,6 +248,7 @@ impl AuditOutcome {
         match text {
             "ok" => Some(AuditOutcome::Ok),
             "denied" => Some(AuditOutcome::Denied),
+            "failed" => Some(AuditOutcome::Failed),
             _ => None,
         }
     }

@@ -30,6 +30,9 @@ pub enum CommandKind {
     Restart,
     /// List the configuration profiles installed (Apple's ProfileList).
     ListProfiles,
+    /// Remove a configuration profile Latchkey installed, by its
+    /// identifier (Apple's RemoveProfile).
+    RemoveProfile,
 }
 
 impl CommandKind {
@@ -47,6 +50,7 @@ impl CommandKind {
             CommandKind::Locate => "locate",
             CommandKind::Restart => "restart",
             CommandKind::ListProfiles => "list-profiles",
+            CommandKind::RemoveProfile => "remove-profile",
         }
     }
 
@@ -64,6 +68,7 @@ impl CommandKind {
             "locate" => Some(CommandKind::Locate),
             "restart" => Some(CommandKind::Restart),
             "list-profiles" => Some(CommandKind::ListProfiles),
+            "remove-profile" => Some(CommandKind::RemoveProfile),
             _ => None,
         }
     }
@@ -117,6 +122,9 @@ pub struct CommandArgs {
     pub pin_sealed: Option<String>,
     /// The profile an `InstallProfile` installs.
     pub profile: Option<Vec<u8>>,
+    /// The `PayloadIdentifier` of the profile an `InstallProfile` installs
+    /// or a `RemoveProfile` removes.
+    pub profile_identifier: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -182,6 +182,7 @@ impl Push {
             CommandKind::Locate => v1::CommandKind::Locate,
             CommandKind::Restart => v1::CommandKind::Restart,
             CommandKind::ListProfiles => v1::CommandKind::ListProfiles,
+            CommandKind::RemoveProfile => v1::CommandKind::RemoveProfile,
         };
         let message = v1::ServerMessage {
             body: Some(v1::server_message::Body::Command(v1::Command {

@@ -58,6 +58,7 @@ fn args_text(args: &CommandArgs) -> Option<String> {
             .as_ref()
             .map(|p| base64::engine::general_purpose::STANDARD.encode(p)),
     );
+    put("profile_identifier", args.profile_identifier.clone());
     (!object.is_empty()).then(|| serde_json::Value::Object(object).to_string())
 }
 
@@ -82,6 +83,7 @@ fn args_from(id: &str, text: Option<&str>) -> StoreResult<CommandArgs> {
         footnote: get("footnote"),
         pin_sealed: get("pin_sealed"),
         profile,
+        profile_identifier: get("profile_identifier"),
     })
 }
 
@@ -117,22 +119,33 @@ impl<C: ConnectionTrait> Db<C> {
     }
 
     pub async fn list_commands(&self, device_id: &DeviceId) -> StoreResult<Vec<Command>> {
-        commands::Entity::find()
-            .filter(commands::Column::DeviceId.eq(device_id.to_string()))
-            .order_by_asc(commands::Column::CreatedAt)
-            .order_by_asc(commands::Column::Id)
-            .all(&self.0)
-            .await?
-            .into_iter()
-            .map(command_from)
-            .collect()
+        self.device_commands(device_id, Expr::value(true)).await
+    }
+
+    /// The profile installs and removals of a device, oldest first.
+    pub async fn profile_commands(&self, device_id: &DeviceId) -> StoreResult<Vec<Command>> {
+        let kinds = [
+            CommandKind::InstallProfile.as_str(),
+            CommandKind::RemoveProfile.as_str(),
+        ];
+        self.device_commands(device_id, commands::Column::Kind.is_in(kinds))
+            .await
     }
 
     /// Commands of a device still waiting for an acknowledgement, oldest first.
     pub async fn open_commands(&self, device_id: &DeviceId) -> StoreResult<Vec<Command>> {
+        self.device_commands(device_id, is_open()).await
+    }
+
+    /// The commands of a device that meet `condition`, oldest first.
+    async fn device_commands(
+        &self,
+        device_id: &DeviceId,
+        condition: sea_orm::sea_query::SimpleExpr,
+    ) -> StoreResult<Vec<Command>> {
         commands::Entity::find()
             .filter(commands::Column::DeviceId.eq(device_id.to_string()))
-            .filter(is_open())
+            .filter(condition)
             .order_by_asc(commands::Column::CreatedAt)
             .order_by_asc(commands::Column::Id)
             .all(&self.0)

@@ -174,13 +174,13 @@ impl AdminService for AdminApi {
 
     async fn get_device(&self, request: Request<v1::GetDeviceRequest>) -> Reply<v1::Device> {
         let admin = self.admin(&request).await?;
-        let view = self
+        let details = self
             .core
             .devices
             .get_device(&admin, &request.into_inner().id, Utc::now())
             .await
             .map_err(status)?;
-        Ok(Response::new(device_msg(view)))
+        Ok(Response::new(super::messages::device_details_msg(details)))
     }
 
     async fn lock_device(

@@ -138,6 +138,7 @@ pub fn command_kind_msg(kind: CommandKind) -> v1::CommandKind {
         CommandKind::Locate => v1::CommandKind::Locate,
         CommandKind::Restart => v1::CommandKind::Restart,
         CommandKind::ListProfiles => v1::CommandKind::ListProfiles,
+        CommandKind::RemoveProfile => v1::CommandKind::RemoveProfile,
     }
 }
 
@@ -154,6 +155,7 @@ pub fn audit_outcome_msg(outcome: AuditOutcome) -> v1::AuditOutcome {
     match outcome {
         AuditOutcome::Ok => v1::AuditOutcome::Ok,
         AuditOutcome::Denied => v1::AuditOutcome::Denied,
+        AuditOutcome::Failed => v1::AuditOutcome::Failed,
     }
 }
 

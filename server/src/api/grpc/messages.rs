@@ -10,8 +10,8 @@ use super::enums::{
     audit_outcome_msg, command_kind_msg, command_status_msg, compliance_msg, device_policy_msg,
     device_state_msg, mfa_policy_msg, role_msg, token_status_msg, user_kind_msg, user_status_msg,
 };
-use crate::core::DeviceView;
 use crate::core::apps::ClientSecret;
+use crate::core::{DeviceDetails, DeviceView};
 use crate::domain::admin::{Admin, EnrollmentToken};
 use crate::domain::app::App;
 use crate::domain::audit::AuditEvent;
@@ -91,7 +91,44 @@ pub(super) fn device_msg(view: DeviceView) -> v1::Device {
         posture_screen_lock: check(|p| p.screen_lock),
         posture_firewall: check(|p| p.firewall),
         posture_at: d.posture_at.map_or(0, unix),
+        apple: None,
+        policy_gaps: Vec::new(),
     }
+}
+
+/// A device as `device show` presents it.
+pub(super) fn device_details_msg(details: DeviceDetails) -> v1::Device {
+    let DeviceDetails {
+        view,
+        apple,
+        unlock_pin,
+        policy_gaps,
+    } = details;
+    let mut device = device_msg(view);
+    device.apple = apple.map(|a| v1::AppleDeviceFacts {
+        supervised: a.supervised,
+        last_check_in: a.last_seen_at.map_or(0, unix),
+        last_push_at: a.last_push_at.map_or(0, unix),
+        last_push_result: a.last_push_result.unwrap_or_default(),
+        push_token_invalid: a.push_token_invalid_at.is_some(),
+        push_enabled: a.enabled,
+        awaiting_configuration: a.awaiting_configuration,
+        topic: a.topic.unwrap_or_default(),
+        unlock_pin: unlock_pin
+            .as_ref()
+            .map(|p| p.pin.clone())
+            .unwrap_or_default(),
+        unlock_pin_set_at: unlock_pin.as_ref().map_or(0, |p| unix(p.set_at)),
+    });
+    device.policy_gaps = policy_gaps
+        .into_iter()
+        .map(|g| v1::PolicyGap {
+            rule: g.rule.to_owned(),
+            reason: g.reason.to_owned(),
+            reported_by: g.reported_by.unwrap_or_default().to_owned(),
+        })
+        .collect();
+    device
 }
 
 pub(super) fn command_msg(c: Command) -> v1::DeviceCommand {

@@ -601,15 +601,20 @@ impl Apple {
                     return Ok(Some((command.id, apple)));
                 }
                 None => {
-                    self.devices
-                        .acknowledge_command(
-                            &device.device,
-                            command.id.as_str(),
+                    // An unlock is the user's passcode; anything else
+                    // without its content (no profile, no notice) cannot
+                    // be carried out.
+                    let (done, result) = if command.kind == CommandKind::Unlock {
+                        (
                             true,
                             "nothing to send: an Apple device unlocks with its passcode \
                              (a Mac with the PIN of its lock)",
-                            now,
                         )
+                    } else {
+                        (false, "nothing to send: the command has no content")
+                    };
+                    self.devices
+                        .acknowledge_command(&device.device, command.id.as_str(), done, result, now)
                         .await?;
                 }
             }
@@ -660,6 +665,12 @@ impl Apple {
             CommandKind::InstallProfile => match &command.args.profile {
                 Some(payload) => AppleCommand::InstallProfile {
                     payload: payload.clone(),
+                },
+                None => return Ok(None),
+            },
+            CommandKind::RemoveProfile => match &command.args.profile_identifier {
+                Some(identifier) => AppleCommand::RemoveProfile {
+                    identifier: identifier.clone(),
                 },
                 None => return Ok(None),
             },

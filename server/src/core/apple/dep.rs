@@ -18,6 +18,8 @@
 //! challenge to the listed device it names, so that the device enrolls as
 //! that record, and names nothing else.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Duration, Utc};
 use tracing::{info, warn};
 
@@ -91,6 +93,14 @@ fn dep_error(name: &str, e: DepError) -> CoreError {
         | DepError::Http(_) => CoreError::Unavailable(text),
     }
 }
+
+/// ADE tokens Apple asked to wait, by name: until when no sync of the
+/// token is made. Kept in memory: a restarted server asks again and
+/// Apple says again.
+pub type Throttled = Arc<std::sync::Mutex<std::collections::HashMap<String, DateTime<Utc>>>>;
+
+/// How long to leave a token alone when Apple throttles without saying.
+const THROTTLE_WITHOUT_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn sealed_error(e: crate::ca::dep::DepKeyError) -> CoreError {
     use crate::ca::dep::DepKeyError;
@@ -238,7 +248,7 @@ impl Apple {
             .dep_client(token.clone())?
             .account(now)
             .await
-            .map_err(|e| dep_error(&name, e))?;
+            .map_err(|e| self.dep_failed(&name, e, now))?;
         let imported = DepImported {
             consumer_key: token.consumer_key.clone(),
             expires_at: token.access_token_expiry,
@@ -396,6 +406,33 @@ impl Apple {
         Ok(())
     }
 
+    /// A failure of Apple's ADE service as the caller sees it; when Apple
+    /// throttled, the token is left alone until its `Retry-After`.
+    fn dep_failed(&self, name: &str, e: DepError, now: DateTime<Utc>) -> CoreError {
+        if let DepError::Throttled { retry_after } = &e {
+            let wait = retry_after.unwrap_or(THROTTLE_WITHOUT_RETRY_AFTER);
+            let until = now + Duration::from_std(wait).unwrap_or(Duration::MAX);
+            if let Ok(mut throttled) = self.dep_throttled.lock() {
+                throttled.insert(name.to_owned(), until);
+            }
+        }
+        dep_error(name, e)
+    }
+
+    /// Until when Apple asked to leave the token alone, if that is later
+    /// than `now`.
+    fn dep_throttled_until(&self, name: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let mut throttled = self.dep_throttled.lock().ok()?;
+        match throttled.get(name).copied() {
+            Some(until) if until > now => Some(until),
+            Some(_) => {
+                throttled.remove(name);
+                None
+            }
+            None => None,
+        }
+    }
+
     async fn sync_dep_token(
         &self,
         stored: StoredDepToken,
@@ -404,6 +441,12 @@ impl Apple {
         now: DateTime<Utc>,
     ) -> Result<DepSyncReport, CoreError> {
         let name = stored.info.name.clone();
+        if let Some(until) = self.dep_throttled_until(&name, now) {
+            return Err(CoreError::Unavailable(format!(
+                "ADE token {name}: Apple asked Latchkey to wait; the next sync can run after {}",
+                until.format("%Y-%m-%d %H:%M:%S UTC")
+            )));
+        }
         let Some(sealed) = stored.token_sealed.clone() else {
             return Err(CoreError::FailedPrecondition(format!(
                 "no token imported for ADE token {name}: run `latchctl apple dep import-token \
@@ -420,19 +463,19 @@ impl Apple {
             )));
         }
         let result = self.sync_claimed(&stored, &sealed, progress, now).await;
-        let (outcome, detail) = match &result {
-            Ok(report) => ("ok", report.summary()),
-            Err(e) => ("failed", format!("failed: {e}")),
+        let (outcome, detail, last_sync) = match &result {
+            Ok(report) => (AuditOutcome::Ok, report.summary(), report.summary()),
+            Err(e) => (AuditOutcome::Failed, e.to_string(), format!("failed: {e}")),
         };
         let tx = self.store.begin().await?;
-        tx.finish_dep_sync(&name, &detail, now).await?;
+        tx.finish_dep_sync(&name, &last_sync, now).await?;
         tx.audit(&AuditEntry {
             at: now,
             actor,
             action: AuditAction::AppleDepSync,
             target: name.clone(),
-            outcome: AuditOutcome::Ok,
-            detail: format!("{outcome}: {detail}"),
+            outcome,
+            detail,
         })
         .await?;
         tx.commit().await?;
@@ -490,7 +533,7 @@ impl Apple {
                     self.store.set_dep_cursor(name, &cursor, now).await?;
                     continue;
                 }
-                Err(e) => return Err(dep_error(name, e)),
+                Err(e) => return Err(self.dep_failed(name, e, now)),
             };
             let to_assign = self
                 .apply_dep_page(name, &page, &profile_uuid, &mut report, now)
@@ -543,7 +586,7 @@ impl Apple {
         let defined = client
             .define_profile(&profile, now)
             .await
-            .map_err(|e| dep_error(&stored.info.name, e))?;
+            .map_err(|e| self.dep_failed(&stored.info.name, e, now))?;
         let uuid = defined.profile_uuid.as_str().to_owned();
         self.store
             .set_dep_profile(&stored.info.name, &uuid, &url)
@@ -563,7 +606,7 @@ impl Apple {
         let answer = client
             .assign_profile(&crate::dep::DepProfileUuid::new(profile_uuid), serials, now)
             .await
-            .map_err(|e| dep_error(name, e))?;
+            .map_err(|e| self.dep_failed(name, e, now))?;
         for serial in serials {
             match answer.devices.get(serial) {
                 Some(AssignStatus::Success) => {

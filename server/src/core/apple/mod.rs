@@ -45,6 +45,8 @@ pub struct Apple {
     pub(super) devices: super::Devices,
     /// Reaches Apple's ADE service.
     pub(super) dep_http: crate::http_client::HttpClient,
+    /// ADE tokens Apple asked to wait (`Retry-After`), and until when.
+    pub(super) dep_throttled: dep::Throttled,
 }
 
 /// What the Apple service is built with besides the store and the CA.
