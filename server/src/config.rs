@@ -62,6 +62,11 @@ pub struct FileApple {
     /// How often every ADE token's device list is synced, e.g. `5m`.
     /// Default: 5 minutes.
     pub dep_sync_interval: Option<String>,
+    /// How old an Apple device's reported facts (OS version, passcode,
+    /// FileVault or Data Protection) may grow before it is asked again,
+    /// e.g. `4h`; keep it below the policies' `max_posture_age`. Default:
+    /// 4 hours.
+    pub inventory_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -311,6 +316,7 @@ pub struct Config {
     pub apple_enrollment_page: bool,
     pub apple_dep_base_url: String,
     pub apple_dep_sync_interval: Duration,
+    pub apple_inventory_interval: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -513,6 +519,17 @@ impl FileConfig {
                 }
             },
         };
+        let apple_inventory_interval = match self.apple.inventory_interval.as_deref() {
+            None => Duration::from_secs(4 * 3600),
+            Some(text) => match latchkey_proto::text::parse_duration(text) {
+                Ok(d) if d >= Duration::from_secs(300) => d,
+                _ => {
+                    return Err(ConfigError::Invalid(format!(
+                        "apple.inventory_interval {text:?}: give a duration of 5m or more, e.g. 4h"
+                    )));
+                }
+            },
+        };
         let apns = match self.apple.apns.as_deref() {
             None | Some("production") => crate::push::apns::ApnsEnvironment::Production,
             Some("sandbox") => crate::push::apns::ApnsEnvironment::Sandbox,
@@ -596,6 +613,7 @@ impl FileConfig {
                 .unwrap_or_else(|| "Latchkey".into()),
             apple_dep_base_url,
             apple_dep_sync_interval,
+            apple_inventory_interval,
         })
     }
 }

@@ -1,5 +1,6 @@
 //! The server's background jobs, one task each, all stopped by the one
-//! cancellation token: redelivery of unacknowledged commands, the daily
+//! cancellation token: redelivery of unacknowledged commands (and, on the
+//! same tick, asking Apple devices whose facts have aged), the daily
 //! CRL refresh, the purge of sign-in state whose time has passed, and the
 //! sync of every Automated Device Enrollment token's device list. Each
 //! job only calls a core operation with the current time; what it does is
@@ -59,7 +60,8 @@ async fn dep_sync(core: Arc<Core>, shutdown: CancellationToken, every: Duration)
     }
 }
 
-/// Offers open commands again through their devices' channels.
+/// Offers open commands again through their devices' channels, and asks
+/// Apple devices whose facts are older than the inventory interval.
 async fn redelivery(core: Arc<Core>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(REDELIVERY_PERIOD);
     loop {
@@ -71,6 +73,11 @@ async fn redelivery(core: Arc<Core>, shutdown: CancellationToken) {
             Ok(0) => {}
             Ok(n) => info!(commands = n, "redelivered unacknowledged commands"),
             Err(e) => warn!(error = %e, "redelivery failed"),
+        }
+        match core.apple.refresh_inventory(Utc::now()).await {
+            Ok(0) => {}
+            Ok(n) => info!(devices = n, "asked Apple devices for their facts again"),
+            Err(e) => warn!(error = %e, "the Apple inventory refresh failed"),
         }
     }
 }

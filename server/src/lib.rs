@@ -217,6 +217,7 @@ pub async fn start_with(
                 organization: config.apple_organization.clone(),
                 enrollment_page: config.apple_enrollment_page,
                 dep_base_url: config.apple_dep_base_url.clone(),
+                inventory_interval: chrono::Duration::from_std(config.apple_inventory_interval)?,
             },
             sso: SsoSettings {
                 device_url: config

@@ -69,6 +69,7 @@ impl CoreFixture {
                 organization: "Example".into(),
                 enrollment_page: true,
                 dep_base_url: "https://mdmenrollment.example.test".into(),
+                inventory_interval: chrono::Duration::hours(4),
             },
             sso: SsoSettings {
                 issuer: "https://id.example.test".into(),

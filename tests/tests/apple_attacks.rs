@@ -935,3 +935,109 @@ async fn a_scep_body_that_never_arrives_is_given_up() -> Result<()> {
     assert_eq!(status, 200);
     sys.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_without_a_user_cannot_end_another_by_naming_its_udid() -> Result<()> {
+    // A kiosk iPad enrolled with no user, and an identity of a second
+    // profile without a user (a leaked admin profile) that claims the
+    // kiosk's UDID at its first Authenticate.
+    let sys = apple_system().await?;
+    let kiosk = enrolled_phone(&sys, None).await?;
+    let kiosk_id = device_id(&sys, &kiosk.serial).await?;
+    let mut thief = SimulatedAppleDevice::iphone(
+        profile(&sys, None).await?,
+        sys.running().https_addr,
+        &sys.ca_pem,
+    );
+    thief.udid = kiosk.udid.clone();
+    assert_eq!(thief.scep_enroll().await?, Ok(()));
+    assert_eq!(
+        thief.authenticate().await?,
+        400,
+        "Authenticate as the kiosk's UDID"
+    );
+    assert_eq!(sys.device(&kiosk_id).await?["state"], "active");
+    assert_eq!(kiosk.token_update().await?, 200);
+    assert!(kiosk.check_for_commands().await?.is_empty());
+    sys.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apple_identity_does_not_speak_on_the_agent_channels() -> Result<()> {
+    // Alice copies her Mac's identity off the keychain and tries it where
+    // an agent speaks: MQTT (posture at will) and the agent's gRPC API
+    // (renewal, device-auth answers).
+    let sys = apple_system().await?;
+    let phone = enrolled_phone(&sys, Some("alice@example.com")).await?;
+    let id = device_id(&sys, &phone.serial).await?;
+    let (leaf, key) = phone.identity_pem().context("an identity")?;
+    // With the issuing CA's certificate (public: SCEP's GetCACert gives
+    // it) the chain passes TLS, so the refusal is the server's own.
+    let issuing = std::fs::read_to_string(sys.data_dir().join("issuing-ca.pem"))?;
+    let chain = format!("{}\n{issuing}", leaf.trim_end());
+    let chain = chain.as_str();
+
+    let (_client, mut eventloop) = latchkey_tests::mqtt_client_with(&sys, Some((chain, key)), &id)?;
+    let ended = latchkey_tests::until_disconnected(&mut eventloop).await?;
+    assert!(!ended.is_empty());
+    assert!(
+        latchkey_tests::until_connected(&mut eventloop)
+            .await
+            .is_err(),
+        "MQTT accepted an Apple identity"
+    );
+
+    let channel =
+        latchkey_agent::enroll::channel(&sys.grpc_url, &sys.ca_pem, Some((chain, key))).await?;
+    let refused = latchkey_proto::v1::device_service_client::DeviceServiceClient::new(channel)
+        .get_device_auth(latchkey_proto::v1::GetDeviceAuthRequest {
+            txn_id: String::new(),
+        })
+        .await
+        .expect_err("the agent API accepted an Apple identity");
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
+    assert!(
+        refused.message().contains("another channel"),
+        "{}",
+        refused.message()
+    );
+
+    // The phone itself is unharmed and still checks in.
+    assert!(phone.check_for_commands().await?.is_empty());
+    sys.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mac_that_checks_out_is_retired_and_its_identity_answers_nothing() -> Result<()> {
+    // Alice removes the MDM profile from her Mac (having copied its
+    // identity first): the Mac says CheckOut, and from then on it is no
+    // managed device, whatever holds its identity.
+    let sys = apple_system().await?;
+    let mut mac = SimulatedAppleDevice::mac(
+        profile(&sys, Some("alice@example.com")).await?,
+        sys.running().https_addr,
+        &sys.ca_pem,
+    );
+    mac.enroll().await?;
+    mac.check_for_commands().await?;
+    let id = device_id(&sys, &mac.serial).await?;
+    assert_eq!(mac.check_out().await?, 200);
+    assert_eq!(sys.device(&id).await?["state"], "retired");
+    let (status, body) = mac
+        .put_signed(&mac.profile.server_url, &idle(&mac.udid))
+        .await?;
+    assert_unrecognized(status, &body, "Idle after CheckOut");
+    assert_eq!(
+        count(
+            &sys,
+            &format!(
+                "SELECT COUNT(*) AS n FROM device_certificates \
+                 WHERE device_id = '{id}' AND revoked_at IS NULL"
+            ),
+        )
+        .await?,
+        0,
+        "its identity is revoked"
+    );
+    sys.stop().await
+}

@@ -194,6 +194,32 @@ async fn an_erased_iphone_is_wiped_and_no_longer_recognized() -> anyhow::Result<
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_erase_leaves_the_device_locked_and_the_helpdesk_can_wipe_again()
+-> anyhow::Result<()> {
+    let sys = System::start().await?;
+    let (phone, id) = enrolled_device(&sys, SimulatedAppleDevice::iphone, None).await?;
+    phone.answer("EraseDevice", latchkey_tests::apple::Answer::Error);
+    sys.ctl(&["device", "wipe", &id, "--confirm"]).await?;
+    let fetched = phone.check_for_commands().await?;
+    assert_eq!(fetched[0].request_type, "EraseDevice");
+    // Not wiped, and not stuck: locked (so still refused at sign-in), and
+    // the wipe can be sent again.
+    assert_eq!(sys.device(&id).await?["state"], "locked");
+    let failed = sys
+        .commands(&id)
+        .await?
+        .into_iter()
+        .find(|c| c["kind"] == "wipe")
+        .expect("the wipe");
+    assert_eq!(failed["status"], "failed", "{failed}");
+    phone.answer("EraseDevice", latchkey_tests::apple::Answer::Acknowledged);
+    sys.ctl(&["device", "wipe", &id, "--confirm"]).await?;
+    assert_eq!(phone.check_for_commands().await?.len(), 1);
+    assert_eq!(sys.device(&id).await?["state"], "wiped");
+    sys.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_macs_erase_carries_a_pin() -> anyhow::Result<()> {
     let sys = System::start().await?;
     let (mac, id) = enrolled_device(&sys, SimulatedAppleDevice::mac, None).await?;
@@ -267,6 +293,25 @@ async fn an_apple_device_restarts_and_lists_its_profiles_and_an_agent_is_told_it
         .expect("listed");
     assert_eq!(listed["result"], "1 profile(s)", "{listed}");
     assert_eq!(sys.device(&id).await?["state"], "active");
+
+    // An auditor reads the answer but may not queue the command (it wakes
+    // the device), nor a restart.
+    let auditor = sys
+        .ctl_json(&["admin", "add", "auditor@example.com", "--role", "auditor"])
+        .await?;
+    let auditor = auditor["token"].as_str().expect("a token").to_owned();
+    for args in [["device", "profiles", &id], ["device", "restart", &id]] {
+        let refused = sys
+            .ctl_as(&auditor, &args)
+            .await
+            .expect_err("an auditor queued a command");
+        assert!(
+            refused.to_string().starts_with("permission denied"),
+            "{refused}"
+        );
+    }
+    sys.ctl_as(&auditor, &["command", "list", &id]).await?;
+    assert_eq!(sys.commands(&id).await?.len(), commands.len());
 
     let token = sys.enrollment_token(&[]).await?;
     let agent = sys.enroll(&token).await?;

@@ -1,7 +1,8 @@
 //! A Latchkey policy on an Apple device: assigning or changing it queues
 //! the policy as a configuration profile, the device is pushed and
 //! installs it, and each new version replaces the one installed (one
-//! profile identifier per deployment).
+//! profile identifier per deployment). The facts compliance reads are
+//! asked again as they age.
 
 use anyhow::Context;
 use latchkey_tests::System;
@@ -185,6 +186,47 @@ async fn device_show_tells_what_apple_reports_and_what_the_policy_cannot_check_t
         json["policy_gaps"].as_array().map(Vec::len),
         Some(2),
         "{json}"
+    );
+    sys.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apple_devices_facts_are_asked_again_once_they_age() -> anyhow::Result<()> {
+    let sys = System::start().await?;
+    let (phone, id) = enrolled_device(&sys, SimulatedAppleDevice::iphone, None).await?;
+    let apple = &sys.running().core.apple;
+    let now = chrono::Utc::now();
+    assert_eq!(
+        apple.refresh_inventory(now).await?,
+        0,
+        "facts reported at enrollment are fresh"
+    );
+
+    // Five hours on (the interval is four), the phone is asked again, and
+    // woken for it; asked once, however often the job runs meanwhile.
+    let later = now + chrono::Duration::hours(5);
+    let mut pushes = sys.apns.watch();
+    assert_eq!(apple.refresh_inventory(later).await?, 1);
+    woken(&mut pushes, &phone).await?;
+    assert_eq!(apple.refresh_inventory(later).await?, 0);
+    let fetched = phone.check_for_commands().await?;
+    let kinds: Vec<&str> = fetched.iter().map(|r| r.request_type.as_str()).collect();
+    assert_eq!(kinds, ["DeviceInformation", "SecurityInfo"]);
+    let answered = sys
+        .commands(&id)
+        .await?
+        .into_iter()
+        .filter(|c| c["kind"] == "security-info" && c["status"] == "acknowledged")
+        .count();
+    assert_eq!(answered, 2, "the enrollment's question and this one");
+
+    // A retired device is asked nothing.
+    sys.ctl(&["device", "retire", &id]).await?;
+    assert_eq!(
+        apple
+            .refresh_inventory(later + chrono::Duration::hours(5))
+            .await?,
+        0
     );
     sys.stop().await
 }

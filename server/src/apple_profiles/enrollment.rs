@@ -362,6 +362,9 @@ pub fn render_enrollment_profile(
     scep_content.insert("Key Type".into(), Value::String("RSA".into()));
     // 1 signing | 4 encryption.
     scep_content.insert("Key Usage".into(), Value::Integer(5.into()));
+    // The identity is the device's key for the device-bound sign-in: it
+    // must not be exportable from a Mac's keychain (on iOS it never is).
+    scep_content.insert("KeyIsExtractable".into(), Value::Boolean(false));
     let mut scep = payload(
         "com.apple.security.scep",
         &format!("{identifier}.scep"),
@@ -535,6 +538,10 @@ mod tests {
         assert_eq!(string(scep_content, "Key Type"), "RSA");
         assert_eq!(get(scep_content, "Keysize").as_signed_integer(), Some(2048));
         assert_eq!(get(scep_content, "Key Usage").as_signed_integer(), Some(5));
+        assert_eq!(
+            get(scep_content, "KeyIsExtractable").as_boolean(),
+            Some(false)
+        );
         // Subject: an array of RDNs, each an array of [type, value] pairs.
         let subject = get(scep_content, "Subject").as_array().unwrap();
         assert_eq!(subject.len(), 1);

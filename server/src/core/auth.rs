@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::admin::{Admin, Role};
 use crate::domain::audit::Actor;
-use crate::domain::device::DeviceState;
+use crate::domain::device::{Channel, DeviceState};
 use crate::domain::ids::DeviceId;
 use crate::store::{CertificateRecord, Store, StoreError};
 
@@ -118,10 +118,31 @@ pub async fn authenticate_admin(
 /// MQTT (to receive its wipe) but nothing else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceChannel {
+    /// The agent's gRPC API.
     DeviceApi,
+    /// The agent's MQTT session.
     Mqtt,
     /// Apple's MDM check-in and command channel.
     AppleMdm,
+    /// The device listener's certificate step of a sign-in: a browser on
+    /// the device presents the certificate its enrollment installed.
+    SignInCertificate,
+}
+
+impl DeviceChannel {
+    /// Whether a device managed over `managed_by` may use this channel:
+    /// an agent's certificate never checks in as an Apple device, and an
+    /// Apple identity never speaks for an agent (posture, renewal,
+    /// device-auth answers); either may answer the sign-in's certificate
+    /// step.
+    fn serves(self, managed_by: &Channel) -> bool {
+        let apple = managed_by.as_str() == Channel::APPLE;
+        match self {
+            DeviceChannel::AppleMdm => apple,
+            DeviceChannel::DeviceApi | DeviceChannel::Mqtt => !apple,
+            DeviceChannel::SignInCertificate => true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -140,6 +161,8 @@ pub enum DeviceRefusal {
     DeviceState(&'static str),
     #[error("the device does not exist")]
     UnknownDevice,
+    #[error("the certificate belongs to a device managed over another channel")]
+    WrongChannel,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -201,8 +224,16 @@ pub async fn authenticate_device_certificate(
 ) -> Result<AuthenticatedDevice, DeviceAuthError> {
     let leaf = read_leaf(leaf_der, now)?;
     let found = store.certificate_and_state(&leaf.serial_hex).await?;
-    let (record, state) = found.unzip();
-    admit(leaf, record.as_ref(), state.flatten(), channel)
+    let (record, device) = found.unzip();
+    let device = device.flatten();
+    admit(
+        leaf,
+        record.as_ref(),
+        device
+            .as_ref()
+            .map(|(state, managed_by)| (*state, managed_by)),
+        channel,
+    )
 }
 
 /// The presented leaf, parsed and current; the first half of
@@ -226,11 +257,12 @@ pub fn read_leaf(
 }
 
 /// The second half: the leaf against what the store holds for its serial
-/// (the certificate as issued, and its device's state).
+/// (the certificate as issued, and its device's state and the channel it
+/// is managed over).
 pub fn admit(
     leaf: latchkey_certs::CertificateInfo,
     record: Option<&CertificateRecord>,
-    state: Option<DeviceState>,
+    device: Option<(DeviceState, &Channel)>,
     channel: DeviceChannel,
 ) -> Result<AuthenticatedDevice, DeviceAuthError> {
     let refuse = |r| Err(DeviceAuthError::Refused(r));
@@ -246,9 +278,12 @@ pub fn admit(
     if leaf.device_id.as_deref() != Some(record.device_id.as_str()) {
         return refuse(DeviceRefusal::UnknownCertificate);
     }
-    let Some(state) = state else {
+    let Some((state, managed_by)) = device else {
         return refuse(DeviceRefusal::UnknownDevice);
     };
+    if !channel.serves(managed_by) {
+        return refuse(DeviceRefusal::WrongChannel);
+    }
     if !state_allowed(state, channel) {
         return refuse(DeviceRefusal::DeviceState(state.as_str()));
     }
@@ -269,9 +304,12 @@ pub async fn authenticate_broker_device(
     let Some(id) = DeviceId::parse(device_id) else {
         return Err(DeviceAuthError::Refused(DeviceRefusal::UnknownDevice));
     };
-    let Some(state) = store.device_state(&id).await? else {
+    let Some((state, managed_by)) = store.device_state_and_channel(&id).await? else {
         return Err(DeviceAuthError::Refused(DeviceRefusal::UnknownDevice));
     };
+    if !DeviceChannel::Mqtt.serves(&managed_by) {
+        return Err(DeviceAuthError::Refused(DeviceRefusal::WrongChannel));
+    }
     if !state_allowed(state, DeviceChannel::Mqtt) {
         return Err(DeviceAuthError::Refused(DeviceRefusal::DeviceState(
             state.as_str(),

@@ -9,7 +9,7 @@ use super::auth::{AuthenticatedAdmin, AuthenticatedDevice, Permission};
 use super::devices::Devices;
 use super::policies;
 use super::{CoreError, DeviceView, parse_device_id, printable};
-use crate::domain::audit::{AdminRequest, AuditAction, AuditEntry, AuditOutcome};
+use crate::domain::audit::{Actor, AdminRequest, AuditAction, AuditEntry, AuditOutcome};
 use crate::domain::command::{Command, CommandArgs, CommandKind, CommandStatus};
 use crate::domain::device::{Channel, Device, DeviceState};
 use crate::domain::ids::{CommandId, DeviceId};
@@ -18,7 +18,7 @@ use crate::push::port::Ports;
 pub(super) const MAX_MESSAGE_LEN: usize = 1024;
 const MAX_PHONE_LEN: usize = 64;
 /// Devices offered their work at once by a redelivery round.
-const REDELIVERY_CONCURRENCY: usize = 256;
+pub(super) const REDELIVERY_CONCURRENCY: usize = 256;
 
 /// What the sealed PIN of a Mac's lock is bound to (the Apple service
 /// opens it with the same words).
@@ -377,8 +377,10 @@ impl Devices {
     }
 
     /// A command an Apple device's MDM carries and the agent does not:
-    /// `Restart` (helpdesk) or `ListProfiles` (reading); the device's
-    /// state stays as it is.
+    /// `Restart` or `ListProfiles`, both for roles that may lock devices
+    /// (a list is a read, but it queues a command and wakes the device,
+    /// which a read-only role must not); the device's state stays as it
+    /// is.
     pub async fn apple_device_command(
         &self,
         caller: &AuthenticatedAdmin,
@@ -388,7 +390,7 @@ impl Devices {
     ) -> Result<(DeviceView, Command), CoreError> {
         let (permission, request) = match kind {
             CommandKind::Restart => (Permission::LockDevices, AdminRequest::RestartDevices),
-            _ => (Permission::ReadDevices, AdminRequest::ListDeviceProfiles),
+            _ => (Permission::LockDevices, AdminRequest::ListDeviceProfiles),
         };
         self.audit
             .authorize(caller, permission, request, id, now)
@@ -554,7 +556,11 @@ impl Devices {
         })
         .await?;
         let command = tx.command(&command_id).await?;
-        let wiped = command.is_some_and(|c| c.kind == CommandKind::Wipe) && success;
+        let wipe = command.is_some_and(|c| c.kind == CommandKind::Wipe);
+        let wiped = wipe && success;
+        if wipe && !success {
+            Self::wipe_failed_in(&tx, device.id(), device.actor(), &result, now).await?;
+        }
         if wiped {
             Self::end_device_in(
                 &tx,
@@ -569,6 +575,34 @@ impl Devices {
         tx.commit().await?;
         if wiped {
             self.after_device_ended(device.id(), now).await;
+        }
+        Ok(())
+    }
+
+    /// After a wipe failed (the device answered with an error, or the
+    /// command was cleared), the device leaves wipe-pending, which takes
+    /// no commands, for locked: it stays refused at sign-in, and the
+    /// helpdesk can send the wipe again or lock it.
+    pub(crate) async fn wipe_failed_in(
+        tx: &crate::store::Tx,
+        device_id: &DeviceId,
+        actor: Actor,
+        why: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), CoreError> {
+        if tx
+            .change_device_state(device_id, &[DeviceState::WipePending], DeviceState::Locked)
+            .await?
+        {
+            tx.audit(&AuditEntry {
+                at: now,
+                actor,
+                action: AuditAction::DeviceLock,
+                target: device_id.to_string(),
+                outcome: AuditOutcome::Failed,
+                detail: format!("the wipe failed ({why}); the device is locked, not wiped"),
+            })
+            .await?;
         }
         Ok(())
     }

@@ -9,7 +9,7 @@ use sea_orm::{
 
 use super::entities::device_certificates;
 use super::{Db, StoreError, StoreResult, ms, opt_time, time};
-use crate::domain::device::DeviceState;
+use crate::domain::device::{Channel, DeviceState};
 use crate::domain::ids::DeviceId;
 
 pub(super) fn certificate_from(row: device_certificates::Model) -> StoreResult<CertificateRecord> {
@@ -83,19 +83,19 @@ impl<C: ConnectionTrait> Db<C> {
             .transpose()
     }
 
-    /// A certificate with the state of its device (absent if the device
-    /// was deleted), in one statement: what every device call is admitted
-    /// on.
+    /// A certificate with the state of its device and the channel it is
+    /// managed over (absent if the device was deleted), in one statement:
+    /// what every device call is admitted on.
     pub async fn certificate_and_state(
         &self,
         serial_hex: &str,
-    ) -> StoreResult<Option<(CertificateRecord, Option<DeviceState>)>> {
+    ) -> StoreResult<Option<(CertificateRecord, Option<(DeviceState, Channel)>)>> {
         let statement = Statement::from_sql_and_values(
             self.0.get_database_backend(),
             concat!(
                 "SELECT ",
                 certificate_columns!(),
-                ", d.state AS d_state FROM device_certificates c \
+                ", d.state AS d_state, d.channel AS d_channel FROM device_certificates c \
                  LEFT JOIN devices d ON d.id = c.device_id WHERE c.serial = $1"
             ),
             [serial_hex.into()],
@@ -109,7 +109,11 @@ impl<C: ConnectionTrait> Db<C> {
             .try_get::<Option<String>>("", "d_state")?
             .map(|s| DeviceState::parse(&s).ok_or(StoreError::Corrupt(s)))
             .transpose()?;
-        Ok(Some((certificate, state)))
+        let channel = row
+            .try_get::<Option<String>>("", "d_channel")?
+            .map(|c| Channel::parse(&c).ok_or(StoreError::Corrupt(c)))
+            .transpose()?;
+        Ok(Some((certificate, state.zip(channel))))
     }
 
     /// Revokes one certificate of a device if it is still valid; false when

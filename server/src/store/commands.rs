@@ -132,6 +132,45 @@ impl<C: ConnectionTrait> Db<C> {
             .await
     }
 
+    /// Apple devices still managed whose posture was last reported before
+    /// `before` (or never) and that have no security query open, the
+    /// stalest first: those whose facts are due to be asked again.
+    pub async fn apple_devices_due_inventory(
+        &self,
+        before: DateTime<Utc>,
+        limit: u64,
+    ) -> StoreResult<Vec<DeviceId>> {
+        let statement = sea_orm::Statement::from_sql_and_values(
+            self.0.get_database_backend(),
+            "SELECT d.id FROM devices d \
+             WHERE d.channel = $1 AND d.state IN ($2, $3, $4) \
+               AND (d.posture_at IS NULL OR d.posture_at < $5) \
+               AND NOT EXISTS (SELECT 1 FROM commands c WHERE c.device_id = d.id \
+                   AND c.kind = $6 AND c.status IN ($7, $8)) \
+             ORDER BY d.posture_at, d.id LIMIT $9",
+            [
+                crate::domain::device::Channel::APPLE.into(),
+                crate::domain::device::DeviceState::Active.as_str().into(),
+                crate::domain::device::DeviceState::Locked.as_str().into(),
+                crate::domain::device::DeviceState::Lost.as_str().into(),
+                ms(before).into(),
+                CommandKind::SecurityInfo.as_str().into(),
+                CommandStatus::Pending.as_str().into(),
+                CommandStatus::Sent.as_str().into(),
+                i64::try_from(limit).unwrap_or(i64::MAX).into(),
+            ],
+        );
+        self.0
+            .query_all_raw(statement)
+            .await?
+            .iter()
+            .map(|row| {
+                let id = row.try_get::<String>("", "id")?;
+                DeviceId::parse(&id).ok_or(StoreError::Corrupt(id))
+            })
+            .collect()
+    }
+
     /// Commands of a device still waiting for an acknowledgement, oldest first.
     pub async fn open_commands(&self, device_id: &DeviceId) -> StoreResult<Vec<Command>> {
         self.device_commands(device_id, is_open()).await

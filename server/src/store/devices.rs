@@ -191,6 +191,26 @@ impl<C: ConnectionTrait> Db<C> {
             .transpose()
     }
 
+    /// A device's state and the channel it is managed over.
+    pub async fn device_state_and_channel(
+        &self,
+        id: &DeviceId,
+    ) -> StoreResult<Option<(DeviceState, Channel)>> {
+        let row = devices::Entity::find_by_id(id.to_string())
+            .select_only()
+            .column(devices::Column::State)
+            .column(devices::Column::Channel)
+            .into_tuple::<(String, String)>()
+            .one(&self.0)
+            .await?;
+        let Some((state, channel)) = row else {
+            return Ok(None);
+        };
+        let state = DeviceState::parse(&state).ok_or(StoreError::Corrupt(state))?;
+        let channel = Channel::parse(&channel).ok_or(StoreError::Corrupt(channel))?;
+        Ok(Some((state, channel)))
+    }
+
     pub async fn list_devices(&self) -> StoreResult<Vec<Device>> {
         let rows = devices::Entity::find()
             .order_by_asc(devices::Column::EnrolledAt)

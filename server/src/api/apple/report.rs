@@ -748,6 +748,31 @@ mod tests {
     }
 
     #[test]
+    fn shared_references_cannot_copy_one_large_object_a_thousand_times() {
+        // One array of 1000 references to one 16 kB data object: 16 MB of
+        // copies from a 20 kB body (at full size, 64 kB unfold into 1 GB).
+        let data = |size: u16| {
+            let mut out = vec![0x4f, 0x11]; // data, its length a 2-byte integer
+            out.extend_from_slice(&size.to_be_bytes());
+            out.extend(std::iter::repeat_n(b'x', usize::from(size)));
+            out
+        };
+        let body = binary_plist(&[array_object(&[1; 1000]), data(16_000)]);
+        assert!(body.len() < 21_000);
+        assert!(matches!(
+            decode_report(&body),
+            Err(WireError::TooManyBytes { .. })
+        ));
+        // The same object referenced twice is within bounds: the list is
+        // read, and refused only for not being a report.
+        let body = binary_plist(&[array_object(&[1, 1]), data(16_000)]);
+        assert!(matches!(
+            decode_report(&body),
+            Err(WireError::NotADictionary { .. })
+        ));
+    }
+
+    #[test]
     fn large_honest_bodies_decode() {
         let profiles: Vec<Value> = (0..5_000)
             .map(|i| {

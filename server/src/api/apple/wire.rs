@@ -8,7 +8,10 @@
 //! keeps (an XML value takes several bytes, a binary one at least one
 //! reference byte) while a binary list whose objects reference one another
 //! many times over (a few kilobytes that unfold into billions of values) is
-//! refused. Size limits on the body itself are the HTTP layer's.
+//! refused. The bytes of data and text the values hold are bounded the same
+//! way, at most twice the body's length: a binary list may reference one
+//! large data or text object many times, and each reference is a copy.
+//! Size limits on the body itself are the HTTP layer's.
 
 use std::io::Cursor;
 
@@ -49,6 +52,8 @@ pub enum WireError {
     TooDeep { limit: usize },
     #[error("the property list unfolds into more than {limit} values")]
     TooManyValues { limit: usize },
+    #[error("the property list unfolds into more than {limit} bytes of data and text")]
+    TooManyBytes { limit: usize },
 }
 
 /// `text` in quotes, cut to [`QUOTE_LIMIT`] characters, for an error
@@ -76,14 +81,24 @@ enum Open {
 /// to drop without recursing deeply.
 pub fn read_plist(body: &[u8]) -> Result<Value, WireError> {
     let limit = body.len().saturating_mul(2).saturating_add(64);
+    let byte_limit = body.len().saturating_mul(2).saturating_add(64);
     let mut open: Vec<Open> = Vec::new();
     let mut root: Option<Value> = None;
     let mut count = 0usize;
+    let mut bytes = 0usize;
     for event in Reader::new(Cursor::new(body)) {
         let event = event.map_err(|e| WireError::NotAPlist(quote(&e.to_string())))?;
         count += 1;
         if count > limit {
             return Err(WireError::TooManyValues { limit });
+        }
+        if let Event::Data(held) = &event {
+            bytes = bytes.saturating_add(held.len());
+        } else if let Event::String(held) = &event {
+            bytes = bytes.saturating_add(held.len());
+        }
+        if bytes > byte_limit {
+            return Err(WireError::TooManyBytes { limit: byte_limit });
         }
         if root.is_some() {
             return Err(WireError::NotAPlist(

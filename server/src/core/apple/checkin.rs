@@ -194,6 +194,10 @@ impl Apple {
             CheckInMessage::Authenticate(m) => self.authenticate(device, m, now).await,
             CheckInMessage::TokenUpdate(m) => self.token_update(device, m, now).await,
             CheckInMessage::CheckOut(m) => {
+                // The MDM profile was removed: the device is no longer
+                // managed, so nothing it holds (its identity may have been
+                // copied off it first) answers for a managed device any
+                // more. It ends as a retired device does.
                 self.bound_enrollment(device, &m.enrollment).await?;
                 let tx = self.store.begin().await?;
                 tx.apple_check_out(device.id(), now).await?;
@@ -203,10 +207,20 @@ impl Apple {
                     action: AuditAction::DeviceCheckIn,
                     target: device.id().to_string(),
                     outcome: AuditOutcome::Ok,
-                    detail: "CheckOut: the MDM profile was removed; no more pushes".into(),
+                    detail: "CheckOut: the MDM profile was removed; the device is retired".into(),
                 })
                 .await?;
+                crate::core::Devices::end_device_in(
+                    &tx,
+                    device.id(),
+                    DeviceState::Retired,
+                    device.device.actor(),
+                    AuditAction::DeviceRetire,
+                    now,
+                )
+                .await?;
                 tx.commit().await?;
+                self.devices.after_device_ended(device.id(), now).await;
                 Ok(CheckInAnswer::Done)
             }
             CheckInMessage::UserAuthenticate(_) => Ok(CheckInAnswer::Gone),
@@ -304,6 +318,14 @@ impl Apple {
             .await?;
         tx.fail_open_commands(device.id(), "cleared: the device enrolled again", now)
             .await?;
+        crate::core::Devices::wipe_failed_in(
+            &tx,
+            device.id(),
+            device.device.actor(),
+            "cleared: the device enrolled again",
+            now,
+        )
+        .await?;
         let os_version = m.os_version.clone().unwrap_or_default();
         tx.set_apple_device_facts(
             device.id(),
@@ -352,8 +374,11 @@ impl Apple {
     /// the `earlier` record. A UDID is no secret, and Authenticate proves
     /// only the certificate, so a UDID that a live device holds passes
     /// only to a device of the same user (the owner enrolling the same
-    /// hardware again); anyone else would end someone else's device. An
-    /// admin retires the old record first when the hardware changed hands.
+    /// hardware again); anyone else would end someone else's device. Two
+    /// devices with no user are not the same owner: a kiosk or a fleet
+    /// device listed by Automated Device Enrollment would otherwise be
+    /// ended by any identity without a user. An admin retires the old
+    /// record first when the hardware changed hands.
     async fn may_replace(
         &self,
         device: &AppleDevice,
@@ -366,12 +391,12 @@ impl Apple {
             return Ok(());
         }
         let user = self.store.device(device.id()).await?.and_then(|d| d.user);
-        if holder.user == user {
+        if holder.user.is_some() && holder.user == user {
             return Ok(());
         }
         Err(AppleRefusal::Mismatch(format!(
-            "UDID {} is enrolled as another device of another user; an admin retires that \
-             device before this one can enroll as it",
+            "UDID {} is enrolled as another device, not of this device's user; an admin \
+             retires that device before this one can enroll as it",
             printable(&earlier.udid.clone().unwrap_or_default(), 64)
         )))
     }

@@ -22,6 +22,7 @@ use tracing::warn;
 mod checkin;
 mod dep;
 mod enroll;
+mod inventory;
 pub(crate) mod policy;
 
 pub use checkin::{AppleDevice, AppleProof, AppleRefusal, CheckInAnswer, posture_of};
@@ -73,6 +74,9 @@ pub struct AppleSettings {
     pub enrollment_page: bool,
     /// Apple's ADE service (`https://mdmenrollment.apple.com`), or a fake.
     pub dep_base_url: String,
+    /// How old a device's reported facts may grow before it is asked
+    /// again (DeviceInformation, SecurityInfo).
+    pub inventory_interval: chrono::Duration,
 }
 
 impl AppleSettings {

@@ -104,7 +104,9 @@ impl SignIn {
         now: DateTime<Utc>,
     ) -> Result<DeviceChallenge, CoreError> {
         let leaf = auth::read_leaf(leaf_der, now)?;
-        let (device, facts) = self.device_auth_facts(leaf, txn_id).await?;
+        let (device, facts) = self
+            .device_auth_facts(leaf, txn_id, DeviceChannel::DeviceApi)
+            .await?;
         let txn = self.pending(facts.txn, now).await?;
         if !txn.expected_devices.contains(device.id()) {
             let hostname = facts.device.map(|(d, _)| d.hostname).unwrap_or_default();
@@ -146,20 +148,20 @@ impl SignIn {
         &self,
         leaf: latchkey_certs::CertificateInfo,
         txn_id: Option<&DeviceAuthTxnId>,
+        channel: DeviceChannel,
     ) -> Result<(AuthenticatedDevice, DeviceAuthFacts), CoreError> {
         let facts = self
             .store
             .device_auth_facts(&leaf.serial_hex, txn_id)
             .await?;
-        let state = facts
-            .as_ref()
-            .and_then(|f| f.device.as_ref())
-            .map(|(d, _)| d.state);
         let device = auth::admit(
             leaf,
             facts.as_ref().map(|f| &f.certificate),
-            state,
-            DeviceChannel::DeviceApi,
+            facts
+                .as_ref()
+                .and_then(|f| f.device.as_ref())
+                .map(|(d, _)| (d.state, &d.channel)),
+            channel,
         )?;
         let facts = facts.ok_or(DeviceAuthError::Refused(DeviceRefusal::UnknownCertificate))?;
         Ok((device, facts))
@@ -223,7 +225,9 @@ impl SignIn {
         let txn_id = claimed
             .as_ref()
             .and_then(|s| DeviceAuthTxnId::parse(&s.txn));
-        let (device, facts) = self.device_auth_facts(leaf, txn_id.as_ref()).await?;
+        let (device, facts) = self
+            .device_auth_facts(leaf, txn_id.as_ref(), DeviceChannel::DeviceApi)
+            .await?;
         if claimed.is_none() {
             return Err(CoreError::InvalidArgument(format!(
                 "the answer is not a signed statement (or is longer than {MAX_STATEMENT} bytes)"
@@ -341,7 +345,9 @@ impl SignIn {
         now: DateTime<Utc>,
     ) -> Result<(TxnOutcome, AuthRequestId), CoreError> {
         let leaf = auth::read_leaf(Some(leaf_der), now)?;
-        let (device, facts) = self.device_auth_facts(leaf, txn_id).await?;
+        let (device, facts) = self
+            .device_auth_facts(leaf, txn_id, DeviceChannel::SignInCertificate)
+            .await?;
         let txn = self.pending(facts.txn, now).await?;
         if txn.session_id != session.id {
             return Err(CoreError::NotFound(

@@ -19,7 +19,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use crate::core::CoreError;
-use crate::core::auth;
+use crate::core::auth::{self, DeviceChannel};
 use crate::core::sso::SignIn;
 use crate::domain::app::DevicePolicy;
 use crate::domain::audit::{Actor, AuditAction, AuditEntry, AuditOutcome};
@@ -378,7 +378,9 @@ impl SignIn {
         now: DateTime<Utc>,
     ) -> Result<DeliveryState, CoreError> {
         let leaf = auth::read_leaf(leaf_der, now)?;
-        let (device, facts) = self.device_auth_facts(leaf, txn_id).await?;
+        let (device, facts) = self
+            .device_auth_facts(leaf, txn_id, DeviceChannel::DeviceApi)
+            .await?;
         let Some(txn) = facts
             .txn
             .filter(|t| t.device_id.as_ref() == Some(device.id()))
