@@ -861,7 +861,26 @@ async fn a_scep_flood_is_recorded_within_the_bound_and_no_secret_reaches_the_aud
         .put_signed(&phone.profile.check_in_url, &Value::Dictionary(escrow))
         .await?;
     assert_eq!(status, 200);
+    let (status, _) = phone
+        .put_signed(
+            &phone.profile.check_in_url,
+            &Value::Dictionary(message("GetBootstrapToken", &phone.udid, TOPIC)),
+        )
+        .await?;
+    assert_eq!(status, 200);
     phone.check_for_commands().await?;
+    // The escrow and the release are on record, without the token.
+    for said in [
+        "SetBootstrapToken: the bootstrap token is escrowed",
+        "GetBootstrapToken: the escrowed bootstrap token is given back",
+    ] {
+        let n = count(
+            &sys,
+            &format!("SELECT COUNT(*) AS n FROM audit_log WHERE detail = '{said}'"),
+        )
+        .await?;
+        assert_eq!(n, 1, "{said}");
+    }
     let secrets = [
         challenge,
         phone.push_magic.clone(),

@@ -1,7 +1,8 @@
 //! The enrollment page: a user who signed in with a second factor
 //! downloads a signed enrollment profile for their own device, bound to
-//! them; without a sign-in, or with a password alone (which may have been
-//! phished), the page gives none.
+//! them; without a sign-in, with a password alone (which may have been
+//! phished), or with a session whose factors were passed more than the
+//! step-up window ago (a cookie stolen later), the page gives none.
 
 // Helpers of a test file: a panic is the failed check.
 #![allow(clippy::indexing_slicing)]
@@ -105,6 +106,20 @@ async fn a_user_past_a_second_factor_gets_a_signed_profile_for_their_device() ->
     phone.enroll().await?;
     let listed = device_with_serial(&sys, &phone.serial).await?;
     assert_eq!(listed["user"], "alice@example.com");
+
+    // Ten minutes on, the same session (or a thief holding its cookie)
+    // gets no profile until the user confirms again.
+    let db = sys.database().await?;
+    use sea_orm::ConnectionTrait;
+    db.execute_unprepared(
+        "UPDATE sso_sessions SET auth_time = auth_time - 600000, \
+         second_factor_at = second_factor_at - 600000",
+    )
+    .await?;
+    let stale = browser.get("/apple/enroll").await?;
+    assert_eq!(stale.status, 403, "{}", stale.body);
+    assert!(stale.body.contains("recent confirmation"), "{}", stale.body);
+    assert!(stale.body.contains(r#"href="/account""#), "{}", stale.body);
     sys.stop().await
 }
 

@@ -132,6 +132,18 @@ async fn a_macs_lock_carries_a_pin_the_helpdesk_can_read() -> anyhow::Result<()>
     let shown = sys.ctl_as(&auditor, &["device", "show", &id]).await?;
     assert!(!shown.contains(&pin), "{shown}");
     assert!(!shown.contains("unlock PIN"), "{shown}");
+    // Who read the PIN is on record (without the PIN); the auditor, who
+    // was not shown it, is not.
+    let audit = sys.ctl_json(&["audit"]).await?;
+    let reads: Vec<&str> = audit
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["action"] == "device-pin.read")
+        .filter_map(|e| e["actor"].as_str())
+        .collect();
+    assert_eq!(reads, ["admin:desk@example.com"], "{audit}");
+    assert!(!audit.to_string().contains(&pin));
     sys.stop().await
 }
 

@@ -102,6 +102,19 @@ impl Devices {
                     set_at: c.created_at,
                 })
             });
+        if let Some(pin) = &unlock_pin {
+            // The PIN unlocks a lost Mac: who read it is on record.
+            self.audit
+                .record(AuditEntry {
+                    at: now,
+                    actor: caller.actor(),
+                    action: AuditAction::DevicePinRead,
+                    target: id.to_string(),
+                    outcome: AuditOutcome::Ok,
+                    detail: format!("the PIN of command {}", pin.command),
+                })
+                .await?;
+        }
         let policies = self.store.all_policies().await?;
         let policy_gaps = policy::effective_policy(&view.device, &policies)
             .and_then(|p| {

@@ -80,11 +80,14 @@ text_enum! {
         /// inventory, its policy profile).
         CommandQueue = "command.queue",
         DeviceAssign = "device.assign",
-        /// An Apple device's Authenticate, first TokenUpdate or CheckOut.
+        /// An Apple device's Authenticate, first TokenUpdate, CheckOut or
+        /// bootstrap-token escrow and release.
         DeviceCheckIn = "device.check-in",
         DeviceEnroll = "device.enroll",
         DeviceLock = "device.lock",
         DeviceLostMode = "device.lost-mode",
+        /// An admin was shown a Mac's lock or erase PIN (`device show`).
+        DevicePinRead = "device-pin.read",
         DeviceLocate = "device.locate",
         DeviceRestart = "device.restart",
         DeviceRenew = "device.renew",

@@ -282,9 +282,11 @@ pub(super) async fn connect(
 
 /// `GET /apple/enroll`: the enrollment profile for the signed-in user's
 /// own device, signed, as Settings installs it. The user must have passed a
-/// second factor in this session: a device enrolled here is bound to the
-/// user and then answers device-bound sign-ins, so a password alone (which
-/// may be phished) must not be enough to get one.
+/// second factor in this session, and every factor within the step-up
+/// window (as for changing a protection on the account page): a device
+/// enrolled here is bound to the user and then answers device-bound
+/// sign-ins, so neither a phished password nor a session cookie stolen
+/// hours later may get one.
 pub(super) async fn enrollment_page(
     State(web): State<Web>,
     super::client::Client(client): super::client::Client,
@@ -313,6 +315,29 @@ pub(super) async fn enrollment_page(
     };
     if session.second_factor.is_none() {
         return refuse(StatusCode::FORBIDDEN, &t::ENROLL_NEEDS_SECOND_FACTOR);
+    }
+    match web
+        .core
+        .sign_in
+        .stepped_up(&session, &user, Utc::now())
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            return page(
+                lang,
+                StatusCode::FORBIDDEN,
+                &t::ENROLL_TITLE,
+                format!(
+                    r#"<p class="error" role="alert">{}</p><p><a href="/account">{}</a></p>"#,
+                    t::ENROLL_CONFIRM_FIRST.get(lang),
+                    t::ACCOUNT_TITLE.get(lang)
+                ),
+                here,
+            )
+            .into_response();
+        }
+        Err(e) => return super::errors::unavailable(lang, &e),
     }
     let apple = &web.core.apple;
     let signed = apple

@@ -254,6 +254,7 @@ texts! {
     ENROLL_TITLE = "Enroll your iPhone, iPad or Mac", "iPhone・iPad・Mac の登録";
     ENROLL_SIGN_IN_FIRST = "Sign in to Latchkey first (open an app from your company), then come back to this page.", "先に Latchkey にサインインしてから（会社のアプリを開いてください）、このページに戻ってください。";
     ENROLL_NEEDS_SECOND_FACTOR = "Enrolling a device needs a sign-in with your second factor (an authenticator app or an emailed code). Set one up on your account page, or ask your IT department for an enrollment profile.", "デバイスの登録には二要素目（認証アプリまたはメールのコード）でのサインインが必要です。アカウントページで設定するか、IT 部門に登録プロファイルを依頼してください。";
+    ENROLL_CONFIRM_FIRST = "Enrolling a device needs a recent confirmation that it is you: confirm with your password and second factor on your account page, then open this page again within five minutes.", "デバイスの登録には本人確認が直近に必要です。アカウントページでパスワードと二要素目により確認してから、5 分以内にこのページを開き直してください。";
     ENROLL_OFF = "Enrollment from this page is turned off. Ask your IT department for an enrollment profile.", "このページからの登録は無効になっています。IT 部門に登録プロファイルを依頼してください。";
     HOME_SIGNED_OUT = "Open an app from your company to sign in.", "サインインするには会社のアプリを開いてください。";
     SIGN_OUT = "Sign out", "サインアウト";

@@ -233,9 +233,23 @@ impl Apple {
                     )?),
                     None => None,
                 };
-                self.store
-                    .set_apple_bootstrap_token(device.id(), sealed.as_deref())
+                let tx = self.store.begin().await?;
+                tx.set_apple_bootstrap_token(device.id(), sealed.as_deref())
                     .await?;
+                tx.audit(&AuditEntry {
+                    at: now,
+                    actor: device.device.actor(),
+                    action: AuditAction::DeviceCheckIn,
+                    target: device.id().to_string(),
+                    outcome: AuditOutcome::Ok,
+                    detail: if sealed.is_some() {
+                        "SetBootstrapToken: the bootstrap token is escrowed".into()
+                    } else {
+                        "SetBootstrapToken: the escrowed bootstrap token is removed".into()
+                    },
+                })
+                .await?;
+                tx.commit().await?;
                 Ok(CheckInAnswer::Done)
             }
             CheckInMessage::GetBootstrapToken(m) => {
@@ -250,6 +264,20 @@ impl Apple {
                     }
                     None => None,
                 };
+                self.audit
+                    .record(AuditEntry {
+                        at: now,
+                        actor: device.device.actor(),
+                        action: AuditAction::DeviceCheckIn,
+                        target: device.id().to_string(),
+                        outcome: AuditOutcome::Ok,
+                        detail: if token.is_some() {
+                            "GetBootstrapToken: the escrowed bootstrap token is given back".into()
+                        } else {
+                            "GetBootstrapToken: none is escrowed".into()
+                        },
+                    })
+                    .await?;
                 Ok(CheckInAnswer::BootstrapToken(token))
             }
             CheckInMessage::Declined(kind) => Ok(CheckInAnswer::Unsupported(kind.as_str())),
