@@ -62,6 +62,11 @@ pub struct FileApple {
     /// How often every ADE token's device list is synced, e.g. `5m`.
     /// Default: 5 minutes.
     pub dep_sync_interval: Option<String>,
+    /// Whether a device enrolling through Automated Device Enrollment
+    /// first has its user sign in to Latchkey (password and second
+    /// factor) in Setup Assistant, and enrolls as that user's. Default:
+    /// false.
+    pub dep_sign_in: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -311,6 +316,8 @@ pub struct Config {
     pub apple_enrollment_page: bool,
     pub apple_dep_base_url: String,
     pub apple_dep_sync_interval: Duration,
+    /// `[apple] dep_sign_in`.
+    pub apple_dep_sign_in: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -596,6 +603,7 @@ impl FileConfig {
                 .unwrap_or_else(|| "Latchkey".into()),
             apple_dep_base_url,
             apple_dep_sync_interval,
+            apple_dep_sign_in: self.apple.dep_sign_in.unwrap_or(false),
         })
     }
 }

@@ -69,6 +69,7 @@ impl CoreFixture {
                 organization: "Example".into(),
                 enrollment_page: true,
                 dep_base_url: "https://mdmenrollment.example.test".into(),
+                dep_sign_in: false,
             },
             sso: SsoSettings {
                 issuer: "https://id.example.test".into(),
@@ -79,6 +80,7 @@ impl CoreFixture {
                 device_url: "https://id.example.test:8444".into(),
                 support_contact: String::new(),
                 trusted_proxies: Vec::new(),
+                dep_callback: None,
             },
         };
         let (core, writer) = Core::new(

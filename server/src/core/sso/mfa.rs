@@ -185,16 +185,20 @@ impl SignIn {
             MfaPolicy::Email => return Ok(Some(Factor::Email)),
             MfaPolicy::None => {}
         }
-        let asked = match self.effective_setting(record.setting.as_deref()) {
-            MfaSetting::Off => false,
-            MfaSetting::Always => true,
-            MfaSetting::Risk => {
-                !self
-                    .store
-                    .known_login_ip(&user.id, &session.ip, now - KNOWN_ADDRESS_WINDOW)
-                    .await?
-            }
-        };
+        // A device enrolled through ADE's sign-in is bound to the user and
+        // then answers device-bound sign-ins: a password alone (which may
+        // be phished) is never enough for one.
+        let asked = self.is_first_party(app)
+            || match self.effective_setting(record.setting.as_deref()) {
+                MfaSetting::Off => false,
+                MfaSetting::Always => true,
+                MfaSetting::Risk => {
+                    !self
+                        .store
+                        .known_login_ip(&user.id, &session.ip, now - KNOWN_ADDRESS_WINDOW)
+                        .await?
+                }
+            };
         Ok(asked.then(|| {
             if record.totp_secret.is_none() && self.mail.is_some() {
                 Factor::Email
