@@ -201,6 +201,19 @@ async fn a_listed_iphone_enrolls_as_the_user_who_signed_in_in_setup_assistant() 
     let xml = latchkey_certs::cms::attached_content_unverified(&delivered.bytes)?;
     let profile = EnrollmentProfile::read(&xml)?;
 
+    // The built-in client is no app an admin manages.
+    let apps = sys.ctl(&["app", "list"]).await?;
+    assert!(!apps.contains("Device enrollment"), "{apps}");
+
+    // Her sign-in history names the sign-in for what it was.
+    let account = web_view.get("/account").await?;
+    assert_eq!(account.status, 200, "{}", account.body);
+    assert!(
+        account.body.contains("Device enrollment"),
+        "{}",
+        account.body
+    );
+
     // The callback cannot be replayed, by the same web view or any other.
     let replayed = web_view.get(&callback).await?;
     assert!(!is_profile(&replayed), "{}", replayed.body);

@@ -33,7 +33,7 @@ const MAX_CODE: usize = 256;
 
 impl SignIn {
     /// The built-in client `client_id` names, if it is one and it is on.
-    fn first_party_app(&self, client_id: &ClientId) -> Option<App> {
+    pub(super) fn first_party_app(&self, client_id: &ClientId) -> Option<App> {
         let callback = self.settings.dep_callback.as_ref()?;
         (client_id.as_str() == DEP_CLIENT_ID).then(|| App {
             client_id: client_id.clone(),

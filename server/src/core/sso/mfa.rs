@@ -714,7 +714,9 @@ impl SignIn {
                 app: event.client_id.as_ref().map(|id| {
                     apps.iter()
                         .find(|a| a.client_id == *id)
-                        .map_or_else(|| id.to_string(), |a| a.name.clone())
+                        .map(|a| a.name.clone())
+                        .or_else(|| self.first_party_app(id).map(|a| a.name))
+                        .unwrap_or_else(|| id.to_string())
                 }),
                 device: event.device_id.as_ref().map(|id| {
                     devices
