@@ -44,15 +44,12 @@ async fn system(fake: &FakeDep, sign_in: bool) -> Result<(System, String)> {
     sys.ctl(&["apple", "dep", "import-token", path.to_str().unwrap()])
         .await?;
     sys.ctl(&["apple", "dep", "sync"]).await?;
-    sys.ctl(&["user", "add", "alice@example.com", "--name", "Alice Suzuki"])
-        .await?;
-    let reset = sys
-        .ctl_json(&["user", "reset-password", "alice@example.com"])
-        .await?;
-    let temporary = reset["temporary_password"]
-        .as_str()
-        .context("temporary password")?
-        .to_owned();
+    let temporary = login::add_user_with_temporary_password(
+        &sys,
+        "alice@example.com",
+        &["--name", "Alice Suzuki"],
+    )
+    .await?;
     Ok((sys, temporary))
 }
 
