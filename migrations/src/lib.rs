@@ -20,6 +20,7 @@ mod m0011_app_tokens;
 mod m0012_device_channel;
 mod m0013_apple;
 mod m0014_apple_dep;
+mod m0015_apple_dep_sign_in;
 
 pub struct Migrator;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0012_device_channel::Migration),
             Box::new(m0013_apple::Migration),
             Box::new(m0014_apple_dep::Migration),
+            Box::new(m0015_apple_dep_sign_in::Migration),
         ];
         migrations
             .into_iter()

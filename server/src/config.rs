@@ -67,6 +67,11 @@ pub struct FileApple {
     /// e.g. `4h`; keep it below the policies' `max_posture_age`. Default:
     /// 4 hours.
     pub inventory_interval: Option<String>,
+    /// Whether a device enrolling through Automated Device Enrollment
+    /// first has its user sign in to Latchkey (password and second
+    /// factor) in Setup Assistant, and enrolls as that user's. Default:
+    /// false.
+    pub dep_sign_in: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -317,6 +322,8 @@ pub struct Config {
     pub apple_dep_base_url: String,
     pub apple_dep_sync_interval: Duration,
     pub apple_inventory_interval: Duration,
+    /// `[apple] dep_sign_in`.
+    pub apple_dep_sign_in: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -614,6 +621,7 @@ impl FileConfig {
             apple_dep_base_url,
             apple_dep_sync_interval,
             apple_inventory_interval,
+            apple_dep_sign_in: self.apple.dep_sign_in.unwrap_or(false),
         })
     }
 }

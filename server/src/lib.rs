@@ -185,6 +185,18 @@ pub async fn start_with(
         store.clone(),
         seams.apns.clone(),
     )));
+    let apple_settings = crate::core::apple::AppleSettings {
+        identity_validity: chrono::Duration::days(365),
+        base_url: config
+            .apple_base_url
+            .clone()
+            .unwrap_or_else(|| issuer.trim_end_matches('/').to_owned()),
+        organization: config.apple_organization.clone(),
+        enrollment_page: config.apple_enrollment_page,
+        dep_base_url: config.apple_dep_base_url.clone(),
+        dep_sign_in: config.apple_dep_sign_in,
+        inventory_interval: chrono::Duration::from_std(config.apple_inventory_interval)?,
+    };
     let (core, enrollment_writer) = Core::new(
         store.clone(),
         ca.clone(),
@@ -208,18 +220,11 @@ pub async fn start_with(
                 config.device_certificate_validity,
             )?,
             mqtt_url: mqtt_url.clone(),
-            apple: crate::core::apple::AppleSettings {
-                identity_validity: chrono::Duration::days(365),
-                base_url: config
-                    .apple_base_url
-                    .clone()
-                    .unwrap_or_else(|| issuer.trim_end_matches('/').to_owned()),
-                organization: config.apple_organization.clone(),
-                enrollment_page: config.apple_enrollment_page,
-                dep_base_url: config.apple_dep_base_url.clone(),
-                inventory_interval: chrono::Duration::from_std(config.apple_inventory_interval)?,
-            },
+            apple: apple_settings.clone(),
             sso: SsoSettings {
+                dep_callback: apple_settings
+                    .dep_sign_in
+                    .then(|| apple_settings.dep_callback_url()),
                 device_url: config
                     .sso_device_url
                     .clone()

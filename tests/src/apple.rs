@@ -703,6 +703,31 @@ pub async fn import_push_certificate(sys: &crate::System, dir: &std::path::Path)
     Ok(())
 }
 
+/// MachineInfo as Setup Assistant sends it (posted, or base64 in the web
+/// view's `x-apple-aspen-deviceinfo`): a plist signed by a certificate of
+/// the device's (here a self-signed one: the server must not take it as
+/// proof of anything).
+pub fn machine_info(serial: &str) -> Result<Vec<u8>> {
+    let plist = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
+<plist version="1.0"><dict>
+<key>LANGUAGE</key><string>en-US</string>
+<key>PRODUCT</key><string>iPhone15,2</string>
+<key>SERIAL</key><string>{serial}</string>
+<key>UDID</key><string>00008110-000A1B2C3D4E5F60</string>
+<key>VERSION</key><string>22B83</string>
+</dict></plist>"#
+    );
+    let signer = rcgen::generate_simple_self_signed(vec!["iPhone Device".into()])?;
+    Ok(latchkey_certs::cms::sign_attached(
+        plist.as_bytes(),
+        &signer.cert.pem(),
+        &PrivateKeyPem::new(signer.signing_key.serialize_pem()),
+        "",
+    )?)
+}
+
 /// The device `latchctl device list` shows with this serial number.
 pub async fn device_with_serial(sys: &crate::System, serial: &str) -> Result<serde_json::Value> {
     let devices = sys.ctl_json(&["device", "list"]).await?;

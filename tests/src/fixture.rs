@@ -70,6 +70,7 @@ impl CoreFixture {
                 enrollment_page: true,
                 dep_base_url: "https://mdmenrollment.example.test".into(),
                 inventory_interval: chrono::Duration::hours(4),
+                dep_sign_in: false,
             },
             sso: SsoSettings {
                 issuer: "https://id.example.test".into(),
@@ -80,6 +81,7 @@ impl CoreFixture {
                 device_url: "https://id.example.test:8444".into(),
                 support_contact: String::new(),
                 trusted_proxies: Vec::new(),
+                dep_callback: None,
             },
         };
         let (core, writer) = Core::new(

@@ -146,6 +146,23 @@ pub async fn sign_in(
     Ok(page)
 }
 
+/// Adds a user (`user add EMAIL ARGS…`) and gives them a temporary
+/// password, which is returned.
+pub async fn add_user_with_temporary_password(
+    sys: &System,
+    email: &str,
+    args: &[&str],
+) -> Result<String> {
+    let mut add = vec!["user", "add", email];
+    add.extend_from_slice(args);
+    sys.ctl(&add).await?;
+    let reset = sys.ctl_json(&["user", "reset-password", email]).await?;
+    Ok(reset["temporary_password"]
+        .as_str()
+        .context("temporary password")?
+        .to_owned())
+}
+
 /// Payroll (with `--device MODE`), Alice with a temporary password and her
 /// enrolled agent running.
 pub struct Setup {
@@ -178,23 +195,12 @@ pub async fn setup(device: &str) -> Result<Setup> {
     let client_id = app["client_id"].as_str().context("client id")?.to_owned();
     let client_secret = app["client_secret"].as_str().context("secret")?.to_owned();
     sys.ctl(&["group", "add", "staff"]).await?;
-    sys.ctl(&[
-        "user",
-        "add",
+    let temporary = add_user_with_temporary_password(
+        &sys,
         "alice@example.com",
-        "--name",
-        "Alice Suzuki",
-        "--group",
-        "staff",
-    ])
+        &["--name", "Alice Suzuki", "--group", "staff"],
+    )
     .await?;
-    let reset = sys
-        .ctl_json(&["user", "reset-password", "alice@example.com"])
-        .await?;
-    let temporary = reset["temporary_password"]
-        .as_str()
-        .context("temporary password")?
-        .to_owned();
     let token = sys
         .enrollment_token(&["--user", "alice@example.com"])
         .await?;

@@ -15,7 +15,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub struct WebResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
+    /// The body as text (bytes that are not UTF-8 replaced).
     pub body: String,
+    /// The body as sent (a signed profile is binary).
+    pub bytes: Vec<u8>,
 }
 
 impl WebResponse {
@@ -91,8 +94,12 @@ pub async fn request(
     let mut raw = Vec::new();
     // The server may close without close_notify; what arrived is the answer.
     let _ = stream.read_to_end(&mut raw).await;
-    let text = String::from_utf8(raw)?;
-    let (head, rest) = text.split_once("\r\n\r\n").context("no HTTP header")?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("no HTTP header")?;
+    let head = std::str::from_utf8(raw.get(..split).context("no HTTP header")?)?;
+    let rest = raw.get(split + 4..).unwrap_or_default();
     let mut lines = head.split("\r\n");
     let status = lines
         .next()
@@ -106,27 +113,33 @@ pub async fn request(
     let chunked = headers
         .iter()
         .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    let body = if chunked {
+    let bytes = if chunked {
         dechunk(rest)?
     } else {
-        rest.to_owned()
+        rest.to_vec()
     };
     Ok(WebResponse {
         status,
         headers,
-        body,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+        bytes,
     })
 }
 
-fn dechunk(mut rest: &str) -> Result<String> {
-    let mut out = String::new();
+fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
     loop {
-        let (size, after) = rest.split_once("\r\n").context("bad chunk")?;
+        let line_end = rest
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .context("bad chunk")?;
+        let size = std::str::from_utf8(rest.get(..line_end).context("bad chunk")?)?;
         let size = usize::from_str_radix(size.trim(), 16)?;
         if size == 0 {
             return Ok(out);
         }
-        out.push_str(after.get(..size).context("short chunk")?);
+        let after = rest.get(line_end + 2..).context("short chunk")?;
+        out.extend_from_slice(after.get(..size).context("short chunk")?);
         rest = after.get(size + 2..).context("short chunk")?;
     }
 }

@@ -11,11 +11,10 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use latchkey_certs::PrivateKeyPem;
 use latchkey_tests::System;
 use latchkey_tests::apple::{
     EnrollmentProfile, SimulatedAppleDevice, device_with_serial, https_exchange,
-    import_push_certificate,
+    import_push_certificate, machine_info,
 };
 use latchkey_tests::fake_dep::{FakeDep, FakeDevice};
 
@@ -25,30 +24,6 @@ async fn system_for(fake: &FakeDep) -> Result<System> {
         file.apple.dep_base_url = Some(url.clone());
     }))
     .await
-}
-
-/// MachineInfo as Setup Assistant posts it: a plist signed by a
-/// certificate of the device's (here a self-signed one: the server must
-/// not take it as proof of anything).
-fn machine_info(serial: &str) -> Result<Vec<u8>> {
-    let plist = format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
-<plist version="1.0"><dict>
-<key>LANGUAGE</key><string>en-US</string>
-<key>PRODUCT</key><string>iPhone15,2</string>
-<key>SERIAL</key><string>{serial}</string>
-<key>UDID</key><string>00008110-000A1B2C3D4E5F60</string>
-<key>VERSION</key><string>22B83</string>
-</dict></plist>"#
-    );
-    let signer = rcgen::generate_simple_self_signed(vec!["iPhone Device".into()])?;
-    Ok(latchkey_certs::cms::sign_attached(
-        plist.as_bytes(),
-        &signer.cert.pem(),
-        &PrivateKeyPem::new(signer.signing_key.serialize_pem()),
-        "",
-    )?)
 }
 
 /// Setup Assistant's request for the enrollment profile: the status, the

@@ -167,15 +167,12 @@ async fn a_person_in_chromium_signs_in_only_from_their_device_until_it_is_locked
         ])
         .await?;
     let client_id = app["client_id"].as_str().context("client id")?.to_owned();
-    sys.ctl(&["user", "add", "alice@example.com", "--name", "Alice Suzuki"])
-        .await?;
-    let reset = sys
-        .ctl_json(&["user", "reset-password", "alice@example.com"])
-        .await?;
-    let temporary = reset["temporary_password"]
-        .as_str()
-        .context("temporary password")?
-        .to_owned();
+    let temporary = login::add_user_with_temporary_password(
+        &sys,
+        "alice@example.com",
+        &["--name", "Alice Suzuki"],
+    )
+    .await?;
     // Two devices bound to Alice; the laptop's agent is running.
     let mut laptop = sys
         .enroll(

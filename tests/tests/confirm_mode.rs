@@ -17,7 +17,7 @@ use base64::Engine;
 use latchkey_agent::device_auth::Approval;
 use latchkey_agent::run::RunOptions;
 use latchkey_tests::login::{
-    CHOSEN_PASSWORD, RP_CALLBACK, authorize_url, query_param, sign_in, token_request,
+    self, CHOSEN_PASSWORD, RP_CALLBACK, authorize_url, query_param, sign_in, token_request,
 };
 use latchkey_tests::web::{Browser, WebResponse};
 use latchkey_tests::{Agent, System};
@@ -86,15 +86,12 @@ async fn scene() -> Result<Scene> {
             app["client_secret"].as_str().context("secret")?.to_owned(),
         ));
     }
-    sys.ctl(&["user", "add", "alice@example.com", "--name", "Alice Suzuki"])
-        .await?;
-    let reset = sys
-        .ctl_json(&["user", "reset-password", "alice@example.com"])
-        .await?;
-    let temporary = reset["temporary_password"]
-        .as_str()
-        .context("temporary")?
-        .to_owned();
+    let temporary = login::add_user_with_temporary_password(
+        &sys,
+        "alice@example.com",
+        &["--name", "Alice Suzuki"],
+    )
+    .await?;
     let token = sys
         .enrollment_token(&["--user", "alice@example.com"])
         .await?;

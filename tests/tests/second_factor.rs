@@ -39,15 +39,12 @@ async fn app_and_user(sys: &System, name: &str, mfa: &str) -> Result<(App, Strin
             "none",
         ])
         .await?;
-    sys.ctl(&["user", "add", "alice@example.com", "--name", "Alice Suzuki"])
-        .await?;
-    let reset = sys
-        .ctl_json(&["user", "reset-password", "alice@example.com"])
-        .await?;
-    let temporary = reset["temporary_password"]
-        .as_str()
-        .context("temporary password")?
-        .to_owned();
+    let temporary = login::add_user_with_temporary_password(
+        sys,
+        "alice@example.com",
+        &["--name", "Alice Suzuki"],
+    )
+    .await?;
     Ok((
         App {
             client_id: app["client_id"].as_str().context("client id")?.to_owned(),

@@ -70,6 +70,12 @@ text_enum! {
         /// One sync of a token's device list, and how it ended.
         AppleDepSync = "apple-dep.sync",
         AppleDepCursorReset = "apple-dep-cursor.reset",
+        /// Setup Assistant's web view sent to sign in before a listed
+        /// device gets its enrollment profile.
+        AppleDepSignInStart = "apple-dep-sign-in.start",
+        /// That sign-in came back: the profile handed out for the user who
+        /// signed in, or refused.
+        AppleDepSignInFinish = "apple-dep-sign-in.finish",
         AppRemove = "app.remove",
         AppUpdate = "app.update",
         /// Refusals of unauthenticated callers past the flood gate's bound,

@@ -123,6 +123,13 @@ sign_in_id_type!(
     DeviceAuthTxnId
 );
 sign_in_id_type!(
+    /// A sign-in Setup Assistant's web view started for a device listed
+    /// by Automated Device Enrollment (`DepSignIn`): derived from the
+    /// secret in the web view's cookie, and the `state` its sign-in
+    /// carries.
+    DepSignInId
+);
+sign_in_id_type!(
     /// A grant: one authorization code and the tokens issued for it
     /// (`Grant`); access tokens name it as their `sid`.
     GrantId

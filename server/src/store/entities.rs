@@ -687,3 +687,25 @@ pub mod apple_dep_devices {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod apple_dep_sign_ins {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "apple_dep_sign_ins")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub serial_number: String,
+        pub device_id: String,
+        pub created_at: i64,
+        pub expires_at: i64,
+        pub finished_at: Option<i64>,
+        pub user_email: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

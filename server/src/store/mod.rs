@@ -63,6 +63,7 @@ macro_rules! txn_columns {
 
 mod admins;
 mod apple_dep;
+mod apple_dep_sign_ins;
 mod apple_enrollments;
 mod apple_push;
 mod apps;

@@ -6,9 +6,10 @@ use sea_orm::ConnectionTrait;
 use super::{Db, StoreResult, ms};
 
 impl<C: ConnectionTrait> Db<C> {
-    /// Deletes what can no longer be used: sessions, sign-in attempts and
-    /// device-auth transactions over before `cutoff`, grants ended before it
-    /// or whose every refresh token expired before it (with those tokens),
+    /// Deletes what can no longer be used: sessions, sign-in attempts,
+    /// device-auth transactions and ADE sign-ins over before `cutoff`,
+    /// grants ended before it or whose every refresh token expired before
+    /// it (with those tokens),
     /// second-factor challenges expired at `now`, and sign-in history older
     /// than `history_cutoff`. Returns the rows deleted.
     pub async fn purge_expired(
@@ -43,6 +44,7 @@ impl<C: ConnectionTrait> Db<C> {
             ),
             format!("DELETE FROM auth_requests WHERE expires_at < {cutoff}"),
             format!("DELETE FROM device_auth_txns WHERE expires_at < {cutoff}"),
+            format!("DELETE FROM apple_dep_sign_ins WHERE expires_at < {cutoff}"),
             format!("DELETE FROM second_factor_challenges WHERE expires_at < {now}"),
             format!("DELETE FROM login_events WHERE at < {history}"),
             // Daily counts (`d:`) keep their day.

@@ -3,7 +3,10 @@
 //! channel (Apple, "Check-in" and "Sending MDM commands to a device"), and
 //! the enrollment profile Setup Assistant fetches for a device listed by
 //! Automated Device Enrollment (Apple, "Device Assignment": POST of the
-//! CMS-signed MachineInfo, or GET with `x-apple-aspen-deviceinfo`).
+//! CMS-signed MachineInfo, or GET with `x-apple-aspen-deviceinfo`), and,
+//! with `[apple] dep_sign_in`, the sign-in Setup Assistant's web view goes
+//! through first and the callback it comes back to
+//! (`/apple/dep/callback`).
 //!
 //! Every answer is in Apple's terms and none is 401, which makes a device
 //! unenroll: a device Latchkey no longer manages hears 403
@@ -24,7 +27,9 @@ use tracing::{info, warn};
 use super::{PeerCertificate, Web};
 use crate::api::apple::{checkin as checkin_wire, commands as command_wire};
 use crate::core::CoreError;
-use crate::core::apple::{AppleDevice, AppleProof, AppleRefusal, CheckInAnswer, ScepAnswer};
+use crate::core::apple::{
+    AppleDevice, AppleProof, AppleRefusal, CheckInAnswer, DepSignInRefusal, ScepAnswer,
+};
 
 /// Longest body an Apple device sends (a command report with a long
 /// profile list or installed-application list stays well below).
@@ -346,24 +351,32 @@ pub(super) async fn enrollment_page(
         .and_then(|enrollment| apple.enrollment_profile(&enrollment))
         .and_then(|profile| apple.sign_profile(&profile));
     match signed {
-        Ok(der) => (
-            StatusCode::OK,
-            [
-                (header::CONTENT_TYPE, "application/x-apple-aspen-config"),
-                (
-                    header::CONTENT_DISPOSITION,
-                    "attachment; filename=\"enroll.mobileconfig\"",
-                ),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
-            der,
-        )
-            .into_response(),
+        Ok(der) => signed_profile(der, true),
         Err(e) => super::errors::unavailable(lang, &e),
     }
 }
 
 const ASPEN_CONFIG: &str = "application/x-apple-aspen-config";
+
+/// A signed enrollment profile as Settings and Setup Assistant install it.
+fn signed_profile(der: Vec<u8>, attachment: bool) -> Response {
+    let mut response = (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, ASPEN_CONFIG),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        der,
+    )
+        .into_response();
+    if attachment {
+        response.headers_mut().insert(
+            header::CONTENT_DISPOSITION,
+            HeaderValue::from_static("attachment; filename=\"enroll.mobileconfig\""),
+        );
+    }
+    response
+}
 
 /// `POST /apple/dep/enroll`: Setup Assistant sends its MachineInfo
 /// (CMS-signed plist) in the body.
@@ -372,7 +385,8 @@ pub(super) async fn dep_enroll_post(State(web): State<Web>, body: Bytes) -> Resp
 }
 
 /// `GET /apple/dep/enroll`: the web view of `configuration_web_url` sends
-/// the same MachineInfo, base64, in `x-apple-aspen-deviceinfo`.
+/// the same MachineInfo, base64, in `x-apple-aspen-deviceinfo`. With
+/// `[apple] dep_sign_in` on, the web view is sent to sign in first.
 pub(super) async fn dep_enroll_get(State(web): State<Web>, headers: HeaderMap) -> Response {
     let Some(value) = headers.get("x-apple-aspen-deviceinfo") else {
         return plain(
@@ -386,30 +400,45 @@ pub(super) async fn dep_enroll_get(State(web): State<Web>, headers: HeaderMap) -
         .chars()
         .filter(|c| !c.is_whitespace())
         .collect();
-    match base64::engine::general_purpose::STANDARD.decode(cleaned.as_bytes()) {
-        Ok(der) => dep_enroll(&web, &der).await,
-        Err(_) => plain(
+    let Ok(der) = base64::engine::general_purpose::STANDARD.decode(cleaned.as_bytes()) else {
+        return plain(
             StatusCode::BAD_REQUEST,
             "x-apple-aspen-deviceinfo is not base64",
-        ),
+        );
+    };
+    if web.core.apple.settings().dep_sign_in {
+        return dep_sign_in_start(&web, &headers, &der).await;
     }
+    dep_enroll(&web, &der).await
 }
 
-/// The signed enrollment profile for the listed device MachineInfo names.
-/// MachineInfo is not checked against Apple's CA: it proves nothing (a
-/// replayed one reads the same), so it only picks which listed record the
-/// one-time challenge enrolls.
-async fn dep_enroll(web: &Web, machine_info: &[u8]) -> Response {
-    let info = match latchkey_certs::cms::attached_content_unverified(machine_info)
+/// The serial number MachineInfo names, or the answer to a MachineInfo
+/// that cannot be read. MachineInfo is not checked against Apple's CA: it
+/// proves nothing (a replayed one reads the same), so it only picks which
+/// listed record an enrollment is for.
+fn machine_info_serial(machine_info: &[u8]) -> Result<String, Box<Response>> {
+    latchkey_certs::cms::attached_content_unverified(machine_info)
         .map_err(|e| e.to_string())
         .and_then(|plist| {
             crate::api::apple::machine_info::machine_info(&plist).map_err(|e| e.to_string())
-        }) {
-        Ok(info) => info,
-        Err(why) => return plain(StatusCode::BAD_REQUEST, format!("MachineInfo: {why}")),
+        })
+        .map(|info| info.serial)
+        .map_err(|why| {
+            Box::new(plain(
+                StatusCode::BAD_REQUEST,
+                format!("MachineInfo: {why}"),
+            ))
+        })
+}
+
+/// The signed enrollment profile for the listed device MachineInfo names.
+async fn dep_enroll(web: &Web, machine_info: &[u8]) -> Response {
+    let serial = match machine_info_serial(machine_info) {
+        Ok(serial) => serial,
+        Err(answer) => return *answer,
     };
     let apple = &web.core.apple;
-    let enrollment = match apple.dep_enrollment(&info.serial, Utc::now()).await {
+    let enrollment = match apple.dep_enrollment(&serial, Utc::now()).await {
         Ok(enrollment) => enrollment,
         Err(CoreError::NotFound(_)) => {
             return plain(
@@ -417,13 +446,112 @@ async fn dep_enroll(web: &Web, machine_info: &[u8]) -> Response {
                 "this device is not awaiting Automated Device Enrollment here",
             );
         }
+        // The user's sign-in is required: only the web view offers it.
+        Err(CoreError::FailedPrecondition(why)) => return plain(StatusCode::FORBIDDEN, why),
         Err(e) => return core_error(e),
     };
-    let signed = apple
+    match apple
         .enrollment_profile(&enrollment)
-        .and_then(|profile| apple.sign_profile(&profile));
-    match signed {
-        Ok(der) => (StatusCode::OK, [(header::CONTENT_TYPE, ASPEN_CONFIG)], der).into_response(),
+        .and_then(|profile| apple.sign_profile(&profile))
+    {
+        Ok(der) => signed_profile(der, false),
         Err(e) => core_error(e),
+    }
+}
+
+/// A page in Setup Assistant's web view refusing the ADE sign-in.
+fn dep_sign_in_refused(
+    lang: super::i18n::Lang,
+    status: StatusCode,
+    text: &'static super::i18n::Text,
+) -> Response {
+    super::frame::page(
+        lang,
+        status,
+        &super::i18n::DEP_SIGN_IN_TITLE,
+        format!(
+            r#"<p class="error" role="alert" data-failure="dep-sign-in">{}</p>"#,
+            text.get(lang)
+        ),
+        "/apple/dep/enroll",
+    )
+    .into_response()
+}
+
+/// `[apple] dep_sign_in`: the web view of a listed device is sent to
+/// Latchkey's sign-in, holding the secret of its pending sign-in in a
+/// cookie only `/apple/dep/` receives.
+async fn dep_sign_in_start(web: &Web, headers: &HeaderMap, machine_info: &[u8]) -> Response {
+    let lang = super::language::language(headers, None);
+    let serial = match machine_info_serial(machine_info) {
+        Ok(serial) => serial,
+        Err(answer) => return *answer,
+    };
+    match web
+        .core
+        .apple
+        .start_dep_sign_in(&web.core.sign_in, &serial, Utc::now())
+        .await
+    {
+        Ok(started) => super::frame::see_other(
+            &started.authorize_url,
+            &[super::cookies::dep_sign_in_cookie(&started.secret)],
+        ),
+        Err(CoreError::NotFound(_)) => dep_sign_in_refused(
+            lang,
+            StatusCode::FORBIDDEN,
+            &super::i18n::DEP_SIGN_IN_NOT_LISTED,
+        ),
+        Err(e) => super::errors::unavailable(lang, &e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct DepCallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+}
+
+/// `GET /apple/dep/callback`: the ADE sign-in comes back with its code
+/// (RFC 6749 §4.1.2). The web view that started it gets the signed
+/// enrollment profile for the user who signed in; any other browser, a
+/// replay or an expired sign-in gets a page saying so.
+pub(super) async fn dep_callback(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    Query(query): Query<DepCallbackQuery>,
+) -> Response {
+    use super::i18n as t;
+    let lang = super::language::language(&headers, None);
+    if !web.core.apple.settings().dep_sign_in {
+        return dep_sign_in_refused(lang, StatusCode::NOT_FOUND, &t::DEP_SIGN_IN_OFF);
+    }
+    let apple = &web.core.apple;
+    let secret = super::cookies::cookie(&headers, super::cookies::DEP_SIGN_IN_COOKIE);
+    let finished = apple
+        .finish_dep_sign_in(
+            &web.core.sign_in,
+            secret,
+            query.state.as_deref(),
+            query.code.as_deref(),
+            Utc::now(),
+        )
+        .await;
+    let enrollment = match finished {
+        Ok(Ok(enrollment)) => enrollment,
+        Ok(Err(DepSignInRefusal::OtherBrowser)) => {
+            return dep_sign_in_refused(lang, StatusCode::FORBIDDEN, &t::DEP_SIGN_IN_OTHER_BROWSER);
+        }
+        Ok(Err(DepSignInRefusal::Expired)) => {
+            return dep_sign_in_refused(lang, StatusCode::FORBIDDEN, &t::DEP_SIGN_IN_EXPIRED);
+        }
+        Err(e) => return super::errors::unavailable(lang, &e),
+    };
+    match apple
+        .enrollment_profile(&enrollment)
+        .and_then(|profile| apple.sign_profile(&profile))
+    {
+        Ok(der) => signed_profile(der, false),
+        Err(e) => super::errors::unavailable(lang, &e),
     }
 }

@@ -1,5 +1,6 @@
-//! The two cookies the sign-in pages set: the session cookie (its secret)
-//! and the language cookie. Reading a cookie from a request and writing
+//! The cookies the sign-in pages set: the session cookie (its secret), the
+//! language cookie, and the secret of an ADE sign-in Setup Assistant's
+//! web view started. Reading a cookie from a request and writing
 //! each `Set-Cookie` value happen here and nowhere else.
 //!
 //! What a session secret stands for is the core's business
@@ -14,6 +15,9 @@ use super::i18n::Lang;
 /// The session cookie. `__Host-` pins it to this host, path `/`, Secure.
 pub const SESSION_COOKIE: &str = "__Host-latchkey-session";
 pub(super) const LANG_COOKIE: &str = "latchkey-lang";
+/// The secret of the sign-in Setup Assistant's web view started before an
+/// ADE enrollment; sent only back to `/apple/dep/`.
+pub(super) const DEP_SIGN_IN_COOKIE: &str = "latchkey-dep-sign-in";
 
 pub(super) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
@@ -35,6 +39,13 @@ pub(super) fn session_cookie(secret: &str) -> String {
 
 pub(super) fn clear_session_cookie() -> String {
     format!("{SESSION_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0")
+}
+
+pub(super) fn dep_sign_in_cookie(secret: &str) -> String {
+    format!(
+        "{DEP_SIGN_IN_COOKIE}={secret}; Path=/apple/dep/; Secure; HttpOnly; SameSite=Lax; Max-Age={}",
+        crate::core::apple::DEP_SIGN_IN_LIFETIME.num_seconds()
+    )
 }
 
 pub(super) fn lang_cookie(lang: Lang) -> String {

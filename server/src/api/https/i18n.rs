@@ -256,6 +256,11 @@ texts! {
     ENROLL_NEEDS_SECOND_FACTOR = "Enrolling a device needs a sign-in with your second factor (an authenticator app or an emailed code). Set one up on your account page, or ask your IT department for an enrollment profile.", "デバイスの登録には二要素目（認証アプリまたはメールのコード）でのサインインが必要です。アカウントページで設定するか、IT 部門に登録プロファイルを依頼してください。";
     ENROLL_CONFIRM_FIRST = "Enrolling a device needs a recent confirmation that it is you: confirm with your password and second factor on your account page, then open this page again within five minutes.", "デバイスの登録には本人確認が直近に必要です。アカウントページでパスワードと二要素目により確認してから、5 分以内にこのページを開き直してください。";
     ENROLL_OFF = "Enrollment from this page is turned off. Ask your IT department for an enrollment profile.", "このページからの登録は無効になっています。IT 部門に登録プロファイルを依頼してください。";
+    DEP_SIGN_IN_TITLE = "Set up your device", "デバイスのセットアップ";
+    DEP_SIGN_IN_NOT_LISTED = "This device is not waiting to be enrolled by your organization. Ask your IT department.", "このデバイスは組織による登録を待っていません。IT 部門にお問い合わせください。";
+    DEP_SIGN_IN_OTHER_BROWSER = "This sign-in was started on another device, so it cannot enroll one here. If you did not start setting up a device, tell your IT department.", "このサインインは別のデバイスで開始されたため、ここではデバイスを登録できません。デバイスのセットアップを開始していない場合は、IT 部門に連絡してください。";
+    DEP_SIGN_IN_EXPIRED = "This sign-in has expired or was already used. Go back in the device's setup and start again.", "このサインインは期限切れか、すでに使用されています。デバイスのセットアップで前の画面に戻り、もう一度やり直してください。";
+    DEP_SIGN_IN_OFF = "Signing in before device setup is not turned on.", "デバイスのセットアップ前のサインインは有効になっていません。";
     HOME_SIGNED_OUT = "Open an app from your company to sign in.", "サインインするには会社のアプリを開いてください。";
     SIGN_OUT = "Sign out", "サインアウト";
 }

@@ -108,6 +108,7 @@ pub async fn serve(
                     "/apple/dep/enroll",
                     get(apple::dep_enroll_get).post(apple::dep_enroll_post),
                 )
+                .route("/apple/dep/callback", get(apple::dep_callback))
                 .layer(axum::extract::DefaultBodyLimit::max(apple::MAX_BODY)),
         )
         .with_state(Web {

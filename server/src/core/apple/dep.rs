@@ -48,7 +48,7 @@ const SYNC_LEASE: Duration = Duration::minutes(10);
 const PAGE_LIMIT: u32 = 500;
 /// How long the challenge in a Setup Assistant profile stays usable: the
 /// device enrolls right after fetching it.
-const DEP_CHALLENGE_LIFETIME: Duration = Duration::hours(1);
+pub(super) const DEP_CHALLENGE_LIFETIME: Duration = Duration::hours(1);
 /// Largest token file accepted (Apple's are about 4 KiB).
 pub const MAX_TOKEN_FILE_BYTES: usize = 64 * 1024;
 
@@ -741,12 +741,59 @@ impl Apple {
     /// The enrollment for the profile Setup Assistant fetches: a one-time
     /// challenge bound to the listed device `serial` names, so that the
     /// device enrolls as that record. A serial no token lists (or whose
-    /// device already enrolled) gets nothing.
+    /// device already enrolled) gets nothing; with `[apple] dep_sign_in`
+    /// on, nothing is handed out without the user's sign-in.
     pub async fn dep_enrollment(
         &self,
         serial: &str,
         now: DateTime<Utc>,
     ) -> Result<NewEnrollment, CoreError> {
+        if self.settings.dep_sign_in {
+            let serial = printable(serial, 64);
+            self.audit
+                .record_unauthenticated(
+                    AuditEntry {
+                        at: now,
+                        actor: Actor::EnrollingDevice,
+                        action: AuditAction::AppleEnrollmentProfileCreate,
+                        target: serial,
+                        outcome: AuditOutcome::Denied,
+                        detail: "Setup Assistant profile refused: MachineInfo was posted, and \
+                                 this server requires the user's sign-in in the web view"
+                            .into(),
+                    },
+                    now,
+                )
+                .await?;
+            return Err(CoreError::FailedPrecondition(
+                "this server enrolls a device from Setup Assistant only after its user has \
+                 signed in to Latchkey: Setup Assistant must open the enrollment in its web view \
+                 (the ADE profile's configuration_web_url), where the user can sign in"
+                    .into(),
+            ));
+        }
+        let device = self
+            .listed_awaiting_enrollment(serial, AuditAction::AppleEnrollmentProfileCreate, now)
+            .await?;
+        self.make_enrollment(
+            device.user.clone(),
+            Some(device.id.clone()),
+            Actor::EnrollingDevice,
+            DEP_CHALLENGE_LIFETIME,
+            now,
+        )
+        .await
+    }
+
+    /// The device record of the listed device `serial` names, while it
+    /// awaits enrollment. Any other serial is refused (`NotFound`) and the
+    /// refusal audited as `action`.
+    pub(super) async fn listed_awaiting_enrollment(
+        &self,
+        serial: &str,
+        action: AuditAction,
+        now: DateTime<Utc>,
+    ) -> Result<Device, CoreError> {
         let serial = printable(serial, 64);
         let record = self
             .store
@@ -757,31 +804,26 @@ impl Apple {
             Some(id) => self.store.device(&id).await?,
             None => None,
         };
-        let Some(device) = device.filter(|d| d.state == DeviceState::AwaitingEnrollment) else {
-            self.audit
-                .record_unauthenticated(
-                    AuditEntry {
-                        at: now,
-                        actor: Actor::EnrollingDevice,
-                        action: AuditAction::AppleEnrollmentProfileCreate,
-                        target: serial.clone(),
-                        outcome: AuditOutcome::Denied,
-                        detail: "Setup Assistant profile refused: the serial number is not a \
-                                 listed ADE device awaiting enrollment"
-                            .into(),
-                    },
-                    now,
-                )
-                .await?;
-            return Err(CoreError::NotFound(format!("ADE device {serial}")));
-        };
-        self.make_enrollment(
-            device.user.clone(),
-            Some(device.id.clone()),
-            Actor::EnrollingDevice,
-            DEP_CHALLENGE_LIFETIME,
-            now,
-        )
-        .await
+        match device.filter(|d| d.state == DeviceState::AwaitingEnrollment) {
+            Some(device) => Ok(device),
+            None => {
+                self.audit
+                    .record_unauthenticated(
+                        AuditEntry {
+                            at: now,
+                            actor: Actor::EnrollingDevice,
+                            action,
+                            target: serial.clone(),
+                            outcome: AuditOutcome::Denied,
+                            detail: "Setup Assistant refused: the serial number is not a \
+                                     listed ADE device awaiting enrollment"
+                                .into(),
+                        },
+                        now,
+                    )
+                    .await?;
+                Err(CoreError::NotFound(format!("ADE device {serial}")))
+            }
+        }
     }
 }

@@ -325,6 +325,10 @@ impl Apple {
             }])
             .await?;
             tx.insert_apple_enrollment(&device_id).await?;
+        } else if let Some(user) = &challenge.user {
+            // A listed device whose user signed in before it enrolled
+            // (ADE with `dep_sign_in`) becomes that user's.
+            tx.set_device_user(&device_id, Some(user)).await?;
         }
         tx.insert_certificate(
             &device_id,

@@ -21,12 +21,14 @@ use tracing::warn;
 
 mod checkin;
 mod dep;
+mod dep_sign_in;
 mod enroll;
 mod inventory;
 pub(crate) mod policy;
 
 pub use checkin::{AppleDevice, AppleProof, AppleRefusal, CheckInAnswer, posture_of};
 pub use dep::{DepKeypair, MAX_TOKEN_FILE_BYTES};
+pub use dep_sign_in::{DEP_SIGN_IN_LIFETIME, DepSignInRefusal, DepSignInStart};
 pub use enroll::{NewEnrollment, ScepAnswer};
 
 /// The Apple service: push certificates, and (in the files beside this
@@ -77,6 +79,9 @@ pub struct AppleSettings {
     /// How old a device's reported facts may grow before it is asked
     /// again (DeviceInformation, SecurityInfo).
     pub inventory_interval: chrono::Duration,
+    /// A device enrolling through ADE first has its user sign in (in
+    /// Setup Assistant's web view) and enrolls as that user's.
+    pub dep_sign_in: bool,
 }
 
 impl AppleSettings {
@@ -94,6 +99,12 @@ impl AppleSettings {
     /// `configuration_web_url`).
     pub fn dep_enrollment_url(&self) -> String {
         format!("{}/apple/dep/enroll", self.base_url)
+    }
+
+    /// Where the ADE sign-in comes back to with its code, in the web view
+    /// that started it.
+    pub fn dep_callback_url(&self) -> String {
+        format!("{}/apple/dep/callback", self.base_url)
     }
 
     /// Without a query string: devices append their own.

@@ -140,9 +140,8 @@ impl SignIn {
             .as_deref()
             .and_then(ClientId::parse)
             .ok_or(AuthorizeRefusal::Page("unknown_client"))?;
-        let (app, _) = self
-            .store
-            .app_by_client_id(&client_id)
+        let app = self
+            .sign_in_app(&client_id)
             .await
             .map_err(|_| AuthorizeRefusal::Page("unavailable"))?
             .ok_or(AuthorizeRefusal::Page("unknown_client"))?;
@@ -385,7 +384,7 @@ impl SignIn {
         {
             return Ok(None);
         }
-        let Some((app, _)) = self.store.app_by_client_id(&request.client_id).await? else {
+        let Some(app) = self.sign_in_app(&request.client_id).await? else {
             return Ok(None);
         };
         Ok(Some((request, app)))

@@ -185,16 +185,20 @@ impl SignIn {
             MfaPolicy::Email => return Ok(Some(Factor::Email)),
             MfaPolicy::None => {}
         }
-        let asked = match self.effective_setting(record.setting.as_deref()) {
-            MfaSetting::Off => false,
-            MfaSetting::Always => true,
-            MfaSetting::Risk => {
-                !self
-                    .store
-                    .known_login_ip(&user.id, &session.ip, now - KNOWN_ADDRESS_WINDOW)
-                    .await?
-            }
-        };
+        // A device enrolled through ADE's sign-in is bound to the user and
+        // then answers device-bound sign-ins: a password alone (which may
+        // be phished) is never enough for one.
+        let asked = self.is_first_party(app)
+            || match self.effective_setting(record.setting.as_deref()) {
+                MfaSetting::Off => false,
+                MfaSetting::Always => true,
+                MfaSetting::Risk => {
+                    !self
+                        .store
+                        .known_login_ip(&user.id, &session.ip, now - KNOWN_ADDRESS_WINDOW)
+                        .await?
+                }
+            };
         Ok(asked.then(|| {
             if record.totp_secret.is_none() && self.mail.is_some() {
                 Factor::Email
@@ -710,7 +714,9 @@ impl SignIn {
                 app: event.client_id.as_ref().map(|id| {
                     apps.iter()
                         .find(|a| a.client_id == *id)
-                        .map_or_else(|| id.to_string(), |a| a.name.clone())
+                        .map(|a| a.name.clone())
+                        .or_else(|| self.first_party_app(id).map(|a| a.name))
+                        .unwrap_or_else(|| id.to_string())
                 }),
                 device: event.device_id.as_ref().map(|id| {
                     devices

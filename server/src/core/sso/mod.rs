@@ -26,6 +26,8 @@
 //!   fit to confirm a sign-in.
 //! - `device_answer.rs`: the device's side: the challenge it signs, its
 //!   signed answer and the checks on it, and the mobile certificate path.
+//! - `first_party.rs`: the server's own client, ADE's sign-in before a
+//!   device enrolls: built in, its codes redeemed only by its callback.
 //! - `proof.rs` how a confirmation reaches the browser, `mfa.rs` second
 //!   factors, `step_up.rs` the account page's step-up, `tokens.rs` the
 //!   token endpoint and what reads tokens back, `waiters.rs` browsers
@@ -38,6 +40,7 @@
 mod authorize;
 mod device_answer;
 mod device_auth;
+mod first_party;
 mod mfa;
 mod proof;
 mod sessions;
@@ -110,6 +113,10 @@ pub struct SsoSettings {
     /// Proxies in front of the HTTPS listener whose `X-Forwarded-For`
     /// names the browser (`[https] trusted_proxies`).
     pub trusted_proxies: Vec<Cidr>,
+    /// Where the built-in client of Automated Device Enrollment's sign-in
+    /// receives its codes (`/apple/dep/callback`) when `[apple]
+    /// dep_sign_in` is on; `None`: there is no such client.
+    pub dep_callback: Option<String>,
 }
 
 impl SsoSettings {
@@ -123,6 +130,7 @@ impl SsoSettings {
             device_url: String::new(),
             support_contact: String::new(),
             trusted_proxies: Vec::new(),
+            dep_callback: None,
         }
     }
 }

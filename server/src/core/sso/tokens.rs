@@ -278,6 +278,22 @@ impl SignIn {
         now: DateTime<Utc>,
     ) -> Result<TokenSet, TokenError> {
         let app = self.authenticate_client(auth).await?;
+        let (grant, user) = self
+            .redeem_code(&app, code, redirect_uri, code_verifier, now)
+            .await?;
+        self.issue_tokens(&app, &grant, &user, now).await
+    }
+
+    /// Uses `app`'s authorization code once, with the checks RFC 6749
+    /// §4.1.3 and RFC 7636 §4.6 ask for: the grant and its user.
+    pub(super) async fn redeem_code(
+        &self,
+        app: &App,
+        code: &str,
+        redirect_uri: Option<&str>,
+        code_verifier: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(Grant, User), TokenError> {
         if code.len() > 256 {
             return Err(TokenError::InvalidGrant("unknown authorization code"));
         }
@@ -320,7 +336,7 @@ impl SignIn {
             }
         }
         let user = self.grant_still_valid(&grant, now).await?;
-        self.issue_tokens(&app, &grant, &user, now).await
+        Ok((grant, user))
     }
 
     /// The refresh-token grant: a refresh token works once and is replaced;

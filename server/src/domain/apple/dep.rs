@@ -125,3 +125,19 @@ pub fn valid_token_name(name: &str) -> bool {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
+
+/// A sign-in Setup Assistant's web view started for a listed device
+/// (`[apple] dep_sign_in`). Its id is derived from the secret in the web
+/// view's cookie, so only that web view names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DepSignIn {
+    pub id: crate::domain::ids::DepSignInId,
+    pub serial_number: String,
+    pub device: DeviceId,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// Set once, when the callback finished or refused it.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Who signed in, once it finished.
+    pub user: Option<String>,
+}
