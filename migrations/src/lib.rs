@@ -20,6 +20,7 @@ mod m0011_app_tokens;
 mod m0012_device_channel;
 mod m0013_apple;
 mod m0014_apple_dep;
+mod m0016_apple_identity_renewals;
 
 pub struct Migrator;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0012_device_channel::Migration),
             Box::new(m0013_apple::Migration),
             Box::new(m0014_apple_dep::Migration),
+            Box::new(m0016_apple_identity_renewals::Migration),
         ];
         migrations
             .into_iter()

@@ -62,6 +62,12 @@ pub struct FileApple {
     /// How often every ADE token's device list is synced, e.g. `5m`.
     /// Default: 5 minutes.
     pub dep_sync_interval: Option<String>,
+    /// Renew a device's MDM identity certificate when it expires within
+    /// this many days. Default: 30.
+    pub identity_renewal_days: Option<u32>,
+    /// How often the server looks for identities to renew, e.g. `1h`.
+    /// Default: 1 hour.
+    pub identity_renewal_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -311,6 +317,9 @@ pub struct Config {
     pub apple_enrollment_page: bool,
     pub apple_dep_base_url: String,
     pub apple_dep_sync_interval: Duration,
+    /// Renew an Apple identity certificate that expires within this.
+    pub apple_identity_renewal_window: Duration,
+    pub apple_identity_renewal_interval: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -513,6 +522,29 @@ impl FileConfig {
                 }
             },
         };
+        let apple_identity_renewal_window = match self.apple.identity_renewal_days {
+            None => Duration::from_secs(30 * 24 * 3600),
+            Some(days @ 1..=180) => Duration::from_secs(u64::from(days) * 24 * 3600),
+            Some(other) => {
+                return Err(ConfigError::Invalid(format!(
+                    "apple.identity_renewal_days {other}: give 1 to 180 days (identity \
+                     certificates are valid for a year)"
+                )));
+            }
+        };
+        let apple_identity_renewal_interval =
+            match self.apple.identity_renewal_interval.as_deref() {
+                None => Duration::from_secs(3600),
+                Some(text) => match latchkey_proto::text::parse_duration(text) {
+                    Ok(d) if d >= Duration::from_secs(1) => d,
+                    _ => {
+                        return Err(ConfigError::Invalid(format!(
+                            "apple.identity_renewal_interval {text:?}: give a duration of 1s or \
+                             more, e.g. 1h"
+                        )));
+                    }
+                },
+            };
         let apns = match self.apple.apns.as_deref() {
             None | Some("production") => crate::push::apns::ApnsEnvironment::Production,
             Some("sandbox") => crate::push::apns::ApnsEnvironment::Sandbox,
@@ -596,6 +628,8 @@ impl FileConfig {
                 .unwrap_or_else(|| "Latchkey".into()),
             apple_dep_base_url,
             apple_dep_sync_interval,
+            apple_identity_renewal_window,
+            apple_identity_renewal_interval,
         })
     }
 }

@@ -210,6 +210,9 @@ pub async fn start_with(
             mqtt_url: mqtt_url.clone(),
             apple: crate::core::apple::AppleSettings {
                 identity_validity: chrono::Duration::days(365),
+                identity_renewal_window: chrono::Duration::from_std(
+                    config.apple_identity_renewal_window,
+                )?,
                 base_url: config
                     .apple_base_url
                     .clone()
@@ -329,7 +332,13 @@ pub async fn start_with(
         uplinks,
         shutdown.clone(),
     ));
-    jobs::spawn(&mut tasks, &core, &shutdown, config.apple_dep_sync_interval);
+    jobs::spawn(
+        &mut tasks,
+        &core,
+        &shutdown,
+        config.apple_dep_sync_interval,
+        config.apple_identity_renewal_interval,
+    );
 
     Ok(Running {
         grpc_addr,

@@ -64,6 +64,7 @@ macro_rules! txn_columns {
 mod admins;
 mod apple_dep;
 mod apple_enrollments;
+mod apple_identity_renewals;
 mod apple_push;
 mod apps;
 mod audit;
