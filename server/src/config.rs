@@ -532,19 +532,19 @@ impl FileConfig {
                 )));
             }
         };
-        let apple_identity_renewal_interval =
-            match self.apple.identity_renewal_interval.as_deref() {
-                None => Duration::from_secs(3600),
-                Some(text) => match latchkey_proto::text::parse_duration(text) {
-                    Ok(d) if d >= Duration::from_secs(1) => d,
-                    _ => {
-                        return Err(ConfigError::Invalid(format!(
-                            "apple.identity_renewal_interval {text:?}: give a duration of 1s or \
+        let apple_identity_renewal_interval = match self.apple.identity_renewal_interval.as_deref()
+        {
+            None => Duration::from_secs(3600),
+            Some(text) => match latchkey_proto::text::parse_duration(text) {
+                Ok(d) if d >= Duration::from_secs(1) => d,
+                _ => {
+                    return Err(ConfigError::Invalid(format!(
+                        "apple.identity_renewal_interval {text:?}: give a duration of 1s or \
                              more, e.g. 1h"
-                        )));
-                    }
-                },
-            };
+                    )));
+                }
+            },
+        };
         let apns = match self.apple.apns.as_deref() {
             None | Some("production") => crate::push::apns::ApnsEnvironment::Production,
             Some("sandbox") => crate::push::apns::ApnsEnvironment::Sandbox,

@@ -130,7 +130,10 @@ impl<C: ConnectionTrait> Db<C> {
         issued: &RenewedIdentity,
     ) -> StoreResult<()> {
         r::Entity::update_many()
-            .col_expr(r::Column::IssuedSerial, Expr::value(issued.serial_hex.clone()))
+            .col_expr(
+                r::Column::IssuedSerial,
+                Expr::value(issued.serial_hex.clone()),
+            )
             .col_expr(r::Column::IssuedSha256, Expr::value(issued.sha256.clone()))
             .col_expr(r::Column::IssuedAt, Expr::value(ms(issued.at)))
             .filter(r::Column::ChallengeSha256.eq(challenge_sha256))

@@ -522,7 +522,9 @@ impl Apple {
         if report.enrollment.is_user_channel() {
             return Ok(None);
         }
-        let enrollment = self.bound_enrollment(device, &report.enrollment, now).await?;
+        let enrollment = self
+            .bound_enrollment(device, &report.enrollment, now)
+            .await?;
         let idle = matches!(report.status, ReportStatus::Idle);
         self.store.apple_seen(device.id(), idle, now).await?;
         self.store.touch_device(device.id(), now).await?;

@@ -83,10 +83,7 @@ impl Apple {
             .devices_with_certificates_expiring(horizon, now)
             .await?
         {
-            match self
-                .start_renewal(&device, Actor::System, false, now)
-                .await
-            {
+            match self.start_renewal(&device, Actor::System, false, now).await {
                 Ok(_) => pass.started.push(device),
                 // Not an Apple device under management, or a renewal is
                 // already open: nothing to do.
@@ -161,7 +158,9 @@ impl Apple {
             ));
         }
         let Some(enrollment) = self.store.apple_enrollment(device).await? else {
-            return not_now(&format!("device {device} is not managed as an Apple device"));
+            return not_now(&format!(
+                "device {device} is not managed as an Apple device"
+            ));
         };
         let (Some(_), Some(replaces), Some(topic), true) = (
             &enrollment.udid,
@@ -435,8 +434,7 @@ impl Apple {
         };
         if enrollment.udid.as_deref() != Some(udid) {
             return Err(AppleRefusal::Mismatch(
-                "a renewed identity certificate speaks only for the UDID it was renewed for"
-                    .into(),
+                "a renewed identity certificate speaks only for the UDID it was renewed for".into(),
             ));
         }
         let tx = self.store.begin().await?;
