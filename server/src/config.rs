@@ -747,4 +747,45 @@ mod tests {
         assert_eq!(https.body_timeout, HttpsLimits::DEFAULT.body_timeout);
         assert_eq!(https.max_connections, 5);
     }
+
+    #[test]
+    fn apple_identity_renewal_has_defaults_and_bounds() {
+        let config = FileConfig::default()
+            .validate(Overrides::default())
+            .unwrap();
+        assert_eq!(
+            config.apple_identity_renewal_window,
+            Duration::from_secs(30 * 24 * 3600)
+        );
+        assert_eq!(
+            config.apple_identity_renewal_interval,
+            Duration::from_secs(3600)
+        );
+        let file: FileConfig = toml::from_str(
+            "[apple]\nidentity_renewal_days = 45\nidentity_renewal_interval = \"10m\"",
+        )
+        .unwrap();
+        let config = file.validate(Overrides::default()).unwrap();
+        assert_eq!(
+            config.apple_identity_renewal_window,
+            Duration::from_secs(45 * 24 * 3600)
+        );
+        assert_eq!(
+            config.apple_identity_renewal_interval,
+            Duration::from_secs(600)
+        );
+        for bad in [
+            "[apple]\nidentity_renewal_days = 0",
+            "[apple]\nidentity_renewal_days = 400",
+            "[apple]\nidentity_renewal_interval = \"0s\"",
+            "[apple]\nidentity_renewal_interval = \"soon\"",
+        ] {
+            let file: FileConfig = toml::from_str(bad).unwrap();
+            let refused = file.validate(Overrides::default()).unwrap_err().to_string();
+            assert!(
+                refused.contains("apple.identity_renewal"),
+                "{bad}: {refused}"
+            );
+        }
+    }
 }

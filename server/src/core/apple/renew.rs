@@ -201,7 +201,7 @@ impl Apple {
             id: CommandId::generate(),
             device_id: device.clone(),
             kind: CommandKind::InstallProfile,
-            message: String::new(),
+            message: "renew the MDM identity certificate (refreshed enrollment profile)".into(),
             // The profile is rendered when the device fetches the command,
             // so the challenge is never stored in the clear.
             args: CommandArgs {
