@@ -323,3 +323,44 @@ async fn an_admin_renews_an_identity_now() -> Result<()> {
     );
     sys.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_identity_may_first_speak_in_an_authenticate() -> Result<()> {
+    let sys = System::start().await?;
+    let (phone, id) = enrolled_device(&sys, SimulatedAppleDevice::iphone, None).await?;
+    renewal_pass(&sys, near_expiry()).await?;
+    phone.answer("InstallProfile", Answer::NotNow);
+    phone.check_for_commands().await?;
+    let profile = phone
+        .received()
+        .iter()
+        .find_map(enrollment_profile_in)
+        .context("the phone's profile")?;
+    let old = phone.identity().context("an identity")?;
+    let installed = phone.install_enrollment_profile(&profile).await?;
+    assert!(installed.is_ok(), "{installed:?}");
+
+    // The device announces itself again with the new identity: it is
+    // bound to it and stays enrolled as it was, its queue kept.
+    assert_eq!(phone.authenticate().await?, 200);
+    assert_eq!(phone.token_update().await?, 200);
+    let commands = sys.commands(&id).await?;
+    let renewal_command = commands
+        .iter()
+        .find(|c| c["kind"] == "install-profile")
+        .context("the renewal's command")?;
+    assert_ne!(renewal_command["status"], "failed", "{commands:?}");
+    let shown = sys.ctl_json(&["device", "show", &id]).await?;
+    assert_eq!(shown["state"], "active", "{shown}");
+    assert_eq!(
+        shown["apple_identity"]["last_renewal"]["outcome"], "renewed",
+        "{shown}"
+    );
+    assert_eq!(phone.idle().await?.0, 200);
+    let renewed = phone.identity().context("an identity")?;
+    phone.use_identity(old);
+    assert_eq!(phone.idle().await?.0, 403);
+    phone.use_identity(renewed);
+    assert_eq!(phone.idle().await?.0, 200);
+    sys.stop().await
+}
