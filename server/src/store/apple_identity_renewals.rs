@@ -3,11 +3,12 @@
 //! renewal's challenge, and the devices whose identity is about to expire.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 
 use super::entities::{
-    apple_identity_renewals as r, apple_scep_challenges as ch, device_certificates,
+    apple_enrollments as e, apple_identity_renewals as r, apple_scep_challenges as ch,
+    device_certificates,
 };
 use super::{Db, StoreError, StoreResult, ms, opt_time, time};
 use crate::domain::apple::enrollment::{IdentityRenewal, RenewalOutcome, RenewedIdentity};
@@ -168,16 +169,30 @@ impl<C: ConnectionTrait> Db<C> {
         Ok(closed.rows_affected == 1)
     }
 
-    /// Devices holding a valid certificate that expires by `horizon`.
-    pub async fn devices_with_certificates_expiring(
+    /// Apple devices bound to an identity, with no renewal open, holding
+    /// a valid certificate that expires by `horizon` (agents, which renew
+    /// their own, are not among them).
+    pub async fn apple_identities_expiring(
         &self,
         horizon: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<DeviceId>> {
+        let bound = Query::select()
+            .column(e::Column::DeviceId)
+            .from(e::Entity)
+            .and_where(e::Column::IdentitySha256.is_not_null())
+            .to_owned();
+        let renewing = Query::select()
+            .column(r::Column::DeviceId)
+            .from(r::Entity)
+            .and_where(r::Column::ClosedAt.is_null())
+            .to_owned();
         let rows = device_certificates::Entity::find()
             .filter(device_certificates::Column::RevokedAt.is_null())
             .filter(device_certificates::Column::NotAfter.lte(ms(horizon)))
             .filter(device_certificates::Column::NotAfter.gt(ms(now)))
+            .filter(device_certificates::Column::DeviceId.in_subquery(bound))
+            .filter(device_certificates::Column::DeviceId.not_in_subquery(renewing))
             .all(&self.0)
             .await?;
         let mut devices: Vec<DeviceId> = rows
@@ -235,7 +250,6 @@ impl<C: ConnectionTrait> Db<C> {
         device: &DeviceId,
         identity_sha256: &str,
     ) -> StoreResult<()> {
-        use super::entities::apple_enrollments as e;
         e::Entity::update_many()
             .col_expr(e::Column::IdentitySha256, Expr::value(identity_sha256))
             .filter(e::Column::DeviceId.eq(device.to_string()))

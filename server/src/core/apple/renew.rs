@@ -78,15 +78,11 @@ impl Apple {
             }
         }
         let horizon = now + self.settings.identity_renewal_window;
-        for device in self
-            .store
-            .devices_with_certificates_expiring(horizon, now)
-            .await?
-        {
+        for device in self.store.apple_identities_expiring(horizon, now).await? {
             match self.start_renewal(&device, Actor::System, false, now).await {
                 Ok(_) => pass.started.push(device),
-                // Not an Apple device under management, or a renewal is
-                // already open: nothing to do.
+                // Not enrolled any more, checked out, or a renewal opened
+                // meanwhile: nothing to do.
                 Err(CoreError::FailedPrecondition(why)) => {
                     debug!(%device, reason = %why, "no identity renewal");
                 }
