@@ -300,7 +300,30 @@ async fn a_certificate_from_a_stolen_unused_challenge_is_refused_for_another_udi
 async fn an_admin_renews_an_identity_now() -> Result<()> {
     let sys = System::start().await?;
     let (phone, id) = enrolled_device(&sys, SimulatedAppleDevice::iphone, None).await?;
-    let out = sys.ctl(&["apple", "renew-identity", &id]).await?;
+    let auditor = sys
+        .ctl_json(&["admin", "add", "audit@example.com", "--role", "auditor"])
+        .await?["token"]
+        .as_str()
+        .context("a token")?
+        .to_owned();
+    let refused = sys
+        .ctl_as(&auditor, &["apple", "renew-identity", &id])
+        .await
+        .expect_err("an auditor renews nothing");
+    assert!(
+        refused.to_string().contains("renew apple identities"),
+        "{refused}"
+    );
+    assert!(phone.check_for_commands().await?.is_empty());
+    let helpdesk = sys
+        .ctl_json(&["admin", "add", "desk@example.com", "--role", "helpdesk"])
+        .await?["token"]
+        .as_str()
+        .context("a token")?
+        .to_owned();
+    let out = sys
+        .ctl_as(&helpdesk, &["apple", "renew-identity", &id])
+        .await?;
     assert!(out.contains(&id), "{out}");
     // Forced again: the first is replaced, not added to.
     sys.ctl(&["apple", "renew-identity", &id]).await?;
@@ -313,7 +336,7 @@ async fn an_admin_renews_an_identity_now() -> Result<()> {
     assert!(
         audit
             .lines()
-            .any(|l| l.contains("apple-identity.renew") && l.contains("admin")),
+            .any(|l| l.contains("apple-identity.renew") && l.contains("desk@example.com")),
         "{audit}"
     );
     let shown = sys.ctl_json(&["device", "show", &id]).await?;
