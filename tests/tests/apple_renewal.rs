@@ -167,6 +167,16 @@ async fn one_renewal_per_device_and_one_that_fails_is_retried_on_a_later_pass() 
     );
     assert!(started_for(&retry, &id), "{retry:?}");
     assert!(!started_for(&retry, &away_id), "{retry:?}");
+    // The closed renewal's challenge no longer gets a certificate.
+    let first_profile = phone
+        .received()
+        .iter()
+        .find_map(enrollment_profile_in)
+        .context("the first profile")?;
+    let late = stranger(&sys, &phone)
+        .install_enrollment_profile(&first_profile)
+        .await?;
+    assert!(late.is_err(), "{late:?}");
     let shown = sys.ctl_json(&["device", "show", &id]).await?;
     assert_eq!(
         shown["apple_identity"]["last_renewal"]["outcome"], "failed",

@@ -146,7 +146,7 @@ impl<C: ConnectionTrait> Db<C> {
     }
 
     /// Closes an open renewal; false when it was closed meanwhile. Its
-    /// challenge, if still unused, can no longer be used.
+    /// challenge, if still unused, is marked used.
     pub async fn close_identity_renewal(
         &self,
         challenge_sha256: &str,
@@ -161,7 +161,11 @@ impl<C: ConnectionTrait> Db<C> {
             .exec(&self.0)
             .await?;
         ch::Entity::update_many()
-            .col_expr(ch::Column::ExpiresAt, Expr::value(ms(now)))
+            .col_expr(ch::Column::UsedAt, Expr::value(ms(now)))
+            .col_expr(
+                ch::Column::UsedByTransaction,
+                Expr::value("(the renewal was closed)"),
+            )
             .filter(ch::Column::ChallengeSha256.eq(challenge_sha256))
             .filter(ch::Column::UsedAt.is_null())
             .exec(&self.0)
