@@ -21,6 +21,7 @@ mod m0012_device_channel;
 mod m0013_apple;
 mod m0014_apple_dep;
 mod m0015_apple_dep_sign_in;
+mod m0016_apple_identity_renewals;
 
 pub struct Migrator;
 
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0013_apple::Migration),
             Box::new(m0014_apple_dep::Migration),
             Box::new(m0015_apple_dep_sign_in::Migration),
+            Box::new(m0016_apple_identity_renewals::Migration),
         ];
         migrations
             .into_iter()

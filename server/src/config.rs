@@ -72,6 +72,12 @@ pub struct FileApple {
     /// factor) in Setup Assistant, and enrolls as that user's. Default:
     /// false.
     pub dep_sign_in: Option<bool>,
+    /// Renew a device's MDM identity certificate when it expires within
+    /// this many days. Default: 30.
+    pub identity_renewal_days: Option<u32>,
+    /// How often the server looks for identities to renew, e.g. `1h`.
+    /// Default: 1 hour.
+    pub identity_renewal_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -324,6 +330,9 @@ pub struct Config {
     pub apple_inventory_interval: Duration,
     /// `[apple] dep_sign_in`.
     pub apple_dep_sign_in: bool,
+    /// Renew an Apple identity certificate that expires within this.
+    pub apple_identity_renewal_window: Duration,
+    pub apple_identity_renewal_interval: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -537,6 +546,29 @@ impl FileConfig {
                 }
             },
         };
+        let apple_identity_renewal_window = match self.apple.identity_renewal_days {
+            None => Duration::from_secs(30 * 24 * 3600),
+            Some(days @ 1..=180) => Duration::from_secs(u64::from(days) * 24 * 3600),
+            Some(other) => {
+                return Err(ConfigError::Invalid(format!(
+                    "apple.identity_renewal_days {other}: give 1 to 180 days (identity \
+                     certificates are valid for a year)"
+                )));
+            }
+        };
+        let apple_identity_renewal_interval = match self.apple.identity_renewal_interval.as_deref()
+        {
+            None => Duration::from_secs(3600),
+            Some(text) => match latchkey_proto::text::parse_duration(text) {
+                Ok(d) if d >= Duration::from_secs(1) => d,
+                _ => {
+                    return Err(ConfigError::Invalid(format!(
+                        "apple.identity_renewal_interval {text:?}: give a duration of 1s or \
+                             more, e.g. 1h"
+                    )));
+                }
+            },
+        };
         let apns = match self.apple.apns.as_deref() {
             None | Some("production") => crate::push::apns::ApnsEnvironment::Production,
             Some("sandbox") => crate::push::apns::ApnsEnvironment::Sandbox,
@@ -622,6 +654,8 @@ impl FileConfig {
             apple_dep_sync_interval,
             apple_inventory_interval,
             apple_dep_sign_in: self.apple.dep_sign_in.unwrap_or(false),
+            apple_identity_renewal_window,
+            apple_identity_renewal_interval,
         })
     }
 }
@@ -738,5 +772,46 @@ mod tests {
         assert_eq!(https.idle_timeout, Duration::from_secs(120));
         assert_eq!(https.body_timeout, HttpsLimits::DEFAULT.body_timeout);
         assert_eq!(https.max_connections, 5);
+    }
+
+    #[test]
+    fn apple_identity_renewal_has_defaults_and_bounds() {
+        let config = FileConfig::default()
+            .validate(Overrides::default())
+            .unwrap();
+        assert_eq!(
+            config.apple_identity_renewal_window,
+            Duration::from_secs(30 * 24 * 3600)
+        );
+        assert_eq!(
+            config.apple_identity_renewal_interval,
+            Duration::from_secs(3600)
+        );
+        let file: FileConfig = toml::from_str(
+            "[apple]\nidentity_renewal_days = 45\nidentity_renewal_interval = \"10m\"",
+        )
+        .unwrap();
+        let config = file.validate(Overrides::default()).unwrap();
+        assert_eq!(
+            config.apple_identity_renewal_window,
+            Duration::from_secs(45 * 24 * 3600)
+        );
+        assert_eq!(
+            config.apple_identity_renewal_interval,
+            Duration::from_secs(600)
+        );
+        for bad in [
+            "[apple]\nidentity_renewal_days = 0",
+            "[apple]\nidentity_renewal_days = 400",
+            "[apple]\nidentity_renewal_interval = \"0s\"",
+            "[apple]\nidentity_renewal_interval = \"soon\"",
+        ] {
+            let file: FileConfig = toml::from_str(bad).unwrap();
+            let refused = file.validate(Overrides::default()).unwrap_err().to_string();
+            assert!(
+                refused.contains("apple.identity_renewal"),
+                "{bad}: {refused}"
+            );
+        }
     }
 }

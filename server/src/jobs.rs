@@ -2,7 +2,8 @@
 //! cancellation token: redelivery of unacknowledged commands (and, on the
 //! same tick, asking Apple devices whose facts have aged), the daily
 //! CRL refresh, the purge of sign-in state whose time has passed, and the
-//! sync of every Automated Device Enrollment token's device list. Each
+//! sync of every Automated Device Enrollment token's device list, and the
+//! renewal of Apple identity certificates about to expire. Each
 //! job only calls a core operation with the current time; what it does is
 //! in the core.
 
@@ -32,6 +33,7 @@ pub fn spawn(
     core: &Arc<Core>,
     shutdown: &CancellationToken,
     dep_sync_interval: Duration,
+    identity_renewal_interval: Duration,
 ) {
     tasks.spawn(redelivery(core.clone(), shutdown.clone()).instrument(info_span!("redelivery")));
     tasks.spawn(crl_refresh(core.clone(), shutdown.clone()).instrument(info_span!("crl_refresh")));
@@ -40,6 +42,32 @@ pub fn spawn(
         dep_sync(core.clone(), shutdown.clone(), dep_sync_interval)
             .instrument(info_span!("dep_sync")),
     );
+    tasks.spawn(
+        identity_renewal(core.clone(), shutdown.clone(), identity_renewal_interval)
+            .instrument(info_span!("identity_renewal")),
+    );
+}
+
+/// Starts the renewal of every Apple identity certificate about to expire
+/// (`[apple] identity_renewal_interval`), the first pass at start. A
+/// device has at most one renewal open, whichever replica starts it.
+async fn identity_renewal(core: Arc<Core>, shutdown: CancellationToken, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        match core.apple.renew_expiring_identities(Utc::now()).await {
+            Ok(pass) if pass.is_empty() => {}
+            Ok(pass) => info!(
+                started = pass.started.len(),
+                closed = pass.closed.len(),
+                "Apple identity renewals"
+            ),
+            Err(e) => warn!(error = %e, "Apple identity renewal failed"),
+        }
+    }
 }
 
 /// Syncs every ADE token's device list, the first time one interval after

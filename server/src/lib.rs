@@ -187,6 +187,7 @@ pub async fn start_with(
     )));
     let apple_settings = crate::core::apple::AppleSettings {
         identity_validity: chrono::Duration::days(365),
+        identity_renewal_window: chrono::Duration::from_std(config.apple_identity_renewal_window)?,
         base_url: config
             .apple_base_url
             .clone()
@@ -335,7 +336,13 @@ pub async fn start_with(
         uplinks,
         shutdown.clone(),
     ));
-    jobs::spawn(&mut tasks, &core, &shutdown, config.apple_dep_sync_interval);
+    jobs::spawn(
+        &mut tasks,
+        &core,
+        &shutdown,
+        config.apple_dep_sync_interval,
+        config.apple_identity_renewal_interval,
+    );
 
     Ok(Running {
         grpc_addr,

@@ -3,7 +3,10 @@
 //! over real SCEP with the profile's challenge, signs every check-in and
 //! command report (`Mdm-Signature`), and runs Apple's command state
 //! machine: Idle, then each command answered Acknowledged, Error or NotNow
-//! as the test tells it, until the server has nothing more.
+//! as the test tells it, until the server has nothing more. An
+//! InstallProfile that carries an enrollment profile (an identity renewal)
+//! is installed as a device does: SCEP again with the profile's challenge,
+//! and from then on the new identity signs every message.
 //!
 //! Its property lists are written here with the `plist` crate from the
 //! keys of Apple's schema, not with the server's codecs, so the server's
@@ -180,6 +183,17 @@ fn xml(value: &Value) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// An identity certificate SCEP issued, with its key.
+#[derive(Clone)]
+pub struct Identity {
+    /// The certificate, PEM.
+    pub pem: String,
+    pub der: Vec<u8>,
+    pub key: PrivateKeyPem,
+    /// The certificate and the CA chain SCEP sent with it, PEM.
+    pub chain: String,
+}
+
 /// A simulated iPhone or Mac.
 pub struct SimulatedAppleDevice {
     pub udid: String,
@@ -191,9 +205,8 @@ pub struct SimulatedAppleDevice {
     pub profile: EnrollmentProfile,
     server: SocketAddr,
     ca_pem: String,
-    identity: Option<(String, Vec<u8>, PrivateKeyPem)>,
-    /// The identity certificate and the CA chain SCEP sent with it, PEM.
-    identity_chain: Option<String>,
+    /// Replaced when an enrollment profile is installed again.
+    identity: Arc<Mutex<Option<Identity>>>,
     answers: Arc<Mutex<BTreeMap<String, Answer>>>,
     received: Arc<Mutex<Vec<Received>>>,
     /// What SecurityInfo reports: passcode present, FileVault on.
@@ -217,8 +230,7 @@ impl SimulatedAppleDevice {
             profile,
             server,
             ca_pem: ca_pem.to_owned(),
-            identity: None,
-            identity_chain: None,
+            identity: Arc::default(),
             answers: Arc::default(),
             received: Arc::default(),
             passcode_present: true,
@@ -248,23 +260,34 @@ impl SimulatedAppleDevice {
         self.received.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
+    /// The identity the device signs with now.
+    pub fn identity(&self) -> Option<Identity> {
+        self.identity.lock().ok().and_then(|i| i.clone())
+    }
+
+    /// Signs with `identity` from now on (a copied identity, or one the
+    /// device held before).
+    pub fn use_identity(&self, identity: Identity) {
+        if let Ok(mut held) = self.identity.lock() {
+            *held = Some(identity);
+        }
+    }
+
     /// The identity as a TLS client presents it: the certificate with the
     /// CA chain (PEM), and the key.
-    pub fn tls_identity(&self) -> Option<(&str, &PrivateKeyPem)> {
-        Some((self.identity_chain.as_deref()?, &self.identity.as_ref()?.2))
+    pub fn tls_identity(&self) -> Option<(String, PrivateKeyPem)> {
+        self.identity().map(|i| (i.chain, i.key))
     }
 
     /// The identity certificate SCEP issued (DER).
-    pub fn identity_der(&self) -> Option<&[u8]> {
-        self.identity.as_ref().map(|(_, der, _)| der.as_slice())
+    pub fn identity_der(&self) -> Option<Vec<u8>> {
+        self.identity().map(|i| i.der)
     }
 
     /// The identity certificate (PEM) and its key, as an attacker who
     /// copied them off the device would hold them.
-    pub fn identity_pem(&self) -> Option<(&str, &PrivateKeyPem)> {
-        self.identity
-            .as_ref()
-            .map(|(pem, _, key)| (pem.as_str(), key))
+    pub fn identity_pem(&self) -> Option<(String, PrivateKeyPem)> {
+        self.identity().map(|i| (i.pem, i.key))
     }
 
     /// PUTs `bytes` to `url` with exactly `headers` (nothing added).
@@ -291,7 +314,31 @@ impl SimulatedAppleDevice {
     /// Gets the identity certificate over SCEP, as the profile's SCEP
     /// payload says; returns the server's failInfo when refused.
     pub async fn scep_enroll(&mut self) -> Result<std::result::Result<(), String>> {
-        let path = path_of(&self.profile.scep_url)?;
+        let profile = self.profile.clone();
+        self.install_identity(&profile).await
+    }
+
+    /// Installs an enrollment profile received as InstallProfile (XML), as
+    /// a device replaces its installed one: SCEP with its challenge, then
+    /// the new identity signs. Refused, the device keeps its identity.
+    pub async fn install_enrollment_profile(
+        &self,
+        bytes: &[u8],
+    ) -> Result<std::result::Result<(), String>> {
+        let profile = EnrollmentProfile::read(bytes)?;
+        if profile.topic != self.profile.topic || profile.server_url != self.profile.server_url {
+            return Ok(Err("the profile is for another enrollment".into()));
+        }
+        self.install_identity(&profile).await
+    }
+
+    /// SCEP as `profile` says; on success the issued certificate becomes
+    /// the device's identity.
+    async fn install_identity(
+        &self,
+        profile: &EnrollmentProfile,
+    ) -> Result<std::result::Result<(), String>> {
+        let path = path_of(&profile.scep_url)?;
         let (status, _, caps) = self
             .exchange("GET", &format!("{path}?operation=GetCACaps"), &[], b"")
             .await?;
@@ -304,7 +351,7 @@ impl SimulatedAppleDevice {
         } else {
             (DigestAlgorithm::Sha1, ContentEncryption::DesEde3Cbc)
         };
-        let name = self.profile.scep_name.clone().unwrap_or_default();
+        let name = profile.scep_name.clone().unwrap_or_default();
         let (status, headers, certs) = self
             .exchange(
                 "GET",
@@ -332,11 +379,7 @@ impl SimulatedAppleDevice {
             .context("GetCACert sent no certificate")?
             .clone();
         let requester = Requester::generate(&self.udid, Utc::now())?;
-        let csr = requester.csr(
-            "Latchkey device identity",
-            &self.profile.scep_challenge,
-            digest,
-        )?;
+        let csr = requester.csr("Latchkey device identity", &profile.scep_challenge, digest)?;
         let (message, transaction) =
             requester.pkcs_req(&csr, &ra, digest, encryption, Utc::now())?;
         let (status, headers, reply) = if self.scep_over_get {
@@ -384,12 +427,12 @@ impl SimulatedAppleDevice {
                 for der in &chain_der {
                     chain.push_str(&pem_of(der));
                 }
-                self.identity_chain = Some(chain);
-                self.identity = Some((
-                    pem_of(&issued_certificate_der),
-                    issued_certificate_der,
-                    requester.key_pem()?,
-                ));
+                self.use_identity(Identity {
+                    pem: pem_of(&issued_certificate_der),
+                    der: issued_certificate_der,
+                    key: requester.key_pem()?,
+                    chain,
+                });
                 Ok(Ok(()))
             }
             CertRepStatus::Failure(info) => Ok(Err(format!("{info:?}"))),
@@ -405,8 +448,8 @@ impl SimulatedAppleDevice {
 
     /// PUTs bytes as they are, signed with the identity.
     pub async fn put_raw(&self, url: &str, bytes: &[u8]) -> Result<(u16, Vec<u8>)> {
-        let (cert_pem, _, key) = self.identity.as_ref().context("no identity yet")?;
-        let signature = latchkey_certs::cms::sign_detached(bytes, cert_pem, key)?;
+        let identity = self.identity().context("no identity yet")?;
+        let signature = latchkey_certs::cms::sign_detached(bytes, &identity.pem, &identity.key)?;
         let headers = [
             (
                 "Mdm-Signature",
@@ -632,6 +675,7 @@ impl SimulatedAppleDevice {
             if let Ok(mut all) = self.received.lock() {
                 all.push(received.clone());
             }
+            let profile = enrollment_profile_in(&received);
             got.push(received);
             let answer = self
                 .answers
@@ -639,6 +683,15 @@ impl SimulatedAppleDevice {
                 .ok()
                 .and_then(|a| a.get(&request_type).cloned())
                 .unwrap_or(Answer::Acknowledged);
+            let answer = match (answer, profile) {
+                (Answer::Acknowledged, Some(profile)) => {
+                    match self.install_enrollment_profile(&profile).await? {
+                        Ok(()) => Answer::Acknowledged,
+                        Err(_) => Answer::Error,
+                    }
+                }
+                (answer, _) => answer,
+            };
             report = match answer {
                 Answer::Acknowledged => {
                     self.report("Acknowledged", Some(&uuid), self.result_for(&request_type))
@@ -650,12 +703,32 @@ impl SimulatedAppleDevice {
         bail!("the server kept sending commands")
     }
 
+    /// One Idle report on the command channel: the status and the body
+    /// (a command, if one is queued, is left unanswered).
+    pub async fn idle(&self) -> Result<(u16, Vec<u8>)> {
+        let url = self.profile.server_url.clone();
+        let report = self.report("Idle", None, None);
+        self.put_signed(&url, &report).await
+    }
+
     /// Whether `push` would wake this device (its token and its magic).
     pub fn is_woken_by(&self, push: &latchkeyd::push::apns::RecordedPush) -> bool {
         push.target.token == self.push_token
             && push.body == format!(r#"{{"mdm":"{}"}}"#, self.push_magic)
             && push.target.topic == self.profile.topic
     }
+}
+
+/// The enrollment profile an InstallProfile carries, if it carries one
+/// (a profile with an MDM payload).
+pub fn enrollment_profile_in(received: &Received) -> Option<Vec<u8>> {
+    if received.request_type != "InstallProfile" {
+        return None;
+    }
+    let payload = received.command.get("Payload").and_then(Value::as_data)?;
+    EnrollmentProfile::read(payload)
+        .is_ok()
+        .then(|| payload.to_vec())
 }
 
 /// A push certificate for `topic` valid for `days`, written into `dir`;

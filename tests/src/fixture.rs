@@ -65,6 +65,7 @@ impl CoreFixture {
             mqtt_url: "mqtts://localhost:8883".into(),
             apple: latchkeyd::core::apple::AppleSettings {
                 identity_validity: chrono::Duration::days(365),
+                identity_renewal_window: chrono::Duration::days(30),
                 base_url: "https://mdm.example.test".into(),
                 organization: "Example".into(),
                 enrollment_page: true,

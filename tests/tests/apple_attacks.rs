@@ -316,6 +316,7 @@ async fn mdm_signatures_that_do_not_prove_an_enrolled_identity_are_refused() -> 
     let phone = enrolled_phone(&sys, None).await?;
     let phone_id = device_id(&sys, &phone.serial).await?;
     let (phone_pem, phone_key) = phone.identity_pem().context("an identity")?;
+    let (phone_pem, phone_key) = (phone_pem.as_str(), &phone_key);
     let connect = phone.profile.server_url.clone();
     let body = xml(&idle(&phone.udid))?;
 
@@ -326,7 +327,7 @@ async fn mdm_signatures_that_do_not_prove_an_enrolled_identity_are_refused() -> 
         &std::fs::read_to_string(dir.join("issuing-ca.pem"))?,
         &PrivateKeyPem::new(std::fs::read_to_string(dir.join("issuing-ca-key.pem"))?),
     )?;
-    let spki = openssl::x509::X509::from_der(phone.identity_der().context("an identity")?)?
+    let spki = openssl::x509::X509::from_der(&phone.identity_der().context("an identity")?)?
         .public_key()?
         .public_key_to_der()?;
     let expired = authority.issue_scep_device(
@@ -996,7 +997,8 @@ async fn an_apple_identity_does_not_speak_on_the_agent_channels() -> Result<()> 
     let chain = format!("{}\n{issuing}", leaf.trim_end());
     let chain = chain.as_str();
 
-    let (_client, mut eventloop) = latchkey_tests::mqtt_client_with(&sys, Some((chain, key)), &id)?;
+    let (_client, mut eventloop) =
+        latchkey_tests::mqtt_client_with(&sys, Some((chain, &key)), &id)?;
     let ended = latchkey_tests::until_disconnected(&mut eventloop).await?;
     assert!(!ended.is_empty());
     assert!(
@@ -1007,7 +1009,7 @@ async fn an_apple_identity_does_not_speak_on_the_agent_channels() -> Result<()> 
     );
 
     let channel =
-        latchkey_agent::enroll::channel(&sys.grpc_url, &sys.ca_pem, Some((chain, key))).await?;
+        latchkey_agent::enroll::channel(&sys.grpc_url, &sys.ca_pem, Some((chain, &key))).await?;
     let refused = latchkey_proto::v1::device_service_client::DeviceServiceClient::new(channel)
         .get_device_auth(latchkey_proto::v1::GetDeviceAuthRequest {
             txn_id: String::new(),

@@ -83,7 +83,7 @@ async fn phone_sign_in(
         .collect::<Vec<_>>()
         .join("; ");
     let (chain, key) = phone.tls_identity().context("the phone has its identity")?;
-    let tls = latchkey_certs::tls::client_config(&s.sys.ca_pem, Some((chain, key)))?;
+    let tls = latchkey_certs::tls::client_config(&s.sys.ca_pem, Some((&chain, &key)))?;
     let answered = request(
         device_addr,
         tls,

@@ -23,6 +23,14 @@ pub enum AppleCommand {
         #[arg(long)]
         user: Option<String>,
     },
+    /// Renew an Apple device's MDM identity certificate now, whatever its
+    /// expiry (the server renews each within `[apple]
+    /// identity_renewal_days` of expiry by itself): the device is sent a
+    /// refreshed enrollment profile; a renewal under way is replaced.
+    RenewIdentity {
+        /// The device id.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

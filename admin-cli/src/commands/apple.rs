@@ -1,5 +1,6 @@
-//! `latchctl apple`: importing the APNs push certificate and showing the
-//! Apple status (push topic, expiry, warnings).
+//! `latchctl apple`: importing the APNs push certificate, showing the
+//! Apple status (push topic, expiry, warnings), and renewing a device's
+//! identity certificate.
 
 use std::io::Read;
 use std::path::Path;
@@ -131,6 +132,18 @@ pub async fn run(command: AppleCommand, cx: &mut Context) -> Result<String, CliE
             }
             String::from_utf8(profile.profile)
                 .map_err(|_| CliError::Answer("holds a profile that is not UTF-8 XML".into()))
+        }
+        AppleCommand::RenewIdentity { id } => {
+            let r = call(
+                cx.client
+                    .renew_apple_identity(v1::RenewAppleIdentityRequest { id }),
+            )
+            .await?;
+            super::device::command_result(
+                cx.json,
+                "sent a refreshed enrollment profile to renew its identity certificate",
+                r,
+            )
         }
         AppleCommand::Status => {
             let status = call(cx.client.get_apple_status(v1::GetAppleStatusRequest {})).await?;

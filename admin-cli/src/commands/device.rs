@@ -152,7 +152,7 @@ pub async fn run(command: DeviceCommand, cx: &mut Context) -> Result<String, Cli
 }
 
 /// The device and the command a lock, unlock or wipe queued for it.
-fn command_result(
+pub(super) fn command_result(
     json: bool,
     verb: &str,
     r: v1::DeviceCommandResponse,
@@ -214,6 +214,18 @@ fn device_json(d: &v1::Device) -> Result<serde_json::Value, CliError> {
             "unlock_pin": (!a.unlock_pin.is_empty()).then_some(&a.unlock_pin),
             "unlock_pin_set_at": render::rfc3339(a.unlock_pin_set_at),
         })),
+        "apple_identity": d.apple_identity.as_ref().map(|i| json!({
+            "expires_at": render::rfc3339(i.expires_at),
+            "renewal": (i.renewal_started_at != 0).then(|| json!({
+                "started_at": render::rfc3339(i.renewal_started_at),
+                "expires_at": render::rfc3339(i.renewal_expires_at),
+                "certificate_issued": i.renewal_certificate_issued,
+            })),
+            "last_renewal": (i.last_renewal_at != 0).then(|| json!({
+                "at": render::rfc3339(i.last_renewal_at),
+                "outcome": i.last_renewal_outcome,
+            })),
+        })),
         "policy_gaps": d.policy_gaps.iter().map(|g| json!({
             "rule": g.rule,
             "reason": g.reason,
@@ -254,6 +266,32 @@ fn apple_lines(t: &mut Fields, a: &v1::AppleDeviceFacts) {
         t.add(
             "unlock PIN",
             &format!("{} (set {})", a.unlock_pin, time(a.unlock_pin_set_at)),
+        );
+    }
+}
+
+/// The lines `device show` gives an Apple device's identity certificate.
+fn identity_lines(t: &mut Fields, i: &v1::AppleIdentity) {
+    t.add("identity", &format!("expires {}", time(i.expires_at)));
+    if i.renewal_started_at != 0 {
+        t.add(
+            "  renewal",
+            &format!(
+                "pending since {} ({}); retried if not done by {}",
+                time(i.renewal_started_at),
+                if i.renewal_certificate_issued {
+                    "certificate issued, waiting for the device to use it"
+                } else {
+                    "waiting for the device to install the refreshed profile"
+                },
+                time(i.renewal_expires_at)
+            ),
+        );
+    }
+    if i.last_renewal_at != 0 {
+        t.add(
+            "  last renewal",
+            &format!("{} ({})", i.last_renewal_outcome, time(i.last_renewal_at)),
         );
     }
 }
@@ -302,6 +340,9 @@ fn device_text(d: &v1::Device) -> Result<String, CliError> {
     t.add("model", render::or_dash(&d.model));
     if let Some(apple) = &d.apple {
         apple_lines(&mut t, apple);
+    }
+    if let Some(identity) = &d.apple_identity {
+        identity_lines(&mut t, identity);
     }
     for g in &d.policy_gaps {
         let line = if g.reported_by.is_empty() {

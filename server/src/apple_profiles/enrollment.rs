@@ -162,6 +162,13 @@ pub enum ProfileError {
     Encode(#[from] EncodeError),
 }
 
+/// The enrollment profile's `PayloadIdentifier` under `identifier_base`:
+/// the same for every profile a deployment renders, so a refreshed one
+/// replaces the installed one.
+pub fn enrollment_profile_identifier(identifier_base: &str) -> String {
+    format!("{identifier_base}.enrollment")
+}
+
 /// A rendered profile and the identifier by which a device knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderedProfile {
@@ -308,7 +315,7 @@ pub fn render_enrollment_profile(
     let rights = settings.access_rights;
 
     let base = settings.identifier_base.as_str();
-    let identifier = format!("{base}.enrollment");
+    let identifier = enrollment_profile_identifier(base);
     let deployment = [base.as_bytes(), topic.as_bytes()];
     let profile_uuid = stable_uuid(&[deployment[0], deployment[1], b"profile"]);
     let mdm_uuid = stable_uuid(&[deployment[0], deployment[1], b"mdm"]);

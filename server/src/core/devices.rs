@@ -11,6 +11,7 @@ use super::enrollment::Crl;
 use super::policies::{self, Policies};
 use super::{AgentEvent, Audit, CoreError, DeviceDetails, DeviceView, UnlockPin, parse_device_id};
 use crate::ca::CertificateAuthority;
+use crate::domain::apple::enrollment::IdentityStatus;
 use crate::domain::audit::{Actor, AdminRequest, AuditAction, AuditEntry, AuditOutcome};
 use crate::domain::device::{Channel, DeviceState};
 use crate::domain::ids::DeviceId;
@@ -83,6 +84,7 @@ impl Devices {
                 apple: None,
                 unlock_pin: None,
                 policy_gaps: Vec::new(),
+                apple_identity: None,
             });
         }
         let apple = self.store.apple_enrollment(&id).await?;
@@ -127,11 +129,24 @@ impl Devices {
             })
             .map(|rendered| rendered.gaps)
             .unwrap_or_default();
+        // The identity bound is the device's valid certificate other than
+        // the one its open renewal got issued and has not used yet.
+        let renewal = self.store.open_identity_renewal(&id).await?;
+        let unused = renewal
+            .as_ref()
+            .and_then(|r| r.issued.as_ref())
+            .map(|i| i.serial_hex.as_str());
+        let apple_identity = IdentityStatus {
+            expires_at: self.store.identity_expiry(&id, unused).await?,
+            last_renewal: self.store.last_closed_identity_renewal(&id).await?,
+            renewal,
+        };
         Ok(DeviceDetails {
             view,
             apple,
             unlock_pin,
             policy_gaps,
+            apple_identity: Some(apple_identity),
         })
     }
 

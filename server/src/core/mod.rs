@@ -200,6 +200,8 @@ pub struct DeviceDetails {
     /// The PIN of a Mac's latest lock or erase, for a caller who may lock.
     pub unlock_pin: Option<UnlockPin>,
     pub policy_gaps: Vec<crate::apple_profiles::policy::RuleGap>,
+    /// An Apple device's identity certificate and its renewal.
+    pub apple_identity: Option<crate::domain::apple::enrollment::IdentityStatus>,
 }
 
 /// A Mac's Find My PIN and the command that set it.

@@ -67,6 +67,12 @@ text_enum! {
         /// The key pair of an Automated Device Enrollment token.
         AppleDepKeypairCreate = "apple-dep-keypair.create",
         AppleDepTokenImport = "apple-dep-token.import",
+        /// A renewal of an Apple device's identity certificate started
+        /// (by the renewal schedule or an admin), or ended without one.
+        AppleIdentityRenew = "apple-identity.renew",
+        /// A device checked in with its renewed identity certificate and
+        /// is bound to it; the one it replaced is revoked.
+        AppleIdentityRebind = "apple-identity.rebind",
         /// One sync of a token's device list, and how it ended.
         AppleDepSync = "apple-dep.sync",
         AppleDepCursorReset = "apple-dep-cursor.reset",
@@ -181,6 +187,7 @@ text_enum! {
         CreateAppleEnrollmentProfiles = "create apple enrollment profiles",
         LocateDevices = "locate devices",
         RestartDevices = "restart devices",
+        RenewAppleIdentities = "renew apple identities",
         ListDeviceProfiles = "list device profiles",
         CreateAppleDepKeypairs = "create apple ade key pairs",
         ImportAppleDepTokens = "import apple ade tokens",

@@ -299,4 +299,25 @@ impl<C: ConnectionTrait> Db<C> {
             .await?;
         Ok(())
     }
+
+    /// Closes one open command as failed (what it carried no longer holds).
+    pub async fn fail_open_command(
+        &self,
+        command: &CommandId,
+        result: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        commands::Entity::update_many()
+            .col_expr(
+                commands::Column::Status,
+                Expr::value(CommandStatus::Failed.as_str()),
+            )
+            .col_expr(commands::Column::Result, Expr::value(result.to_owned()))
+            .col_expr(commands::Column::AckedAt, Expr::value(ms(now)))
+            .filter(commands::Column::Id.eq(command.to_string()))
+            .filter(is_open())
+            .exec(&self.0)
+            .await?;
+        Ok(())
+    }
 }

@@ -600,6 +600,34 @@ pub mod apple_enrollments {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+pub mod apple_identity_renewals {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "apple_identity_renewals")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub challenge_sha256: String,
+        pub device_id: String,
+        pub challenge_sealed: String,
+        pub command_id: String,
+        pub replaces_sha256: String,
+        pub started_by: String,
+        pub started_at: i64,
+        pub expires_at: i64,
+        pub issued_serial: Option<String>,
+        pub issued_sha256: Option<String>,
+        pub issued_at: Option<i64>,
+        pub closed_at: Option<i64>,
+        pub outcome: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 pub mod apple_scep_challenges {
     use sea_orm::entity::prelude::*;
 

@@ -65,6 +65,7 @@ mod admins;
 mod apple_dep;
 mod apple_dep_sign_ins;
 mod apple_enrollments;
+mod apple_identity_renewals;
 mod apple_push;
 mod apps;
 mod audit;

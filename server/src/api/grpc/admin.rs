@@ -226,6 +226,20 @@ impl AdminService for AdminApi {
         super::device_commands::apple(self, &request, &id, CommandKind::Restart).await
     }
 
+    async fn renew_apple_identity(
+        &self,
+        request: Request<v1::RenewAppleIdentityRequest>,
+    ) -> Reply<v1::DeviceCommandResponse> {
+        let admin = self.admin(&request).await?;
+        let id = request.into_inner().id;
+        let queued = self
+            .core()
+            .apple
+            .renew_identity(&admin, &id, Utc::now())
+            .await;
+        super::device_commands::reply(self, &admin, queued)
+    }
+
     async fn list_device_profiles(
         &self,
         request: Request<v1::ListDeviceProfilesRequest>,

@@ -93,6 +93,7 @@ pub(super) fn device_msg(view: DeviceView) -> v1::Device {
         posture_at: d.posture_at.map_or(0, unix),
         apple: None,
         policy_gaps: Vec::new(),
+        apple_identity: None,
     }
 }
 
@@ -103,6 +104,7 @@ pub(super) fn device_details_msg(details: DeviceDetails) -> v1::Device {
         apple,
         unlock_pin,
         policy_gaps,
+        apple_identity,
     } = details;
     let mut device = device_msg(view);
     device.apple = apple.map(|a| v1::AppleDeviceFacts {
@@ -119,6 +121,20 @@ pub(super) fn device_details_msg(details: DeviceDetails) -> v1::Device {
             .map(|p| p.pin.clone())
             .unwrap_or_default(),
         unlock_pin_set_at: unlock_pin.as_ref().map_or(0, |p| unix(p.set_at)),
+    });
+    device.apple_identity = apple_identity.map(|i| {
+        let renewal = i.renewal.as_ref();
+        let last = i.last_renewal.as_ref().and_then(|r| r.closed);
+        v1::AppleIdentity {
+            expires_at: i.expires_at.map_or(0, unix),
+            renewal_started_at: renewal.map_or(0, |r| unix(r.started_at)),
+            renewal_expires_at: renewal.map_or(0, |r| unix(r.expires_at)),
+            renewal_certificate_issued: renewal.is_some_and(|r| r.issued.is_some()),
+            last_renewal_at: last.map_or(0, |(at, _)| unix(at)),
+            last_renewal_outcome: last
+                .map(|(_, outcome)| outcome.as_str().to_owned())
+                .unwrap_or_default(),
+        }
     });
     device.policy_gaps = policy_gaps
         .into_iter()

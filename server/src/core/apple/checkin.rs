@@ -55,6 +55,11 @@ impl AppleDevice {
     pub fn id(&self) -> &DeviceId {
         self.device.id()
     }
+
+    /// SHA-256 (hex) of the identity certificate it spoke with.
+    pub(super) fn identity_sha256(&self) -> &str {
+        &self.identity_sha256
+    }
 }
 
 /// Why a device's request is refused, as the device must hear it.
@@ -100,7 +105,7 @@ pub enum CheckInAnswer {
     Unsupported(&'static str),
 }
 
-fn sealing_kid(what: &str, device: &DeviceId) -> String {
+pub(super) fn sealing_kid(what: &str, device: &DeviceId) -> String {
     format!("apple-{what}:{device}")
 }
 
@@ -153,10 +158,13 @@ impl Apple {
 
     /// The enrollment of a device past Authenticate, checked against the
     /// message's UDID and the certificate bound at Authenticate.
+    /// The certificate its identity renewal got issued (`renew.rs`) takes
+    /// over the binding here, at its first message.
     async fn bound_enrollment(
         &self,
         device: &AppleDevice,
         enrollment_id: &EnrollmentId,
+        now: DateTime<Utc>,
     ) -> Result<AppleEnrollment, AppleRefusal> {
         let enrollment = self.enrollment_of(device).await?;
         if enrollment.udid.as_deref() != Some(enrollment_id.device.as_str()) {
@@ -164,6 +172,12 @@ impl Apple {
                 "UDID {} is not the device this certificate authenticated as",
                 printable(enrollment_id.device.as_str(), 64)
             )));
+        }
+        if let Some(renewed) = self
+            .complete_renewal(device, &enrollment, enrollment_id.device.as_str(), now)
+            .await?
+        {
+            return Ok(renewed);
         }
         if enrollment.identity_sha256.as_deref() != Some(device.identity_sha256.as_str()) {
             return Err(AppleRefusal::Mismatch(
@@ -198,7 +212,7 @@ impl Apple {
                 // managed, so nothing it holds (its identity may have been
                 // copied off it first) answers for a managed device any
                 // more. It ends as a retired device does.
-                self.bound_enrollment(device, &m.enrollment).await?;
+                self.bound_enrollment(device, &m.enrollment, now).await?;
                 let tx = self.store.begin().await?;
                 tx.apple_check_out(device.id(), now).await?;
                 tx.audit(&AuditEntry {
@@ -225,7 +239,7 @@ impl Apple {
             }
             CheckInMessage::UserAuthenticate(_) => Ok(CheckInAnswer::Gone),
             CheckInMessage::SetBootstrapToken(m) => {
-                self.bound_enrollment(device, &m.enrollment).await?;
+                self.bound_enrollment(device, &m.enrollment, now).await?;
                 let sealed = match &m.token {
                     Some(token) => Some(self.ca.token_keys().seal(
                         &sealing_kid("bootstrap", device.id()),
@@ -253,7 +267,7 @@ impl Apple {
                 Ok(CheckInAnswer::Done)
             }
             CheckInMessage::GetBootstrapToken(m) => {
-                self.bound_enrollment(device, &m.enrollment).await?;
+                self.bound_enrollment(device, &m.enrollment, now).await?;
                 let token = match self.store.apple_bootstrap_token(device.id()).await? {
                     Some(sealed) => {
                         let text = self
@@ -315,6 +329,17 @@ impl Apple {
                 "topic {} is not the push topic this device enrolled under",
                 printable(&m.topic, 128)
             )));
+        }
+        // The renewed identity's first message may be an Authenticate: the
+        // device is bound to it, and stays enrolled as it was (its queue,
+        // with the InstallProfile that renewed it, is kept).
+        if enrollment.udid.is_some()
+            && self
+                .complete_renewal(device, &enrollment, &udid, now)
+                .await?
+                .is_some()
+        {
+            return Ok(CheckInAnswer::Done);
         }
         let earlier = self
             .store
@@ -435,7 +460,7 @@ impl Apple {
         m: TokenUpdate,
         now: DateTime<Utc>,
     ) -> Result<CheckInAnswer, AppleRefusal> {
-        self.bound_enrollment(device, &m.enrollment).await?;
+        self.bound_enrollment(device, &m.enrollment, now).await?;
         if m.token.is_empty() || m.push_magic.is_empty() {
             return Err(AppleRefusal::Mismatch(
                 "TokenUpdate without a push token or PushMagic".into(),
@@ -550,7 +575,9 @@ impl Apple {
         if report.enrollment.is_user_channel() {
             return Ok(None);
         }
-        let enrollment = self.bound_enrollment(device, &report.enrollment).await?;
+        let enrollment = self
+            .bound_enrollment(device, &report.enrollment, now)
+            .await?;
         let idle = matches!(report.status, ReportStatus::Idle);
         self.store.apple_seen(device.id(), idle, now).await?;
         self.store.touch_device(device.id(), now).await?;
@@ -639,13 +666,16 @@ impl Apple {
         now: DateTime<Utc>,
     ) -> Result<Option<(CommandId, AppleCommand)>, AppleRefusal> {
         loop {
-            let Some(command) = self
+            let Some(mut command) = self
                 .store
                 .next_apple_command(device.id(), last_idle)
                 .await?
             else {
                 return Ok(None);
             };
+            if command.kind == CommandKind::InstallProfile && command.args.profile.is_none() {
+                command.args.profile = self.renewal_profile(&command).await?;
+            }
             match self.render(&command)? {
                 Some(apple) => {
                     self.store

@@ -61,7 +61,7 @@ pub enum ScepAnswer {
     Unreadable(String),
 }
 
-fn challenge_hash(challenge: &str) -> String {
+pub(super) fn challenge_hash(challenge: &str) -> String {
     hex::encode(latchkey_certs::sha256(challenge.as_bytes()))
 }
 
@@ -71,7 +71,7 @@ fn challenge_hash(challenge: &str) -> String {
 /// character outside its alphabet (letters, digits, space and
 /// `'()+,-./:=?`), such as base64url's `_`, makes the whole certificate
 /// request unreadable; hex is in every string type's alphabet.
-fn new_challenge() -> Result<String, CoreError> {
+pub(super) fn new_challenge() -> Result<String, CoreError> {
     Ok(hex::encode(latchkey_certs::random_bytes::<24>()?))
 }
 
@@ -335,6 +335,9 @@ impl Apple {
             &crate::core::enrollment::new_certificate(&issued),
         )
         .await?;
+        if challenge.device.is_some() {
+            Self::renewal_issued(&tx, &hash, &issued, now).await?;
+        }
         tx.audit(&AuditEntry {
             at: now,
             actor: Actor::EnrollingDevice,

@@ -25,11 +25,13 @@ mod dep_sign_in;
 mod enroll;
 mod inventory;
 pub(crate) mod policy;
+mod renew;
 
 pub use checkin::{AppleDevice, AppleProof, AppleRefusal, CheckInAnswer, posture_of};
 pub use dep::{DepKeypair, MAX_TOKEN_FILE_BYTES};
 pub use dep_sign_in::{DEP_SIGN_IN_LIFETIME, DepSignInRefusal, DepSignInStart};
 pub use enroll::{NewEnrollment, ScepAnswer};
+pub use renew::RenewalPass;
 
 /// The Apple service: push certificates, and (in the files beside this
 /// one) enrollment, check-in and the command queue.
@@ -67,6 +69,8 @@ pub struct ApplePlatform {
 pub struct AppleSettings {
     /// How long a SCEP-issued identity certificate is valid.
     pub identity_validity: chrono::Duration,
+    /// An identity certificate expiring within this is renewed.
+    pub identity_renewal_window: chrono::Duration,
     /// Where devices reach the server: `https://host[:port]`, no path.
     pub base_url: String,
     /// The organization profiles name.

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::ids::DeviceId;
+use crate::domain::ids::{CommandId, DeviceId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppleEnrollment {
@@ -45,6 +45,87 @@ pub struct ScepChallenge {
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+}
+
+/// A renewal of a device's identity certificate: a refreshed enrollment
+/// profile (same identifiers, so it replaces the installed one) with a
+/// one-time SCEP challenge bound to the device, queued as InstallProfile.
+/// Only the certificate SCEP issues against that challenge may take over
+/// the device's binding, and only from the device's own UDID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityRenewal {
+    /// SHA-256 (hex) of the challenge; the renewal's key.
+    pub challenge_sha256: String,
+    pub device: DeviceId,
+    /// The challenge, sealed: the profile is rendered when the device
+    /// fetches the command.
+    pub challenge_sealed: String,
+    /// The InstallProfile that carries the profile.
+    pub command: CommandId,
+    /// SHA-256 (hex) of the identity bound when the renewal started.
+    pub replaces_sha256: String,
+    pub started_by: String,
+    pub started_at: DateTime<Utc>,
+    /// After this the renewal is closed as expired and may start again.
+    pub expires_at: DateTime<Utc>,
+    /// The certificate issued against the challenge, once SCEP issued it.
+    pub issued: Option<RenewedIdentity>,
+    /// Set when the renewal ended, with how.
+    pub closed: Option<(DateTime<Utc>, RenewalOutcome)>,
+}
+
+/// The certificate a renewal's challenge got the device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenewedIdentity {
+    pub serial_hex: String,
+    /// SHA-256 (hex) of the certificate, as the binding holds it.
+    pub sha256: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Where a device's identity certificate stands, as `device show` tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityStatus {
+    /// When the certificate the device is bound to expires.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The renewal under way.
+    pub renewal: Option<IdentityRenewal>,
+    /// The latest renewal that ended.
+    pub last_renewal: Option<IdentityRenewal>,
+}
+
+/// How a renewal ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RenewalOutcome {
+    /// The device checked in with the renewed certificate, now bound.
+    Renewed,
+    /// The device answered the InstallProfile with an error.
+    Failed,
+    /// The device did not complete it in time.
+    Expired,
+    /// An admin started another.
+    Replaced,
+}
+
+impl RenewalOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RenewalOutcome::Renewed => "renewed",
+            RenewalOutcome::Failed => "failed",
+            RenewalOutcome::Expired => "expired",
+            RenewalOutcome::Replaced => "replaced",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "renewed" => Some(RenewalOutcome::Renewed),
+            "failed" => Some(RenewalOutcome::Failed),
+            "expired" => Some(RenewalOutcome::Expired),
+            "replaced" => Some(RenewalOutcome::Replaced),
+            _ => None,
+        }
+    }
 }
 
 /// Which Apple platform a device is, from what it reports at Authenticate
