@@ -142,6 +142,46 @@ async fn devices_listed_in_apple_business_manager_enroll_as_their_own_records() 
     assert_eq!(status["devices"], 2, "{status}");
     assert!(status["last_sync_at"].is_string(), "{status}");
 
+    // Asked for its profile again and again, a listed device holds a few
+    // live challenges, not one per request.
+    let second = device_with_serial(&sys, "DEPIPHONE02").await?;
+    for _ in 0..6 {
+        assert_eq!(fetch_dep_profile(&sys, "DEPIPHONE02").await?.0, 200);
+    }
+    let db = sys.database().await?;
+    use sea_orm::ConnectionTrait;
+    let live = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            format!(
+                "SELECT COUNT(*) AS n FROM apple_scep_challenges \
+                 WHERE device_id = '{}' AND used_at IS NULL",
+                second["id"].as_str().context("an id")?
+            ),
+        ))
+        .await?
+        .context("a count")?
+        .try_get::<i64>("", "n")?;
+    assert_eq!(live, 3);
+
+    // Someone who knows the serial (MachineInfo proves nothing) fetches
+    // two profiles for it before the iPhone is switched on, and gets an
+    // identity with the first.
+    let stolen = |body: Vec<u8>| -> Result<EnrollmentProfile> {
+        EnrollmentProfile::read(&latchkey_certs::cms::attached_content_unverified(&body)?)
+    };
+    let mut thief = SimulatedAppleDevice::iphone(
+        stolen(fetch_dep_profile(&sys, "DEPIPHONE01").await?.2)?,
+        sys.running().https_addr,
+        &sys.ca_pem,
+    );
+    let mut late_thief = SimulatedAppleDevice::iphone(
+        stolen(fetch_dep_profile(&sys, "DEPIPHONE01").await?.2)?,
+        sys.running().https_addr,
+        &sys.ca_pem,
+    );
+    assert_eq!(thief.scep_enroll().await?, Ok(()));
+
     // Setup Assistant fetches the signed profile for the listed iPhone,
     // which enrolls as that same record.
     let (code, content_type, body) = fetch_dep_profile(&sys, "DEPIPHONE01").await?;
@@ -157,6 +197,18 @@ async fn devices_listed_in_apple_business_manager_enroll_as_their_own_records() 
     assert_eq!(enrolled["id"], iphone["id"], "{enrolled}");
     assert_eq!(enrolled["state"], "active", "{enrolled}");
     assert_eq!(devices_with_serial(&sys, "DEPIPHONE01").await?, 1);
+
+    // The identity minted first was replaced by the iPhone's: even with
+    // the iPhone's UDID it speaks for nothing. The second stolen
+    // challenge, used now, mints nothing: the device is enrolled.
+    thief.udid = device.udid.clone();
+    assert_eq!(thief.authenticate().await?, 403);
+    assert!(late_thief.scep_enroll().await?.is_err());
+    assert!(device.check_for_commands().await?.is_empty());
+    assert_eq!(
+        device_with_serial(&sys, "DEPIPHONE01").await?["state"],
+        "active"
+    );
 
     // Enrolled, it gets no second profile; nor does a serial no token
     // lists, nor a released one.

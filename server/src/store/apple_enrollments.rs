@@ -105,6 +105,23 @@ impl<C: ConnectionTrait> Db<C> {
         Ok(())
     }
 
+    /// Forgets the UDID and identity an enrollment was bound to (a listed
+    /// device awaiting enrollment given a new identity): the next
+    /// Authenticate binds afresh.
+    pub async fn unbind_apple_identity(&self, device: &DeviceId) -> StoreResult<()> {
+        e::Entity::update_many()
+            .col_expr(e::Column::Udid, Expr::value(Option::<String>::None))
+            .col_expr(
+                e::Column::IdentitySha256,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(e::Column::Enabled, Expr::value(false))
+            .filter(e::Column::DeviceId.eq(device.to_string()))
+            .exec(&self.0)
+            .await?;
+        Ok(())
+    }
+
     /// Authenticate: binds the UDID and the identity certificate, and
     /// disables pushes until the TokenUpdate that follows.
     pub async fn authenticate_apple(
@@ -302,6 +319,29 @@ impl<C: ConnectionTrait> Db<C> {
         .exec_without_returning(&self.0)
         .await?;
         Ok(())
+    }
+
+    /// Keeps at most `keep` unused challenges of a listed device, the
+    /// newest, besides any an open identity renewal holds: a serial that
+    /// is asked for its profile again and again does not grow the table.
+    pub async fn prune_device_challenges(&self, device: &DeviceId, keep: u64) -> StoreResult<u64> {
+        let id = device.to_string();
+        let statement = sea_orm::Statement::from_sql_and_values(
+            self.0.get_database_backend(),
+            "DELETE FROM apple_scep_challenges WHERE device_id = $1 AND used_at IS NULL \
+               AND challenge_sha256 NOT IN (SELECT challenge_sha256 \
+                   FROM apple_identity_renewals WHERE closed_at IS NULL) \
+               AND challenge_sha256 NOT IN (SELECT challenge_sha256 FROM ( \
+                   SELECT challenge_sha256 FROM apple_scep_challenges \
+                   WHERE device_id = $2 AND used_at IS NULL \
+                   ORDER BY created_at DESC, challenge_sha256 LIMIT $3) AS newest)",
+            [
+                id.clone().into(),
+                id.into(),
+                i64::try_from(keep).unwrap_or(i64::MAX).into(),
+            ],
+        );
+        Ok(self.0.execute_raw(statement).await?.rows_affected())
     }
 
     /// Uses a challenge once: only an unused, unexpired challenge is

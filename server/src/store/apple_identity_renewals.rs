@@ -129,8 +129,8 @@ impl<C: ConnectionTrait> Db<C> {
         &self,
         challenge_sha256: &str,
         issued: &RenewedIdentity,
-    ) -> StoreResult<()> {
-        r::Entity::update_many()
+    ) -> StoreResult<bool> {
+        let updated = r::Entity::update_many()
             .col_expr(
                 r::Column::IssuedSerial,
                 Expr::value(issued.serial_hex.clone()),
@@ -142,7 +142,7 @@ impl<C: ConnectionTrait> Db<C> {
             .filter(r::Column::IssuedSerial.is_null())
             .exec(&self.0)
             .await?;
-        Ok(())
+        Ok(updated.rows_affected == 1)
     }
 
     /// Closes an open renewal; false when it was closed meanwhile. Its

@@ -45,6 +45,8 @@ impl<C: ConnectionTrait> Db<C> {
             format!("DELETE FROM auth_requests WHERE expires_at < {cutoff}"),
             format!("DELETE FROM device_auth_txns WHERE expires_at < {cutoff}"),
             format!("DELETE FROM apple_dep_sign_ins WHERE expires_at < {cutoff}"),
+            // A challenge past its expiry enrolls nothing, used or not.
+            format!("DELETE FROM apple_scep_challenges WHERE expires_at < {cutoff}"),
             format!("DELETE FROM second_factor_challenges WHERE expires_at < {now}"),
             format!("DELETE FROM login_events WHERE at < {history}"),
             // Daily counts (`d:`) keep their day.

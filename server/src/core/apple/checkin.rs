@@ -341,6 +341,19 @@ impl Apple {
         {
             return Ok(CheckInAnswer::Done);
         }
+        // The identity is bound once: only the device's own renewal (above)
+        // moves it. Another certificate of the same record (a listed
+        // device's identity minted before the one it enrolled with) does
+        // not take the device over.
+        if enrollment
+            .identity_sha256
+            .as_deref()
+            .is_some_and(|bound| bound != device.identity_sha256())
+        {
+            return Err(AppleRefusal::Mismatch(
+                "this device is bound to another identity certificate".into(),
+            ));
+        }
         let earlier = self
             .store
             .apple_enrollment_by_udid(&udid)

@@ -118,6 +118,10 @@ impl Apple {
     /// A challenge for `user`'s device; bound to `device` when the device
     /// is already listed (Automated Device Enrollment), so that SCEP issues
     /// its identity to that record instead of a new one.
+    /// How many unused challenges a listed device may hold at once (Setup
+    /// Assistant asking again, a retry).
+    const LIVE_DEVICE_CHALLENGES: u64 = 3;
+
     pub(super) async fn make_enrollment(
         &self,
         user: Option<String>,
@@ -145,9 +149,11 @@ impl Apple {
             created_at: now,
             expires_at: now + lifetime,
         };
-        let tx = self.store.begin().await?;
-        tx.insert_scep_challenge(&record).await?;
-        tx.audit(&AuditEntry {
+        // A device asking for its own profile (Setup Assistant) is not
+        // authenticated: its rows go through the flood gate, and its
+        // unused challenges are kept few.
+        let unauthenticated = actor == Actor::EnrollingDevice;
+        let entry = AuditEntry {
             at: now,
             actor,
             action: AuditAction::AppleEnrollmentProfileCreate,
@@ -161,9 +167,20 @@ impl Apple {
                     None => String::new(),
                 }
             ),
-        })
-        .await?;
+        };
+        let tx = self.store.begin().await?;
+        tx.insert_scep_challenge(&record).await?;
+        if let Some(id) = &device {
+            tx.prune_device_challenges(id, Self::LIVE_DEVICE_CHALLENGES)
+                .await?;
+        }
+        if !unauthenticated {
+            tx.audit(&entry).await?;
+        }
         tx.commit().await?;
+        if unauthenticated {
+            self.audit.record_unauthenticated(entry, now).await?;
+        }
         Ok(NewEnrollment {
             challenge,
             topic,
@@ -297,6 +314,34 @@ impl Apple {
                 return self.cert_rep(reply_to, &CertRepOutcome::Failure(FailInfo::BadAlg), now);
             }
         };
+        // A challenge for a device already on record is a renewal's, or an
+        // ADE listed device's. The listed device gets one identity, while
+        // it awaits enrollment: a challenge fetched with its serial (which
+        // is no secret) cannot mint identities for it after it enrolled,
+        // and each new one replaces any earlier one.
+        let mut replaced = 0;
+        if challenge.device.is_some() && !Self::renewal_issued(&tx, &hash, &issued, now).await? {
+            let awaiting = tx
+                .device(&device_id)
+                .await?
+                .is_some_and(|d| d.state == DeviceState::AwaitingEnrollment);
+            if !awaiting {
+                drop(tx);
+                self.scep_refused(
+                    &reply_to.transaction_id,
+                    "the listed device is no longer awaiting enrollment",
+                    now,
+                )
+                .await?;
+                return self.cert_rep(
+                    reply_to,
+                    &CertRepOutcome::Failure(FailInfo::BadRequest),
+                    now,
+                );
+            }
+            replaced = tx.revoke_device_certificates(&device_id, now).await?;
+            tx.unbind_apple_identity(&device_id).await?;
+        }
         if challenge.device.is_none() {
             let name = request
                 .csr
@@ -335,9 +380,6 @@ impl Apple {
             &crate::core::enrollment::new_certificate(&issued),
         )
         .await?;
-        if challenge.device.is_some() {
-            Self::renewal_issued(&tx, &hash, &issued, now).await?;
-        }
         tx.audit(&AuditEntry {
             at: now,
             actor: Actor::EnrollingDevice,
@@ -345,14 +387,22 @@ impl Apple {
             target: device_id.to_string(),
             outcome: AuditOutcome::Ok,
             detail: format!(
-                "Apple identity certificate {} issued over SCEP (transaction {}); user {}",
+                "Apple identity certificate {} issued over SCEP (transaction {}); user {}{}",
                 issued.serial_hex,
                 printable(&reply_to.transaction_id, 64),
                 challenge.user.as_deref().unwrap_or("-"),
+                if replaced > 0 {
+                    format!("; {replaced} earlier identity certificate(s) revoked")
+                } else {
+                    String::new()
+                },
             ),
         })
         .await?;
         tx.commit().await?;
+        if replaced > 0 {
+            self.devices.crl.publish(now).await;
+        }
         self.cert_rep(
             reply_to,
             &CertRepOutcome::Success {

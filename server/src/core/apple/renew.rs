@@ -389,17 +389,17 @@ impl Apple {
         challenge_sha256: &str,
         issued: &latchkey_certs::IssuedCertificate,
         now: DateTime<Utc>,
-    ) -> Result<(), CoreError> {
-        tx.identity_renewal_issued(
-            challenge_sha256,
-            &RenewedIdentity {
-                serial_hex: issued.serial_hex.clone(),
-                sha256: hex::encode(latchkey_certs::sha256(&issued.der)),
-                at: now,
-            },
-        )
-        .await?;
-        Ok(())
+    ) -> Result<bool, CoreError> {
+        Ok(tx
+            .identity_renewal_issued(
+                challenge_sha256,
+                &RenewedIdentity {
+                    serial_hex: issued.serial_hex.clone(),
+                    sha256: hex::encode(latchkey_certs::sha256(&issued.der)),
+                    at: now,
+                },
+            )
+            .await?)
     }
 
     /// A device speaking with a certificate that is not the one bound to
