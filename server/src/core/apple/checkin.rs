@@ -18,7 +18,9 @@ use chrono::{DateTime, Utc};
 use tracing::warn;
 
 use super::Apple;
+use crate::core::Devices;
 use crate::core::auth::{self, AuthenticatedDevice, DeviceAuthError, DeviceChannel, DeviceRefusal};
+use crate::core::commands::Acknowledged;
 use crate::core::{AgentEvent, CoreError, printable};
 use crate::domain::apple::checkin::{
     Authenticate, CheckInMessage, EnrollmentId, SecretBytes, TokenUpdate,
@@ -31,7 +33,7 @@ use crate::domain::audit::{Actor, AuditAction, AuditEntry, AuditOutcome};
 use crate::domain::command::{Command, CommandArgs, CommandKind, CommandStatus};
 use crate::domain::device::{CheckState, DeviceState, Posture};
 use crate::domain::ids::{CommandId, DeviceId};
-use crate::store::StoredTokenUpdate;
+use crate::store::{StoredTokenUpdate, Tx};
 
 /// How a device proves who it is.
 #[derive(Debug, Clone, Copy)]
@@ -115,7 +117,7 @@ impl Apple {
         let certificate = match proof {
             AppleProof::Signature(signature) => self
                 .ca
-                .verify_mdm_signature(signature, body)
+                .verify_mdm_signature(signature, body, now)
                 .map_err(|e| AppleRefusal::Unidentified(format!("Mdm-Signature: {e}")))?,
             AppleProof::TlsCertificate(der) => der.to_vec(),
         };
@@ -499,51 +501,65 @@ impl Apple {
         }
         let enrollment = self.bound_enrollment(device, &report.enrollment).await?;
         let idle = matches!(report.status, ReportStatus::Idle);
-        self.store.apple_seen(device.id(), idle, now).await?;
-        self.store.touch_device(device.id(), now).await?;
         let last_idle = if idle {
             Some(now)
         } else {
             enrollment.last_idle_at
         };
-        if let Some(answer) = report.status.answer() {
-            let Some(command_id) = CommandId::parse(&answer.command_uuid) else {
-                return Err(AppleRefusal::Mismatch(format!(
+        let answered = match report.status.answer() {
+            Some(answer) => Some(CommandId::parse(&answer.command_uuid).ok_or_else(|| {
+                AppleRefusal::Mismatch(format!(
                     "CommandUUID {} names no command",
                     printable(&answer.command_uuid, 64)
-                )));
-            };
-            match &report.status {
+                ))
+            })?),
+            None => None,
+        };
+        // What an acknowledged command's result changes (facts, posture) is
+        // written first, by the operations that own it. Only the answer to
+        // an open command of this device says anything: one naming another
+        // device's command, a repeat, or one to a command never sent changes
+        // neither the device's facts nor its posture.
+        let mut acknowledged = None;
+        if let (ReportStatus::Acknowledged(answer), Some(command_id)) = (&report.status, &answered)
+            && let Some(command) = self
+                .store
+                .command(command_id)
+                .await?
+                .filter(|c| c.device_id == *device.id() && c.status.is_open())
+        {
+            acknowledged = Some(
+                self.apply_result(device, command.kind, answer.result.as_ref(), now)
+                    .await?,
+            );
+        }
+        // Then the message's own writes, the answer recorded and the next
+        // command handed out, in one transaction.
+        let tx = self.store.begin().await?;
+        tx.apple_seen(device.id(), idle, now).await?;
+        tx.touch_device(device.id(), now).await?;
+        let mut wiped = false;
+        if let Some(command_id) = &answered {
+            let outcome = match &report.status {
                 ReportStatus::NotNow(_) => {
-                    self.store
-                        .mark_command_not_now(&command_id, device.id(), now)
+                    tx.mark_command_not_now(command_id, device.id(), now)
                         .await?;
+                    None
                 }
-                ReportStatus::Acknowledged(answer) => {
-                    // Only the answer to an open command of this device
-                    // says anything: one naming another device's command,
-                    // a repeat, or one to a command never sent changes
-                    // neither the device's facts nor its posture.
-                    let open = self
-                        .store
-                        .command(&command_id)
-                        .await?
-                        .filter(|c| c.device_id == *device.id() && c.status.is_open());
-                    if let Some(command) = open {
-                        let summary = self
-                            .apply_result(device, command.kind, answer.result.as_ref(), now)
-                            .await?;
-                        self.devices
-                            .acknowledge_command(
-                                &device.device,
-                                command_id.as_str(),
-                                true,
-                                &summary,
-                                now,
-                            )
-                            .await?;
-                    }
-                }
+                ReportStatus::Acknowledged(_) => match &acknowledged {
+                    Some(summary) => Some(
+                        Devices::acknowledge_command_in(
+                            &tx,
+                            &device.device,
+                            command_id,
+                            true,
+                            summary,
+                            now,
+                        )
+                        .await?,
+                    ),
+                    None => None,
+                },
                 ReportStatus::Error(answer) | ReportStatus::CommandFormatError(answer) => {
                     let chain: Vec<String> = answer
                         .error_chain
@@ -561,42 +577,47 @@ impl Apple {
                         })
                         .collect();
                     let result = format!("{}: {}", report.status.as_str(), chain.join("; "));
-                    self.devices
-                        .acknowledge_command(
+                    Some(
+                        Devices::acknowledge_command_in(
+                            &tx,
                             &device.device,
-                            command_id.as_str(),
+                            command_id,
                             false,
                             &result,
                             now,
                         )
-                        .await?;
+                        .await?,
+                    )
                 }
-                ReportStatus::Idle => {}
-            }
+                ReportStatus::Idle => None,
+            };
+            wiped = outcome == Some(Acknowledged::Wiped);
         }
-        self.next_command(device, last_idle, now).await
+        let next = self.next_command_in(&tx, device, last_idle, now).await?;
+        tx.commit().await?;
+        if wiped {
+            self.devices.after_device_ended(device.id(), now).await;
+        }
+        Ok(next)
     }
 
-    /// The next command the device fetches, rendered for it; commands
-    /// Apple has no form for are closed here and skipped.
-    async fn next_command(
+    /// The next command the device fetches, rendered for it and marked
+    /// sent in `tx`; commands Apple has no form for are closed here and
+    /// skipped.
+    async fn next_command_in(
         &self,
+        tx: &Tx,
         device: &AppleDevice,
         last_idle: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<Option<(CommandId, AppleCommand)>, AppleRefusal> {
         loop {
-            let Some(command) = self
-                .store
-                .next_apple_command(device.id(), last_idle)
-                .await?
-            else {
+            let Some(command) = tx.next_apple_command(device.id(), last_idle).await? else {
                 return Ok(None);
             };
             match self.render(&command)? {
                 Some(apple) => {
-                    self.store
-                        .mark_commands_sent(std::slice::from_ref(&command.id), now)
+                    tx.mark_commands_sent(std::slice::from_ref(&command.id), now)
                         .await?;
                     return Ok(Some((command.id, apple)));
                 }
@@ -613,9 +634,15 @@ impl Apple {
                     } else {
                         (false, "nothing to send: the command has no content")
                     };
-                    self.devices
-                        .acknowledge_command(&device.device, command.id.as_str(), done, result, now)
-                        .await?;
+                    Devices::acknowledge_command_in(
+                        tx,
+                        &device.device,
+                        &command.id,
+                        done,
+                        result,
+                        now,
+                    )
+                    .await?;
                 }
             }
         }
