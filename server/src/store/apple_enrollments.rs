@@ -4,7 +4,9 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, Set, Statement,
+};
 
 use super::commands::command_from;
 use super::entities::{apple_enrollments as e, apple_scep_challenges as ch, commands};
@@ -234,33 +236,35 @@ impl<C: ConnectionTrait> Db<C> {
             .and_then(|r| r.bootstrap_token_sealed))
     }
 
-    /// The next command an Apple device fetches: its oldest open command,
-    /// except those it answered NotNow after its latest Idle (Apple: a
-    /// NotNow command is offered again only after the next Idle, never on
-    /// the same connection).
-    pub async fn next_apple_command(
+    /// The next command an Apple device fetches, marked sent, in one
+    /// statement: its oldest open command, except those it answered NotNow
+    /// after its latest Idle (Apple: a NotNow command is offered again only
+    /// after the next Idle, never on the same connection).
+    pub async fn take_next_apple_command(
         &self,
         device: &DeviceId,
         last_idle: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
     ) -> StoreResult<Option<Command>> {
-        let not_now_before_idle = match last_idle {
-            Some(idle) => Condition::any()
-                .add(commands::Column::NotNowAt.is_null())
-                .add(commands::Column::NotNowAt.lt(ms(idle))),
-            None => Condition::any().add(commands::Column::NotNowAt.is_null()),
-        };
-        commands::Entity::find()
-            .filter(commands::Column::DeviceId.eq(device.to_string()))
-            .filter(commands::Column::Status.is_in([
-                CommandStatus::Pending.as_str(),
-                CommandStatus::Sent.as_str(),
-            ]))
-            .filter(not_now_before_idle)
-            .order_by_asc(commands::Column::CreatedAt)
-            .order_by_asc(commands::Column::Id)
-            .one(&self.0)
+        let statement = Statement::from_sql_and_values(
+            self.0.get_database_backend(),
+            "UPDATE commands SET status = $1, sent_at = $2, offered_at = $2 \
+             WHERE id = (SELECT id FROM commands WHERE device_id = $3 \
+               AND status IN ($4, $1) AND (not_now_at IS NULL OR not_now_at < $5) \
+               ORDER BY created_at, id LIMIT 1) \
+             RETURNING *",
+            [
+                CommandStatus::Sent.as_str().into(),
+                ms(now).into(),
+                device.to_string().into(),
+                CommandStatus::Pending.as_str().into(),
+                last_idle.map(ms).into(),
+            ],
+        );
+        self.0
+            .query_one_raw(statement)
             .await?
-            .map(command_from)
+            .map(|row| command_from(commands::Model::from_query_result(&row, "")?))
             .transpose()
     }
 

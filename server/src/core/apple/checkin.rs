@@ -601,8 +601,8 @@ impl Apple {
         Ok(next)
     }
 
-    /// The next command the device fetches, rendered for it and marked
-    /// sent in `tx`; commands Apple has no form for are closed here and
+    /// The next command the device fetches, marked sent in `tx` and
+    /// rendered for it; commands Apple has no form for are closed here and
     /// skipped.
     async fn next_command_in(
         &self,
@@ -612,15 +612,14 @@ impl Apple {
         now: DateTime<Utc>,
     ) -> Result<Option<(CommandId, AppleCommand)>, AppleRefusal> {
         loop {
-            let Some(command) = tx.next_apple_command(device.id(), last_idle).await? else {
+            let Some(command) = tx
+                .take_next_apple_command(device.id(), last_idle, now)
+                .await?
+            else {
                 return Ok(None);
             };
             match self.render(&command)? {
-                Some(apple) => {
-                    tx.mark_commands_sent(std::slice::from_ref(&command.id), now)
-                        .await?;
-                    return Ok(Some((command.id, apple)));
-                }
+                Some(apple) => return Ok(Some((command.id, apple))),
                 None => {
                     // An unlock is the user's passcode; anything else
                     // without its content (no profile, no notice) cannot
