@@ -16,7 +16,7 @@
 use openssl::pkcs7::{Pkcs7, Pkcs7Flags};
 use openssl::pkey::PKey;
 use openssl::stack::Stack;
-use openssl::x509::store::X509StoreBuilder;
+use openssl::x509::store::{X509Store, X509StoreBuilder};
 use openssl::x509::{X509, X509StoreContext};
 
 use crate::PrivateKeyPem;
@@ -155,9 +155,37 @@ pub fn verify_detached(
     root_pem: &str,
     intermediates_pem: &str,
 ) -> Result<Vec<u8>, CmsError> {
+    let signer = verify_detached_signature(signature_der, content)?;
+    SignerChain::new(root_pem, intermediates_pem)?.verify(&signer)?;
+    Ok(signer)
+}
+
+/// Verifies a detached signature over `content` with the key of the signer
+/// certificate it carries, and returns that certificate (DER). Whose
+/// certificate it is, and whether it chains to anything, is not checked
+/// here ([`SignerChain::verify`]).
+///
+/// The shape devices send (one RSA signer named by issuer and serial, with
+/// signed attributes) is read and verified without OpenSSL, which costs
+/// several times as much per message; any other shape goes to OpenSSL.
+pub fn verify_detached_signature(
+    signature_der: &[u8],
+    content: &[u8],
+) -> Result<Vec<u8>, CmsError> {
     if signature_der.len() > MAX_SIGNATURE_BYTES {
         return Err(CmsError::TooLong);
     }
+    match crate::scep::cms::verify_detached_rsa(signature_der, content) {
+        Ok(signer) => Ok(signer),
+        Err(crate::scep::cms::DetachedCheck::Refused(refusal)) => Err(refusal),
+        Err(crate::scep::cms::DetachedCheck::OtherShape) => {
+            verify_detached_with_openssl(signature_der, content)
+        }
+    }
+}
+
+/// [`verify_detached_signature`] through OpenSSL's PKCS #7 verification.
+fn verify_detached_with_openssl(signature_der: &[u8], content: &[u8]) -> Result<Vec<u8>, CmsError> {
     let pkcs7 = Pkcs7::from_der(signature_der).map_err(|e| CmsError::Malformed(reason(&e)))?;
     let none = Stack::new().map_err(|e| CmsError::Malformed(reason(&e)))?;
     let signer = pkcs7
@@ -166,7 +194,7 @@ pub fn verify_detached(
         .into_iter()
         .next()
         .ok_or(CmsError::NoSigner)?;
-    // The signature alone first: the chain is checked below, with the
+    // The signature alone: the chain is checked by `SignerChain`, with the
     // certificate purposes a device identity has (client auth, not S/MIME).
     let store = X509StoreBuilder::new()
         .map_err(|e| CmsError::Malformed(reason(&e)))?
@@ -180,30 +208,60 @@ pub fn verify_detached(
             Pkcs7Flags::BINARY | Pkcs7Flags::NOVERIFY,
         )
         .map_err(|_| CmsError::BadSignature)?;
+    signer.to_der().map_err(|e| CmsError::Malformed(reason(&e)))
+}
 
-    let mut trusted = X509StoreBuilder::new().map_err(|e| CmsError::Key(reason(&e)))?;
-    for root in certificates(root_pem)? {
-        trusted
-            .add_cert(root)
-            .map_err(|e| CmsError::Key(reason(&e)))?;
+/// The CA a signer's certificate must chain to, parsed once.
+pub struct SignerChain {
+    trusted: X509Store,
+    intermediates: Vec<X509>,
+}
+
+impl std::fmt::Debug for SignerChain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SignerChain")
     }
-    let trusted = trusted.build();
-    let mut untrusted = Stack::new().map_err(|e| CmsError::Key(reason(&e)))?;
-    if !intermediates_pem.trim().is_empty() {
-        for cert in certificates(intermediates_pem)? {
-            untrusted
-                .push(cert)
+}
+
+impl SignerChain {
+    /// The root(s) in `root_pem`, reached through `intermediates_pem`.
+    pub fn new(root_pem: &str, intermediates_pem: &str) -> Result<Self, CmsError> {
+        let mut trusted = X509StoreBuilder::new().map_err(|e| CmsError::Key(reason(&e)))?;
+        for root in certificates(root_pem)? {
+            trusted
+                .add_cert(root)
                 .map_err(|e| CmsError::Key(reason(&e)))?;
         }
+        let intermediates = if intermediates_pem.trim().is_empty() {
+            Vec::new()
+        } else {
+            certificates(intermediates_pem)?
+        };
+        Ok(SignerChain {
+            trusted: trusted.build(),
+            intermediates,
+        })
     }
-    let mut context = X509StoreContext::new().map_err(|e| CmsError::Key(reason(&e)))?;
-    let chains = context
-        .init(&trusted, &signer, &untrusted, |c| c.verify_cert())
-        .map_err(|_| CmsError::UntrustedSigner)?;
-    if !chains {
-        return Err(CmsError::UntrustedSigner);
+
+    /// Whether the certificate `signer_der` chains to the root now
+    /// (validity times included).
+    pub fn verify(&self, signer_der: &[u8]) -> Result<(), CmsError> {
+        let signer = X509::from_der(signer_der).map_err(|e| CmsError::Malformed(reason(&e)))?;
+        let mut untrusted = Stack::new().map_err(|e| CmsError::Key(reason(&e)))?;
+        for cert in &self.intermediates {
+            untrusted
+                .push(cert.clone())
+                .map_err(|e| CmsError::Key(reason(&e)))?;
+        }
+        let mut context = X509StoreContext::new().map_err(|e| CmsError::Key(reason(&e)))?;
+        let chains = context
+            .init(&self.trusted, &signer, &untrusted, |c| c.verify_cert())
+            .map_err(|_| CmsError::UntrustedSigner)?;
+        if !chains {
+            return Err(CmsError::UntrustedSigner);
+        }
+        Ok(())
     }
-    signer.to_der().map_err(|e| CmsError::Malformed(reason(&e)))
 }
 
 #[cfg(test)]
@@ -258,6 +316,58 @@ mod tests {
         let signature = sign_detached(body, &d.cert_pem, &d.key).unwrap();
         let signer = verify_detached(&signature, body, &d.root_pem, &d.issuing_pem).unwrap();
         assert_eq!(signer, d.cert_der);
+    }
+
+    #[test]
+    fn a_devices_signature_is_verified_without_openssl_and_a_tampered_one_refused() {
+        let d = device();
+        let body = b"<plist>Idle</plist>";
+        let signature = sign_detached(body, &d.cert_pem, &d.key).unwrap();
+        assert!(matches!(
+            crate::scep::cms::verify_detached_rsa(&signature, body),
+            Ok(signer) if signer == d.cert_der
+        ));
+        assert!(matches!(
+            crate::scep::cms::verify_detached_rsa(&signature, b"<plist>Ack</plist>"),
+            Err(crate::scep::cms::DetachedCheck::Refused(
+                CmsError::BadSignature
+            ))
+        ));
+        // The signature's last octet changed: the digest still matches, the
+        // RSA signature over the attributes does not.
+        let mut forged = signature.clone();
+        let position = forged
+            .windows(4)
+            .rposition(|w| w == [0x04, 0x82, 0x01, 0x00])
+            .unwrap();
+        forged[position + 4 + 255] ^= 1;
+        assert!(matches!(
+            verify_detached_signature(&forged, body),
+            Err(CmsError::BadSignature)
+        ));
+    }
+
+    #[test]
+    fn a_signature_without_signed_attributes_is_verified_by_openssl() {
+        let d = device();
+        let body = b"<plist>Idle</plist>";
+        let signer = X509::from_pem(d.cert_pem.as_bytes()).unwrap();
+        let key = PKey::private_key_from_pem(d.key.expose().as_bytes()).unwrap();
+        let flags = Pkcs7Flags::BINARY | Pkcs7Flags::DETACHED | Pkcs7Flags::NOATTR;
+        let signature = Pkcs7::sign(&signer, &key, &Stack::new().unwrap(), body, flags)
+            .unwrap()
+            .to_der()
+            .unwrap();
+        assert!(matches!(
+            crate::scep::cms::verify_detached_rsa(&signature, body),
+            Err(crate::scep::cms::DetachedCheck::OtherShape)
+        ));
+        let verified = verify_detached(&signature, body, &d.root_pem, &d.issuing_pem).unwrap();
+        assert_eq!(verified, d.cert_der);
+        assert!(matches!(
+            verify_detached(&signature, b"other", &d.root_pem, &d.issuing_pem),
+            Err(CmsError::BadSignature)
+        ));
     }
 
     #[test]

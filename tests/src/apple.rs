@@ -214,6 +214,9 @@ pub struct SimulatedAppleDevice {
     /// Send the PKIOperation over GET with the base64 message unescaped in
     /// the query (as careless clients do), instead of POST.
     pub scep_over_get: bool,
+    /// The RSA key SCEP certifies; a new one when absent (a simulated
+    /// fleet brings keys it made earlier: making one takes tens of ms).
+    pub scep_key: Option<PrivateKeyPem>,
 }
 
 impl SimulatedAppleDevice {
@@ -235,6 +238,7 @@ impl SimulatedAppleDevice {
             received: Arc::default(),
             passcode_present: true,
             scep_over_get: false,
+            scep_key: None,
         }
     }
 
@@ -378,7 +382,10 @@ impl SimulatedAppleDevice {
             .first()
             .context("GetCACert sent no certificate")?
             .clone();
-        let requester = Requester::generate(&self.udid, Utc::now())?;
+        let requester = match &self.scep_key {
+            Some(key) => Requester::for_key(key, &self.udid, Utc::now())?,
+            None => Requester::generate(&self.udid, Utc::now())?,
+        };
         let csr = requester.csr("Latchkey device identity", &profile.scep_challenge, digest)?;
         let (message, transaction) =
             requester.pkcs_req(&csr, &ra, digest, encryption, Utc::now())?;
@@ -448,9 +455,19 @@ impl SimulatedAppleDevice {
 
     /// PUTs bytes as they are, signed with the identity.
     pub async fn put_raw(&self, url: &str, bytes: &[u8]) -> Result<(u16, Vec<u8>)> {
+        let headers = self.signed_headers(bytes)?;
+        let (status, _, body) = self
+            .exchange("PUT", &path_of(url)?, &headers, bytes)
+            .await?;
+        Ok((status, body))
+    }
+
+    /// The headers a signed message goes with: `Mdm-Signature` (a detached
+    /// CMS signature over `bytes` with the identity) and the content type.
+    pub fn signed_headers(&self, bytes: &[u8]) -> Result<[(&'static str, String); 2]> {
         let identity = self.identity().context("no identity yet")?;
         let signature = latchkey_certs::cms::sign_detached(bytes, &identity.pem, &identity.key)?;
-        let headers = [
+        Ok([
             (
                 "Mdm-Signature",
                 base64::engine::general_purpose::STANDARD.encode(signature),
@@ -459,11 +476,7 @@ impl SimulatedAppleDevice {
                 "Content-Type",
                 "application/x-apple-aspen-mdm-checkin".to_owned(),
             ),
-        ];
-        let (status, _, body) = self
-            .exchange("PUT", &path_of(url)?, &headers, bytes)
-            .await?;
-        Ok((status, body))
+        ])
     }
 
     fn message(&self, message_type: &str) -> Dictionary {
@@ -476,6 +489,12 @@ impl SimulatedAppleDevice {
 
     /// Authenticate (`mdm/checkin/authenticate.yaml`).
     pub async fn authenticate(&self) -> Result<u16> {
+        let url = self.profile.check_in_url.clone();
+        Ok(self.put_raw(&url, &self.authenticate_message()?).await?.0)
+    }
+
+    /// The Authenticate message's body.
+    pub fn authenticate_message(&self) -> Result<Vec<u8>> {
         let mut d = self.message("Authenticate");
         d.insert(
             "DeviceName".into(),
@@ -490,8 +509,7 @@ impl SimulatedAppleDevice {
         d.insert("SerialNumber".into(), Value::String(self.serial.clone()));
         d.insert("OSVersion".into(), Value::String(self.os_version.clone()));
         d.insert("BuildVersion".into(), Value::String("22B83".into()));
-        let url = self.profile.check_in_url.clone();
-        Ok(self.put_signed(&url, &Value::Dictionary(d)).await?.0)
+        xml(&Value::Dictionary(d))
     }
 
     fn model_name(&self) -> &'static str {
@@ -504,13 +522,18 @@ impl SimulatedAppleDevice {
 
     /// TokenUpdate (`mdm/checkin/tokenupdate.yaml`).
     pub async fn token_update(&self) -> Result<u16> {
+        let url = self.profile.check_in_url.clone();
+        Ok(self.put_raw(&url, &self.token_update_message()?).await?.0)
+    }
+
+    /// The TokenUpdate message's body.
+    pub fn token_update_message(&self) -> Result<Vec<u8>> {
         let mut d = self.message("TokenUpdate");
         d.insert("Token".into(), Value::Data(self.push_token.clone()));
         d.insert("PushMagic".into(), Value::String(self.push_magic.clone()));
         d.insert("UnlockToken".into(), Value::Data(vec![7; 32]));
         d.insert("AwaitingConfiguration".into(), Value::Boolean(false));
-        let url = self.profile.check_in_url.clone();
-        Ok(self.put_signed(&url, &Value::Dictionary(d)).await?.0)
+        xml(&Value::Dictionary(d))
     }
 
     /// CheckOut (`mdm/checkin/checkout.yaml`).
@@ -642,63 +665,32 @@ impl SimulatedAppleDevice {
     /// commands received on it.
     pub async fn check_for_commands(&self) -> Result<Vec<Received>> {
         let url = self.profile.server_url.clone();
-        let mut report = self.report("Idle", None, None);
+        let mut report = self.idle_report()?;
         let mut got = Vec::new();
         for _ in 0..64 {
-            let (status, body) = self.put_signed(&url, &report).await?;
-            if status != 200 {
-                bail!(
-                    "the command channel answered {status}: {}",
-                    String::from_utf8_lossy(&body)
-                );
-            }
-            if body.is_empty() {
-                return Ok(got);
-            }
-            let value =
-                Value::from_reader_xml(body.as_slice()).context("the command is not a plist")?;
-            let outer = value
-                .as_dictionary()
-                .context("the command is not a dictionary")?;
-            let uuid = text(outer, "CommandUUID")?;
-            let command = outer
-                .get("Command")
-                .and_then(Value::as_dictionary)
-                .context("no Command")?
-                .clone();
-            let request_type = text(&command, "RequestType")?;
-            let received = Received {
-                command_uuid: uuid.clone(),
-                request_type: request_type.clone(),
-                command,
-            };
-            if let Ok(mut all) = self.received.lock() {
-                all.push(received.clone());
-            }
-            let profile = enrollment_profile_in(&received);
-            got.push(received);
-            let answer = self
-                .answers
-                .lock()
-                .ok()
-                .and_then(|a| a.get(&request_type).cloned())
-                .unwrap_or(Answer::Acknowledged);
-            let answer = match (answer, profile) {
-                (Answer::Acknowledged, Some(profile)) => {
-                    match self.install_enrollment_profile(&profile).await? {
-                        Ok(()) => Answer::Acknowledged,
-                        Err(_) => Answer::Error,
-                    }
+            let (status, body) = self.put_raw(&url, &report).await?;
+            match self.answer_reply(status, &body)? {
+                None => return Ok(got),
+                Some((received, next)) => {
+                    // An enrollment profile acknowledged is installed: the
+                    // device enrolls again with its challenge (a renewal),
+                    // and answers Error when that fails.
+                    let acknowledged = matches!(
+                        self.answer_for(&received.request_type),
+                        Answer::Acknowledged
+                    );
+                    report = match enrollment_profile_in(&received).filter(|_| acknowledged) {
+                        Some(profile) => match self.install_enrollment_profile(&profile).await? {
+                            Ok(()) => next,
+                            Err(_) => {
+                                xml(&self.report("Error", Some(&received.command_uuid), None))?
+                            }
+                        },
+                        None => next,
+                    };
+                    got.push(received);
                 }
-                (answer, _) => answer,
-            };
-            report = match answer {
-                Answer::Acknowledged => {
-                    self.report("Acknowledged", Some(&uuid), self.result_for(&request_type))
-                }
-                Answer::NotNow => self.report("NotNow", Some(&uuid), None),
-                Answer::Error => self.report("Error", Some(&uuid), None),
-            };
+            }
         }
         bail!("the server kept sending commands")
     }
@@ -709,6 +701,63 @@ impl SimulatedAppleDevice {
         let url = self.profile.server_url.clone();
         let report = self.report("Idle", None, None);
         self.put_signed(&url, &report).await
+    }
+
+    /// How the device answers commands of `request_type` (see
+    /// [`SimulatedAppleDevice::answer`]).
+    fn answer_for(&self, request_type: &str) -> Answer {
+        self.answers
+            .lock()
+            .ok()
+            .and_then(|a| a.get(request_type).cloned())
+            .unwrap_or(Answer::Acknowledged)
+    }
+
+    /// The Idle report that opens a session on the command channel.
+    pub fn idle_report(&self) -> Result<Vec<u8>> {
+        xml(&self.report("Idle", None, None))
+    }
+
+    /// The device's step in its command state machine: given the command
+    /// channel's reply, `None` when the server has nothing more, else the
+    /// command received (recorded) and the report that answers it.
+    pub fn answer_reply(&self, status: u16, body: &[u8]) -> Result<Option<(Received, Vec<u8>)>> {
+        if status != 200 {
+            bail!(
+                "the command channel answered {status}: {}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        if body.is_empty() {
+            return Ok(None);
+        }
+        let value = Value::from_reader_xml(body).context("the command is not a plist")?;
+        let outer = value
+            .as_dictionary()
+            .context("the command is not a dictionary")?;
+        let uuid = text(outer, "CommandUUID")?;
+        let command = outer
+            .get("Command")
+            .and_then(Value::as_dictionary)
+            .context("no Command")?
+            .clone();
+        let request_type = text(&command, "RequestType")?;
+        let received = Received {
+            command_uuid: uuid.clone(),
+            request_type: request_type.clone(),
+            command,
+        };
+        if let Ok(mut all) = self.received.lock() {
+            all.push(received.clone());
+        }
+        let report = match self.answer_for(&request_type) {
+            Answer::Acknowledged => {
+                self.report("Acknowledged", Some(&uuid), self.result_for(&request_type))
+            }
+            Answer::NotNow => self.report("NotNow", Some(&uuid), None),
+            Answer::Error => self.report("Error", Some(&uuid), None),
+        };
+        Ok(Some((received, xml(&report)?)))
     }
 
     /// Whether `push` would wake this device (its token and its magic).
@@ -729,6 +778,129 @@ pub fn enrollment_profile_in(received: &Received) -> Option<Vec<u8>> {
     EnrollmentProfile::read(payload)
         .is_ok()
         .then(|| payload.to_vec())
+}
+
+/// One HTTPS connection kept open across requests (HTTP/1.1 keep-alive),
+/// opened again when the server has closed it. A device behind a
+/// TLS-terminating proxy, or one whose connection outlives a request,
+/// sends its messages this way; its `Mdm-Signature` says who it is.
+pub struct KeptAliveConnection {
+    addr: SocketAddr,
+    tls: tokio_rustls::TlsConnector,
+    stream: Option<tokio::io::BufReader<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>>,
+}
+
+impl KeptAliveConnection {
+    pub fn new(addr: SocketAddr, ca_pem: &str) -> Result<Self> {
+        Ok(KeptAliveConnection {
+            addr,
+            tls: tokio_rustls::TlsConnector::from(latchkey_certs::tls::client_config(
+                ca_pem, None,
+            )?),
+            stream: None,
+        })
+    }
+
+    /// `PUT path` with `headers` and `body`; the status and the body. A
+    /// connection the server closed while idle is opened again once.
+    pub async fn put(
+        &mut self,
+        path: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+    ) -> Result<(u16, Vec<u8>)> {
+        let reused = self.stream.is_some();
+        match self.try_put(path, headers, body).await {
+            Ok(answer) => Ok(answer),
+            Err(_) if reused => {
+                self.stream = None;
+                self.try_put(path, headers, body).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn try_put(
+        &mut self,
+        path: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+    ) -> Result<(u16, Vec<u8>)> {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+        let stream = match self.stream.as_mut() {
+            Some(stream) => stream,
+            None => {
+                let tcp = tokio::net::TcpStream::connect(self.addr).await?;
+                tcp.set_nodelay(true)?;
+                let name = rustls_pki_types::ServerName::try_from("localhost")?;
+                let tls = self.tls.connect(name, tcp).await?;
+                self.stream.insert(tokio::io::BufReader::new(tls))
+            }
+        };
+        let mut request = format!(
+            "PUT {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n",
+            body.len()
+        )
+        .into_bytes();
+        for (name, value) in headers {
+            request.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+        }
+        request.extend_from_slice(b"\r\n");
+        request.extend_from_slice(body);
+        let result = async {
+            stream.get_mut().write_all(&request).await?;
+            stream.get_mut().flush().await?;
+            let mut line = String::new();
+            if stream.read_line(&mut line).await? == 0 {
+                bail!("the server closed the connection");
+            }
+            let status: u16 = line
+                .split_whitespace()
+                .nth(1)
+                .context("no status")?
+                .parse()?;
+            let mut length = 0usize;
+            let mut close = false;
+            loop {
+                line.clear();
+                if stream.read_line(&mut line).await? == 0 {
+                    bail!("the connection ended in the header");
+                }
+                let header = line.trim_end();
+                if header.is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = header.split_once(':') {
+                    let (name, value) = (name.trim(), value.trim());
+                    if name.eq_ignore_ascii_case("content-length") {
+                        length = value.parse()?;
+                    } else if name.eq_ignore_ascii_case("connection")
+                        && value.eq_ignore_ascii_case("close")
+                    {
+                        close = true;
+                    } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                        bail!("a chunked answer: this client reads Content-Length only");
+                    }
+                }
+            }
+            let mut answer = vec![0; length];
+            stream.read_exact(&mut answer).await?;
+            anyhow::Ok((status, answer, close))
+        }
+        .await;
+        match result {
+            Ok((status, answer, close)) => {
+                if close {
+                    self.stream = None;
+                }
+                Ok((status, answer))
+            }
+            Err(e) => {
+                self.stream = None;
+                Err(e)
+            }
+        }
+    }
 }
 
 /// A push certificate for `topic` valid for `days`, written into `dir`;

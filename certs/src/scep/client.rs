@@ -88,7 +88,38 @@ impl Requester {
     /// `common_name`, valid from an hour before `now` for a day.
     pub fn generate(common_name: &str, now: DateTime<Utc>) -> Result<Self, ScepError> {
         let rsa = Rsa::generate(RSA_BITS).map_err(crypto)?;
-        let key = PKey::from_rsa(rsa).map_err(crypto)?;
+        Self::self_signed(PKey::from_rsa(rsa).map_err(crypto)?, common_name, now)
+    }
+
+    /// A new RSA-2048 key, PKCS#8 PEM, for [`Requester::for_key`] (a
+    /// simulated fleet makes its keys once and keeps them).
+    pub fn generate_key() -> Result<PrivateKeyPem, ScepError> {
+        let key = PKey::from_rsa(Rsa::generate(RSA_BITS).map_err(crypto)?).map_err(crypto)?;
+        let pem = key.private_key_to_pem_pkcs8().map_err(crypto)?;
+        String::from_utf8(pem)
+            .map(PrivateKeyPem::new)
+            .map_err(|e| ScepError::Crypto(e.to_string()))
+    }
+
+    /// A requester for an existing RSA key, with a certificate self-signed
+    /// over it as [`Requester::generate`] makes one.
+    pub fn for_key(
+        key: &PrivateKeyPem,
+        common_name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Self, ScepError> {
+        let key = cms::private_key(key)?;
+        if key.rsa().is_err() {
+            return Err(ScepError::MalformedKey("an RSA key is required".into()));
+        }
+        Self::self_signed(key, common_name, now)
+    }
+
+    fn self_signed(
+        key: PKey<Private>,
+        common_name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Self, ScepError> {
         let mut builder = X509Builder::new().map_err(crypto)?;
         builder.set_version(2).map_err(crypto)?;
         let serial =

@@ -281,6 +281,77 @@ impl<'a> SignedMessage<'a> {
     }
 }
 
+/// Why the detached check below gave no verdict, or its refusal.
+pub(crate) enum DetachedCheck {
+    /// A SignedData of another shape than the one read here (signer named
+    /// by key identifier, no signed attributes, a key that is not RSA,
+    /// content attached): the caller checks it another way.
+    OtherShape,
+    /// Of this shape, and it does not verify.
+    Refused(crate::cms::CmsError),
+}
+
+/// Verifies a detached SignedData over `content` of the shape devices send
+/// (RFC 5652 §5.4: one signer named by issuer and serial number, signed
+/// attributes with the content's messageDigest, RSA PKCS #1 v1.5 with
+/// SHA-1 or SHA-256), with ring, and returns the signer's certificate
+/// (DER) the message carries. Whose certificate that is, is the caller's.
+pub(crate) fn verify_detached_rsa(
+    signature_der: &[u8],
+    content: &[u8],
+) -> Result<Vec<u8>, DetachedCheck> {
+    use crate::cms::CmsError;
+    use DetachedCheck::{OtherShape, Refused};
+    let message = parse_signed_data(signature_der).map_err(|_| OtherShape)?;
+    if !message.content.is_empty() {
+        return Err(OtherShape);
+    }
+    let signer = message
+        .signer_certificate()
+        .map_err(|_| Refused(CmsError::NoSigner))?;
+    let attributes = Attributes::read(message.signed_attributes).map_err(|_| OtherShape)?;
+    if attributes
+        .content_type
+        .as_ref()
+        .is_some_and(|content_type| !content_type.is(oid::DATA))
+    {
+        return Err(Refused(CmsError::BadSignature));
+    }
+    let expected = attributes
+        .message_digest
+        .ok_or(Refused(CmsError::BadSignature))?;
+    let (digest, algorithm): (_, &dyn ring::signature::VerificationAlgorithm) = match message.digest
+    {
+        DigestAlgorithm::Sha1 => (
+            &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
+            &ring::signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
+        ),
+        DigestAlgorithm::Sha256 => (
+            &ring::digest::SHA256,
+            &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+        ),
+    };
+    if ring::digest::digest(digest, content).as_ref() != expected.as_slice() {
+        return Err(Refused(CmsError::BadSignature));
+    }
+    let (_, certificate) =
+        x509_parser::parse_x509_certificate(signer).map_err(|_| Refused(CmsError::NoSigner))?;
+    let key = &certificate.tbs_certificate.subject_pki;
+    if key.algorithm.algorithm.to_id_string() != "1.2.840.113549.1.1.1" {
+        return Err(OtherShape);
+    }
+    // The signature covers the attributes encoded as a SET OF, not with
+    // the [0] IMPLICIT tag they are carried under.
+    let mut signed = message.signed_attributes.raw.to_vec();
+    if let Some(tag) = signed.first_mut() {
+        *tag = ber::TAG_SET;
+    }
+    ring::signature::UnparsedPublicKey::new(algorithm, key.subject_public_key.data.as_ref())
+        .verify(&signed, &message.signature)
+        .map_err(|_| Refused(CmsError::BadSignature))?;
+    Ok(signer.to_vec())
+}
+
 /// The signed attributes SCEP reads (RFC 8894 §3.2.1), as received.
 #[derive(Default)]
 pub(super) struct Attributes {

@@ -29,7 +29,7 @@
 
 mod ber;
 mod client;
-mod cms;
+pub(crate) mod cms;
 mod issue;
 mod server;
 #[cfg(test)]

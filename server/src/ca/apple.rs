@@ -130,13 +130,78 @@ impl CertificateAuthority {
     }
 
     /// Checks a device's `Mdm-Signature` over `body` and returns the
-    /// signing certificate (DER), which chains to this CA.
-    pub fn verify_mdm_signature(&self, signature: &[u8], body: &[u8]) -> Result<Vec<u8>, CmsError> {
-        cms::verify_detached(
-            signature,
-            body,
-            self.root_pem(),
-            self.authority.issuing_pem(),
-        )
+    /// signing certificate (DER), which chains to this CA. The signature is
+    /// verified every time; that the certificate chains to the CA is
+    /// remembered (by the SHA-256 of its DER) until it or the CA expires.
+    /// Whether it is revoked or bound to the device is the store's, checked
+    /// by the caller on every message.
+    pub fn verify_mdm_signature(
+        &self,
+        signature: &[u8],
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<u8>, CmsError> {
+        let der = cms::verify_detached_signature(signature, body)?;
+        self.mdm_signers.check(&der, now)?;
+        Ok(der)
+    }
+}
+
+/// Most signer certificates remembered as chaining to the CA; past it the
+/// memory starts again (each device's next message verifies its chain once
+/// more).
+const MAX_REMEMBERED_SIGNERS: usize = 100_000;
+
+/// The chain check of `Mdm-Signature` signers: the CA parsed once, and the
+/// certificates already found to chain to it, each with the time until
+/// which that holds (its own expiry or the CA's, whichever is first).
+pub(super) struct MdmSigners {
+    chain: cms::SignerChain,
+    /// The earliest expiry of the root and the issuing CA.
+    ca_not_after: DateTime<Utc>,
+    chained: std::sync::Mutex<std::collections::HashMap<[u8; 32], DateTime<Utc>>>,
+}
+
+impl std::fmt::Debug for MdmSigners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MdmSigners")
+    }
+}
+
+impl MdmSigners {
+    pub(super) fn new(root_pem: &str, issuing_pem: &str) -> Result<Self, CaError> {
+        let not_after = |pem: &str| latchkey_certs::inspect_pem(pem).map(|info| info.not_after);
+        Ok(MdmSigners {
+            chain: cms::SignerChain::new(root_pem, issuing_pem).map_err(|e| {
+                CaError::Cert(latchkey_certs::CertError::MalformedCertificate(
+                    e.to_string(),
+                ))
+            })?,
+            ca_not_after: not_after(root_pem)?.min(not_after(issuing_pem)?),
+            chained: std::sync::Mutex::default(),
+        })
+    }
+
+    fn check(&self, der: &[u8], now: DateTime<Utc>) -> Result<(), CmsError> {
+        let key = latchkey_certs::sha256(der);
+        let remembered = self
+            .chained
+            .lock()
+            .ok()
+            .and_then(|chained| chained.get(&key).copied());
+        if remembered.is_some_and(|until| now < until) {
+            return Ok(());
+        }
+        self.chain.verify(der)?;
+        let leaf_not_after = latchkey_certs::inspect_certificate(der)
+            .map_err(|e| CmsError::Malformed(e.to_string()))?
+            .not_after;
+        if let Ok(mut chained) = self.chained.lock() {
+            if chained.len() >= MAX_REMEMBERED_SIGNERS {
+                chained.clear();
+            }
+            chained.insert(key, leaf_not_after.min(self.ca_not_after));
+        }
+        Ok(())
     }
 }

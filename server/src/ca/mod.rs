@@ -46,6 +46,8 @@ pub struct CertificateAuthority {
     /// One CRL writer at a time, so an older list never replaces a newer one.
     crl: std::sync::Mutex<()>,
     token_keys: KeyWrapper,
+    /// The chain check of Apple devices' `Mdm-Signature`s.
+    mdm_signers: apple::MdmSigners,
 }
 
 fn read(path: &Path) -> Result<String, CaError> {
@@ -96,7 +98,9 @@ impl CertificateAuthority {
             path: issuing_cert,
             source,
         })?;
+        let mdm_signers = apple::MdmSigners::new(authority.root_pem(), authority.issuing_pem())?;
         Ok(Self {
+            mdm_signers,
             authority,
             dir: dir.to_owned(),
             crl: std::sync::Mutex::new(()),

@@ -14,11 +14,24 @@ use crate::domain::command::{Command, CommandArgs, CommandKind, CommandStatus};
 use crate::domain::device::{Channel, Device, DeviceState};
 use crate::domain::ids::{CommandId, DeviceId};
 use crate::push::port::Ports;
+use crate::store::Tx;
 
 pub(super) const MAX_MESSAGE_LEN: usize = 1024;
 const MAX_PHONE_LEN: usize = 64;
 /// Devices offered their work at once by a redelivery round.
 pub(super) const REDELIVERY_CONCURRENCY: usize = 256;
+
+/// What recording a device's answer to its command did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Acknowledged {
+    /// The command was open and is now closed.
+    Now,
+    /// A wipe was carried out: the device is wiped (see `after_device_ended`).
+    Wiped,
+    /// The command was closed already (a repeated answer) or is not this
+    /// device's: nothing changed.
+    Again,
+}
 
 /// What the sealed PIN of a Mac's lock is bound to (the Apple service
 /// opens it with the same words).
@@ -531,21 +544,45 @@ impl Devices {
                 "acknowledgement for unknown command {command_id:?}"
             )));
         };
+        let tx = self.store.begin().await?;
+        let acknowledged =
+            Self::acknowledge_command_in(&tx, device, &command_id, success, result, now).await?;
+        if acknowledged == Acknowledged::Again {
+            return Ok(());
+        }
+        tx.touch_device(device.id(), now).await?;
+        tx.commit().await?;
+        if acknowledged == Acknowledged::Wiped {
+            self.after_device_ended(device.id(), now).await;
+        }
+        Ok(())
+    }
+
+    /// Records a device's answer to its command in `tx`: the command's
+    /// outcome and its audit entry, and a wipe's end of the device. A
+    /// repeated answer (at-least-once delivery) changes nothing. The
+    /// caller commits, and on [`Acknowledged::Wiped`] calls
+    /// `after_device_ended` once it has.
+    pub(super) async fn acknowledge_command_in(
+        tx: &Tx,
+        device: &AuthenticatedDevice,
+        command_id: &CommandId,
+        success: bool,
+        result: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Acknowledged, CoreError> {
         let status = if success {
             CommandStatus::Acknowledged
         } else {
             CommandStatus::Failed
         };
         let result = printable(result, MAX_MESSAGE_LEN);
-        let tx = self.store.begin().await?;
-        let changed = tx
-            .acknowledge_command(&command_id, device.id(), status, &result, now)
-            .await?;
-        if !changed {
-            // A repeated acknowledgement (at-least-once delivery).
-            return Ok(());
-        }
-        tx.touch_device(device.id(), now).await?;
+        let Some(kind) = tx
+            .acknowledge_command(command_id, device.id(), status, &result, now)
+            .await?
+        else {
+            return Ok(Acknowledged::Again);
+        };
         tx.audit(&AuditEntry {
             at: now,
             actor: device.actor(),
@@ -555,15 +592,12 @@ impl Devices {
             detail: format!("{}: {result}", status.as_str()),
         })
         .await?;
-        let command = tx.command(&command_id).await?;
-        let wipe = command.is_some_and(|c| c.kind == CommandKind::Wipe);
-        let wiped = wipe && success;
-        if wipe && !success {
-            Self::wipe_failed_in(&tx, device.id(), device.actor(), &result, now).await?;
+        if kind == CommandKind::Wipe && !success {
+            Self::wipe_failed_in(tx, device.id(), device.actor(), &result, now).await?;
         }
-        if wiped {
+        if kind == CommandKind::Wipe && success {
             Self::end_device_in(
-                &tx,
+                tx,
                 device.id(),
                 DeviceState::Wiped,
                 device.actor(),
@@ -571,12 +605,9 @@ impl Devices {
                 now,
             )
             .await?;
+            return Ok(Acknowledged::Wiped);
         }
-        tx.commit().await?;
-        if wiped {
-            self.after_device_ended(device.id(), now).await;
-        }
-        Ok(())
+        Ok(Acknowledged::Now)
     }
 
     /// After a wipe failed (the device answered with an error, or the

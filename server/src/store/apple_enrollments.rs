@@ -4,13 +4,19 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, Set, Statement,
+};
 
+use super::certificates::{CertificateRecord, certificate_from};
 use super::commands::command_from;
-use super::entities::{apple_enrollments as e, apple_scep_challenges as ch, commands};
-use super::{Db, StoreResult, ms, opt_time, time};
+use super::entities::{
+    apple_enrollments as e, apple_scep_challenges as ch, commands, device_certificates,
+};
+use super::{Db, StoreError, StoreResult, ms, opt_time, time};
 use crate::domain::apple::enrollment::{AppleEnrollment, ScepChallenge};
 use crate::domain::command::{Command, CommandStatus};
+use crate::domain::device::{Channel, DeviceState};
 use crate::domain::ids::{CommandId, DeviceId};
 
 fn enrollment_from(row: e::Model) -> StoreResult<AppleEnrollment> {
@@ -79,6 +85,65 @@ impl<C: ConnectionTrait> Db<C> {
             .await?
             .map(enrollment_from)
             .transpose()
+    }
+
+    /// A presented certificate with its device's state and the device's
+    /// Apple enrollment (absent when it has none), in one statement: what
+    /// each message of an Apple device is admitted and checked on.
+    pub async fn certificate_with_apple_enrollment(
+        &self,
+        serial_hex: &str,
+    ) -> StoreResult<
+        Option<(
+            CertificateRecord,
+            Option<(DeviceState, Channel)>,
+            Option<AppleEnrollment>,
+        )>,
+    > {
+        let statement = Statement::from_sql_and_values(
+            self.0.get_database_backend(),
+            concat!(
+                "SELECT ",
+                certificate_columns!(),
+                ", d.state AS d_state, d.channel AS d_channel, \
+                 e.device_id AS e_device_id, e.udid AS e_udid, \
+                 e.identity_sha256 AS e_identity_sha256, e.topic AS e_topic, \
+                 e.push_token AS e_push_token, e.push_magic AS e_push_magic, \
+                 e.unlock_token_sealed AS e_unlock_token_sealed, \
+                 e.bootstrap_token_sealed AS e_bootstrap_token_sealed, \
+                 e.awaiting_configuration AS e_awaiting_configuration, \
+                 e.token_updates AS e_token_updates, e.enabled AS e_enabled, \
+                 e.authenticated_at AS e_authenticated_at, e.last_seen_at AS e_last_seen_at, \
+                 e.last_idle_at AS e_last_idle_at, e.last_push_at AS e_last_push_at, \
+                 e.last_push_result AS e_last_push_result, \
+                 e.push_token_invalid_at AS e_push_token_invalid_at, \
+                 e.supervised AS e_supervised \
+                 FROM device_certificates c \
+                 LEFT JOIN devices d ON d.id = c.device_id \
+                 LEFT JOIN apple_enrollments e ON e.device_id = c.device_id \
+                 WHERE c.serial = $1"
+            ),
+            [serial_hex.into()],
+        );
+        let Some(row) = self.0.query_one_raw(statement).await? else {
+            return Ok(None);
+        };
+        let certificate =
+            certificate_from(device_certificates::Model::from_query_result(&row, "c_")?)?;
+        let state = row
+            .try_get::<Option<String>>("", "d_state")?
+            .map(|s| DeviceState::parse(&s).ok_or(StoreError::Corrupt(s)))
+            .transpose()?;
+        let channel = row
+            .try_get::<Option<String>>("", "d_channel")?
+            .map(|c| Channel::parse(&c).ok_or(StoreError::Corrupt(c)))
+            .transpose()?;
+        let state = state.zip(channel);
+        let enrollment = match row.try_get::<Option<String>>("", "e_device_id")? {
+            Some(_) => Some(enrollment_from(e::Model::from_query_result(&row, "e_")?)?),
+            None => None,
+        };
+        Ok(Some((certificate, state, enrollment)))
     }
 
     pub async fn apple_enrollment_by_udid(
@@ -251,33 +316,35 @@ impl<C: ConnectionTrait> Db<C> {
             .and_then(|r| r.bootstrap_token_sealed))
     }
 
-    /// The next command an Apple device fetches: its oldest open command,
-    /// except those it answered NotNow after its latest Idle (Apple: a
-    /// NotNow command is offered again only after the next Idle, never on
-    /// the same connection).
-    pub async fn next_apple_command(
+    /// The next command an Apple device fetches, marked sent, in one
+    /// statement: its oldest open command, except those it answered NotNow
+    /// after its latest Idle (Apple: a NotNow command is offered again only
+    /// after the next Idle, never on the same connection).
+    pub async fn take_next_apple_command(
         &self,
         device: &DeviceId,
         last_idle: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
     ) -> StoreResult<Option<Command>> {
-        let not_now_before_idle = match last_idle {
-            Some(idle) => Condition::any()
-                .add(commands::Column::NotNowAt.is_null())
-                .add(commands::Column::NotNowAt.lt(ms(idle))),
-            None => Condition::any().add(commands::Column::NotNowAt.is_null()),
-        };
-        commands::Entity::find()
-            .filter(commands::Column::DeviceId.eq(device.to_string()))
-            .filter(commands::Column::Status.is_in([
-                CommandStatus::Pending.as_str(),
-                CommandStatus::Sent.as_str(),
-            ]))
-            .filter(not_now_before_idle)
-            .order_by_asc(commands::Column::CreatedAt)
-            .order_by_asc(commands::Column::Id)
-            .one(&self.0)
+        let statement = Statement::from_sql_and_values(
+            self.0.get_database_backend(),
+            "UPDATE commands SET status = $1, sent_at = $2, offered_at = $2 \
+             WHERE id = (SELECT id FROM commands WHERE device_id = $3 \
+               AND status IN ($4, $1) AND (not_now_at IS NULL OR not_now_at < $5) \
+               ORDER BY created_at, id LIMIT 1) \
+             RETURNING *",
+            [
+                CommandStatus::Sent.as_str().into(),
+                ms(now).into(),
+                device.to_string().into(),
+                CommandStatus::Pending.as_str().into(),
+                last_idle.map(ms).into(),
+            ],
+        );
+        self.0
+            .query_one_raw(statement)
             .await?
-            .map(command_from)
+            .map(|row| command_from(commands::Model::from_query_result(&row, "")?))
             .transpose()
     }
 

@@ -266,17 +266,21 @@ impl<C: ConnectionTrait> Db<C> {
         status: CommandStatus,
         result: &str,
         now: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        let outcome = commands::Entity::update_many()
+    ) -> StoreResult<Option<CommandKind>> {
+        let closed = commands::Entity::update_many()
             .col_expr(commands::Column::Status, Expr::value(status.as_str()))
             .col_expr(commands::Column::Result, Expr::value(result.to_owned()))
             .col_expr(commands::Column::AckedAt, Expr::value(ms(now)))
             .filter(commands::Column::Id.eq(id.to_string()))
             .filter(commands::Column::DeviceId.eq(device_id.to_string()))
             .filter(is_open())
-            .exec(&self.0)
+            .exec_with_returning(&self.0)
             .await?;
-        Ok(outcome.rows_affected == 1)
+        closed
+            .into_iter()
+            .next()
+            .map(|row| CommandKind::parse(&row.kind).ok_or(StoreError::Corrupt(row.kind)))
+            .transpose()
     }
 
     /// Closes every open command of a device (it was retired or wiped).

@@ -18,7 +18,9 @@ use chrono::{DateTime, Utc};
 use tracing::warn;
 
 use super::Apple;
+use crate::core::Devices;
 use crate::core::auth::{self, AuthenticatedDevice, DeviceAuthError, DeviceChannel, DeviceRefusal};
+use crate::core::commands::Acknowledged;
 use crate::core::{AgentEvent, CoreError, printable};
 use crate::domain::apple::checkin::{
     Authenticate, CheckInMessage, EnrollmentId, SecretBytes, TokenUpdate,
@@ -31,7 +33,7 @@ use crate::domain::audit::{Actor, AuditAction, AuditEntry, AuditOutcome};
 use crate::domain::command::{Command, CommandArgs, CommandKind, CommandStatus};
 use crate::domain::device::{CheckState, DeviceState, Posture};
 use crate::domain::ids::{CommandId, DeviceId};
-use crate::store::StoredTokenUpdate;
+use crate::store::{StoredTokenUpdate, Tx};
 
 /// How a device proves who it is.
 #[derive(Debug, Clone, Copy)]
@@ -49,6 +51,8 @@ pub struct AppleDevice {
     device: AuthenticatedDevice,
     /// SHA-256 (hex) of the identity certificate.
     identity_sha256: String,
+    /// Its Apple enrollment, read with the certificate.
+    enrollment: Option<AppleEnrollment>,
 }
 
 impl AppleDevice {
@@ -120,40 +124,52 @@ impl Apple {
         let certificate = match proof {
             AppleProof::Signature(signature) => self
                 .ca
-                .verify_mdm_signature(signature, body)
+                .verify_mdm_signature(signature, body, now)
                 .map_err(|e| AppleRefusal::Unidentified(format!("Mdm-Signature: {e}")))?,
             AppleProof::TlsCertificate(der) => der.to_vec(),
         };
-        let device = auth::authenticate_device_certificate(
-            &self.store,
-            Some(&certificate),
-            DeviceChannel::AppleMdm,
-            now,
-        )
-        .await
-        .map_err(|e| match e {
+        let refusal = |e| match e {
             DeviceAuthError::Refused(
                 r @ (DeviceRefusal::NoCertificate | DeviceRefusal::MalformedCertificate),
             ) => AppleRefusal::Unidentified(r.to_string()),
             DeviceAuthError::Refused(r) => AppleRefusal::Unrecognized(r.to_string()),
             DeviceAuthError::Store(e) => e.into(),
-        })?;
+        };
+        // The certificate as issued, its device's state and the device's
+        // enrollment, in one statement; admitted by the rules every device
+        // channel shares.
+        let leaf = auth::read_leaf(Some(&certificate), now).map_err(refusal)?;
+        let (record, state, enrollment) = match self
+            .store
+            .certificate_with_apple_enrollment(&leaf.serial_hex)
+            .await?
+        {
+            Some((record, state, enrollment)) => (Some(record), state, enrollment),
+            None => (None, None, None),
+        };
+        let device = auth::admit(
+            leaf,
+            record.as_ref(),
+            state.as_ref().map(|(state, channel)| (*state, channel)),
+            DeviceChannel::AppleMdm,
+        )
+        .map_err(refusal)?;
         Ok(AppleDevice {
             device,
             identity_sha256: hex::encode(latchkey_certs::sha256(&certificate)),
+            enrollment,
         })
     }
 
-    async fn enrollment_of(&self, device: &AppleDevice) -> Result<AppleEnrollment, AppleRefusal> {
-        self.store
-            .apple_enrollment(device.id())
-            .await?
-            .ok_or_else(|| {
-                AppleRefusal::Unrecognized(format!(
-                    "device {} is not managed as an Apple device",
-                    device.id()
-                ))
-            })
+    /// The enrollment of the device, as read when the request was
+    /// admitted.
+    fn enrollment_of(&self, device: &AppleDevice) -> Result<AppleEnrollment, AppleRefusal> {
+        device.enrollment.clone().ok_or_else(|| {
+            AppleRefusal::Unrecognized(format!(
+                "device {} is not managed as an Apple device",
+                device.id()
+            ))
+        })
     }
 
     /// The enrollment of a device past Authenticate, checked against the
@@ -166,7 +182,7 @@ impl Apple {
         enrollment_id: &EnrollmentId,
         now: DateTime<Utc>,
     ) -> Result<AppleEnrollment, AppleRefusal> {
-        let enrollment = self.enrollment_of(device).await?;
+        let enrollment = self.enrollment_of(device)?;
         if enrollment.udid.as_deref() != Some(enrollment_id.device.as_str()) {
             return Err(AppleRefusal::Mismatch(format!(
                 "UDID {} is not the device this certificate authenticated as",
@@ -304,7 +320,7 @@ impl Apple {
         m: Authenticate,
         now: DateTime<Utc>,
     ) -> Result<CheckInAnswer, AppleRefusal> {
-        let enrollment = self.enrollment_of(device).await?;
+        let enrollment = self.enrollment_of(device)?;
         let udid = m.enrollment.device.as_str().to_owned();
         if let Some(bound) = &enrollment.udid
             && *bound != udid
@@ -592,51 +608,65 @@ impl Apple {
             .bound_enrollment(device, &report.enrollment, now)
             .await?;
         let idle = matches!(report.status, ReportStatus::Idle);
-        self.store.apple_seen(device.id(), idle, now).await?;
-        self.store.touch_device(device.id(), now).await?;
         let last_idle = if idle {
             Some(now)
         } else {
             enrollment.last_idle_at
         };
-        if let Some(answer) = report.status.answer() {
-            let Some(command_id) = CommandId::parse(&answer.command_uuid) else {
-                return Err(AppleRefusal::Mismatch(format!(
+        let answered = match report.status.answer() {
+            Some(answer) => Some(CommandId::parse(&answer.command_uuid).ok_or_else(|| {
+                AppleRefusal::Mismatch(format!(
                     "CommandUUID {} names no command",
                     printable(&answer.command_uuid, 64)
-                )));
-            };
-            match &report.status {
+                ))
+            })?),
+            None => None,
+        };
+        // What an acknowledged command's result changes (facts, posture) is
+        // written first, by the operations that own it. Only the answer to
+        // an open command of this device says anything: one naming another
+        // device's command, a repeat, or one to a command never sent changes
+        // neither the device's facts nor its posture.
+        let mut acknowledged = None;
+        if let (ReportStatus::Acknowledged(answer), Some(command_id)) = (&report.status, &answered)
+            && let Some(command) = self
+                .store
+                .command(command_id)
+                .await?
+                .filter(|c| c.device_id == *device.id() && c.status.is_open())
+        {
+            acknowledged = Some(
+                self.apply_result(device, command.kind, answer.result.as_ref(), now)
+                    .await?,
+            );
+        }
+        // Then the message's own writes, the answer recorded and the next
+        // command handed out, in one transaction.
+        let tx = self.store.begin().await?;
+        tx.apple_seen(device.id(), idle, now).await?;
+        tx.touch_device(device.id(), now).await?;
+        let mut wiped = false;
+        if let Some(command_id) = &answered {
+            let outcome = match &report.status {
                 ReportStatus::NotNow(_) => {
-                    self.store
-                        .mark_command_not_now(&command_id, device.id(), now)
+                    tx.mark_command_not_now(command_id, device.id(), now)
                         .await?;
+                    None
                 }
-                ReportStatus::Acknowledged(answer) => {
-                    // Only the answer to an open command of this device
-                    // says anything: one naming another device's command,
-                    // a repeat, or one to a command never sent changes
-                    // neither the device's facts nor its posture.
-                    let open = self
-                        .store
-                        .command(&command_id)
-                        .await?
-                        .filter(|c| c.device_id == *device.id() && c.status.is_open());
-                    if let Some(command) = open {
-                        let summary = self
-                            .apply_result(device, command.kind, answer.result.as_ref(), now)
-                            .await?;
-                        self.devices
-                            .acknowledge_command(
-                                &device.device,
-                                command_id.as_str(),
-                                true,
-                                &summary,
-                                now,
-                            )
-                            .await?;
-                    }
-                }
+                ReportStatus::Acknowledged(_) => match &acknowledged {
+                    Some(summary) => Some(
+                        Devices::acknowledge_command_in(
+                            &tx,
+                            &device.device,
+                            command_id,
+                            true,
+                            summary,
+                            now,
+                        )
+                        .await?,
+                    ),
+                    None => None,
+                },
                 ReportStatus::Error(answer) | ReportStatus::CommandFormatError(answer) => {
                     let chain: Vec<String> = answer
                         .error_chain
@@ -654,34 +684,43 @@ impl Apple {
                         })
                         .collect();
                     let result = format!("{}: {}", report.status.as_str(), chain.join("; "));
-                    self.devices
-                        .acknowledge_command(
+                    Some(
+                        Devices::acknowledge_command_in(
+                            &tx,
                             &device.device,
-                            command_id.as_str(),
+                            command_id,
                             false,
                             &result,
                             now,
                         )
-                        .await?;
+                        .await?,
+                    )
                 }
-                ReportStatus::Idle => {}
-            }
+                ReportStatus::Idle => None,
+            };
+            wiped = outcome == Some(Acknowledged::Wiped);
         }
-        self.next_command(device, last_idle, now).await
+        let next = self.next_command_in(&tx, device, last_idle, now).await?;
+        tx.commit().await?;
+        if wiped {
+            self.devices.after_device_ended(device.id(), now).await;
+        }
+        Ok(next)
     }
 
-    /// The next command the device fetches, rendered for it; commands
-    /// Apple has no form for are closed here and skipped.
-    async fn next_command(
+    /// The next command the device fetches, marked sent in `tx` and
+    /// rendered for it; commands Apple has no form for are closed here and
+    /// skipped.
+    async fn next_command_in(
         &self,
+        tx: &Tx,
         device: &AppleDevice,
         last_idle: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<Option<(CommandId, AppleCommand)>, AppleRefusal> {
         loop {
-            let Some(mut command) = self
-                .store
-                .next_apple_command(device.id(), last_idle)
+            let Some(mut command) = tx
+                .take_next_apple_command(device.id(), last_idle, now)
                 .await?
             else {
                 return Ok(None);
@@ -690,12 +729,7 @@ impl Apple {
                 command.args.profile = self.renewal_profile(&command).await?;
             }
             match self.render(&command)? {
-                Some(apple) => {
-                    self.store
-                        .mark_commands_sent(std::slice::from_ref(&command.id), now)
-                        .await?;
-                    return Ok(Some((command.id, apple)));
-                }
+                Some(apple) => return Ok(Some((command.id, apple))),
                 None => {
                     // An unlock is the user's passcode; anything else
                     // without its content (no profile, no notice) cannot
@@ -709,9 +743,15 @@ impl Apple {
                     } else {
                         (false, "nothing to send: the command has no content")
                     };
-                    self.devices
-                        .acknowledge_command(&device.device, command.id.as_str(), done, result, now)
-                        .await?;
+                    Devices::acknowledge_command_in(
+                        tx,
+                        &device.device,
+                        &command.id,
+                        done,
+                        result,
+                        now,
+                    )
+                    .await?;
                 }
             }
         }

@@ -10,6 +10,7 @@
 //!   target/release/latchkey-bench idle-agent --seconds 60
 //!   target/release/latchkey-bench device-auth --logins 200
 //!   target/release/latchkey-bench password-logins --attempts 1000
+//!   target/release/latchkey-bench apple-fleet --devices 5000 --runs 3
 
 // A measuring tool: a panic is a failed run with its reason.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
@@ -28,6 +29,8 @@ use latchkey_proto::v1::{
 use prost::Message;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::Semaphore;
+
+mod apple_fleet;
 
 #[derive(Parser)]
 struct Args {
@@ -106,6 +109,46 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         bursts: usize,
     },
+    /// A fleet of simulated Apple devices (SCEP identities, signed
+    /// check-ins, the command channel) on SQLite: check-in CPU per
+    /// message, command fetch-and-acknowledge cycles per second, and a
+    /// lock of every device, from the lock calls to the pushes and the
+    /// last acknowledgement.
+    AppleFleet {
+        #[arg(long, default_value_t = 5000)]
+        devices: usize,
+        /// Runs one after another, each with a fresh server.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Device sessions (and admin calls) in flight at once.
+        #[arg(long, default_value_t = 64)]
+        in_flight: usize,
+        /// Commands each device fetches and acknowledges in the cycles
+        /// phase (one per session: Idle, the command, Acknowledged).
+        #[arg(long, default_value_t = 2)]
+        cycles_per_device: usize,
+        /// The fleet's RSA keys (PKCS#8 PEM, one after another), made on
+        /// the first run and reused. Default: beside the bench binary.
+        #[arg(long)]
+        key_cache: Option<PathBuf>,
+    },
+    /// The server process `apple-fleet` starts: latchkeyd, its APNs
+    /// pushes handed to the bench over a local socket (not for direct use).
+    #[command(hide = true)]
+    AppleFleetServer {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        push_socket: PathBuf,
+        #[arg(long)]
+        listen_grpc: String,
+        #[arg(long)]
+        listen_mqtt: String,
+        #[arg(long)]
+        listen_https: String,
+        #[arg(long)]
+        listen_https_device: String,
+    },
 }
 
 /// Adds the admin API token to every call.
@@ -170,6 +213,16 @@ fn usage(pid: u32) -> Result<(f64, u64)> {
 impl Server {
     async fn start(data_dir: &Path, config: Option<&Path>) -> Result<Server> {
         let mut command = tokio::process::Command::new(sibling("latchkeyd")?);
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        Self::spawn(command, data_dir).await
+    }
+
+    /// Starts `command` (latchkeyd, or the bench's own server process)
+    /// with a fresh data directory and listeners on port 0, and reads the
+    /// addresses it prints.
+    async fn spawn(mut command: tokio::process::Command, data_dir: &Path) -> Result<Server> {
         command
             .arg("--data-dir")
             .arg(data_dir)
@@ -190,9 +243,6 @@ impl Server {
             )
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true);
-        if let Some(config) = config {
-            command.arg("--config").arg(config);
-        }
         let mut child = command.spawn()?;
         let pid = child.id().context("pid")?;
         let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
@@ -1465,6 +1515,37 @@ async fn main() -> Result<()> {
         } => bench_device_auth(logins, answer_only, in_flight, server_config.as_deref()).await,
         Command::PasswordLogins { attempts, bursts } => {
             bench_password_logins(attempts, bursts).await
+        }
+        Command::AppleFleet {
+            devices,
+            runs,
+            in_flight,
+            cycles_per_device,
+            key_cache,
+        } => {
+            apple_fleet::bench(apple_fleet::Options {
+                devices,
+                runs,
+                in_flight,
+                cycles_per_device,
+                key_cache,
+            })
+            .await
+        }
+        Command::AppleFleetServer {
+            data_dir,
+            push_socket,
+            listen_grpc,
+            listen_mqtt,
+            listen_https,
+            listen_https_device,
+        } => {
+            apple_fleet::serve(
+                data_dir,
+                push_socket,
+                [listen_grpc, listen_mqtt, listen_https, listen_https_device],
+            )
+            .await
         }
     }
 }
