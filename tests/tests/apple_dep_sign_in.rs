@@ -142,6 +142,7 @@ async fn audit_entries(sys: &System, action: &str) -> Result<Vec<serde_json::Val
 async fn a_listed_iphone_enrolls_as_the_user_who_signed_in_in_setup_assistant() -> Result<()> {
     let fake = FakeDep::start().await?;
     fake.add_device(FakeDevice::iphone("DEPSIGNIN01"));
+    fake.add_device(FakeDevice::iphone("DEPSIGNIN02"));
     let (sys, temporary) = system(&fake, true).await?;
     let listed = device_with_serial(&sys, "DEPSIGNIN01").await?;
     assert_eq!(listed["state"], "awaiting-enrollment");
@@ -231,14 +232,38 @@ async fn a_listed_iphone_enrolls_as_the_user_who_signed_in_in_setup_assistant() 
     assert!(shown.contains("alice@example.com"), "{shown}");
     assert!(shown.contains("active"), "{shown}");
 
+    // Someone holding her signed-in browser (a stolen session cookie)
+    // starts the sign-in for another listed device and drops
+    // `prompt=login`, or asks `prompt=none`: the session is not reused,
+    // no code comes back without her password and second factor.
+    let (_, other) = web_view_opens(&sys, "DEPSIGNIN02").await?;
+    let authorize = other.location().context("to the sign-in")?.to_owned();
+    let stripped = authorize
+        .replace("&prompt=login", "")
+        .replace("prompt=login&", "");
+    assert_ne!(stripped, authorize);
+    let mut reused = web_view.get(&stripped).await?;
+    while let Some(location) = reused.location().map(str::to_owned) {
+        assert!(!location.contains("/apple/dep/callback"), "{location}");
+        reused = web_view.get(&location).await?;
+    }
+    assert_eq!(reused.status, 200, "{}", reused.body);
+    assert!(reused.body.contains("name=\"password\""), "{}", reused.body);
+    let silent = web_view.get(&format!("{stripped}&prompt=none")).await?;
+    assert!(
+        silent.location().is_none_or(|l| !l.contains("code=")),
+        "{:?} {}",
+        silent.location(),
+        silent.body
+    );
+
     // The audit log names the serial and the user.
     let started = audit_entries(&sys, "apple-dep-sign-in.start").await?;
-    assert_eq!(started.len(), 1, "{started:?}");
+    assert_eq!(started.len(), 2, "{started:?}");
     assert!(
-        started[0]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("DEPSIGNIN01"),
+        started
+            .iter()
+            .any(|e| e["detail"].as_str().unwrap().contains("DEPSIGNIN01")),
         "{started:?}"
     );
     let finished = audit_entries(&sys, "apple-dep-sign-in.finish").await?;

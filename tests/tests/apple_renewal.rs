@@ -397,3 +397,30 @@ async fn a_renewed_identity_may_first_speak_in_an_authenticate() -> Result<()> {
     assert_eq!(phone.idle().await?.0, 200);
     sys.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_that_took_its_new_certificate_and_went_away_is_not_cut_off() -> Result<()> {
+    let sys = System::start().await?;
+    let (phone, _) = enrolled_device(&sys, SimulatedAppleDevice::iphone, None).await?;
+    let soon = near_expiry();
+    renewal_pass(&sys, soon).await?;
+
+    // The phone fetches the refreshed profile and gets its new certificate
+    // over SCEP, then goes out of coverage before it says anything more.
+    phone.answer("InstallProfile", Answer::NotNow);
+    phone.check_for_commands().await?;
+    let profile = phone
+        .received()
+        .iter()
+        .find_map(enrollment_profile_in)
+        .context("the phone's profile")?;
+    let installed = phone.install_enrollment_profile(&profile).await?;
+    assert!(installed.is_ok(), "{installed:?}");
+
+    // Days later the renewal is still open (the phone may hold only the
+    // new certificate), and back in coverage it is bound to it.
+    let later = renewal_pass(&sys, soon + Duration::days(4)).await?;
+    assert!(later.closed.is_empty(), "{later:?}");
+    assert_eq!(phone.idle().await?.0, 200);
+    sys.stop().await
+}

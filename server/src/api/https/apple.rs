@@ -545,6 +545,9 @@ pub(super) async fn dep_callback(
         Ok(Err(DepSignInRefusal::Expired)) => {
             return dep_sign_in_refused(lang, StatusCode::FORBIDDEN, &t::DEP_SIGN_IN_EXPIRED);
         }
+        Ok(Err(DepSignInRefusal::AssignedToAnother)) => {
+            return dep_sign_in_refused(lang, StatusCode::FORBIDDEN, &t::DEP_SIGN_IN_ASSIGNED);
+        }
         Err(e) => return super::errors::unavailable(lang, &e),
     };
     match apple

@@ -259,6 +259,7 @@ texts! {
     DEP_SIGN_IN_TITLE = "Set up your device", "デバイスのセットアップ";
     DEP_SIGN_IN_NOT_LISTED = "This device is not waiting to be enrolled by your organization. Ask your IT department.", "このデバイスは組織による登録を待っていません。IT 部門にお問い合わせください。";
     DEP_SIGN_IN_OTHER_BROWSER = "This sign-in was started on another device, so it cannot enroll one here. If you did not start setting up a device, tell your IT department.", "このサインインは別のデバイスで開始されたため、ここではデバイスを登録できません。デバイスのセットアップを開始していない場合は、IT 部門に連絡してください。";
+    DEP_SIGN_IN_ASSIGNED = "Your IT department assigned this device to someone else, so it cannot be enrolled as yours. Ask your IT department.", "この端末は IT 部門により別の利用者に割り当てられているため、あなたの端末として登録できません。IT 部門に問い合わせてください。";
     DEP_SIGN_IN_EXPIRED = "This sign-in has expired or was already used. Go back in the device's setup and start again.", "このサインインは期限切れか、すでに使用されています。デバイスのセットアップで前の画面に戻り、もう一度やり直してください。";
     DEP_SIGN_IN_OFF = "Signing in before device setup is not turned on.", "デバイスのセットアップ前のサインインは有効になっていません。";
     HOME_SIGNED_OUT = "Open an app from your company to sign in.", "サインインするには会社のアプリを開いてください。";

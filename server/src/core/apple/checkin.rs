@@ -726,7 +726,7 @@ impl Apple {
                 return Ok(None);
             };
             if command.kind == CommandKind::InstallProfile && command.args.profile.is_none() {
-                command.args.profile = self.renewal_profile(&command).await?;
+                command.args.profile = self.renewal_profile(tx, &command).await?;
             }
             match self.render(&command)? {
                 Some(apple) => return Ok(Some((command.id, apple))),

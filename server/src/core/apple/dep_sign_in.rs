@@ -62,6 +62,8 @@ pub enum DepSignInRefusal {
     /// Finished before, expired, unknown, its code did not redeem, or its
     /// device no longer awaits enrollment: Setup Assistant starts again.
     Expired,
+    /// An admin assigned the device to another user.
+    AssignedToAnother,
 }
 
 /// The id a sign-in's secret stands for.
@@ -186,13 +188,44 @@ impl Apple {
             .redeem_dep_code(code, &code_verifier(secret), now)
             .await
         {
-            Ok(user) => user,
+            // Signed in for this enrollment (after it started), with a
+            // second factor: never an earlier session carried over.
+            Ok((user, auth_time, second_factor))
+                if auth_time >= pending.created_at && second_factor =>
+            {
+                user
+            }
+            Ok((user, _, _)) => {
+                self.audit_dep_finish(
+                    &serial,
+                    Some(&user.email),
+                    AuditOutcome::Denied,
+                    "the sign-in was not made for this enrollment with a second factor",
+                    now,
+                )
+                .await?;
+                return Ok(Err(DepSignInRefusal::Expired));
+            }
             Err(TokenError::Internal(e)) => return Err(e),
             Err(_) => {
                 return refuse(DepSignInRefusal::Expired, "the code did not redeem").await;
             }
         };
         let device = self.store.device(&pending.device).await?;
+        // A device an admin assigned to someone goes to that user only.
+        if let Some(assigned) = device.as_ref().and_then(|d| d.user.as_ref())
+            && *assigned != user.email
+        {
+            self.audit_dep_finish(
+                &serial,
+                Some(&user.email),
+                AuditOutcome::Denied,
+                &format!("the device is assigned to {assigned}"),
+                now,
+            )
+            .await?;
+            return Ok(Err(DepSignInRefusal::AssignedToAnother));
+        }
         if device.is_none_or(|d| d.state != DeviceState::AwaitingEnrollment) {
             self.audit_dep_finish(
                 &serial,

@@ -61,7 +61,21 @@ impl Apple {
     ) -> Result<RenewalPass, CoreError> {
         let mut pass = RenewalPass::default();
         for renewal in self.store.open_identity_renewals().await? {
-            let outcome = if renewal.expires_at <= now {
+            // A renewal whose certificate was issued expires only once the
+            // device has spoken with its old certificate since: until then
+            // it may have replaced the old one already (and be away), and
+            // revoking the new one would cut it off.
+            let expired = renewal.expires_at <= now
+                && match &renewal.issued {
+                    None => true,
+                    Some(issued) => self
+                        .store
+                        .apple_enrollment(&renewal.device)
+                        .await?
+                        .and_then(|e| e.last_seen_at)
+                        .is_some_and(|seen| seen > issued.at),
+                };
+            let outcome = if expired {
                 Some(RenewalOutcome::Expired)
             } else {
                 let command = self.store.command(&renewal.command).await?;
@@ -170,6 +184,17 @@ impl Apple {
             ));
         };
         let open = self.store.open_identity_renewal(device).await?;
+        let seen = enrollment.last_seen_at;
+        if let Some(issued) = open.as_ref().and_then(|o| o.issued.as_ref())
+            && seen.is_none_or(|seen| seen <= issued.at)
+        {
+            return not_now(&format!(
+                "device {device} was issued its renewed certificate at {} and has not checked \
+                 in since: it may hold only the new one, and is bound to it when it next checks \
+                 in; nothing to renew until then",
+                issued.at.to_rfc3339()
+            ));
+        }
         if let Some(open) = &open
             && !replace
         {
@@ -244,7 +269,9 @@ impl Apple {
         }
         tx.insert_scep_challenge(&ScepChallenge {
             challenge_sha256,
-            user: listed.user.clone(),
+            // A renewal changes no one's device: the user an admin assigns
+            // meanwhile stays.
+            user: None,
             device: Some(device.clone()),
             created_by: actor.to_string(),
             created_at: now,
@@ -350,19 +377,20 @@ impl Apple {
     }
 
     /// The enrollment profile an open renewal's InstallProfile carries
-    /// (unsigned XML); `None` when the command is no open renewal's.
+    /// (unsigned XML), read in `tx`, the transaction that hands the
+    /// command out; `None` when the command is no open renewal's.
     pub(super) async fn renewal_profile(
         &self,
+        tx: &crate::store::Tx,
         command: &Command,
     ) -> Result<Option<Vec<u8>>, CoreError> {
-        let Some(renewal) = self.store.identity_renewal_of_command(&command.id).await? else {
+        let Some(renewal) = tx.identity_renewal_of_command(&command.id).await? else {
             return Ok(None);
         };
         if renewal.closed.is_some() || renewal.device != command.device_id {
             return Ok(None);
         }
-        let Some(topic) = self
-            .store
+        let Some(topic) = tx
             .apple_enrollment(&renewal.device)
             .await?
             .and_then(|e| e.topic)

@@ -241,6 +241,16 @@ impl SignIn {
         if prompt_none && prompts.len() > 1 {
             return Err(refuse("invalid_request", "prompt=none cannot be combined"));
         }
+        // The built-in client's sign-in enrolls a device as the user's: it
+        // is always a sign-in made now, whatever the URL asks, never an
+        // existing session reused.
+        let first_party = self.is_first_party(&app);
+        if first_party && prompt_none {
+            return Err(refuse(
+                "login_required",
+                "this sign-in is always made with the password and second factor",
+            ));
+        }
         let max_age = match params.max_age.as_deref() {
             None | Some("") => None,
             Some(text) => match text.parse::<i64>() {
@@ -259,7 +269,7 @@ impl SignIn {
             state: params.state.clone(),
             nonce: params.nonce.clone(),
             code_challenge,
-            prompt_login: prompts.contains(&"login"),
+            prompt_login: first_party || prompts.contains(&"login"),
             prompt_none,
             max_age,
             app,

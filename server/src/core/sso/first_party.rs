@@ -22,6 +22,7 @@ use crate::core::auth::secret_hash;
 use crate::core::sso::SignIn;
 use crate::domain::app::{App, DEFAULT_REFRESH_LIFETIME, DevicePolicy, MfaPolicy};
 use crate::domain::ids::ClientId;
+use crate::domain::sign_in::Amr;
 use crate::domain::user::User;
 
 /// The built-in client's id. Apps' ids are random version-4 UUIDs, whose
@@ -104,7 +105,7 @@ impl SignIn {
         code: &str,
         code_verifier: &str,
         now: DateTime<Utc>,
-    ) -> Result<User, TokenError> {
+    ) -> Result<(User, DateTime<Utc>, bool), TokenError> {
         let client_id = ClientId::parse(DEP_CLIENT_ID).ok_or(TokenError::InvalidClient)?;
         let app = self
             .first_party_app(&client_id)
@@ -116,7 +117,8 @@ impl SignIn {
         self.store
             .end_grant(&grant.id, "device enrollment sign-in finished", now)
             .await?;
-        Ok(user)
+        let second_factor = grant.amr.contains(&Amr::OneTimeCode);
+        Ok((user, grant.auth_time, second_factor))
     }
 
     /// Spends a code of the built-in client that came back where it
