@@ -87,6 +87,11 @@ fn open_attached(der: &[u8], flags: Pkcs7Flags) -> Result<Vec<u8>, Option<CmsErr
     if der.len() > MAX_SIGNATURE_BYTES {
         return Err(Some(CmsError::TooLong));
     }
+    if !crate::scep::cms::openssl_may_read(der) {
+        return Err(Some(CmsError::Malformed(
+            "not a SignedData with one SHA-1 or SHA-256 digest algorithm and one signer".into(),
+        )));
+    }
     let signed = Pkcs7::from_der(der).map_err(|e| Some(CmsError::Malformed(reason(&e))))?;
     let none = Stack::new().map_err(|e| Some(CmsError::Malformed(reason(&e))))?;
     let store = X509StoreBuilder::new()
@@ -178,9 +183,14 @@ pub fn verify_detached_signature(
     match crate::scep::cms::verify_detached_rsa(signature_der, content) {
         Ok(signer) => Ok(signer),
         Err(crate::scep::cms::DetachedCheck::Refused(refusal)) => Err(refusal),
-        Err(crate::scep::cms::DetachedCheck::OtherShape) => {
+        Err(crate::scep::cms::DetachedCheck::OtherShape)
+            if crate::scep::cms::openssl_may_read(signature_der) =>
+        {
             verify_detached_with_openssl(signature_der, content)
         }
+        Err(crate::scep::cms::DetachedCheck::OtherShape) => Err(CmsError::Malformed(
+            "not a SignedData with one SHA-1 or SHA-256 digest algorithm and one signer".into(),
+        )),
     }
 }
 

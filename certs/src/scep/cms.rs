@@ -281,6 +281,40 @@ impl<'a> SignedMessage<'a> {
     }
 }
 
+/// Whether `input` is a SignedData OpenSSL may be given: one digest
+/// algorithm, SHA-1 or SHA-256, and one signer. OpenSSL hashes the content
+/// once for every digest algorithm a message lists, before any signature
+/// is checked, so a message listing thousands (or a weak one) is refused
+/// here instead.
+pub(crate) fn openssl_may_read(input: &[u8]) -> bool {
+    let shape = || -> Result<bool, ScepError> {
+        let content_info = ber::parse(input)?.expect(ber::TAG_SEQUENCE)?;
+        let mut parts = content_info.children()?;
+        if !parts.next()?.oid()?.is(oid::SIGNED_DATA) {
+            return Ok(false);
+        }
+        let signed_data = parts
+            .next()?
+            .expect(ber::TAG_CONTEXT_0)?
+            .explicit_inner()?
+            .expect(ber::TAG_SEQUENCE)?;
+        let mut fields = signed_data.children()?;
+        fields.next()?.expect(ber::TAG_INTEGER)?;
+        let mut digests = fields.next()?.expect(ber::TAG_SET)?.children()?;
+        DigestAlgorithm::from_oid(&algorithm(digests.next()?)?)?;
+        if digests.next_optional()?.is_some() {
+            return Ok(false);
+        }
+        fields.next()?.expect(ber::TAG_SEQUENCE)?;
+        fields.next_if(ber::TAG_CONTEXT_0)?;
+        fields.next_if(ber::TAG_CONTEXT_1)?;
+        let mut signers = fields.next()?.expect(ber::TAG_SET)?.children()?;
+        signers.next()?;
+        Ok(signers.next_optional()?.is_none())
+    };
+    shape().unwrap_or(false)
+}
+
 /// Why the detached check below gave no verdict, or its refusal.
 pub(crate) enum DetachedCheck {
     /// A SignedData of another shape than the one read here (signer named
@@ -694,4 +728,57 @@ pub(super) fn private_key(pem: &crate::PrivateKeyPem) -> Result<PKey<Private>, S
 /// Parses a DER certificate with OpenSSL.
 pub(super) fn x509(der: &[u8]) -> Result<X509, ScepError> {
     X509::from_der(der).map_err(|e| ScepError::MalformedCertificate(e.to_string()))
+}
+
+#[cfg(test)]
+mod shape_tests {
+    use super::*;
+
+    /// A SignedData skeleton listing `digests` and `signers` empty signer
+    /// infos.
+    fn skeleton(digests: &[&[u64]], signers: usize) -> Vec<u8> {
+        yasna::construct_der(|writer| {
+            writer.write_sequence(|writer| {
+                write_oid(writer.next(), oid::SIGNED_DATA);
+                writer.next().write_tagged(Tag::context(0), |writer| {
+                    writer.write_sequence(|writer| {
+                        writer.next().write_u8(1);
+                        writer.next().write_set(|writer| {
+                            for digest in digests {
+                                writer.next().write_sequence(|writer| {
+                                    write_oid(writer.next(), digest);
+                                });
+                            }
+                        });
+                        writer.next().write_sequence(|writer| {
+                            write_oid(writer.next(), oid::DATA);
+                        });
+                        writer.next().write_set(|writer| {
+                            for _ in 0..signers {
+                                writer.next().write_sequence(|_| {});
+                            }
+                        });
+                    });
+                });
+            });
+        })
+    }
+
+    #[test]
+    fn openssl_reads_one_digest_algorithm_and_one_signer_only() {
+        assert!(openssl_may_read(&skeleton(&[oid::SHA256], 1)));
+        assert!(openssl_may_read(&skeleton(&[oid::SHA1], 1)));
+        // Thousands of digest algorithms would each hash the whole body.
+        let many = vec![oid::SHA256; 2000];
+        assert!(!openssl_may_read(&skeleton(&many, 1)));
+        assert!(!openssl_may_read(&skeleton(&[oid::SHA256, oid::SHA1], 1)));
+        // MD5, or no algorithm at all.
+        assert!(!openssl_may_read(&skeleton(
+            &[&[1, 2, 840, 113549, 2, 5]],
+            1
+        )));
+        assert!(!openssl_may_read(&skeleton(&[], 1)));
+        assert!(!openssl_may_read(&skeleton(&[oid::SHA256], 2)));
+        assert!(!openssl_may_read(b"not DER at all"));
+    }
 }
