@@ -51,6 +51,16 @@ fn stranger(sys: &System, like: &SimulatedAppleDevice) -> SimulatedAppleDevice {
     SimulatedAppleDevice::iphone(like.profile.clone(), sys.running().https_addr, &sys.ca_pem)
 }
 
+/// The first enrollment profile `device` was sent in an InstallProfile
+/// (`what` names it in the error).
+fn first_enrollment_profile(device: &SimulatedAppleDevice, what: &str) -> Result<Vec<u8>> {
+    device
+        .received()
+        .iter()
+        .find_map(enrollment_profile_in)
+        .context(what.to_owned())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_near_expiry_renews_its_identity_and_the_old_certificate_is_refused() -> Result<()>
 {
@@ -168,11 +178,7 @@ async fn one_renewal_per_device_and_one_that_fails_is_retried_on_a_later_pass() 
     assert!(started_for(&retry, &id), "{retry:?}");
     assert!(!started_for(&retry, &away_id), "{retry:?}");
     // The closed renewal's challenge no longer gets a certificate.
-    let first_profile = phone
-        .received()
-        .iter()
-        .find_map(enrollment_profile_in)
-        .context("the first profile")?;
+    let first_profile = first_enrollment_profile(&phone, "the first profile")?;
     let late = stranger(&sys, &phone)
         .install_enrollment_profile(&first_profile)
         .await?;
@@ -226,11 +232,7 @@ async fn a_renewal_challenge_does_not_let_another_device_check_in_as_the_first()
     // speaks as the phone: refused, and the phone is as it was.
     attacker.check_for_commands().await?;
     assert_eq!(install_profiles(&attacker), 1);
-    let own_profile = attacker
-        .received()
-        .iter()
-        .find_map(enrollment_profile_in)
-        .context("the attacker's profile")?;
+    let own_profile = first_enrollment_profile(&attacker, "the attacker's profile")?;
     let attacker_udid = std::mem::replace(&mut attacker.udid, phone.udid.clone());
     let (status, _) = attacker.idle().await?;
     assert_eq!(status, 400);
@@ -244,11 +246,7 @@ async fn a_renewal_challenge_does_not_let_another_device_check_in_as_the_first()
     let again = attacker.install_enrollment_profile(&own_profile).await?;
     assert!(again.is_err(), "{again:?}");
     phone.check_for_commands().await?;
-    let phone_profile = phone
-        .received()
-        .iter()
-        .find_map(enrollment_profile_in)
-        .context("the phone's profile")?;
+    let phone_profile = first_enrollment_profile(&phone, "the phone's profile")?;
     let thief = stranger(&sys, &phone);
     let stolen = thief.install_enrollment_profile(&phone_profile).await?;
     assert!(stolen.is_err(), "{stolen:?}");
@@ -276,11 +274,7 @@ async fn a_certificate_from_a_stolen_unused_challenge_is_refused_for_another_udi
     // challenge first, from another UDID.
     phone.answer("InstallProfile", Answer::NotNow);
     phone.check_for_commands().await?;
-    let profile = phone
-        .received()
-        .iter()
-        .find_map(enrollment_profile_in)
-        .context("the phone's profile")?;
+    let profile = first_enrollment_profile(&phone, "the phone's profile")?;
     let thief = stranger(&sys, &phone);
     let got = thief.install_enrollment_profile(&profile).await?;
     assert!(got.is_ok(), "{got:?}");
@@ -364,11 +358,7 @@ async fn a_renewed_identity_may_first_speak_in_an_authenticate() -> Result<()> {
     renewal_pass(&sys, near_expiry()).await?;
     phone.answer("InstallProfile", Answer::NotNow);
     phone.check_for_commands().await?;
-    let profile = phone
-        .received()
-        .iter()
-        .find_map(enrollment_profile_in)
-        .context("the phone's profile")?;
+    let profile = first_enrollment_profile(&phone, "the phone's profile")?;
     let old = phone.identity().context("an identity")?;
     let installed = phone.install_enrollment_profile(&profile).await?;
     assert!(installed.is_ok(), "{installed:?}");
@@ -409,11 +399,7 @@ async fn a_device_that_took_its_new_certificate_and_went_away_is_not_cut_off() -
     // over SCEP, then goes out of coverage before it says anything more.
     phone.answer("InstallProfile", Answer::NotNow);
     phone.check_for_commands().await?;
-    let profile = phone
-        .received()
-        .iter()
-        .find_map(enrollment_profile_in)
-        .context("the phone's profile")?;
+    let profile = first_enrollment_profile(&phone, "the phone's profile")?;
     let installed = phone.install_enrollment_profile(&profile).await?;
     assert!(installed.is_ok(), "{installed:?}");
 

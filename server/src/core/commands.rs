@@ -8,7 +8,7 @@ use tracing::warn;
 use super::auth::{AuthenticatedAdmin, AuthenticatedDevice, Permission};
 use super::devices::Devices;
 use super::policies;
-use super::{CoreError, DeviceView, parse_device_id, printable};
+use super::{CoreError, DeviceView, existing_device, parse_device_id, printable};
 use crate::domain::audit::{Actor, AdminRequest, AuditAction, AuditEntry, AuditOutcome};
 use crate::domain::command::{Command, CommandArgs, CommandKind, CommandStatus};
 use crate::domain::device::{Channel, Device, DeviceState};
@@ -105,12 +105,7 @@ impl Devices {
             message,
             args,
         } = request;
-        let device_id = parse_device_id(id)?;
-        let device = self
-            .store
-            .device(&device_id)
-            .await?
-            .ok_or_else(|| CoreError::NotFound(format!("device {id}")))?;
+        let (device_id, device) = existing_device(&self.store, id).await?;
         if device.state.is_final() || device.state == DeviceState::WipePending {
             return Err(CoreError::FailedPrecondition(format!(
                 "device {id} is {}; it takes no more commands",
@@ -268,12 +263,7 @@ impl Devices {
             .footnote
             .map(|f| printable(f.trim(), MAX_MESSAGE_LEN))
             .filter(|f| !f.is_empty());
-        let device_id = parse_device_id(id)?;
-        let device = self
-            .store
-            .device(&device_id)
-            .await?
-            .ok_or_else(|| CoreError::NotFound(format!("device {id}")))?;
+        let (device_id, device) = existing_device(&self.store, id).await?;
         let apple = device.channel == Channel::apple();
         if !apple && (phone.is_some() || footnote.is_some() || lock.lost) {
             return Err(CoreError::FailedPrecondition(format!(
@@ -408,12 +398,7 @@ impl Devices {
         self.audit
             .authorize(caller, permission, request, id, now)
             .await?;
-        let device_id = parse_device_id(id)?;
-        let device = self
-            .store
-            .device(&device_id)
-            .await?
-            .ok_or_else(|| CoreError::NotFound(format!("device {id}")))?;
+        let (_, device) = existing_device(&self.store, id).await?;
         if device.channel != Channel::apple() {
             return Err(CoreError::FailedPrecondition(format!(
                 "device {id} is managed by the Latchkey agent; {} is for Apple devices",

@@ -9,7 +9,10 @@ use chrono::{DateTime, Utc};
 use super::auth::{self, AuthenticatedAdmin, AuthenticatedDevice, Permission};
 use super::enrollment::Crl;
 use super::policies::{self, Policies};
-use super::{AgentEvent, Audit, CoreError, DeviceDetails, DeviceView, UnlockPin, parse_device_id};
+use super::{
+    AgentEvent, Audit, CoreError, DeviceDetails, DeviceView, UnlockPin, existing_device,
+    parse_device_id,
+};
 use crate::ca::CertificateAuthority;
 use crate::domain::apple::enrollment::IdentityStatus;
 use crate::domain::audit::{Actor, AdminRequest, AuditAction, AuditEntry, AuditOutcome};
@@ -167,12 +170,7 @@ impl Devices {
                 now,
             )
             .await?;
-        let device_id = parse_device_id(id)?;
-        let device = self
-            .store
-            .device(&device_id)
-            .await?
-            .ok_or_else(|| CoreError::NotFound(format!("device {id}")))?;
+        let (device_id, device) = existing_device(&self.store, id).await?;
         if device.state.is_final() {
             return Err(CoreError::FailedPrecondition(format!(
                 "device {id} is already {}",

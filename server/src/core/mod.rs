@@ -356,6 +356,20 @@ pub(crate) fn parse_device_id(id: &str) -> Result<DeviceId, CoreError> {
     DeviceId::parse(id).ok_or_else(|| CoreError::NotFound(format!("device {id}")))
 }
 
+/// The device an admin's `id` names, with its parsed id; `NotFound` when
+/// the id cannot be a device's or no device has it.
+pub(crate) async fn existing_device(
+    store: &crate::store::Store,
+    id: &str,
+) -> Result<(DeviceId, crate::domain::device::Device), CoreError> {
+    let device_id = parse_device_id(id)?;
+    let device = store
+        .device(&device_id)
+        .await?
+        .ok_or_else(|| CoreError::NotFound(format!("device {id}")))?;
+    Ok((device_id, device))
+}
+
 /// Device-supplied text as it may be stored and shown: control characters
 /// (terminal escapes) dropped, at most `max` bytes.
 pub(crate) fn printable(text: &str, max: usize) -> String {

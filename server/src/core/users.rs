@@ -8,7 +8,7 @@ use latchkey_proto::limits::MAX_IMPORT_ROWS;
 use super::auth::{AuthenticatedAdmin, Permission};
 use super::passwords::{Password, Passwords, TEMPORARY_PASSWORD_DAYS, temporary_password};
 use super::policies::Policies;
-use super::{Audit, CoreError, DeviceView, parse_device_id, validate_email, validate_label};
+use super::{Audit, CoreError, DeviceView, existing_device, validate_email, validate_label};
 use crate::domain::audit::{AdminRequest, AuditAction, AuditEntry, AuditOutcome};
 use crate::domain::ids::UserId;
 use crate::domain::user::{Group, User, UserKind, UserStatus};
@@ -503,12 +503,7 @@ impl Users {
                 now,
             )
             .await?;
-        let device_id = parse_device_id(id)?;
-        let device = self
-            .store
-            .device(&device_id)
-            .await?
-            .ok_or_else(|| CoreError::NotFound(format!("device {id}")))?;
+        let (device_id, device) = existing_device(&self.store, id).await?;
         if device.state.is_final() {
             return Err(CoreError::FailedPrecondition(format!(
                 "device {id} is {}",

@@ -8,12 +8,10 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, Set, Statement,
 };
 
-use super::certificates::{CertificateRecord, certificate_from};
+use super::certificates::{CertificateRecord, certificate_and_device_from};
 use super::commands::command_from;
-use super::entities::{
-    apple_enrollments as e, apple_scep_challenges as ch, commands, device_certificates,
-};
-use super::{Db, StoreError, StoreResult, ms, opt_time, time};
+use super::entities::{apple_enrollments as e, apple_scep_challenges as ch, commands};
+use super::{Db, StoreResult, ms, opt_time, time};
 use crate::domain::apple::enrollment::{AppleEnrollment, ScepChallenge};
 use crate::domain::command::{Command, CommandStatus};
 use crate::domain::device::{Channel, DeviceState};
@@ -128,17 +126,7 @@ impl<C: ConnectionTrait> Db<C> {
         let Some(row) = self.0.query_one_raw(statement).await? else {
             return Ok(None);
         };
-        let certificate =
-            certificate_from(device_certificates::Model::from_query_result(&row, "c_")?)?;
-        let state = row
-            .try_get::<Option<String>>("", "d_state")?
-            .map(|s| DeviceState::parse(&s).ok_or(StoreError::Corrupt(s)))
-            .transpose()?;
-        let channel = row
-            .try_get::<Option<String>>("", "d_channel")?
-            .map(|c| Channel::parse(&c).ok_or(StoreError::Corrupt(c)))
-            .transpose()?;
-        let state = state.zip(channel);
+        let (certificate, state) = certificate_and_device_from(&row)?;
         let enrollment = match row.try_get::<Option<String>>("", "e_device_id")? {
             Some(_) => Some(enrollment_from(e::Model::from_query_result(&row, "e_")?)?),
             None => None,

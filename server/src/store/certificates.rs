@@ -103,17 +103,7 @@ impl<C: ConnectionTrait> Db<C> {
         let Some(row) = self.0.query_one_raw(statement).await? else {
             return Ok(None);
         };
-        let certificate =
-            certificate_from(device_certificates::Model::from_query_result(&row, "c_")?)?;
-        let state = row
-            .try_get::<Option<String>>("", "d_state")?
-            .map(|s| DeviceState::parse(&s).ok_or(StoreError::Corrupt(s)))
-            .transpose()?;
-        let channel = row
-            .try_get::<Option<String>>("", "d_channel")?
-            .map(|c| Channel::parse(&c).ok_or(StoreError::Corrupt(c)))
-            .transpose()?;
-        Ok(Some((certificate, state.zip(channel))))
+        certificate_and_device_from(&row).map(Some)
     }
 
     /// Revokes one certificate of a device if it is still valid; false when
@@ -162,4 +152,22 @@ impl<C: ConnectionTrait> Db<C> {
             .map(|r| Ok((r.serial, time(r.revoked_at.unwrap_or(r.not_before))?)))
             .collect()
     }
+}
+
+/// A certificate (columns `c_*`) with its device's state and channel
+/// (`d_state`, `d_channel`; absent when the device was deleted), as the
+/// statements that admit a device call read them.
+pub(super) fn certificate_and_device_from(
+    row: &sea_orm::QueryResult,
+) -> StoreResult<(CertificateRecord, Option<(DeviceState, Channel)>)> {
+    let certificate = certificate_from(device_certificates::Model::from_query_result(row, "c_")?)?;
+    let state = row
+        .try_get::<Option<String>>("", "d_state")?
+        .map(|s| DeviceState::parse(&s).ok_or(StoreError::Corrupt(s)))
+        .transpose()?;
+    let channel = row
+        .try_get::<Option<String>>("", "d_channel")?
+        .map(|c| Channel::parse(&c).ok_or(StoreError::Corrupt(c)))
+        .transpose()?;
+    Ok((certificate, state.zip(channel)))
 }

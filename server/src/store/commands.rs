@@ -290,24 +290,29 @@ impl<C: ConnectionTrait> Db<C> {
         result: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        commands::Entity::update_many()
-            .col_expr(
-                commands::Column::Status,
-                Expr::value(CommandStatus::Failed.as_str()),
-            )
-            .col_expr(commands::Column::Result, Expr::value(result.to_owned()))
-            .col_expr(commands::Column::AckedAt, Expr::value(ms(now)))
-            .filter(commands::Column::DeviceId.eq(device_id.to_string()))
-            .filter(is_open())
-            .exec(&self.0)
-            .await?;
-        Ok(())
+        self.fail_open_where(
+            commands::Column::DeviceId.eq(device_id.to_string()),
+            result,
+            now,
+        )
+        .await
     }
 
     /// Closes one open command as failed (what it carried no longer holds).
     pub async fn fail_open_command(
         &self,
         command: &CommandId,
+        result: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.fail_open_where(commands::Column::Id.eq(command.to_string()), result, now)
+            .await
+    }
+
+    /// Closes the open commands that meet `condition` as failed.
+    async fn fail_open_where(
+        &self,
+        condition: sea_orm::sea_query::SimpleExpr,
         result: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
@@ -318,7 +323,7 @@ impl<C: ConnectionTrait> Db<C> {
             )
             .col_expr(commands::Column::Result, Expr::value(result.to_owned()))
             .col_expr(commands::Column::AckedAt, Expr::value(ms(now)))
-            .filter(commands::Column::Id.eq(command.to_string()))
+            .filter(condition)
             .filter(is_open())
             .exec(&self.0)
             .await?;

@@ -20,6 +20,7 @@ use crate::store::{Store, StoredPushCertificate};
 use tracing::warn;
 
 mod checkin;
+mod command_channel;
 mod dep;
 mod dep_sign_in;
 mod enroll;
@@ -27,7 +28,8 @@ mod inventory;
 pub(crate) mod policy;
 mod renew;
 
-pub use checkin::{AppleDevice, AppleProof, AppleRefusal, CheckInAnswer, posture_of};
+pub use checkin::{AppleDevice, AppleProof, AppleRefusal, CheckInAnswer};
+pub use command_channel::posture_of;
 pub use dep::{DepKeypair, MAX_TOKEN_FILE_BYTES};
 pub use dep_sign_in::{DEP_SIGN_IN_LIFETIME, DepSignInRefusal, DepSignInStart};
 pub use enroll::{NewEnrollment, ScepAnswer};

@@ -21,7 +21,7 @@ use super::checkin::{AppleDevice, AppleRefusal, sealing_kid};
 use super::enroll::{NewEnrollment, challenge_hash, new_challenge};
 use crate::apple_profiles::enrollment::enrollment_profile_identifier;
 use crate::core::auth::{AuthenticatedAdmin, Permission};
-use crate::core::{CoreError, DeviceView, parse_device_id};
+use crate::core::{CoreError, DeviceView, existing_device};
 use crate::domain::apple::enrollment::{
     AppleEnrollment, IdentityRenewal, RenewalOutcome, RenewedIdentity, ScepChallenge,
 };
@@ -123,12 +123,7 @@ impl Apple {
                 now,
             )
             .await?;
-        let device_id = parse_device_id(id)?;
-        let device = self
-            .store
-            .device(&device_id)
-            .await?
-            .ok_or_else(|| CoreError::NotFound(format!("device {id}")))?;
+        let (device_id, device) = existing_device(&self.store, id).await?;
         if device.channel != Channel::apple() {
             return Err(CoreError::FailedPrecondition(format!(
                 "device {id} is managed by the Latchkey agent, which renews its own \
