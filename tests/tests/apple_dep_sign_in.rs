@@ -423,3 +423,46 @@ async fn without_the_setting_setup_assistant_gets_the_profile_as_before() -> Res
     );
     sys.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_assigned_to_someone_else_does_not_enroll_as_whoever_signs_in() -> Result<()> {
+    // The admin assigned this listed iPhone to Bob; Alice, who knows its
+    // serial, starts its Setup Assistant sign-in and signs in as herself.
+    let fake = FakeDep::start().await?;
+    fake.add_device(FakeDevice::iphone("DEPBOB00001"));
+    let (sys, temporary) = system(&fake, true).await?;
+    login::add_user_with_temporary_password(&sys, "bob@example.com", &["--name", "Bob Sato"])
+        .await?;
+    let listed = device_with_serial(&sys, "DEPBOB00001").await?;
+    let id = listed["id"].as_str().context("id")?.to_owned();
+    sys.ctl(&["device", "assign", &id, "--user", "bob@example.com"])
+        .await?;
+
+    let (mut web_view, first) = web_view_opens(&sys, "DEPBOB00001").await?;
+    let form = web_view.follow(first).await?;
+    let mut totp = None;
+    let after = sign_in_on(&mut web_view, &form, &temporary, &mut totp, 0).await?;
+    let callback = until_callback(&mut web_view, after).await?;
+    let refused = web_view.get(&callback).await?;
+    assert!(!is_profile(&refused), "{}", refused.body);
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(
+        refused
+            .body
+            .contains("assigned this device to someone else"),
+        "{}",
+        refused.body
+    );
+    let device = device_with_serial(&sys, "DEPBOB00001").await?;
+    assert_eq!(device["state"], "awaiting-enrollment", "{device}");
+    assert_eq!(device["user"], "bob@example.com", "{device}");
+    let finished = audit_entries(&sys, "apple-dep-sign-in.finish").await?;
+    assert!(
+        finished.iter().any(|e| e["outcome"] == "denied"
+            && e["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("assigned to bob@example.com"))),
+        "{finished:?}"
+    );
+    sys.stop().await
+}

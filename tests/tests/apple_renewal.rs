@@ -410,3 +410,29 @@ async fn a_device_that_took_its_new_certificate_and_went_away_is_not_cut_off() -
     assert_eq!(phone.idle().await?.0, 200);
     sys.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_keeps_the_user_an_admin_assigned_meanwhile() -> Result<()> {
+    let sys = System::start().await?;
+    for (email, name) in [("alice@example.com", "Alice"), ("bob@example.com", "Bob")] {
+        sys.ctl(&["user", "add", email, "--name", name]).await?;
+    }
+    let (phone, id) = enrolled_device(
+        &sys,
+        SimulatedAppleDevice::iphone,
+        Some("alice@example.com"),
+    )
+    .await?;
+    renewal_pass(&sys, near_expiry()).await?;
+    // The phone passes from Alice to Bob while its renewal is open; the
+    // renewed identity does not hand it back to Alice.
+    sys.ctl(&["device", "assign", &id, "--user", "bob@example.com"])
+        .await?;
+    let old = phone.identity().context("an identity")?;
+    phone.check_for_commands().await?;
+    assert_ne!(phone.identity().context("an identity")?.der, old.der);
+    assert_eq!(phone.idle().await?.0, 200);
+    let shown = sys.ctl_json(&["device", "show", &id]).await?;
+    assert_eq!(shown["user"], "bob@example.com", "{shown}");
+    sys.stop().await
+}
