@@ -158,6 +158,34 @@ async fn an_iphones_identity_signs_its_user_in_until_the_iphone_is_locked() -> R
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locking_every_device_of_alice_at_once_refuses_her_iphone_at_once() -> Result<()> {
+    let s = setup("bound").await?;
+    let (phone, id) = enrolled_device(
+        &s.sys,
+        SimulatedAppleDevice::iphone,
+        Some("alice@example.com"),
+    )
+    .await?;
+    let first = phone_sign_in(&s, &phone, Some(&id), "phone-1").await?;
+    assert!(
+        matches!(&first, Outcome::App { code } if !code.is_empty()),
+        "{first:?}"
+    );
+
+    // Her bag is stolen: the helpdesk locks all her devices in one call,
+    // and the phone is refused before it has even fetched its lock.
+    let answer = s
+        .sys
+        .ctl(&["device", "lock", "--user", "alice@example.com"])
+        .await?;
+    // Her laptop (the setup enrolled it) and her phone.
+    assert!(answer.contains("2 locked, 0 skipped"), "{answer}");
+    let locked = phone_sign_in(&s, &phone, Some(&id), "phone-2").await?;
+    refused_as_locked(&locked);
+    s.sys.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_iphone_enrolled_for_another_user_does_not_sign_alice_in() -> Result<()> {
     let s = setup("bound").await?;
     let (phone, _) = enrolled_device(

@@ -8,9 +8,23 @@ pub enum DeviceCommand {
     Show {
         id: String,
     },
-    /// Lock the device; it is cut off at once, before the agent acknowledges.
+    /// Lock a device, or many at once: the devices named, those in
+    /// `--ids-from`, a `--group`'s or a `--user`'s. A locked device is cut
+    /// off at once, before it acknowledges. Many devices get a plain lock:
+    /// lost mode is for one device at a time, and a device in lost mode,
+    /// retired or wiped is skipped with the reason.
     Lock {
-        id: String,
+        ids: Vec<String>,
+        /// A file of device ids, one per line ("-" reads them from standard
+        /// input).
+        #[arg(long, value_name = "FILE")]
+        ids_from: Option<std::path::PathBuf>,
+        /// Every device enrolled into this group.
+        #[arg(long, conflicts_with_all = ["ids", "ids_from", "user"])]
+        group: Option<String>,
+        /// Every device bound to this user (an email address).
+        #[arg(long, conflicts_with_all = ["ids", "ids_from"])]
+        user: Option<String>,
         /// Shown on the locked device.
         #[arg(long)]
         message: Option<String>,

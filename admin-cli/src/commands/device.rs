@@ -59,30 +59,63 @@ pub async fn run(command: DeviceCommand, cx: &mut Context) -> Result<String, Cli
             }
         }
         DeviceCommand::Lock {
-            id,
+            ids,
+            ids_from,
+            group,
+            user,
             message,
             lost,
             phone,
             footnote,
         } => {
-            let r = call(cx.client.lock_device(v1::LockDeviceRequest {
-                id,
+            let mut ids = ids;
+            if let Some(path) = ids_from {
+                ids.extend(read_ids(&path)?);
+            }
+            if let [id] = ids.as_slice()
+                && group.is_none()
+                && user.is_none()
+            {
+                let r = call(cx.client.lock_device(v1::LockDeviceRequest {
+                    id: id.clone(),
+                    message: message.unwrap_or_default(),
+                    lost,
+                    phone: phone.unwrap_or_default(),
+                    footnote: footnote.unwrap_or_default(),
+                }))
+                .await?;
+                let pin = r
+                    .command
+                    .as_ref()
+                    .map(|c| c.pin.clone())
+                    .unwrap_or_default();
+                let mut out =
+                    command_result(cx.json, if lost { "in lost mode" } else { "locked" }, r)?;
+                if !pin.is_empty() && !cx.json {
+                    out.push_str(&format!("PIN to unlock this Mac: {pin}\n"));
+                }
+                return Ok(out);
+            }
+            if ids.is_empty() && group.is_none() && user.is_none() {
+                return Err(CliError::Usage(
+                    "name the device to lock (or several), or give --ids-from, --group or --user"
+                        .into(),
+                ));
+            }
+            if lost || footnote.is_some() {
+                return Err(CliError::Usage(
+                    "lost mode is for one device at a time: give one device id with --lost".into(),
+                ));
+            }
+            let r = call(cx.client.lock_devices(v1::LockDevicesRequest {
+                ids,
+                group: group.unwrap_or_default(),
+                user: user.unwrap_or_default(),
                 message: message.unwrap_or_default(),
-                lost,
                 phone: phone.unwrap_or_default(),
-                footnote: footnote.unwrap_or_default(),
             }))
             .await?;
-            let pin = r
-                .command
-                .as_ref()
-                .map(|c| c.pin.clone())
-                .unwrap_or_default();
-            let mut out = command_result(cx.json, if lost { "in lost mode" } else { "locked" }, r)?;
-            if !pin.is_empty() && !cx.json {
-                out.push_str(&format!("PIN to unlock this Mac: {pin}\n"));
-            }
-            Ok(out)
+            bulk_lock_result(cx.json, r)
         }
         DeviceCommand::Unlock { id } => {
             let r = call(cx.client.unlock_device(v1::UnlockDeviceRequest { id })).await?;
@@ -152,6 +185,94 @@ pub async fn run(command: DeviceCommand, cx: &mut Context) -> Result<String, Cli
 }
 
 /// The device and the command a lock, unlock or wipe queued for it.
+/// Device ids, one per line, from a file or standard input ("-"); blank
+/// lines and lines starting with `#` are skipped.
+fn read_ids(path: &std::path::Path) -> Result<Vec<String>, CliError> {
+    let file_error = |source| CliError::File {
+        path: path.to_owned(),
+        source,
+    };
+    let text = if path == std::path::Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).map_err(file_error)?
+    } else {
+        std::fs::read_to_string(path).map_err(file_error)?
+    };
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(str::to_owned)
+        .collect())
+}
+
+/// What a bulk lock did: the devices locked (with a Mac's PIN), then the
+/// ones skipped and why.
+fn bulk_lock_result(json: bool, r: v1::LockDevicesResponse) -> Result<String, CliError> {
+    if json {
+        let locked = r
+            .locked
+            .into_iter()
+            .map(|l| {
+                let command = l.command.unwrap_or_default();
+                Ok(json!({
+                    "device": {
+                        "id": l.id,
+                        "hostname": l.hostname,
+                        "platform": l.platform,
+                        "user": l.user,
+                        "state": "locked",
+                    },
+                    "command": command_json(&command)?,
+                }))
+            })
+            .collect::<Result<Vec<_>, CliError>>()?;
+        let skipped: Vec<_> = r
+            .skipped
+            .iter()
+            .map(|s| json!({"id": s.id, "hostname": s.hostname, "reason": s.reason}))
+            .collect();
+        return Ok(render::pretty(
+            &json!({"locked": locked, "skipped": skipped}),
+        ));
+    }
+    let mut out = String::new();
+    if !r.locked.is_empty() {
+        let mut table = Table::new(&[
+            "ID", "HOSTNAME", "PLATFORM", "USER", "COMMAND", "STATUS", "MAC PIN",
+        ]);
+        for l in &r.locked {
+            let command = l.command.clone().unwrap_or_default();
+            table.row(vec![
+                l.id.clone(),
+                l.hostname.clone(),
+                l.platform.clone(),
+                render::or_dash(&l.user).to_owned(),
+                command.id,
+                enums::command_status(command.status)?.to_owned(),
+                render::or_dash(&command.pin).to_owned(),
+            ]);
+        }
+        out.push_str(&table.render());
+    }
+    if !r.skipped.is_empty() {
+        let mut table = Table::new(&["SKIPPED", "HOSTNAME", "WHY"]);
+        for s in &r.skipped {
+            table.row(vec![
+                s.id.clone(),
+                render::or_dash(&s.hostname).to_owned(),
+                s.reason.clone(),
+            ]);
+        }
+        out.push_str(&table.render());
+    }
+    out.push_str(&format!(
+        "{} locked, {} skipped; locked devices are cut off from sign-in now\n",
+        r.locked.len(),
+        r.skipped.len()
+    ));
+    Ok(out)
+}
+
 pub(super) fn command_result(
     json: bool,
     verb: &str,

@@ -2,6 +2,8 @@
 //! (`push::port`), fetched by devices that check in, acknowledged once, and
 //! offered again when unacknowledged.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Duration, Utc};
 use tracing::warn;
 
@@ -13,13 +15,14 @@ use crate::domain::audit::{Actor, AdminRequest, AuditAction, AuditEntry, AuditOu
 use crate::domain::command::{Command, CommandArgs, CommandKind, CommandStatus};
 use crate::domain::device::{Channel, Device, DeviceState};
 use crate::domain::ids::{CommandId, DeviceId};
-use crate::push::port::Ports;
+use crate::push::port::{Ports, Work};
 use crate::store::Tx;
 
 pub(super) const MAX_MESSAGE_LEN: usize = 1024;
-const MAX_PHONE_LEN: usize = 64;
-/// Devices offered their work at once by a redelivery round.
-pub(super) const REDELIVERY_CONCURRENCY: usize = 256;
+pub(super) const MAX_PHONE_LEN: usize = 64;
+/// Devices whose failed offers one call logs one by one; the rest are
+/// counted in one line.
+const MAX_FAILURES_LOGGED: usize = 5;
 
 /// What recording a device's answer to its command did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +34,25 @@ pub(super) enum Acknowledged {
     /// The command was closed already (a repeated answer) or is not this
     /// device's: nothing changed.
     Again,
+}
+
+/// How queuing a command of `kind` is audited.
+pub(super) fn command_audit_action(kind: CommandKind) -> AuditAction {
+    match kind {
+        CommandKind::Lock => AuditAction::DeviceLock,
+        CommandKind::Unlock => AuditAction::DeviceUnlock,
+        CommandKind::Wipe => AuditAction::DeviceWipe,
+        CommandKind::LostMode => AuditAction::DeviceLostMode,
+        CommandKind::EndLostMode => AuditAction::DeviceUnlock,
+        CommandKind::Locate => AuditAction::DeviceLocate,
+        CommandKind::Restart => AuditAction::DeviceRestart,
+        CommandKind::ListProfiles => AuditAction::CommandQueue,
+        CommandKind::Inventory
+        | CommandKind::SecurityInfo
+        | CommandKind::InstallProfile
+        | CommandKind::RemoveProfile
+        | CommandKind::ReleaseSetup => AuditAction::CommandQueue,
+    }
 }
 
 /// What the sealed PIN of a Mac's lock is bound to (the Apple service
@@ -112,19 +134,14 @@ impl Devices {
                 device.state.as_str()
             )));
         }
-        let command = Command {
-            id: CommandId::generate(),
-            device_id: device_id.clone(),
+        let command = Command::pending(
+            device_id.clone(),
             kind,
             message,
             args,
-            status: CommandStatus::Pending,
-            result: None,
-            created_at: now,
-            sent_at: None,
-            acked_at: None,
-            created_by: caller.admin().email.clone(),
-        };
+            caller.admin().email.clone(),
+            now,
+        );
         let tx = self.store.begin().await?;
         tx.insert_command(&command).await?;
         let open_states = [DeviceState::Active, DeviceState::Locked, DeviceState::Lost];
@@ -145,21 +162,7 @@ impl Devices {
         tx.audit(&AuditEntry {
             at: now,
             actor: caller.actor(),
-            action: match kind {
-                CommandKind::Lock => AuditAction::DeviceLock,
-                CommandKind::Unlock => AuditAction::DeviceUnlock,
-                CommandKind::Wipe => AuditAction::DeviceWipe,
-                CommandKind::LostMode => AuditAction::DeviceLostMode,
-                CommandKind::EndLostMode => AuditAction::DeviceUnlock,
-                CommandKind::Locate => AuditAction::DeviceLocate,
-                CommandKind::Restart => AuditAction::DeviceRestart,
-                CommandKind::ListProfiles => AuditAction::CommandQueue,
-                CommandKind::Inventory
-                | CommandKind::SecurityInfo
-                | CommandKind::InstallProfile
-                | CommandKind::RemoveProfile
-                | CommandKind::ReleaseSetup => AuditAction::CommandQueue,
-            },
+            action: command_audit_action(kind),
             target: device_id.to_string(),
             outcome: AuditOutcome::Ok,
             detail: format!(
@@ -207,6 +210,16 @@ impl Devices {
         now: DateTime<Utc>,
     ) -> usize {
         offer_work_through(&self.store, &self.ports, channel, device, commands, now).await
+    }
+
+    /// [`Devices::offer_work`] for many devices at once (see
+    /// [`offer_all_through`]): how many commands each was handed, in order.
+    pub(super) async fn offer_all(
+        &self,
+        offers: Vec<(Channel, Work)>,
+        now: DateTime<Utc>,
+    ) -> Vec<usize> {
+        offer_all_through(&self.store, &self.ports, offers, now).await
     }
 
     /// The next command waiting for `device`, oldest first, for channels
@@ -327,7 +340,7 @@ impl Devices {
     }
 
     /// A six-digit PIN, sealed for the device's command arguments.
-    fn new_sealed_pin(&self, device: &DeviceId) -> Result<String, CoreError> {
+    pub(super) fn new_sealed_pin(&self, device: &DeviceId) -> Result<String, CoreError> {
         let bytes = latchkey_certs::random_bytes::<4>()?;
         let pin = format!("{:06}", u32::from_le_bytes(bytes) % 1_000_000);
         Ok(self.ca.token_keys().seal(&pin_kid(device), &pin)?)
@@ -629,31 +642,26 @@ impl Devices {
     /// call for some channels: thousands of Apple devices are pushed at
     /// once, not one after another).
     pub async fn redeliver(&self, after: Duration, now: DateTime<Utc>) -> Result<usize, CoreError> {
-        use futures_util::StreamExt;
         let due = self.store.commands_to_redeliver(now - after, 1000).await?;
-        let mut by_device: std::collections::BTreeMap<DeviceId, Vec<Command>> =
-            std::collections::BTreeMap::new();
-        for command in &due {
+        let count = due.len();
+        let mut by_device: BTreeMap<DeviceId, Vec<Command>> = BTreeMap::new();
+        for command in due {
             by_device
                 .entry(command.device_id.clone())
                 .or_default()
-                .push(command.clone());
+                .push(command);
         }
         let ids: Vec<DeviceId> = by_device.keys().cloned().collect();
         let channels = self.store.device_channels(&ids).await?;
-        let offers: Vec<_> = by_device
-            .iter()
+        let offers: Vec<(Channel, Work)> = by_device
+            .into_iter()
             .filter_map(|(device, commands)| {
-                channels
-                    .get(device)
-                    .map(|channel| self.offer_work(channel, device, commands, now))
+                let channel = channels.get(&device)?.clone();
+                Some((channel, Work { device, commands }))
             })
             .collect();
-        futures_util::stream::iter(offers)
-            .buffer_unordered(REDELIVERY_CONCURRENCY)
-            .for_each(|_| std::future::ready(()))
-            .await;
-        Ok(due.len())
+        self.offer_all(offers, now).await;
+        Ok(count)
     }
 }
 
@@ -668,37 +676,96 @@ pub(super) async fn offer_work_through(
     commands: &[Command],
     now: DateTime<Utc>,
 ) -> usize {
-    if commands.is_empty() {
-        return 0;
-    }
-    let handover = match ports.get(channel) {
-        Ok(port) => port.has_work(device, commands, now).await,
-        Err(e) => Err(e),
+    let work = Work {
+        device: device.clone(),
+        commands: commands.to_vec(),
     };
-    let delivered = match handover {
-        Ok(handover) => handover.delivered,
-        Err(e) => {
-            warn!(%device, error = %e, "commands stay queued");
-            // Tried now: they wait for the next redelivery like any
-            // offer, so that commands no channel can carry do not take
-            // every round's places from other devices' commands.
-            let tried: Vec<CommandId> = commands.iter().map(|c| c.id.clone()).collect();
-            if let Err(e) = store.mark_commands_offered(&tried, now).await {
-                warn!(error = %e, "could not record the attempt; it will be retried");
-            }
-            return 0;
+    offer_all_through(store, ports, vec![(channel.clone(), work)], now)
+        .await
+        .into_iter()
+        .next()
+        .unwrap_or(0)
+}
+
+/// Tells each device's channel that its open commands wait for it, every
+/// channel's devices in one call ([`WorkPort::have_work`]), then records in
+/// a few statements the commands the channels carried as sent and the
+/// others as offered now; returns how many each device was handed, in the
+/// order given. A device whose channel failed keeps its commands pending
+/// for the next redelivery (recorded as offered now, so they wait their
+/// turn); that is logged, not returned, because the commands are already
+/// safely in the outbox.
+pub(super) async fn offer_all_through(
+    store: &crate::store::Store,
+    ports: &Ports,
+    offers: Vec<(Channel, Work)>,
+    now: DateTime<Utc>,
+) -> Vec<usize> {
+    let mut handed = vec![0; offers.len()];
+    let mut by_channel: BTreeMap<String, (Channel, Vec<usize>, Vec<Work>)> = BTreeMap::new();
+    for (i, (channel, work)) in offers.into_iter().enumerate() {
+        if work.commands.is_empty() {
+            continue;
         }
-    };
-    let woken: Vec<CommandId> = commands
-        .iter()
-        .map(|c| c.id.clone())
-        .filter(|id| !delivered.contains(id))
-        .collect();
-    if let Err(e) = store.mark_commands_offered(&woken, now).await {
-        warn!(error = %e, "could not record the wake-up; the device will be woken again");
+        let entry = by_channel
+            .entry(channel.as_str().to_owned())
+            .or_insert_with(|| (channel, Vec::new(), Vec::new()));
+        entry.1.push(i);
+        entry.2.push(work);
     }
-    if let Err(e) = store.mark_commands_sent(&delivered, now).await {
+    let mut offered: Vec<CommandId> = Vec::new();
+    let mut sent: Vec<CommandId> = Vec::new();
+    let mut failed = 0usize;
+    for (_, (channel, indices, work)) in by_channel {
+        let answers = match ports.get(&channel) {
+            Ok(port) => port.have_work(&work, now).await,
+            Err(e) => work.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let answers = answers
+            .into_iter()
+            .map(Some)
+            .chain(std::iter::repeat_with(|| None));
+        for ((i, work), answer) in indices.into_iter().zip(work).zip(answers) {
+            let delivered = match answer {
+                Some(Ok(handover)) => handover.delivered,
+                Some(Err(e)) => {
+                    failed += 1;
+                    if failed <= MAX_FAILURES_LOGGED {
+                        warn!(device = %work.device, error = %e, "commands stay queued");
+                    }
+                    Vec::new()
+                }
+                None => Vec::new(),
+            };
+            let mut count = 0;
+            for command in work.commands {
+                if delivered.contains(&command.id) {
+                    count += 1;
+                    sent.push(command.id);
+                } else {
+                    // Woken (the device fetches them), or tried now: they
+                    // wait for the next redelivery like any offer, so that
+                    // commands no channel can carry do not take every
+                    // round's places from other devices' commands.
+                    offered.push(command.id);
+                }
+            }
+            if let Some(slot) = handed.get_mut(i) {
+                *slot = count;
+            }
+        }
+    }
+    if failed > MAX_FAILURES_LOGGED {
+        warn!(
+            devices = failed - MAX_FAILURES_LOGGED,
+            "more devices' commands stay queued"
+        );
+    }
+    if let Err(e) = store.mark_commands_offered(&offered, now).await {
+        warn!(error = %e, "could not record the wake-ups; the devices will be woken again");
+    }
+    if let Err(e) = store.mark_commands_sent(&sent, now).await {
         warn!(error = %e, "could not record sent commands; they will be resent");
     }
-    delivered.len()
+    handed
 }

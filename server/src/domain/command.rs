@@ -141,3 +141,30 @@ pub struct Command {
     pub acked_at: Option<DateTime<Utc>>,
     pub created_by: String,
 }
+
+impl Command {
+    /// A new command, pending in the outbox from `created_at`, with a new
+    /// id; `created_by` is the admin's email or the system actor.
+    pub fn pending(
+        device_id: DeviceId,
+        kind: CommandKind,
+        message: String,
+        args: CommandArgs,
+        created_by: String,
+        created_at: DateTime<Utc>,
+    ) -> Command {
+        Command {
+            id: CommandId::generate(),
+            device_id,
+            kind,
+            message,
+            args,
+            status: CommandStatus::Pending,
+            result: None,
+            created_at,
+            sent_at: None,
+            acked_at: None,
+            created_by,
+        }
+    }
+}

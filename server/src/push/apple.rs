@@ -6,14 +6,15 @@
 //! A device APNs reports unregistered (410) is not pushed again until a
 //! TokenUpdate brings a new token.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 
 use super::apns::Apns;
-use super::port::{Handover, PortError, WorkPort};
-use crate::domain::apple::push::PushOutcome;
+use super::port::{Handover, PortError, Work, WorkPort};
+use crate::domain::apple::push::{PushOutcome, PushTarget};
 use crate::domain::command::Command;
 use crate::domain::device::Channel;
 use crate::domain::ids::DeviceId;
@@ -37,6 +38,60 @@ fn unavailable(reason: String) -> PortError {
     }
 }
 
+impl AppleWake {
+    /// Pushes every device that can be pushed, and records each push's
+    /// result, in a few statements for the lot: one answer per device, in
+    /// order.
+    async fn wake(
+        &self,
+        devices: &[DeviceId],
+        now: DateTime<Utc>,
+    ) -> Vec<Result<Handover, PortError>> {
+        let every = |reason: String| -> Vec<Result<Handover, PortError>> {
+            devices
+                .iter()
+                .map(|_| Err(unavailable(reason.clone())))
+                .collect()
+        };
+        let mut targets = match self.store.apple_push_targets(devices).await {
+            Ok(targets) => targets,
+            Err(e) => return every(e.to_string()),
+        };
+        let to_push: Vec<PushTarget> = devices
+            .iter()
+            .filter_map(|device| targets.remove(device))
+            .collect();
+        let outcomes = self.apns.push(&to_push, now).await;
+        let pushed: Vec<(DeviceId, PushOutcome)> = to_push
+            .into_iter()
+            .map(|t| t.device)
+            .zip(
+                outcomes
+                    .into_iter()
+                    .chain(std::iter::repeat(PushOutcome::Unavailable {
+                        reason: "no answer from the APNs sender".into(),
+                    })),
+            )
+            .collect();
+        if let Err(e) = self.store.record_apple_pushes(&pushed, now).await {
+            return every(e.to_string());
+        }
+        let outcomes: HashMap<DeviceId, PushOutcome> = pushed.into_iter().collect();
+        devices
+            .iter()
+            .map(|device| match outcomes.get(device) {
+                Some(PushOutcome::Sent) => Ok(Handover::default()),
+                Some(other) => Err(unavailable(other.summary())),
+                None => Err(unavailable(
+                    "the device cannot be pushed: it has not finished enrolling, \
+                     checked out, or APNs no longer knows its token"
+                        .into(),
+                )),
+            })
+            .collect()
+    }
+}
+
 impl WorkPort for AppleWake {
     fn channel(&self) -> &'static str {
         Channel::APPLE
@@ -49,35 +104,22 @@ impl WorkPort for AppleWake {
         now: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<Handover, PortError>> {
         Box::pin(async move {
-            let target = self
-                .store
-                .apple_push_target(device)
-                .await
-                .map_err(|e| unavailable(e.to_string()))?
-                .ok_or_else(|| {
-                    unavailable(
-                        "the device cannot be pushed: it has not finished enrolling, \
-                         checked out, or APNs no longer knows its token"
-                            .into(),
-                    )
-                })?;
-            let outcome = self
-                .apns
-                .push(std::slice::from_ref(&target), now)
+            self.wake(std::slice::from_ref(device), now)
                 .await
                 .into_iter()
                 .next()
-                .unwrap_or(PushOutcome::Unavailable {
-                    reason: "no answer from the APNs sender".into(),
-                });
-            self.store
-                .record_apple_push(device, &outcome, now)
-                .await
-                .map_err(|e| unavailable(e.to_string()))?;
-            match outcome {
-                PushOutcome::Sent => Ok(Handover::default()),
-                other => Err(unavailable(other.summary())),
-            }
+                .unwrap_or_else(|| Err(unavailable("no answer from the APNs sender".into())))
+        })
+    }
+
+    fn have_work<'a>(
+        &'a self,
+        work: &'a [Work],
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, Vec<Result<Handover, PortError>>> {
+        Box::pin(async move {
+            let devices: Vec<DeviceId> = work.iter().map(|w| w.device.clone()).collect();
+            self.wake(&devices, now).await
         })
     }
 }

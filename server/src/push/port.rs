@@ -17,13 +17,14 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 
 use crate::domain::command::Command;
 use crate::domain::device::Channel;
 use crate::domain::ids::{CommandId, DeviceId};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum PortError {
     /// The channel could not reach the device or its platform's service;
     /// the commands stay in the outbox and are offered again later.
@@ -44,6 +45,18 @@ pub struct Handover {
     pub delivered: Vec<CommandId>,
 }
 
+/// One device's open commands, oldest first (at least one).
+#[derive(Debug, Clone)]
+pub struct Work {
+    pub device: DeviceId,
+    pub commands: Vec<Command>,
+}
+
+/// Devices [`WorkPort::have_work`] tells at once by default: a wake-up is
+/// a network call for some channels, so thousands of devices are told
+/// concurrently, not one after another.
+pub const CONCURRENT_OFFERS: usize = 256;
+
 /// Tells one channel's devices that they have work.
 pub trait WorkPort: Send + Sync {
     /// The channel's name, as devices record it ([`Channel`]).
@@ -57,6 +70,23 @@ pub trait WorkPort: Send + Sync {
         commands: &'a [Command],
         now: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<Handover, PortError>>;
+
+    /// Several devices have work: one answer for each, in the order given.
+    /// By default each device is told on its own, [`CONCURRENT_OFFERS`] at
+    /// a time; a channel that does better in bulk (one read and one write
+    /// for the lot) does it here.
+    fn have_work<'a>(
+        &'a self,
+        work: &'a [Work],
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, Vec<Result<Handover, PortError>>> {
+        Box::pin(
+            futures_util::stream::iter(work)
+                .map(move |w| self.has_work(&w.device, &w.commands, now))
+                .buffered(CONCURRENT_OFFERS)
+                .collect(),
+        )
+    }
 }
 
 /// Every channel this server runs, by name; built once at start.

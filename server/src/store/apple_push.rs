@@ -2,12 +2,16 @@
 //! opaque sealed string here; only `ca` opens it), and each enrolled
 //! device's push target and last push result.
 
+use std::collections::{BTreeMap, HashMap};
+
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
 
 use super::entities::apple_push_certificates as push;
-use super::{Db, StoreError, StoreResult, ms, time};
+use super::{Db, INSERT_CHUNK, StoreError, StoreResult, ms, time};
 use crate::domain::apple::push::{PushCertificateInfo, PushOutcome, PushTarget};
 use crate::domain::ids::DeviceId;
 
@@ -97,31 +101,57 @@ impl<C: ConnectionTrait> Db<C> {
     /// (TokenUpdate seen, not checked out) whose token APNs has not
     /// reported unregistered.
     pub async fn apple_push_target(&self, device: &DeviceId) -> StoreResult<Option<PushTarget>> {
-        use super::entities::apple_enrollments as e;
-        let Some(row) = e::Entity::find_by_id(device.as_str())
-            .filter(e::Column::Enabled.eq(true))
-            .filter(e::Column::PushTokenInvalidAt.is_null())
-            .one(&self.0)
+        Ok(self
+            .apple_push_targets(std::slice::from_ref(device))
             .await?
-        else {
-            return Ok(None);
-        };
-        let (Some(topic), Some(token), Some(push_magic)) =
-            (row.topic, row.push_token, row.push_magic)
-        else {
-            return Ok(None);
-        };
-        let Ok(token) = hex::decode(&token) else {
-            return Err(StoreError::Corrupt(format!(
-                "apple_enrollments.push_token of {device} is not hex"
-            )));
-        };
-        Ok(Some(PushTarget {
-            device: device.clone(),
-            topic,
-            token,
-            push_magic,
-        }))
+            .remove(device))
+    }
+
+    /// Where the pushes for these devices go (see
+    /// [`Db::apple_push_target`]), read in a few statements; a device that
+    /// cannot be pushed is absent.
+    pub async fn apple_push_targets(
+        &self,
+        devices: &[DeviceId],
+    ) -> StoreResult<HashMap<DeviceId, PushTarget>> {
+        use super::entities::apple_enrollments as e;
+        let mut targets = HashMap::with_capacity(devices.len());
+        for chunk in devices.chunks(INSERT_CHUNK) {
+            let rows = e::Entity::find()
+                .select_only()
+                .column(e::Column::DeviceId)
+                .column(e::Column::Topic)
+                .column(e::Column::PushToken)
+                .column(e::Column::PushMagic)
+                .filter(e::Column::DeviceId.is_in(chunk.iter().map(DeviceId::as_str)))
+                .filter(e::Column::Enabled.eq(true))
+                .filter(e::Column::PushTokenInvalidAt.is_null())
+                .into_tuple::<(String, Option<String>, Option<String>, Option<String>)>()
+                .all(&self.0)
+                .await?;
+            for (device, topic, token, push_magic) in rows {
+                let (Some(topic), Some(token), Some(push_magic)) = (topic, token, push_magic)
+                else {
+                    continue;
+                };
+                let Ok(token) = hex::decode(&token) else {
+                    return Err(StoreError::Corrupt(format!(
+                        "apple_enrollments.push_token of {device} is not hex"
+                    )));
+                };
+                let device = DeviceId::from_store(device);
+                targets.insert(
+                    device.clone(),
+                    PushTarget {
+                        device,
+                        topic,
+                        token,
+                        push_magic,
+                    },
+                );
+            }
+        }
+        Ok(targets)
     }
 
     /// Records how a push to `device` ended; an unregistered token is
@@ -132,17 +162,40 @@ impl<C: ConnectionTrait> Db<C> {
         outcome: &PushOutcome,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
+        self.record_apple_pushes(&[(device.clone(), outcome.clone())], now)
+            .await
+    }
+
+    /// Records how each of these pushes ended (see
+    /// [`Db::record_apple_push`]): one statement for each distinct
+    /// outcome, not one for each device.
+    pub async fn record_apple_pushes(
+        &self,
+        pushes: &[(DeviceId, PushOutcome)],
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
         use super::entities::apple_enrollments as e;
-        let mut update = e::Entity::update_many()
-            .col_expr(e::Column::LastPushAt, Expr::value(ms(now)))
-            .col_expr(e::Column::LastPushResult, Expr::value(outcome.summary()));
-        if *outcome == PushOutcome::Unregistered {
-            update = update.col_expr(e::Column::PushTokenInvalidAt, Expr::value(ms(now)));
+        let mut by_outcome: BTreeMap<(String, bool), Vec<&str>> = BTreeMap::new();
+        for (device, outcome) in pushes {
+            by_outcome
+                .entry((outcome.summary(), *outcome == PushOutcome::Unregistered))
+                .or_default()
+                .push(device.as_str());
         }
-        update
-            .filter(e::Column::DeviceId.eq(device.as_str()))
-            .exec(&self.0)
-            .await?;
+        for ((summary, unregistered), devices) in by_outcome {
+            for chunk in devices.chunks(INSERT_CHUNK) {
+                let mut update = e::Entity::update_many()
+                    .col_expr(e::Column::LastPushAt, Expr::value(ms(now)))
+                    .col_expr(e::Column::LastPushResult, Expr::value(summary.clone()));
+                if unregistered {
+                    update = update.col_expr(e::Column::PushTokenInvalidAt, Expr::value(ms(now)));
+                }
+                update
+                    .filter(e::Column::DeviceId.is_in(chunk.iter().copied()))
+                    .exec(&self.0)
+                    .await?;
+            }
+        }
         Ok(())
     }
 }

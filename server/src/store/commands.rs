@@ -8,7 +8,7 @@ use sea_orm::{
 };
 
 use super::entities::commands;
-use super::{Db, StoreError, StoreResult, ms, opt_time, time};
+use super::{Db, INSERT_CHUNK, StoreError, StoreResult, ms, opt_time, time};
 use crate::domain::command::{Command, CommandArgs, CommandKind, CommandStatus};
 use crate::domain::ids::{CommandId, DeviceId};
 
@@ -89,24 +89,33 @@ fn args_from(id: &str, text: Option<&str>) -> StoreResult<CommandArgs> {
 
 impl<C: ConnectionTrait> Db<C> {
     pub async fn insert_command(&self, command: &Command) -> StoreResult<()> {
-        commands::Entity::insert(commands::ActiveModel {
-            id: Set(command.id.to_string()),
-            device_id: Set(command.device_id.to_string()),
-            kind: Set(command.kind.as_str().to_owned()),
-            message: Set(command.message.clone()),
-            status: Set(command.status.as_str().to_owned()),
-            result: Set(command.result.clone()),
-            created_at: Set(ms(command.created_at)),
-            sent_at: Set(command.sent_at.map(ms)),
-            acked_at: Set(command.acked_at.map(ms)),
-            created_by: Set(command.created_by.clone()),
-            offered_at: Set(command.sent_at.map(ms)),
-            args: Set(args_text(&command.args)),
-            not_now_at: Set(None),
-            not_now_count: Set(0),
-        })
-        .exec_without_returning(&self.0)
-        .await?;
+        self.insert_commands(std::slice::from_ref(command)).await
+    }
+
+    /// Inserts commands in a few statements.
+    pub async fn insert_commands(&self, commands: &[Command]) -> StoreResult<()> {
+        // Fifteen columns a row, well within every backend's limit of
+        // bound values a statement.
+        for chunk in commands.chunks(INSERT_CHUNK) {
+            commands::Entity::insert_many(chunk.iter().map(|command| commands::ActiveModel {
+                id: Set(command.id.to_string()),
+                device_id: Set(command.device_id.to_string()),
+                kind: Set(command.kind.as_str().to_owned()),
+                message: Set(command.message.clone()),
+                status: Set(command.status.as_str().to_owned()),
+                result: Set(command.result.clone()),
+                created_at: Set(ms(command.created_at)),
+                sent_at: Set(command.sent_at.map(ms)),
+                acked_at: Set(command.acked_at.map(ms)),
+                created_by: Set(command.created_by.clone()),
+                offered_at: Set(command.sent_at.map(ms)),
+                args: Set(args_text(&command.args)),
+                not_now_at: Set(None),
+                not_now_count: Set(0),
+            }))
+            .exec_without_returning(&self.0)
+            .await?;
+        }
         Ok(())
     }
 
@@ -225,17 +234,19 @@ impl<C: ConnectionTrait> Db<C> {
         if ids.is_empty() {
             return Ok(());
         }
-        commands::Entity::update_many()
-            .col_expr(commands::Column::SentAt, Expr::value(ms(now)))
-            .col_expr(commands::Column::OfferedAt, Expr::value(ms(now)))
-            .col_expr(
-                commands::Column::Status,
-                Expr::value(CommandStatus::Sent.as_str()),
-            )
-            .filter(commands::Column::Id.is_in(ids.iter().map(ToString::to_string)))
-            .filter(is_open())
-            .exec(&self.0)
-            .await?;
+        for chunk in ids.chunks(INSERT_CHUNK) {
+            commands::Entity::update_many()
+                .col_expr(commands::Column::SentAt, Expr::value(ms(now)))
+                .col_expr(commands::Column::OfferedAt, Expr::value(ms(now)))
+                .col_expr(
+                    commands::Column::Status,
+                    Expr::value(CommandStatus::Sent.as_str()),
+                )
+                .filter(commands::Column::Id.is_in(chunk.iter().map(ToString::to_string)))
+                .filter(is_open())
+                .exec(&self.0)
+                .await?;
+        }
         Ok(())
     }
 
@@ -249,12 +260,14 @@ impl<C: ConnectionTrait> Db<C> {
         if ids.is_empty() {
             return Ok(());
         }
-        commands::Entity::update_many()
-            .col_expr(commands::Column::OfferedAt, Expr::value(ms(now)))
-            .filter(commands::Column::Id.is_in(ids.iter().map(ToString::to_string)))
-            .filter(is_open())
-            .exec(&self.0)
-            .await?;
+        for chunk in ids.chunks(INSERT_CHUNK) {
+            commands::Entity::update_many()
+                .col_expr(commands::Column::OfferedAt, Expr::value(ms(now)))
+                .filter(commands::Column::Id.is_in(chunk.iter().map(ToString::to_string)))
+                .filter(is_open())
+                .exec(&self.0)
+                .await?;
+        }
         Ok(())
     }
 

@@ -303,15 +303,68 @@ impl<C: ConnectionTrait> Db<C> {
         Ok(())
     }
 
-    /// Devices bound to a user, oldest enrollment first.
-    pub async fn devices_of_user(&self, email: &str) -> StoreResult<Vec<Device>> {
+    /// These devices, as many as exist, in a few statements (without their
+    /// certificates' expiry).
+    pub async fn devices_by_ids(&self, ids: &[DeviceId]) -> StoreResult<Vec<Device>> {
+        let mut found = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(INSERT_CHUNK) {
+            for row in devices::Entity::find()
+                .filter(devices::Column::Id.is_in(chunk.iter().map(DeviceId::as_str)))
+                .all(&self.0)
+                .await?
+            {
+                found.push(device_from(row, None)?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// The devices of a group, oldest enrollment first (without their
+    /// certificates' expiry).
+    pub async fn devices_in_group(&self, group: &str) -> StoreResult<Vec<Device>> {
+        self.devices_where(devices::Column::GroupName, group).await
+    }
+
+    /// The devices whose `column` is `value`, oldest enrollment first.
+    async fn devices_where(
+        &self,
+        column: devices::Column,
+        value: &str,
+    ) -> StoreResult<Vec<Device>> {
         devices::Entity::find()
-            .filter(devices::Column::UserEmail.eq(email))
+            .filter(column.eq(value))
             .order_by_asc(devices::Column::EnrolledAt)
             .all(&self.0)
             .await?
             .into_iter()
             .map(|row| device_from(row, None))
             .collect()
+    }
+
+    /// Moves each of these devices that is in one of `from` to `to`, in a
+    /// few statements; returns the ones moved (a device whose state was
+    /// none of them, because another change came first, is not).
+    pub async fn change_devices_state(
+        &self,
+        ids: &[DeviceId],
+        from: &[DeviceState],
+        to: DeviceState,
+    ) -> StoreResult<Vec<DeviceId>> {
+        let mut moved = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(INSERT_CHUNK) {
+            let rows = devices::Entity::update_many()
+                .col_expr(devices::Column::State, Expr::value(to.as_str()))
+                .filter(devices::Column::Id.is_in(chunk.iter().map(DeviceId::as_str)))
+                .filter(devices::Column::State.is_in(from.iter().map(|s| s.as_str())))
+                .exec_with_returning(&self.0)
+                .await?;
+            moved.extend(rows.into_iter().map(|row| DeviceId::from_store(row.id)));
+        }
+        Ok(moved)
+    }
+
+    /// Devices bound to a user, oldest enrollment first.
+    pub async fn devices_of_user(&self, email: &str) -> StoreResult<Vec<Device>> {
+        self.devices_where(devices::Column::UserEmail, email).await
     }
 }

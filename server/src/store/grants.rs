@@ -94,7 +94,7 @@ impl<C: ConnectionTrait> Db<C> {
         reason: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        self.end_grants_where(grants::Column::Id, id.as_str(), reason, now)
+        self.end_grants_where(grants::Column::Id, &[id.as_str()], reason, now)
             .await?;
         Ok(())
     }

@@ -7,7 +7,7 @@ use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 
 use super::entities::{grants, sso_sessions};
-use super::{Db, StoreError, StoreResult, ms, opt_time, time};
+use super::{Db, INSERT_CHUNK, StoreError, StoreResult, ms, opt_time, time};
 use crate::domain::ids::{DeviceId, SsoSessionId, UserId};
 use crate::domain::sign_in::Amr;
 use crate::domain::sign_in::{DeviceConfirmation, DeviceProof, Factor, SsoSession};
@@ -166,38 +166,50 @@ impl<C: ConnectionTrait> Db<C> {
         Ok(result.rows_affected == 1)
     }
 
+    /// Ends the open rows whose `column` is one of `values`; returns how
+    /// many.
     pub(super) async fn end_sessions_where(
         &self,
         column: sso_sessions::Column,
-        value: &str,
+        values: &[&str],
         reason: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<u64> {
-        let result = sso_sessions::Entity::update_many()
-            .col_expr(sso_sessions::Column::EndedAt, Expr::value(ms(now)))
-            .col_expr(sso_sessions::Column::EndReason, Expr::value(reason))
-            .filter(column.eq(value))
-            .filter(sso_sessions::Column::EndedAt.is_null())
-            .exec(&self.0)
-            .await?;
-        Ok(result.rows_affected)
+        let mut ended = 0;
+        for chunk in values.chunks(INSERT_CHUNK) {
+            let result = sso_sessions::Entity::update_many()
+                .col_expr(sso_sessions::Column::EndedAt, Expr::value(ms(now)))
+                .col_expr(sso_sessions::Column::EndReason, Expr::value(reason))
+                .filter(column.is_in(chunk.iter().copied()))
+                .filter(sso_sessions::Column::EndedAt.is_null())
+                .exec(&self.0)
+                .await?;
+            ended += result.rows_affected;
+        }
+        Ok(ended)
     }
 
+    /// Ends the open rows whose `column` is one of `values`; returns how
+    /// many.
     pub(super) async fn end_grants_where(
         &self,
         column: grants::Column,
-        value: &str,
+        values: &[&str],
         reason: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<u64> {
-        let result = grants::Entity::update_many()
-            .col_expr(grants::Column::EndedAt, Expr::value(ms(now)))
-            .col_expr(grants::Column::EndReason, Expr::value(reason))
-            .filter(column.eq(value))
-            .filter(grants::Column::EndedAt.is_null())
-            .exec(&self.0)
-            .await?;
-        Ok(result.rows_affected)
+        let mut ended = 0;
+        for chunk in values.chunks(INSERT_CHUNK) {
+            let result = grants::Entity::update_many()
+                .col_expr(grants::Column::EndedAt, Expr::value(ms(now)))
+                .col_expr(grants::Column::EndReason, Expr::value(reason))
+                .filter(column.is_in(chunk.iter().copied()))
+                .filter(grants::Column::EndedAt.is_null())
+                .exec(&self.0)
+                .await?;
+            ended += result.rows_affected;
+        }
+        Ok(ended)
     }
 
     /// Ends one session and every grant issued in it.
@@ -207,9 +219,9 @@ impl<C: ConnectionTrait> Db<C> {
         reason: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        self.end_sessions_where(sso_sessions::Column::Id, id.as_str(), reason, now)
+        self.end_sessions_where(sso_sessions::Column::Id, &[id.as_str()], reason, now)
             .await?;
-        self.end_grants_where(grants::Column::SessionId, id.as_str(), reason, now)
+        self.end_grants_where(grants::Column::SessionId, &[id.as_str()], reason, now)
             .await?;
         Ok(())
     }
@@ -221,11 +233,23 @@ impl<C: ConnectionTrait> Db<C> {
         reason: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<u64> {
+        self.end_devices_sso(std::slice::from_ref(device), reason, now)
+            .await
+    }
+
+    /// [`Db::end_device_sso`] for many devices, in a few statements.
+    pub async fn end_devices_sso(
+        &self,
+        devices: &[DeviceId],
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let ids: Vec<&str> = devices.iter().map(DeviceId::as_str).collect();
         let sessions = self
-            .end_sessions_where(sso_sessions::Column::DeviceId, device.as_str(), reason, now)
+            .end_sessions_where(sso_sessions::Column::DeviceId, &ids, reason, now)
             .await?;
         let grants = self
-            .end_grants_where(grants::Column::DeviceId, device.as_str(), reason, now)
+            .end_grants_where(grants::Column::DeviceId, &ids, reason, now)
             .await?;
         Ok(sessions + grants)
     }
@@ -238,10 +262,10 @@ impl<C: ConnectionTrait> Db<C> {
         now: DateTime<Utc>,
     ) -> StoreResult<u64> {
         let sessions = self
-            .end_sessions_where(sso_sessions::Column::UserId, user.as_str(), reason, now)
+            .end_sessions_where(sso_sessions::Column::UserId, &[user.as_str()], reason, now)
             .await?;
         let grants = self
-            .end_grants_where(grants::Column::UserId, user.as_str(), reason, now)
+            .end_grants_where(grants::Column::UserId, &[user.as_str()], reason, now)
             .await?;
         Ok(sessions + grants)
     }
@@ -265,7 +289,7 @@ impl<C: ConnectionTrait> Db<C> {
             .await?
             .rows_affected;
         let grants = self
-            .end_grants_where(grants::Column::UserId, user.as_str(), reason, now)
+            .end_grants_where(grants::Column::UserId, &[user.as_str()], reason, now)
             .await?;
         Ok(sessions + grants)
     }

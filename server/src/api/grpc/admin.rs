@@ -190,6 +190,13 @@ impl AdminService for AdminApi {
         super::device_commands::lock(self, request).await
     }
 
+    async fn lock_devices(
+        &self,
+        request: Request<v1::LockDevicesRequest>,
+    ) -> Reply<v1::LockDevicesResponse> {
+        super::device_commands::lock_many(self, request).await
+    }
+
     async fn unlock_device(
         &self,
         request: Request<v1::UnlockDeviceRequest>,

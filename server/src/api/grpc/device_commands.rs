@@ -6,13 +6,13 @@
 
 use chrono::Utc;
 use latchkey_proto::v1;
-use tonic::{Request, Response};
+use tonic::{Request, Response, Status};
 
 use super::admin::{AdminApi, Reply};
 use super::messages::{command_msg, device_msg};
 use super::status;
 use crate::core::auth::AuthenticatedAdmin;
-use crate::core::{CoreError, DeviceView, LockRequest};
+use crate::core::{CoreError, DeviceSelection, DeviceView, LockRequest};
 use crate::domain::command::{Command, CommandKind};
 
 /// The answer to every device command.
@@ -49,6 +49,65 @@ pub(super) async fn lock(
         .lock_device(&admin, &r.id, lock, Utc::now())
         .await;
     reply(api, &admin, queued)
+}
+
+/// A bulk lock: exactly one of the ids, the group and the user selects
+/// the devices.
+pub(super) async fn lock_many(
+    api: &AdminApi,
+    request: Request<v1::LockDevicesRequest>,
+) -> Reply<v1::LockDevicesResponse> {
+    let admin = api.admin(&request).await?;
+    let r = request.into_inner();
+    let selection = match (r.ids.is_empty(), r.group.is_empty(), r.user.is_empty()) {
+        (false, true, true) => DeviceSelection::Ids(r.ids),
+        (true, false, true) => DeviceSelection::Group(r.group),
+        (true, true, false) => DeviceSelection::User(r.user),
+        _ => {
+            return Err(Status::invalid_argument(
+                "select the devices to lock by exactly one of: their ids, a group, a user",
+            ));
+        }
+    };
+    let now = Utc::now();
+    let core = api.core();
+    let done = core
+        .devices
+        .lock_devices(
+            &admin,
+            selection,
+            r.message,
+            (!r.phone.is_empty()).then_some(r.phone),
+            now,
+        )
+        .await
+        .map_err(status)?;
+    let locked = done
+        .locked
+        .into_iter()
+        .map(|l| {
+            let pin = core.devices.command_pin(&admin, &l.command);
+            let mut command = command_msg(l.command);
+            command.pin = pin.unwrap_or_default();
+            v1::LockedDevice {
+                id: l.device.id.to_string(),
+                hostname: l.device.hostname,
+                platform: l.device.platform,
+                user: l.device.user.unwrap_or_default(),
+                command: Some(command),
+            }
+        })
+        .collect();
+    let skipped = done
+        .skipped
+        .into_iter()
+        .map(|s| v1::SkippedDevice {
+            id: s.id,
+            hostname: s.hostname,
+            reason: s.reason,
+        })
+        .collect();
+    Ok(Response::new(v1::LockDevicesResponse { locked, skipped }))
 }
 
 /// A command only Apple devices carry (restart, profile list).

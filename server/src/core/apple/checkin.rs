@@ -25,9 +25,9 @@ use crate::domain::apple::checkin::{
 };
 use crate::domain::apple::enrollment::{AppleEnrollment, platform_of};
 use crate::domain::audit::{Actor, AuditAction, AuditEntry, AuditOutcome};
-use crate::domain::command::{Command, CommandArgs, CommandKind, CommandStatus};
+use crate::domain::command::{Command, CommandArgs, CommandKind};
 use crate::domain::device::DeviceState;
-use crate::domain::ids::{CommandId, DeviceId};
+use crate::domain::ids::DeviceId;
 use crate::store::StoredTokenUpdate;
 
 /// How a device proves who it is.
@@ -519,20 +519,15 @@ impl Apple {
                 kinds.push(CommandKind::ReleaseSetup);
             }
             for (i, kind) in kinds.into_iter().enumerate() {
-                tx.insert_command(&Command {
-                    id: CommandId::generate(),
-                    device_id: device.id().clone(),
+                tx.insert_command(&Command::pending(
+                    device.id().clone(),
                     kind,
-                    message: String::new(),
-                    args: CommandArgs::default(),
-                    status: CommandStatus::Pending,
-                    result: None,
+                    String::new(),
+                    CommandArgs::default(),
+                    Actor::System.to_string(),
                     // Distinct times keep the order the device fetches in.
-                    created_at: now + chrono::Duration::milliseconds(i64::try_from(i).unwrap_or(0)),
-                    sent_at: None,
-                    acked_at: None,
-                    created_by: Actor::System.to_string(),
-                })
+                    now + chrono::Duration::milliseconds(i64::try_from(i).unwrap_or(0)),
+                ))
                 .await?;
             }
             // Then the policy in force, as a configuration profile.

@@ -7,14 +7,13 @@
 //! facts from the day it enrolled.
 
 use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
 
 use super::Apple;
 use crate::core::CoreError;
 use crate::domain::audit::Actor;
-use crate::domain::command::{Command, CommandArgs, CommandKind, CommandStatus};
+use crate::domain::command::{Command, CommandArgs, CommandKind};
 use crate::domain::device::Channel;
-use crate::domain::ids::CommandId;
+use crate::push::port::Work;
 
 /// How many devices one pass asks; the next pass takes the rest.
 const BATCH: u64 = 1000;
@@ -40,35 +39,26 @@ impl Apple {
                 .into_iter()
                 .enumerate()
             {
-                let command = Command {
-                    id: CommandId::generate(),
-                    device_id: device.clone(),
+                let command = Command::pending(
+                    device.clone(),
                     kind,
-                    message: "facts older than the inventory interval".into(),
-                    args: CommandArgs::default(),
-                    status: CommandStatus::Pending,
-                    result: None,
+                    "facts older than the inventory interval".into(),
+                    CommandArgs::default(),
+                    Actor::System.to_string(),
                     // Distinct times keep the order the device fetches in.
-                    created_at: now + chrono::Duration::milliseconds(i64::from(i == 1)),
-                    sent_at: None,
-                    acked_at: None,
-                    created_by: Actor::System.to_string(),
-                };
+                    now + chrono::Duration::milliseconds(i64::from(i == 1)),
+                );
                 tx.insert_command(&command).await?;
                 commands.push(command);
             }
             queued.push((device.clone(), commands));
         }
         tx.commit().await?;
-        let apple = Channel::apple();
-        let offers: Vec<_> = queued
-            .iter()
-            .map(|(device, commands)| self.devices.offer_work(&apple, device, commands, now))
+        let offers = queued
+            .into_iter()
+            .map(|(device, commands)| (Channel::apple(), Work { device, commands }))
             .collect();
-        futures_util::stream::iter(offers)
-            .buffer_unordered(crate::core::commands::REDELIVERY_CONCURRENCY)
-            .for_each(|_| std::future::ready(()))
-            .await;
+        self.devices.offer_all(offers, now).await;
         Ok(due.len())
     }
 }

@@ -17,7 +17,6 @@ use crate::apple_profiles::policy::{
 use crate::domain::audit::Actor;
 use crate::domain::command::{Command, CommandArgs, CommandKind, CommandStatus};
 use crate::domain::device::Device;
-use crate::domain::ids::CommandId;
 use crate::domain::policy::parse_policy;
 
 /// The profile platform of an Apple device's `platform`.
@@ -181,17 +180,12 @@ fn profile_command(
     args: CommandArgs,
     now: DateTime<Utc>,
 ) -> Command {
-    Command {
-        id: CommandId::generate(),
-        device_id: device.id.clone(),
+    Command::pending(
+        device.id.clone(),
         kind,
         message,
         args,
-        status: CommandStatus::Pending,
-        result: None,
-        created_at: now,
-        sent_at: None,
-        acked_at: None,
-        created_by: Actor::System.to_string(),
-    }
+        Actor::System.to_string(),
+        now,
+    )
 }

@@ -28,7 +28,7 @@ use crate::domain::apple::enrollment::{
 use crate::domain::audit::{Actor, AdminRequest, AuditAction, AuditEntry, AuditOutcome};
 use crate::domain::command::{Command, CommandArgs, CommandKind, CommandStatus};
 use crate::domain::device::{Channel, DeviceState};
-use crate::domain::ids::{CommandId, DeviceId};
+use crate::domain::ids::DeviceId;
 use crate::store::StoreError;
 
 /// How long a renewal may take: the device fetches the profile on its next
@@ -213,26 +213,21 @@ impl Apple {
             .ca
             .token_keys()
             .seal(&sealing_kid("renewal", device), &challenge)?;
-        let command = Command {
-            id: CommandId::generate(),
-            device_id: device.clone(),
-            kind: CommandKind::InstallProfile,
-            message: "renew the MDM identity certificate (refreshed enrollment profile)".into(),
-            // The profile is rendered when the device fetches the command,
-            // so the challenge is never stored in the clear.
-            args: CommandArgs {
+        // The profile is rendered when the device fetches the command, so
+        // the challenge is never stored in the clear.
+        let command = Command::pending(
+            device.clone(),
+            CommandKind::InstallProfile,
+            "renew the MDM identity certificate (refreshed enrollment profile)".into(),
+            CommandArgs {
                 profile_identifier: Some(enrollment_profile_identifier(
                     &self.settings.identifier_base(),
                 )),
                 ..CommandArgs::default()
             },
-            status: CommandStatus::Pending,
-            result: None,
-            created_at: now,
-            sent_at: None,
-            acked_at: None,
-            created_by: actor.to_string(),
-        };
+            actor.to_string(),
+            now,
+        );
         let renewal = IdentityRenewal {
             challenge_sha256: challenge_sha256.clone(),
             device: device.clone(),

@@ -9,8 +9,9 @@
 //! 3. cycles: a command queued for every device through the admin API
 //!    (ProfileList, what `latchctl device profiles` sends), then every
 //!    device's session: Idle, the command, Acknowledged, nothing more;
-//! 4. lock: `LockDevice` for every device; each push wakes its device,
-//!    which fetches the DeviceLock and acknowledges it.
+//! 4. lock: one `LockDevices` call for the whole fleet (`latchctl device
+//!    lock --ids-from`); each push wakes its device, which fetches the
+//!    DeviceLock and acknowledges it.
 //!
 //! The server is a separate process: latchkeyd's library started by this
 //! binary (`apple-fleet-server`) with the one seam tests replace, APNs:
@@ -732,31 +733,27 @@ async fn one_run(options: &Options, keys: &Arc<Vec<PrivateKeyPem>>) -> Result<Fi
     };
     let cpu = cpu_ns(server.pid)?;
     let lock_start = marks.now();
-    let index_of: Arc<HashMap<String, usize>> = Arc::new(
-        ids.iter()
-            .enumerate()
-            .map(|(i, id)| (id.clone(), i))
-            .collect(),
-    );
-    let (issued, _) = {
-        let (marks, index_of) = (marks.clone(), index_of.clone());
-        admin_calls(&server, &ids, in_flight, move |mut admin, id| {
-            let (marks, index_of) = (marks.clone(), index_of.clone());
-            Box::pin(async move {
-                let index = index_of[&id];
-                marks.lock_called[index].store(marks.now(), Ordering::Relaxed);
-                admin
-                    .lock_device(v1::LockDeviceRequest {
-                        id,
-                        message: "This iPhone is locked by IT".into(),
-                        ..Default::default()
-                    })
-                    .await?;
-                Ok(())
-            })
+    for called in &marks.lock_called {
+        called.store(lock_start, Ordering::Relaxed);
+    }
+    let call = Instant::now();
+    let answer = admin
+        .clone()
+        .lock_devices(v1::LockDevicesRequest {
+            ids: ids.clone(),
+            message: "This iPhone is locked by IT".into(),
+            ..Default::default()
         })
         .await?
-    };
+        .into_inner();
+    let issued = call.elapsed().as_secs_f64();
+    if answer.locked.len() != n {
+        bail!(
+            "{} of {n} devices locked; skipped: {:?}",
+            answer.locked.len(),
+            answer.skipped.first()
+        );
+    }
     figures.locks_issued_s = issued;
     let deadline = Instant::now() + Duration::from_secs(600);
     while marks.lock_acks.load(Ordering::Relaxed) < n {
@@ -803,7 +800,7 @@ async fn one_run(options: &Options, keys: &Arc<Vec<PrivateKeyPem>>) -> Result<Fi
     figures.lock_ack_p99_ms = percentile(&to_ack, 99.0);
     figures.lock_ack_max_ms = to_ack[n - 1];
     println!(
-        "  lock                 {n} LockDevice calls ({in_flight} in flight) in {issued:.2} s; every push sent after {:.2} s, last acknowledgement after {:.2} s",
+        "  lock                 one LockDevices call for {n} devices answered in {issued:.2} s; every push sent after {:.2} s, last acknowledgement after {:.2} s",
         figures.pushes_all_s, figures.last_ack_s
     );
     println!(
