@@ -14,7 +14,7 @@
 //! CA; which device the certificate belongs to is the caller's lookup.
 
 use openssl::pkcs7::{Pkcs7, Pkcs7Flags};
-use openssl::pkey::PKey;
+use openssl::pkey::{PKey, Private};
 use openssl::stack::Stack;
 use openssl::x509::store::{X509Store, X509StoreBuilder};
 use openssl::x509::{X509, X509StoreContext};
@@ -110,13 +110,7 @@ pub fn sign_detached(
     signer_certificate_pem: &str,
     signer_key: &PrivateKeyPem,
 ) -> Result<Vec<u8>, CmsError> {
-    sign(
-        content,
-        signer_certificate_pem,
-        signer_key,
-        "",
-        Pkcs7Flags::BINARY | Pkcs7Flags::DETACHED,
-    )
+    Signer::new(signer_certificate_pem, signer_key)?.sign_detached(content)
 }
 
 fn sign(
@@ -126,21 +120,49 @@ fn sign(
     chain_pem: &str,
     flags: Pkcs7Flags,
 ) -> Result<Vec<u8>, CmsError> {
-    let signer = certificates(signer_certificate_pem)?
-        .into_iter()
-        .next()
-        .ok_or(CmsError::NoSigner)?;
-    let key = PKey::private_key_from_pem(signer_key.expose().as_bytes())
-        .map_err(|e| CmsError::Key(reason(&e)))?;
-    let mut chain = Stack::new().map_err(|e| CmsError::Key(reason(&e)))?;
-    if !chain_pem.trim().is_empty() {
-        for cert in certificates(chain_pem)? {
-            chain.push(cert).map_err(|e| CmsError::Key(reason(&e)))?;
-        }
+    Signer::new(signer_certificate_pem, signer_key)?.sign(content, chain_pem, flags)
+}
+
+/// A signer's certificate and key, read once for many signatures (a
+/// device signs every message with the same identity; reading a PEM key
+/// costs more than the signature).
+pub struct Signer {
+    certificate: X509,
+    key: PKey<Private>,
+}
+
+impl Signer {
+    pub fn new(certificate_pem: &str, key: &PrivateKeyPem) -> Result<Signer, CmsError> {
+        let certificate = certificates(certificate_pem)?
+            .into_iter()
+            .next()
+            .ok_or(CmsError::NoSigner)?;
+        let key = PKey::private_key_from_pem(key.expose().as_bytes())
+            .map_err(|e| CmsError::Key(reason(&e)))?;
+        Ok(Signer { certificate, key })
     }
-    Pkcs7::sign(&signer, &key, &chain, content, flags)
-        .and_then(|p| p.to_der())
-        .map_err(|e| CmsError::Key(reason(&e)))
+
+    /// A detached signature of `content`, as a device's `Mdm-Signature`.
+    pub fn sign_detached(&self, content: &[u8]) -> Result<Vec<u8>, CmsError> {
+        self.sign(content, "", Pkcs7Flags::BINARY | Pkcs7Flags::DETACHED)
+    }
+
+    fn sign(
+        &self,
+        content: &[u8],
+        chain_pem: &str,
+        flags: Pkcs7Flags,
+    ) -> Result<Vec<u8>, CmsError> {
+        let mut chain = Stack::new().map_err(|e| CmsError::Key(reason(&e)))?;
+        if !chain_pem.trim().is_empty() {
+            for cert in certificates(chain_pem)? {
+                chain.push(cert).map_err(|e| CmsError::Key(reason(&e)))?;
+            }
+        }
+        Pkcs7::sign(&self.certificate, &self.key, &chain, content, flags)
+            .and_then(|p| p.to_der())
+            .map_err(|e| CmsError::Key(reason(&e)))
+    }
 }
 
 /// The content of an attached signature (a signed profile), its

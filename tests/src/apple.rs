@@ -192,6 +192,8 @@ pub struct Identity {
     pub key: PrivateKeyPem,
     /// The certificate and the CA chain SCEP sent with it, PEM.
     pub chain: String,
+    /// The certificate and key, read once: the device signs every message.
+    pub signer: std::sync::Arc<latchkey_certs::cms::Signer>,
 }
 
 /// A simulated iPhone or Mac.
@@ -434,10 +436,13 @@ impl SimulatedAppleDevice {
                 for der in &chain_der {
                     chain.push_str(&pem_of(der));
                 }
+                let pem = pem_of(&issued_certificate_der);
+                let key = requester.key_pem()?;
                 self.use_identity(Identity {
-                    pem: pem_of(&issued_certificate_der),
+                    signer: std::sync::Arc::new(latchkey_certs::cms::Signer::new(&pem, &key)?),
+                    pem,
                     der: issued_certificate_der,
-                    key: requester.key_pem()?,
+                    key,
                     chain,
                 });
                 Ok(Ok(()))
@@ -466,7 +471,7 @@ impl SimulatedAppleDevice {
     /// CMS signature over `bytes` with the identity) and the content type.
     pub fn signed_headers(&self, bytes: &[u8]) -> Result<[(&'static str, String); 2]> {
         let identity = self.identity().context("no identity yet")?;
-        let signature = latchkey_certs::cms::sign_detached(bytes, &identity.pem, &identity.key)?;
+        let signature = identity.signer.sign_detached(bytes)?;
         Ok([
             (
                 "Mdm-Signature",
@@ -758,6 +763,18 @@ impl SimulatedAppleDevice {
             Answer::Error => self.report("Error", Some(&uuid), None),
         };
         Ok(Some((received, xml(&report)?)))
+    }
+
+    /// The body of this device's Acknowledged to the command `command_uuid`
+    /// of `request_type`: what [`SimulatedAppleDevice::answer_reply`]
+    /// sends for it, made ahead (a load generator signs it before it is
+    /// needed, as a real device's own CPU would, away from the server's).
+    pub fn acknowledgement(&self, command_uuid: &str, request_type: &str) -> Result<Vec<u8>> {
+        xml(&self.report(
+            "Acknowledged",
+            Some(command_uuid),
+            self.result_for(request_type),
+        ))
     }
 
     /// Whether `push` would wake this device (its token and its magic).

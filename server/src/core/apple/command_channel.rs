@@ -20,6 +20,11 @@ use crate::domain::device::{CheckState, Posture};
 use crate::domain::ids::CommandId;
 use crate::store::Tx;
 
+/// How stale a device's last-seen time may get within a session before a
+/// report other than Idle writes it again: a session's messages come
+/// seconds apart, and each write is a statement on every one of them.
+const PRESENCE_RESOLUTION: chrono::Duration = chrono::Duration::seconds(60);
+
 impl Apple {
     /// A report on the command channel (`PUT` to the server URL): records
     /// the answer to the last command and hands out the next one, if any.
@@ -68,11 +73,54 @@ impl Apple {
                     .await?,
             );
         }
+        // Presence: an Idle opens a session and is recorded, on the
+        // enrollment (the NotNow rule reads its time) and on the device;
+        // the rest of a session, from a device seen less than
+        // `PRESENCE_RESOLUTION` ago, writes no presence.
+        let fresh = enrollment
+            .last_seen_at
+            .is_some_and(|seen| seen <= now && now - seen < PRESENCE_RESOLUTION);
+        let write_seen = idle || !fresh;
+        let write_touch = write_seen;
+        if answered.is_none() {
+            // Nothing to record with the next command: no transaction for
+            // the common case, a command that renders on its own.
+            if write_seen {
+                self.store.apple_seen(device.id(), idle, now).await?;
+            }
+            if write_touch {
+                self.store.touch_device(device.id(), now).await?;
+            }
+            let Some(command) = self
+                .store
+                .take_next_apple_command(device.id(), last_idle, now)
+                .await?
+            else {
+                return Ok(None);
+            };
+            let needs_profile =
+                command.kind == CommandKind::InstallProfile && command.args.profile.is_none();
+            if !needs_profile && let Some(apple) = self.render(&command)? {
+                return Ok(Some((command.id, apple)));
+            }
+            // A renewal's profile to render, or nothing to send: as any
+            // other report, in one transaction.
+            let tx = self.store.begin().await?;
+            let next = self
+                .next_command_in(&tx, device, last_idle, Some(command), now)
+                .await?;
+            tx.commit().await?;
+            return Ok(next);
+        }
         // Then the message's own writes, the answer recorded and the next
         // command handed out, in one transaction.
         let tx = self.store.begin().await?;
-        tx.apple_seen(device.id(), idle, now).await?;
-        tx.touch_device(device.id(), now).await?;
+        if write_seen {
+            tx.apple_seen(device.id(), idle, now).await?;
+        }
+        if write_touch {
+            tx.touch_device(device.id(), now).await?;
+        }
         let mut wiped = false;
         if let Some(command_id) = &answered {
             let outcome = match &report.status {
@@ -128,7 +176,9 @@ impl Apple {
             };
             wiped = outcome == Some(Acknowledged::Wiped);
         }
-        let next = self.next_command_in(&tx, device, last_idle, now).await?;
+        let next = self
+            .next_command_in(&tx, device, last_idle, None, now)
+            .await?;
         tx.commit().await?;
         if wiped {
             self.devices.after_device_ended(device.id(), now).await;
@@ -136,21 +186,26 @@ impl Apple {
         Ok(next)
     }
 
-    /// The next command the device fetches, marked sent in `tx` and
-    /// rendered for it; commands Apple has no form for are closed here and
-    /// skipped.
+    /// The next command the device fetches (`taken`, when it was taken
+    /// already), marked sent in `tx` and rendered for it; commands Apple
+    /// has no form for are closed here and skipped.
     async fn next_command_in(
         &self,
         tx: &Tx,
         device: &AppleDevice,
         last_idle: Option<DateTime<Utc>>,
+        mut taken: Option<Command>,
         now: DateTime<Utc>,
     ) -> Result<Option<(CommandId, AppleCommand)>, AppleRefusal> {
         loop {
-            let Some(mut command) = tx
-                .take_next_apple_command(device.id(), last_idle, now)
-                .await?
-            else {
+            let next = match taken.take() {
+                Some(command) => Some(command),
+                None => {
+                    tx.take_next_apple_command(device.id(), last_idle, now)
+                        .await?
+                }
+            };
+            let Some(mut command) = next else {
                 return Ok(None);
             };
             if command.kind == CommandKind::InstallProfile && command.args.profile.is_none() {

@@ -216,6 +216,15 @@ struct FleetDevice {
     /// Its Idle report, signed once.
     idle: Vec<u8>,
     idle_headers: Vec<(&'static str, String)>,
+    /// Its Acknowledged to the command of this round (its id), signed
+    /// before the round.
+    presigned: std::sync::Mutex<Option<Presigned>>,
+}
+
+struct Presigned {
+    command_uuid: String,
+    body: Vec<u8>,
+    headers: Vec<(&'static str, String)>,
 }
 
 /// Times in µs since the run's start; 0 is "not yet".
@@ -289,7 +298,16 @@ async fn step(
                     None => return Ok(()),
                     Some((received, next)) => {
                         answering_lock = received.request_type == "DeviceLock";
-                        headers = device.sim.signed_headers(&next)?.into();
+                        let presigned = device
+                            .presigned
+                            .lock()
+                            .ok()
+                            .and_then(|mut p| p.take())
+                            .filter(|p| p.command_uuid == received.command_uuid && p.body == next);
+                        headers = match presigned {
+                            Some(p) => p.headers,
+                            None => device.sim.signed_headers(&next)?.into(),
+                        };
                         body = next;
                     }
                 }
@@ -360,6 +378,48 @@ async fn phase(
     .await?;
     let wall = started.elapsed().as_secs_f64();
     Ok((wall, (cpu_ns(server.pid)? - cpu) as f64 / 1e9))
+}
+
+/// Signs each device's Acknowledged to its command in `queued` (device id
+/// → command id) ahead of the round, on the blocking pool, as a real
+/// device's own CPU would: the round then measures the server, not the
+/// load generator's RSA signatures (the server verifies each one).
+async fn presign(
+    fleet: &Arc<Vec<FleetDevice>>,
+    queued: &std::sync::Mutex<HashMap<String, String>>,
+    request_type: &'static str,
+) -> Result<()> {
+    let queued = queued
+        .lock()
+        .map_err(|_| anyhow::anyhow!("the queued commands' lock is poisoned"))?
+        .clone();
+    let queued = Arc::new(queued);
+    let workers = std::thread::available_parallelism().map_or(2, usize::from);
+    let mut tasks = Vec::with_capacity(workers);
+    for worker in 0..workers {
+        let (fleet, queued) = (fleet.clone(), queued.clone());
+        tasks.push(tokio::task::spawn_blocking(move || {
+            for device in fleet.iter().skip(worker).step_by(workers) {
+                let Some(command) = queued.get(&device.id) else {
+                    continue;
+                };
+                let body = device.sim.acknowledgement(command, request_type)?;
+                let headers = device.sim.signed_headers(&body)?.into();
+                if let Ok(mut slot) = device.presigned.lock() {
+                    *slot = Some(Presigned {
+                        command_uuid: command.clone(),
+                        body,
+                        headers,
+                    });
+                }
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(())
 }
 
 /// Calls the admin API for every device id, `in_flight` at a time; the
@@ -597,6 +657,7 @@ async fn one_run(options: &Options, keys: &Arc<Vec<PrivateKeyPem>>) -> Result<Fi
             id,
             idle,
             idle_headers,
+            presigned: std::sync::Mutex::new(None),
         });
     }
     let wall = started.elapsed().as_secs_f64();
@@ -681,15 +742,26 @@ async fn one_run(options: &Options, keys: &Arc<Vec<PrivateKeyPem>>) -> Result<Fi
     let mut queue_cpu = 0.0;
     let mut perf = super::PerfControl::from_env()?;
     for _ in 0..options.cycles_per_device {
-        let (_, cpu) = admin_calls(&server, &ids, in_flight, |mut admin, id| {
-            Box::pin(async move {
-                admin
-                    .list_device_profiles(v1::ListDeviceProfilesRequest { id })
-                    .await?;
-                Ok(())
+        let queued: Arc<std::sync::Mutex<HashMap<String, String>>> = Arc::default();
+        let (_, cpu) = {
+            let queued = queued.clone();
+            admin_calls(&server, &ids, in_flight, move |mut admin, id| {
+                let queued = queued.clone();
+                Box::pin(async move {
+                    let answer = admin
+                        .list_device_profiles(v1::ListDeviceProfilesRequest { id: id.clone() })
+                        .await?
+                        .into_inner();
+                    let command = answer.command.context("no command in the answer")?.id;
+                    if let Ok(mut queued) = queued.lock() {
+                        queued.insert(id, command);
+                    }
+                    Ok(())
+                })
             })
-        })
-        .await?;
+            .await?
+        };
+        presign(&fleet, &queued, "ProfileList").await?;
         queue_cpu += cpu;
         let before: usize = fleet.iter().map(|d| d.sim.received().len()).sum();
         perf.enable()?;
@@ -698,6 +770,13 @@ async fn one_run(options: &Options, keys: &Arc<Vec<PrivateKeyPem>>) -> Result<Fi
         let after: usize = fleet.iter().map(|d| d.sim.received().len()).sum();
         if after - before != n {
             bail!("{} commands fetched in a round, not {n}", after - before);
+        }
+        let unused = fleet
+            .iter()
+            .filter(|d| d.presigned.lock().is_ok_and(|p| p.is_some()))
+            .count();
+        if unused != 0 {
+            bail!("{unused} devices did not send the Acknowledged signed for them");
         }
         cycles_wall += wall;
         cycles_cpu += cpu;
