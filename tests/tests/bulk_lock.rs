@@ -121,13 +121,22 @@ async fn every_device_of_a_user_is_locked_and_woken_in_one_call() -> Result<()> 
         );
     }
     assert!(
-        audit.contains("bulk lock of user hanako@example.com"),
+        audit.contains("bulk lock of user \"hanako@example.com\""),
         "{audit}"
     );
 
-    // The human-readable answer says what happened, in one line at the end.
+    // The same lock again sends nothing twice: the Mac keeps the PIN it
+    // was locked with. The human-readable answer ends with what happened.
     let again = sys.ctl(&["device", "lock", "--user", hanako]).await?;
-    assert!(again.contains("3 locked, 0 skipped"), "{again}");
+    assert!(again.contains("0 locked, 3 skipped"), "{again}");
+    assert!(again.contains("already locked"), "{again}");
+    let mac_locks = sys
+        .commands(&mac_id)
+        .await?
+        .into_iter()
+        .filter(|c| c["kind"] == "lock")
+        .count();
+    assert_eq!(mac_locks, 1);
     sys.stop().await
 }
 
@@ -241,7 +250,7 @@ async fn a_groups_devices_are_locked_and_an_auditor_can_lock_none() -> Result<()
     assert!(
         audit
             .lines()
-            .any(|l| l.contains("audit@example.com") && l.contains("group sales")),
+            .any(|l| l.contains("audit@example.com") && l.contains("group \"sales\"")),
         "the refusal is audited:\n{audit}"
     );
 
@@ -252,5 +261,130 @@ async fn a_groups_devices_are_locked_and_an_auditor_can_lock_none() -> Result<()
     expected.sort();
     assert_eq!(locked_ids(&answer), expected, "{answer}");
     assert_eq!(sys.device(&outside.device_id).await?["state"], "active");
+    sys.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_careless_or_hostile_admin_sends_changes_nothing_or_nothing_harmful() -> Result<()> {
+    let sys = System::start().await?;
+    let (phone, phone_id) = enrolled_device(&sys, SimulatedAppleDevice::iphone, None).await?;
+    let (_lost, lost_id) = enrolled_device(&sys, SimulatedAppleDevice::iphone, None).await?;
+    sys.ctl(&["device", "lock", &lost_id, "--lost", "--phone", "110"])
+        .await?;
+
+    // A character no property list can carry would leave a command the
+    // device can never be sent, so it is refused, in a bulk lock and in a
+    // single one; a control character is dropped.
+    for args in [
+        vec![
+            "device",
+            "lock",
+            &phone_id,
+            &lost_id,
+            "--message",
+            "Call IT \u{FFFE}",
+        ],
+        vec!["device", "lock", &phone_id, "--message", "Call IT \u{FFFF}"],
+    ] {
+        let refused = sys.ctl(&args).await.expect_err("refused");
+        assert!(refused.to_string().contains("U+FFFE"), "{refused}");
+    }
+    assert_eq!(sys.device(&phone_id).await?["state"], "active");
+    let mut pushes = sys.apns.watch();
+    sys.ctl(&[
+        "device",
+        "lock",
+        &phone_id,
+        &lost_id,
+        "--message",
+        "Call IT\x07 now",
+    ])
+    .await?;
+    woken(&mut pushes, &phone).await?;
+    let fetched = phone.check_for_commands().await?;
+    assert_eq!(fetched.len(), 1);
+    assert_eq!(
+        fetched[0]
+            .command
+            .get("Message")
+            .and_then(plist::Value::as_string),
+        Some("Call IT now")
+    );
+
+    // A phone in lost mode named alone in a file stays in lost mode (a
+    // plain lock of it is refused: unlock, which ends lost mode, first).
+    let dir = tempfile::tempdir()?;
+    let list = dir.path().join("incident.txt");
+    std::fs::write(
+        &list,
+        format!("# devices named in the incident\n{lost_id}\n"),
+    )?;
+    let answer = sys
+        .ctl_json(&["device", "lock", "--ids-from", &list.to_string_lossy()])
+        .await?;
+    assert_eq!(locked_ids(&answer), Vec::<String>::new(), "{answer}");
+    let single = sys
+        .ctl(&["device", "lock", &lost_id])
+        .await
+        .expect_err("a plain lock of a lost phone is refused");
+    assert!(single.to_string().contains("lost mode"), "{single}");
+    assert_eq!(sys.device(&lost_id).await?["state"], "lost");
+
+    // More than 10,000 ids: refused, nothing changes.
+    let many: Vec<String> = (0..10_001).map(|i| format!("{i:032x}")).collect();
+    std::fs::write(&list, many.join("\n"))?;
+    let refused = sys
+        .ctl(&["device", "lock", "--ids-from", &list.to_string_lossy()])
+        .await
+        .expect_err("too many ids");
+    assert!(refused.to_string().contains("at most 10000"), "{refused}");
+
+    // An auditor naming ids and a group at once is refused as an auditor
+    // (and that is audited), not merely as a malformed request; what it
+    // named is escaped in the log.
+    let auditor = sys
+        .ctl_json(&["admin", "add", "audit@example.com", "--role", "auditor"])
+        .await?["token"]
+        .as_str()
+        .context("a token")?
+        .to_owned();
+    let refused = sys
+        .ctl_as(
+            &auditor,
+            &["device", "lock", "--user", "a\u{202E}moc.elpmaxe@b"],
+        )
+        .await
+        .expect_err("an auditor may not lock");
+    assert!(refused.to_string().contains("permission"), "{refused}");
+    let audit = sys.ctl(&["audit"]).await?;
+    assert!(!audit.contains('\u{202E}'), "{audit}");
+    assert!(audit.contains("\\u{202e}"), "{audit}");
+    sys.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_device_whose_stored_push_token_is_bad_costs_only_its_own_push() -> Result<()> {
+    use sea_orm::ConnectionTrait;
+    let sys = System::start().await?;
+    let (bad, bad_id) = enrolled_device(&sys, SimulatedAppleDevice::iphone, None).await?;
+    let (good, good_id) = enrolled_device(&sys, SimulatedAppleDevice::iphone, None).await?;
+    sys.database()
+        .await?
+        .execute_unprepared(&format!(
+            "UPDATE apple_enrollments SET push_token = 'not hex' WHERE device_id = '{bad_id}'"
+        ))
+        .await?;
+    let mut pushes = sys.apns.watch();
+    let answer = sys.ctl_json(&["device", "lock", &bad_id, &good_id]).await?;
+    let mut both = vec![bad_id.clone(), good_id.clone()];
+    both.sort();
+    assert_eq!(locked_ids(&answer), both, "{answer}");
+    woken(&mut pushes, &good).await?;
+    assert_eq!(good.check_for_commands().await?.len(), 1);
+    // The other is locked all the same, and finds its lock when it next
+    // checks in.
+    assert_eq!(sys.device(&bad_id).await?["state"], "locked");
+    let fetched = bad.check_for_commands().await?;
+    assert_eq!(fetched[0].request_type, "DeviceLock");
     sys.stop().await
 }

@@ -434,3 +434,100 @@ async fn commands_no_channel_can_carry_do_not_hold_back_other_devices_redelivery
     assert!(open.iter().all(|c| c.status == CommandStatus::Pending));
     fixture.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_lock_of_more_devices_than_one_statement_takes_locks_audits_and_wakes_them_all()
+-> anyhow::Result<()> {
+    let (fixture, fake) = start_with_fake().await?;
+    let owner = fixture.owner().await?;
+    // More than two statements' worth (500 rows each), and one device of
+    // another group that stays as it is.
+    let n = 1_201;
+    let devices: Vec<Device> = (0..=n)
+        .map(|i| Device {
+            id: DeviceId::generate(),
+            hostname: format!("端末-{i}"),
+            platform: "ios".into(),
+            os_version: "18.1".into(),
+            machine_id: String::new(),
+            serial: format!("F2LX{i:08}"),
+            model: "iPhone16,1".into(),
+            state: DeviceState::Active,
+            user: None,
+            group: Some(if i < n { "floor-3" } else { "floor-4" }.into()),
+            enrolled_at: fixture.now,
+            last_seen: Some(fixture.now),
+            posture: None,
+            posture_at: None,
+            certificate_expires_at: None,
+            channel: Channel::parse("fake").expect("a channel name"),
+        })
+        .collect();
+    fixture.store.insert_devices(&devices).await?;
+
+    let done = fixture
+        .core
+        .devices
+        .lock_devices(
+            &owner,
+            latchkeyd::core::BulkLockRequest {
+                group: Some("floor-3".into()),
+                message: "Locked by IT".into(),
+                ..Default::default()
+            },
+            fixture.now,
+        )
+        .await?;
+    assert_eq!(done.locked.len(), n);
+    assert!(done.skipped.is_empty());
+
+    // Woken in the background, each once, with its command already stored.
+    latchkey_tests::wait_until(
+        "every device woken",
+        std::time::Duration::from_secs(30),
+        || async { (fake.wakes().len() >= n).then_some(()) },
+    )
+    .await?;
+    let wakes = fake.wakes();
+    assert_eq!(wakes.len(), n);
+    assert!(
+        wakes
+            .iter()
+            .all(|(_, commands, stored)| commands.len() == 1 && *stored)
+    );
+    for device in &devices[..n] {
+        let stored = fixture.store.device(&device.id).await?.expect("stored");
+        assert_eq!(stored.state, DeviceState::Locked, "{}", device.hostname);
+        let commands = fixture.store.list_commands(&device.id).await?;
+        assert_eq!(commands.len(), 1);
+        assert_eq!(commands[0].message, "Locked by IT");
+    }
+    let other = fixture.store.device(&devices[n].id).await?.expect("stored");
+    assert_eq!(other.state, DeviceState::Active);
+    let audited = fixture
+        .store
+        .list_audit(fixture.now - Duration::minutes(1), 10_000)
+        .await?
+        .into_iter()
+        .filter(|e| e.action == "device.lock" && e.detail.contains("bulk lock of group"))
+        .count();
+    assert_eq!(audited, n);
+
+    // The same lock again sends nothing twice.
+    let again = fixture
+        .core
+        .devices
+        .lock_devices(
+            &owner,
+            latchkeyd::core::BulkLockRequest {
+                group: Some("floor-3".into()),
+                ..Default::default()
+            },
+            fixture.now,
+        )
+        .await?;
+    assert!(again.locked.is_empty());
+    assert_eq!(again.skipped.len(), n);
+    assert!(again.skipped.iter().all(|s| s.reason == "already locked"));
+    fixture.stop().await
+}

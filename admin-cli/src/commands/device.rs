@@ -69,10 +69,12 @@ pub async fn run(command: DeviceCommand, cx: &mut Context) -> Result<String, Cli
             footnote,
         } => {
             let mut ids = ids;
+            let from_file = ids_from.is_some();
             if let Some(path) = ids_from {
                 ids.extend(read_ids(&path)?);
             }
             if let [id] = ids.as_slice()
+                && !from_file
                 && group.is_none()
                 && user.is_none()
             {
@@ -192,11 +194,24 @@ fn read_ids(path: &std::path::Path) -> Result<Vec<String>, CliError> {
         path: path.to_owned(),
         source,
     };
-    let text = if path == std::path::Path::new("-") {
-        std::io::read_to_string(std::io::stdin()).map_err(file_error)?
+    // Ten thousand ids with room for comments; a larger file is a mistake.
+    const MAX_BYTES: u64 = 4 * 1024 * 1024;
+    use std::io::Read;
+    let mut text = String::new();
+    let read = if path == std::path::Path::new("-") {
+        std::io::stdin()
+            .take(MAX_BYTES + 1)
+            .read_to_string(&mut text)
     } else {
-        std::fs::read_to_string(path).map_err(file_error)?
+        std::fs::File::open(path).and_then(|f| f.take(MAX_BYTES + 1).read_to_string(&mut text))
     };
+    read.map_err(file_error)?;
+    if text.len() as u64 > MAX_BYTES {
+        return Err(CliError::Usage(format!(
+            "{} is over {MAX_BYTES} bytes; a bulk lock takes at most 10000 ids",
+            path.display()
+        )));
+    }
     Ok(text
         .lines()
         .map(str::trim)

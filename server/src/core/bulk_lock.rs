@@ -5,22 +5,31 @@
 //! ([`crate::push::port::WorkPort::have_work`]), so thousands of Apple
 //! devices are pushed within a second, not one after another.
 //!
-//! A bulk lock is a plain lock (with its message and phone number): lost
-//! mode is for one phone at a time. Devices it cannot lock are skipped with
-//! the reason, and the rest are locked: a device in lost mode stays in lost
-//! mode, a pending wipe is not undone, and a retired or wiped device takes
-//! no commands.
+//! A bulk lock is a plain lock (with its message, and a phone number that
+//! Apple devices show): lost mode is for one phone at a time. It locks the
+//! active devices it selects and skips the others with the reason: one
+//! already locked keeps its lock (so running the same bulk lock again
+//! sends nothing twice, and a Mac's PIN stays the one it was locked with),
+//! a device in lost mode stays in lost mode, a pending wipe is not undone,
+//! and a retired or wiped device takes no commands.
+//!
+//! The answer comes once the transaction has committed: the devices are
+//! locked and cut off from sign-in by then. Waking them is started in the
+//! background, so a slow or unreachable push service cannot hold the call
+//! past its deadline (a command not yet offered is offered by the
+//! redelivery job).
 
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 
 use super::auth::{AuthenticatedAdmin, Permission};
+use super::commands::offer_all_through;
 use super::commands::{MAX_MESSAGE_LEN, MAX_PHONE_LEN, command_audit_action};
 use super::devices::Devices;
-use super::{CoreError, printable, validate_email};
+use super::{CoreError, device_text, printable, validate_email, validate_label};
 use crate::domain::audit::{AdminRequest, AuditEntry, AuditOutcome};
-use crate::domain::command::{Command, CommandArgs, CommandKind, CommandStatus};
+use crate::domain::command::{Command, CommandArgs, CommandKind};
 use crate::domain::device::{Channel, Device, DeviceState};
 use crate::domain::ids::DeviceId;
 use crate::push::port::Work;
@@ -28,23 +37,81 @@ use crate::push::port::Work;
 /// Most device ids one bulk lock names.
 pub const MAX_BULK_IDS: usize = 10_000;
 
-/// Which devices a bulk lock takes.
-#[derive(Debug, Clone)]
-pub enum DeviceSelection {
-    /// These devices (at most [`MAX_BULK_IDS`]).
-    Ids(Vec<String>),
+/// A bulk lock as an admin asks for it: exactly one of `ids`, `group` and
+/// `user` selects the devices.
+#[derive(Debug, Clone, Default)]
+pub struct BulkLockRequest {
+    /// At most [`MAX_BULK_IDS`] device ids.
+    pub ids: Vec<String>,
     /// Every device enrolled into this group.
-    Group(String),
+    pub group: Option<String>,
     /// Every device bound to this user (by email).
+    pub user: Option<String>,
+    pub message: String,
+    pub phone: Option<String>,
+}
+
+/// Which devices a bulk lock takes, checked.
+enum Selection {
+    Ids(Vec<DeviceId>),
+    Group(String),
     User(String),
 }
 
-impl DeviceSelection {
+impl BulkLockRequest {
+    /// What the request names, for the audit log (escaped: it is not
+    /// checked yet when a refusal is recorded).
     fn describe(&self) -> String {
-        match self {
-            DeviceSelection::Ids(ids) => format!("{} devices by id", ids.len()),
-            DeviceSelection::Group(group) => format!("group {}", printable(group, 128)),
-            DeviceSelection::User(email) => format!("user {}", printable(email, 256)),
+        match (&self.group, &self.user) {
+            (Some(group), None) if self.ids.is_empty() => format!("group {group:?}"),
+            (None, Some(user)) if self.ids.is_empty() => format!("user {user:?}"),
+            _ => format!("{} devices by id", self.ids.len()),
+        }
+    }
+
+    fn selection(&self) -> Result<Selection, CoreError> {
+        let group = self
+            .group
+            .as_deref()
+            .map(str::trim)
+            .filter(|g| !g.is_empty());
+        let user = self
+            .user
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty());
+        match (self.ids.is_empty(), group, user) {
+            (false, None, None) => {
+                if self.ids.len() > MAX_BULK_IDS {
+                    return Err(CoreError::InvalidArgument(format!(
+                        "{} device ids; one bulk lock takes at most {MAX_BULK_IDS}",
+                        self.ids.len()
+                    )));
+                }
+                let mut ids = Vec::with_capacity(self.ids.len());
+                for id in &self.ids {
+                    ids.push(DeviceId::parse(id.trim()).ok_or_else(|| {
+                        CoreError::InvalidArgument(format!(
+                            "{:?} is not a device id; nothing was locked",
+                            printable(id, 64)
+                        ))
+                    })?);
+                }
+                // In one order, so that two bulk locks over the same
+                // devices take their rows in the same order.
+                ids.sort();
+                ids.dedup();
+                Ok(Selection::Ids(ids))
+            }
+            (true, Some(group), None) => Ok(Selection::Group(validate_label("group", group)?)),
+            // As `Users` finds a user: an address stored before addresses
+            // were checked strictly is still found.
+            (true, None, Some(user)) => Ok(Selection::User(
+                validate_email(user).unwrap_or_else(|_| user.to_lowercase()),
+            )),
+            _ => Err(CoreError::InvalidArgument(
+                "select the devices to lock by exactly one of: their ids, a group, a user".into(),
+            )),
         }
     }
 }
@@ -74,7 +141,8 @@ pub struct BulkLock {
 /// Why a device in `state` is not locked by a bulk lock; `None` when it is.
 fn not_lockable(state: DeviceState) -> Option<&'static str> {
     match state {
-        DeviceState::Active | DeviceState::Locked => None,
+        DeviceState::Active => None,
+        DeviceState::Locked => Some("already locked"),
         DeviceState::Lost => Some("in lost mode; it stays in lost mode"),
         DeviceState::WipePending => Some("a wipe is pending"),
         DeviceState::AwaitingEnrollment => Some("not enrolled yet"),
@@ -91,12 +159,10 @@ impl Devices {
     pub async fn lock_devices(
         &self,
         caller: &AuthenticatedAdmin,
-        selection: DeviceSelection,
-        message: String,
-        phone: Option<String>,
+        request: BulkLockRequest,
         now: DateTime<Utc>,
     ) -> Result<BulkLock, CoreError> {
-        let described = selection.describe();
+        let described = request.describe();
         self.audit
             .authorize(
                 caller,
@@ -106,15 +172,14 @@ impl Devices {
                 now,
             )
             .await?;
-        if message.len() > MAX_MESSAGE_LEN {
-            return Err(CoreError::InvalidArgument(format!(
-                "the lock message is longer than {MAX_MESSAGE_LEN} bytes"
-            )));
-        }
-        let phone = phone
-            .map(|p| printable(p.trim(), MAX_PHONE_LEN))
+        let selection = request.selection()?;
+        let message = device_text("lock message", &request.message, MAX_MESSAGE_LEN)?;
+        let phone = request
+            .phone
+            .map(|p| device_text("phone number", p.trim(), MAX_PHONE_LEN))
+            .transpose()?
             .filter(|p| !p.is_empty());
-        let (devices, mut skipped) = self.selected(&selection).await?;
+        let (devices, mut skipped) = self.selected(selection).await?;
 
         let mut lockable = Vec::with_capacity(devices.len());
         for device in devices {
@@ -149,14 +214,11 @@ impl Devices {
             ));
         }
 
-        let ids: Vec<DeviceId> = lockable.iter().map(|d| d.id.clone()).collect();
+        let mut ids: Vec<DeviceId> = lockable.iter().map(|d| d.id.clone()).collect();
+        ids.sort();
         let tx = self.store.begin().await?;
         let moved: HashSet<DeviceId> = tx
-            .change_devices_state(
-                &ids,
-                &[DeviceState::Active, DeviceState::Locked],
-                DeviceState::Locked,
-            )
+            .change_devices_state(&ids, &[DeviceState::Active], DeviceState::Locked)
             .await?
             .into_iter()
             .collect();
@@ -185,9 +247,8 @@ impl Devices {
                 target: device.id.to_string(),
                 outcome: AuditOutcome::Ok,
                 detail: format!(
-                    "command {}; state {} -> locked; bulk lock of {described}",
+                    "command {}; state active -> locked; bulk lock of {described}",
                     command.id,
-                    device.state.as_str(),
                 ),
             })
             .collect();
@@ -204,15 +265,11 @@ impl Devices {
                 (device.channel.clone(), work)
             })
             .collect();
-        let handed = self.offer_all(offers, now).await;
+        let (store, ports) = (self.store.clone(), self.ports.clone());
+        tokio::spawn(async move { offer_all_through(&store, &ports, offers, now).await });
         let locked = locked
             .into_iter()
-            .zip(handed)
-            .map(|((device, mut command), handed)| {
-                if handed == 1 {
-                    command.status = CommandStatus::Sent;
-                    command.sent_at = Some(now);
-                }
+            .map(|(device, command)| {
                 let device = Device {
                     state: DeviceState::Locked,
                     ..device
@@ -223,41 +280,17 @@ impl Devices {
         Ok(BulkLock { locked, skipped })
     }
 
-    /// The devices a selection names, and the ids it names that are no
-    /// device's (skipped as such).
+    /// The devices a selection names (at most [`MAX_BULK_IDS`]), and the
+    /// ids it names that are no device's (skipped as such).
     async fn selected(
         &self,
-        selection: &DeviceSelection,
+        selection: Selection,
     ) -> Result<(Vec<Device>, Vec<BulkSkipped>), CoreError> {
-        match selection {
-            DeviceSelection::Ids(ids) => {
-                if ids.is_empty() {
-                    return Err(CoreError::InvalidArgument(
-                        "name the devices to lock, a group or a user".into(),
-                    ));
-                }
-                if ids.len() > MAX_BULK_IDS {
-                    return Err(CoreError::InvalidArgument(format!(
-                        "{} device ids; one bulk lock takes at most {MAX_BULK_IDS}",
-                        ids.len()
-                    )));
-                }
-                let mut parsed = Vec::with_capacity(ids.len());
-                let mut seen = HashSet::with_capacity(ids.len());
-                for id in ids {
-                    let id = DeviceId::parse(id.trim()).ok_or_else(|| {
-                        CoreError::InvalidArgument(format!(
-                            "{} is not a device id; nothing was locked",
-                            printable(id, 64)
-                        ))
-                    })?;
-                    if seen.insert(id.clone()) {
-                        parsed.push(id);
-                    }
-                }
-                let devices = self.store.devices_by_ids(&parsed).await?;
+        let (devices, missing) = match selection {
+            Selection::Ids(ids) => {
+                let devices = self.store.devices_by_ids(&ids).await?;
                 let found: HashSet<&DeviceId> = devices.iter().map(|d| &d.id).collect();
-                let missing = parsed
+                let missing = ids
                     .iter()
                     .filter(|id| !found.contains(id))
                     .map(|id| BulkSkipped {
@@ -266,30 +299,29 @@ impl Devices {
                         reason: "no such device".into(),
                     })
                     .collect();
-                Ok((devices, missing))
+                (devices, missing)
             }
-            DeviceSelection::Group(group) => {
-                let devices = self.store.devices_in_group(group.trim()).await?;
+            Selection::Group(group) => {
+                let devices = self.store.devices_in_group(&group).await?;
                 if devices.is_empty() {
-                    return Err(CoreError::NotFound(format!(
-                        "devices in group {}",
-                        printable(group, 128)
-                    )));
+                    return Err(CoreError::NotFound(format!("devices in group {group}")));
                 }
-                Ok((devices, Vec::new()))
+                (devices, Vec::new())
             }
-            DeviceSelection::User(email) => {
-                // As `Users` finds a user: an address stored before
-                // addresses were checked strictly is still found.
-                let email = validate_email(email).unwrap_or_else(|_| email.trim().to_lowercase());
+            Selection::User(email) => {
                 if self.store.user_by_email(&email).await?.is_none() {
-                    return Err(CoreError::NotFound(format!(
-                        "user {}",
-                        printable(&email, 256)
-                    )));
+                    return Err(CoreError::NotFound(format!("user {email}")));
                 }
-                Ok((self.store.devices_of_user(&email).await?, Vec::new()))
+                (self.store.devices_of_user(&email).await?, Vec::new())
             }
+        };
+        if devices.len() > MAX_BULK_IDS {
+            return Err(CoreError::FailedPrecondition(format!(
+                "the selection has {} devices; one bulk lock takes at most {MAX_BULK_IDS}: \
+                 name them in parts with --ids-from",
+                devices.len()
+            )));
         }
+        Ok((devices, missing))
     }
 }

@@ -10,7 +10,7 @@ use tracing::warn;
 use super::auth::{AuthenticatedAdmin, AuthenticatedDevice, Permission};
 use super::devices::Devices;
 use super::policies;
-use super::{CoreError, DeviceView, existing_device, parse_device_id, printable};
+use super::{CoreError, DeviceView, device_text, existing_device, parse_device_id, printable};
 use crate::domain::audit::{Actor, AdminRequest, AuditAction, AuditEntry, AuditOutcome};
 use crate::domain::command::{Command, CommandArgs, CommandKind, CommandStatus};
 use crate::domain::device::{Channel, Device, DeviceState};
@@ -263,20 +263,26 @@ impl Devices {
                 now,
             )
             .await?;
-        if lock.message.len() > MAX_MESSAGE_LEN {
-            return Err(CoreError::InvalidArgument(format!(
-                "the lock message is longer than {MAX_MESSAGE_LEN} bytes"
-            )));
-        }
+        let message = device_text("lock message", &lock.message, MAX_MESSAGE_LEN)?;
         let phone = lock
             .phone
-            .map(|p| printable(p.trim(), MAX_PHONE_LEN))
+            .map(|p| device_text("phone number", p.trim(), MAX_PHONE_LEN))
+            .transpose()?
             .filter(|p| !p.is_empty());
         let footnote = lock
             .footnote
-            .map(|f| printable(f.trim(), MAX_MESSAGE_LEN))
+            .map(|f| device_text("footnote", f.trim(), MAX_MESSAGE_LEN))
+            .transpose()?
             .filter(|f| !f.is_empty());
         let (device_id, device) = existing_device(&self.store, id).await?;
+        if device.state == DeviceState::Lost && !lock.lost {
+            // A plain lock would leave lost mode on the device while the
+            // server forgot it (and unlock would send Unlock, which does
+            // not end lost mode).
+            return Err(CoreError::FailedPrecondition(format!(
+                "device {id} is in lost mode; `device unlock` ends lost mode, then lock it"
+            )));
+        }
         let apple = device.channel == Channel::apple();
         if !apple && (phone.is_some() || footnote.is_some() || lock.lost) {
             return Err(CoreError::FailedPrecondition(format!(
@@ -302,7 +308,7 @@ impl Devices {
                     }
                 )));
             }
-            if lock.message.trim().is_empty() && phone.is_none() {
+            if message.trim().is_empty() && phone.is_none() {
                 return Err(CoreError::InvalidArgument(
                     "lost mode shows a message or a phone number: give --message or --phone".into(),
                 ));
@@ -325,7 +331,7 @@ impl Devices {
             id,
             CommandRequest {
                 kind,
-                message: lock.message,
+                message,
                 args: CommandArgs {
                     phone_number: phone,
                     footnote,

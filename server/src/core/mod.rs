@@ -64,7 +64,7 @@ pub use admins::Admins;
 pub use apple::Apple;
 pub use apps::Apps;
 pub use audit::Audit;
-pub use bulk_lock::{BulkLock, BulkLocked, BulkSkipped, DeviceSelection, MAX_BULK_IDS};
+pub use bulk_lock::{BulkLock, BulkLockRequest, BulkLocked, BulkSkipped, MAX_BULK_IDS};
 pub use commands::LockRequest;
 pub use devices::Devices;
 pub use enrollment::{Crl, Enrollment};
@@ -383,6 +383,27 @@ pub(crate) fn printable(text: &str, max: usize) -> String {
         out.push(c);
     }
     out
+}
+
+/// Admin text a device shows (a lock message, a phone number, a
+/// footnote): control characters other than line breaks and tabs are
+/// dropped, and a character no property list can carry (U+FFFE, U+FFFF)
+/// is refused, so that a command queued with it can always be sent.
+pub(crate) fn device_text(what: &str, text: &str, max: usize) -> Result<String, CoreError> {
+    if text.len() > max {
+        return Err(CoreError::InvalidArgument(format!(
+            "the {what} is longer than {max} bytes"
+        )));
+    }
+    if text.contains(['\u{FFFE}', '\u{FFFF}']) {
+        return Err(CoreError::InvalidArgument(format!(
+            "the {what} holds a character a device cannot be sent (U+FFFE or U+FFFF)"
+        )));
+    }
+    Ok(text
+        .chars()
+        .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
+        .collect())
 }
 
 /// One address checked as a mail system would (see [`email`]).

@@ -11,7 +11,7 @@ use sea_orm::{
 };
 
 use super::entities::apple_push_certificates as push;
-use super::{Db, INSERT_CHUNK, StoreError, StoreResult, ms, time};
+use super::{Db, INSERT_CHUNK, StoreResult, ms, time};
 use crate::domain::apple::push::{PushCertificateInfo, PushOutcome, PushTarget};
 use crate::domain::ids::DeviceId;
 
@@ -109,7 +109,7 @@ impl<C: ConnectionTrait> Db<C> {
 
     /// Where the pushes for these devices go (see
     /// [`Db::apple_push_target`]), read in a few statements; a device that
-    /// cannot be pushed is absent.
+    /// cannot be pushed (or whose stored token is not hex) is absent.
     pub async fn apple_push_targets(
         &self,
         devices: &[DeviceId],
@@ -135,9 +135,10 @@ impl<C: ConnectionTrait> Db<C> {
                     continue;
                 };
                 let Ok(token) = hex::decode(&token) else {
-                    return Err(StoreError::Corrupt(format!(
-                        "apple_enrollments.push_token of {device} is not hex"
-                    )));
+                    // One bad row costs its own device its push, not the
+                    // others theirs.
+                    tracing::warn!(%device, "apple_enrollments.push_token is not hex; not pushed");
+                    continue;
                 };
                 let device = DeviceId::from_store(device);
                 targets.insert(

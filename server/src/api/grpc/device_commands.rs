@@ -6,13 +6,13 @@
 
 use chrono::Utc;
 use latchkey_proto::v1;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response};
 
 use super::admin::{AdminApi, Reply};
 use super::messages::{command_msg, device_msg};
 use super::status;
 use crate::core::auth::AuthenticatedAdmin;
-use crate::core::{CoreError, DeviceSelection, DeviceView, LockRequest};
+use crate::core::{BulkLockRequest, CoreError, DeviceView, LockRequest};
 use crate::domain::command::{Command, CommandKind};
 
 /// The answer to every device command.
@@ -52,34 +52,25 @@ pub(super) async fn lock(
 }
 
 /// A bulk lock: exactly one of the ids, the group and the user selects
-/// the devices.
+/// the devices (checked by the core, after the caller's permission).
 pub(super) async fn lock_many(
     api: &AdminApi,
     request: Request<v1::LockDevicesRequest>,
 ) -> Reply<v1::LockDevicesResponse> {
     let admin = api.admin(&request).await?;
     let r = request.into_inner();
-    let selection = match (r.ids.is_empty(), r.group.is_empty(), r.user.is_empty()) {
-        (false, true, true) => DeviceSelection::Ids(r.ids),
-        (true, false, true) => DeviceSelection::Group(r.group),
-        (true, true, false) => DeviceSelection::User(r.user),
-        _ => {
-            return Err(Status::invalid_argument(
-                "select the devices to lock by exactly one of: their ids, a group, a user",
-            ));
-        }
+    let text = |s: String| (!s.is_empty()).then_some(s);
+    let request = BulkLockRequest {
+        ids: r.ids,
+        group: text(r.group),
+        user: text(r.user),
+        message: r.message,
+        phone: text(r.phone),
     };
-    let now = Utc::now();
     let core = api.core();
     let done = core
         .devices
-        .lock_devices(
-            &admin,
-            selection,
-            r.message,
-            (!r.phone.is_empty()).then_some(r.phone),
-            now,
-        )
+        .lock_devices(&admin, request, Utc::now())
         .await
         .map_err(status)?;
     let locked = done
