@@ -96,6 +96,7 @@ impl<C: ConnectionTrait> Db<C> {
             CertificateRecord,
             Option<(DeviceState, Channel)>,
             Option<AppleEnrollment>,
+            Option<DateTime<Utc>>,
         )>,
     > {
         let statement = Statement::from_sql_and_values(
@@ -103,7 +104,7 @@ impl<C: ConnectionTrait> Db<C> {
             concat!(
                 "SELECT ",
                 certificate_columns!(),
-                ", d.state AS d_state, d.channel AS d_channel, \
+                ", d.state AS d_state, d.channel AS d_channel, d.last_seen AS d_last_seen, \
                  e.device_id AS e_device_id, e.udid AS e_udid, \
                  e.identity_sha256 AS e_identity_sha256, e.topic AS e_topic, \
                  e.push_token AS e_push_token, e.push_magic AS e_push_magic, \
@@ -131,7 +132,8 @@ impl<C: ConnectionTrait> Db<C> {
             Some(_) => Some(enrollment_from(e::Model::from_query_result(&row, "e_")?)?),
             None => None,
         };
-        Ok(Some((certificate, state, enrollment)))
+        let last_seen = opt_time(row.try_get::<Option<i64>>("", "d_last_seen")?)?;
+        Ok(Some((certificate, state, enrollment, last_seen)))
     }
 
     pub async fn apple_enrollment_by_udid(

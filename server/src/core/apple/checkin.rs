@@ -48,6 +48,8 @@ pub struct AppleDevice {
     identity_sha256: String,
     /// Its Apple enrollment, read with the certificate.
     enrollment: Option<AppleEnrollment>,
+    /// When the device was last seen, as read with the certificate.
+    pub(super) last_seen: Option<DateTime<Utc>>,
 }
 
 impl AppleDevice {
@@ -134,13 +136,15 @@ impl Apple {
         // enrollment, in one statement; admitted by the rules every device
         // channel shares.
         let leaf = auth::read_leaf(Some(&certificate), now).map_err(refusal)?;
-        let (record, state, enrollment) = match self
+        let (record, state, enrollment, last_seen) = match self
             .store
             .certificate_with_apple_enrollment(&leaf.serial_hex)
             .await?
         {
-            Some((record, state, enrollment)) => (Some(record), state, enrollment),
-            None => (None, None, None),
+            Some((record, state, enrollment, last_seen)) => {
+                (Some(record), state, enrollment, last_seen)
+            }
+            None => (None, None, None, None),
         };
         let device = auth::admit(
             leaf,
@@ -153,6 +157,7 @@ impl Apple {
             device,
             identity_sha256: hex::encode(latchkey_certs::sha256(&certificate)),
             enrollment,
+            last_seen,
         })
     }
 

@@ -73,15 +73,15 @@ impl Apple {
                     .await?,
             );
         }
-        // Presence: an Idle opens a session and is recorded, on the
-        // enrollment (the NotNow rule reads its time) and on the device;
-        // the rest of a session, from a device seen less than
-        // `PRESENCE_RESOLUTION` ago, writes no presence.
-        let fresh = enrollment
-            .last_seen_at
-            .is_some_and(|seen| seen <= now && now - seen < PRESENCE_RESOLUTION);
-        let write_seen = idle || !fresh;
-        let write_touch = write_seen;
+        // Presence: an Idle is recorded on the enrollment (the NotNow rule
+        // reads its time); otherwise each record, the enrollment's and the
+        // device's, is written only once it is `PRESENCE_RESOLUTION` old,
+        // so the rest of a session writes none.
+        let stale = |seen: Option<DateTime<Utc>>| {
+            seen.is_none_or(|seen| seen > now || now - seen >= PRESENCE_RESOLUTION)
+        };
+        let write_seen = idle || stale(enrollment.last_seen_at);
+        let write_touch = stale(device.last_seen);
         if answered.is_none() {
             // Nothing to record with the next command: no transaction for
             // the common case, a command that renders on its own.
