@@ -61,7 +61,14 @@ impl Apple {
         // device's command, a repeat, or one to a command never sent changes
         // neither the device's facts nor its posture.
         let mut acknowledged = None;
-        if let (ReportStatus::Acknowledged(answer), Some(command_id)) = (&report.status, &answered)
+        if let (ReportStatus::Acknowledged(answer), Some(_)) = (&report.status, &answered)
+            && answer.result.is_none()
+        {
+            // Nothing to apply (a lock, a restart): recording the answer
+            // checks that the command is this device's and open.
+            acknowledged = Some("acknowledged".to_owned());
+        } else if let (ReportStatus::Acknowledged(answer), Some(command_id)) =
+            (&report.status, &answered)
             && let Some(command) = self
                 .store
                 .command(command_id)
