@@ -17,7 +17,9 @@ use latchkey_certs::PrivateKeyPem;
 use latchkey_certs::apns::self_signed_push_certificate;
 use latchkey_certs::scep::{CertRepStatus, FailInfo};
 use latchkey_tests::System;
-use latchkey_tests::apple::{EnrollmentProfile, SimulatedAppleDevice, https_exchange};
+use latchkey_tests::apple::{
+    EnrollmentProfile, SimulatedAppleDevice, enrolled_device, https_exchange,
+};
 use latchkey_tests::apple_attacker::{
     ScepAttacker, csr_for_key, csr_with_oversized_rsa_key, mdm_signature, self_signed_identity,
 };
@@ -1060,5 +1062,40 @@ async fn a_mac_that_checks_out_is_retired_and_its_identity_answers_nothing() -> 
         0,
         "its identity is revoked"
     );
+    sys.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_that_cannot_be_sent_is_closed_as_failed_and_does_not_block_the_next()
+-> Result<()> {
+    use sea_orm::ConnectionTrait;
+    let sys = System::start().await?;
+    let (phone, id) = enrolled_device(&sys, SimulatedAppleDevice::iphone, None).await?;
+    let lock = sys
+        .ctl_json(&["device", "lock", &id, "--message", "Call IT"])
+        .await?;
+    let lock_id = lock["command"]["id"].as_str().context("an id")?.to_owned();
+    // Text no property list carries, stored by some other way than the
+    // admin API (which refuses it).
+    sys.database()
+        .await?
+        .execute_unprepared(&format!(
+            "UPDATE commands SET message = 'Call IT \u{FFFE}' WHERE id = '{lock_id}'"
+        ))
+        .await?;
+    let refused = phone.check_for_commands().await;
+    assert!(refused.is_err(), "{refused:?}");
+    let failed = sys.wait_for_command(&id, &lock_id, "failed").await?;
+    assert!(
+        failed["result"]
+            .as_str()
+            .is_some_and(|r| r.contains("could not be sent")),
+        "{failed}"
+    );
+    // The next command is not held back.
+    sys.ctl(&["device", "restart", &id]).await?;
+    let fetched = phone.check_for_commands().await?;
+    assert_eq!(fetched.len(), 1);
+    assert_eq!(fetched[0].request_type, "RestartDevice");
     sys.stop().await
 }

@@ -278,7 +278,21 @@ pub(super) async fn connect(
     {
         Ok(Some((id, command))) => match command_wire::encode_command(&id, &command) {
             Ok(body) => xml(body),
-            Err(e) => plain(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            Err(e) => {
+                // Taken again at every check-in, it would stand before
+                // every later command: it is closed as failed, and the
+                // device's next report gets the next one.
+                let why = e.to_string();
+                if let Err(failed) = web
+                    .core
+                    .apple
+                    .command_unsendable(&device, &id, &why, Utc::now())
+                    .await
+                {
+                    warn!(command = %id, error = %failed, "an unsendable command stays open");
+                }
+                plain(StatusCode::INTERNAL_SERVER_ERROR, why)
+            }
         },
         Ok(None) => StatusCode::OK.into_response(),
         Err(e) => refusal(e),

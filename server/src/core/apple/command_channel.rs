@@ -193,6 +193,33 @@ impl Apple {
         Ok(next)
     }
 
+    /// A command handed to `device` that could not be written in Apple's
+    /// terms (its text holds what a property list cannot carry): closed
+    /// as failed, with why.
+    pub async fn command_unsendable(
+        &self,
+        device: &AppleDevice,
+        command: &CommandId,
+        why: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), CoreError> {
+        let tx = self.store.begin().await?;
+        let outcome = Devices::acknowledge_command_in(
+            &tx,
+            &device.device,
+            command,
+            false,
+            &format!("could not be sent: {why}"),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        if outcome == Acknowledged::Wiped {
+            self.devices.after_device_ended(device.id(), now).await;
+        }
+        Ok(())
+    }
+
     /// The next command the device fetches (`taken`, when it was taken
     /// already), marked sent in `tx` and rendered for it; commands Apple
     /// has no form for are closed here and skipped.
