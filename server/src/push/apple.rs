@@ -62,9 +62,8 @@ impl AppleWake {
             .filter_map(|device| targets.remove(device))
             .collect();
         let outcomes = self.apns.push(&to_push, now).await;
-        let pushed: Vec<(DeviceId, PushOutcome)> = to_push
+        let pushed: Vec<(PushTarget, PushOutcome)> = to_push
             .into_iter()
-            .map(|t| t.device)
             .zip(
                 outcomes
                     .into_iter()
@@ -77,7 +76,10 @@ impl AppleWake {
             // The pushes went out: each device's own outcome stands.
             tracing::warn!(error = %e, "could not record the pushes' results");
         }
-        let outcomes: HashMap<DeviceId, PushOutcome> = pushed.into_iter().collect();
+        let outcomes: HashMap<DeviceId, PushOutcome> = pushed
+            .into_iter()
+            .map(|(target, outcome)| (target.device, outcome))
+            .collect();
         devices
             .iter()
             .map(|device| match outcomes.get(device) {

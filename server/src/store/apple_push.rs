@@ -97,18 +97,9 @@ impl<C: ConnectionTrait> Db<C> {
 }
 
 impl<C: ConnectionTrait> Db<C> {
-    /// Where a push for `device` goes: only for an enabled enrollment
-    /// (TokenUpdate seen, not checked out) whose token APNs has not
-    /// reported unregistered.
-    pub async fn apple_push_target(&self, device: &DeviceId) -> StoreResult<Option<PushTarget>> {
-        Ok(self
-            .apple_push_targets(std::slice::from_ref(device))
-            .await?
-            .remove(device))
-    }
-
-    /// Where the pushes for these devices go (see
-    /// [`Db::apple_push_target`]), read in a few statements; a device that
+    /// Where the pushes for these devices go, read in a few statements:
+    /// only for an enabled enrollment (TokenUpdate seen, not checked out)
+    /// whose token APNs has not reported unregistered; a device that
     /// cannot be pushed (or whose stored token is not hex) is absent.
     pub async fn apple_push_targets(
         &self,
@@ -155,43 +146,40 @@ impl<C: ConnectionTrait> Db<C> {
         Ok(targets)
     }
 
-    /// Records how a push to `device` ended; an unregistered token is
-    /// marked invalid until the next TokenUpdate.
-    pub async fn record_apple_push(
-        &self,
-        device: &DeviceId,
-        outcome: &PushOutcome,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        self.record_apple_pushes(&[(device.clone(), outcome.clone())], now)
-            .await
-    }
-
-    /// Records how each of these pushes ended (see
-    /// [`Db::record_apple_push`]): one statement for each distinct
-    /// outcome, not one for each device.
+    /// Records how each of these pushes ended, on its device's enrollment:
+    /// one statement for each distinct outcome, not one for each device. A token APNs reported
+    /// unregistered is marked invalid only while it is still the device's
+    /// token: a TokenUpdate that came during the push round brought a new
+    /// one.
     pub async fn record_apple_pushes(
         &self,
-        pushes: &[(DeviceId, PushOutcome)],
+        pushes: &[(PushTarget, PushOutcome)],
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         use super::entities::apple_enrollments as e;
-        let mut by_outcome: BTreeMap<(String, bool), Vec<&str>> = BTreeMap::new();
-        for (device, outcome) in pushes {
-            by_outcome
-                .entry((outcome.summary(), *outcome == PushOutcome::Unregistered))
-                .or_default()
-                .push(device.as_str());
-        }
-        for ((summary, unregistered), devices) in by_outcome {
-            for chunk in devices.chunks(INSERT_CHUNK) {
-                let mut update = e::Entity::update_many()
+        let mut by_outcome: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+        for (target, outcome) in pushes {
+            if *outcome == PushOutcome::Unregistered {
+                e::Entity::update_many()
                     .col_expr(e::Column::LastPushAt, Expr::value(ms(now)))
-                    .col_expr(e::Column::LastPushResult, Expr::value(summary.clone()));
-                if unregistered {
-                    update = update.col_expr(e::Column::PushTokenInvalidAt, Expr::value(ms(now)));
-                }
-                update
+                    .col_expr(e::Column::LastPushResult, Expr::value(outcome.summary()))
+                    .col_expr(e::Column::PushTokenInvalidAt, Expr::value(ms(now)))
+                    .filter(e::Column::DeviceId.eq(target.device.as_str()))
+                    .filter(e::Column::PushToken.eq(hex::encode(&target.token)))
+                    .exec(&self.0)
+                    .await?;
+                continue;
+            }
+            by_outcome
+                .entry(outcome.summary())
+                .or_default()
+                .push(target.device.as_str());
+        }
+        for (summary, devices) in by_outcome {
+            for chunk in devices.chunks(INSERT_CHUNK) {
+                e::Entity::update_many()
+                    .col_expr(e::Column::LastPushAt, Expr::value(ms(now)))
+                    .col_expr(e::Column::LastPushResult, Expr::value(summary.clone()))
                     .filter(e::Column::DeviceId.is_in(chunk.iter().copied()))
                     .exec(&self.0)
                     .await?;
