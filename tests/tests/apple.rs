@@ -18,7 +18,7 @@ use latchkey_certs::apns::self_signed_push_certificate;
 use latchkey_tests::System;
 use latchkey_tests::apple::{
     Answer, EnrollmentProfile, SimulatedAppleDevice, TEST_TOPIC as TOPIC, device_with_serial,
-    import_push_certificate, push_certificate_files, woken,
+    enrolled_device, import_push_certificate, push_certificate_files, woken,
 };
 
 const OTHER_TOPIC: &str = "com.apple.mgmt.External.11111111-2222-3333-4444-555555555555";
@@ -451,5 +451,59 @@ async fn a_pki_operation_over_get_with_its_base64_unescaped_enrolls() -> anyhow:
         phone.scep_over_get = true;
         assert_eq!(phone.scep_enroll().await?, Ok(()));
     }
+    sys.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_apns_calls_unregistered_is_not_pushed_again_until_a_token_update()
+-> anyhow::Result<()> {
+    let sys = System::start().await?;
+    let (phone, id) = enrolled_device(&sys, SimulatedAppleDevice::iphone, None).await?;
+    let pushes_to = |sys: &System| {
+        sys.apns
+            .pushes()
+            .iter()
+            .filter(|p| p.target.token == phone.push_token)
+            .count()
+    };
+    sys.apns.unregister(&phone.push_token);
+    let before = pushes_to(&sys);
+    sys.ctl(&["device", "restart", &id]).await?;
+    assert_eq!(pushes_to(&sys), before + 1, "the restart is pushed once");
+    let shown = sys.device(&id).await?;
+    assert_eq!(shown["apple"]["push_token_invalid"], true, "{shown}");
+    assert_eq!(
+        shown["apple"]["last_push_result"], "unregistered (410)",
+        "{shown}"
+    );
+
+    // The next command is queued, and not pushed to a token APNs gave up.
+    sys.ctl(&["device", "profiles", &id]).await?;
+    assert_eq!(
+        pushes_to(&sys),
+        before + 1,
+        "no push to an unregistered token"
+    );
+
+    // A TokenUpdate brings the token back: the next command is pushed,
+    // and the device finds every command waiting.
+    sys.apns.reregister(&phone.push_token);
+    assert_eq!(phone.token_update().await?, 200);
+    assert_eq!(sys.device(&id).await?["apple"]["push_token_invalid"], false);
+    let after_update = pushes_to(&sys);
+    sys.ctl(&["device", "restart", &id]).await?;
+    assert_eq!(
+        pushes_to(&sys),
+        after_update + 1,
+        "pushed again after the TokenUpdate"
+    );
+    let fetched: Vec<String> = phone
+        .check_for_commands()
+        .await?
+        .into_iter()
+        .map(|r| r.request_type)
+        .filter(|t| t == "RestartDevice" || t == "ProfileList")
+        .collect();
+    assert_eq!(fetched, ["RestartDevice", "ProfileList", "RestartDevice"]);
     sys.stop().await
 }

@@ -214,6 +214,8 @@ pub struct RecordingApns {
     topics: Mutex<Vec<String>>,
     pushes: Mutex<Vec<RecordedPush>>,
     handler: Box<PushHandler>,
+    /// Tokens APNs answers 410 Unregistered for, before the handler.
+    unregistered: Mutex<std::collections::HashSet<Vec<u8>>>,
     /// Every push as it happens, for simulated devices that wait for one.
     live: tokio::sync::broadcast::Sender<RecordedPush>,
 }
@@ -232,6 +234,7 @@ impl RecordingApns {
             topics: Mutex::default(),
             pushes: Mutex::default(),
             handler: Box::new(handler),
+            unregistered: Mutex::default(),
             live: tokio::sync::broadcast::channel(16_384).0,
         }
     }
@@ -244,6 +247,21 @@ impl RecordingApns {
     /// Every push so far, oldest first.
     pub fn pushes(&self) -> Vec<RecordedPush> {
         self.pushes.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    /// From now on, pushes to `token` are answered 410 Unregistered (as
+    /// APNs answers for an app removed or a device erased).
+    pub fn unregister(&self, token: &[u8]) {
+        if let Ok(mut unregistered) = self.unregistered.lock() {
+            unregistered.insert(token.to_vec());
+        }
+    }
+
+    /// Pushes to `token` are answered by the handler again.
+    pub fn reregister(&self, token: &[u8]) {
+        if let Ok(mut unregistered) = self.unregistered.lock() {
+            unregistered.remove(token);
+        }
     }
 
     /// The topics a certificate was installed for, in order.
@@ -285,7 +303,15 @@ impl Apns for RecordingApns {
             if let Ok(mut pushes) = self.pushes.lock() {
                 pushes.push(recorded.clone());
             }
-            let outcome = (self.handler)(target);
+            let unregistered = self
+                .unregistered
+                .lock()
+                .is_ok_and(|u| u.contains(&target.token));
+            let outcome = if unregistered {
+                PushOutcome::Unregistered
+            } else {
+                (self.handler)(target)
+            };
             if outcome == PushOutcome::Sent {
                 // No one listening is not an error: no device was woken.
                 let _ = self.live.send(recorded);
